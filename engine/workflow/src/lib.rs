@@ -1,0 +1,143 @@
+//! The `workflow.ron` format: typed model, loading, validation and diagnostics with source spans.
+//!
+//! ```
+//! let src = r#"Workflow(name: "demo", tasks: [
+//!     Task(name: "hello", kind: Command(run: "echo hi > out.txt"), outputs: {"out": "out.txt"}),
+//! ])"#;
+//! let wf = dagrun_workflow::Workflow::from_source(
+//!     dagrun_workflow::Source::new("demo.ron", src),
+//!     std::path::PathBuf::from("/tmp"),
+//! ).unwrap();
+//! assert_eq!(wf.tasks[0].name, "hello");
+//! ```
+
+mod diag;
+pub mod duration;
+mod load;
+mod model;
+pub mod spans;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
+pub use model::{CommandTask, Defaults, Input, OnnxEvalTask, TaskDef, TaskKind, WasmTask};
+
+/// A loaded, valid workflow.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// The workflow's `name`.
+    pub name: String,
+    /// The workflow file's text, for diagnostics raised after loading (e.g. cycles).
+    pub source: Source,
+    /// Absolute directory of the workflow file: relative paths resolve against it.
+    pub dir: PathBuf,
+    /// Tasks in file order.
+    pub tasks: Vec<Task>,
+    doc: Option<spans::Node>,
+}
+
+/// One resolved task: defaults applied, params converted to JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Unique task name.
+    pub name: String,
+    /// What it runs.
+    pub kind: TaskKind,
+    /// Named inputs.
+    pub inputs: BTreeMap<String, Input>,
+    /// Named output paths, relative to [`Workflow::dir`].
+    pub outputs: BTreeMap<String, String>,
+    /// Parameters as a JSON object.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Ordering-only dependencies.
+    pub after: Vec<String>,
+    /// Retries after a failed attempt.
+    pub retries: u32,
+    /// Wall-clock limit per attempt.
+    pub timeout: Option<Duration>,
+    /// Delay before the first retry (doubled each time).
+    pub backoff: Duration,
+}
+
+impl Task {
+    /// Names of the tasks this one depends on (data or ordering), deduplicated, sorted.
+    pub fn upstream(&self) -> Vec<&str> {
+        let mut ups: Vec<&str> = self.after.iter().map(String::as_str).collect();
+        ups.extend(self.inputs.values().filter_map(|i| match i {
+            Input::Output(t, _) => Some(t.as_str()),
+            _ => None,
+        }));
+        ups.sort_unstable();
+        ups.dedup();
+        ups
+    }
+}
+
+/// Why a workflow could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read workflow {path}: {source}")]
+    Io {
+        /// The path given.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file was read but has problems; all of them are listed.
+    #[error("{} has {} problem(s)", .0.first().map(|d| d.source.name.as_str()).unwrap_or("workflow"), .0.len())]
+    Invalid(Vec<Diagnostic>),
+}
+
+impl Workflow {
+    /// Reads and validates the workflow file at `path`.
+    pub fn load(path: &Path) -> Result<Workflow, LoadError> {
+        let text = load::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+        let abs = std::path::absolute(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
+        let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        Workflow::from_source(Source::new(path.display().to_string(), text), dir).map_err(LoadError::Invalid)
+    }
+
+    /// Validates workflow text; `dir` is where its relative paths resolve.
+    pub fn from_source(source: Source, dir: PathBuf) -> Result<Workflow, Vec<Diagnostic>> {
+        let parsed = load::parse(&source);
+        let mut diags = parsed.diagnostics;
+        let Some(raw) = parsed.raw else { return Err(diags) };
+        let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
+        if !diags.is_empty() {
+            diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
+            return Err(diags);
+        }
+        Ok(Workflow { name: raw.name, source, dir, tasks, doc: parsed.doc })
+    }
+
+    /// Index of the task called `name`.
+    pub fn task_index(&self, name: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.name == name)
+    }
+
+    /// Where task `i` names its dependency `dep` (an `after` entry or an `Output` input).
+    pub fn dependency_span(&self, i: usize, dep: &str) -> Option<Range<usize>> {
+        let task = self.tasks.get(i)?;
+        let sp = validate::TaskSpans::new(self.doc.as_ref(), i);
+        if let Some(j) = task.after.iter().position(|a| a == dep) {
+            return sp.after(j);
+        }
+        task.inputs.iter().find_map(|(name, input)| match input {
+            Input::Output(t, _) if t == dep => sp.map_value("inputs", name),
+            _ => None,
+        })
+    }
+
+    /// Span of task `i`'s `name` value.
+    pub fn task_name_span(&self, i: usize) -> Option<Range<usize>> {
+        validate::TaskSpans::new(self.doc.as_ref(), i).field("name")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! The serde types of `workflow.ron`: what a user writes, field by field.
+//!
+//! Every struct denies unknown fields, so a typo is an error that points at the line.
+//! The full format is documented in `docs/workflow-format.md`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The top level of a workflow file, before its tasks are read one by one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Workflow")]
+pub(crate) struct RawWorkflow {
+    pub name: String,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Read separately, task by task, so that every task's errors are reported at once.
+    pub tasks: Vec<serde::de::IgnoredAny>,
+}
+
+/// The top level read in one go: used only when spans are unavailable.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename = "Workflow")]
+pub(crate) struct FullWorkflow {
+    #[allow(dead_code)]
+    pub name: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub defaults: Defaults,
+    pub tasks: Vec<TaskDef>,
+}
+
+/// Settings every task inherits unless it sets its own.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Defaults")]
+pub struct Defaults {
+    /// How many times a failed task is retried (default 0).
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Wall-clock limit per attempt, e.g. `"30s"`, `"10m"`, `"2h"` (default: none).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Delay before the first retry; doubles on each further retry (default `"1s"`).
+    #[serde(default)]
+    pub backoff: Option<String>,
+}
+
+/// One task as written in the file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Task")]
+pub struct TaskDef {
+    /// Unique name: letters, digits, `_` and `-`.
+    pub name: String,
+    /// What the task runs.
+    pub kind: TaskKind,
+    /// Named inputs: files, globs, or another task's named output.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, Input>,
+    /// Named output files, relative to the workflow file's directory.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    /// Arbitrary parameters, passed to the task as JSON.
+    #[serde(default)]
+    pub params: BTreeMap<String, ron::Value>,
+    /// Tasks that must finish first, without passing data.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// Overrides `defaults.retries`.
+    #[serde(default)]
+    pub retries: Option<u32>,
+    /// Overrides `defaults.timeout`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+}
+
+/// What a task runs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum TaskKind {
+    /// A shell command (`sh -c`), run in the workflow file's directory.
+    Command(CommandTask),
+    /// A WASM plugin: a `.wasm` component or a plugin crate directory.
+    Wasm(WasmTask),
+    /// Native ONNX evaluation of a model input over a CSV input.
+    OnnxEval(OnnxEvalTask),
+}
+
+impl TaskKind {
+    /// A stable lower-case name for this kind, used in cache keys and messages.
+    pub fn label(&self) -> &'static str {
+        match self {
+            TaskKind::Command(_) => "command",
+            TaskKind::Wasm(_) => "wasm",
+            TaskKind::OnnxEval(_) => "onnx-eval",
+        }
+    }
+}
+
+/// `Command(run: "python train.py", env: {"SEED": "1"})`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Command")]
+pub struct CommandTask {
+    /// The shell command line.
+    pub run: String,
+    /// Extra environment variables (part of the cache key).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `Wasm(plugin: "plugins/train")`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Wasm")]
+pub struct WasmTask {
+    /// A `.wasm` file or a plugin crate directory, relative to the workflow file.
+    pub plugin: String,
+}
+
+/// `OnnxEval(model: "model", data: "test")`: names of this task's inputs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "OnnxEval")]
+pub struct OnnxEvalTask {
+    /// Name of the input holding the candidate model.
+    pub model: String,
+    /// Name of the input holding the evaluation CSV.
+    pub data: String,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Input {
+    /// One file, relative to the workflow file (or absolute).
+    File(String),
+    /// Every file matching a glob pattern, in sorted order.
+    Glob(String),
+    /// Output `output` of task `task`: `Output("train", "model")`.
+    Output(String, String),
+}

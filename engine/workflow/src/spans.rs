@@ -1,0 +1,453 @@
+//! A structural RON reader that keeps byte spans, so diagnostics can point at the exact value.
+//!
+//! serde + ron give us typed values but no locations for them. This module reads the same
+//! text a second time and builds a light tree of [`Node`]s (structs, tuples, lists, maps,
+//! strings, scalars) with the byte range of every node. It never decides what a value means;
+//! it only answers "where is field `after` of the 3rd task?".
+
+use std::ops::Range;
+
+/// A RON value with the byte range it covers in the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Byte range of the whole value (for a named struct, from its name to its `)`).
+    pub span: Range<usize>,
+    /// What kind of value this is.
+    pub kind: NodeKind,
+}
+
+/// The shape of a [`Node`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// `Name(field: value, ...)` or `(field: value, ...)`.
+    Struct(Vec<Field>),
+    /// `Name(value, ...)`, `(value, ...)` or a bare `Name` (an empty tuple).
+    Tuple(Vec<Node>),
+    /// `[value, ...]`.
+    List(Vec<Node>),
+    /// `{ key: value, ... }`.
+    Map(Vec<(Node, Node)>),
+    /// A string literal, unescaped.
+    Str(String),
+    /// Numbers, booleans, chars, identifiers: anything we never need to look inside.
+    Scalar,
+}
+
+/// One `name: value` entry of a struct.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    /// The field name as written.
+    pub name: String,
+    /// Byte range of the field name.
+    pub name_span: Range<usize>,
+    /// The field's value.
+    pub value: Node,
+}
+
+impl Node {
+    /// The value of struct field `name`, if this is a struct that has it.
+    pub fn field(&self, name: &str) -> Option<&Node> {
+        self.field_entry(name).map(|f| &f.value)
+    }
+
+    /// The whole entry (name span and value) of struct field `name`.
+    pub fn field_entry(&self, name: &str) -> Option<&Field> {
+        match &self.kind {
+            NodeKind::Struct(fields) => fields.iter().find(|f| f.name == name),
+            _ => None,
+        }
+    }
+
+    /// Element `i` of a list or tuple.
+    pub fn index(&self, i: usize) -> Option<&Node> {
+        match &self.kind {
+            NodeKind::List(items) | NodeKind::Tuple(items) => items.get(i),
+            _ => None,
+        }
+    }
+
+    /// The elements of a list or tuple (empty for anything else).
+    pub fn items(&self) -> &[Node] {
+        match &self.kind {
+            NodeKind::List(items) | NodeKind::Tuple(items) => items,
+            _ => &[],
+        }
+    }
+
+    /// The `(key, value)` entry of a map whose key is the string `key`.
+    pub fn map_entry(&self, key: &str) -> Option<&(Node, Node)> {
+        match &self.kind {
+            NodeKind::Map(entries) => entries.iter().find(|(k, _)| k.as_str() == Some(key)),
+            _ => None,
+        }
+    }
+
+    /// The string value of a string literal.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Why the structural reader gave up (the caller falls back to diagnostics without spans).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanError {
+    /// Byte offset where reading failed.
+    pub offset: usize,
+    /// What was expected there.
+    pub expected: &'static str,
+}
+
+/// Reads the whole document into a [`Node`] tree.
+pub fn parse(src: &str) -> Result<Node, ScanError> {
+    let mut r = Reader { src: src.as_bytes(), pos: 0 };
+    r.skip_ws()?;
+    while r.peek_str("#!") {
+        r.skip_attribute()?;
+        r.skip_ws()?;
+    }
+    let node = r.value()?;
+    r.skip_ws()?;
+    if r.pos != r.src.len() {
+        return Err(r.err("end of file"));
+    }
+    Ok(node)
+}
+
+struct Reader<'a> {
+    src: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn err(&self, expected: &'static str) -> ScanError {
+        ScanError { offset: self.pos, expected }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.src.get(self.pos).copied()
+    }
+
+    fn peek_str(&self, s: &str) -> bool {
+        self.src[self.pos..].starts_with(s.as_bytes())
+    }
+
+    fn skip_ws(&mut self) -> Result<(), ScanError> {
+        loop {
+            match self.peek() {
+                Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
+                Some(b'/') if self.peek_str("//") => {
+                    while !matches!(self.peek(), None | Some(b'\n')) {
+                        self.pos += 1;
+                    }
+                }
+                Some(b'/') if self.peek_str("/*") => {
+                    let mut depth = 0usize;
+                    loop {
+                        if self.peek_str("/*") {
+                            depth += 1;
+                            self.pos += 2;
+                        } else if self.peek_str("*/") {
+                            depth -= 1;
+                            self.pos += 2;
+                            if depth == 0 {
+                                break;
+                            }
+                        } else if self.peek().is_none() {
+                            return Err(self.err("end of block comment"));
+                        } else {
+                            self.pos += 1;
+                        }
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn skip_attribute(&mut self) -> Result<(), ScanError> {
+        // `#![enable(...)]`: skip to the matching `]`.
+        let mut depth = 0usize;
+        while let Some(c) = self.peek() {
+            self.pos += 1;
+            match c {
+                b'[' => depth += 1,
+                b']' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                _ => {}
+            }
+        }
+        Err(self.err("end of attribute"))
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), ScanError> {
+        self.skip_ws()?;
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err(what))
+        }
+    }
+
+    fn is_ident_byte(c: u8) -> bool {
+        c.is_ascii_alphanumeric() || c == b'_' || c == b'#' || c >= 0x80
+    }
+
+    fn ident(&mut self) -> Option<Range<usize>> {
+        let start = self.pos;
+        if self.peek_str("r#") && self.src.get(self.pos + 2).is_some_and(|c| c.is_ascii_alphabetic()) {
+            self.pos += 2;
+        }
+        while self.peek().is_some_and(Self::is_ident_byte) {
+            self.pos += 1;
+        }
+        (self.pos > start).then_some(start..self.pos)
+    }
+
+    fn value(&mut self) -> Result<Node, ScanError> {
+        self.skip_ws()?;
+        let start = self.pos;
+        match self.peek() {
+            Some(b'"') => self.string(start),
+            Some(b'r' | b'b') if self.is_raw_or_byte_string() => self.string(start),
+            Some(b'\'') => self.char_lit(start),
+            Some(b'[') => {
+                self.pos += 1;
+                let items = self.seq(b']')?;
+                Ok(Node { span: start..self.pos, kind: NodeKind::List(items) })
+            }
+            Some(b'{') => self.map(start),
+            Some(b'(') => self.parens(start),
+            Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
+                self.ident();
+                let after_name = self.pos;
+                self.skip_ws()?;
+                if self.peek() == Some(b'(') {
+                    self.parens(start)
+                } else {
+                    self.pos = after_name;
+                    Ok(Node { span: start..self.pos, kind: NodeKind::Scalar })
+                }
+            }
+            Some(c) if c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.') => {
+                while self
+                    .peek()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+'))
+                {
+                    self.pos += 1;
+                }
+                Ok(Node { span: start..self.pos, kind: NodeKind::Scalar })
+            }
+            _ => Err(self.err("a value")),
+        }
+    }
+
+    fn is_raw_or_byte_string(&self) -> bool {
+        let rest = &self.src[self.pos..];
+        rest.starts_with(b"r\"")
+            || rest.starts_with(b"r#")
+            || rest.starts_with(b"b\"")
+            || rest.starts_with(b"br\"")
+            || rest.starts_with(b"br#")
+    }
+
+    fn string(&mut self, start: usize) -> Result<Node, ScanError> {
+        if self.peek() == Some(b'b') {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'r') {
+            self.pos += 1;
+            let mut hashes = 0;
+            while self.peek() == Some(b'#') {
+                hashes += 1;
+                self.pos += 1;
+            }
+            self.expect(b'"', "`\"`")?;
+            let body = self.pos;
+            loop {
+                match self.peek() {
+                    None => return Err(self.err("end of raw string")),
+                    Some(b'"') if self.src[self.pos + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes => {
+                        let text = String::from_utf8_lossy(&self.src[body..self.pos]).into_owned();
+                        self.pos += 1 + hashes;
+                        return Ok(Node { span: start..self.pos, kind: NodeKind::Str(text) });
+                    }
+                    Some(_) => self.pos += 1,
+                }
+            }
+        }
+        self.pos += 1; // opening quote
+        let mut text = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.err("end of string")),
+                Some(b'"') => {
+                    self.pos += 1;
+                    let text = String::from_utf8_lossy(&text).into_owned();
+                    return Ok(Node { span: start..self.pos, kind: NodeKind::Str(text) });
+                }
+                Some(b'\\') => {
+                    let esc = self.src.get(self.pos + 1).copied();
+                    self.pos += 2;
+                    match esc {
+                        Some(b'n') => text.push(b'\n'),
+                        Some(b't') => text.push(b'\t'),
+                        Some(b'r') => text.push(b'\r'),
+                        Some(b'0') => text.push(0),
+                        Some(c @ (b'\\' | b'"' | b'\'')) => text.push(c),
+                        // \u{..} and \x..: keep the raw text; spans matter here, not exact values.
+                        Some(c) => text.extend_from_slice(&[b'\\', c]),
+                        None => return Err(self.err("end of string")),
+                    }
+                }
+                Some(c) => {
+                    text.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn char_lit(&mut self, start: usize) -> Result<Node, ScanError> {
+        self.pos += 1;
+        loop {
+            match self.peek() {
+                None => return Err(self.err("end of char")),
+                Some(b'\\') => self.pos += 2,
+                Some(b'\'') => {
+                    self.pos += 1;
+                    return Ok(Node { span: start..self.pos, kind: NodeKind::Scalar });
+                }
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    fn seq(&mut self, close: u8) -> Result<Vec<Node>, ScanError> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_ws()?;
+            if self.peek() == Some(close) {
+                self.pos += 1;
+                return Ok(items);
+            }
+            items.push(self.value()?);
+            self.skip_ws()?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(c) if c == close => {}
+                _ => return Err(self.err("`,` or a closing bracket")),
+            }
+        }
+    }
+
+    fn map(&mut self, start: usize) -> Result<Node, ScanError> {
+        self.pos += 1;
+        let mut entries = Vec::new();
+        loop {
+            self.skip_ws()?;
+            if self.peek() == Some(b'}') {
+                self.pos += 1;
+                return Ok(Node { span: start..self.pos, kind: NodeKind::Map(entries) });
+            }
+            let key = self.value()?;
+            self.expect(b':', "`:` after a map key")?;
+            let value = self.value()?;
+            entries.push((key, value));
+            self.skip_ws()?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {}
+                _ => return Err(self.err("`,` or `}`")),
+            }
+        }
+    }
+
+    /// `(` ... `)` after an optional name: a struct when the first entry is `ident:`.
+    fn parens(&mut self, start: usize) -> Result<Node, ScanError> {
+        self.pos += 1; // `(`
+        self.skip_ws()?;
+        let save = self.pos;
+        let is_struct = match self.ident() {
+            Some(_) => {
+                self.skip_ws()?;
+                self.peek() == Some(b':') && !self.peek_str("::")
+            }
+            None => false,
+        };
+        self.pos = save;
+        if !is_struct {
+            let items = self.seq(b')')?;
+            return Ok(Node { span: start..self.pos, kind: NodeKind::Tuple(items) });
+        }
+        let mut fields = Vec::new();
+        loop {
+            self.skip_ws()?;
+            if self.peek() == Some(b')') {
+                self.pos += 1;
+                return Ok(Node { span: start..self.pos, kind: NodeKind::Struct(fields) });
+            }
+            let name_span = self.ident().ok_or_else(|| self.err("a field name"))?;
+            let name = String::from_utf8_lossy(&self.src[name_span.clone()]).into_owned();
+            let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
+            self.expect(b':', "`:` after a field name")?;
+            let value = self.value()?;
+            fields.push(Field { name, name_span, value });
+            self.skip_ws()?;
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b')') => {}
+                _ => return Err(self.err("`,` or `)`")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_nested_spans() {
+        let src = r##"// comment
+Workflow(
+    name: "demo", /* block /* nested */ */
+    tasks: [
+        Task(name: "a", kind: Command(run: r#"echo "hi""#), after: ["b"]),
+        (name: "b", params: { "x": 1.5e3, "y": [1, -2], "z": Some('c') }),
+    ],
+)"##;
+        let doc = parse(src).unwrap();
+        let tasks = doc.field("tasks").unwrap();
+        assert_eq!(tasks.items().len(), 2);
+        let a = tasks.index(0).unwrap();
+        assert_eq!(a.field("name").unwrap().as_str(), Some("a"));
+        let after = a.field("after").unwrap().index(0).unwrap();
+        assert_eq!(&src[after.span.clone()], "\"b\"");
+        let run = a.field("kind").unwrap().field("run").unwrap();
+        assert_eq!(run.as_str(), Some("echo \"hi\""));
+        let b = tasks.index(1).unwrap();
+        let (k, _) = b.field("params").unwrap().map_entry("y").unwrap();
+        assert_eq!(&src[k.span.clone()], "\"y\"");
+    }
+
+    #[test]
+    fn reports_offset_of_garbage() {
+        let err = parse("(a: 1,, )").unwrap_err();
+        assert_eq!(err.offset, 6);
+    }
+
+    #[test]
+    fn unit_variants_and_attributes() {
+        let doc = parse("#![enable(implicit_some)]\n(a: None, b: (), c: Foo)").unwrap();
+        assert!(matches!(doc.field("b").unwrap().kind, NodeKind::Tuple(ref v) if v.is_empty()));
+        assert!(matches!(doc.field("c").unwrap().kind, NodeKind::Scalar));
+    }
+}

@@ -1,0 +1,103 @@
+//! Unit tests of loading and validation: each problem is found, with its location.
+
+use super::*;
+
+fn load(src: &str) -> Result<Workflow, Vec<Diagnostic>> {
+    Workflow::from_source(Source::new("w.ron", src), PathBuf::from("/wf"))
+}
+
+fn errors(src: &str) -> Vec<String> {
+    load(src).unwrap_err().iter().map(|d| format!("{d}")).collect()
+}
+
+#[test]
+fn loads_a_complete_workflow() {
+    let wf = load(
+        r#"Workflow(
+    name: "demo",
+    defaults: (retries: 2, timeout: "1m"),
+    tasks: [
+        Task(name: "prep", kind: Command(run: "cp a b", env: {"X": "1"}),
+             inputs: {"raw": File("a"), "all": Glob("data/*.csv")}, outputs: {"clean": "b"}),
+        Task(name: "train", kind: Command(run: "true"), inputs: {"data": Output("prep", "clean")},
+             params: {"lr": 0.1, "layers": [1, 2], "opt": (name: "adam")}, retries: 0, timeout: "5s"),
+        Task(name: "report", kind: Command(run: "true"), after: ["train"]),
+    ],
+)"#,
+    )
+    .unwrap();
+    assert_eq!(wf.tasks.len(), 3);
+    let prep = &wf.tasks[0];
+    assert_eq!(prep.retries, 2);
+    assert_eq!(prep.timeout, Some(Duration::from_secs(60)));
+    let train = &wf.tasks[1];
+    assert_eq!(train.retries, 0);
+    assert_eq!(train.upstream(), vec!["prep"]);
+    assert_eq!(train.params["opt"], serde_json::json!({"name": "adam"}));
+    assert_eq!(wf.tasks[2].upstream(), vec!["train"]);
+    assert_eq!(&wf.source.text[wf.dependency_span(2, "train").unwrap()], "\"train\"");
+}
+
+#[test]
+fn reports_every_task_error_at_once() {
+    let errs = errors(
+        r#"Workflow(name: "x", tasks: [
+    Task(name: "a", kind: Command(run: "true"), colour: "red"),
+    Task(name: "b", kind: Shell(run: "true")),
+    Task(name: "c", kind: Command(run: "true"), after: ["d"]),
+])"#,
+    );
+    assert_eq!(
+        errors_sorted(errs),
+        vec![
+            "w.ron:2:49: unknown field `colour` in `Task`",
+            "w.ron:3:27: unknown variant `Shell`",
+            "w.ron:4:57: task `c` runs after unknown task `d`",
+        ]
+    );
+}
+
+fn errors_sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn syntax_error_points_at_the_line() {
+    let errs = errors("Workflow(name: \"x\",\n  tasks: [\n  Task(name: \"a\" kind: Command(run: \"true\")),\n])");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("w.ron:3:"), "{errs:?}");
+}
+
+#[test]
+fn duplicate_names_and_bad_outputs() {
+    let errs = errors(
+        r#"Workflow(name: "x", tasks: [
+    Task(name: "a", kind: Command(run: "true"), outputs: {"o": "../escape"}),
+    Task(name: "a", kind: Command(run: ""), timeout: "soon"),
+])"#,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "w.ron:2:64: output `o` of task `a` must be a relative path inside the workflow directory",
+            "w.ron:3:16: task `a` is defined twice",
+            "w.ron:3:40: task `a` has an empty command",
+            "w.ron:3:54: invalid duration `soon`: not a number",
+        ]
+    );
+}
+
+#[test]
+fn unknown_output_suggests_the_right_one() {
+    let d = load(
+        r#"Workflow(name: "x", tasks: [
+    Task(name: "a", kind: Command(run: "true"), outputs: {"model": "m.bin"}),
+    Task(name: "b", kind: Command(run: "true"), inputs: {"m": Output("a", "modle")}),
+])"#,
+    )
+    .unwrap_err();
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].message, "task `a` has no output named `modle`");
+    assert_eq!(d[0].help.as_deref(), Some("did you mean `model`?"));
+}

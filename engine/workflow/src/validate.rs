@@ -1,0 +1,356 @@
+//! Checks the meaning of a parsed workflow (names, references, paths, durations) and resolves it.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::diag::{Diagnostic, Source, did_you_mean};
+use crate::model::{Defaults, Input, RawWorkflow, TaskDef, TaskKind};
+use crate::spans::Node;
+use crate::{Task, duration};
+
+/// Spans of one task's parts, looked up from the span tree.
+pub(crate) struct TaskSpans<'a> {
+    node: Option<&'a Node>,
+}
+
+impl<'a> TaskSpans<'a> {
+    pub(crate) fn new(doc: Option<&'a Node>, i: usize) -> Self {
+        TaskSpans { node: doc.and_then(|d| d.field("tasks")).and_then(|t| t.index(i)) }
+    }
+    pub(crate) fn field(&self, f: &str) -> Option<Range<usize>> {
+        self.node.and_then(|n| n.field(f)).map(|n| n.span.clone())
+    }
+    pub(crate) fn after(&self, j: usize) -> Option<Range<usize>> {
+        self.node.and_then(|n| n.field("after")).and_then(|a| a.index(j)).map(|n| n.span.clone())
+    }
+    pub(crate) fn map_key(&self, f: &str, key: &str) -> Option<Range<usize>> {
+        self.node.and_then(|n| n.field(f)).and_then(|m| m.map_entry(key)).map(|(k, _)| k.span.clone())
+    }
+    pub(crate) fn map_value(&self, f: &str, key: &str) -> Option<Range<usize>> {
+        self.node.and_then(|n| n.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v.span.clone())
+    }
+    /// Span of the `n`th argument of the value stored under `key` in map field `f`.
+    pub(crate) fn map_value_arg(&self, f: &str, key: &str, n: usize) -> Option<Range<usize>> {
+        let v = self.node.and_then(|x| x.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v)?;
+        v.index(n).map(|a| a.span.clone())
+    }
+    pub(crate) fn kind_field(&self, f: &str) -> Option<Range<usize>> {
+        self.node.and_then(|n| n.field("kind")).and_then(|k| k.field(f)).map(|n| n.span.clone())
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Validates every task and returns the resolved tasks (only when there are no errors).
+pub(crate) fn validate(
+    source: &Source,
+    raw: &RawWorkflow,
+    defs: &[Option<TaskDef>],
+    doc: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Task> {
+    let top = |f: &str| doc.and_then(|d| d.field("defaults")).and_then(|d| d.field(f)).map(|n| n.span.clone());
+    let defaults = resolve_defaults(source, &raw.defaults, &top, diags);
+
+    // Names first: every later check needs them.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, def) in defs.iter().enumerate() {
+        let Some(def) = def else { continue };
+        let sp = TaskSpans::new(doc, i);
+        if !valid_name(&def.name) {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-name", format!("invalid task name `{}`", def.name), source)
+                    .label(sp.field("name"), "not a valid name")
+                    .help("task names use only letters, digits, `_` and `-`"),
+            );
+        }
+        if let Some(&first) = by_name.get(def.name.as_str()) {
+            diags.push(
+                Diagnostic::new("dagrun::duplicate-task", format!("task `{}` is defined twice", def.name), source)
+                    .label(sp.field("name"), "defined again here")
+                    .label(TaskSpans::new(doc, first).field("name"), "first defined here")
+                    .help("task names must be unique: rename one of them"),
+            );
+        } else {
+            by_name.insert(&def.name, i);
+        }
+    }
+    let names: Vec<&str> = defs.iter().flatten().map(|d| d.name.as_str()).collect();
+
+    let mut output_paths: HashMap<String, (usize, &str)> = HashMap::new();
+    let mut tasks = Vec::new();
+    for (i, def) in defs.iter().enumerate() {
+        let Some(def) = def else { continue };
+        let sp = TaskSpans::new(doc, i);
+        let before = diags.len();
+        check_refs(source, def, &sp, &by_name, defs, &names, diags);
+        check_kind(source, def, &sp, diags);
+        check_outputs(source, def, i, &sp, doc, &mut output_paths, diags);
+        let timeout = match &def.timeout {
+            Some(t) => parse_duration(source, t, sp.field("timeout"), diags),
+            None => defaults.timeout,
+        };
+        let params = params_json(source, def, &sp, diags);
+        if diags.len() == before {
+            tasks.push(Task {
+                name: def.name.clone(),
+                kind: def.kind.clone(),
+                inputs: def.inputs.clone(),
+                outputs: def.outputs.clone(),
+                params,
+                after: def.after.clone(),
+                retries: def.retries.unwrap_or(defaults.retries),
+                timeout,
+                backoff: defaults.backoff,
+            });
+        }
+    }
+    tasks
+}
+
+pub(crate) struct ResolvedDefaults {
+    pub retries: u32,
+    pub timeout: Option<Duration>,
+    pub backoff: Duration,
+}
+
+fn resolve_defaults(
+    source: &Source,
+    d: &Defaults,
+    span: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> ResolvedDefaults {
+    ResolvedDefaults {
+        retries: d.retries.unwrap_or(0),
+        timeout: d.timeout.as_ref().and_then(|t| parse_duration(source, t, span("timeout"), diags)),
+        backoff: d
+            .backoff
+            .as_ref()
+            .and_then(|t| parse_duration(source, t, span("backoff"), diags))
+            .unwrap_or(Duration::from_secs(1)),
+    }
+}
+
+fn parse_duration(
+    source: &Source,
+    text: &str,
+    span: Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Duration> {
+    match duration::parse(text) {
+        Ok(d) => Some(d),
+        Err(why) => {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-duration", format!("invalid duration `{text}`: {why}"), source)
+                    .label(span, "not a duration")
+                    .help("write a number and a unit: \"500ms\", \"30s\", \"10m\", \"2h\" or \"1d\""),
+            );
+            None
+        }
+    }
+}
+
+fn check_refs(
+    source: &Source,
+    def: &TaskDef,
+    sp: &TaskSpans<'_>,
+    by_name: &HashMap<&str, usize>,
+    defs: &[Option<TaskDef>],
+    names: &[&str],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let unknown = |name: &str, span, what: &str| {
+        let mut d = Diagnostic::new(
+            "dagrun::unknown-task",
+            format!("task `{}` {what} unknown task `{name}`", def.name),
+            source,
+        )
+        .label(span, "no task has this name");
+        d.help = Some(match did_you_mean(name, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("defined tasks: {}", names.join(", ")),
+        });
+        d
+    };
+    for (j, dep) in def.after.iter().enumerate() {
+        if dep == &def.name {
+            diags.push(
+                Diagnostic::new("dagrun::cycle", format!("task `{dep}` runs after itself"), source)
+                    .label(sp.after(j), "a task cannot wait for itself")
+                    .help(format!("remove `{dep}` from its `after` list")),
+            );
+        } else if !by_name.contains_key(dep.as_str()) {
+            diags.push(unknown(dep, sp.after(j), "runs after"));
+        }
+    }
+    for (input, src) in &def.inputs {
+        if !valid_name(input) {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-name", format!("invalid input name `{input}`"), source)
+                    .label(sp.map_key("inputs", input), "not a valid name")
+                    .help("input names use only letters, digits, `_` and `-`"),
+            );
+        }
+        match src {
+            Input::Output(task, output) => {
+                if task == &def.name {
+                    diags.push(
+                        Diagnostic::new("dagrun::cycle", format!("task `{task}` reads its own output"), source)
+                            .label(sp.map_value("inputs", input), "a task cannot read its own output")
+                            .help("read the file directly, or split the task in two"),
+                    );
+                } else if let Some(&up) = by_name.get(task.as_str()) {
+                    let Some(up_def) = &defs[up] else { continue };
+                    if !up_def.outputs.contains_key(output) {
+                        let outs: Vec<&str> = up_def.outputs.keys().map(String::as_str).collect();
+                        let mut d = Diagnostic::new(
+                            "dagrun::unknown-output",
+                            format!("task `{task}` has no output named `{output}`"),
+                            source,
+                        )
+                        .label(sp.map_value_arg("inputs", input, 1), "no such output");
+                        d.help = Some(match (did_you_mean(output, outs.iter().copied()), outs.is_empty()) {
+                            (Some(s), _) => format!("did you mean `{s}`?"),
+                            (None, true) => format!("task `{task}` declares no outputs"),
+                            (None, false) => format!("outputs of `{task}`: {}", outs.join(", ")),
+                        });
+                        diags.push(d);
+                    }
+                } else {
+                    diags.push(unknown(task, sp.map_value_arg("inputs", input, 0), "reads an output of"));
+                }
+            }
+            Input::Glob(pattern) => {
+                if let Err(e) = glob::Pattern::new(pattern) {
+                    diags.push(
+                        Diagnostic::new("dagrun::invalid-glob", format!("invalid glob `{pattern}`: {}", e.msg), source)
+                            .label(sp.map_value("inputs", input), "not a valid glob")
+                            .help("globs use `*`, `**`, `?` and `[abc]`, e.g. \"data/**/*.csv\""),
+                    );
+                }
+            }
+            Input::File(path) if path.is_empty() => diags.push(
+                Diagnostic::new("dagrun::empty-path", format!("input `{input}` has an empty path"), source)
+                    .label(sp.map_value("inputs", input), "empty path")
+                    .help("give a file path relative to the workflow file"),
+            ),
+            Input::File(_) => {}
+        }
+    }
+}
+
+fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Vec<Diagnostic>) {
+    match &def.kind {
+        TaskKind::Command(c) if c.run.trim().is_empty() => diags.push(
+            Diagnostic::new("dagrun::empty-command", format!("task `{}` has an empty command", def.name), source)
+                .label(sp.kind_field("run"), "nothing to run")
+                .help("write the shell command to run, e.g. run: \"python train.py\""),
+        ),
+        TaskKind::Command(_) => {}
+        TaskKind::Wasm(w) if w.plugin.is_empty() => diags.push(
+            Diagnostic::new("dagrun::empty-path", format!("task `{}` names no plugin", def.name), source)
+                .label(sp.kind_field("plugin"), "empty path")
+                .help("give a .wasm file or a plugin crate directory"),
+        ),
+        TaskKind::Wasm(_) => {}
+        TaskKind::OnnxEval(o) => {
+            for (field, input) in [("model", &o.model), ("data", &o.data)] {
+                if !def.inputs.contains_key(input) {
+                    let known: Vec<&str> = def.inputs.keys().map(String::as_str).collect();
+                    diags.push(
+                        Diagnostic::new(
+                            "dagrun::unknown-input",
+                            format!("`{field}` of task `{}` names no input `{input}`", def.name),
+                            source,
+                        )
+                        .label(sp.kind_field(field), "no such input")
+                        .help(if known.is_empty() {
+                            "declare it under `inputs`".to_owned()
+                        } else {
+                            format!("inputs of this task: {}", known.join(", "))
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn check_outputs<'a>(
+    source: &Source,
+    def: &'a TaskDef,
+    i: usize,
+    sp: &TaskSpans<'_>,
+    doc: Option<&Node>,
+    seen: &mut HashMap<String, (usize, &'a str)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (name, path) in &def.outputs {
+        if !valid_name(name) {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-name", format!("invalid output name `{name}`"), source)
+                    .label(sp.map_key("outputs", name), "not a valid name")
+                    .help("output names use only letters, digits, `_` and `-`"),
+            );
+        }
+        let p = std::path::Path::new(path);
+        let escapes = p.components().any(|c| matches!(c, std::path::Component::ParentDir));
+        if path.is_empty() || p.is_absolute() || escapes {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::output-path",
+                    format!("output `{name}` of task `{}` must be a relative path inside the workflow directory", def.name),
+                    source,
+                )
+                .label(sp.map_value("outputs", name), "outside the workflow directory")
+                .help("outputs are restored from the cache to this path, so it must stay under the workflow file's directory, e.g. \"out/model.onnx\""),
+            );
+            continue;
+        }
+        let norm = normalize(path);
+        if let Some((j, other)) = seen.get(&norm) {
+            diags.push(
+                Diagnostic::new("dagrun::output-conflict", format!("two tasks write `{path}`"), source)
+                    .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
+                    .label(TaskSpans::new(doc, *j).map_value("outputs", other), "and here")
+                    .help("each output file must belong to exactly one task"),
+            );
+        } else {
+            seen.insert(norm, (i, name));
+        }
+    }
+}
+
+fn normalize(path: &str) -> String {
+    std::path::Path::new(path)
+        .components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn params_json(
+    source: &Source,
+    def: &TaskDef,
+    sp: &TaskSpans<'_>,
+    diags: &mut Vec<Diagnostic>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for (k, v) in &def.params {
+        match serde_json::to_value(v) {
+            Ok(j) => {
+                out.insert(k.clone(), j);
+            }
+            Err(e) => diags.push(
+                Diagnostic::new("dagrun::invalid-param", format!("param `{k}` cannot be passed to the task: {e}"), source)
+                    .label(sp.map_value("params", k), "not representable as JSON")
+                    .help("params must be JSON-like: maps need string keys and numbers must be finite"),
+            ),
+        }
+    }
+    out
+}
