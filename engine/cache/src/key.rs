@@ -1,0 +1,336 @@
+//! The cache-key contract: one struct lists everything a task can see, hashed canonically.
+//!
+//! Changing what goes into [`KeyInputs`] or how it is encoded changes every key; bump
+//! [`KEY_SCHEMA`] when doing so on purpose. `tests::pinned_key` fails on any accidental change.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{ActionKey, Digest, ManifestDigest, ObjectDigest};
+
+/// Version of the key encoding; part of every key.
+pub const KEY_SCHEMA: u32 = 1;
+
+/// Everything a task can see. Two runs with equal `KeyInputs` produce the same outputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInputs {
+    /// Task kind (`command`, `wasm`, `onnx-eval`).
+    pub kind: String,
+    /// The code: digest of the command line and its env, or of the plugin's wasm bytes.
+    pub code: Digest,
+    /// Digest of the canonical JSON of the task's params.
+    pub params: Digest,
+    /// Every named input and the digests of what it resolved to.
+    pub inputs: BTreeMap<String, InputDigest>,
+    /// Declared output names and paths (a task writing elsewhere is a different task).
+    pub outputs: BTreeMap<String, String>,
+    /// Output manifests of ordering-only (`after`) upstream tasks.
+    pub upstream: BTreeMap<String, ManifestDigest>,
+    /// Partition key, for partitioned tasks.
+    pub partition: Option<String>,
+}
+
+/// What one named input resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputDigest {
+    /// Files (one for `File`, any number for `Glob`) as `(path as written/matched, digest)`.
+    Files(Vec<(String, ObjectDigest)>),
+    /// Another task's named output.
+    Output {
+        /// Upstream task.
+        task: String,
+        /// Its output name.
+        output: String,
+        /// The output's content digest.
+        digest: ObjectDigest,
+    },
+}
+
+impl KeyInputs {
+    /// The cache key: blake3 over a length-prefixed, tagged encoding of every field.
+    pub fn key(&self) -> ActionKey {
+        let mut e = Encoder(blake3::Hasher::new());
+        e.str("dagrun-key");
+        e.u64(u64::from(KEY_SCHEMA));
+        e.str(&self.kind);
+        e.bytes(&self.code.0);
+        e.bytes(&self.params.0);
+        e.u64(self.inputs.len() as u64);
+        for (name, input) in &self.inputs {
+            e.str(name);
+            match input {
+                InputDigest::Files(files) => {
+                    e.u64(0);
+                    e.u64(files.len() as u64);
+                    for (path, d) in files {
+                        e.str(path);
+                        e.bytes(&d.0.0);
+                    }
+                }
+                InputDigest::Output { task, output, digest } => {
+                    e.u64(1);
+                    e.str(task);
+                    e.str(output);
+                    e.bytes(&digest.0.0);
+                }
+            }
+        }
+        e.u64(self.outputs.len() as u64);
+        for (name, path) in &self.outputs {
+            e.str(name);
+            e.str(path);
+        }
+        e.u64(self.upstream.len() as u64);
+        for (task, d) in &self.upstream {
+            e.str(task);
+            e.bytes(&d.0.0);
+        }
+        match &self.partition {
+            None => e.u64(0),
+            Some(p) => {
+                e.u64(1);
+                e.str(p);
+            }
+        }
+        ActionKey(Digest(*e.0.finalize().as_bytes()))
+    }
+
+    /// What differs between a previous run's inputs and these, in the order a user cares about.
+    pub fn changes_since(&self, old: &KeyInputs) -> Vec<Change> {
+        let mut out = Vec::new();
+        if self.kind != old.kind || self.code != old.code {
+            out.push(Change::Code);
+        }
+        if self.params != old.params {
+            out.push(Change::Params);
+        }
+        for (name, new) in &self.inputs {
+            match old.inputs.get(name) {
+                None => out.push(Change::InputAdded(name.clone())),
+                Some(prev) if prev != new => out.push(Change::InputChanged {
+                    name: name.clone(),
+                    detail: describe_input_change(prev, new),
+                }),
+                Some(_) => {}
+            }
+        }
+        for name in old.inputs.keys().filter(|n| !self.inputs.contains_key(*n)) {
+            out.push(Change::InputRemoved(name.clone()));
+        }
+        for (task, d) in &self.upstream {
+            if old.upstream.get(task) != Some(d) {
+                out.push(Change::Upstream(task.clone()));
+            }
+        }
+        if self.outputs != old.outputs {
+            out.push(Change::Outputs);
+        }
+        if self.partition != old.partition {
+            out.push(Change::Partition);
+        }
+        out
+    }
+}
+
+fn describe_input_change(old: &InputDigest, new: &InputDigest) -> String {
+    match (old, new) {
+        (InputDigest::Files(a), InputDigest::Files(b)) => {
+            let old: BTreeMap<_, _> = a.iter().map(|(p, d)| (p.as_str(), d)).collect();
+            let new: BTreeMap<_, _> = b.iter().map(|(p, d)| (p.as_str(), d)).collect();
+            let mut parts = Vec::new();
+            for (p, d) in &new {
+                match old.get(p) {
+                    None => parts.push(format!("{p} added")),
+                    Some(o) if o != d => parts.push(format!("{p} changed")),
+                    Some(_) => {}
+                }
+            }
+            for p in old.keys().filter(|p| !new.contains_key(*p)) {
+                parts.push(format!("{p} removed"));
+            }
+            parts.join(", ")
+        }
+        (_, InputDigest::Output { task, output, .. }) => format!("output `{output}` of `{task}` changed"),
+        _ => "now a different kind of input".to_owned(),
+    }
+}
+
+/// One reason a task's key differs from its last run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The command line / env or plugin bytes changed.
+    Code,
+    /// Params changed.
+    Params,
+    /// A new input.
+    InputAdded(String),
+    /// An input was removed.
+    InputRemoved(String),
+    /// An input's content changed.
+    InputChanged {
+        /// Input name.
+        name: String,
+        /// Which files, or which upstream output.
+        detail: String,
+    },
+    /// An `after` upstream produced different outputs.
+    Upstream(String),
+    /// Declared output paths changed.
+    Outputs,
+    /// Different partition.
+    Partition,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Code => f.write_str("code changed"),
+            Change::Params => f.write_str("params changed"),
+            Change::InputAdded(n) => write!(f, "input `{n}` added"),
+            Change::InputRemoved(n) => write!(f, "input `{n}` removed"),
+            Change::InputChanged { name, detail } => write!(f, "input `{name}` changed: {detail}"),
+            Change::Upstream(t) => write!(f, "upstream `{t}` output changed"),
+            Change::Outputs => f.write_str("declared outputs changed"),
+            Change::Partition => f.write_str("partition changed"),
+        }
+    }
+}
+
+/// Canonical JSON: object keys sorted, no whitespace. Used for the params digest.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut s = String::new();
+    write(v, &mut s);
+    s
+}
+
+struct Encoder(blake3::Hasher);
+
+impl Encoder {
+    fn u64(&mut self, v: u64) {
+        self.0.update(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u64(b.len() as u64);
+        self.0.update(b);
+    }
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> KeyInputs {
+        KeyInputs {
+            kind: "command".into(),
+            code: Digest::of(b"python train.py"),
+            params: Digest::of(canonical_json(&serde_json::json!({"b": 1, "a": [true, null]})).as_bytes()),
+            inputs: BTreeMap::from([
+                ("data".into(), InputDigest::Files(vec![("data/a.csv".into(), ObjectDigest(Digest::of(b"a")))])),
+                (
+                    "model".into(),
+                    InputDigest::Output {
+                        task: "train".into(),
+                        output: "model".into(),
+                        digest: ObjectDigest(Digest::of(b"m")),
+                    },
+                ),
+            ]),
+            outputs: BTreeMap::from([("report".into(), "out/report.txt".into())]),
+            upstream: BTreeMap::from([("prep".into(), ManifestDigest(Digest::of(b"p")))]),
+            partition: None,
+        }
+    }
+
+    /// The key contract. If this fails you changed what a cache key means: bump KEY_SCHEMA
+    /// (every cache entry becomes a miss) and update the pinned value.
+    #[test]
+    fn pinned_key() {
+        assert_eq!(fixture().key().0.to_hex(), "6d464221c914f29bc7683db8e5909af858c00922e9ec8393bb9781592d5765a9");
+    }
+
+    #[test]
+    fn every_field_changes_the_key() {
+        let base = fixture();
+        let k = base.key();
+        let mut variants = Vec::new();
+        let mut v = base.clone();
+        v.kind = "wasm".into();
+        variants.push(v);
+        let mut v = base.clone();
+        v.code = Digest::of(b"python train2.py");
+        variants.push(v);
+        let mut v = base.clone();
+        v.params = Digest::of(b"{}");
+        variants.push(v);
+        let mut v = base.clone();
+        v.inputs.insert("extra".into(), InputDigest::Files(vec![]));
+        variants.push(v);
+        let mut v = base.clone();
+        v.outputs.insert("x".into(), "x".into());
+        variants.push(v);
+        let mut v = base.clone();
+        v.upstream.clear();
+        variants.push(v);
+        let mut v = base.clone();
+        v.partition = Some("2025-01-01".into());
+        variants.push(v);
+        for v in variants {
+            assert_ne!(v.key(), k, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let a = serde_json::json!({"z": 1, "a": {"y": 2, "b": [1.5]}});
+        assert_eq!(canonical_json(&a), r#"{"a":{"b":[1.5],"y":2},"z":1}"#);
+    }
+
+    #[test]
+    fn explains_changes() {
+        let old = fixture();
+        let mut new = fixture();
+        new.params = Digest::of(b"x");
+        new.inputs.insert(
+            "data".into(),
+            InputDigest::Files(vec![("data/a.csv".into(), ObjectDigest(Digest::of(b"changed")))]),
+        );
+        let changes: Vec<String> = new.changes_since(&old).iter().map(ToString::to_string).collect();
+        assert_eq!(changes, vec!["params changed", "input `data` changed: data/a.csv changed"]);
+    }
+}

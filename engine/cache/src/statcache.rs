@@ -1,0 +1,163 @@
+//! The stat cache: skips re-hashing files whose size, mtime, ctime and inode are unchanged.
+//!
+//! An entry is trusted only if the file was hashed at least [`RACY_WINDOW_NS`] after its last
+//! modification; otherwise a write in the same timestamp tick could go unnoticed (git's "racy
+//! clean" problem), so such files are simply hashed again next time.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{ObjectDigest, hash_file};
+use crate::store::{IoContext, Store, StoreError};
+
+/// Version of the stat cache file.
+pub const STAT_CACHE_VERSION: u32 = 1;
+
+/// Minimum gap between a file's mtime and the moment it was hashed for the entry to be trusted.
+pub const RACY_WINDOW_NS: i128 = 100_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    digest: ObjectDigest,
+    hashed_ns: i128,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OnDisk {
+    version: u32,
+    entries: HashMap<PathBuf, Entry>,
+}
+
+/// Path → digest memo, shared by all tasks of a run.
+#[derive(Debug)]
+pub struct StatCache {
+    file: PathBuf,
+    entries: Mutex<HashMap<PathBuf, Entry>>,
+    dirty: AtomicBool,
+}
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+struct Stat {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+}
+
+fn stat(meta: &fs::Metadata) -> Stat {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Stat {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            ino: meta.ino(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let mtime_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        Stat { size: meta.len(), mtime_ns, ctime_ns: mtime_ns, ino: 0 }
+    }
+}
+
+impl StatCache {
+    /// Loads the stat cache of a store (empty if absent, unreadable or of another version).
+    pub fn load(store: &Store) -> StatCache {
+        let file = store.root().join("statcache.json");
+        let entries = fs::read(&file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<OnDisk>(&b).ok())
+            .filter(|d| d.version == STAT_CACHE_VERSION)
+            .map(|d| d.entries)
+            .unwrap_or_default();
+        StatCache { file, entries: Mutex::new(entries), dirty: AtomicBool::new(false) }
+    }
+
+    /// The digest and size of `path`, hashing only if the file changed (or `verify` is set).
+    pub fn digest(&self, path: &Path, verify: bool) -> Result<(ObjectDigest, u64), StoreError> {
+        let meta = fs::metadata(path).at(path)?;
+        let s = stat(&meta);
+        if !verify {
+            let map = self.entries.lock().expect("stat cache lock");
+            if let Some(e) = map.get(path)
+                && e.size == s.size
+                && e.mtime_ns == s.mtime_ns
+                && e.ctime_ns == s.ctime_ns
+                && e.ino == s.ino
+                && e.hashed_ns - e.mtime_ns >= RACY_WINDOW_NS
+            {
+                return Ok((e.digest, e.size));
+            }
+        }
+        let hashed_ns = now_ns();
+        let (digest, size) = hash_file(path).at(path)?;
+        self.remember(path, &s, digest, hashed_ns);
+        Ok((digest, size))
+    }
+
+    /// Records a digest computed elsewhere (e.g. while storing an output).
+    pub fn record(&self, path: &Path, digest: ObjectDigest) {
+        if let Ok(meta) = fs::metadata(path) {
+            self.remember(path, &stat(&meta), digest, now_ns());
+        }
+    }
+
+    fn remember(&self, path: &Path, s: &Stat, digest: ObjectDigest, hashed_ns: i128) {
+        let e = Entry { size: s.size, mtime_ns: s.mtime_ns, ctime_ns: s.ctime_ns, ino: s.ino, digest, hashed_ns };
+        let mut map = self.entries.lock().expect("stat cache lock");
+        if map.insert(path.to_owned(), e) != Some(e) {
+            self.dirty.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes the cache back if anything changed.
+    pub fn save(&self, store: &Store) -> Result<(), StoreError> {
+        if !self.dirty.swap(false, Ordering::Relaxed) {
+            return Ok(());
+        }
+        let entries = self.entries.lock().expect("stat cache lock").clone();
+        let bytes = serde_json::to_vec(&OnDisk { version: STAT_CACHE_VERSION, entries }).expect("serializes");
+        store.write_atomic(&self.file, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    #[test]
+    fn rehashes_changed_and_racy_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state"), Durability::NoFsync).unwrap();
+        let f = dir.path().join("a.txt");
+        fs::write(&f, "one").unwrap();
+        let cache = StatCache::load(&store);
+        let (d1, _) = cache.digest(&f, false).unwrap();
+        fs::write(&f, "two").unwrap(); // same size, same tick: must still be noticed
+        let (d2, _) = cache.digest(&f, false).unwrap();
+        assert_ne!(d1, d2);
+        cache.save(&store).unwrap();
+        let reloaded = StatCache::load(&store);
+        assert_eq!(reloaded.digest(&f, false).unwrap().0, d2);
+    }
+}

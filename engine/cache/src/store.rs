@@ -1,0 +1,383 @@
+//! The state directory: content-addressed objects, action entries and per-task last keys.
+//!
+//! Layout (version [`LAYOUT_VERSION`], recorded in `<state>/layout`):
+//! ```text
+//! objects/ab/<digest>        file contents, read-only, named by blake3 of their bytes
+//! actions/ab/<key>.json      one entry per cache key: the outputs a task produced
+//! tasks/<task>.json          the key inputs of a task's latest run (for `plan` explanations)
+//! tmp/                       temp files; renamed into place when complete
+//! ```
+//! Every file is written to `tmp/` and renamed, so a crash at any moment leaves either the
+//! old state or the new one. An action entry is written only after all its objects exist.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{ActionKey, Digest, ManifestDigest, ObjectDigest, hash_reader};
+use crate::key::KeyInputs;
+
+/// Version of the state directory layout and of the JSON records in it.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Errors from the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O operation failed on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The state directory was written by an incompatible dagrun.
+    #[error(
+        "state directory {path} has layout version {found}, this dagrun uses {LAYOUT_VERSION}; \
+         move it away or delete it (it is only a cache)"
+    )]
+    Version {
+        /// The state directory.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+    },
+    /// An object's bytes no longer match its name.
+    #[error("object {digest} is corrupt (its content hashes to {actual})")]
+    Corrupt {
+        /// The expected digest.
+        digest: ObjectDigest,
+        /// What the bytes hash to.
+        actual: ObjectDigest,
+    },
+}
+
+/// Shorthand for attaching a path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Io { path: path.to_owned(), source })
+    }
+}
+
+/// One output file as recorded in an action entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// Path relative to the workflow directory.
+    pub path: String,
+    /// Content digest (the object name).
+    pub digest: ObjectDigest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the file was executable.
+    pub executable: bool,
+}
+
+/// Outputs of one task run, by output name.
+pub type Manifest = BTreeMap<String, OutputRecord>;
+
+/// Digest of a manifest: what downstream `after` tasks see of this task.
+pub fn manifest_digest(m: &Manifest) -> ManifestDigest {
+    let mut h = blake3::Hasher::new();
+    for (name, rec) in m {
+        for part in [name.as_bytes(), rec.path.as_bytes(), &rec.digest.0.0] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    ManifestDigest(Digest(*h.finalize().as_bytes()))
+}
+
+/// A cache hit's record: what a task with this key produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionEntry {
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// The cache key.
+    pub key: ActionKey,
+    /// Task name when it was produced.
+    pub task: String,
+    /// What went into the key.
+    pub inputs: KeyInputs,
+    /// The outputs.
+    pub outputs: Manifest,
+    /// How long the task ran: the time a hit saves.
+    pub duration_ms: u64,
+    /// When it was produced (Unix ms).
+    pub created_ms: u64,
+}
+
+/// A task's most recent key inputs, kept to explain the next miss.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// [`LAYOUT_VERSION`].
+    pub version: u32,
+    /// The key of that run.
+    pub key: ActionKey,
+    /// Its inputs.
+    pub inputs: KeyInputs,
+}
+
+/// Whether writes are fsynced before being renamed into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync files before rename: survives power loss (the default).
+    Fsync,
+    /// Rely on the page cache: survives process crashes (`kill -9`), not power loss.
+    NoFsync,
+}
+
+/// Handle on a state directory.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    durability: Durability,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Store {
+    /// Opens (creating if needed) the state directory at `root`.
+    pub fn open(root: &Path, durability: Durability) -> Result<Store, StoreError> {
+        for sub in ["objects", "actions", "tasks", "tmp", "runs"] {
+            fs::create_dir_all(root.join(sub)).at(&root.join(sub))?;
+        }
+        let store = Store { root: root.to_owned(), durability };
+        let layout = root.join("layout");
+        match fs::read_to_string(&layout) {
+            Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => {}
+            Ok(s) => return Err(StoreError::Version { path: root.to_owned(), found: s.trim().to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                store.write_atomic(&layout, format!("{LAYOUT_VERSION}\n").as_bytes())?;
+            }
+            Err(e) => return Err(e).at(&layout),
+        }
+        Ok(store)
+    }
+
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Durability setting.
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// A fresh temp path inside `dir`.
+    pub fn temp_path_in(dir: &Path, hint: &str) -> PathBuf {
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        dir.join(format!(".{hint}.{}.{n}.dagrun-tmp", std::process::id()))
+    }
+
+    fn temp_path(&self) -> PathBuf {
+        Self::temp_path_in(&self.root.join("tmp"), "w")
+    }
+
+    /// Writes `bytes` to `path` atomically (temp file in `tmp/`, fsync per durability, rename).
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = self.temp_path();
+        let result = (|| {
+            let mut f = File::create(&tmp).at(&tmp)?;
+            f.write_all(bytes).at(&tmp)?;
+            if self.durability == Durability::Fsync {
+                f.sync_data().at(&tmp)?;
+            }
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).at(parent)?;
+            }
+            fs::rename(&tmp, path).at(path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Path of an object.
+    pub fn object_path(&self, d: &ObjectDigest) -> PathBuf {
+        let hex = d.0.to_hex();
+        self.root.join("objects").join(&hex[..2]).join(&hex)
+    }
+
+    /// Whether an object is present.
+    pub fn has_object(&self, d: &ObjectDigest) -> bool {
+        self.object_path(d).is_file()
+    }
+
+    /// Copies a file into the store; returns its digest and size.
+    pub fn put_file(&self, src: &Path) -> Result<(ObjectDigest, u64), StoreError> {
+        let tmp = self.temp_path();
+        let result = (|| {
+            let mut input = File::open(src).at(src)?;
+            let mut out = File::create(&tmp).at(&tmp)?;
+            let (digest, size) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(src)?;
+            if self.durability == Durability::Fsync {
+                out.sync_data().at(&tmp)?;
+            }
+            drop(out);
+            let dest = self.object_path(&digest);
+            if dest.is_file() {
+                fs::remove_file(&tmp).at(&tmp)?;
+            } else {
+                fs::create_dir_all(dest.parent().expect("object has parent")).at(&dest)?;
+                set_readonly(&tmp).at(&tmp)?;
+                fs::rename(&tmp, &dest).at(&dest)?;
+            }
+            Ok((digest, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Copies object `rec.digest` to `dest` (atomically), checking its content on the way.
+    /// A corrupt object is deleted and reported, so the caller can treat the entry as a miss.
+    pub fn restore(&self, rec: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
+        let src = self.object_path(&rec.digest);
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).at(dir)?;
+        let tmp = Self::temp_path_in(dir, "restore");
+        let result = (|| {
+            let mut input = File::open(&src).at(&src)?;
+            let mut out = File::create(&tmp).at(&tmp)?;
+            let (actual, _) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(&src)?;
+            if actual != rec.digest {
+                let _ = fs::remove_file(&src);
+                return Err(StoreError::Corrupt { digest: rec.digest, actual });
+            }
+            drop(out);
+            set_mode(&tmp, rec.executable).at(&tmp)?;
+            fs::rename(&tmp, dest).at(dest)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn action_path(&self, key: &ActionKey) -> PathBuf {
+        let hex = key.0.to_hex();
+        self.root.join("actions").join(&hex[..2]).join(format!("{hex}.json"))
+    }
+
+    /// Looks up a cache entry; `None` on a miss, a missing object, or an unreadable entry.
+    pub fn get_action(&self, key: &ActionKey) -> Option<ActionEntry> {
+        let bytes = fs::read(self.action_path(key)).ok()?;
+        let entry: ActionEntry = serde_json::from_slice(&bytes).ok()?;
+        if entry.version != LAYOUT_VERSION || entry.key != *key {
+            return None;
+        }
+        entry.outputs.values().all(|o| self.has_object(&o.digest)).then_some(entry)
+    }
+
+    /// Records a cache entry. Call only after every output object was stored.
+    pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(entry).expect("entries serialize");
+        self.write_atomic(&self.action_path(&entry.key), &bytes)
+    }
+
+    /// Marks an entry as used now (its mtime drives `cache gc --max-age`).
+    pub fn touch_action(&self, key: &ActionKey) {
+        if let Ok(f) = File::options().write(true).open(self.action_path(key)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Removes an action entry.
+    pub fn remove_action(&self, key: &ActionKey) -> Result<(), StoreError> {
+        let p = self.action_path(key);
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(&p),
+            _ => Ok(()),
+        }
+    }
+
+    fn last_path(&self, task: &str) -> PathBuf {
+        self.root.join("tasks").join(format!("{task}.json"))
+    }
+
+    /// The key inputs of `task`'s latest run, if any.
+    pub fn last_run(&self, task: &str) -> Option<LastRun> {
+        let bytes = fs::read(self.last_path(task)).ok()?;
+        serde_json::from_slice::<LastRun>(&bytes).ok().filter(|l| l.version == LAYOUT_VERSION)
+    }
+
+    /// Records `task`'s latest key inputs (skipped when unchanged).
+    pub fn set_last_run(&self, task: &str, key: ActionKey, inputs: &KeyInputs) -> Result<(), StoreError> {
+        if self.last_run(task).is_some_and(|l| l.key == key) {
+            return Ok(());
+        }
+        let rec = LastRun { version: LAYOUT_VERSION, key, inputs: inputs.clone() };
+        self.write_atomic(&self.last_path(task), &serde_json::to_vec(&rec).expect("serializes"))
+    }
+}
+
+struct TeeReader<'a, R, W> {
+    inner: &'a mut R,
+    out: &'a mut W,
+}
+
+impl<R: io::Read, W: io::Write> io::Read for TeeReader<'_, R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+#[cfg(unix)]
+fn set_readonly(p: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(0o444))
+}
+
+#[cfg(unix)]
+fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(p, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
+}
+
+#[cfg(not(unix))]
+fn set_readonly(p: &Path) -> io::Result<()> {
+    let mut perm = fs::metadata(p)?.permissions();
+    perm.set_readonly(true);
+    fs::set_permissions(p, perm)
+}
+
+#[cfg(not(unix))]
+fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
+    let mut perm = fs::metadata(p)?.permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    fs::set_permissions(p, perm)
+}
+
+/// Whether a file has any execute bit.
+pub fn is_executable(meta: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        false
+    }
+}
