@@ -110,10 +110,9 @@ impl KeyInputs {
         for (name, new) in &self.inputs {
             match old.inputs.get(name) {
                 None => out.push(Change::InputAdded(name.clone())),
-                Some(prev) if prev != new => out.push(Change::InputChanged {
-                    name: name.clone(),
-                    detail: describe_input_change(prev, new),
-                }),
+                Some(prev) if prev != new => {
+                    out.push(Change::InputChanged { name: name.clone(), detail: describe_input_change(prev, new) })
+                }
                 Some(_) => {}
             }
         }

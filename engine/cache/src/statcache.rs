@@ -70,11 +70,8 @@ fn stat(meta: &fs::Metadata) -> Stat {
     }
     #[cfg(not(unix))]
     {
-        let mtime_ns = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
+        let mtime_ns =
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128);
         Stat { size: meta.len(), mtime_ns, ctime_ns: mtime_ns, ino: 0 }
     }
 }

@@ -1,1 +1,13 @@
-//! placeholder
+//! Execution: runs a planned workflow on tokio with parallelism, retries, timeouts,
+//! cancellation, cache restore, events for reporters, and run history.
+
+mod command;
+mod events;
+mod history;
+mod runner;
+mod task;
+
+pub use command::tail;
+pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
+pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, civil_from_days, new_run_id};
+pub use runner::{ExecError, RunContext, RunOptions, run};

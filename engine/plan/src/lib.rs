@@ -1,1 +1,13 @@
-//! placeholder
+//! Planning: the petgraph task graph, selection, cache keys with explanations, and graph rendering.
+
+mod graph;
+mod keys;
+mod plan;
+mod render;
+mod select;
+
+pub use graph::TaskGraph;
+pub use keys::{KeyContext, KeyError, Probe, code_digest, explain_miss, key_inputs, probe, resolve_path};
+pub use plan::{Decision, PlannedTask, plan};
+pub use render::{dot, mermaid};
+pub use select::{Force, Selection, UnknownTask};

@@ -106,12 +106,9 @@ fn ron_diag(source: &Source, base: usize, e: &SpannedError) -> Diagnostic {
             help.push_str(&format!("expected one of: {}", list(expected)));
             ("dagrun::unknown-variant", format!("unknown variant `{found}`"), "unknown variant", Some(help))
         }
-        RonError::InvalidValueForType { expected, found } => (
-            "dagrun::wrong-type",
-            format!("expected {expected}, found {found}"),
-            "wrong type",
-            None,
-        ),
+        RonError::InvalidValueForType { expected, found } => {
+            ("dagrun::wrong-type", format!("expected {expected}, found {found}"), "wrong type", None)
+        }
         RonError::ExpectedDifferentStructName { expected, found } => (
             "dagrun::wrong-struct-name",
             format!("expected `{expected}(...)`, found `{found}(...)`"),

@@ -237,10 +237,7 @@ impl Reader<'_> {
                 }
             }
             Some(c) if c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.') => {
-                while self
-                    .peek()
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+'))
-                {
+                while self.peek().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-' | b'+')) {
                     self.pos += 1;
                 }
                 Ok(Node { span: start..self.pos, kind: NodeKind::Scalar })
@@ -274,7 +271,9 @@ impl Reader<'_> {
             loop {
                 match self.peek() {
                     None => return Err(self.err("end of raw string")),
-                    Some(b'"') if self.src[self.pos + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes => {
+                    Some(b'"')
+                        if self.src[self.pos + 1..].iter().take(hashes).filter(|&&c| c == b'#').count() == hashes =>
+                    {
                         let text = String::from_utf8_lossy(&self.src[body..self.pos]).into_owned();
                         self.pos += 1 + hashes;
                         return Ok(Node { span: start..self.pos, kind: NodeKind::Str(text) });

@@ -346,9 +346,13 @@ fn params_json(
                 out.insert(k.clone(), j);
             }
             Err(e) => diags.push(
-                Diagnostic::new("dagrun::invalid-param", format!("param `{k}` cannot be passed to the task: {e}"), source)
-                    .label(sp.map_value("params", k), "not representable as JSON")
-                    .help("params must be JSON-like: maps need string keys and numbers must be finite"),
+                Diagnostic::new(
+                    "dagrun::invalid-param",
+                    format!("param `{k}` cannot be passed to the task: {e}"),
+                    source,
+                )
+                .label(sp.map_value("params", k), "not representable as JSON")
+                .help("params must be JSON-like: maps need string keys and numbers must be finite"),
             ),
         }
     }

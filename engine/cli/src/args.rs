@@ -1,0 +1,158 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::env;
+
+/// dagrun: a DAG workflow engine that keeps ML models fresh, with a content-hash cache.
+#[derive(Debug, Parser)]
+#[command(name = "dagrun", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 a task failed, 2 usage error, 3 invalid workflow, \
+4 gate refused, 5 cache corruption found, 70 internal error, 130 interrupted.";
+
+/// Where the state directory is.
+#[derive(Debug, Args, Clone)]
+pub struct StateArgs {
+    /// State directory (cache, run history); default `.dagrun/` beside the workflow file.
+    #[arg(long, env = env::STATE_DIR, global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `--only` and `--force`.
+#[derive(Debug, Args, Clone)]
+pub struct SelectArgs {
+    /// Run only TASK and what it needs (repeatable).
+    #[arg(long, value_name = "TASK")]
+    pub only: Vec<String>,
+    /// Ignore the cache: `--force` for every task, `--force=TASK` for TASK and its downstream.
+    #[arg(long, value_name = "TASK", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub force: Vec<String>,
+    /// Re-hash every input file instead of trusting size/mtime/inode.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a workflow: cached tasks are restored, the rest run in parallel.
+    Run {
+        /// The workflow file.
+        workflow: PathBuf,
+        /// Tasks to run at once (default: number of CPU cores).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print one JSON object per event on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show what a run would do: per task, cached or run, and why.
+    Plan {
+        /// The workflow file.
+        workflow: PathBuf,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Check a workflow file and report every problem in it.
+    Validate {
+        /// The workflow file.
+        workflow: PathBuf,
+    },
+    /// Print the task graph.
+    Graph {
+        /// The workflow file.
+        workflow: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// Inspect and maintain the cache.
+    Cache {
+        /// What to do.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// List recent runs.
+    Runs {
+        /// Workflow whose state directory to read (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        /// How many runs.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Show one run: every task's status, duration and cache key.
+    Show {
+        /// Run id, a unique prefix of it, or `last`.
+        run: String,
+        /// Workflow whose state directory to read (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `dagrun cache` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List cache entries.
+    Ls {
+        /// Workflow whose state directory to read (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Remove entries unused for longer than --max-age, then unreferenced objects.
+    Gc {
+        /// Workflow whose state directory to clean (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        /// Remove entries not used for this long, e.g. "30d" (default: keep every entry).
+        #[arg(long, value_name = "DURATION")]
+        max_age: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Re-hash every object; corrupt ones are removed so the next run treats them as misses.
+    Verify {
+        /// Workflow whose state directory to check (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `dagrun graph --format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// Mermaid flowchart.
+    Mermaid,
+}

@@ -1,0 +1,374 @@
+//! The subcommands: each loads what it needs, does its work and returns an [`Exit`].
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dagrun_cache::{Durability, StatCache, Store};
+use dagrun_exec::{Reporter, RunContext, RunOptions, RunRecord, RunStatus, TaskStatus};
+use dagrun_plan::{Decision, Force, KeyContext, Selection, TaskGraph};
+use dagrun_workflow::{LoadError, Workflow, duration};
+
+use crate::args::{CacheAction, Command, GraphFormat, SelectArgs, StateArgs};
+use crate::exit::Exit;
+use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter};
+use crate::{env, render};
+
+/// Runs one subcommand.
+pub fn dispatch(cmd: Command) -> Exit {
+    let result = match cmd {
+        Command::Run { workflow, jobs, select, json, state } => run(&workflow, jobs, &select, json, &state),
+        Command::Plan { workflow, select, json, state } => plan(&workflow, &select, json, &state),
+        Command::Validate { workflow } => load(&workflow).map(|(wf, _)| {
+            eprintln!("{}: ok ({} tasks)", workflow.display(), wf.tasks.len());
+            Exit::Success
+        }),
+        Command::Graph { workflow, format } => load(&workflow).map(|(wf, _)| {
+            print!(
+                "{}",
+                match format {
+                    GraphFormat::Dot => dagrun_plan::dot(&wf),
+                    GraphFormat::Mermaid => dagrun_plan::mermaid(&wf),
+                }
+            );
+            Exit::Success
+        }),
+        Command::Cache { action } => cache(action),
+        Command::Runs { workflow, limit, json, state } => runs(workflow.as_deref(), limit, json, &state),
+        Command::Show { run, workflow, json, state } => show(&run, workflow.as_deref(), json, &state),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+fn error(msg: impl std::fmt::Display, code: Exit) -> Exit {
+    eprintln!("error: {msg}");
+    code
+}
+
+/// Loads and validates a workflow and its graph, printing every problem.
+fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
+    let wf = match Workflow::load(path) {
+        Ok(wf) => wf,
+        Err(LoadError::Invalid(diags)) => {
+            eprint!("{}", render::diagnostics(&diags));
+            return Err(Exit::InvalidWorkflow);
+        }
+        Err(e @ LoadError::Io { .. }) => return Err(error(e, Exit::Usage)),
+    };
+    match TaskGraph::build(&wf) {
+        Ok(g) => Ok((wf, g)),
+        Err(diags) => {
+            eprint!("{}", render::diagnostics(&diags));
+            Err(Exit::InvalidWorkflow)
+        }
+    }
+}
+
+fn state_dir(state: &StateArgs, workflow: Option<&Path>) -> PathBuf {
+    if let Some(dir) = &state.state_dir {
+        return dir.clone();
+    }
+    let base = workflow
+        .and_then(|w| std::path::absolute(w).ok())
+        .and_then(|w| w.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join(".dagrun")
+}
+
+fn open_store(state: &StateArgs, workflow: Option<&Path>) -> Result<Store, Exit> {
+    let durability = if env::is_off(env::FSYNC) { Durability::NoFsync } else { Durability::Fsync };
+    let dir = state_dir(state, workflow);
+    Store::open(&dir, durability).map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))
+}
+
+fn selection(wf: &Workflow, graph: &TaskGraph, s: &SelectArgs) -> Result<Selection, Exit> {
+    let force = if s.force.is_empty() {
+        Force::None
+    } else if s.force.iter().any(String::is_empty) {
+        Force::All
+    } else {
+        Force::Tasks(s.force.clone())
+    };
+    Selection::new(wf, graph, &s.only, &force).map_err(|e| error(e, Exit::Usage))
+}
+
+fn ms(ms: u64) -> String {
+    duration::format(Duration::from_millis(ms))
+}
+
+fn run(path: &Path, jobs: Option<usize>, select: &SelectArgs, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let (wf, graph) = load(path)?;
+    let selection = selection(&wf, &graph, select)?;
+    let store = open_store(state, Some(path))?;
+    let stat = StatCache::load(&store);
+    let reporter: Arc<dyn Reporter> = if json {
+        Arc::new(JsonReporter)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(ProgressReporter::new())
+    } else {
+        Arc::new(PlainReporter)
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let ctx = RunContext {
+        workflow: Arc::new(wf),
+        graph: Arc::new(graph),
+        store: Arc::new(store),
+        stat: Arc::new(stat),
+        reporter,
+    };
+    let opts = RunOptions { jobs, selection, verify: select.verify, workflow_path: path.display().to_string() };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
+    let record = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ndagrun: interrupted: stopping running tasks (press Ctrl-C again to exit at once)");
+                let _ = tx.send(true);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
+        });
+        dagrun_exec::run(ctx, opts, rx).await
+    });
+    let record = record.map_err(|e| error(e, Exit::Internal))?;
+    if !json {
+        eprint!("{}", summary(&record));
+    }
+    Ok(match record.status {
+        RunStatus::Succeeded => Exit::Success,
+        RunStatus::Failed => Exit::TaskFailed,
+        RunStatus::Interrupted | RunStatus::Running => Exit::Interrupted,
+    })
+}
+
+/// The table printed after a run (at most 40 rows; cached tasks go first when cut).
+fn summary(r: &RunRecord) -> String {
+    const MAX_ROWS: usize = 40;
+    let mut rows: Vec<_> = r.tasks.iter().collect();
+    let hidden = rows.len().saturating_sub(MAX_ROWS);
+    if hidden > 0 {
+        rows.sort_by_key(|t| t.status == TaskStatus::Cached);
+        rows.truncate(MAX_ROWS);
+    }
+    let width = rows.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
+    let mut s = format!("\n{:width$}  {:9}  {:>8}  {}\n", "task", "status", "time", "cache");
+    for t in rows {
+        let cache = match t.status {
+            TaskStatus::Cached => format!("hit (saved {})", ms(t.saved_ms)),
+            TaskStatus::Succeeded => "ran".to_owned(),
+            _ => "-".to_owned(),
+        };
+        s.push_str(&format!("{:width$}  {:9}  {:>8}  {cache}\n", t.task, t.status.as_str(), ms(t.duration_ms)));
+    }
+    if hidden > 0 {
+        s.push_str(&format!("… {hidden} more (see `dagrun show {}`)\n", r.id));
+    }
+    let c = r.counts;
+    let took = r.finished_ms.unwrap_or(r.started_ms).saturating_sub(r.started_ms);
+    s.push_str(&format!(
+        "\n{}: {} ran, {} cached, {} failed, {} skipped in {}; the cache saved {} of compute (run {})\n",
+        match r.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "FAILED",
+            _ => "interrupted",
+        },
+        c.succeeded,
+        c.cached,
+        c.failed,
+        c.skipped,
+        ms(took),
+        ms(r.saved_ms),
+        r.id
+    ));
+    s
+}
+
+fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let (wf, graph) = load(path)?;
+    let selection = selection(&wf, &graph, select)?;
+    let store = open_store(state, Some(path))?;
+    let stat = StatCache::load(&store);
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify };
+    let planned = dagrun_plan::plan(&wf, &graph, &selection, &store, &ctx);
+    let _ = stat.save(&store);
+    if json {
+        for p in &planned {
+            println!("{}", serde_json::to_string(p).expect("serializes"));
+        }
+        return Ok(Exit::Success);
+    }
+    let to_run = planned.iter().filter(|p| matches!(p.decision, Decision::Run { .. })).count();
+    let cached = planned.iter().filter(|p| matches!(p.decision, Decision::Cached { .. })).count();
+    let errors = planned.len() - to_run - cached;
+    println!(
+        "plan for `{}`: {} task(s): {to_run} to run, {cached} cached{}",
+        wf.name,
+        planned.len(),
+        if errors > 0 { format!(", {errors} cannot run") } else { String::new() }
+    );
+    let width = planned.iter().map(|p| p.task.len()).max().unwrap_or(0);
+    for p in &planned {
+        match &p.decision {
+            Decision::Cached { .. } => println!("  cached  {}", p.task),
+            Decision::Run { reasons, .. } => println!("  run     {:width$}  {}", p.task, reasons.join("; ")),
+            Decision::Error { message } => println!("  error   {:width$}  {message}", p.task),
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+fn cache(action: CacheAction) -> Result<Exit, Exit> {
+    match action {
+        CacheAction::Ls { workflow, json, state } => {
+            let store = open_store(&state, workflow.as_deref())?;
+            let entries = store.list().map_err(|e| error(e, Exit::Internal))?;
+            if json {
+                for e in &entries {
+                    println!("{}", serde_json::to_string(e).expect("serializes"));
+                }
+                return Ok(Exit::Success);
+            }
+            let width = entries.iter().map(|e| e.task.len()).max().unwrap_or(4).max(4);
+            println!("{:12}  {:width$}  {:>7}  {:>10}  {:>8}", "key", "task", "outputs", "size", "ran for");
+            for e in &entries {
+                println!(
+                    "{:12}  {:width$}  {:>7}  {:>10}  {:>8}",
+                    e.key.0.short(),
+                    e.task,
+                    e.outputs,
+                    bytes(e.bytes),
+                    ms(e.duration_ms)
+                );
+            }
+            let total: u64 = entries.iter().map(|e| e.bytes).sum();
+            println!("{} entries, {} of outputs, in {}", entries.len(), bytes(total), store.root().display());
+            Ok(Exit::Success)
+        }
+        CacheAction::Gc { workflow, max_age, state } => {
+            let max_age = match max_age {
+                Some(s) => Some(duration::parse(&s).map_err(|why| {
+                    error(format!("invalid --max-age `{s}`: {why} (write e.g. \"30d\" or \"12h\")"), Exit::Usage)
+                })?),
+                None => None,
+            };
+            let store = open_store(&state, workflow.as_deref())?;
+            let r = store.gc(max_age).map_err(|e| error(e, Exit::Internal))?;
+            println!(
+                "removed {} entries, {} objects ({}), {} temp files",
+                r.entries_removed,
+                r.objects_removed,
+                bytes(r.bytes_freed),
+                r.temp_files_removed
+            );
+            Ok(Exit::Success)
+        }
+        CacheAction::Verify { workflow, state } => {
+            let store = open_store(&state, workflow.as_deref())?;
+            let r = store.verify().map_err(|e| error(e, Exit::Internal))?;
+            println!("checked {} objects ({})", r.objects_checked, bytes(r.bytes_checked));
+            if r.is_clean() {
+                println!("no corruption found");
+                return Ok(Exit::Success);
+            }
+            for d in &r.corrupt_objects {
+                println!("corrupt object {d}: removed");
+            }
+            if r.unreadable_entries > 0 {
+                println!("{} unreadable entries: removed", r.unreadable_entries);
+            }
+            println!(
+                "{} cache entries lost an object; those tasks will run again on the next run",
+                r.entries_missing_objects
+            );
+            Ok(Exit::CacheCorrupt)
+        }
+    }
+}
+
+fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let store = open_store(state, workflow)?;
+    let records = RunRecord::list(&store, limit);
+    if json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r).expect("serializes"));
+        }
+        return Ok(Exit::Success);
+    }
+    if records.is_empty() {
+        println!("no runs recorded in {}", store.root().display());
+        return Ok(Exit::Success);
+    }
+    println!(
+        "{:20}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
+        "run", "status", "tasks", "ran", "cached", "failed", "time", "saved"
+    );
+    for r in &records {
+        let took = r.finished_ms.map_or("-".to_owned(), |f| ms(f.saturating_sub(r.started_ms)));
+        println!(
+            "{:20}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
+            r.id,
+            status_name(r.status),
+            r.counts.total(),
+            r.counts.succeeded,
+            r.counts.cached,
+            r.counts.failed,
+            took,
+            ms(r.saved_ms)
+        );
+    }
+    Ok(Exit::Success)
+}
+
+fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running?",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+        RunStatus::Interrupted => "interrupted",
+    }
+}
+
+fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let store = open_store(state, workflow)?;
+    let r = RunRecord::find(&store, query).map_err(|e| error(e, Exit::Usage))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));
+        return Ok(Exit::Success);
+    }
+    println!("run {} of `{}` ({}): {}", r.id, r.workflow_name, r.workflow, status_name(r.status));
+    let width = r.tasks.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:9}  {:>8}  {:12}  note", "task", "status", "time", "key");
+    for t in &r.tasks {
+        let key = t.key.as_deref().map_or("-", |k| &k[..12]);
+        let note = match (&t.error, t.status) {
+            (Some(e), _) => e.lines().next().unwrap_or("").to_owned(),
+            (None, TaskStatus::Cached) => format!("saved {}", ms(t.saved_ms)),
+            (None, _) => String::new(),
+        };
+        println!("{:width$}  {:9}  {:>8}  {key:12}  {note}", t.task, t.status.as_str(), ms(t.duration_ms));
+    }
+    let c = r.counts;
+    println!(
+        "{} ran, {} cached, {} failed, {} skipped; the cache saved {}",
+        c.succeeded,
+        c.cached,
+        c.failed,
+        c.skipped,
+        ms(r.saved_ms)
+    );
+    Ok(Exit::Success)
+}

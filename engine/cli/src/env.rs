@@ -1,0 +1,13 @@
+//! Every environment variable dagrun reads, declared in one place.
+
+/// State directory (default: `.dagrun/` beside the workflow file). Same as `--state-dir`.
+pub const STATE_DIR: &str = "DAGRUN_STATE_DIR";
+/// `0` turns off fsync of cache writes (faster; survives `kill -9` but not power loss).
+pub const FSYNC: &str = "DAGRUN_FSYNC";
+/// Any value turns off colours (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Whether `name` is set to a value that means "off".
+pub fn is_off(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off"))
+}

@@ -1,0 +1,126 @@
+//! Reporters turn run events into output: progress bars on a TTY, plain lines otherwise, or JSON.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use dagrun_exec::{Event, Reporter, TaskStatus};
+use dagrun_workflow::duration;
+
+/// One JSON object per line on stdout, for every event.
+#[derive(Debug, Default)]
+pub struct JsonReporter;
+
+impl Reporter for JsonReporter {
+    fn report(&self, event: &Event) {
+        let line = serde_json::to_string(event).expect("events serialize");
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+fn finished_line(task: &str, status: TaskStatus, ms: u64, saved_ms: u64, error: Option<&str>) -> String {
+    let d = duration::format(Duration::from_millis(ms));
+    match status {
+        TaskStatus::Succeeded => format!("  ok       {task} ({d})"),
+        TaskStatus::Cached => {
+            format!("  cached   {task} (saved {})", duration::format(Duration::from_millis(saved_ms)))
+        }
+        TaskStatus::Failed => format!("  FAILED   {task} ({d}): {}", error.unwrap_or("failed")),
+        TaskStatus::Skipped => format!("  skipped  {task}: {}", error.unwrap_or("skipped")),
+    }
+}
+
+/// Plain lines on stderr (used when stderr is not a terminal).
+#[derive(Debug, Default)]
+pub struct PlainReporter;
+
+impl Reporter for PlainReporter {
+    fn report(&self, event: &Event) {
+        let line = match event {
+            Event::RunStarted { run_id, workflow, tasks, jobs } => {
+                format!("dagrun: run {run_id} of `{workflow}`: {tasks} task(s), {jobs} at a time")
+            }
+            Event::TaskStarted { task, attempt: 1 } => format!("  run      {task}"),
+            Event::TaskStarted { task, attempt } => format!("  run      {task} (attempt {attempt})"),
+            Event::TaskRetrying { task, attempt, error, delay_ms } => format!(
+                "  retry    {task}: attempt {attempt} failed ({}); retrying in {}",
+                first_line(error),
+                duration::format(Duration::from_millis(*delay_ms))
+            ),
+            Event::TaskFinished { task, status, duration_ms, saved_ms, error, .. } => {
+                finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref())
+            }
+            Event::RunFinished { .. } => return,
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Progress bars on stderr: one overall bar and one spinner per running task.
+#[derive(Debug)]
+pub struct ProgressReporter {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    running: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl ProgressReporter {
+    /// Draws to stderr.
+    pub fn new() -> ProgressReporter {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} tasks  {elapsed_precise}  {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        overall.set_prefix("dagrun");
+        ProgressReporter { multi, overall, running: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn report(&self, event: &Event) {
+        match event {
+            Event::RunStarted { tasks, .. } => {
+                self.overall.set_length(*tasks as u64);
+                self.overall.enable_steady_tick(Duration::from_millis(100));
+            }
+            Event::TaskStarted { task, attempt } => {
+                let mut running = self.running.lock().expect("lock");
+                let bar = running.entry(task.clone()).or_insert_with(|| {
+                    let b = self.multi.add(ProgressBar::new_spinner());
+                    b.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
+                    b.enable_steady_tick(Duration::from_millis(100));
+                    b
+                });
+                bar.set_message(if *attempt > 1 { format!("{task} (attempt {attempt})") } else { task.clone() });
+            }
+            Event::TaskRetrying { task, attempt, error, .. } => {
+                let _ =
+                    self.multi.println(format!("  retry    {task}: attempt {attempt} failed ({})", first_line(error)));
+            }
+            Event::TaskFinished { task, status, duration_ms, saved_ms, error, .. } => {
+                if let Some(bar) = self.running.lock().expect("lock").remove(task) {
+                    bar.finish_and_clear();
+                    self.multi.remove(&bar);
+                }
+                self.overall.inc(1);
+                if *status != TaskStatus::Cached {
+                    let _ = self.multi.println(finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref()));
+                }
+            }
+            Event::RunFinished { .. } => self.overall.finish_and_clear(),
+        }
+    }
+}

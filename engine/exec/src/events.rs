@@ -1,0 +1,155 @@
+//! Events a run emits; the CLI's reporters (progress bars, plain lines, JSON) consume them.
+
+use serde::Serialize;
+
+/// Final state of a task in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// It ran and succeeded.
+    Succeeded,
+    /// Its outputs came from the cache.
+    Cached,
+    /// It failed (after its retries).
+    Failed,
+    /// It did not run because something it needs failed (or the run was interrupted).
+    Skipped,
+}
+
+impl TaskStatus {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Cached => "cached",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Ran and succeeded.
+    pub succeeded: usize,
+    /// Served from cache.
+    pub cached: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Skipped.
+    pub skipped: usize,
+}
+
+impl Counts {
+    /// Adds one task.
+    pub fn add(&mut self, s: TaskStatus) {
+        match s {
+            TaskStatus::Succeeded => self.succeeded += 1,
+            TaskStatus::Cached => self.cached += 1,
+            TaskStatus::Failed => self.failed += 1,
+            TaskStatus::Skipped => self.skipped += 1,
+        }
+    }
+
+    /// All tasks counted.
+    pub fn total(&self) -> usize {
+        self.succeeded + self.cached + self.failed + self.skipped
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still running (or the process died: seen only in history).
+    Running,
+    /// Every task succeeded or was cached.
+    Succeeded,
+    /// At least one task failed.
+    Failed,
+    /// Stopped by Ctrl-C.
+    Interrupted,
+}
+
+/// One thing that happened during a run. Serialized as `{"event": "...", ...}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run started.
+    RunStarted {
+        /// Run id (see `dagrun runs`).
+        run_id: String,
+        /// Workflow name.
+        workflow: String,
+        /// Number of tasks in this run.
+        tasks: usize,
+        /// Parallelism.
+        jobs: usize,
+    },
+    /// A task's attempt started executing (not emitted for cache hits).
+    TaskStarted {
+        /// Task name.
+        task: String,
+        /// 1-based attempt number.
+        attempt: u32,
+    },
+    /// An attempt failed and the task will be retried.
+    TaskRetrying {
+        /// Task name.
+        task: String,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Why.
+        error: String,
+        /// Delay before the next attempt.
+        delay_ms: u64,
+    },
+    /// A task reached its final state.
+    TaskFinished {
+        /// Task name.
+        task: String,
+        /// Final state.
+        status: TaskStatus,
+        /// Wall time spent on it in this run.
+        duration_ms: u64,
+        /// Cache key (hex), when computed.
+        key: Option<String>,
+        /// For a cache hit: how long the task took when it ran.
+        saved_ms: u64,
+        /// Attempts made (0 for cached/skipped).
+        attempts: u32,
+        /// Failure or skip reason.
+        error: Option<String>,
+        /// Path of the task's captured output, when it ran.
+        log: Option<String>,
+    },
+    /// The run ended.
+    RunFinished {
+        /// Run id.
+        run_id: String,
+        /// Outcome.
+        status: RunStatus,
+        /// Counts by status.
+        counts: Counts,
+        /// Wall time of the run.
+        duration_ms: u64,
+        /// Compute time the cache saved.
+        saved_ms: u64,
+        /// Peak resident memory of this process, when known.
+        peak_rss_kb: Option<u64>,
+    },
+}
+
+/// Receives events. Implementations must be cheap: they are called from the scheduler.
+pub trait Reporter: Send + Sync {
+    /// Handles one event.
+    fn report(&self, event: &Event);
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

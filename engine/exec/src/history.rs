@@ -1,0 +1,135 @@
+//! Run history: one versioned JSON record per run under `<state>/runs/`, written atomically.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use dagrun_cache::{Store, StoreError};
+
+use crate::events::{Counts, RunStatus, TaskStatus};
+
+/// Version of the run record format.
+pub const RUN_RECORD_VERSION: u32 = 1;
+
+/// One task's line in a run record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Task name.
+    pub task: String,
+    /// Final state.
+    pub status: TaskStatus,
+    /// Wall time in this run.
+    pub duration_ms: u64,
+    /// Cache key (hex).
+    pub key: Option<String>,
+    /// Whether it was a cache hit.
+    pub cached: bool,
+    /// For a hit: the compute time it saved.
+    pub saved_ms: u64,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Failure or skip reason.
+    pub error: Option<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// [`RUN_RECORD_VERSION`].
+    pub version: u32,
+    /// Sortable id, e.g. `20261126-120301-3f2a`.
+    pub id: String,
+    /// Workflow file path.
+    pub workflow: String,
+    /// Workflow name.
+    pub workflow_name: String,
+    /// Start (Unix ms).
+    pub started_ms: u64,
+    /// End (Unix ms), if it ended.
+    pub finished_ms: Option<u64>,
+    /// Outcome (`running` if the process died).
+    pub status: RunStatus,
+    /// Counts by status.
+    pub counts: Counts,
+    /// Compute time saved by cache hits.
+    pub saved_ms: u64,
+    /// Per task, in completion order.
+    pub tasks: Vec<TaskRecord>,
+}
+
+fn runs_dir(store: &Store) -> PathBuf {
+    store.root().join("runs")
+}
+
+impl RunRecord {
+    /// Writes (or overwrites) the record.
+    pub fn save(&self, store: &Store) -> Result<(), StoreError> {
+        let path = runs_dir(store).join(format!("{}.json", self.id));
+        store.write_atomic(&path, &serde_json::to_vec_pretty(self).expect("serializes"))
+    }
+
+    /// Most recent runs first (at most `limit`); unreadable records are skipped.
+    pub fn list(store: &Store, limit: usize) -> Vec<RunRecord> {
+        let mut names: Vec<String> = std::fs::read_dir(runs_dir(store))
+            .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        names.retain(|n| n.ends_with(".json"));
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        names.into_iter().filter_map(|n| Self::load(store, n.trim_end_matches(".json"))).take(limit).collect()
+    }
+
+    /// Loads one run by exact id.
+    pub fn load(store: &Store, id: &str) -> Option<RunRecord> {
+        let bytes = std::fs::read(runs_dir(store).join(format!("{id}.json"))).ok()?;
+        serde_json::from_slice::<RunRecord>(&bytes).ok().filter(|r| r.version == RUN_RECORD_VERSION)
+    }
+
+    /// Finds a run by id, unique id prefix, or `last`.
+    pub fn find(store: &Store, query: &str) -> Result<RunRecord, String> {
+        let all = Self::list(store, usize::MAX);
+        if query == "last" {
+            return all.into_iter().next().ok_or_else(|| "no runs recorded yet".to_owned());
+        }
+        let matches: Vec<RunRecord> = all.into_iter().filter(|r| r.id.starts_with(query)).collect();
+        match matches.len() {
+            0 => Err(format!("no run with id `{query}` (see `dagrun runs`)")),
+            1 => Ok(matches.into_iter().next().expect("one")),
+            n => Err(format!("`{query}` matches {n} runs; give more of the id")),
+        }
+    }
+}
+
+/// A new run id: UTC time plus 4 hex digits, sortable by start time.
+pub fn new_run_id(now_ms: u64) -> String {
+    let secs = now_ms / 1000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let salt = (u64::from(std::process::id()) ^ now_ms.rotate_left(17)) & 0xffff;
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}", rem / 3600, (rem / 60) % 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
+        assert!(new_run_id(1_764_158_400_000).starts_with("20251126-120000-"));
+    }
+}

@@ -1,0 +1,249 @@
+//! The scheduler: walks the task graph on tokio, at most `jobs` tasks at a time.
+//!
+//! A task becomes ready when everything it needs has succeeded (or was cached). Its key is
+//! computed then, from its upstreams' actual outputs, so a re-run upstream that produces the
+//! same bytes leaves its downstream cached. A failed task skips its downstream; unrelated
+//! branches go on. Ctrl-C (the `cancel` channel) kills running commands, records nothing
+//! half-done in the cache, and marks the rest skipped.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use dagrun_cache::{ActionEntry, Manifest, StatCache, Store, StoreError, now_ms};
+use dagrun_plan::{KeyContext, Selection, TaskGraph};
+use dagrun_workflow::Workflow;
+
+use crate::events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
+use crate::history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
+use crate::task::{JobResult, run_job};
+
+/// What a run needs, shared by every task job.
+#[derive(Clone)]
+pub struct RunContext {
+    /// The workflow.
+    pub workflow: Arc<Workflow>,
+    /// Its graph.
+    pub graph: Arc<TaskGraph>,
+    /// The cache.
+    pub store: Arc<Store>,
+    /// The stat cache.
+    pub stat: Arc<StatCache>,
+    /// Where events go.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl std::fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunContext").field("workflow", &self.workflow.name).finish_non_exhaustive()
+    }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Maximum tasks in flight.
+    pub jobs: usize,
+    /// Which tasks, and which are forced.
+    pub selection: Selection,
+    /// Re-hash every input instead of trusting the stat cache.
+    pub verify: bool,
+    /// The workflow path as given (for history).
+    pub workflow_path: String,
+}
+
+/// Errors that stop the whole run (not task failures).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The state directory could not be written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub(crate) struct Shared {
+    pub ctx: RunContext,
+    pub run_id: String,
+    pub verify: bool,
+    pub logs: PathBuf,
+}
+
+impl Shared {
+    pub(crate) fn key_context(&self) -> KeyContext<'_> {
+        KeyContext { workflow: &self.ctx.workflow, stat: &self.ctx.stat, verify: self.verify }
+    }
+}
+
+/// Runs the selected tasks; returns the run's record (also saved under `<state>/runs/`).
+pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool>) -> Result<RunRecord, ExecError> {
+    let started = Instant::now();
+    let started_ms = now_ms();
+    let run_id = new_run_id(started_ms);
+    let wf = ctx.workflow.clone();
+    let graph = ctx.graph.clone();
+    let n = wf.tasks.len();
+    let included = &opts.selection.included;
+    let total = included.iter().filter(|&&x| x).count();
+    let jobs = opts.jobs.max(1);
+
+    let mut record = RunRecord {
+        version: RUN_RECORD_VERSION,
+        id: run_id.clone(),
+        workflow: opts.workflow_path.clone(),
+        workflow_name: wf.name.clone(),
+        started_ms,
+        finished_ms: None,
+        status: RunStatus::Running,
+        counts: Counts::default(),
+        saved_ms: 0,
+        tasks: Vec::with_capacity(total),
+    };
+    record.save(&ctx.store)?;
+    ctx.reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow: wf.name.clone(), tasks: total, jobs });
+
+    let shared = Arc::new(Shared {
+        logs: ctx.store.root().join("logs").join(&run_id),
+        ctx: ctx.clone(),
+        run_id: run_id.clone(),
+        verify: opts.verify,
+    });
+
+    let mut waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
+    let mut done: Vec<Option<TaskStatus>> = vec![None; n];
+    let mut manifests: Vec<Option<Arc<Manifest>>> = vec![None; n];
+    let mut ready: VecDeque<usize> =
+        graph.topo_order().iter().copied().filter(|&i| included[i] && waiting[i] == 0).collect();
+    let mut running: JoinSet<JobResult> = JoinSet::new();
+    let mut cancel_main = cancel.clone();
+    let mut interrupted = *cancel.borrow();
+
+    let finish = |record: &mut RunRecord, done: &mut Vec<Option<TaskStatus>>, r: JobResult| {
+        let task = wf.tasks[r.index].name.clone();
+        done[r.index] = Some(r.status);
+        record.counts.add(r.status);
+        record.saved_ms += r.saved_ms;
+        ctx.reporter.report(&Event::TaskFinished {
+            task: task.clone(),
+            status: r.status,
+            duration_ms: r.duration_ms,
+            key: r.key.clone(),
+            saved_ms: r.saved_ms,
+            attempts: r.attempts,
+            error: r.error.clone(),
+            log: r.log.as_ref().map(|p| p.display().to_string()),
+        });
+        record.tasks.push(TaskRecord {
+            task,
+            status: r.status,
+            duration_ms: r.duration_ms,
+            key: r.key,
+            cached: r.status == TaskStatus::Cached,
+            saved_ms: r.saved_ms,
+            attempts: r.attempts,
+            error: r.error,
+        });
+    };
+
+    loop {
+        while !interrupted && running.len() < jobs {
+            let Some(i) = ready.pop_front() else { break };
+            let ups: HashMap<String, Arc<Manifest>> = graph
+                .upstream(i)
+                .map(|u| (wf.tasks[u].name.clone(), manifests[u].clone().expect("upstream finished")))
+                .collect();
+            let forced = opts.selection.forced[i];
+            running.spawn(run_job(shared.clone(), i, ups, forced, cancel.clone()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let r = match joined.expect("non-empty") {
+                    Ok(r) => r,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                let i = r.index;
+                let status = r.status;
+                manifests[i] = r.manifest.clone();
+                finish(&mut record, &mut done, r);
+                if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
+                    for d in graph.downstream(i) {
+                        waiting[d] -= 1;
+                        if waiting[d] == 0 && included[d] && done[d].is_none() {
+                            ready.push_back(d);
+                        }
+                    }
+                } else {
+                    let why = if status == TaskStatus::Failed {
+                        format!("upstream `{}` failed", wf.tasks[i].name)
+                    } else {
+                        format!("upstream `{}` did not run", wf.tasks[i].name)
+                    };
+                    for d in graph.with_descendants(i) {
+                        if d != i && included[d] && done[d].is_none() {
+                            finish(&mut record, &mut done, JobResult::skipped(d, why.clone()));
+                        }
+                    }
+                }
+            }
+            Ok(()) = cancel_main.changed(), if !interrupted => {
+                interrupted = *cancel_main.borrow();
+            }
+        }
+    }
+
+    for &i in graph.topo_order() {
+        if included[i] && done[i].is_none() {
+            let why = if interrupted { "interrupted" } else { "not reached" };
+            finish(&mut record, &mut done, JobResult::skipped(i, why.to_owned()));
+        }
+    }
+    ctx.stat.save(&ctx.store)?;
+    record.status = if interrupted {
+        RunStatus::Interrupted
+    } else if record.counts.failed > 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Succeeded
+    };
+    record.finished_ms = Some(now_ms());
+    record.save(&ctx.store)?;
+    ctx.reporter.report(&Event::RunFinished {
+        run_id,
+        status: record.status,
+        counts: record.counts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        saved_ms: record.saved_ms,
+        peak_rss_kb: peak_rss_kb(),
+    });
+    Ok(record)
+}
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped at 10 minutes.
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20)).min(Duration::from_secs(600))
+}
+
+/// Records a fresh cache entry: objects first (done by the caller), then the entry, then the
+/// task's last key.
+pub(crate) fn commit_entry(store: &Store, entry: &ActionEntry) -> Result<(), StoreError> {
+    store.put_action(entry)?;
+    store.set_last_run(&entry.task, entry.key, &entry.inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Duration::from_millis(100);
+        assert_eq!(backoff(b, 1), Duration::from_millis(100));
+        assert_eq!(backoff(b, 3), Duration::from_millis(400));
+        assert_eq!(backoff(b, 40), Duration::from_secs(600));
+    }
+}

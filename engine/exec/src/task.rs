@@ -1,0 +1,297 @@
+//! One task in a run: key, cache hit (restore outputs) or execution with retries, then caching.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use dagrun_cache::{ActionEntry, LAYOUT_VERSION, Manifest, OutputRecord, StoreError, is_executable, now_ms};
+use dagrun_plan::{Probe, probe, resolve_path};
+use dagrun_workflow::{Input, TaskKind, Workflow};
+
+use crate::command::{AttemptError, CommandSpec, cancelled, run_attempt};
+use crate::events::{Event, TaskStatus};
+use crate::runner::{Shared, backoff, commit_entry};
+
+/// What a job reports back to the scheduler.
+#[derive(Debug)]
+pub(crate) struct JobResult {
+    pub index: usize,
+    pub status: TaskStatus,
+    pub key: Option<String>,
+    pub manifest: Option<Arc<Manifest>>,
+    pub duration_ms: u64,
+    pub saved_ms: u64,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub log: Option<PathBuf>,
+}
+
+impl JobResult {
+    pub(crate) fn skipped(index: usize, why: String) -> JobResult {
+        JobResult {
+            index,
+            status: TaskStatus::Skipped,
+            key: None,
+            manifest: None,
+            duration_ms: 0,
+            saved_ms: 0,
+            attempts: 0,
+            error: Some(why),
+            log: None,
+        }
+    }
+}
+
+enum Lookup {
+    /// Outputs restored; `Probe::hit` holds the entry.
+    Hit(Probe),
+    Miss(Probe),
+}
+
+/// Computes the key and, on a hit, restores outputs. Blocking: hashes and copies files.
+fn lookup(shared: &Shared, i: usize, ups: &HashMap<String, Arc<Manifest>>, forced: bool) -> Result<Lookup, String> {
+    let wf = &shared.ctx.workflow;
+    let task = &wf.tasks[i];
+    let upstream: HashMap<&str, &Manifest> = ups.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
+    let p = probe(&shared.key_context(), &shared.ctx.store, task, &upstream).map_err(|e| e.to_string())?;
+    let restored = match &p.hit {
+        Some(entry) if !forced => Some(restore_outputs(shared, wf, &entry.outputs)),
+        _ => None,
+    };
+    match restored {
+        Some(r) => match r {
+            Ok(()) => {
+                shared.ctx.store.touch_action(&p.key);
+                Ok(Lookup::Hit(p))
+            }
+            // A corrupt object was deleted: run the task again.
+            Err(StoreError::Corrupt { .. }) => Ok(Lookup::Miss(p)),
+            Err(e) => Err(format!("cannot restore outputs from the cache: {e}")),
+        },
+        None => Ok(Lookup::Miss(p)),
+    }
+}
+
+/// Puts cached outputs in place, skipping files that are already there with the right content.
+fn restore_outputs(shared: &Shared, wf: &Workflow, outputs: &Manifest) -> Result<(), StoreError> {
+    for rec in outputs.values() {
+        let dest = wf.dir.join(&rec.path);
+        let current = dest.is_file().then(|| shared.ctx.stat.digest(&dest, shared.verify).ok()).flatten();
+        if current.map(|(d, _)| d) != Some(rec.digest) {
+            shared.ctx.store.restore(rec, &dest)?;
+            shared.ctx.stat.record(&dest, rec.digest);
+        }
+    }
+    Ok(())
+}
+
+/// Runs one task to its final state. Never panics on task errors: they become `Failed`.
+pub(crate) async fn run_job(
+    shared: Arc<Shared>,
+    i: usize,
+    ups: HashMap<String, Arc<Manifest>>,
+    forced: bool,
+    mut cancel: watch::Receiver<bool>,
+) -> JobResult {
+    let started = Instant::now();
+    let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
+    let fail = |key: Option<String>, attempts, error: String, log| JobResult {
+        index: i,
+        status: TaskStatus::Failed,
+        key,
+        manifest: None,
+        duration_ms: elapsed(started),
+        saved_ms: 0,
+        attempts,
+        error: Some(error),
+        log,
+    };
+    let sh = shared.clone();
+    let ups2 = ups.clone();
+    let looked = tokio::task::spawn_blocking(move || lookup(&sh, i, &ups2, forced)).await.expect("lookup panicked");
+    let p = match looked {
+        Err(e) => return fail(None, 0, e, None),
+        Ok(Lookup::Hit(p)) => {
+            let entry = p.hit.expect("a hit has its entry");
+            return JobResult {
+                index: i,
+                status: TaskStatus::Cached,
+                key: Some(p.key.0.to_hex()),
+                manifest: Some(Arc::new(entry.outputs)),
+                duration_ms: elapsed(started),
+                saved_ms: entry.duration_ms,
+                attempts: 0,
+                error: None,
+                log: None,
+            };
+        }
+        Ok(Lookup::Miss(p)) => p,
+    };
+    let key_hex = Some(p.key.0.to_hex());
+    let wf = &shared.ctx.workflow;
+    let task = &wf.tasks[i];
+    let log = shared.logs.join(format!("{}.log", task.name));
+    let spec = match &task.kind {
+        TaskKind::Command(c) => CommandSpec {
+            run: c.run.clone(),
+            env: command_env(&shared, i, &ups, c.env.iter()),
+            cwd: wf.dir.clone(),
+            log: log.clone(),
+            timeout: task.timeout,
+        },
+        other => {
+            let msg = format!(
+                "{} tasks cannot run in this dagrun build yet (validation and planning work; execution lands with the {} support)",
+                match other {
+                    TaskKind::Wasm(_) => "Wasm",
+                    _ => "OnnxEval",
+                },
+                match other {
+                    TaskKind::Wasm(_) => "WASM plugin",
+                    _ => "ONNX Runtime",
+                }
+            );
+            return fail(key_hex, 0, msg, None);
+        }
+    };
+
+    let mut attempt = 0;
+    let run_started = Instant::now();
+    loop {
+        attempt += 1;
+        for out in task.outputs.values() {
+            let path = wf.dir.join(out);
+            let _ = std::fs::remove_file(&path);
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+        }
+        shared.ctx.reporter.report(&Event::TaskStarted { task: task.name.clone(), attempt });
+        let result = run_attempt(&spec, &mut cancel).await;
+        let error = match result {
+            Ok(()) => break,
+            Err(AttemptError::Cancelled) => {
+                let mut r = JobResult::skipped(i, "interrupted".to_owned());
+                r.key = key_hex;
+                r.attempts = attempt;
+                r.duration_ms = elapsed(started);
+                return r;
+            }
+            Err(e) => e.to_string(),
+        };
+        if attempt > task.retries {
+            let error = if task.retries > 0 { format!("{error} (after {attempt} attempts)") } else { error };
+            return fail(key_hex, attempt, error, Some(log));
+        }
+        let delay = backoff(task.backoff, attempt);
+        shared.ctx.reporter.report(&Event::TaskRetrying {
+            task: task.name.clone(),
+            attempt,
+            error,
+            delay_ms: delay.as_millis() as u64,
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = cancelled(&mut cancel) => {
+                let mut r = JobResult::skipped(i, "interrupted".to_owned());
+                r.attempts = attempt;
+                return r;
+            }
+        }
+    }
+    let duration_ms = elapsed(run_started);
+
+    let sh = shared.clone();
+    let stored =
+        tokio::task::spawn_blocking(move || store_outputs(&sh, i, p, duration_ms)).await.expect("store panicked");
+    match stored {
+        Ok(manifest) => JobResult {
+            index: i,
+            status: TaskStatus::Succeeded,
+            key: key_hex,
+            manifest: Some(Arc::new(manifest)),
+            duration_ms: elapsed(started),
+            saved_ms: 0,
+            attempts: attempt,
+            error: None,
+            log: Some(log),
+        },
+        Err(e) => fail(key_hex, attempt, e, Some(log)),
+    }
+}
+
+/// Stores each declared output and records the cache entry (objects before the entry).
+fn store_outputs(shared: &Shared, i: usize, p: Probe, duration_ms: u64) -> Result<Manifest, String> {
+    let wf = &shared.ctx.workflow;
+    let task = &wf.tasks[i];
+    let store = &shared.ctx.store;
+    let mut manifest = BTreeMap::new();
+    for (name, rel) in &task.outputs {
+        let path = wf.dir.join(rel);
+        let meta = std::fs::metadata(&path).map_err(|_| {
+            format!("the command succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`")
+        })?;
+        if !meta.is_file() {
+            return Err(format!("output `{name}` ({rel}) is not a regular file"));
+        }
+        let (digest, size) = store.put_file(&path).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
+        shared.ctx.stat.record(&path, digest);
+        manifest
+            .insert(name.clone(), OutputRecord { path: rel.clone(), digest, size, executable: is_executable(&meta) });
+    }
+    let entry = ActionEntry {
+        version: LAYOUT_VERSION,
+        key: p.key,
+        task: task.name.clone(),
+        inputs: p.inputs,
+        outputs: manifest.clone(),
+        duration_ms,
+        created_ms: now_ms(),
+    };
+    commit_entry(store, &entry).map_err(|e| format!("cannot record the cache entry: {e}"))?;
+    Ok(manifest)
+}
+
+/// `DAGRUN_*` variables: task, run, params, and one variable per input and output.
+fn command_env<'a>(
+    shared: &Shared,
+    i: usize,
+    ups: &HashMap<String, Arc<Manifest>>,
+    user: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
+    let wf = &shared.ctx.workflow;
+    let task = &wf.tasks[i];
+    let var = |prefix: &str, name: &str| format!("{prefix}{}", name.to_uppercase().replace('-', "_"));
+    let abs = |p: &Path| p.display().to_string();
+    let mut env = vec![
+        ("DAGRUN_TASK".to_owned(), task.name.clone()),
+        ("DAGRUN_RUN_ID".to_owned(), shared.run_id.clone()),
+        ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(&wf.dir)),
+        ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(task.params.clone()).to_string()),
+    ];
+    for (name, input) in &task.inputs {
+        let value = match input {
+            Input::File(p) => abs(&resolve_path(wf, p)),
+            Input::Glob(pattern) => {
+                let full = resolve_path(wf, pattern);
+                let mut files: Vec<String> = glob::glob(&full.to_string_lossy())
+                    .map(|g| g.flatten().filter(|p| p.is_file()).map(|p| abs(&p)).collect())
+                    .unwrap_or_default();
+                files.sort();
+                files.join("\n")
+            }
+            Input::Output(t, o) => {
+                ups.get(t).and_then(|m| m.get(o)).map(|r| abs(&wf.dir.join(&r.path))).unwrap_or_default()
+            }
+        };
+        env.push((var("DAGRUN_IN_", name), value));
+    }
+    for (name, rel) in &task.outputs {
+        env.push((var("DAGRUN_OUT_", name), abs(&wf.dir.join(rel))));
+    }
+    env.extend(user.map(|(k, v)| (k.clone(), v.clone())));
+    env
+}

@@ -1,0 +1,219 @@
+//! Resolves a task's [`KeyInputs`]: digests its code, params, input files and upstream outputs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use dagrun_cache::{
+    ActionEntry, ActionKey, Digest, InputDigest, KeyInputs, Manifest, StatCache, Store, StoreError, canonical_json,
+    manifest_digest,
+};
+use dagrun_workflow::{Input, Task, TaskKind, Workflow};
+
+/// Why a task's key could not be computed (the task fails; nothing runs).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// An input file is missing or unreadable.
+    #[error("input `{input}`: cannot read {path}: {source}")]
+    Input {
+        /// Input name.
+        input: String,
+        /// The file.
+        path: String,
+        /// Underlying error.
+        source: StoreError,
+    },
+    /// A glob matched no files.
+    #[error("input `{input}`: glob `{pattern}` matched no files (relative to {dir})")]
+    EmptyGlob {
+        /// Input name.
+        input: String,
+        /// The pattern.
+        pattern: String,
+        /// Directory it was matched in.
+        dir: String,
+    },
+    /// The plugin file could not be read.
+    #[error("plugin {path}: {source}")]
+    Plugin {
+        /// The plugin path.
+        path: String,
+        /// Underlying error.
+        source: StoreError,
+    },
+    /// This task kind cannot run in this build yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// An upstream output the task reads is not known (the upstream did not succeed).
+    #[error("upstream `{task}` has no output `{output}`")]
+    MissingUpstream {
+        /// Upstream task.
+        task: String,
+        /// Output name.
+        output: String,
+    },
+}
+
+/// Everything key resolution needs besides the task.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyContext<'a> {
+    /// The workflow (for its directory).
+    pub workflow: &'a Workflow,
+    /// Shared stat cache.
+    pub stat: &'a StatCache,
+    /// Re-hash every file, ignoring the stat cache.
+    pub verify: bool,
+}
+
+/// A task's key and, when cached, the entry it hits.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The resolved key inputs.
+    pub inputs: KeyInputs,
+    /// Their key.
+    pub key: ActionKey,
+    /// The cache entry, on a hit.
+    pub hit: Option<ActionEntry>,
+}
+
+/// Absolute path of a path written in the workflow.
+pub fn resolve_path(wf: &Workflow, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() { p.to_owned() } else { wf.dir.join(p) }
+}
+
+/// The digest of what a task runs.
+pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError> {
+    match &task.kind {
+        TaskKind::Command(c) => {
+            let mut h = blake3::Hasher::new();
+            for part in std::iter::once(c.run.as_str()).chain(c.env.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+            {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
+        TaskKind::Wasm(w) if w.plugin.ends_with(".wasm") => {
+            let path = resolve_path(ctx.workflow, &w.plugin);
+            ctx.stat
+                .digest(&path, ctx.verify)
+                .map(|(d, _)| d.0)
+                .map_err(|source| KeyError::Plugin { path: w.plugin.clone(), source })
+        }
+        TaskKind::Wasm(w) => Err(KeyError::Unsupported(format!(
+            "Wasm task plugin `{}`: building plugin crates is not supported by this dagrun build yet; \
+             point `plugin` at a built .wasm file",
+            w.plugin
+        ))),
+        TaskKind::OnnxEval(_) => Ok(Digest::of(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes())),
+    }
+}
+
+/// Resolves the key inputs of `task`, given the manifests of its (finished) upstream tasks.
+pub fn key_inputs(
+    ctx: &KeyContext<'_>,
+    task: &Task,
+    upstream: &HashMap<&str, &Manifest>,
+) -> Result<KeyInputs, KeyError> {
+    let wf = ctx.workflow;
+    let mut inputs = BTreeMap::new();
+    for (name, input) in &task.inputs {
+        let digest = match input {
+            Input::File(p) => {
+                let (d, _) = ctx.stat.digest(&resolve_path(wf, p), ctx.verify).map_err(|source| KeyError::Input {
+                    input: name.clone(),
+                    path: p.clone(),
+                    source,
+                })?;
+                InputDigest::Files(vec![(p.clone(), d)])
+            }
+            Input::Glob(pattern) => InputDigest::Files(glob_files(ctx, name, pattern)?),
+            Input::Output(t, o) => {
+                let rec = upstream
+                    .get(t.as_str())
+                    .and_then(|m| m.get(o))
+                    .ok_or_else(|| KeyError::MissingUpstream { task: t.clone(), output: o.clone() })?;
+                InputDigest::Output { task: t.clone(), output: o.clone(), digest: rec.digest }
+            }
+        };
+        inputs.insert(name.clone(), digest);
+    }
+    let mut after = BTreeMap::new();
+    for t in &task.after {
+        let m = upstream
+            .get(t.as_str())
+            .ok_or_else(|| KeyError::MissingUpstream { task: t.clone(), output: "*".into() })?;
+        after.insert(t.clone(), manifest_digest(m));
+    }
+    Ok(KeyInputs {
+        kind: task.kind.label().to_owned(),
+        code: code_digest(ctx, task)?,
+        params: Digest::of(canonical_json(&serde_json::Value::Object(task.params.clone())).as_bytes()),
+        inputs,
+        outputs: task.outputs.clone(),
+        upstream: after,
+        partition: None,
+    })
+}
+
+fn glob_files(
+    ctx: &KeyContext<'_>,
+    name: &str,
+    pattern: &str,
+) -> Result<Vec<(String, dagrun_cache::ObjectDigest)>, KeyError> {
+    let wf = ctx.workflow;
+    let full = resolve_path(wf, pattern);
+    let relative = !Path::new(pattern).is_absolute();
+    let mut files = Vec::new();
+    let paths = glob::glob(&full.to_string_lossy()).map_err(|e| KeyError::Unsupported(e.to_string()))?;
+    for path in paths.flatten().filter(|p| p.is_file()) {
+        let shown = match (relative, path.strip_prefix(&wf.dir)) {
+            (true, Ok(rel)) => rel.to_string_lossy().into_owned(),
+            _ => path.to_string_lossy().into_owned(),
+        };
+        let (d, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+            input: name.to_owned(),
+            path: shown.clone(),
+            source,
+        })?;
+        files.push((shown, d));
+    }
+    if files.is_empty() {
+        return Err(KeyError::EmptyGlob {
+            input: name.to_owned(),
+            pattern: pattern.to_owned(),
+            dir: wf.dir.display().to_string(),
+        });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Computes a task's key and looks it up.
+pub fn probe(
+    ctx: &KeyContext<'_>,
+    store: &Store,
+    task: &Task,
+    upstream: &HashMap<&str, &Manifest>,
+) -> Result<Probe, KeyError> {
+    let inputs = key_inputs(ctx, task, upstream)?;
+    let key = inputs.key();
+    let hit = store.get_action(&key);
+    Ok(Probe { inputs, key, hit })
+}
+
+/// Why a task with these inputs is not cached, in words.
+pub fn explain_miss(store: &Store, task: &str, inputs: &KeyInputs, key: &ActionKey) -> Vec<String> {
+    match store.last_run(task) {
+        None => vec!["never run".to_owned()],
+        Some(last) if last.key == *key => vec!["cache entry missing (removed by gc or verify)".to_owned()],
+        Some(last) => {
+            let changes = inputs.changes_since(&last.inputs);
+            if changes.is_empty() {
+                vec!["key format changed".to_owned()]
+            } else {
+                changes.iter().map(ToString::to_string).collect()
+            }
+        }
+    }
+}
