@@ -1,1 +1,476 @@
+//! End-to-end tests: the real `dagrun` binary on real workflows in a temp dir.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new(workflow: &str) -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wf.ron"), workflow).unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn write(&self, p: &str, content: &str) {
+        let path = self.path(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    fn read(&self, p: &str) -> String {
+        std::fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args).current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("DAGRUN_STATE_DIR");
+        c.stdin(Stdio::null());
+        c
+    }
+
+    fn dagrun(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// `dagrun run wf.ron --json ARGS`: task → status, plus the exit code.
+    fn run_json(&self, args: &[&str]) -> (BTreeMap<String, String>, Vec<Value>, i32) {
+        let mut all = vec!["run", "wf.ron", "--json"];
+        all.extend_from_slice(args);
+        let out = self.dagrun(&all);
+        let events: Vec<Value> = String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+            .collect();
+        let statuses = events
+            .iter()
+            .filter(|e| e["event"] == "task_finished")
+            .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
+            .collect();
+        (statuses, events, out.status.code().unwrap_or(-1))
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+/// prepare → features → train → report, plus an independent `lint` task.
+const PIPELINE: &str = r#"Workflow(
+    name: "pipeline",
+    tasks: [
+        Task(name: "prepare", kind: Command(run: "tr a-z A-Z < $DAGRUN_IN_RAW > $DAGRUN_OUT_CLEAN"),
+             inputs: {"raw": File("data/raw.csv")}, outputs: {"clean": "out/clean.csv"}),
+        Task(name: "features", kind: Command(run: "cat $DAGRUN_IN_CLEAN $DAGRUN_IN_EXTRA > $DAGRUN_OUT_FEATS"),
+             inputs: {"clean": Output("prepare", "clean"), "extra": File("data/extra.csv")},
+             outputs: {"feats": "out/feats.csv"}),
+        Task(name: "train", kind: Command(run: "wc -l < $DAGRUN_IN_FEATS > $DAGRUN_OUT_MODEL; echo $DAGRUN_PARAMS >> $DAGRUN_OUT_MODEL"),
+             inputs: {"feats": Output("features", "feats")}, outputs: {"model": "out/model.txt"},
+             params: {"lr": 0.1, "depth": 3}),
+        Task(name: "report", kind: Command(run: "cat out/model.txt > out/report.txt"), after: ["train"],
+             outputs: {"report": "out/report.txt"}),
+        Task(name: "lint", kind: Command(run: "cat data/extra.csv > out/lint.txt"), outputs: {"lint": "out/lint.txt"}),
+    ],
+)"#;
+
+fn pipeline() -> Sandbox {
+    let s = Sandbox::new(PIPELINE);
+    s.write("data/raw.csv", "a,b\n1,2\n");
+    s.write("data/extra.csv", "x\n");
+    s
+}
+
+#[test]
+fn second_run_is_fully_cached_and_restores_deleted_outputs() {
+    let s = pipeline();
+    let (first, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert!(first.values().all(|st| st == "succeeded"), "{first:?}");
+    assert_eq!(first.len(), 5);
+    let model = s.read("out/model.txt");
+    assert_eq!(model, "3\n{\"depth\":3,\"lr\":0.1}\n");
+
+    let (second, events, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert!(second.values().all(|st| st == "cached"), "{second:?}");
+    let finished = events.last().unwrap();
+    assert_eq!(finished["event"], "run_finished");
+    assert_eq!(finished["counts"]["cached"], 5);
+    assert!(events.iter().all(|e| e["event"] != "task_started"));
+
+    std::fs::remove_dir_all(s.path("out")).unwrap();
+    let (third, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert!(third.values().all(|st| st == "cached"), "{third:?}");
+    assert_eq!(s.read("out/model.txt"), model);
+    assert_eq!(s.read("out/report.txt"), model);
+}
+
+#[test]
+fn changing_one_input_reruns_exactly_its_downstream_and_plan_says_why() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    s.write("data/raw.csv", "a,b\n1,2\n3,4\n");
+
+    let plan = s.dagrun(&["plan", "wf.ron"]);
+    let text = stdout(&plan);
+    assert!(text.contains("run     prepare   input `raw` changed: data/raw.csv changed"), "{text}");
+    assert!(text.contains("run     features  upstream `prepare` will run"), "{text}");
+    assert!(text.contains("cached  lint"), "{text}");
+
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        st,
+        statuses(&[
+            ("prepare", "succeeded"),
+            ("features", "succeeded"),
+            ("train", "succeeded"),
+            ("report", "succeeded"),
+            ("lint", "cached"),
+        ])
+    );
+    assert!(s.read("out/model.txt").starts_with("4\n"));
+}
+
+#[test]
+fn params_and_code_changes_are_explained() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let edited =
+        PIPELINE.replace("\"lr\": 0.1", "\"lr\": 0.2").replace("cat data/extra.csv >", "cat data/extra.csv >>");
+    s.write("wf.ron", &edited);
+    let text = stdout(&s.dagrun(&["plan", "wf.ron", "--json"]));
+    let plan: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reasons = |task: &str| {
+        plan.iter().find(|p| p["task"] == task).unwrap()["reasons"].as_array().cloned().unwrap_or_default()
+    };
+    assert_eq!(reasons("train"), vec![Value::from("params changed")]);
+    assert_eq!(reasons("lint"), vec![Value::from("code changed")]);
+    assert_eq!(plan.iter().find(|p| p["task"] == "prepare").unwrap()["status"], "cached");
+}
+
+#[test]
+fn failure_skips_downstream_but_unrelated_tasks_finish() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "f", tasks: [
+        Task(name: "bad", kind: Command(run: "echo boom >&2; exit 3"), outputs: {"o": "o.txt"}),
+        Task(name: "after-bad", kind: Command(run: "touch a.txt"), inputs: {"i": Output("bad", "o")}, outputs: {"a": "a.txt"}),
+        Task(name: "later", kind: Command(run: "touch l.txt"), after: ["after-bad"]),
+        Task(name: "fine", kind: Command(run: "echo ok > fine.txt"), outputs: {"f": "fine.txt"}),
+    ])"#,
+    );
+    let (st, events, code) = s.run_json(&["-j", "1"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        st,
+        statuses(&[("bad", "failed"), ("after-bad", "skipped"), ("later", "skipped"), ("fine", "succeeded")])
+    );
+    let bad = events.iter().find(|e| e["task"] == "bad" && e["event"] == "task_finished").unwrap();
+    assert_eq!(bad["error"], "exit code 3; last output:\nboom");
+    let skipped = events.iter().find(|e| e["task"] == "after-bad").unwrap();
+    assert_eq!(skipped["error"], "upstream `bad` failed");
+    let later = events.iter().find(|e| e["task"] == "later").unwrap();
+    assert_eq!(later["error"], "upstream `bad` failed");
+}
+
+#[test]
+fn missing_declared_output_fails_with_a_clear_message() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "m", tasks: [
+        Task(name: "t", kind: Command(run: "true"), outputs: {"model": "out/model.bin"}),
+    ])"#,
+    );
+    let (_, events, code) = s.run_json(&[]);
+    assert_eq!(code, 1);
+    let t = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(
+        t["error"],
+        "the command succeeded but did not write its output `model` (out/model.bin); write it, or fix the path under `outputs`"
+    );
+}
+
+#[test]
+fn missing_input_file_fails_the_task_naming_the_file() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "m", tasks: [
+        Task(name: "t", kind: Command(run: "true"), inputs: {"raw": File("data/nope.csv")}),
+    ])"#,
+    );
+    let (_, events, code) = s.run_json(&[]);
+    assert_eq!(code, 1);
+    let err = events.iter().find(|e| e["event"] == "task_finished").unwrap()["error"].as_str().unwrap().to_owned();
+    assert!(err.starts_with("input `raw`: cannot read data/nope.csv: "), "{err}");
+    assert!(err.contains("No such file or directory"), "{err}");
+}
+
+#[test]
+fn retries_with_backoff_then_succeeds() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "r", defaults: (backoff: "10ms"), tasks: [
+        Task(name: "flaky", retries: 2,
+             kind: Command(run: "n=$(cat count 2>/dev/null || echo 0); echo $((n+1)) > count; [ $n -ge 2 ] && echo done > out.txt"),
+             outputs: {"o": "out.txt"}),
+    ])"#,
+    );
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!(code, 0, "{events:?}");
+    assert_eq!(st, statuses(&[("flaky", "succeeded")]));
+    let retries = events.iter().filter(|e| e["event"] == "task_retrying").count();
+    assert_eq!(retries, 2);
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(done["attempts"], 3);
+}
+
+#[test]
+fn timeout_kills_the_task() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "t", tasks: [
+        Task(name: "slow", kind: Command(run: "sleep 30"), timeout: "200ms"),
+    ])"#,
+    );
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!(code, 1);
+    assert_eq!(st, statuses(&[("slow", "failed")]));
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(done["error"], "timed out after 200ms (the task's `timeout`)");
+}
+
+#[test]
+fn independent_tasks_run_in_parallel() {
+    // Each task waits (up to 10 s) for the other to have started: only parallel execution passes.
+    let s = Sandbox::new(
+        r#"Workflow(name: "p", tasks: [
+        Task(name: "a", kind: Command(run: "touch a.started; i=0; while [ ! -e b.started ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ -e b.started ]")),
+        Task(name: "b", kind: Command(run: "touch b.started; i=0; while [ ! -e a.started ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; [ -e a.started ]")),
+    ])"#,
+    );
+    let (st, _, code) = s.run_json(&["-j", "2"]);
+    assert_eq!(code, 0);
+    assert_eq!(st, statuses(&[("a", "succeeded"), ("b", "succeeded")]));
+}
+
+#[test]
+fn force_and_only_select_tasks() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let (st, _, _) = s.run_json(&["--force=train"]);
+    assert_eq!(
+        st,
+        statuses(&[
+            ("prepare", "cached"),
+            ("features", "cached"),
+            ("train", "succeeded"),
+            ("report", "succeeded"),
+            ("lint", "cached"),
+        ])
+    );
+    let (st, _, _) = s.run_json(&["--force"]);
+    assert!(st.values().all(|v| v == "succeeded"), "{st:?}");
+    let (st, _, _) = s.run_json(&["--only", "features"]);
+    assert_eq!(st, statuses(&[("prepare", "cached"), ("features", "cached")]));
+    let out = s.dagrun(&["run", "wf.ron", "--only", "trian"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "error: no task named `trian` in wf.ron (did you mean `train`?)\n");
+}
+
+#[test]
+fn history_lists_runs_and_shows_cache_savings() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    assert_eq!(s.run_json(&[]).2, 0);
+    let runs = stdout(&s.dagrun(&["runs", "wf.ron", "--json"]));
+    let runs: Vec<Value> = runs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["counts"]["cached"], 5, "newest first");
+    assert_eq!(runs[1]["counts"]["succeeded"], 5);
+    assert_eq!(runs[0]["status"], "succeeded");
+    let id = runs[0]["id"].as_str().unwrap();
+    let show = s.dagrun(&["show", &id[..id.len() - 1], "wf.ron"]);
+    assert_eq!(show.status.code(), Some(0), "{}", stderr(&show));
+    let text = stdout(&show);
+    assert!(text.contains(&format!("run {id} of `pipeline`")), "{text}");
+    assert!(text.contains("0 ran, 5 cached, 0 failed, 0 skipped"), "{text}");
+    let last = stdout(&s.dagrun(&["show", "last", "wf.ron", "--json"]));
+    let last: Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(last["id"], id);
+    assert_eq!(last["tasks"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn cache_verify_detects_corruption_and_the_task_reruns() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let ok = s.dagrun(&["cache", "verify", "wf.ron"]);
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(stdout(&ok).contains("no corruption found"));
+
+    // Corrupt the object holding the model.
+    let model_digest = blake3::hash(s.read("out/model.txt").as_bytes()).to_hex().to_string();
+    let obj = s.path(&format!(".dagrun/objects/{}/{}", &model_digest[..2], model_digest));
+    let mut perm = std::fs::metadata(&obj).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perm.set_readonly(false);
+    std::fs::set_permissions(&obj, perm).unwrap();
+    std::fs::write(&obj, "tampered").unwrap();
+
+    let bad = s.dagrun(&["cache", "verify", "wf.ron"]);
+    assert_eq!(bad.status.code(), Some(5));
+    assert!(stdout(&bad).contains(&format!("corrupt object {model_digest}: removed")), "{}", stdout(&bad));
+    std::fs::remove_file(s.path("out/model.txt")).unwrap();
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(st["train"], "succeeded", "{st:?}");
+    assert_eq!(st["prepare"], "cached");
+    assert!(s.read("out/model.txt").starts_with("3\n"));
+    assert_eq!(s.dagrun(&["cache", "verify", "wf.ron"]).status.code(), Some(0));
+}
+
+#[test]
+fn cache_ls_and_gc() {
+    let s = pipeline();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let ls = stdout(&s.dagrun(&["cache", "ls", "wf.ron"]));
+    assert!(ls.contains("5 entries"), "{ls}");
+    let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
+    assert_eq!(stdout(&gc), "removed 0 entries, 0 objects (0 B), 0 temp files\n");
+    let gc = s.dagrun(&["cache", "gc", "wf.ron", "--max-age", "soon"]);
+    assert_eq!(gc.status.code(), Some(2));
+    assert_eq!(stderr(&gc), "error: invalid --max-age `soon`: not a number (write e.g. \"30d\" or \"12h\")\n");
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let s = pipeline();
+    let dot = stdout(&s.dagrun(&["graph", "wf.ron"]));
+    assert!(dot.starts_with("digraph \"pipeline\" {"), "{dot}");
+    assert!(dot.contains("\"features\" -> \"train\" [label=\"feats\"];"), "{dot}");
+    let mermaid = stdout(&s.dagrun(&["graph", "wf.ron", "--format", "mermaid"]));
+    assert!(mermaid.contains("train -.-> report"), "{mermaid}");
+}
+
+#[test]
+fn missing_workflow_file_is_a_usage_error() {
+    let s = pipeline();
+    let out = s.dagrun(&["run", "nope.ron"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).starts_with("error: cannot read workflow nope.ron: "), "{}", stderr(&out));
+}
+
+/// Twelve tasks of ~50 ms each in a chain of diamonds: long enough to be killed mid-way.
+fn slow_chain() -> Sandbox {
+    let mut tasks = String::new();
+    for i in 0..12 {
+        let input = if i == 0 { "File(\"seed.txt\")".to_owned() } else { format!("Output(\"t{}\", \"o\")", i - 1) };
+        tasks.push_str(&format!(
+            "Task(name: \"t{i}\", kind: Command(run: \"sleep 0.05; cat $DAGRUN_IN_I > $DAGRUN_OUT_O; echo {i} >> $DAGRUN_OUT_O\"), \
+             inputs: {{\"i\": {input}}}, outputs: {{\"o\": \"out/t{i}.txt\"}}),\n"
+        ));
+    }
+    let s = Sandbox::new(&format!("Workflow(name: \"chain\", tasks: [\n{tasks}])"));
+    s.write("seed.txt", "seed\n");
+    s
+}
+
+fn outputs(s: &Sandbox) -> Vec<(String, String)> {
+    (0..12).map(|i| (format!("t{i}"), s.read(&format!("out/t{i}.txt")))).collect()
+}
+
+#[test]
+fn kill_minus_nine_at_any_moment_then_rerun_matches_a_clean_run() {
+    let clean = slow_chain();
+    assert_eq!(clean.run_json(&[]).2, 0);
+    let expected = outputs(&clean);
+
+    for delay_ms in [5, 40, 90, 160, 260, 400] {
+        let s = slow_chain();
+        let mut child =
+            s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let (st, _, code) = s.run_json(&[]);
+        assert_eq!(code, 0, "after kill at {delay_ms} ms: {st:?}");
+        assert_eq!(outputs(&s), expected, "after kill at {delay_ms} ms");
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(0), "after kill at {delay_ms} ms: {}", stdout(&verify));
+        let (st, _, _) = s.run_json(&[]);
+        assert!(st.values().all(|v| v == "cached"), "after kill at {delay_ms} ms: {st:?}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_cleanly_and_leaves_no_entry_for_the_interrupted_task() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "c", tasks: [
+        Task(name: "quick", kind: Command(run: "echo q > q.txt"), outputs: {"q": "q.txt"}),
+        Task(name: "long", kind: Command(run: "touch started; sleep 30; echo l > l.txt"), outputs: {"l": "l.txt"}, after: ["quick"]),
+    ])"#,
+    );
+    let child = s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if s.path("started").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(s.path("started").exists(), "the long task never started");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let events: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let long = events.iter().find(|e| e["event"] == "task_finished" && e["task"] == "long").unwrap();
+    assert_eq!(long["status"], "skipped");
+    assert_eq!(long["error"], "interrupted");
+    assert_eq!(events.last().unwrap()["status"], "interrupted");
+
+    let s2 = s.dagrun(&["plan", "wf.ron"]);
+    let plan = stdout(&s2);
+    assert!(plan.contains("cached  quick"), "{plan}");
+    assert!(plan.contains("run     long   never run"), "{plan}");
+}
+
+#[test]
+fn state_dir_can_be_moved_by_flag_and_env() {
+    let s = pipeline();
+    let out = s.dagrun(&["run", "wf.ron", "--state-dir", "elsewhere"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(s.path("elsewhere/layout").is_file());
+    assert!(!s.path(".dagrun").exists());
+    let out = s.cmd(&["plan", "wf.ron"]).env("DAGRUN_STATE_DIR", s.path("elsewhere")).output().unwrap();
+    assert!(stdout(&out).contains("0 to run, 5 cached"), "{}", stdout(&out));
+}
+
+#[test]
+fn plain_output_has_a_summary_table() {
+    let s = pipeline();
+    let out = s.dagrun(&["run", "wf.ron"]);
+    let err = stderr(&out);
+    assert!(err.contains("task      status         time  cache"), "{err}");
+    assert!(err.contains("succeeded: 5 ran, 0 cached, 0 failed, 0 skipped in "), "{err}");
+    let out = s.dagrun(&["run", "wf.ron"]);
+    assert!(stderr(&out).contains("succeeded: 0 ran, 5 cached, 0 failed, 0 skipped in "), "{}", stderr(&out));
+}

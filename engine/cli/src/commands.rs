@@ -313,13 +313,13 @@ fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs) ->
         return Ok(Exit::Success);
     }
     println!(
-        "{:20}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
+        "{:21}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
         "run", "status", "tasks", "ran", "cached", "failed", "time", "saved"
     );
     for r in &records {
         let took = r.finished_ms.map_or("-".to_owned(), |f| ms(f.saturating_sub(r.started_ms)));
         println!(
-            "{:20}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
+            "{:21}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>8}  {:>8}",
             r.id,
             status_name(r.status),
             r.counts.total(),

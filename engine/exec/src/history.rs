@@ -37,7 +37,7 @@ pub struct TaskRecord {
 pub struct RunRecord {
     /// [`RUN_RECORD_VERSION`].
     pub version: u32,
-    /// Sortable id, e.g. `20261126-120301-3f2a`.
+    /// Sortable id, e.g. `20261126-120301042-3f`.
     pub id: String,
     /// Workflow file path.
     pub workflow: String,
@@ -99,13 +99,14 @@ impl RunRecord {
     }
 }
 
-/// A new run id: UTC time plus 4 hex digits, sortable by start time.
+/// A new run id: UTC date, time to the millisecond, and 2 hex digits of the process id, so ids
+/// sort by start time: `20261126-120301042-3f`.
 pub fn new_run_id(now_ms: u64) -> String {
     let secs = now_ms / 1000;
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let salt = (u64::from(std::process::id()) ^ now_ms.rotate_left(17)) & 0xffff;
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}", rem / 3600, (rem / 60) % 60, rem % 60)
+    let salt = std::process::id() & 0xff;
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}{:03}-{salt:02x}", rem / 3600, (rem / 60) % 60, rem % 60, now_ms % 1000)
 }
 
 /// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
@@ -130,6 +131,6 @@ mod tests {
     fn dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_418), (2025, 11, 26));
-        assert!(new_run_id(1_764_158_400_000).starts_with("20251126-120000-"));
+        assert!(new_run_id(1_764_158_400_042).starts_with("20251126-120000042-"));
     }
 }
