@@ -136,11 +136,7 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        let loc = self.diag.location();
-        match &self.diag.help {
-            Some(h) => Some(Box::new(format!("{h}\n(at {loc})"))),
-            None => Some(Box::new(format!("(at {loc})"))),
-        }
+        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {

@@ -22,6 +22,27 @@ pub fn parse(text: &str) -> Result<Duration, &'static str> {
     Duration::try_from_secs_f64(secs).map_err(|_| "too large")
 }
 
+/// A correct spelling of a duration written with a long unit name (`"10 minutes"` → `"10m"`).
+pub fn suggest(text: &str) -> Option<String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = text.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "msec" | "msecs" | "millis" | "millisecond" | "milliseconds" => "ms",
+        "sec" | "secs" | "second" | "seconds" => "s",
+        "min" | "mins" | "minute" | "minutes" => "m",
+        "hr" | "hrs" | "hour" | "hours" => "h",
+        "day" | "days" => "d",
+        "ms" | "s" | "m" | "h" | "d" => unit.trim(),
+        _ => return None,
+    };
+    let s = format!("{num}{unit}");
+    (s != text && parse(&s).is_ok()).then_some(s)
+}
+
 /// Formats a duration the way users write them (`"1.5s"`, `"250ms"`).
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
@@ -47,6 +68,14 @@ mod tests {
         assert_eq!(parse("30"), Err("missing unit"));
         assert_eq!(parse("3 weeks"), Err("unknown unit"));
         assert_eq!(parse("0s"), Err("must be positive"));
+    }
+
+    #[test]
+    fn suggests_short_units() {
+        assert_eq!(suggest("10 minutes").as_deref(), Some("10m"));
+        assert_eq!(suggest("2 Hours").as_deref(), Some("2h"));
+        assert_eq!(suggest("30s"), None);
+        assert_eq!(suggest("soon"), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod diag;
 pub mod duration;
 mod load;
 mod model;
+mod ron_errors;
 pub mod spans;
 mod validate;
 

@@ -50,8 +50,8 @@ fn reports_every_task_error_at_once() {
     assert_eq!(
         errors_sorted(errs),
         vec![
-            "w.ron:2:49: unknown field `colour` in `Task`",
-            "w.ron:3:27: unknown variant `Shell`",
+            "w.ron:2:49: unknown field `colour` in task `a`",
+            "w.ron:3:27: unknown task kind `Shell`",
             "w.ron:4:57: task `c` runs after unknown task `d`",
         ]
     );
@@ -80,7 +80,7 @@ fn duplicate_names_and_bad_outputs() {
     assert_eq!(
         errs,
         vec![
-            "w.ron:2:64: output `o` of task `a` must be a relative path inside the workflow directory",
+            "w.ron:2:64: output `o` of task `a` leaves the workflow directory with `..`",
             "w.ron:3:16: task `a` is defined twice",
             "w.ron:3:40: task `a` has an empty command",
             "w.ron:3:54: invalid duration `soon`: not a number",
@@ -100,4 +100,24 @@ fn unknown_output_suggests_the_right_one() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].message, "task `a` has no output named `modle`");
     assert_eq!(d[0].help.as_deref(), Some("did you mean `model`?"));
+}
+
+#[test]
+fn a_task_that_fails_to_parse_still_defines_its_name() {
+    let errs = errors(
+        r#"Workflow(name: "x", tasks: [
+    Task(name: "a", kind: Command(run: "true"), retires: 1),
+    Task(name: "b", kind: Command(run: "true"), after: ["a"]),
+])"#,
+    );
+    assert_eq!(errs, vec!["w.ron:2:49: unknown field `retires` in task `a`"]);
+}
+
+#[test]
+fn wrong_types_name_the_field_and_underline_the_value() {
+    let d = load("Workflow(name: \"x\", tasks: [Task(name: \"a\", kind: Command(run: \"true\"), retries: \"3\")])")
+        .unwrap_err();
+    assert_eq!(d[0].message, "`retries` expects a whole number, found `\"3\"`");
+    assert_eq!(&d[0].source.text[d[0].labels[0].span.clone()], "\"3\"");
+    assert_eq!(d[0].help.as_deref(), Some("write it like `retries: 3`"));
 }

@@ -11,7 +11,7 @@ use crate::{Task, duration};
 
 /// Spans of one task's parts, looked up from the span tree.
 pub(crate) struct TaskSpans<'a> {
-    node: Option<&'a Node>,
+    pub(crate) node: Option<&'a Node>,
 }
 
 impl<'a> TaskSpans<'a> {
@@ -40,6 +40,13 @@ impl<'a> TaskSpans<'a> {
     }
 }
 
+/// A valid name close to `s`: other characters become `-`.
+fn suggest_name(s: &str) -> String {
+    let cleaned: String =
+        s.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' }).collect();
+    if cleaned.is_empty() { "train".to_owned() } else { cleaned }
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
@@ -64,7 +71,10 @@ pub(crate) fn validate(
             diags.push(
                 Diagnostic::new("dagrun::invalid-name", format!("invalid task name `{}`", def.name), source)
                     .label(sp.field("name"), "not a valid name")
-                    .help("task names use only letters, digits, `_` and `-`"),
+                    .help(format!(
+                        "task names use only letters, digits, `_` and `-`, e.g. `{}`",
+                        suggest_name(&def.name)
+                    )),
             );
         }
         if let Some(&first) = by_name.get(def.name.as_str()) {
@@ -78,9 +88,19 @@ pub(crate) fn validate(
             by_name.insert(&def.name, i);
         }
     }
-    let names: Vec<&str> = defs.iter().flatten().map(|d| d.name.as_str()).collect();
+    // A task that failed to parse (its error is already reported) still defines its name, so
+    // references to it are not reported a second time as unknown.
+    for (i, def) in defs.iter().enumerate() {
+        if def.is_none()
+            && let Some(name) = TaskSpans::new(doc, i).node.and_then(|n| n.field("name")).and_then(Node::as_str)
+        {
+            by_name.entry(name).or_insert(i);
+        }
+    }
+    let mut names: Vec<&str> = by_name.keys().copied().collect();
+    names.sort_by_key(|n| by_name[n]);
 
-    let mut output_paths: HashMap<String, (usize, &str)> = HashMap::new();
+    let mut output_paths: HashMap<String, (usize, &str, &str)> = HashMap::new();
     let mut tasks = Vec::new();
     for (i, def) in defs.iter().enumerate() {
         let Some(def) = def else { continue };
@@ -146,7 +166,10 @@ fn parse_duration(
             diags.push(
                 Diagnostic::new("dagrun::invalid-duration", format!("invalid duration `{text}`: {why}"), source)
                     .label(span, "not a duration")
-                    .help("write a number and a unit: \"500ms\", \"30s\", \"10m\", \"2h\" or \"1d\""),
+                    .help(match duration::suggest(text) {
+                        Some(s) => format!("did you mean \"{s}\"? durations are a number and a unit: ms, s, m, h or d"),
+                        None => "write a number and a unit: \"500ms\", \"30s\", \"10m\", \"2h\" or \"1d\"".to_owned(),
+                    }),
             );
             None
         }
@@ -169,9 +192,11 @@ fn check_refs(
             source,
         )
         .label(span, "no task has this name");
-        d.help = Some(match did_you_mean(name, names.iter().copied()) {
+        let others: Vec<&str> = names.iter().copied().filter(|n| *n != def.name).collect();
+        d.help = Some(match did_you_mean(name, others.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("defined tasks: {}", names.join(", ")),
+            None if others.is_empty() => "this is the only task".to_owned(),
+            None => format!("defined tasks: {}", others.join(", ")),
         });
         d
     };
@@ -225,9 +250,12 @@ fn check_refs(
             }
             Input::Glob(pattern) => {
                 if let Err(e) = glob::Pattern::new(pattern) {
+                    let msg =
+                        if e.msg.contains("range") { "unclosed or invalid `[...]` character class" } else { e.msg };
+                    let at = sp.map_value_arg("inputs", input, 0).map(|s| s.start + 1 + e.pos..s.start + 2 + e.pos);
                     diags.push(
-                        Diagnostic::new("dagrun::invalid-glob", format!("invalid glob `{pattern}`: {}", e.msg), source)
-                            .label(sp.map_value("inputs", input), "not a valid glob")
+                        Diagnostic::new("dagrun::invalid-glob", format!("invalid glob `{pattern}`: {msg}"), source)
+                            .label(at, "here")
                             .help("globs use `*`, `**`, `?` and `[abc]`, e.g. \"data/**/*.csv\""),
                     );
                 }
@@ -285,7 +313,7 @@ fn check_outputs<'a>(
     i: usize,
     sp: &TaskSpans<'_>,
     doc: Option<&Node>,
-    seen: &mut HashMap<String, (usize, &'a str)>,
+    seen: &mut HashMap<String, (usize, &'a str, &'a str)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     for (name, path) in &def.outputs {
@@ -298,28 +326,45 @@ fn check_outputs<'a>(
         }
         let p = std::path::Path::new(path);
         let escapes = p.components().any(|c| matches!(c, std::path::Component::ParentDir));
-        if path.is_empty() || p.is_absolute() || escapes {
+        let problem = if path.is_empty() {
+            Some(("is empty", "no path"))
+        } else if p.is_absolute() {
+            Some(("is an absolute path", "absolute path"))
+        } else if escapes {
+            Some(("leaves the workflow directory with `..`", "leaves the workflow directory"))
+        } else {
+            None
+        };
+        if let Some((what, label)) = problem {
+            let file = p.file_name().map_or("model.onnx".into(), |f| f.to_string_lossy().into_owned());
             diags.push(
                 Diagnostic::new(
                     "dagrun::output-path",
-                    format!("output `{name}` of task `{}` must be a relative path inside the workflow directory", def.name),
+                    format!("output `{name}` of task `{}` {what}", def.name),
                     source,
                 )
-                .label(sp.map_value("outputs", name), "outside the workflow directory")
-                .help("outputs are restored from the cache to this path, so it must stay under the workflow file's directory, e.g. \"out/model.onnx\""),
+                .label(sp.map_value("outputs", name), label)
+                .help(format!(
+                    "outputs are restored from the cache to their path, so they live under the workflow file's \
+                     directory: write e.g. \"out/{file}\" (copy it elsewhere in a later task if you need to)"
+                )),
             );
             continue;
         }
         let norm = normalize(path);
-        if let Some((j, other)) = seen.get(&norm) {
+        if let Some((j, first, other)) = seen.get(&norm) {
             diags.push(
-                Diagnostic::new("dagrun::output-conflict", format!("two tasks write `{path}`"), source)
-                    .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
-                    .label(TaskSpans::new(doc, *j).map_value("outputs", other), "and here")
-                    .help("each output file must belong to exactly one task"),
+                Diagnostic::new(
+                    "dagrun::output-conflict",
+                    format!("tasks `{first}` and `{}` both write `{norm}`", def.name),
+                    source,
+                )
+                .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
+                .label(TaskSpans::new(doc, *j).map_value("outputs", other), format!("also written by `{first}`"))
+                .help("each output file must belong to exactly one task: give one of them another path"),
             );
         } else {
-            seen.insert(norm, (i, name));
+            seen.insert(norm, (i, &def.name, name));
         }
     }
 }
