@@ -193,7 +193,8 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
     let selection = selection(&wf, &graph, select)?;
     let store = open_store(state, Some(path))?;
     let stat = StatCache::load(&store);
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify };
+    let plugins = built_plugins(&wf, &store);
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify, plugins: &plugins };
     let planned = dagrun_plan::plan(&wf, &graph, &selection, &store, &ctx);
     let _ = stat.save(&store);
     if json {
@@ -220,6 +221,23 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
         }
     }
     Ok(Exit::Success)
+}
+
+/// Plugin crates whose last build is still current (plan never builds).
+fn built_plugins(wf: &Workflow, store: &Store) -> std::collections::HashMap<String, PathBuf> {
+    wf.tasks
+        .iter()
+        .filter_map(|t| match &t.kind {
+            dagrun_workflow::TaskKind::Wasm(w) => Some(&w.plugin),
+            _ => None,
+        })
+        .filter_map(|p| match dagrun_wasm::plugin_source(p, &wf.dir) {
+            dagrun_wasm::PluginSource::Crate(dir) => {
+                dagrun_wasm::built_plugin(&dir, &store.root().join("plugins")).map(|w| (p.clone(), w))
+            }
+            dagrun_wasm::PluginSource::Wasm(_) => None,
+        })
+        .collect()
 }
 
 fn bytes(n: u64) -> String {

@@ -54,6 +54,11 @@ impl Reporter for PlainReporter {
             Event::TaskFinished { task, status, duration_ms, saved_ms, error, .. } => {
                 finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref())
             }
+            Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
+            Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
+                format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
+            }
+            Event::PluginBuildFinished { plugin, error: Some(e), .. } => format!("  FAILED   build of {plugin}: {e}"),
             Event::RunFinished { .. } => return,
         };
         let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -118,6 +123,13 @@ impl Reporter for ProgressReporter {
                 self.overall.inc(1);
                 if *status != TaskStatus::Cached {
                     let _ = self.multi.println(finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref()));
+                }
+            }
+            Event::PluginBuildStarted { plugin } => self.overall.set_message(format!("building {plugin}")),
+            Event::PluginBuildFinished { plugin, error, .. } => {
+                self.overall.set_message("");
+                if let Some(e) = error {
+                    let _ = self.multi.println(format!("  FAILED   build of {plugin}: {e}"));
                 }
             }
             Event::RunFinished { .. } => self.overall.finish_and_clear(),

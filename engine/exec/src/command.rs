@@ -44,6 +44,9 @@ pub enum AttemptError {
     /// The run was interrupted.
     #[error("interrupted")]
     Cancelled,
+    /// A WASM plugin run failed (the message is complete).
+    #[error("{0}")]
+    Plugin(String),
 }
 
 fn tail_text(tail: &str) -> String {

@@ -123,6 +123,22 @@ pub enum Event {
         error: Option<String>,
         /// Path of the task's captured output, when it ran.
         log: Option<String>,
+        /// What a plugin returned as its summary (JSON), when it ran.
+        summary: Option<serde_json::Value>,
+    },
+    /// A plugin crate is being built (cargo, wasm32-wasip2, release).
+    PluginBuildStarted {
+        /// The `plugin` path as written in the workflow.
+        plugin: String,
+    },
+    /// A plugin crate build ended.
+    PluginBuildFinished {
+        /// The `plugin` path.
+        plugin: String,
+        /// How long the build (or the freshness check) took.
+        duration_ms: u64,
+        /// The build error, if it failed.
+        error: Option<String>,
     },
     /// The run ended.
     RunFinished {

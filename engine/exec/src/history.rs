@@ -30,6 +30,9 @@ pub struct TaskRecord {
     pub attempts: u32,
     /// Failure or skip reason.
     pub error: Option<String>,
+    /// A plugin's summary (JSON).
+    #[serde(default)]
+    pub summary: Option<serde_json::Value>,
 }
 
 /// A whole run.

@@ -6,6 +6,7 @@ mod events;
 mod history;
 mod runner;
 mod task;
+mod wasm_task;
 
 pub use command::tail;
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};

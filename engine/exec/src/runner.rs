@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -16,7 +16,8 @@ use tokio::task::JoinSet;
 
 use dagrun_cache::{ActionEntry, Manifest, StatCache, Store, StoreError, now_ms};
 use dagrun_plan::{KeyContext, Selection, TaskGraph};
-use dagrun_workflow::Workflow;
+use dagrun_wasm::{PluginHost, PluginSource, build_plugin_crate, built_plugin, plugin_source};
+use dagrun_workflow::{TaskKind, Workflow};
 
 use crate::events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
 use crate::history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
@@ -69,12 +70,67 @@ pub(crate) struct Shared {
     pub run_id: String,
     pub verify: bool,
     pub logs: PathBuf,
+    /// Built plugin crates: `plugin` spec → .wasm path.
+    pub plugins: HashMap<String, PathBuf>,
+    /// Plugin crates that failed to build: `plugin` spec → the build error.
+    pub plugin_errors: HashMap<String, String>,
+    host: OnceLock<Result<Arc<PluginHost>, String>>,
 }
 
 impl Shared {
     pub(crate) fn key_context(&self) -> KeyContext<'_> {
-        KeyContext { workflow: &self.ctx.workflow, stat: &self.ctx.stat, verify: self.verify }
+        KeyContext { workflow: &self.ctx.workflow, stat: &self.ctx.stat, verify: self.verify, plugins: &self.plugins }
     }
+
+    /// The process's plugin host, created on first use.
+    pub(crate) fn plugin_host(&self) -> Result<Arc<PluginHost>, String> {
+        self.host
+            .get_or_init(|| {
+                PluginHost::new(&self.ctx.store.root().join("wasm")).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
+
+/// Builds every plugin crate the selected `Wasm` tasks use (once each), reporting progress.
+fn build_plugins(
+    wf: &Workflow,
+    selection: &Selection,
+    store: &Store,
+    reporter: &dyn Reporter,
+) -> (HashMap<String, PathBuf>, HashMap<String, String>) {
+    let mut built = HashMap::new();
+    let mut failed = HashMap::new();
+    for (i, task) in wf.tasks.iter().enumerate() {
+        let TaskKind::Wasm(w) = &task.kind else { continue };
+        if !selection.included[i] || built.contains_key(&w.plugin) || failed.contains_key(&w.plugin) {
+            continue;
+        }
+        let PluginSource::Crate(dir) = plugin_source(&w.plugin, &wf.dir) else { continue };
+        let records = store.root().join("plugins");
+        if let Some(wasm) = built_plugin(&dir, &records) {
+            built.insert(w.plugin.clone(), wasm);
+            continue;
+        }
+        let started = Instant::now();
+        reporter.report(&Event::PluginBuildStarted { plugin: w.plugin.clone() });
+        let result = build_plugin_crate(&dir, &records);
+        let error = result.as_ref().err().map(ToString::to_string);
+        reporter.report(&Event::PluginBuildFinished {
+            plugin: w.plugin.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            error: error.clone(),
+        });
+        match result {
+            Ok(wasm) => {
+                built.insert(w.plugin.clone(), wasm);
+            }
+            Err(e) => {
+                failed.insert(w.plugin.clone(), e.to_string());
+            }
+        }
+    }
+    (built, failed)
 }
 
 /// Runs the selected tasks; returns the run's record (also saved under `<state>/runs/`).
@@ -104,11 +160,15 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
     record.save(&ctx.store)?;
     ctx.reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow: wf.name.clone(), tasks: total, jobs });
 
+    let (plugins, plugin_errors) = build_plugins(&wf, &opts.selection, &ctx.store, ctx.reporter.as_ref());
     let shared = Arc::new(Shared {
         logs: ctx.store.root().join("logs").join(&run_id),
         ctx: ctx.clone(),
         run_id: run_id.clone(),
         verify: opts.verify,
+        plugins,
+        plugin_errors,
+        host: OnceLock::new(),
     });
 
     let mut waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
@@ -134,6 +194,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
             attempts: r.attempts,
             error: r.error.clone(),
             log: r.log.as_ref().map(|p| p.display().to_string()),
+            summary: r.summary.clone(),
         });
         record.tasks.push(TaskRecord {
             task,
@@ -144,10 +205,12 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
             saved_ms: r.saved_ms,
             attempts: r.attempts,
             error: r.error,
+            summary: r.summary,
         });
     };
 
     loop {
+        interrupted |= *cancel_main.borrow();
         while !interrupted && running.len() < jobs {
             let Some(i) = ready.pop_front() else { break };
             let ups: HashMap<String, Arc<Manifest>> = graph
@@ -196,6 +259,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
         }
     }
 
+    interrupted |= *cancel_main.borrow();
     for &i in graph.topo_order() {
         if included[i] && done[i].is_none() {
             let why = if interrupted { "interrupted" } else { "not reached" };

@@ -14,6 +14,7 @@ use dagrun_workflow::{Input, TaskKind, Workflow};
 use crate::command::{AttemptError, CommandSpec, cancelled, run_attempt};
 use crate::events::{Event, TaskStatus};
 use crate::runner::{Shared, backoff, commit_entry};
+use crate::wasm_task::WasmSpec;
 
 /// What a job reports back to the scheduler.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ pub(crate) struct JobResult {
     pub attempts: u32,
     pub error: Option<String>,
     pub log: Option<PathBuf>,
+    pub summary: Option<serde_json::Value>,
 }
 
 impl JobResult {
@@ -41,6 +43,7 @@ impl JobResult {
             attempts: 0,
             error: Some(why),
             log: None,
+            summary: None,
         }
     }
 }
@@ -108,6 +111,7 @@ pub(crate) async fn run_job(
         attempts,
         error: Some(error),
         log,
+        summary: None,
     };
     let sh = shared.clone();
     let ups2 = ups.clone();
@@ -126,6 +130,7 @@ pub(crate) async fn run_job(
                 attempts: 0,
                 error: None,
                 log: None,
+                summary: None,
             };
         }
         Ok(Lookup::Miss(p)) => p,
@@ -134,32 +139,29 @@ pub(crate) async fn run_job(
     let wf = &shared.ctx.workflow;
     let task = &wf.tasks[i];
     let log = shared.logs.join(format!("{}.log", task.name));
+    if let TaskKind::OnnxEval(_) = &task.kind {
+        let msg = "OnnxEval tasks cannot run in this dagrun build yet (validation and planning work; \
+                   execution lands with ONNX Runtime support)";
+        return fail(key_hex, 0, msg.to_owned(), None);
+    }
     let spec = match &task.kind {
-        TaskKind::Command(c) => CommandSpec {
+        TaskKind::Command(c) => Spec::Command(CommandSpec {
             run: c.run.clone(),
             env: command_env(&shared, i, &ups, c.env.iter()),
             cwd: wf.dir.clone(),
             log: log.clone(),
             timeout: task.timeout,
+        }),
+        TaskKind::Wasm(w) => match WasmSpec::new(&shared, i, w, &ups) {
+            Ok(spec) => Spec::Wasm(spec),
+            Err(e) => return fail(key_hex, 0, e, None),
         },
-        other => {
-            let msg = format!(
-                "{} tasks cannot run in this dagrun build yet (validation and planning work; execution lands with the {} support)",
-                match other {
-                    TaskKind::Wasm(_) => "Wasm",
-                    _ => "OnnxEval",
-                },
-                match other {
-                    TaskKind::Wasm(_) => "WASM plugin",
-                    _ => "ONNX Runtime",
-                }
-            );
-            return fail(key_hex, 0, msg, None);
-        }
+        TaskKind::OnnxEval(_) => unreachable!("handled above"),
     };
 
     let mut attempt = 0;
-    let run_started = Instant::now();
+    let summary;
+    let mut attempt_started;
     loop {
         attempt += 1;
         for out in task.outputs.values() {
@@ -170,9 +172,16 @@ pub(crate) async fn run_job(
             }
         }
         shared.ctx.reporter.report(&Event::TaskStarted { task: task.name.clone(), attempt });
-        let result = run_attempt(&spec, &mut cancel).await;
+        attempt_started = Instant::now();
+        let result = match &spec {
+            Spec::Command(c) => run_attempt(c, &mut cancel).await.map(|()| None),
+            Spec::Wasm(w) => w.run_attempt(&shared, i, attempt, &log, &mut cancel).await,
+        };
         let error = match result {
-            Ok(()) => break,
+            Ok(s) => {
+                summary = s;
+                break;
+            }
             Err(AttemptError::Cancelled) => {
                 let mut r = JobResult::skipped(i, "interrupted".to_owned());
                 r.key = key_hex;
@@ -202,7 +211,8 @@ pub(crate) async fn run_job(
             }
         }
     }
-    let duration_ms = elapsed(run_started);
+    // The time a later cache hit saves: the successful attempt only, not retries or backoff.
+    let duration_ms = elapsed(attempt_started);
 
     let sh = shared.clone();
     let stored =
@@ -218,6 +228,7 @@ pub(crate) async fn run_job(
             attempts: attempt,
             error: None,
             log: Some(log),
+            summary,
         },
         Err(e) => fail(key_hex, attempt, e, Some(log)),
     }
@@ -272,26 +283,51 @@ fn command_env<'a>(
         ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(&wf.dir)),
         ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(task.params.clone()).to_string()),
     ];
-    for (name, input) in &task.inputs {
-        let value = match input {
-            Input::File(p) => abs(&resolve_path(wf, p)),
-            Input::Glob(pattern) => {
-                let full = resolve_path(wf, pattern);
-                let mut files: Vec<String> = glob::glob(&full.to_string_lossy())
-                    .map(|g| g.flatten().filter(|p| p.is_file()).map(|p| abs(&p)).collect())
-                    .unwrap_or_default();
-                files.sort();
-                files.join("\n")
-            }
-            Input::Output(t, o) => {
-                ups.get(t).and_then(|m| m.get(o)).map(|r| abs(&wf.dir.join(&r.path))).unwrap_or_default()
-            }
+    for (name, files, glob) in input_files(shared, i, ups) {
+        let value = if glob {
+            files.iter().map(|p| abs(p)).collect::<Vec<_>>().join("\n")
+        } else {
+            files.first().map(|p| abs(p)).unwrap_or_default()
         };
-        env.push((var("DAGRUN_IN_", name), value));
+        env.push((var("DAGRUN_IN_", &name), value));
     }
     for (name, rel) in &task.outputs {
         env.push((var("DAGRUN_OUT_", name), abs(&wf.dir.join(rel))));
     }
     env.extend(user.map(|(k, v)| (k.clone(), v.clone())));
     env
+}
+
+/// Each input's host files, and whether it is a `Glob` (a list) rather than one file.
+pub(crate) fn input_files(
+    shared: &Shared,
+    i: usize,
+    ups: &HashMap<String, Arc<Manifest>>,
+) -> Vec<(String, Vec<PathBuf>, bool)> {
+    let wf = &shared.ctx.workflow;
+    wf.tasks[i]
+        .inputs
+        .iter()
+        .map(|(name, input)| match input {
+            Input::File(p) => (name.clone(), vec![resolve_path(wf, p)], false),
+            Input::Glob(pattern) => {
+                let full = resolve_path(wf, pattern);
+                let mut files: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+                    .map(|g| g.flatten().filter(|p| p.is_file()).collect())
+                    .unwrap_or_default();
+                files.sort();
+                (name.clone(), files, true)
+            }
+            Input::Output(t, o) => {
+                let file = ups.get(t).and_then(|m| m.get(o)).map(|r| wf.dir.join(&r.path));
+                (name.clone(), file.into_iter().collect(), false)
+            }
+        })
+        .collect()
+}
+
+/// How one attempt runs.
+enum Spec {
+    Command(CommandSpec),
+    Wasm(WasmSpec),
 }

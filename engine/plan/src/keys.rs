@@ -43,6 +43,9 @@ pub enum KeyError {
     /// This task kind cannot run in this build yet.
     #[error("{0}")]
     Unsupported(String),
+    /// A plugin crate whose sources changed since its last build (it is built when the task runs).
+    #[error("plugin crate {0} changed since its last build (it is rebuilt when the workflow runs)")]
+    PluginNotBuilt(String),
     /// An upstream output the task reads is not known (the upstream did not succeed).
     #[error("upstream `{task}` has no output `{output}`")]
     MissingUpstream {
@@ -62,6 +65,8 @@ pub struct KeyContext<'a> {
     pub stat: &'a StatCache,
     /// Re-hash every file, ignoring the stat cache.
     pub verify: bool,
+    /// Built plugin crates: the `plugin` path as written → the .wasm it built.
+    pub plugins: &'a HashMap<String, PathBuf>,
 }
 
 /// A task's key and, when cached, the entry it hits.
@@ -93,18 +98,29 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             }
             Ok(Digest(*h.finalize().as_bytes()))
         }
-        TaskKind::Wasm(w) if w.plugin.ends_with(".wasm") => {
-            let path = resolve_path(ctx.workflow, &w.plugin);
-            ctx.stat
+        TaskKind::Wasm(w) => {
+            let path = match ctx.plugins.get(&w.plugin) {
+                Some(built) => built.clone(),
+                None if resolve_path(ctx.workflow, &w.plugin).join("Cargo.toml").is_file() => {
+                    return Err(KeyError::PluginNotBuilt(w.plugin.clone()));
+                }
+                None => resolve_path(ctx.workflow, &w.plugin),
+            };
+            let (wasm, _) = ctx
+                .stat
                 .digest(&path, ctx.verify)
-                .map(|(d, _)| d.0)
-                .map_err(|source| KeyError::Plugin { path: w.plugin.clone(), source })
+                .map_err(|source| KeyError::Plugin { path: w.plugin.clone(), source })?;
+            // The mounts are part of what the plugin can see (their contents are not hashed).
+            let mut h = blake3::Hasher::new();
+            h.update(&wasm.0.0);
+            for (name, m) in &w.mounts {
+                for part in [name.as_str(), m.path.as_str(), if m.writable { "rw" } else { "ro" }] {
+                    h.update(&(part.len() as u64).to_le_bytes());
+                    h.update(part.as_bytes());
+                }
+            }
+            Ok(Digest(*h.finalize().as_bytes()))
         }
-        TaskKind::Wasm(w) => Err(KeyError::Unsupported(format!(
-            "Wasm task plugin `{}`: building plugin crates is not supported by this dagrun build yet; \
-             point `plugin` at a built .wasm file",
-            w.plugin
-        ))),
         TaskKind::OnnxEval(_) => Ok(Digest::of(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes())),
     }
 }

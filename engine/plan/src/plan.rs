@@ -8,7 +8,7 @@ use dagrun_cache::{Manifest, Store};
 use dagrun_workflow::Workflow;
 
 use crate::graph::TaskGraph;
-use crate::keys::{KeyContext, explain_miss, probe};
+use crate::keys::{KeyContext, KeyError, explain_miss, probe};
 use crate::select::Selection;
 
 /// What a run would do with one task.
@@ -69,6 +69,9 @@ pub fn plan(
             let ups: HashMap<&str, &Manifest> =
                 graph.upstream(i).map(|u| (wf.tasks[u].name.as_str(), &manifests[&u])).collect();
             match probe(ctx, store, task, &ups) {
+                Err(KeyError::PluginNotBuilt(p)) => {
+                    Decision::Run { key: None, reasons: vec![format!("plugin {p} changed: it will be rebuilt")] }
+                }
                 Err(e) => Decision::Error { message: e.to_string() },
                 Ok(p) if selection.forced[i] => {
                     if let Some(hit) = p.hit {

@@ -16,6 +16,7 @@ pub mod duration;
 mod load;
 mod model;
 mod ron_errors;
+pub mod size;
 pub mod spans;
 mod validate;
 
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
-pub use model::{CommandTask, Defaults, Input, OnnxEvalTask, TaskDef, TaskKind, WasmTask};
+pub use model::{CommandTask, Defaults, Input, MountDef, OnnxEvalTask, TaskDef, TaskKind, WasmTask};
 
 /// A loaded, valid workflow.
 #[derive(Debug, Clone)]

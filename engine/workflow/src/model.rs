@@ -107,12 +107,29 @@ pub struct CommandTask {
     pub env: BTreeMap<String, String>,
 }
 
-/// `Wasm(plugin: "plugins/train")`.
+/// `Wasm(plugin: "plugins/train", memory: "512MiB", mounts: {"registry": (path: "registry", writable: true)})`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename = "Wasm")]
 pub struct WasmTask {
     /// A `.wasm` file or a plugin crate directory, relative to the workflow file.
     pub plugin: String,
+    /// Memory cap of the plugin, e.g. `"512MiB"` (default `"1GiB"`).
+    #[serde(default)]
+    pub memory: Option<String>,
+    /// Extra host directories the plugin may use, seen as `/mnt/<name>`; read-only unless `writable`.
+    #[serde(default)]
+    pub mounts: BTreeMap<String, MountDef>,
+}
+
+/// An extra host directory granted to a plugin.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename = "Mount")]
+pub struct MountDef {
+    /// Host directory, relative to the workflow file (created if missing).
+    pub path: String,
+    /// Whether the plugin may write there (default: read-only).
+    #[serde(default)]
+    pub writable: bool,
 }
 
 /// `OnnxEval(model: "model", data: "test")`: names of this task's inputs.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::diag::{Diagnostic, Source, did_you_mean};
 use crate::model::{Defaults, Input, RawWorkflow, TaskDef, TaskKind};
 use crate::spans::Node;
-use crate::{Task, duration};
+use crate::{Task, duration, size};
 
 /// Spans of one task's parts, looked up from the span tree.
 pub(crate) struct TaskSpans<'a> {
@@ -283,7 +283,33 @@ fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Ve
                 .label(sp.kind_field("plugin"), "empty path")
                 .help("give a .wasm file or a plugin crate directory"),
         ),
-        TaskKind::Wasm(_) => {}
+        TaskKind::Wasm(w) => {
+            if let Some(m) = &w.memory
+                && let Err(why) = size::parse(m)
+            {
+                diags.push(
+                    Diagnostic::new("dagrun::invalid-size", format!("invalid memory size `{m}`: {why}"), source)
+                        .label(sp.kind_field("memory"), "not a size")
+                        .help("write a number and a unit: \"256MiB\", \"1GiB\""),
+                );
+            }
+            for (name, m) in &w.mounts {
+                if !valid_name(name) {
+                    diags.push(
+                        Diagnostic::new("dagrun::invalid-name", format!("invalid mount name `{name}`"), source)
+                            .label(sp.kind_field("mounts"), "in here")
+                            .help("mount names use only letters, digits, `_` and `-`; the plugin sees /mnt/<name>"),
+                    );
+                }
+                if m.path.is_empty() {
+                    diags.push(
+                        Diagnostic::new("dagrun::empty-path", format!("mount `{name}` has an empty path"), source)
+                            .label(sp.kind_field("mounts"), "in here")
+                            .help("give a host directory relative to the workflow file"),
+                    );
+                }
+            }
+        }
         TaskKind::OnnxEval(o) => {
             for (field, input) in [("model", &o.model), ("data", &o.data)] {
                 if !def.inputs.contains_key(input) {

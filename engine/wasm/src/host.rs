@@ -1,0 +1,175 @@
+//! The process-wide plugin host: engine, linker, epoch ticker, and loaded-plugin caches.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::bindings::{Plugin, PluginPre};
+use crate::error::PluginError;
+use crate::sandbox::State;
+
+/// How often the epoch advances: deadlines are accurate to this.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// What a plugin says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// One-paragraph description.
+    pub description: String,
+    /// JSON Schema of its params.
+    pub params_schema: String,
+}
+
+/// A compiled, linked plugin, ready to instantiate.
+pub struct LoadedPlugin {
+    pub(crate) pre: PluginPre<State>,
+    /// The plugin file it came from.
+    pub path: PathBuf,
+    /// Whether it was compiled now (false: loaded precompiled from the disk cache).
+    pub compiled: bool,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("path", &self.path).field("compiled", &self.compiled).finish()
+    }
+}
+
+/// One per process.
+pub struct PluginHost {
+    pub(crate) engine: Engine,
+    linker: Linker<State>,
+    cache_dir: PathBuf,
+    loaded: Mutex<HashMap<blake3::Hash, Arc<LoadedPlugin>>>,
+}
+
+impl std::fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginHost").field("cache_dir", &self.cache_dir).finish_non_exhaustive()
+    }
+}
+
+impl PluginHost {
+    /// Creates the engine; compiled components are cached in `cache_dir`.
+    pub fn new(cache_dir: &Path) -> Result<PluginHost, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Host(format!("cannot start wasmtime: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Host(format!("cannot link WASI: {e:#}")))?;
+        Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Host(format!("cannot link the dagrun host interface: {e:#}")))?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("dagrun-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| PluginError::Host(format!("cannot start the epoch thread: {e}")))?;
+        Ok(PluginHost { engine, linker, cache_dir: cache_dir.to_owned(), loaded: Mutex::new(HashMap::new()) })
+    }
+
+    fn compat_hash(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{:016x}", h.finish())
+    }
+
+    /// Loads a plugin: from memory if already loaded, else the on-disk compiled cache, else
+    /// compiles it (and caches the result). Refuses plugins that import network interfaces.
+    pub fn load(&self, wasm_path: &Path) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let bytes = std::fs::read(wasm_path).map_err(|source| PluginError::Io {
+            context: format!("cannot read plugin {}", wasm_path.display()),
+            source,
+        })?;
+        let digest = blake3::hash(&bytes);
+        if let Some(p) = self.loaded.lock().expect("lock").get(&digest) {
+            return Ok(p.clone());
+        }
+        let shown = wasm_path.display().to_string();
+        let cached = self.cache_dir.join(format!("{}-{}.cwasm", digest.to_hex(), self.compat_hash()));
+        let (component, compiled) = match self.deserialize(&cached) {
+            Some(c) => (c, false),
+            None => {
+                let c = Component::new(&self.engine, &bytes)
+                    .map_err(|e| PluginError::NotAComponent { path: shown.clone(), message: format!("{e:#}") })?;
+                if let Ok(serialized) = c.serialize() {
+                    write_atomic(&cached, &serialized);
+                }
+                (c, true)
+            }
+        };
+        let ty = component.component_type();
+        for (name, _) in ty.imports(&self.engine) {
+            if name.starts_with("wasi:sockets/") || name.starts_with("wasi:http/") {
+                return Err(PluginError::NetworkImport { path: shown, import: name.to_owned() });
+            }
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Incompatible { path: shown.clone(), message: format!("{e:#}") })?;
+        let pre =
+            PluginPre::new(pre).map_err(|e| PluginError::Incompatible { path: shown, message: format!("{e:#}") })?;
+        let loaded = Arc::new(LoadedPlugin { pre, path: wasm_path.to_owned(), compiled });
+        self.loaded.lock().expect("lock").insert(digest, loaded.clone());
+        Ok(loaded)
+    }
+
+    #[allow(unsafe_code)]
+    fn deserialize(&self, path: &Path) -> Option<Component> {
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the file was produced by `Component::serialize` of an engine with the same
+        // compatibility hash (it is in the file name) and written atomically by this host into
+        // dagrun's own state directory; wasmtime also validates its header before use.
+        unsafe { Component::deserialize_file(&self.engine, path) }.ok()
+    }
+
+    /// Calls the plugin's `describe` export.
+    pub fn describe(&self, plugin: &LoadedPlugin) -> Result<PluginInfo, PluginError> {
+        let mut store = crate::sandbox::bare_store(self)?;
+        store.set_epoch_deadline(
+            u64::try_from(Duration::from_secs(10).as_millis() / EPOCH_TICK.as_millis()).unwrap_or(1000),
+        );
+        store.epoch_deadline_trap();
+        let instance = plugin.pre.instantiate(&mut store).map_err(|e| PluginError::Host(format!("{e:#}")))?;
+        let info = instance
+            .call_describe(&mut store)
+            .map_err(|e| crate::sandbox::classify(e, store.data(), Duration::from_secs(10)))?;
+        Ok(PluginInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            params_schema: info.params_schema,
+        })
+    }
+}
+
+/// Best-effort atomic write (temp file + rename); a failure only costs a recompile later.
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

@@ -1,0 +1,20 @@
+//! The WASM plugin host: loads task plugins (wasmtime components), runs each task in a fresh
+//! sandbox, caches compiled components on disk, and builds plugin crates on demand.
+//!
+//! One [`PluginHost`] per process holds the wasmtime `Engine`, the linker, an epoch ticker
+//! and an in-memory cache of loaded plugins. Each run gets a fresh `Store`: its inputs are
+//! preopened read-only, a fresh output directory read-write, nothing else of the filesystem,
+//! no network, no environment variables, a memory cap and a wall-clock deadline.
+
+mod bindings;
+mod build;
+mod error;
+mod host;
+mod sandbox;
+
+pub use sandbox::run;
+
+pub use build::{BuildError, PluginSource, build_plugin_crate, built_plugin, plugin_source};
+pub use error::PluginError;
+pub use host::{LoadedPlugin, PluginHost, PluginInfo};
+pub use sandbox::{InputMount, Limits, Mount, PluginRun, RunOutcome};

@@ -1,0 +1,337 @@
+//! One plugin run in a fresh sandbox: staged read-only inputs, a read-write output directory,
+//! no network, no environment, a memory cap and an epoch deadline.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Component as PathComponent, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::{Context, Level, NamedPath, TaskError, dagrun};
+use crate::error::PluginError;
+use crate::host::{LoadedPlugin, PluginHost};
+
+/// Resource limits of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline.
+    pub deadline: Duration,
+}
+
+/// A named input: a file or a directory of files on the host.
+#[derive(Debug, Clone)]
+pub struct InputMount {
+    /// Input name.
+    pub name: String,
+    /// Host files (one for `File`/`Output` inputs, several for `Glob`).
+    pub files: Vec<PathBuf>,
+    /// Whether the plugin sees a directory (Glob) or a single file.
+    pub directory: bool,
+}
+
+/// An extra host directory granted by the workflow.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    /// Name (guest path `/mnt/<name>`).
+    pub name: String,
+    /// Host directory.
+    pub host: PathBuf,
+    /// Whether the plugin may write there.
+    pub writable: bool,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct PluginRun {
+    /// Task name.
+    pub task: String,
+    /// Run id.
+    pub run_id: String,
+    /// Partition key.
+    pub partition: Option<String>,
+    /// Params (JSON object).
+    pub params_json: String,
+    /// Inputs.
+    pub inputs: Vec<InputMount>,
+    /// Extra directories.
+    pub mounts: Vec<Mount>,
+    /// A fresh, empty host directory used for staging inputs and collecting outputs.
+    pub stage_dir: PathBuf,
+    /// The task's log file (guest stdout/stderr and `log` calls are appended).
+    pub log: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// Set to stop the run (Ctrl-C); checked every epoch tick.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// A successful run.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The plugin's summary (JSON).
+    pub summary_json: String,
+    /// Artifacts: name → host path of the file (inside the stage's output directory).
+    pub artifacts: Vec<(String, PathBuf)>,
+}
+
+/// Store data of one run.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory_limit: u64,
+    pub(crate) memory_denied: Option<u64>,
+    pub(crate) panic: Option<(String, String, u32)>,
+    pub(crate) cancelled: bool,
+    log: Option<fs::File>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl ResourceLimiter for State {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.memory_denied = Some(desired as u64);
+            return Err(wasmtime::Error::msg("memory limit exceeded"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+impl dagrun::task::host::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        let tag = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "[{tag}] {message}");
+        }
+    }
+
+    fn progress(&mut self, done: u64, total: u64, message: String) {
+        if let Some(f) = &mut self.log {
+            let _ = if total > 0 {
+                writeln!(f, "[progress] {done}/{total} {message}")
+            } else {
+                writeln!(f, "[progress] {done} {message}")
+            };
+        }
+    }
+
+    fn report_panic(&mut self, message: String, file: String, line: u32) {
+        self.panic = Some((message, file, line));
+    }
+}
+
+impl dagrun::task::types::Host for State {}
+
+/// A store with no preopens, for `describe`.
+pub(crate) fn bare_store(host: &PluginHost) -> Result<Store<State>, PluginError> {
+    let wasi = WasiCtxBuilder::new().allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
+    let state = State {
+        wasi,
+        table: ResourceTable::new(),
+        memory_limit: 256 << 20,
+        memory_denied: None,
+        panic: None,
+        cancelled: false,
+        log: None,
+    };
+    let mut store = Store::new(&host.engine, state);
+    store.limiter(|s| s as &mut dyn ResourceLimiter);
+    Ok(store)
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PluginError {
+    let context = context.into();
+    move |source| PluginError::Io { context, source }
+}
+
+/// Links (or copies) a host file into the stage; the guest only ever sees the stage.
+fn stage_file(src: &Path, dest: &Path) -> std::io::Result<()> {
+    if let Some(dir) = dest.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    if fs::hard_link(src, dest).is_err() {
+        fs::copy(src, dest)?;
+    }
+    Ok(())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(|| "input".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Runs a loaded plugin once.
+pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<RunOutcome, PluginError> {
+    let stage = &run.stage_dir;
+    let out_dir = stage.join("out");
+    fs::create_dir_all(&out_dir).map_err(io(format!("cannot create {}", out_dir.display())))?;
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.allow_blocking_current_thread(true).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    let stdout = MemoryOutputPipe::new(1 << 20);
+    let stderr = MemoryOutputPipe::new(1 << 20);
+    wasi.stdout(stdout.clone()).stderr(stderr.clone());
+
+    let mut inputs = Vec::new();
+    for input in &run.inputs {
+        let host_dir = stage.join("in").join(&input.name);
+        fs::create_dir_all(&host_dir).map_err(io(format!("cannot stage input `{}`", input.name)))?;
+        for f in &input.files {
+            stage_file(f, &host_dir.join(file_name(f))).map_err(io(format!(
+                "cannot stage input `{}` ({})",
+                input.name,
+                f.display()
+            )))?;
+        }
+        let guest_dir = format!("/in/{}", input.name);
+        wasi.preopened_dir(&host_dir, &guest_dir, FsPerms::ReadOnly)
+            .map_err(|e| PluginError::Host(format!("cannot preopen input `{}`: {e:#}", input.name)))?;
+        let path = match (input.directory, input.files.first()) {
+            (false, Some(f)) => format!("{guest_dir}/{}", file_name(f)),
+            _ => guest_dir,
+        };
+        inputs.push(NamedPath { name: input.name.clone(), path });
+    }
+    let mut mounts = Vec::new();
+    for m in &run.mounts {
+        fs::create_dir_all(&m.host).map_err(io(format!("cannot create mount `{}` ({})", m.name, m.host.display())))?;
+        let guest = format!("/mnt/{}", m.name);
+        let perms = if m.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        wasi.preopened_dir(&m.host, &guest, perms)
+            .map_err(|e| PluginError::Host(format!("cannot preopen mount `{}`: {e:#}", m.name)))?;
+        mounts.push(NamedPath { name: m.name.clone(), path: guest });
+    }
+    wasi.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
+        .map_err(|e| PluginError::Host(format!("cannot preopen the output directory: {e:#}")))?;
+
+    let log = fs::OpenOptions::new().create(true).append(true).open(&run.log).ok();
+    let state = State {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        memory_limit: run.limits.memory_bytes,
+        memory_denied: None,
+        panic: None,
+        cancelled: false,
+        log,
+    };
+    let mut store = Store::new(&host.engine, state);
+    store.limiter(|s| s as &mut dyn ResourceLimiter);
+    // Every epoch tick: stop on Ctrl-C or when the deadline has passed.
+    let started = Instant::now();
+    let deadline = run.limits.deadline;
+    let cancel = run.cancel.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        if cancel.load(Ordering::Relaxed) {
+            ctx.data_mut().cancelled = true;
+            return Err(Trap::Interrupt.into());
+        }
+        if started.elapsed() >= deadline {
+            return Err(Trap::Interrupt.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+
+    let ctx = Context {
+        task: run.task.clone(),
+        run_id: run.run_id.clone(),
+        partition: run.partition.clone(),
+        params_json: run.params_json.clone(),
+        inputs,
+        output_dir: "/out".to_owned(),
+        mounts,
+    };
+    let result = plugin
+        .pre
+        .instantiate(&mut store)
+        .and_then(|instance| instance.call_run(&mut store, &ctx))
+        .map_err(|e| classify(e, store.data(), run.limits.deadline));
+    append_output(&run.log, "stdout", &stdout.contents());
+    append_output(&run.log, "stderr", &stderr.contents());
+    let result = match result? {
+        Ok(r) => r,
+        Err(TaskError::InvalidParams(m)) => return Err(PluginError::InvalidParams(m)),
+        Err(TaskError::BadInput(m)) => return Err(PluginError::BadInput(m)),
+        Err(TaskError::Failed(m)) => return Err(PluginError::Failed(m)),
+    };
+    let artifacts = result
+        .artifacts
+        .into_iter()
+        .map(|a| {
+            let host_path = artifact_host_path(&out_dir, &a.path)
+                .ok_or_else(|| PluginError::ArtifactOutside { name: a.name.clone(), path: a.path.clone() })?;
+            Ok((a.name, host_path))
+        })
+        .collect::<Result<Vec<_>, PluginError>>()?;
+    Ok(RunOutcome { summary_json: result.summary_json, artifacts })
+}
+
+/// Maps a guest artifact path under `/out` to the host file, refusing anything that leaves it.
+fn artifact_host_path(out_dir: &Path, guest: &str) -> Option<PathBuf> {
+    let rel = Path::new(guest).strip_prefix("/out").ok()?;
+    if rel.components().any(|c| !matches!(c, PathComponent::Normal(_))) || rel.as_os_str().is_empty() {
+        return None;
+    }
+    let host = out_dir.join(rel);
+    let real = host.canonicalize().ok()?;
+    let root = out_dir.canonicalize().ok()?;
+    (real.starts_with(&root) && real.is_file()).then_some(real)
+}
+
+fn append_output(log: &Path, what: &str, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(f, "--- plugin {what} ---");
+        let _ = f.write_all(bytes);
+        if !bytes.ends_with(b"\n") {
+            let _ = writeln!(f);
+        }
+    }
+}
+
+/// Turns a wasmtime error into the user-facing cause: panic, memory, deadline or trap.
+pub(crate) fn classify(e: wasmtime::Error, state: &State, deadline: Duration) -> PluginError {
+    if state.cancelled {
+        return PluginError::Cancelled;
+    }
+    if let Some((message, file, line)) = &state.panic {
+        return PluginError::Panic { message: message.clone(), file: file.clone(), line: *line };
+    }
+    if let Some(wanted) = state.memory_denied {
+        return PluginError::Memory { wanted, limit: state.memory_limit };
+    }
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return PluginError::Deadline(deadline);
+    }
+    let backtrace = e
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| bt.frames().iter().filter_map(|f| f.func_name().map(str::to_owned)).take(8).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let message = match e.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{:#}", e.root_cause()),
+    };
+    PluginError::Trap { message, backtrace }
+}
