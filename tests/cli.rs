@@ -367,7 +367,8 @@ fn graph_prints_dot_and_mermaid() {
     assert!(dot.starts_with("digraph \"pipeline\" {"), "{dot}");
     assert!(dot.contains("\"features\" -> \"train\" [label=\"feats\"];"), "{dot}");
     let mermaid = stdout(&s.dagrun(&["graph", "wf.ron", "--format", "mermaid"]));
-    assert!(mermaid.contains("train -.-> report"), "{mermaid}");
+    assert!(mermaid.contains("t2 -.-> t3"), "{mermaid}");
+    assert!(mermaid.contains("t2[\"train (command)\"]"), "{mermaid}");
 }
 
 #[test]
@@ -473,4 +474,45 @@ fn plain_output_has_a_summary_table() {
     assert!(err.contains("succeeded: 5 ran, 0 cached, 0 failed, 0 skipped in "), "{err}");
     let out = s.dagrun(&["run", "wf.ron"]);
     assert!(stderr(&out).contains("succeeded: 0 ran, 5 cached, 0 failed, 0 skipped in "), "{}", stderr(&out));
+}
+
+/// Whether a process is running (a zombie counts as gone).
+#[cfg(target_os = "linux")]
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn processes_left_by_a_killed_dagrun_are_reaped_by_the_next_run() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "orphans", tasks: [
+        Task(name: "slow", kind: Command(run: "sleep 30 & echo $! > sleeper.pid; wait")),
+        Task(name: "other", kind: Command(run: "true")),
+    ])"#,
+    );
+    let mut child =
+        s.cmd(&["run", "wf.ron", "--only", "slow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if s.path("sleeper.pid").exists() && !s.read("sleeper.pid").trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let pid = s.read("sleeper.pid").trim().to_owned();
+    child.kill().unwrap(); // SIGKILL: dagrun cannot clean up
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(running(&pid), "the grandchild outlives a SIGKILLed dagrun");
+    let out = s.dagrun(&["run", "wf.ron", "--only", "other"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for _ in 0..100 {
+        if !running(&pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!running(&pid), "the next run reaps the orphaned process group");
 }

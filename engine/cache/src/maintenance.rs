@@ -51,7 +51,7 @@ pub struct VerifyReport {
     pub corrupt_objects: Vec<ObjectDigest>,
     /// Entries that were unreadable (removed).
     pub unreadable_entries: usize,
-    /// Entries referring to an object that is missing or was corrupt (they are misses now).
+    /// Entries referring to an object that is missing or was corrupt (removed: those tasks run again).
     pub entries_missing_objects: usize,
 }
 
@@ -65,7 +65,11 @@ impl VerifyReport {
 /// Files under `dir/xx/`: the two-level fan-out used by objects and actions.
 fn fanout_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
-    for shard in fs::read_dir(dir).at(dir)? {
+    let shards = match fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        other => other.at(dir)?,
+    };
+    for shard in shards {
         let shard = shard.at(dir)?.path();
         if shard.is_dir() {
             for f in fs::read_dir(&shard).at(&shard)? {
@@ -167,6 +171,7 @@ impl Store {
                     report.unreadable_entries += 1;
                 }
                 Some(e) if !e.outputs.values().all(|o| self.has_object(&o.digest)) => {
+                    fs::remove_file(&path).at(&path)?;
                     report.entries_missing_objects += 1;
                 }
                 Some(_) => {}
@@ -227,6 +232,7 @@ mod tests {
         assert_eq!(report.corrupt_objects, vec![e.outputs["o"].digest]);
         assert_eq!(report.entries_missing_objects, 1);
         assert!(store.get_action(&e.key).is_none());
+        assert!(store.verify().unwrap().is_clean(), "a second verify finds nothing left to repair");
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub enum StoreError {
     /// The state directory was written by an incompatible dagrun.
     #[error(
         "state directory {path} has layout version {found}, this dagrun uses {LAYOUT_VERSION}; \
-         move it away or delete it (it is only a cache)"
+         move it away or delete it (it holds only the cache, run history and logs)"
     )]
     Version {
         /// The state directory.
@@ -166,6 +166,23 @@ impl Store {
             Err(e) => return Err(e).at(&layout),
         }
         Ok(store)
+    }
+
+    /// Opens an existing state directory without creating anything; `Ok(None)` if there is none.
+    pub fn open_existing(root: &Path, durability: Durability) -> Result<Option<Store>, StoreError> {
+        let layout = root.join("layout");
+        match fs::read_to_string(&layout) {
+            Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => Ok(Some(Store { root: root.to_owned(), durability })),
+            Ok(s) => Err(StoreError::Version { path: root.to_owned(), found: s.trim().to_owned() }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).at(&layout),
+        }
+    }
+
+    /// A handle on a state directory that may not exist: reads find nothing, writes fail.
+    /// For read-only commands (`plan`) before anything ever ran.
+    pub fn absent(root: &Path) -> Store {
+        Store { root: root.to_owned(), durability: Durability::NoFsync }
     }
 
     /// The state directory.

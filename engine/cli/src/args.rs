@@ -8,7 +8,12 @@ use crate::env;
 
 /// dagrun: a DAG workflow engine that keeps ML models fresh, with a content-hash cache.
 #[derive(Debug, Parser)]
-#[command(name = "dagrun", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "dagrun",
+    version,
+    about = "dagrun: a DAG workflow engine that keeps ML models fresh, with a content-hash cache",
+    after_help = EXIT_CODES
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

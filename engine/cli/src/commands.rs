@@ -21,7 +21,8 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Run { workflow, jobs, select, json, state } => run(&workflow, jobs, &select, json, &state),
         Command::Plan { workflow, select, json, state } => plan(&workflow, &select, json, &state),
         Command::Validate { workflow } => load(&workflow).map(|(wf, _)| {
-            eprintln!("{}: ok ({} tasks)", workflow.display(), wf.tasks.len());
+            let n = wf.tasks.len();
+            eprintln!("{}: ok ({n} task{})", workflow.display(), if n == 1 { "" } else { "s" });
             Exit::Success
         }),
         Command::Graph { workflow, format } => load(&workflow).map(|(wf, _)| {
@@ -76,10 +77,29 @@ fn state_dir(state: &StateArgs, workflow: Option<&Path>) -> PathBuf {
     base.join(".dagrun")
 }
 
+fn durability() -> Durability {
+    if env::is_off(env::FSYNC) { Durability::NoFsync } else { Durability::Fsync }
+}
+
+/// Opens (creating if needed) the state directory: for commands that write.
 fn open_store(state: &StateArgs, workflow: Option<&Path>) -> Result<Store, Exit> {
-    let durability = if env::is_off(env::FSYNC) { Durability::NoFsync } else { Durability::Fsync };
     let dir = state_dir(state, workflow);
-    Store::open(&dir, durability).map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))
+    Store::open(&dir, durability()).map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))
+}
+
+/// Opens the state directory if it exists: read-only commands never create one.
+fn existing_store(state: &StateArgs, workflow: Option<&Path>) -> Result<Result<Store, PathBuf>, Exit> {
+    let dir = state_dir(state, workflow);
+    match Store::open_existing(&dir, durability()) {
+        Ok(Some(store)) => Ok(Ok(store)),
+        Ok(None) => Ok(Err(dir)),
+        Err(e) => Err(error(format!("cannot open state directory: {e}"), Exit::Internal)),
+    }
+}
+
+fn nothing_ran(dir: &Path) -> Exit {
+    println!("no state directory at {}: nothing has run yet", dir.display());
+    Exit::Success
 }
 
 fn selection(wf: &Workflow, graph: &TaskGraph, s: &SelectArgs) -> Result<Selection, Exit> {
@@ -191,17 +211,27 @@ fn summary(r: &RunRecord) -> String {
 fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
     let (wf, graph) = load(path)?;
     let selection = selection(&wf, &graph, select)?;
-    let store = open_store(state, Some(path))?;
+    let (store, exists) = match existing_store(state, Some(path))? {
+        Ok(store) => (store, true),
+        Err(dir) => (Store::absent(&dir), false),
+    };
     let stat = StatCache::load(&store);
     let plugins = built_plugins(&wf, &store);
     let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify, plugins: &plugins };
     let planned = dagrun_plan::plan(&wf, &graph, &selection, &store, &ctx);
-    let _ = stat.save(&store);
+    if exists {
+        let _ = stat.save(&store);
+    }
+    let code = if planned.iter().any(|p| matches!(p.decision, Decision::Error { .. })) {
+        Exit::TaskFailed
+    } else {
+        Exit::Success
+    };
     if json {
         for p in &planned {
             println!("{}", serde_json::to_string(p).expect("serializes"));
         }
-        return Ok(Exit::Success);
+        return Ok(code);
     }
     let to_run = planned.iter().filter(|p| matches!(p.decision, Decision::Run { .. })).count();
     let cached = planned.iter().filter(|p| matches!(p.decision, Decision::Cached { .. })).count();
@@ -220,7 +250,7 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
             Decision::Error { message } => println!("  error   {:width$}  {message}", p.task),
         }
     }
-    Ok(Exit::Success)
+    Ok(code)
 }
 
 /// Plugin crates whose last build is still current (plan never builds).
@@ -252,7 +282,10 @@ fn bytes(n: u64) -> String {
 fn cache(action: CacheAction) -> Result<Exit, Exit> {
     match action {
         CacheAction::Ls { workflow, json, state } => {
-            let store = open_store(&state, workflow.as_deref())?;
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
             let entries = store.list().map_err(|e| error(e, Exit::Internal))?;
             if json {
                 for e in &entries {
@@ -283,7 +316,10 @@ fn cache(action: CacheAction) -> Result<Exit, Exit> {
                 })?),
                 None => None,
             };
-            let store = open_store(&state, workflow.as_deref())?;
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
             let r = store.gc(max_age).map_err(|e| error(e, Exit::Internal))?;
             println!(
                 "removed {} entries, {} objects ({}), {} temp files",
@@ -295,7 +331,10 @@ fn cache(action: CacheAction) -> Result<Exit, Exit> {
             Ok(Exit::Success)
         }
         CacheAction::Verify { workflow, state } => {
-            let store = open_store(&state, workflow.as_deref())?;
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
             let r = store.verify().map_err(|e| error(e, Exit::Internal))?;
             println!("checked {} objects ({})", r.objects_checked, bytes(r.bytes_checked));
             if r.is_clean() {
@@ -309,7 +348,7 @@ fn cache(action: CacheAction) -> Result<Exit, Exit> {
                 println!("{} unreadable entries: removed", r.unreadable_entries);
             }
             println!(
-                "{} cache entries lost an object; those tasks will run again on the next run",
+                "{} cache entries referred to a missing or corrupt object: removed (those tasks run again next time)",
                 r.entries_missing_objects
             );
             Ok(Exit::CacheCorrupt)
@@ -318,7 +357,15 @@ fn cache(action: CacheAction) -> Result<Exit, Exit> {
 }
 
 fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
-    let store = open_store(state, workflow)?;
+    let store = match existing_store(state, workflow)? {
+        Ok(store) => store,
+        Err(dir) => {
+            if !json {
+                println!("no runs recorded: no state directory at {}", dir.display());
+            }
+            return Ok(Exit::Success);
+        }
+    };
     let records = RunRecord::list(&store, limit);
     if json {
         for r in &records {
@@ -361,7 +408,12 @@ fn status_name(s: RunStatus) -> &'static str {
 }
 
 fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
-    let store = open_store(state, workflow)?;
+    let store = match existing_store(state, workflow)? {
+        Ok(store) => store,
+        Err(dir) => {
+            return Err(error(format!("no runs recorded yet (no state directory at {})", dir.display()), Exit::Usage));
+        }
+    };
     let r = RunRecord::find(&store, query).map_err(|e| error(e, Exit::Usage))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));

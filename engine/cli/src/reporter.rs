@@ -65,8 +65,10 @@ impl Reporter for PlainReporter {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("")
+/// An error on one line: newlines become ` | `, cut at 200 characters.
+fn first_line(s: &str) -> String {
+    let one: String = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
+    if one.chars().count() > 200 { format!("{}…", one.chars().take(200).collect::<String>()) } else { one }
 }
 
 /// Progress bars on stderr: one overall bar and one spinner per running task.

@@ -22,6 +22,9 @@ pub struct CommandSpec {
     pub log: PathBuf,
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
+    /// Directory recording running process groups, so a later run can reap orphans of a
+    /// dagrun that was killed with SIGKILL.
+    pub procs: PathBuf,
 }
 
 /// Why an attempt failed.
@@ -91,6 +94,7 @@ pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>)
     process_group::configure(&mut cmd);
     let mut child = cmd.spawn().map_err(AttemptError::Spawn)?;
     let pid = child.id();
+    let _record = pid.map(|p| ProcRecord::new(&spec.procs, p));
     let sleep = async {
         match spec.timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -130,6 +134,45 @@ pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>)
     Err(AttemptError::Exit { status: status_text, tail: tail(&spec.log, 20) })
 }
 
+/// A file `<procs>/<pgid>` holding dagrun's pid while the process group runs.
+struct ProcRecord(PathBuf);
+
+impl ProcRecord {
+    fn new(dir: &Path, pgid: u32) -> ProcRecord {
+        let path = dir.join(pgid.to_string());
+        let _ = std::fs::create_dir_all(dir);
+        let _ = std::fs::write(&path, std::process::id().to_string());
+        ProcRecord(path)
+    }
+}
+
+impl Drop for ProcRecord {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Kills process groups left running by a dagrun that died without cleaning up (`kill -9`).
+/// Returns how many were reaped.
+pub fn reap_orphans(procs: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(procs) else { return 0 };
+    let mut reaped = 0;
+    for e in entries.flatten() {
+        let (Some(pgid), Ok(owner)) = (
+            e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()),
+            std::fs::read_to_string(e.path()).map(|s| s.trim().parse::<u32>().unwrap_or(0)),
+        ) else {
+            continue;
+        };
+        if !process_group::alive(owner) {
+            process_group::kill(Some(pgid));
+            let _ = std::fs::remove_file(e.path());
+            reaped += 1;
+        }
+    }
+    reaped
+}
+
 #[cfg(unix)]
 #[allow(unsafe_code)]
 mod process_group {
@@ -159,6 +202,13 @@ mod process_group {
             }
         }
     }
+
+    /// Whether a process with this pid exists.
+    pub fn alive(pid: u32) -> bool {
+        let Ok(pid) = i32::try_from(pid) else { return false };
+        // SAFETY: signal 0 only checks for existence; no memory involved.
+        pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    }
 }
 
 #[cfg(not(unix))]
@@ -168,4 +218,8 @@ mod process_group {
     pub fn configure(_cmd: &mut Command) {}
 
     pub fn kill(_pid: Option<u32>) {}
+
+    pub fn alive(_pid: u32) -> bool {
+        true
+    }
 }

@@ -160,6 +160,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
     record.save(&ctx.store)?;
     ctx.reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow: wf.name.clone(), tasks: total, jobs });
 
+    crate::command::reap_orphans(&ctx.store.root().join("procs"));
     let (plugins, plugin_errors) = build_plugins(&wf, &opts.selection, &ctx.store, ctx.reporter.as_ref());
     let shared = Arc::new(Shared {
         logs: ctx.store.root().join("logs").join(&run_id),
@@ -179,6 +180,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
     let mut running: JoinSet<JobResult> = JoinSet::new();
     let mut cancel_main = cancel.clone();
     let mut interrupted = *cancel.borrow();
+    let mut last_save = Instant::now();
 
     let finish = |record: &mut RunRecord, done: &mut Vec<Option<TaskStatus>>, r: JobResult| {
         let task = wf.tasks[r.index].name.clone();
@@ -233,6 +235,11 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
                 let status = r.status;
                 manifests[i] = r.manifest.clone();
                 finish(&mut record, &mut done, r);
+                // Keep history useful after a crash: save progress at most every 2 seconds.
+                if last_save.elapsed() > Duration::from_secs(2) {
+                    let _ = record.save(&ctx.store);
+                    last_save = Instant::now();
+                }
                 if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
                     for d in graph.downstream(i) {
                         waiting[d] -= 1;

@@ -151,6 +151,7 @@ pub(crate) async fn run_job(
             cwd: wf.dir.clone(),
             log: log.clone(),
             timeout: task.timeout,
+            procs: shared.ctx.store.root().join("procs"),
         }),
         TaskKind::Wasm(w) => match WasmSpec::new(&shared, i, w, &ups) {
             Ok(spec) => Spec::Wasm(spec),
@@ -206,7 +207,9 @@ pub(crate) async fn run_job(
             () = tokio::time::sleep(delay) => {}
             () = cancelled(&mut cancel) => {
                 let mut r = JobResult::skipped(i, "interrupted".to_owned());
+                r.key = key_hex;
                 r.attempts = attempt;
+                r.duration_ms = elapsed(started);
                 return r;
             }
         }

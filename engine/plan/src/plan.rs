@@ -53,6 +53,7 @@ pub fn plan(
     ctx: &KeyContext<'_>,
 ) -> Vec<PlannedTask> {
     let mut manifests: HashMap<usize, Manifest> = HashMap::new();
+    let mut blocked: Vec<bool> = vec![false; wf.tasks.len()];
     let mut out = Vec::new();
     for &i in graph.topo_order() {
         if !selection.included[i] {
@@ -61,7 +62,12 @@ pub fn plan(
         let task = &wf.tasks[i];
         let pending: Vec<&str> =
             graph.upstream(i).filter(|u| !manifests.contains_key(u)).map(|u| wf.tasks[u].name.as_str()).collect();
-        let decision = if !pending.is_empty() {
+        let cannot: Vec<&str> = graph.upstream(i).filter(|&u| blocked[u]).map(|u| wf.tasks[u].name.as_str()).collect();
+        let decision = if !cannot.is_empty() {
+            Decision::Error { message: format!("upstream `{}` cannot run", cannot.join("`, `")) }
+        } else if let dagrun_workflow::TaskKind::OnnxEval(_) = task.kind {
+            Decision::Error { message: "OnnxEval tasks cannot run in this dagrun build yet".to_owned() }
+        } else if !pending.is_empty() {
             let mut pending = pending;
             pending.sort_unstable();
             Decision::Run { key: None, reasons: pending.iter().map(|u| format!("upstream `{u}` will run")).collect() }
@@ -91,6 +97,7 @@ pub fn plan(
                 },
             }
         };
+        blocked[i] = matches!(decision, Decision::Error { .. });
         out.push(PlannedTask { task: task.name.clone(), decision });
     }
     out

@@ -26,7 +26,8 @@ pub fn dot(wf: &Workflow) -> String {
 
 /// The graph as a Mermaid flowchart.
 pub fn mermaid(wf: &Workflow) -> String {
-    let id = |name: &str| name.replace('-', "_");
+    // Node ids are positional (`t0`, `t1`, ...): task names may contain characters Mermaid rejects.
+    let id = |name: &str| format!("t{}", wf.task_index(name).unwrap_or(usize::MAX));
     let mut s = String::from("flowchart LR\n");
     for t in &wf.tasks {
         let _ = writeln!(s, "  {}[\"{} ({})\"]", id(&t.name), t.name, t.kind.label());
@@ -60,7 +61,8 @@ mod tests {
         assert!(d.contains("\"a-1\" -> \"b\" [label=\"o\"];"), "{d}");
         assert!(d.contains("\"a-1\" -> \"b\" [style=dashed];"), "{d}");
         let m = mermaid(&wf);
-        assert!(m.contains("a_1 -->|o| b"), "{m}");
-        assert!(m.contains("a_1 -.-> b"), "{m}");
+        assert!(m.contains("t0[\"a-1 (command)\"]"), "{m}");
+        assert!(m.contains("t0 -->|o| t1"), "{m}");
+        assert!(m.contains("t0 -.-> t1"), "{m}");
     }
 }

@@ -55,7 +55,7 @@ pub struct Label {
 /// One problem in a workflow file.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
-    /// A stable code such as `dagrun::unknown-task` (documented in docs/errors.md).
+    /// A stable code such as `dagrun::unknown-task` (documented in docs/workflow-format.md#validation-errors).
     pub code: &'static str,
     /// One-line description.
     pub message: String,

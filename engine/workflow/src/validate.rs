@@ -59,6 +59,9 @@ pub(crate) fn validate(
     doc: Option<&Node>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Task> {
+    if let Some(doc) = doc {
+        duplicate_keys(source, doc, diags);
+    }
     let top = |f: &str| doc.and_then(|d| d.field("defaults")).and_then(|d| d.field(f)).map(|n| n.span.clone());
     let defaults = resolve_defaults(source, &raw.defaults, &top, diags);
 
@@ -277,7 +280,19 @@ fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Ve
                 .label(sp.kind_field("run"), "nothing to run")
                 .help("write the shell command to run, e.g. run: \"python train.py\""),
         ),
-        TaskKind::Command(_) => {}
+        TaskKind::Command(c) => {
+            for key in c.env.keys().filter(|k| k.starts_with("DAGRUN_")) {
+                diags.push(
+                    Diagnostic::new(
+                        "dagrun::reserved-env",
+                        format!("task `{}` sets `{key}`, which dagrun sets itself", def.name),
+                        source,
+                    )
+                    .label(sp.kind_field("env"), "in here")
+                    .help("variables starting with DAGRUN_ are reserved; choose another name"),
+                );
+            }
+        }
         TaskKind::Wasm(w) if w.plugin.is_empty() => diags.push(
             Diagnostic::new("dagrun::empty-path", format!("task `{}` names no plugin", def.name), source)
                 .label(sp.kind_field("plugin"), "empty path")
@@ -379,15 +394,16 @@ fn check_outputs<'a>(
         }
         let norm = normalize(path);
         if let Some((j, first, other)) = seen.get(&norm) {
+            let message = if *first == def.name {
+                format!("task `{first}` writes `{norm}` twice (outputs `{other}` and `{name}`)")
+            } else {
+                format!("tasks `{first}` and `{}` both write `{norm}`", def.name)
+            };
             diags.push(
-                Diagnostic::new(
-                    "dagrun::output-conflict",
-                    format!("tasks `{first}` and `{}` both write `{norm}`", def.name),
-                    source,
-                )
-                .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
-                .label(TaskSpans::new(doc, *j).map_value("outputs", other), format!("also written by `{first}`"))
-                .help("each output file must belong to exactly one task: give one of them another path"),
+                Diagnostic::new("dagrun::output-conflict", message, source)
+                    .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
+                    .label(TaskSpans::new(doc, *j).map_value("outputs", other), format!("also written by `{first}`"))
+                    .help("each output file must belong to exactly one task: give one of them another path"),
             );
         } else {
             seen.insert(norm, (i, &def.name, name));
@@ -404,6 +420,47 @@ fn normalize(path: &str) -> String {
         .join("/")
 }
 
+/// Maps with the same key twice: serde would silently keep only the last one.
+fn duplicate_keys(source: &Source, node: &Node, diags: &mut Vec<Diagnostic>) {
+    use crate::spans::NodeKind;
+    match &node.kind {
+        NodeKind::Map(entries) => {
+            for (i, (k, _)) in entries.iter().enumerate() {
+                let Some(key) = k.as_str() else { continue };
+                if let Some((first, _)) = entries[..i].iter().find(|(f, _)| f.as_str() == Some(key)) {
+                    diags.push(
+                        Diagnostic::new("dagrun::duplicate-key", format!("`{key}` is given twice in this map"), source)
+                            .label(Some(k.span.clone()), "given again here")
+                            .label(Some(first.span.clone()), "first given here")
+                            .help("keys of a map must be unique: remove or rename one"),
+                    );
+                }
+            }
+            for (k, v) in entries {
+                duplicate_keys(source, k, diags);
+                duplicate_keys(source, v, diags);
+            }
+        }
+        NodeKind::Struct(fields) => fields.iter().for_each(|f| duplicate_keys(source, &f.value, diags)),
+        NodeKind::List(items) | NodeKind::Tuple(items) => items.iter().for_each(|n| duplicate_keys(source, n, diags)),
+        _ => {}
+    }
+}
+
+/// Why a RON value would not survive the trip to JSON unchanged.
+fn not_json(v: &ron::Value) -> Option<&'static str> {
+    match v {
+        ron::Value::Number(n) if !(*n).into_f64().is_finite() => Some("numbers must be finite (no NaN or inf)"),
+        ron::Value::Map(m) => m.iter().find_map(|(k, v)| match k {
+            ron::Value::String(_) => not_json(v),
+            _ => Some("map keys must be strings"),
+        }),
+        ron::Value::Seq(items) => items.iter().find_map(not_json),
+        ron::Value::Option(Some(inner)) => not_json(inner),
+        _ => None,
+    }
+}
+
 fn params_json(
     source: &Source,
     def: &TaskDef,
@@ -412,6 +469,18 @@ fn params_json(
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut out = serde_json::Map::new();
     for (k, v) in &def.params {
+        if let Some(why) = not_json(v) {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::invalid-param",
+                    format!("param `{k}` cannot be passed to the task: {why}"),
+                    source,
+                )
+                .label(sp.map_value("params", k), "not representable as JSON")
+                .help("params are passed as JSON: maps need string keys and numbers must be finite"),
+            );
+            continue;
+        }
         match serde_json::to_value(v) {
             Ok(j) => {
                 out.insert(k.clone(), j);
