@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, then every unit and integration test.
+# The whole test suite, as CI runs it: formatting, lints, then every unit and integration test
+# (the integration tests build the WASM test plugins in tests/plugins/ themselves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test: cargo is required (https://rustup.rs)" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+echo "== rustup target add wasm32-wasip2 (plugins are WASM components)"
+rustup target add wasm32-wasip2
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path sdk/Cargo.toml -- --check
+cargo fmt --manifest-path tests/plugins/Cargo.toml --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-echo "== cargo test"
+cargo clippy --manifest-path sdk/Cargo.toml --all-targets --quiet -- -D warnings
+echo "== cargo test (SDK)"
+cargo test --manifest-path sdk/Cargo.toml
+echo "== cargo test (engine)"
 cargo test --workspace

@@ -107,6 +107,12 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Create, build and inspect WASM task plugins.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        action: PluginAction,
+    },
     /// Show one run: every task's status, duration and cache key.
     Show {
         /// Run id, a unique prefix of it, or `last`.
@@ -150,6 +156,35 @@ pub enum CacheAction {
         workflow: Option<PathBuf>,
         #[command(flatten)]
         state: StateArgs,
+    },
+}
+
+/// `dagrun plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginAction {
+    /// Create a plugin crate (and an example workflow that runs it) in a new directory NAME.
+    New {
+        /// Plugin name: lower-case letters, digits, `-` and `_`.
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The dagrun SDK to depend on (default: the SDK next to this dagrun's sources).
+        #[arg(long, env = env::SDK)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build a plugin crate (cargo, wasm32-wasip2, release) and print the .wasm it produced.
+    Build {
+        /// The plugin crate directory.
+        path: PathBuf,
+    },
+    /// Print what a plugin says about itself (name, version, params schema) and what it imports.
+    Inspect {
+        /// A .wasm component or a plugin crate directory.
+        path: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

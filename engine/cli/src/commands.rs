@@ -36,13 +36,14 @@ pub fn dispatch(cmd: Command) -> Exit {
             Exit::Success
         }),
         Command::Cache { action } => cache(action),
+        Command::Plugin { action } => crate::plugin::dispatch(action),
         Command::Runs { workflow, limit, json, state } => runs(workflow.as_deref(), limit, json, &state),
         Command::Show { run, workflow, json, state } => show(&run, workflow.as_deref(), json, &state),
     };
     result.unwrap_or_else(|e| e)
 }
 
-fn error(msg: impl std::fmt::Display, code: Exit) -> Exit {
+pub(crate) fn error(msg: impl std::fmt::Display, code: Exit) -> Exit {
     eprintln!("error: {msg}");
     code
 }

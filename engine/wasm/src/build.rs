@@ -11,6 +11,10 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
+/// Environment variable: a cargo target directory shared by every plugin crate build (so
+/// plugins reuse each other's compiled dependencies). Default: each crate's own `target/`.
+pub const PLUGIN_TARGET_DIR_ENV: &str = "DAGRUN_PLUGIN_TARGET_DIR";
+
 /// Version of the build record format.
 const BUILD_RECORD_VERSION: u32 = 1;
 
@@ -130,11 +134,24 @@ pub fn built_plugin(dir: &Path, records: &Path) -> Option<PathBuf> {
 /// `records` is a directory where build fingerprints are kept (in the state directory).
 pub fn build_plugin_crate(dir: &Path, records: &Path) -> Result<PathBuf, BuildError> {
     let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
-    let shown = dir.display().to_string();
     let record_path = record_path(&dir, records);
     if let Some(wasm) = built_plugin(&dir, records) {
         return Ok(wasm);
     }
+    let wasm = cargo_build(&dir)?;
+    let rec = BuildRecord { version: BUILD_RECORD_VERSION, fingerprint: fingerprint(&dir), wasm: wasm.clone() };
+    let _ = std::fs::create_dir_all(records);
+    let tmp = record_path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, serde_json::to_vec(&rec).expect("serializes")).is_ok() {
+        let _ = std::fs::rename(&tmp, &record_path);
+    }
+    Ok(wasm)
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2` in a plugin crate; returns its .wasm.
+pub fn cargo_build(dir: &Path) -> Result<PathBuf, BuildError> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+    let shown = dir.display().to_string();
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
@@ -143,6 +160,9 @@ pub fn build_plugin_crate(dir: &Path, records: &Path) -> Result<PathBuf, BuildEr
     // Settings of an outer cargo (e.g. when dagrun runs under `cargo test`) must not leak in.
     for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
         cmd.env_remove(var);
+    }
+    if let Some(shared) = std::env::var_os(PLUGIN_TARGET_DIR_ENV) {
+        cmd.env("CARGO_TARGET_DIR", shared);
     }
     let out = cmd.output().map_err(|source| BuildError::Cargo { dir: shown.clone(), source })?;
     if !out.status.success() {
@@ -158,7 +178,7 @@ pub fn build_plugin_crate(dir: &Path, records: &Path) -> Result<PathBuf, BuildEr
         };
         return Err(BuildError::Failed { dir: shown, output: tail, hint });
     }
-    let wasm = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
@@ -166,12 +186,5 @@ pub fn build_plugin_crate(dir: &Path, records: &Path) -> Result<PathBuf, BuildEr
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
-        .ok_or(BuildError::NoWasm { dir: shown })?;
-    let rec = BuildRecord { version: BUILD_RECORD_VERSION, fingerprint: fingerprint(&dir), wasm: wasm.clone() };
-    let _ = std::fs::create_dir_all(records);
-    let tmp = record_path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, serde_json::to_vec(&rec).expect("serializes")).is_ok() {
-        let _ = std::fs::rename(&tmp, &record_path);
-    }
-    Ok(wasm)
+        .ok_or(BuildError::NoWasm { dir: shown })
 }

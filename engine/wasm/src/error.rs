@@ -14,7 +14,7 @@ pub enum PluginError {
         message: String,
     },
     /// The plugin imports something the host does not provide (usually a newer SDK/WIT).
-    #[error("{path} is incompatible with this dagrun: {message}")]
+    #[error("{path} {message}")]
     Incompatible {
         /// The plugin file.
         path: String,

@@ -121,10 +121,10 @@ impl PluginHost {
                 return Err(PluginError::NetworkImport { path: shown, import: name.to_owned() });
             }
         }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Incompatible { path: shown.clone(), message: format!("{e:#}") })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| PluginError::Incompatible {
+            path: shown.clone(),
+            message: explain_link_error(&format!("{e:#}")),
+        })?;
         let pre =
             PluginPre::new(pre).map_err(|e| PluginError::Incompatible { path: shown, message: format!("{e:#}") })?;
         let loaded = Arc::new(LoadedPlugin { pre, path: wasm_path.to_owned(), compiled });
@@ -141,6 +141,20 @@ impl PluginHost {
         // compatibility hash (it is in the file name) and written atomically by this host into
         // dagrun's own state directory; wasmtime also validates its header before use.
         unsafe { Component::deserialize_file(&self.engine, path) }.ok()
+    }
+
+    /// The names of everything a plugin imports (WASI interfaces and the dagrun host API).
+    pub fn imports(&self, plugin: &LoadedPlugin) -> Vec<String> {
+        let mut names: Vec<String> = plugin
+            .pre
+            .instance_pre()
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Calls the plugin's `describe` export.
@@ -171,5 +185,46 @@ fn write_atomic(path: &Path, bytes: &[u8]) {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
         let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Rewords wasmtime's "matching implementation was not found" for a plugin built against
+/// another version of the dagrun interface.
+fn explain_link_error(raw: &str) -> String {
+    let between = |s: &str, start: &str| -> Option<String> {
+        let rest = &s[s.find(start)? + start.len()..];
+        Some(rest[..rest.find('`')?].to_owned())
+    };
+    let (Some(instance), Some(export)) = (between(raw, "imports instance `"), between(raw, "instance export `")) else {
+        return format!("is incompatible with this dagrun: {raw}");
+    };
+    let Some((package, version)) = instance.split_once('@') else { return raw.to_owned() };
+    let Some((namespace, interface)) = package.rsplit_once('/') else { return raw.to_owned() };
+    if namespace != "dagrun:task" {
+        return format!("needs `{export}` of `{instance}`, which dagrun does not provide to plugins");
+    }
+    format!(
+        "was built against {namespace}@{version} and needs `{interface}.{export}`, which this dagrun \
+         ({namespace}@{WIT_VERSION}) does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explains_a_newer_interface() {
+        let raw = "component imports instance `dagrun:task/host@0.2.0`, but a matching implementation was not \
+                   found in the linker: instance export `new-feature` has the wrong type: function implementation is missing";
+        assert_eq!(
+            explain_link_error(raw),
+            "was built against dagrun:task@0.2.0 and needs `host.new-feature`, which this dagrun (dagrun:task@0.1.0) \
+             does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun"
+        );
+        assert_eq!(explain_link_error("odd"), "is incompatible with this dagrun: odd");
     }
 }

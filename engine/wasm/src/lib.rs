@@ -14,7 +14,9 @@ mod sandbox;
 
 pub use sandbox::run;
 
-pub use build::{BuildError, PluginSource, build_plugin_crate, built_plugin, plugin_source};
+pub use build::{
+    BuildError, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build, plugin_source,
+};
 pub use error::PluginError;
-pub use host::{LoadedPlugin, PluginHost, PluginInfo};
+pub use host::{LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION};
 pub use sandbox::{InputMount, Limits, Mount, PluginRun, RunOutcome};

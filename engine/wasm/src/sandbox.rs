@@ -325,13 +325,44 @@ pub(crate) fn classify(e: wasmtime::Error, state: &State, deadline: Duration) ->
     if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
         return PluginError::Deadline(deadline);
     }
-    let backtrace = e
+    let frames: Vec<String> = e
         .downcast_ref::<WasmBacktrace>()
-        .map(|bt| bt.frames().iter().filter_map(|f| f.func_name().map(str::to_owned)).take(8).collect::<Vec<_>>())
+        .map(|bt| {
+            bt.frames()
+                .iter()
+                .filter_map(|f| f.func_name())
+                .map(|n| format!("{:#}", rustc_demangle::demangle(n)))
+                .collect()
+        })
         .unwrap_or_default();
+    let backtrace = collapse_frames(&frames, 6);
     let message = match e.downcast_ref::<Trap>() {
-        Some(t) => t.to_string(),
+        Some(t) => t.to_string().trim_start_matches("wasm trap: ").to_owned(),
         None => format!("{:#}", e.root_cause()),
     };
     PluginError::Trap { message, backtrace }
+}
+
+/// The innermost `max` frames, with runs of the same function folded into one line.
+fn collapse_frames(frames: &[String], max: usize) -> Vec<String> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for f in frames {
+        match out.last_mut() {
+            Some((last, n)) if last == f => *n += 1,
+            _ => out.push((f.clone(), 1)),
+        }
+    }
+    out.into_iter().take(max).map(|(f, n)| if n > 1 { format!("{f} (×{n})") } else { f }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_repeated_frames() {
+        let f = |s: &str| s.to_owned();
+        let frames = [f("a::deep"), f("a::deep"), f("a::deep"), f("a::run"), f("main")];
+        assert_eq!(collapse_frames(&frames, 2), vec!["a::deep (×3)", "a::run"]);
+    }
 }
