@@ -133,7 +133,7 @@ impl StatCache {
         }
         let entries = self.entries.lock().expect("stat cache lock").clone();
         let bytes = serde_json::to_vec(&OnDisk { version: STAT_CACHE_VERSION, entries }).expect("serializes");
-        store.write_atomic(&self.file, &bytes)
+        store.write_atomic_cheap(&self.file, &bytes)
     }
 }
 

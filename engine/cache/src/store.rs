@@ -207,15 +207,25 @@ impl Store {
 
     /// Writes `bytes` to `path` atomically (temp file in `tmp/`, fsync per durability, rename).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_atomic_as(path, bytes, self.durability)
+    }
+
+    /// Like [`Store::write_atomic`], for records whose loss costs nothing but a re-run or an
+    /// explanation (run history, last keys): never fsynced, still atomic.
+    pub fn write_atomic_cheap(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_atomic_as(path, bytes, Durability::NoFsync)
+    }
+
+    fn write_atomic_as(&self, path: &Path, bytes: &[u8], durability: Durability) -> Result<(), StoreError> {
         let tmp = self.temp_path();
         let result = (|| {
             let mut f = File::create(&tmp).at(&tmp)?;
             f.write_all(bytes).at(&tmp)?;
-            if self.durability == Durability::Fsync {
+            if durability == Durability::Fsync {
                 f.sync_data().at(&tmp)?;
             }
             if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).at(parent)?;
+                ensure_dir(parent).at(parent)?;
             }
             fs::rename(&tmp, path).at(path)
         })();
@@ -251,7 +261,7 @@ impl Store {
             if dest.is_file() {
                 fs::remove_file(&tmp).at(&tmp)?;
             } else {
-                fs::create_dir_all(dest.parent().expect("object has parent")).at(&dest)?;
+                ensure_dir(dest.parent().expect("object has parent")).at(&dest)?;
                 set_readonly(&tmp).at(&tmp)?;
                 fs::rename(&tmp, &dest).at(&dest)?;
             }
@@ -268,7 +278,7 @@ impl Store {
     pub fn restore(&self, rec: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
         let src = self.object_path(&rec.digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).at(dir)?;
+        ensure_dir(dir).at(dir)?;
         let tmp = Self::temp_path_in(dir, "restore");
         let result = (|| {
             let mut input = File::open(&src).at(&src)?;
@@ -341,7 +351,7 @@ impl Store {
             return Ok(());
         }
         let rec = LastRun { version: LAYOUT_VERSION, key, inputs: inputs.clone() };
-        self.write_atomic(&self.last_path(task), &serde_json::to_vec(&rec).expect("serializes"))
+        self.write_atomic_cheap(&self.last_path(task), &serde_json::to_vec(&rec).expect("serializes"))
     }
 }
 
@@ -383,6 +393,12 @@ fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);
     fs::set_permissions(p, perm)
+}
+
+/// Creates a directory (and its parents) unless it exists; the check is much cheaper than
+/// `create_dir_all` on an existing directory on some filesystems.
+pub fn ensure_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() { Ok(()) } else { fs::create_dir_all(dir) }
 }
 
 /// Whether a file has any execute bit.

@@ -9,6 +9,9 @@ pub const SDK: &str = "DAGRUN_SDK";
 /// Cargo target directory shared by all plugin crate builds (read by `dagrun-wasm`).
 #[allow(dead_code)]
 pub const PLUGIN_TARGET_DIR: &str = dagrun_wasm::PLUGIN_TARGET_DIR_ENV;
+/// Where compiled plugins are cached (read by `dagrun-wasm`; default `~/.cache/dagrun/wasm`).
+#[allow(dead_code)]
+pub const WASM_CACHE: &str = dagrun_wasm::COMPILED_CACHE_ENV;
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

@@ -125,7 +125,7 @@ fn inspect(path: &Path, json: bool) -> Result<Exit, Exit> {
     } else {
         path.to_owned()
     };
-    let cache = std::env::temp_dir().join("dagrun-inspect-cache");
+    let cache = dagrun_wasm::compiled_cache_dir().unwrap_or_else(|| std::env::temp_dir().join("dagrun-wasm-cache"));
     let host = dagrun_wasm::PluginHost::new(&cache).map_err(|e| error(e, Exit::Internal))?;
     let plugin = host.load(&wasm).map_err(|e| error(e, Exit::TaskFailed))?;
     let info = host.describe(&plugin).map_err(|e| error(e, Exit::TaskFailed))?;

@@ -78,7 +78,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     if let Some(dir) = spec.log.parent() {
-        std::fs::create_dir_all(dir).map_err(AttemptError::Spawn)?;
+        dagrun_cache::ensure_dir(dir).map_err(AttemptError::Spawn)?;
     }
     let log = std::fs::File::create(&spec.log).map_err(AttemptError::Spawn)?;
     let log2 = log.try_clone().map_err(AttemptError::Spawn)?;
@@ -140,7 +140,7 @@ struct ProcRecord(PathBuf);
 impl ProcRecord {
     fn new(dir: &Path, pgid: u32) -> ProcRecord {
         let path = dir.join(pgid.to_string());
-        let _ = std::fs::create_dir_all(dir);
+        let _ = dagrun_cache::ensure_dir(dir);
         let _ = std::fs::write(&path, std::process::id().to_string());
         ProcRecord(path)
     }

@@ -86,7 +86,8 @@ impl Shared {
     pub(crate) fn plugin_host(&self) -> Result<Arc<PluginHost>, String> {
         self.host
             .get_or_init(|| {
-                PluginHost::new(&self.ctx.store.root().join("wasm")).map(Arc::new).map_err(|e| e.to_string())
+                let dir = dagrun_wasm::compiled_cache_dir().unwrap_or_else(|| self.ctx.store.root().join("wasm"));
+                PluginHost::new(&dir).map(Arc::new).map_err(|e| e.to_string())
             })
             .clone()
     }

@@ -169,7 +169,7 @@ pub(crate) async fn run_job(
             let path = wf.dir.join(out);
             let _ = std::fs::remove_file(&path);
             if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = dagrun_cache::ensure_dir(parent);
             }
         }
         shared.ctx.reporter.report(&Event::TaskStarted { task: task.name.clone(), attempt });

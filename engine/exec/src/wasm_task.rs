@@ -82,7 +82,7 @@ impl WasmSpec {
         let stage = shared.ctx.store.root().join("tmp").join(format!("stage-{}-{task}-{attempt}", shared.run_id));
         let _ = std::fs::remove_dir_all(&stage);
         if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir).map_err(AttemptError::Spawn)?;
+            dagrun_cache::ensure_dir(dir).map_err(AttemptError::Spawn)?;
         }
         let flag = Arc::new(AtomicBool::new(false));
         let run = PluginRun {
@@ -145,7 +145,7 @@ impl WasmSpec {
                 source,
             };
             if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                dagrun_cache::ensure_dir(dir).map_err(io)?;
             }
             std::fs::copy(src, &dest).map_err(io)?;
         }

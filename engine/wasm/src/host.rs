@@ -15,6 +15,22 @@ use crate::sandbox::State;
 /// How often the epoch advances: deadlines are accurate to this.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Environment variable: where compiled plugins are cached (default: the user's cache
+/// directory, `$XDG_CACHE_HOME/dagrun/wasm` or `~/.cache/dagrun/wasm`).
+pub const COMPILED_CACHE_ENV: &str = "DAGRUN_WASM_CACHE";
+
+/// The directory for compiled plugins shared by every workflow of this user, if one is known.
+/// Entries are keyed by the wasm digest and the engine's compatibility hash, so sharing is safe.
+pub fn compiled_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(COMPILED_CACHE_ENV) {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("dagrun").join("wasm"))
+}
+
 /// What a plugin says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PluginInfo {
@@ -49,6 +65,7 @@ pub struct PluginHost {
     linker: Linker<State>,
     cache_dir: PathBuf,
     loaded: Mutex<HashMap<blake3::Hash, Arc<LoadedPlugin>>>,
+    loading: Mutex<()>,
 }
 
 impl std::fmt::Debug for PluginHost {
@@ -81,7 +98,13 @@ impl PluginHost {
                 }
             })
             .map_err(|e| PluginError::Host(format!("cannot start the epoch thread: {e}")))?;
-        Ok(PluginHost { engine, linker, cache_dir: cache_dir.to_owned(), loaded: Mutex::new(HashMap::new()) })
+        Ok(PluginHost {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_owned(),
+            loaded: Mutex::new(HashMap::new()),
+            loading: Mutex::new(()),
+        })
     }
 
     fn compat_hash(&self) -> String {
@@ -99,6 +122,12 @@ impl PluginHost {
             source,
         })?;
         let digest = blake3::hash(&bytes);
+        if let Some(p) = self.loaded.lock().expect("lock").get(&digest) {
+            return Ok(p.clone());
+        }
+        // One load at a time: tasks that start together wait for a single compile instead of
+        // each compiling the same plugin (compilation is already parallel inside wasmtime).
+        let _guard = self.loading.lock().expect("lock");
         if let Some(p) = self.loaded.lock().expect("lock").get(&digest) {
             return Ok(p.clone());
         }

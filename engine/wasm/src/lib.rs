@@ -18,5 +18,5 @@ pub use build::{
     BuildError, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build, plugin_source,
 };
 pub use error::PluginError;
-pub use host::{LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION};
+pub use host::{COMPILED_CACHE_ENV, LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION, compiled_cache_dir};
 pub use sandbox::{InputMount, Limits, Mount, PluginRun, RunOutcome};

@@ -292,10 +292,16 @@ fn artifact_host_path(out_dir: &Path, guest: &str) -> Option<PathBuf> {
     if rel.components().any(|c| !matches!(c, PathComponent::Normal(_))) || rel.as_os_str().is_empty() {
         return None;
     }
-    let host = out_dir.join(rel);
-    let real = host.canonicalize().ok()?;
-    let root = out_dir.canonicalize().ok()?;
-    (real.starts_with(&root) && real.is_file()).then_some(real)
+    // No component may be a symlink (the guest could point one outside /out); the file must
+    // be a regular file.
+    let mut host = out_dir.to_owned();
+    for c in rel.components() {
+        host.push(c);
+        if fs::symlink_metadata(&host).ok()?.file_type().is_symlink() {
+            return None;
+        }
+    }
+    fs::symlink_metadata(&host).ok()?.is_file().then_some(host)
 }
 
 fn append_output(log: &Path, what: &str, bytes: &[u8]) {
