@@ -38,6 +38,15 @@ pub struct KeyInputs {
 pub enum InputDigest {
     /// Files (one for `File`, any number for `Glob`) as `(path as written/matched, digest)`.
     Files(Vec<(String, ObjectDigest)>),
+    /// One output of several partitions of an upstream task: `(partition key, digest)`, oldest first.
+    Partitions {
+        /// Upstream task.
+        task: String,
+        /// Its output name.
+        output: String,
+        /// Each partition's output digest.
+        parts: Vec<(String, ObjectDigest)>,
+    },
     /// Another task's named output.
     Output {
         /// Upstream task.
@@ -75,6 +84,16 @@ impl KeyInputs {
                     e.str(task);
                     e.str(output);
                     e.bytes(&digest.0.0);
+                }
+                InputDigest::Partitions { task, output, parts } => {
+                    e.u64(2);
+                    e.str(task);
+                    e.str(output);
+                    e.u64(parts.len() as u64);
+                    for (key, d) in parts {
+                        e.str(key);
+                        e.bytes(&d.0.0);
+                    }
                 }
             }
         }
@@ -153,6 +172,16 @@ fn describe_input_change(old: &InputDigest, new: &InputDigest) -> String {
             parts.join(", ")
         }
         (_, InputDigest::Output { task, output, .. }) => format!("output `{output}` of `{task}` changed"),
+        (InputDigest::Partitions { parts: a, .. }, InputDigest::Partitions { task, output, parts: b }) => {
+            let old: BTreeMap<_, _> = a.iter().map(|(k, d)| (k.as_str(), d)).collect();
+            let changed: Vec<&str> =
+                b.iter().filter(|(k, d)| old.get(k.as_str()) != Some(&d)).map(|(k, _)| k.as_str()).collect();
+            match changed.len() {
+                0 => format!("the window of `{task}` partitions moved"),
+                1..=3 => format!("output `{output}` of `{task}` changed in {}", changed.join(", ")),
+                n => format!("output `{output}` of `{task}` changed in {n} partitions"),
+            }
+        }
         _ => "now a different kind of input".to_owned(),
     }
 }

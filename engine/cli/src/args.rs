@@ -45,6 +45,15 @@ pub struct SelectArgs {
     pub verify: bool,
 }
 
+/// Which partition a `run` or `plan` covers.
+#[derive(Debug, Args, Clone)]
+pub struct PartitionArgs {
+    /// Run the partition with this key, or the one containing this date/time (e.g. 2025-01-31);
+    /// default: the latest complete partition of each scheme.
+    #[arg(long, value_name = "KEY")]
+    pub partition: Option<String>,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -52,6 +61,38 @@ pub enum Command {
     Run {
         /// The workflow file.
         workflow: PathBuf,
+        /// Tasks to run at once (default: number of CPU cores).
+        #[arg(short, long, value_name = "N")]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        select: SelectArgs,
+        #[command(flatten)]
+        partition: PartitionArgs,
+        /// Print one JSON object per event on stdout.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// Run every partition in a range: plans all of them first, then runs only the misses.
+    Backfill {
+        /// The workflow file.
+        workflow: PathBuf,
+        /// First partition (date or key), inclusive.
+        #[arg(long, value_name = "DATE", requires = "to", conflicts_with = "partitions")]
+        from: Option<String>,
+        /// Last partition (date or key), inclusive.
+        #[arg(long, value_name = "DATE", requires = "from")]
+        to: Option<String>,
+        /// Exactly these partitions (comma-separated keys or dates).
+        #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present = "from")]
+        partitions: Vec<String>,
+        /// Only print the plan: per partition, cached or run and why.
+        #[arg(long)]
+        plan: bool,
+        /// Start the newest partitions first.
+        #[arg(long)]
+        reverse: bool,
         /// Tasks to run at once (default: number of CPU cores).
         #[arg(short, long, value_name = "N")]
         jobs: Option<usize>,
@@ -69,6 +110,8 @@ pub enum Command {
         workflow: PathBuf,
         #[command(flatten)]
         select: SelectArgs,
+        #[command(flatten)]
+        partition: PartitionArgs,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,

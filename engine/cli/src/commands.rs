@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use dagrun_cache::{Durability, StatCache, Store};
 use dagrun_exec::{Reporter, RunContext, RunOptions, RunRecord, RunStatus, TaskStatus};
-use dagrun_plan::{Decision, Force, KeyContext, Selection, TaskGraph};
-use dagrun_workflow::{LoadError, Workflow, duration};
+use dagrun_plan::{Decision, Force, Instances, KeyContext, PartitionSelection, Selection, TaskGraph};
+use dagrun_workflow::{LoadError, Workflow, duration, partition};
 
-use crate::args::{CacheAction, Command, GraphFormat, SelectArgs, StateArgs};
+use crate::args::{CacheAction, Command, GraphFormat, PartitionArgs, SelectArgs, StateArgs};
 use crate::exit::Exit;
 use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter};
 use crate::{env, render};
@@ -18,8 +18,22 @@ use crate::{env, render};
 /// Runs one subcommand.
 pub fn dispatch(cmd: Command) -> Exit {
     let result = match cmd {
-        Command::Run { workflow, jobs, select, json, state } => run(&workflow, jobs, &select, json, &state),
-        Command::Plan { workflow, select, json, state } => plan(&workflow, &select, json, &state),
+        Command::Run { workflow, jobs, select, partition, json, state } => {
+            let psel = partition_selection(&partition);
+            run(&workflow, jobs, &select, &psel, false, json, &state)
+        }
+        Command::Backfill { workflow, from, to, partitions, plan: only_plan, reverse, jobs, select, json, state } => {
+            backfill_selection(from.as_deref(), to.as_deref(), &partitions).and_then(|psel| {
+                if only_plan {
+                    plan(&workflow, &select, &psel, true, json, &state)
+                } else {
+                    run(&workflow, jobs, &select, &psel, reverse, json, &state)
+                }
+            })
+        }
+        Command::Plan { workflow, select, partition, json, state } => {
+            plan(&workflow, &select, &partition_selection(&partition), false, json, &state)
+        }
         Command::Validate { workflow } => load(&workflow).map(|(wf, _)| {
             let n = wf.tasks.len();
             eprintln!("{}: ok ({n} task{})", workflow.display(), if n == 1 { "" } else { "s" });
@@ -118,9 +132,65 @@ fn ms(ms: u64) -> String {
     duration::format(Duration::from_millis(ms))
 }
 
-fn run(path: &Path, jobs: Option<usize>, select: &SelectArgs, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+/// `--partition KEY`, or the latest complete partitions.
+fn partition_selection(p: &PartitionArgs) -> PartitionSelection {
+    match &p.partition {
+        Some(key) => PartitionSelection::Keys(vec![key.clone()]),
+        None => PartitionSelection::Latest { now: now_secs() },
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `--from A --to B` (inclusive: `--to 2025-03-31` includes that whole day) or `--partitions LIST`.
+fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> Result<PartitionSelection, Exit> {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(PartitionSelection::Keys(list.to_vec()));
+    };
+    let parse = |flag: &str, s: &str| {
+        partition::parse_time(s).map_err(|why| error(format!("invalid {flag}: {why}"), Exit::Usage))
+    };
+    let start = parse("--from", from)?;
+    let end_start = parse("--to", to)?;
+    // The end of the period `--to` names: an hour, a month or a day.
+    let end = if to.contains('T') {
+        end_start + 3600
+    } else if to.len() == 7 {
+        let (y, m, _, _) = partition::civil(end_start);
+        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        partition::days_from_civil(y, m, 1) * 86_400
+    } else {
+        end_start + 86_400
+    };
+    if end <= start {
+        return Err(error(format!("--to ({to}) is before --from ({from})"), Exit::Usage));
+    }
+    Ok(PartitionSelection::Range { from: start, to: end - 1 })
+}
+
+fn expand(
+    wf: &Workflow,
+    graph: &TaskGraph,
+    selection: &Selection,
+    psel: &PartitionSelection,
+) -> Result<Instances, Exit> {
+    Instances::expand(wf, graph, selection, psel).map_err(|e| error(e, Exit::Usage))
+}
+
+fn run(
+    path: &Path,
+    jobs: Option<usize>,
+    select: &SelectArgs,
+    psel: &PartitionSelection,
+    reverse: bool,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
     let (wf, graph) = load(path)?;
     let selection = selection(&wf, &graph, select)?;
+    let instances = expand(&wf, &graph, &selection, psel)?;
     let store = open_store(state, Some(path))?;
     let stat = StatCache::load(&store);
     let reporter: Arc<dyn Reporter> = if json {
@@ -133,12 +203,18 @@ fn run(path: &Path, jobs: Option<usize>, select: &SelectArgs, json: bool, state:
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let ctx = RunContext {
         workflow: Arc::new(wf),
-        graph: Arc::new(graph),
+        instances: Arc::new(instances),
         store: Arc::new(store),
         stat: Arc::new(stat),
         reporter,
     };
-    let opts = RunOptions { jobs, selection, verify: select.verify, workflow_path: path.display().to_string() };
+    let opts = RunOptions {
+        jobs,
+        forced: selection.forced,
+        reverse,
+        verify: select.verify,
+        workflow_path: path.display().to_string(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -209,9 +285,17 @@ fn summary(r: &RunRecord) -> String {
     s
 }
 
-fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+fn plan(
+    path: &Path,
+    select: &SelectArgs,
+    psel: &PartitionSelection,
+    by_partition: bool,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
     let (wf, graph) = load(path)?;
     let selection = selection(&wf, &graph, select)?;
+    let instances = expand(&wf, &graph, &selection, psel)?;
     let (store, exists) = match existing_store(state, Some(path))? {
         Ok(store) => (store, true),
         Err(dir) => (Store::absent(&dir), false),
@@ -219,7 +303,7 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
     let stat = StatCache::load(&store);
     let plugins = built_plugins(&wf, &store);
     let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify, plugins: &plugins };
-    let planned = dagrun_plan::plan(&wf, &graph, &selection, &store, &ctx);
+    let planned = dagrun_plan::plan(&wf, &instances, &selection.forced, &store, &ctx);
     if exists {
         let _ = stat.save(&store);
     }
@@ -232,6 +316,10 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
         for p in &planned {
             println!("{}", serde_json::to_string(p).expect("serializes"));
         }
+        return Ok(code);
+    }
+    if by_partition {
+        print_partition_plan(&wf, &instances, &planned);
         return Ok(code);
     }
     let to_run = planned.iter().filter(|p| matches!(p.decision, Decision::Run { .. })).count();
@@ -252,6 +340,50 @@ fn plan(path: &Path, select: &SelectArgs, json: bool, state: &StateArgs) -> Resu
         }
     }
     Ok(code)
+}
+
+/// `backfill --plan`: one line per partition (cached, or run with each task's reason).
+fn print_partition_plan(wf: &Workflow, instances: &Instances, planned: &[dagrun_plan::PlannedTask]) {
+    let partition_of: std::collections::HashMap<&str, Option<&str>> =
+        instances.nodes.iter().map(|n| (n.name.as_str(), n.partition.as_ref().map(|p| p.key.as_str()))).collect();
+    let keys = instances.partition_keys();
+    let mut by_key: std::collections::HashMap<&str, Vec<&dagrun_plan::PlannedTask>> = std::collections::HashMap::new();
+    let mut unpartitioned = Vec::new();
+    for p in planned {
+        match partition_of.get(p.task.as_str()).copied().flatten() {
+            Some(k) => by_key.entry(k).or_default().push(p),
+            None => unpartitioned.push(p),
+        }
+    }
+    let reason = |p: &dagrun_plan::PlannedTask| {
+        let task = p.task.split('@').next().unwrap_or(&p.task).to_owned();
+        match &p.decision {
+            Decision::Cached { .. } => None,
+            Decision::Run { reasons, .. } => Some(format!("{task}: {}", reasons.join(", "))),
+            Decision::Error { message } => Some(format!("{task}: cannot run: {message}")),
+        }
+    };
+    let misses = keys.iter().filter(|k| by_key[k.as_str()].iter().any(|p| reason(p).is_some())).count();
+    println!(
+        "backfill plan for `{}`: {} partitions: {misses} to run, {} cached",
+        wf.name,
+        keys.len(),
+        keys.len() - misses
+    );
+    for k in &keys {
+        let reasons: Vec<String> = by_key[k.as_str()].iter().filter_map(|p| reason(p)).collect();
+        if reasons.is_empty() {
+            println!("  cached  {k}");
+        } else {
+            println!("  run     {k}  {}", reasons.join("; "));
+        }
+    }
+    for p in unpartitioned {
+        match reason(p) {
+            None => println!("  cached  {} (not partitioned)", p.task),
+            Some(r) => println!("  run     {r} (not partitioned)"),
+        }
+    }
 }
 
 /// Plugin crates whose last build is still current (plan never builds).

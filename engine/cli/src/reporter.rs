@@ -41,9 +41,13 @@ pub struct PlainReporter;
 impl Reporter for PlainReporter {
     fn report(&self, event: &Event) {
         let line = match event {
-            Event::RunStarted { run_id, workflow, tasks, jobs } => {
+            Event::RunStarted { run_id, workflow, tasks, partitions: 0, jobs } => {
                 format!("dagrun: run {run_id} of `{workflow}`: {tasks} task(s), {jobs} at a time")
             }
+            Event::RunStarted { run_id, workflow, tasks, partitions, jobs } => format!(
+                "dagrun: run {run_id} of `{workflow}`: {tasks} task(s) over {partitions} partition(s), {jobs} at a time"
+            ),
+            Event::PartitionFinished { .. } => return,
             Event::TaskStarted { task, attempt: 1 } => format!("  run      {task}"),
             Event::TaskStarted { task, attempt } => format!("  run      {task} (attempt {attempt})"),
             Event::TaskRetrying { task, attempt, error, delay_ms } => format!(
@@ -76,6 +80,7 @@ fn first_line(s: &str) -> String {
 pub struct ProgressReporter {
     multi: MultiProgress,
     overall: ProgressBar,
+    partitions: std::sync::OnceLock<ProgressBar>,
     running: Mutex<HashMap<String, ProgressBar>>,
 }
 
@@ -92,16 +97,30 @@ impl ProgressReporter {
             .progress_chars("=> "),
         );
         overall.set_prefix("dagrun");
-        ProgressReporter { multi, overall, running: Mutex::new(HashMap::new()) }
+        ProgressReporter { multi, overall, partitions: std::sync::OnceLock::new(), running: Mutex::new(HashMap::new()) }
     }
 }
 
 impl Reporter for ProgressReporter {
     fn report(&self, event: &Event) {
         match event {
-            Event::RunStarted { tasks, .. } => {
+            Event::RunStarted { tasks, partitions, .. } => {
                 self.overall.set_length(*tasks as u64);
                 self.overall.enable_steady_tick(Duration::from_millis(100));
+                if *partitions > 0 {
+                    let bar = self.multi.insert(0, ProgressBar::new(*partitions as u64));
+                    bar.set_style(
+                        ProgressStyle::with_template("partitions [{bar:30.green/blue}] {pos}/{len}  ETA {eta}")
+                            .expect("valid template")
+                            .progress_chars("=> "),
+                    );
+                    let _ = self.partitions.set(bar);
+                }
+            }
+            Event::PartitionFinished { .. } => {
+                if let Some(bar) = self.partitions.get() {
+                    bar.inc(1);
+                }
             }
             Event::TaskStarted { task, attempt } => {
                 let mut running = self.running.lock().expect("lock");
@@ -134,7 +153,12 @@ impl Reporter for ProgressReporter {
                     let _ = self.multi.println(format!("  FAILED   build of {plugin}: {e}"));
                 }
             }
-            Event::RunFinished { .. } => self.overall.finish_and_clear(),
+            Event::RunFinished { .. } => {
+                if let Some(bar) = self.partitions.get() {
+                    bar.finish_and_clear();
+                }
+                self.overall.finish_and_clear();
+            }
         }
     }
 }

@@ -82,8 +82,10 @@ pub enum Event {
         run_id: String,
         /// Workflow name.
         workflow: String,
-        /// Number of tasks in this run.
+        /// Number of task instances in this run (tasks × partitions).
         tasks: usize,
+        /// Number of distinct partitions in this run (0 when nothing is partitioned).
+        partitions: usize,
         /// Parallelism.
         jobs: usize,
     },
@@ -125,6 +127,11 @@ pub enum Event {
         log: Option<String>,
         /// What a plugin returned as its summary (JSON), when it ran.
         summary: Option<serde_json::Value>,
+    },
+    /// Every instance of a partition reached its final state.
+    PartitionFinished {
+        /// The partition key.
+        partition: String,
     },
     /// A plugin crate is being built (cargo, wasm32-wasip2, release).
     PluginBuildStarted {

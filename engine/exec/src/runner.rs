@@ -6,7 +6,8 @@
 //! branches go on. Ctrl-C (the `cancel` channel) kills running commands, records nothing
 //! half-done in the cache, and marks the rest skipped.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use dagrun_cache::{ActionEntry, Manifest, StatCache, Store, StoreError, now_ms};
-use dagrun_plan::{KeyContext, Selection, TaskGraph};
+use dagrun_plan::{Instances, KeyContext};
 use dagrun_wasm::{PluginHost, PluginSource, build_plugin_crate, built_plugin, plugin_source};
 use dagrun_workflow::{TaskKind, Workflow};
 
@@ -28,8 +29,8 @@ use crate::task::{JobResult, run_job};
 pub struct RunContext {
     /// The workflow.
     pub workflow: Arc<Workflow>,
-    /// Its graph.
-    pub graph: Arc<TaskGraph>,
+    /// The run's instances (tasks × partitions) and their graph.
+    pub instances: Arc<Instances>,
     /// The cache.
     pub store: Arc<Store>,
     /// The stat cache.
@@ -49,8 +50,10 @@ impl std::fmt::Debug for RunContext {
 pub struct RunOptions {
     /// Maximum tasks in flight.
     pub jobs: usize,
-    /// Which tasks, and which are forced.
-    pub selection: Selection,
+    /// Per task: run it even on a cache hit (`--force`).
+    pub forced: Vec<bool>,
+    /// Start the newest partitions first (`backfill --reverse`).
+    pub reverse: bool,
     /// Re-hash every input instead of trusting the stat cache.
     pub verify: bool,
     /// The workflow path as given (for history).
@@ -96,15 +99,18 @@ impl Shared {
 /// Builds every plugin crate the selected `Wasm` tasks use (once each), reporting progress.
 fn build_plugins(
     wf: &Workflow,
-    selection: &Selection,
+    inst: &Instances,
     store: &Store,
     reporter: &dyn Reporter,
 ) -> (HashMap<String, PathBuf>, HashMap<String, String>) {
     let mut built = HashMap::new();
     let mut failed = HashMap::new();
-    for (i, task) in wf.tasks.iter().enumerate() {
+    let mut used: Vec<usize> = inst.nodes.iter().map(|n| n.task).collect();
+    used.sort_unstable();
+    used.dedup();
+    for task in used.into_iter().map(|t| &wf.tasks[t]) {
         let TaskKind::Wasm(w) = &task.kind else { continue };
-        if !selection.included[i] || built.contains_key(&w.plugin) || failed.contains_key(&w.plugin) {
+        if built.contains_key(&w.plugin) || failed.contains_key(&w.plugin) {
             continue;
         }
         let PluginSource::Crate(dir) = plugin_source(&w.plugin, &wf.dir) else { continue };
@@ -140,11 +146,18 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
     let started_ms = now_ms();
     let run_id = new_run_id(started_ms);
     let wf = ctx.workflow.clone();
-    let graph = ctx.graph.clone();
-    let n = wf.tasks.len();
-    let included = &opts.selection.included;
-    let total = included.iter().filter(|&&x| x).count();
+    let graph = ctx.instances.clone();
+    let n = graph.len();
+    let total = n;
     let jobs = opts.jobs.max(1);
+    // Instances left per partition, to report partitions as they complete.
+    let mut partition_left: HashMap<String, usize> = HashMap::new();
+    for node in &graph.nodes {
+        if let Some(p) = &node.partition {
+            *partition_left.entry(p.key.clone()).or_default() += 1;
+        }
+    }
+    let partitions = partition_left.len();
 
     let mut record = RunRecord {
         version: RUN_RECORD_VERSION,
@@ -159,10 +172,16 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
         tasks: Vec::with_capacity(total),
     };
     record.save(&ctx.store)?;
-    ctx.reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow: wf.name.clone(), tasks: total, jobs });
+    ctx.reporter.report(&Event::RunStarted {
+        run_id: run_id.clone(),
+        workflow: wf.name.clone(),
+        tasks: total,
+        partitions,
+        jobs,
+    });
 
     crate::command::reap_orphans(&ctx.store.root().join("procs"));
-    let (plugins, plugin_errors) = build_plugins(&wf, &opts.selection, &ctx.store, ctx.reporter.as_ref());
+    let (plugins, plugin_errors) = build_plugins(&wf, &graph, &ctx.store, ctx.reporter.as_ref());
     let shared = Arc::new(Shared {
         logs: ctx.store.root().join("logs").join(&run_id),
         ctx: ctx.clone(),
@@ -176,15 +195,27 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
     let mut waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
     let mut done: Vec<Option<TaskStatus>> = vec![None; n];
     let mut manifests: Vec<Option<Arc<Manifest>>> = vec![None; n];
-    let mut ready: VecDeque<usize> =
-        graph.topo_order().iter().copied().filter(|&i| included[i] && waiting[i] == 0).collect();
+    // Ready instances, oldest partition first (newest first with `reverse`), then graph order.
+    let position: Vec<usize> = {
+        let mut pos = vec![0; n];
+        for (k, &i) in graph.topo_order().iter().enumerate() {
+            pos[i] = k;
+        }
+        pos
+    };
+    let priority = |i: usize| {
+        let rank = if opts.reverse { graph.rank[i].saturating_neg() } else { graph.rank[i] };
+        Reverse((rank, position[i]))
+    };
+    let mut ready: BinaryHeap<(Reverse<(i64, usize)>, usize)> =
+        (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority(i), i)).collect();
     let mut running: JoinSet<JobResult> = JoinSet::new();
     let mut cancel_main = cancel.clone();
     let mut interrupted = *cancel.borrow();
     let mut last_save = Instant::now();
 
-    let finish = |record: &mut RunRecord, done: &mut Vec<Option<TaskStatus>>, r: JobResult| {
-        let task = wf.tasks[r.index].name.clone();
+    let mut finish = |record: &mut RunRecord, done: &mut Vec<Option<TaskStatus>>, r: JobResult| {
+        let task = graph.nodes[r.index].name.clone();
         done[r.index] = Some(r.status);
         record.counts.add(r.status);
         record.saved_ms += r.saved_ms;
@@ -210,17 +241,22 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
             error: r.error,
             summary: r.summary,
         });
+        if let Some(p) = &graph.nodes[r.index].partition {
+            let left = partition_left.get_mut(&p.key).expect("counted");
+            *left -= 1;
+            if *left == 0 {
+                ctx.reporter.report(&Event::PartitionFinished { partition: p.key.clone() });
+            }
+        }
     };
 
     loop {
         interrupted |= *cancel_main.borrow();
         while !interrupted && running.len() < jobs {
-            let Some(i) = ready.pop_front() else { break };
-            let ups: HashMap<String, Arc<Manifest>> = graph
-                .upstream(i)
-                .map(|u| (wf.tasks[u].name.clone(), manifests[u].clone().expect("upstream finished")))
-                .collect();
-            let forced = opts.selection.forced[i];
+            let Some((_, i)) = ready.pop() else { break };
+            let ups: HashMap<usize, Arc<Manifest>> =
+                graph.upstream(i).map(|u| (u, manifests[u].clone().expect("upstream finished"))).collect();
+            let forced = opts.forced[graph.nodes[i].task];
             running.spawn(run_job(shared.clone(), i, ups, forced, cancel.clone()));
         }
         if running.is_empty() {
@@ -244,18 +280,18 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
                 if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
                     for d in graph.downstream(i) {
                         waiting[d] -= 1;
-                        if waiting[d] == 0 && included[d] && done[d].is_none() {
-                            ready.push_back(d);
+                        if waiting[d] == 0 && done[d].is_none() {
+                            ready.push((priority(d), d));
                         }
                     }
                 } else {
                     let why = if status == TaskStatus::Failed {
-                        format!("upstream `{}` failed", wf.tasks[i].name)
+                        format!("upstream `{}` failed", graph.nodes[i].name)
                     } else {
-                        format!("upstream `{}` did not run", wf.tasks[i].name)
+                        format!("upstream `{}` did not run", graph.nodes[i].name)
                     };
                     for d in graph.with_descendants(i) {
-                        if d != i && included[d] && done[d].is_none() {
+                        if d != i && done[d].is_none() {
                             finish(&mut record, &mut done, JobResult::skipped(d, why.clone()));
                         }
                     }
@@ -269,7 +305,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
 
     interrupted |= *cancel_main.borrow();
     for &i in graph.topo_order() {
-        if included[i] && done[i].is_none() {
+        if done[i].is_none() {
             let why = if interrupted { "interrupted" } else { "not reached" };
             finish(&mut record, &mut done, JobResult::skipped(i, why.to_owned()));
         }

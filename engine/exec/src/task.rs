@@ -8,8 +8,8 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use dagrun_cache::{ActionEntry, LAYOUT_VERSION, Manifest, OutputRecord, StoreError, is_executable, now_ms};
-use dagrun_plan::{Probe, probe, resolve_path};
-use dagrun_workflow::{Input, TaskKind, Workflow};
+use dagrun_plan::{Probe, Source, instance_outputs, instance_params, probe, resolve_path};
+use dagrun_workflow::{TaskKind, Workflow};
 
 use crate::command::{AttemptError, CommandSpec, cancelled, run_attempt};
 use crate::events::{Event, TaskStatus};
@@ -55,11 +55,11 @@ enum Lookup {
 }
 
 /// Computes the key and, on a hit, restores outputs. Blocking: hashes and copies files.
-fn lookup(shared: &Shared, i: usize, ups: &HashMap<String, Arc<Manifest>>, forced: bool) -> Result<Lookup, String> {
+fn lookup(shared: &Shared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced: bool) -> Result<Lookup, String> {
     let wf = &shared.ctx.workflow;
-    let task = &wf.tasks[i];
-    let upstream: HashMap<&str, &Manifest> = ups.iter().map(|(k, v)| (k.as_str(), v.as_ref())).collect();
-    let p = probe(&shared.key_context(), &shared.ctx.store, task, &upstream).map_err(|e| e.to_string())?;
+    let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let p = probe(&shared.key_context(), &shared.ctx.store, &shared.ctx.instances, i, &upstream)
+        .map_err(|e| e.to_string())?;
     let restored = match &p.hit {
         Some(entry) if !forced => Some(restore_outputs(shared, wf, &entry.outputs)),
         _ => None,
@@ -95,7 +95,7 @@ fn restore_outputs(shared: &Shared, wf: &Workflow, outputs: &Manifest) -> Result
 pub(crate) async fn run_job(
     shared: Arc<Shared>,
     i: usize,
-    ups: HashMap<String, Arc<Manifest>>,
+    ups: HashMap<usize, Arc<Manifest>>,
     forced: bool,
     mut cancel: watch::Receiver<bool>,
 ) -> JobResult {
@@ -137,8 +137,10 @@ pub(crate) async fn run_job(
     };
     let key_hex = Some(p.key.0.to_hex());
     let wf = &shared.ctx.workflow;
-    let task = &wf.tasks[i];
-    let log = shared.logs.join(format!("{}.log", task.name));
+    let node = &shared.ctx.instances.nodes[i];
+    let task = &wf.tasks[node.task];
+    let outputs = instance_outputs(wf, &shared.ctx.instances, i);
+    let log = shared.logs.join(format!("{}.log", node.name));
     if let TaskKind::OnnxEval(_) = &task.kind {
         let msg = "OnnxEval tasks cannot run in this dagrun build yet (validation and planning work; \
                    execution lands with ONNX Runtime support)";
@@ -165,14 +167,14 @@ pub(crate) async fn run_job(
     let mut attempt_started;
     loop {
         attempt += 1;
-        for out in task.outputs.values() {
+        for out in outputs.values() {
             let path = wf.dir.join(out);
             let _ = std::fs::remove_file(&path);
             if let Some(parent) = path.parent() {
                 let _ = dagrun_cache::ensure_dir(parent);
             }
         }
-        shared.ctx.reporter.report(&Event::TaskStarted { task: task.name.clone(), attempt });
+        shared.ctx.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt });
         attempt_started = Instant::now();
         let result = match &spec {
             Spec::Command(c) => run_attempt(c, &mut cancel).await.map(|()| None),
@@ -198,7 +200,7 @@ pub(crate) async fn run_job(
         }
         let delay = backoff(task.backoff, attempt);
         shared.ctx.reporter.report(&Event::TaskRetrying {
-            task: task.name.clone(),
+            task: node.name.clone(),
             attempt,
             error,
             delay_ms: delay.as_millis() as u64,
@@ -240,10 +242,10 @@ pub(crate) async fn run_job(
 /// Stores each declared output and records the cache entry (objects before the entry).
 fn store_outputs(shared: &Shared, i: usize, p: Probe, duration_ms: u64) -> Result<Manifest, String> {
     let wf = &shared.ctx.workflow;
-    let task = &wf.tasks[i];
+    let name_of_instance = shared.ctx.instances.nodes[i].name.clone();
     let store = &shared.ctx.store;
     let mut manifest = BTreeMap::new();
-    for (name, rel) in &task.outputs {
+    for (name, rel) in &instance_outputs(wf, &shared.ctx.instances, i) {
         let path = wf.dir.join(rel);
         let meta = std::fs::metadata(&path).map_err(|_| {
             format!("the command succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`")
@@ -259,7 +261,7 @@ fn store_outputs(shared: &Shared, i: usize, p: Probe, duration_ms: u64) -> Resul
     let entry = ActionEntry {
         version: LAYOUT_VERSION,
         key: p.key,
-        task: task.name.clone(),
+        task: name_of_instance,
         inputs: p.inputs,
         outputs: manifest.clone(),
         duration_ms,
@@ -269,51 +271,55 @@ fn store_outputs(shared: &Shared, i: usize, p: Probe, duration_ms: u64) -> Resul
     Ok(manifest)
 }
 
-/// `DAGRUN_*` variables: task, run, params, and one variable per input and output.
+/// `DAGRUN_*` variables: task, run, partition, params, and one variable per input and output.
 fn command_env<'a>(
     shared: &Shared,
     i: usize,
-    ups: &HashMap<String, Arc<Manifest>>,
+    ups: &HashMap<usize, Arc<Manifest>>,
     user: impl Iterator<Item = (&'a String, &'a String)>,
 ) -> Vec<(String, String)> {
     let wf = &shared.ctx.workflow;
-    let task = &wf.tasks[i];
+    let inst = &shared.ctx.instances;
+    let node = &inst.nodes[i];
     let var = |prefix: &str, name: &str| format!("{prefix}{}", name.to_uppercase().replace('-', "_"));
     let abs = |p: &Path| p.display().to_string();
     let mut env = vec![
-        ("DAGRUN_TASK".to_owned(), task.name.clone()),
+        ("DAGRUN_TASK".to_owned(), wf.tasks[node.task].name.clone()),
         ("DAGRUN_RUN_ID".to_owned(), shared.run_id.clone()),
         ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(&wf.dir)),
-        ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(task.params.clone()).to_string()),
+        ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(instance_params(wf, inst, i)).to_string()),
     ];
-    for (name, files, glob) in input_files(shared, i, ups) {
-        let value = if glob {
+    if let Some(p) = &node.partition {
+        env.push(("DAGRUN_PARTITION".to_owned(), p.key.clone()));
+    }
+    for (name, files, list) in input_files(shared, i, ups) {
+        let value = if list {
             files.iter().map(|p| abs(p)).collect::<Vec<_>>().join("\n")
         } else {
             files.first().map(|p| abs(p)).unwrap_or_default()
         };
         env.push((var("DAGRUN_IN_", &name), value));
     }
-    for (name, rel) in &task.outputs {
+    for (name, rel) in &instance_outputs(wf, inst, i) {
         env.push((var("DAGRUN_OUT_", name), abs(&wf.dir.join(rel))));
     }
     env.extend(user.map(|(k, v)| (k.clone(), v.clone())));
     env
 }
 
-/// Each input's host files, and whether it is a `Glob` (a list) rather than one file.
+/// Each input's host files, and whether it is a list (`Glob`, `Partitions`) rather than one file.
 pub(crate) fn input_files(
     shared: &Shared,
     i: usize,
-    ups: &HashMap<String, Arc<Manifest>>,
+    ups: &HashMap<usize, Arc<Manifest>>,
 ) -> Vec<(String, Vec<PathBuf>, bool)> {
     let wf = &shared.ctx.workflow;
-    wf.tasks[i]
-        .inputs
+    let output_path = |u: &usize, o: &str| ups.get(u).and_then(|m| m.get(o)).map(|r| wf.dir.join(&r.path));
+    shared.ctx.instances.sources[i]
         .iter()
-        .map(|(name, input)| match input {
-            Input::File(p) => (name.clone(), vec![resolve_path(wf, p)], false),
-            Input::Glob(pattern) => {
+        .map(|(name, source)| match source {
+            Source::File(p) => (name.clone(), vec![resolve_path(wf, p)], false),
+            Source::Glob(pattern) => {
                 let full = resolve_path(wf, pattern);
                 let mut files: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
                     .map(|g| g.flatten().filter(|p| p.is_file()).collect())
@@ -321,9 +327,11 @@ pub(crate) fn input_files(
                 files.sort();
                 (name.clone(), files, true)
             }
-            Input::Output(t, o) => {
-                let file = ups.get(t).and_then(|m| m.get(o)).map(|r| wf.dir.join(&r.path));
-                (name.clone(), file.into_iter().collect(), false)
+            Source::Output { instance, output } => {
+                (name.clone(), output_path(instance, output).into_iter().collect(), false)
+            }
+            Source::Partitions { instances, output } => {
+                (name.clone(), instances.iter().filter_map(|u| output_path(u, output)).collect(), true)
             }
         })
         .collect()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use dagrun_cache::Manifest;
-use dagrun_plan::resolve_path;
+use dagrun_plan::{instance_outputs, instance_params, resolve_path};
 use dagrun_wasm::{InputMount, Limits, Mount, PluginError, PluginRun};
 use dagrun_workflow::{WasmTask, size};
 
@@ -32,6 +32,7 @@ pub(crate) struct WasmSpec {
     limits: Limits,
     params_json: String,
     outputs: BTreeMap<String, String>,
+    partition: Option<String>,
 }
 
 impl WasmSpec {
@@ -39,10 +40,11 @@ impl WasmSpec {
         shared: &Shared,
         i: usize,
         w: &WasmTask,
-        ups: &HashMap<String, Arc<Manifest>>,
+        ups: &HashMap<usize, Arc<Manifest>>,
     ) -> Result<WasmSpec, String> {
         let wf = &shared.ctx.workflow;
-        let task = &wf.tasks[i];
+        let node = &shared.ctx.instances.nodes[i];
+        let task = &wf.tasks[node.task];
         if let Some(e) = shared.plugin_errors.get(&w.plugin) {
             return Err(e.clone());
         }
@@ -62,8 +64,9 @@ impl WasmSpec {
             inputs,
             mounts,
             limits: Limits { memory_bytes, deadline: task.timeout.unwrap_or(DEFAULT_DEADLINE) },
-            params_json: serde_json::Value::Object(task.params.clone()).to_string(),
-            outputs: task.outputs.clone(),
+            params_json: serde_json::Value::Object(instance_params(wf, &shared.ctx.instances, i)).to_string(),
+            outputs: instance_outputs(wf, &shared.ctx.instances, i),
+            partition: node.partition.as_ref().map(|p| p.key.clone()),
         })
     }
 
@@ -78,8 +81,12 @@ impl WasmSpec {
     ) -> Result<Option<serde_json::Value>, AttemptError> {
         let host = shared.plugin_host().map_err(AttemptError::Plugin)?;
         let wf = shared.ctx.workflow.clone();
-        let task = wf.tasks[i].name.clone();
-        let stage = shared.ctx.store.root().join("tmp").join(format!("stage-{}-{task}-{attempt}", shared.run_id));
+        let task = wf.tasks[shared.ctx.instances.nodes[i].task].name.clone();
+        let stage = shared.ctx.store.root().join("tmp").join(format!(
+            "stage-{}-{}-{attempt}",
+            shared.run_id,
+            shared.ctx.instances.nodes[i].name.replace(['@', ':'], "_")
+        ));
         let _ = std::fs::remove_dir_all(&stage);
         if let Some(dir) = log.parent() {
             dagrun_cache::ensure_dir(dir).map_err(AttemptError::Spawn)?;
@@ -88,7 +95,7 @@ impl WasmSpec {
         let run = PluginRun {
             task,
             run_id: shared.run_id.clone(),
-            partition: None,
+            partition: self.partition.clone(),
             params_json: self.params_json.clone(),
             inputs: self.inputs.clone(),
             mounts: self.mounts.clone(),

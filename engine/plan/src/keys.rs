@@ -7,7 +7,10 @@ use dagrun_cache::{
     ActionEntry, ActionKey, Digest, InputDigest, KeyInputs, Manifest, StatCache, Store, StoreError, canonical_json,
     manifest_digest,
 };
-use dagrun_workflow::{Input, Task, TaskKind, Workflow};
+use dagrun_workflow::partition::render;
+use dagrun_workflow::{Task, TaskKind, Workflow};
+
+use crate::instances::{Instances, Source};
 
 /// Why a task's key could not be computed (the task fails; nothing runs).
 #[derive(Debug, thiserror::Error)]
@@ -125,17 +128,53 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
     }
 }
 
-/// Resolves the key inputs of `task`, given the manifests of its (finished) upstream tasks.
+/// The declared outputs of an instance, partition variables filled in.
+pub fn instance_outputs(wf: &Workflow, inst: &Instances, i: usize) -> BTreeMap<String, String> {
+    let node = &inst.nodes[i];
+    wf.tasks[node.task].outputs.iter().map(|(k, v)| (k.clone(), render(v, &node.vars))).collect()
+}
+
+/// The params of an instance: string values have partition variables filled in.
+pub fn instance_params(wf: &Workflow, inst: &Instances, i: usize) -> serde_json::Map<String, serde_json::Value> {
+    fn fill(v: &serde_json::Value, vars: &BTreeMap<&'static str, String>) -> serde_json::Value {
+        match v {
+            serde_json::Value::String(s) => serde_json::Value::String(render(s, vars)),
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(|x| fill(x, vars)).collect()),
+            serde_json::Value::Object(m) => {
+                serde_json::Value::Object(m.iter().map(|(k, x)| (k.clone(), fill(x, vars))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let node = &inst.nodes[i];
+    let params = &wf.tasks[node.task].params;
+    if node.vars.is_empty() {
+        return params.clone();
+    }
+    params.iter().map(|(k, v)| (k.clone(), fill(v, &node.vars))).collect()
+}
+
+/// Resolves the key inputs of instance `i`, given the manifests of its finished upstream instances.
 pub fn key_inputs(
     ctx: &KeyContext<'_>,
-    task: &Task,
-    upstream: &HashMap<&str, &Manifest>,
+    inst: &Instances,
+    i: usize,
+    upstream: &HashMap<usize, &Manifest>,
 ) -> Result<KeyInputs, KeyError> {
     let wf = ctx.workflow;
+    let node = &inst.nodes[i];
+    let task = &wf.tasks[node.task];
+    let output_of = |u: usize, o: &str| {
+        upstream
+            .get(&u)
+            .and_then(|m| m.get(o))
+            .map(|r| r.digest)
+            .ok_or_else(|| KeyError::MissingUpstream { task: inst.nodes[u].name.clone(), output: o.to_owned() })
+    };
     let mut inputs = BTreeMap::new();
-    for (name, input) in &task.inputs {
-        let digest = match input {
-            Input::File(p) => {
+    for (name, source) in &inst.sources[i] {
+        let digest = match source {
+            Source::File(p) => {
                 let (d, _) = ctx.stat.digest(&resolve_path(wf, p), ctx.verify).map_err(|source| KeyError::Input {
                     input: name.clone(),
                     path: p.clone(),
@@ -143,32 +182,43 @@ pub fn key_inputs(
                 })?;
                 InputDigest::Files(vec![(p.clone(), d)])
             }
-            Input::Glob(pattern) => InputDigest::Files(glob_files(ctx, name, pattern)?),
-            Input::Output(t, o) => {
-                let rec = upstream
-                    .get(t.as_str())
-                    .and_then(|m| m.get(o))
-                    .ok_or_else(|| KeyError::MissingUpstream { task: t.clone(), output: o.clone() })?;
-                InputDigest::Output { task: t.clone(), output: o.clone(), digest: rec.digest }
+            Source::Glob(pattern) => InputDigest::Files(glob_files(ctx, name, pattern)?),
+            Source::Output { instance, output } => InputDigest::Output {
+                task: wf.tasks[inst.nodes[*instance].task].name.clone(),
+                output: output.clone(),
+                digest: output_of(*instance, output)?,
+            },
+            Source::Partitions { instances, output } => {
+                let task = instances.first().map_or(String::new(), |&u| wf.tasks[inst.nodes[u].task].name.clone());
+                let parts = instances
+                    .iter()
+                    .map(|&u| {
+                        let key = inst.nodes[u].partition.as_ref().map_or(String::new(), |p| p.key.clone());
+                        output_of(u, output).map(|d| (key, d))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                InputDigest::Partitions { task, output: output.clone(), parts }
             }
         };
         inputs.insert(name.clone(), digest);
     }
     let mut after = BTreeMap::new();
-    for t in &task.after {
-        let m = upstream
-            .get(t.as_str())
-            .ok_or_else(|| KeyError::MissingUpstream { task: t.clone(), output: "*".into() })?;
-        after.insert(t.clone(), manifest_digest(m));
+    for dep in &task.after {
+        let u = inst
+            .upstream(i)
+            .find(|&u| wf.tasks[inst.nodes[u].task].name == *dep)
+            .ok_or_else(|| KeyError::MissingUpstream { task: dep.clone(), output: "*".into() })?;
+        let m = upstream.get(&u).ok_or_else(|| KeyError::MissingUpstream { task: dep.clone(), output: "*".into() })?;
+        after.insert(dep.clone(), manifest_digest(m));
     }
     Ok(KeyInputs {
         kind: task.kind.label().to_owned(),
         code: code_digest(ctx, task)?,
-        params: Digest::of(canonical_json(&serde_json::Value::Object(task.params.clone())).as_bytes()),
+        params: Digest::of(canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i))).as_bytes()),
         inputs,
-        outputs: task.outputs.clone(),
+        outputs: instance_outputs(wf, inst, i),
         upstream: after,
-        partition: None,
+        partition: node.partition.as_ref().map(|p| p.key.clone()),
     })
 }
 
@@ -205,14 +255,15 @@ fn glob_files(
     Ok(files)
 }
 
-/// Computes a task's key and looks it up.
+/// Computes an instance's key and looks it up.
 pub fn probe(
     ctx: &KeyContext<'_>,
     store: &Store,
-    task: &Task,
-    upstream: &HashMap<&str, &Manifest>,
+    inst: &Instances,
+    i: usize,
+    upstream: &HashMap<usize, &Manifest>,
 ) -> Result<Probe, KeyError> {
-    let inputs = key_inputs(ctx, task, upstream)?;
+    let inputs = key_inputs(ctx, inst, i, upstream)?;
     let key = inputs.key();
     let hit = store.get_action(&key);
     Ok(Probe { inputs, key, hit })

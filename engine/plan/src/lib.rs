@@ -1,13 +1,18 @@
 //! Planning: the petgraph task graph, selection, cache keys with explanations, and graph rendering.
 
 mod graph;
+mod instances;
 mod keys;
 mod plan;
 mod render;
 mod select;
 
 pub use graph::TaskGraph;
-pub use keys::{KeyContext, KeyError, Probe, code_digest, explain_miss, key_inputs, probe, resolve_path};
+pub use instances::{Instance, Instances, PartitionError, PartitionSelection, Source};
+pub use keys::{
+    KeyContext, KeyError, Probe, code_digest, explain_miss, instance_outputs, instance_params, key_inputs, probe,
+    resolve_path,
+};
 pub use plan::{Decision, PlannedTask, plan};
 pub use render::{dot, mermaid};
 pub use select::{Force, Selection, UnknownTask};

@@ -7,9 +7,8 @@ use serde::Serialize;
 use dagrun_cache::{Manifest, Store};
 use dagrun_workflow::Workflow;
 
-use crate::graph::TaskGraph;
+use crate::instances::Instances;
 use crate::keys::{KeyContext, KeyError, explain_miss, probe};
-use crate::select::Selection;
 
 /// What a run would do with one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,42 +43,35 @@ pub struct PlannedTask {
     pub decision: Decision,
 }
 
-/// Plans the selected tasks in dependency order without running anything.
-pub fn plan(
-    wf: &Workflow,
-    graph: &TaskGraph,
-    selection: &Selection,
-    store: &Store,
-    ctx: &KeyContext<'_>,
-) -> Vec<PlannedTask> {
+/// Plans a run's instances in dependency order without running anything.
+pub fn plan(wf: &Workflow, inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'_>) -> Vec<PlannedTask> {
     let mut manifests: HashMap<usize, Manifest> = HashMap::new();
-    let mut blocked: Vec<bool> = vec![false; wf.tasks.len()];
+    let mut blocked: Vec<bool> = vec![false; inst.len()];
     let mut out = Vec::new();
-    for &i in graph.topo_order() {
-        if !selection.included[i] {
-            continue;
-        }
-        let task = &wf.tasks[i];
-        let pending: Vec<&str> =
-            graph.upstream(i).filter(|u| !manifests.contains_key(u)).map(|u| wf.tasks[u].name.as_str()).collect();
-        let cannot: Vec<&str> = graph.upstream(i).filter(|&u| blocked[u]).map(|u| wf.tasks[u].name.as_str()).collect();
+    for &i in inst.topo_order() {
+        let node = &inst.nodes[i];
+        let task = &wf.tasks[node.task];
+        let names = |f: &dyn Fn(usize) -> bool| {
+            let mut v: Vec<&str> = inst.upstream(i).filter(|&u| f(u)).map(|u| inst.nodes[u].name.as_str()).collect();
+            v.sort_unstable();
+            v
+        };
+        let pending = names(&|u| !manifests.contains_key(&u));
+        let cannot = names(&|u| blocked[u]);
         let decision = if !cannot.is_empty() {
-            Decision::Error { message: format!("upstream `{}` cannot run", cannot.join("`, `")) }
+            Decision::Error { message: format!("upstream {} cannot run", list(&cannot)) }
         } else if let dagrun_workflow::TaskKind::OnnxEval(_) = task.kind {
             Decision::Error { message: "OnnxEval tasks cannot run in this dagrun build yet".to_owned() }
         } else if !pending.is_empty() {
-            let mut pending = pending;
-            pending.sort_unstable();
-            Decision::Run { key: None, reasons: pending.iter().map(|u| format!("upstream `{u}` will run")).collect() }
+            Decision::Run { key: None, reasons: vec![format!("upstream {} will run", list(&pending))] }
         } else {
-            let ups: HashMap<&str, &Manifest> =
-                graph.upstream(i).map(|u| (wf.tasks[u].name.as_str(), &manifests[&u])).collect();
-            match probe(ctx, store, task, &ups) {
+            let ups: HashMap<usize, &Manifest> = inst.upstream(i).map(|u| (u, &manifests[&u])).collect();
+            match probe(ctx, store, inst, i, &ups) {
                 Err(KeyError::PluginNotBuilt(p)) => {
                     Decision::Run { key: None, reasons: vec![format!("plugin {p} changed: it will be rebuilt")] }
                 }
                 Err(e) => Decision::Error { message: e.to_string() },
-                Ok(p) if selection.forced[i] => {
+                Ok(p) if forced[node.task] => {
                     if let Some(hit) = p.hit {
                         manifests.insert(i, hit.outputs);
                     }
@@ -92,13 +84,22 @@ pub fn plan(
                     }
                     None => Decision::Run {
                         key: Some(p.key.0.to_hex()),
-                        reasons: explain_miss(store, &task.name, &p.inputs, &p.key),
+                        reasons: explain_miss(store, &node.name, &p.inputs, &p.key),
                     },
                 },
             }
         };
         blocked[i] = matches!(decision, Decision::Error { .. });
-        out.push(PlannedTask { task: task.name.clone(), decision });
+        out.push(PlannedTask { task: node.name.clone(), decision });
     }
     out
+}
+
+/// `` `a` ``, `` `a`, `b` `` or `` `a`, `b`, `c` and 4 more ``.
+fn list(names: &[&str]) -> String {
+    let shown: Vec<String> = names.iter().take(3).map(|n| format!("`{n}`")).collect();
+    match names.len() {
+        0..=3 => shown.join(", "),
+        n => format!("{} and {} more", shown.join(", "), n - 3),
+    }
 }

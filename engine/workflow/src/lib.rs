@@ -15,6 +15,7 @@ mod diag;
 pub mod duration;
 mod load;
 mod model;
+pub mod partition;
 mod ron_errors;
 pub mod size;
 pub mod spans;
@@ -39,6 +40,8 @@ pub struct Workflow {
     pub dir: PathBuf,
     /// Tasks in file order.
     pub tasks: Vec<Task>,
+    /// Partition schemes by name.
+    pub schemes: BTreeMap<String, partition::Scheme>,
     doc: Option<spans::Node>,
 }
 
@@ -63,6 +66,8 @@ pub struct Task {
     pub timeout: Option<Duration>,
     /// Delay before the first retry (doubled each time).
     pub backoff: Duration,
+    /// The partition scheme it runs per, if partitioned.
+    pub partitioned: Option<String>,
 }
 
 impl Task {
@@ -70,7 +75,7 @@ impl Task {
     pub fn upstream(&self) -> Vec<&str> {
         let mut ups: Vec<&str> = self.after.iter().map(String::as_str).collect();
         ups.extend(self.inputs.values().filter_map(|i| match i {
-            Input::Output(t, _) => Some(t.as_str()),
+            Input::Output(t, _) | Input::Partitions { task: t, .. } => Some(t.as_str()),
             _ => None,
         }));
         ups.sort_unstable();
@@ -109,12 +114,13 @@ impl Workflow {
         let parsed = load::parse(&source);
         let mut diags = parsed.diagnostics;
         let Some(raw) = parsed.raw else { return Err(diags) };
+        let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);
         }
-        Ok(Workflow { name: raw.name, source, dir, tasks, doc: parsed.doc })
+        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, doc: parsed.doc })
     }
 
     /// Index of the task called `name`.
@@ -130,7 +136,7 @@ impl Workflow {
             return sp.after(j);
         }
         task.inputs.iter().find_map(|(name, input)| match input {
-            Input::Output(t, _) if t == dep => sp.map_value("inputs", name),
+            Input::Output(t, _) | Input::Partitions { task: t, .. } if t == dep => sp.map_value("inputs", name),
             _ => None,
         })
     }

@@ -14,6 +14,8 @@ pub(crate) struct RawWorkflow {
     pub name: String,
     #[serde(default)]
     pub defaults: Defaults,
+    #[serde(default)]
+    pub partitions: BTreeMap<String, crate::partition::SchemeDef>,
     /// Read separately, task by task, so that every task's errors are reported at once.
     pub tasks: Vec<serde::de::IgnoredAny>,
 }
@@ -27,6 +29,9 @@ pub(crate) struct FullWorkflow {
     #[serde(default)]
     #[allow(dead_code)]
     pub defaults: Defaults,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub partitions: BTreeMap<String, crate::partition::SchemeDef>,
     pub tasks: Vec<TaskDef>,
 }
 
@@ -71,6 +76,9 @@ pub struct TaskDef {
     /// Overrides `defaults.timeout`.
     #[serde(default)]
     pub timeout: Option<String>,
+    /// The partition scheme this task runs per (a name under the workflow's `partitions`).
+    #[serde(default)]
+    pub partitioned: Option<String>,
 }
 
 /// What a task runs.
@@ -151,4 +159,16 @@ pub enum Input {
     Glob(String),
     /// Output `output` of task `task`: `Output("train", "model")`.
     Output(String, String),
+    /// Output `output` of several partitions of a partitioned task: those within this task's
+    /// own partition (or the whole run, for an unpartitioned task), or with `last: N` the N
+    /// partitions ending there (a trailing window).
+    Partitions {
+        /// Upstream (partitioned) task.
+        task: String,
+        /// Its output name.
+        output: String,
+        /// Trailing window size.
+        #[serde(default)]
+        last: Option<u32>,
+    },
 }

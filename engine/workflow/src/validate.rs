@@ -1,11 +1,12 @@
 //! Checks the meaning of a parsed workflow (names, references, paths, durations) and resolves it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Source, did_you_mean};
 use crate::model::{Defaults, Input, RawWorkflow, TaskDef, TaskKind};
+use crate::partition::Scheme;
 use crate::spans::Node;
 use crate::{Task, duration, size};
 
@@ -30,6 +31,11 @@ impl<'a> TaskSpans<'a> {
     pub(crate) fn map_value(&self, f: &str, key: &str) -> Option<Range<usize>> {
         self.node.and_then(|n| n.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v.span.clone())
     }
+    /// Span of field `field` of the struct stored under `key` in map field `f`.
+    pub(crate) fn map_value_field(&self, f: &str, key: &str, field: &str) -> Option<Range<usize>> {
+        let v = self.node.and_then(|x| x.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v)?;
+        v.field(field).map(|a| a.span.clone())
+    }
     /// Span of the `n`th argument of the value stored under `key` in map field `f`.
     pub(crate) fn map_value_arg(&self, f: &str, key: &str, n: usize) -> Option<Range<usize>> {
         let v = self.node.and_then(|x| x.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v)?;
@@ -52,6 +58,154 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// Validates every task and returns the resolved tasks (only when there are no errors).
+/// Validates the workflow's partition schemes.
+pub(crate) fn schemes(
+    source: &Source,
+    raw: &RawWorkflow,
+    doc: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, Scheme> {
+    let mut out = BTreeMap::new();
+    for (name, def) in &raw.partitions {
+        let span = doc.and_then(|d| d.field("partitions")).and_then(|m| m.map_entry(name)).map(|(_, v)| v.span.clone());
+        if !valid_name(name) {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-name", format!("invalid partition scheme name `{name}`"), source)
+                    .label(span.clone(), "in here")
+                    .help("scheme names use only letters, digits, `_` and `-`, e.g. \"daily\""),
+            );
+        }
+        match Scheme::from_def(def) {
+            Ok(s) => {
+                out.insert(name.clone(), s);
+            }
+            Err(why) => diags.push(
+                Diagnostic::new("dagrun::invalid-partitions", format!("partition scheme `{name}`: {why}"), source)
+                    .label(span, "invalid scheme")
+                    .help(
+                        "e.g. \"daily\": Daily(start: \"2025-01-01\", end: \"2025-03-31\"), or List([\"eu\", \"us\"])",
+                    ),
+            ),
+        }
+    }
+    out
+}
+
+/// Partitioned tasks: the scheme exists, outputs are per partition, and partitioned upstream
+/// outputs are read per partition (`Output`) or as a range (`Partitions`).
+fn check_partitioning(
+    source: &Source,
+    def: &TaskDef,
+    sp: &TaskSpans<'_>,
+    defs: &[Option<TaskDef>],
+    by_name: &HashMap<&str, usize>,
+    declared: &BTreeMap<String, crate::partition::SchemeDef>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if let Some(scheme) = &def.partitioned
+        && !declared.contains_key(scheme)
+    {
+        let known: Vec<&str> = declared.keys().map(String::as_str).collect();
+        diags.push(
+            Diagnostic::new("dagrun::unknown-partitions", format!("task `{}` is partitioned by unknown scheme `{scheme}`", def.name), source)
+                .label(sp.field("partitioned"), "no such scheme")
+                .help(match (did_you_mean(scheme, known.iter().copied()), known.is_empty()) {
+                    (Some(s), _) => format!("did you mean `{s}`?"),
+                    (None, true) => "declare it under the workflow's `partitions`, e.g. partitions: {\"daily\": Daily(start: \"2025-01-01\")}".to_owned(),
+                    (None, false) => format!("schemes: {}", known.join(", ")),
+                }),
+        );
+        return;
+    }
+    let partitioned = def.partitioned.is_some();
+    for (name, path) in &def.outputs {
+        if partitioned && !crate::partition::is_templated(path) {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::output-not-partitioned",
+                    format!("output `{name}` of partitioned task `{}` is the same file for every partition", def.name),
+                    source,
+                )
+                .label(sp.map_value("outputs", name), "no partition variable")
+                .help(format!("put the partition in the path, e.g. \"{}\"", with_partition(path))),
+            );
+        }
+    }
+    let templated_input = def
+        .inputs
+        .iter()
+        .find(|(_, i)| matches!(i, Input::File(p) | Input::Glob(p) if crate::partition::is_templated(p)));
+    let templated_output = def.outputs.iter().find(|(_, p)| crate::partition::is_templated(p));
+    if !partitioned {
+        let found = templated_input.map(|(n, _)| ("inputs", n)).or(templated_output.map(|(n, _)| ("outputs", n)));
+        if let Some((field, n)) = found {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::not-partitioned",
+                    format!("task `{}` uses a partition variable but is not partitioned", def.name),
+                    source,
+                )
+                .label(sp.map_value(field, n), "partition variable here")
+                .help("add `partitioned: \"<scheme>\"` to the task, or remove the {...} variable"),
+            );
+        }
+    }
+    for (input, src) in &def.inputs {
+        let (up, is_range) = match src {
+            Input::Output(t, _) => (t, false),
+            Input::Partitions { task, .. } => (task, true),
+            _ => continue,
+        };
+        let Some(up_def) = by_name.get(up.as_str()).and_then(|&u| defs[u].as_ref()) else { continue };
+        match (&up_def.partitioned, is_range) {
+            (None, true) => diags.push(
+                Diagnostic::new("dagrun::not-partitioned", format!("`Partitions` of task `{up}`, which is not partitioned"), source)
+                    .label(sp.map_value("inputs", input), "reads partitions")
+                    .help(format!("read it with Output(\"{up}\", \"...\"), or partition `{up}`")),
+            ),
+            (Some(up_scheme), false) if def.partitioned.as_ref() != Some(up_scheme) => diags.push(
+                Diagnostic::new(
+                    "dagrun::partition-mismatch",
+                    format!("task `{}` reads one output of `{up}`, which is partitioned by `{up_scheme}`", def.name),
+                    source,
+                )
+                .label(sp.map_value("inputs", input), "which partition?")
+                .help(format!(
+                    "read a range instead: Partitions(task: \"{up}\", output: \"...\") (optionally with `last: N`), or partition this task by `{up_scheme}` too"
+                )),
+            ),
+            _ => {}
+        }
+    }
+    for dep in &def.after {
+        if let Some(up_def) = by_name.get(dep.as_str()).and_then(|&u| defs[u].as_ref())
+            && up_def.partitioned.is_some()
+            && up_def.partitioned != def.partitioned
+        {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::partition-mismatch",
+                    format!("task `{}` runs after `{dep}`, which is partitioned differently", def.name),
+                    source,
+                )
+                .label(sp.field("after"), "here")
+                .help(format!("depend on a range of `{dep}` with a Partitions(...) input instead")),
+            );
+        }
+    }
+}
+
+fn with_partition(path: &str) -> String {
+    let p = std::path::Path::new(path);
+    match (p.file_stem(), p.extension()) {
+        (Some(stem), Some(ext)) => {
+            let name = format!("{}-{{partition}}.{}", stem.to_string_lossy(), ext.to_string_lossy());
+            p.with_file_name(name).display().to_string()
+        }
+        _ => format!("{path}-{{partition}}"),
+    }
+}
+
 pub(crate) fn validate(
     source: &Source,
     raw: &RawWorkflow,
@@ -112,6 +266,7 @@ pub(crate) fn validate(
         check_refs(source, def, &sp, &by_name, defs, &names, diags);
         check_kind(source, def, &sp, diags);
         check_outputs(source, def, i, &sp, doc, &mut output_paths, diags);
+        check_partitioning(source, def, &sp, defs, &by_name, &raw.partitions, diags);
         let timeout = match &def.timeout {
             Some(t) => parse_duration(source, t, sp.field("timeout"), diags),
             None => defaults.timeout,
@@ -128,6 +283,7 @@ pub(crate) fn validate(
                 retries: def.retries.unwrap_or(defaults.retries),
                 timeout,
                 backoff: defaults.backoff,
+                partitioned: def.partitioned.clone(),
             });
         }
     }
@@ -223,7 +379,11 @@ fn check_refs(
             );
         }
         match src {
-            Input::Output(task, output) => {
+            Input::Output(task, output) | Input::Partitions { task, output, .. } => {
+                let (task_span, output_span) = match src {
+                    Input::Output(..) => (sp.map_value_arg("inputs", input, 0), sp.map_value_arg("inputs", input, 1)),
+                    _ => (sp.map_value_field("inputs", input, "task"), sp.map_value_field("inputs", input, "output")),
+                };
                 if task == &def.name {
                     diags.push(
                         Diagnostic::new("dagrun::cycle", format!("task `{task}` reads its own output"), source)
@@ -239,7 +399,7 @@ fn check_refs(
                             format!("task `{task}` has no output named `{output}`"),
                             source,
                         )
-                        .label(sp.map_value_arg("inputs", input, 1), "no such output");
+                        .label(output_span, "no such output");
                         d.help = Some(match (did_you_mean(output, outs.iter().copied()), outs.is_empty()) {
                             (Some(s), _) => format!("did you mean `{s}`?"),
                             (None, true) => format!("task `{task}` declares no outputs"),
@@ -248,7 +408,7 @@ fn check_refs(
                         diags.push(d);
                     }
                 } else {
-                    diags.push(unknown(task, sp.map_value_arg("inputs", input, 0), "reads an output of"));
+                    diags.push(unknown(task, task_span, "reads an output of"));
                 }
             }
             Input::Glob(pattern) => {

@@ -1,0 +1,89 @@
+//! Backfill benchmark: a 365-day workflow (one small task per day reading a tiny file and
+//! writing one). Reports wall time and peak memory for the first backfill, a re-run with
+//! nothing changed, and a re-run with 3 days changed.
+//!
+//! Run with `cargo bench -p dagrun --bench backfill` (release build).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
+
+const WORKFLOW: &str = r#"Workflow(
+    name: "year",
+    partitions: {"daily": Daily(start: "2025-01-01", end: "2025-12-31")},
+    tasks: [
+        Task(name: "prep", partitioned: "daily", kind: Command(run: "cat $DAGRUN_IN_RAW > $DAGRUN_OUT_CLEAN"),
+             inputs: {"raw": File("data/{date}.csv")}, outputs: {"clean": "out/{date}.csv"}),
+    ],
+)"#;
+
+fn backfill(dir: &Path) -> (Duration, u64, String) {
+    let start = Instant::now();
+    let out = Command::new(BIN)
+        .args(["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-12-31", "--json"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let wall = start.elapsed();
+    assert!(out.status.success());
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    (wall, last["peak_rss_kb"].as_u64().unwrap_or(0), last["counts"].to_string())
+}
+
+fn main() {
+    let repeat: usize = std::env::var("DAGRUN_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut first = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut three = Vec::new();
+    for round in 0..repeat {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wf.ron"), WORKFLOW).unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let start = 20_089; // 2025-01-01 in days since the epoch
+        for i in 0..365 {
+            let (y, m, d) = civil(start + i);
+            std::fs::write(dir.path().join(format!("data/{y}-{m:02}-{d:02}.csv")), format!("{i}\n")).unwrap();
+        }
+        let r = backfill(dir.path());
+        assert!(r.2.contains("\"succeeded\":365"), "{}", r.2);
+        first.push(r);
+        let r = backfill(dir.path());
+        assert!(r.2.contains("\"cached\":365"), "{}", r.2);
+        unchanged.push(r);
+        for d in ["2025-02-03", "2025-07-14", "2025-11-30"] {
+            std::fs::write(dir.path().join(format!("data/{d}.csv")), format!("changed {round}\n")).unwrap();
+        }
+        let r = backfill(dir.path());
+        assert!(r.2.contains("\"succeeded\":3"), "{}", r.2);
+        three.push(r);
+    }
+    println!("365-day backfill, one small task per day, {repeat} rounds (median wall, max peak memory)");
+    for (what, mut v) in
+        [("first backfill", first), ("re-run, nothing changed", unchanged), ("re-run, 3 days changed", three)]
+    {
+        v.sort_by_key(|r| r.0);
+        let peak = v.iter().map(|r| r.1).max().unwrap_or(0);
+        println!(
+            "{what:<26} {:>9.1} ms   peak {:>5.1} MiB",
+            v[v.len() / 2].0.as_secs_f64() * 1e3,
+            peak as f64 / 1024.0
+        );
+    }
+}
+
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}

@@ -1,0 +1,345 @@
+//! The run graph: tasks expanded into instances, one per partition for partitioned tasks.
+//!
+//! An unpartitioned workflow expands to one instance per task. A partitioned task expands to
+//! one instance per selected partition; the instances it needs from upstream (the same
+//! partition, or a window of partitions for a `Partitions` input) are added even when they lie
+//! outside the selection, so a trailing window is always complete.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use petgraph::Direction;
+use petgraph::algo::toposort;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::Dfs;
+
+use dagrun_workflow::partition::{Partition, Scheme, render};
+use dagrun_workflow::{Input, Workflow};
+
+use crate::graph::TaskGraph;
+use crate::select::Selection;
+
+/// Which partitions a run covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSelection {
+    /// The latest complete partition of each time scheme (every key of list schemes).
+    Latest {
+        /// Current time, Unix seconds.
+        now: i64,
+    },
+    /// The partitions with these keys, or containing the instants they name.
+    Keys(Vec<String>),
+    /// Partitions starting in `[from, to]`, Unix seconds.
+    Range {
+        /// First instant.
+        from: i64,
+        /// Last instant (inclusive).
+        to: i64,
+    },
+}
+
+/// One instance of a task: the task, and its partition if partitioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// Index into `workflow.tasks`.
+    pub task: usize,
+    /// The partition, for partitioned tasks.
+    pub partition: Option<Partition>,
+    /// `task` or `task@partition`.
+    pub name: String,
+    /// Template variables (`{partition}`, `{date}`, ...), empty when unpartitioned.
+    pub vars: BTreeMap<&'static str, String>,
+}
+
+/// Where one input of an instance comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A file (path as written, partition variables filled in).
+    File(String),
+    /// A glob (variables filled in).
+    Glob(String),
+    /// Output `output` of one upstream instance.
+    Output {
+        /// Upstream instance.
+        instance: usize,
+        /// Output name.
+        output: String,
+    },
+    /// Output `output` of several upstream instances, oldest first.
+    Partitions {
+        /// Upstream instances.
+        instances: Vec<usize>,
+        /// Output name.
+        output: String,
+    },
+}
+
+/// The instance graph of a run.
+#[derive(Debug, Clone)]
+pub struct Instances {
+    /// Every instance; indices are stable for the run.
+    pub nodes: Vec<Instance>,
+    /// Per instance: each input's source.
+    pub sources: Vec<BTreeMap<String, Source>>,
+    graph: DiGraph<usize, ()>,
+    order: Vec<usize>,
+    /// Per instance: position of its partition among the run's partitions (for ordering).
+    pub rank: Vec<i64>,
+}
+
+/// Why a run's partitions could not be chosen.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PartitionError {
+    /// `--partition`/`--partitions` named a key no scheme has.
+    #[error("no partition `{key}` in scheme `{scheme}`{}", .hint)]
+    UnknownKey {
+        /// The key given.
+        key: String,
+        /// The scheme.
+        scheme: String,
+        /// More context.
+        hint: String,
+    },
+    /// The selection contains no partition at all.
+    #[error("no partition of scheme `{scheme}` is selected ({why})")]
+    Empty {
+        /// The scheme.
+        scheme: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl Instances {
+    /// Expands the selected tasks into instances for the chosen partitions.
+    pub fn expand(
+        wf: &Workflow,
+        tasks: &TaskGraph,
+        selection: &Selection,
+        partitions: &PartitionSelection,
+    ) -> Result<Instances, PartitionError> {
+        let chosen = choose(wf, partitions)?;
+        // The end of the run's range: where unpartitioned consumers' windows end.
+        let run_end = chosen.values().flatten().map(|p| p.end).max();
+        let mut b =
+            Builder { wf, nodes: Vec::new(), index: HashMap::new(), sources: Vec::new(), edges: Vec::new(), run_end };
+        let mut queue = VecDeque::new();
+        for &t in tasks.topo_order() {
+            if !selection.included[t] {
+                continue;
+            }
+            match &wf.tasks[t].partitioned {
+                Some(scheme) => {
+                    for p in &chosen[scheme] {
+                        queue.push_back(b.node(t, Some(p.clone())));
+                    }
+                }
+                None => queue.push_back(b.node(t, None)),
+            }
+        }
+        let mut done = vec![false; 0];
+        while let Some(i) = queue.pop_front() {
+            if done.len() <= i {
+                done.resize(i + 1, false);
+            }
+            if done[i] {
+                continue;
+            }
+            done[i] = true;
+            let before = b.nodes.len();
+            b.resolve(i);
+            queue.extend(before..b.nodes.len());
+        }
+        let mut graph = DiGraph::with_capacity(b.nodes.len(), b.edges.len());
+        for i in 0..b.nodes.len() {
+            graph.add_node(i);
+        }
+        for &(u, d) in &b.edges {
+            graph.update_edge(NodeIndex::new(u), NodeIndex::new(d), ());
+        }
+        let order = toposort(&graph, None).expect("the task graph is acyclic").into_iter().map(|n| graph[n]).collect();
+        let rank = b.nodes.iter().map(|n| n.partition.as_ref().map_or(i64::MIN, |p| p.start)).collect();
+        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank })
+    }
+
+    /// Number of instances.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Instances in dependency order.
+    pub fn topo_order(&self) -> &[usize] {
+        &self.order
+    }
+
+    /// Direct upstream instances.
+    pub fn upstream(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Incoming).map(|n| self.graph[n])
+    }
+
+    /// Direct downstream instances.
+    pub fn downstream(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph.neighbors_directed(NodeIndex::new(i), Direction::Outgoing).map(|n| self.graph[n])
+    }
+
+    /// `i` and everything that (transitively) needs it.
+    pub fn with_descendants(&self, i: usize) -> Vec<usize> {
+        let mut dfs = Dfs::new(&self.graph, NodeIndex::new(i));
+        let mut out = Vec::new();
+        while let Some(n) = dfs.next(&self.graph) {
+            out.push(self.graph[n]);
+        }
+        out
+    }
+
+    /// The distinct partition keys of the run, in time order.
+    pub fn partition_keys(&self) -> Vec<String> {
+        let mut keys: Vec<(i64, String)> =
+            self.nodes.iter().filter_map(|n| n.partition.as_ref().map(|p| (p.start, p.key.clone()))).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+}
+
+/// The partitions of each scheme that the run covers.
+fn choose(wf: &Workflow, sel: &PartitionSelection) -> Result<BTreeMap<String, Vec<Partition>>, PartitionError> {
+    let used: std::collections::BTreeSet<&String> = wf.tasks.iter().filter_map(|t| t.partitioned.as_ref()).collect();
+    let mut out = BTreeMap::new();
+    for name in used {
+        let scheme = &wf.schemes[name];
+        let parts = match sel {
+            PartitionSelection::Latest { now } => {
+                let all = scheme.complete_before(*now);
+                match scheme {
+                    Scheme::List(_) => all,
+                    Scheme::Time { .. } => all.last().cloned().into_iter().collect(),
+                }
+            }
+            PartitionSelection::Range { from, to } => scheme.between(*from, *to),
+            PartitionSelection::Keys(keys) => {
+                let mut parts = Vec::new();
+                for key in keys {
+                    match scheme.find(key) {
+                        Some(p) => parts.push(p),
+                        None if keys.len() > 1 && !scheme.is_time() => {}
+                        None => {
+                            return Err(PartitionError::UnknownKey {
+                                key: key.clone(),
+                                scheme: name.clone(),
+                                hint: match scheme {
+                                    Scheme::List(items) => format!(" (keys: {})", items.join(", ")),
+                                    Scheme::Time { .. } => " (outside its range, or not a date)".to_owned(),
+                                },
+                            });
+                        }
+                    }
+                }
+                parts.sort();
+                parts.dedup();
+                parts
+            }
+        };
+        if parts.is_empty() {
+            let why = match sel {
+                PartitionSelection::Latest { .. } => "no partition has ended yet".to_owned(),
+                PartitionSelection::Range { .. } => "none starts in the range".to_owned(),
+                PartitionSelection::Keys(_) => "none matches".to_owned(),
+            };
+            return Err(PartitionError::Empty { scheme: name.clone(), why });
+        }
+        out.insert(name.clone(), parts);
+    }
+    Ok(out)
+}
+
+struct Builder<'a> {
+    wf: &'a Workflow,
+    nodes: Vec<Instance>,
+    index: HashMap<(usize, Option<String>), usize>,
+    sources: Vec<BTreeMap<String, Source>>,
+    edges: Vec<(usize, usize)>,
+    run_end: Option<i64>,
+}
+
+impl Builder<'_> {
+    fn node(&mut self, task: usize, partition: Option<Partition>) -> usize {
+        let key = (task, partition.as_ref().map(|p| p.key.clone()));
+        if let Some(&i) = self.index.get(&key) {
+            return i;
+        }
+        let t = &self.wf.tasks[task];
+        let (name, vars) = match (&partition, &t.partitioned) {
+            (Some(p), Some(s)) => (format!("{}@{}", t.name, p.key), p.vars(&self.wf.schemes[s])),
+            _ => (t.name.clone(), BTreeMap::new()),
+        };
+        let i = self.nodes.len();
+        self.nodes.push(Instance { task, partition, name, vars });
+        self.sources.push(BTreeMap::new());
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Instances of `up` that an instance reads through a `Partitions` input.
+    fn window(&mut self, consumer: usize, up: usize, last: Option<u32>) -> Vec<usize> {
+        let scheme_name = self.wf.tasks[up].partitioned.clone().expect("validated: upstream is partitioned");
+        let scheme = &self.wf.schemes[&scheme_name];
+        let (lo, hi) = match &self.nodes[consumer].partition {
+            Some(p) => (p.start, p.end),
+            None => (i64::MIN, self.run_end.unwrap_or(i64::MAX)),
+        };
+        let mut candidates: Vec<Partition> = match scheme {
+            Scheme::List(_) => scheme.between(0, 0),
+            Scheme::Time { .. } => scheme.between(i64::MIN, hi.saturating_sub(1)),
+        };
+        if scheme.is_time() {
+            candidates.retain(|q| q.start < hi);
+        }
+        let picked: Vec<Partition> = match last {
+            Some(n) => candidates.split_off(candidates.len().saturating_sub(n as usize)),
+            None if scheme.is_time() => candidates.into_iter().filter(|q| q.start >= lo).collect(),
+            None => candidates,
+        };
+        picked.into_iter().map(|q| self.node(up, Some(q))).collect()
+    }
+
+    fn resolve(&mut self, i: usize) {
+        let wf = self.wf;
+        let task = &wf.tasks[self.nodes[i].task];
+        let vars = self.nodes[i].vars.clone();
+        let partition = self.nodes[i].partition.clone();
+        let upstream_of = |b: &mut Self, name: &str| {
+            let u = wf.task_index(name).expect("validated reference");
+            let p = if wf.tasks[u].partitioned.is_some() { partition.clone() } else { None };
+            b.node(u, p)
+        };
+        let mut sources = BTreeMap::new();
+        for (name, input) in &task.inputs {
+            let source = match input {
+                Input::File(p) => Source::File(render(p, &vars)),
+                Input::Glob(p) => Source::Glob(render(p, &vars)),
+                Input::Output(t, o) => {
+                    let u = upstream_of(self, t);
+                    self.edges.push((u, i));
+                    Source::Output { instance: u, output: o.clone() }
+                }
+                Input::Partitions { task: t, output, last } => {
+                    let u = wf.task_index(t).expect("validated reference");
+                    let instances = self.window(i, u, *last);
+                    self.edges.extend(instances.iter().map(|&q| (q, i)));
+                    Source::Partitions { instances, output: output.clone() }
+                }
+            };
+            sources.insert(name.clone(), source);
+        }
+        for dep in &task.after {
+            let u = upstream_of(self, dep);
+            self.edges.push((u, i));
+        }
+        self.sources[i] = sources;
+    }
+}
