@@ -9,14 +9,22 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== rustup target add wasm32-wasip2 (plugins are WASM components)"
 rustup target add wasm32-wasip2
 
+echo "== ONNX Runtime for the OnnxEval tests (the PyPI wheel ships the shared library)"
+if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '1.31.1')" 2>/dev/null; then
+    python3 -m pip install --quiet "onnxruntime==1.31.1"
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path sdk/Cargo.toml -- --check
 cargo fmt --manifest-path tests/plugins/Cargo.toml --all -- --check
+cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy --manifest-path sdk/Cargo.toml --all-targets --quiet -- -D warnings
 echo "== cargo test (SDK)"
 cargo test --manifest-path sdk/Cargo.toml
+echo "== cargo test (ML plugins: ONNX writer, train, generate; natively)"
+cargo test --manifest-path plugins/Cargo.toml --workspace
 echo "== cargo test (engine)"
 cargo test --workspace

@@ -164,12 +164,14 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
         Task(name: "panic", kind: Wasm(plugin: "{}")),
         Task(name: "params", kind: Wasm(plugin: "{}"), params: {{"factor": "x", "name": "n"}}),
         Task(name: "newer", kind: Wasm(plugin: "{}")),
+        Task(name: "patch", kind: Wasm(plugin: "{}")),
     ])"#,
         plugin("spin"),
         plugin("membomb"),
         plugin("panics"),
         plugin("badparams"),
         plugin("incompatible"),
+        plugin("newer_patch"),
     ));
     let (tasks, _, code) = s.run(&[]);
     assert_eq!(code, 1);
@@ -181,9 +183,17 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
     assert_eq!(
         error("newer"),
         format!(
-            "{} was built against dagrun:task@0.2.0 and needs `host.new-feature`, which this dagrun \
-             (dagrun:task@0.1.0) does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun",
+            "{} was built against dagrun:task@0.2.0, but this dagrun provides dagrun:task@0.1.0 (plugins must use \
+             dagrun:task@0.1.x): rebuild the plugin with this dagrun's SDK, or use a matching dagrun",
             plugin("incompatible")
+        )
+    );
+    assert_eq!(
+        error("patch"),
+        format!(
+            "{} was built against dagrun:task@0.1.1 and needs `host.new-feature`, which this dagrun \
+             (dagrun:task@0.1.0) does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun",
+            plugin("newer_patch")
         )
     );
 }
@@ -200,6 +210,27 @@ fn a_trap_is_reported_with_a_demangled_backtrace() {
     assert!(error.starts_with("plugin trapped: call stack exhausted\nwasm backtrace:\n  "), "{error}");
     assert!(error.contains("overflow::deep_recursion (×"), "recursion is folded into one line: {error}");
     assert!(error.lines().count() <= 10, "the backtrace is short: {error}");
+}
+
+/// Regression: a `Glob` of files with the same name in different directories used to be staged
+/// through a hard link that wrote one user file over the other.
+#[test]
+fn glob_inputs_with_equal_file_names_are_staged_apart_and_never_modified() {
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "glob", tasks: [
+        Task(name: "env", kind: Wasm(plugin: "{}"), params: {{"attempt": "env"}},
+             inputs: {{"data": Glob("data/*/x.csv")}}),
+    ])"#,
+        plugin("escape")
+    ));
+    for (d, text) in [("a", "A\n"), ("b", "B\n")] {
+        std::fs::create_dir_all(s.path(&format!("data/{d}"))).unwrap();
+        std::fs::write(s.path(&format!("data/{d}/x.csv")), text).unwrap();
+    }
+    let (tasks, _, code) = s.run(&[]);
+    assert_eq!(code, 0, "{tasks:?}");
+    assert_eq!(std::fs::read_to_string(s.path("data/a/x.csv")).unwrap(), "A\n");
+    assert_eq!(std::fs::read_to_string(s.path("data/b/x.csv")).unwrap(), "B\n");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod digest;
 mod key;
 mod maintenance;
+pub mod registry;
 mod statcache;
 mod store;
 

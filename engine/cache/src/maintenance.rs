@@ -142,7 +142,8 @@ impl Store {
         for f in fs::read_dir(&tmp).at(&tmp)? {
             let p = f.at(&tmp)?.path();
             if old(&p, Duration::from_secs(3600)) {
-                fs::remove_file(&p).at(&p)?;
+                // Plugin and evaluation staging directories are left behind by a killed run.
+                if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) }.at(&p)?;
                 report.temp_files_removed += 1;
             }
         }

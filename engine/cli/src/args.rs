@@ -150,6 +150,14 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo.
+    Doctor,
+    /// List deployed models and roll back to an earlier version.
+    Models {
+        /// What to do.
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
     /// Create, build and inspect WASM task plugins.
     Plugin {
         /// What to do.
@@ -199,6 +207,28 @@ pub enum CacheAction {
         workflow: Option<PathBuf>,
         #[command(flatten)]
         state: StateArgs,
+    },
+}
+
+/// `dagrun models` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsAction {
+    /// Every model in a registry with its versions (`*` marks the deployed one).
+    List {
+        /// The registry directory.
+        #[arg(long, default_value = "registry")]
+        registry: PathBuf,
+    },
+    /// Point a model's `current` at an earlier version (default: the one before the current).
+    Rollback {
+        /// The model name.
+        name: String,
+        /// The version to deploy, e.g. v0002.
+        #[arg(long)]
+        to: Option<String>,
+        /// The registry directory.
+        #[arg(long, default_value = "registry")]
+        registry: PathBuf,
     },
 }
 

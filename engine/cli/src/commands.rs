@@ -10,7 +10,7 @@ use dagrun_exec::{Reporter, RunContext, RunOptions, RunRecord, RunStatus, TaskSt
 use dagrun_plan::{Decision, Force, Instances, KeyContext, PartitionSelection, Selection, TaskGraph};
 use dagrun_workflow::{LoadError, Workflow, duration, partition};
 
-use crate::args::{CacheAction, Command, GraphFormat, PartitionArgs, SelectArgs, StateArgs};
+use crate::args::{CacheAction, Command, GraphFormat, ModelsAction, PartitionArgs, SelectArgs, StateArgs};
 use crate::exit::Exit;
 use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter};
 use crate::{env, render};
@@ -51,6 +51,8 @@ pub fn dispatch(cmd: Command) -> Exit {
         }),
         Command::Cache { action } => cache(action),
         Command::Plugin { action } => crate::plugin::dispatch(action),
+        Command::Doctor => Ok(doctor()),
+        Command::Models { action } => models(action),
         Command::Runs { workflow, limit, json, state } => runs(workflow.as_deref(), limit, json, &state),
         Command::Show { run, workflow, json, state } => show(&run, workflow.as_deref(), json, &state),
     };
@@ -238,6 +240,9 @@ fn run(
     }
     Ok(match record.status {
         RunStatus::Succeeded => Exit::Success,
+        // Only gate refusals: the documented gate-refused code, so a scheduler can tell
+        // "a worse model was blocked" from "something broke".
+        RunStatus::Failed if record.counts.failed == record.counts.refused => Exit::GateRefused,
         RunStatus::Failed => Exit::TaskFailed,
         RunStatus::Interrupted | RunStatus::Running => Exit::Interrupted,
     })
@@ -303,7 +308,7 @@ fn plan(
     let stat = StatCache::load(&store);
     let plugins = built_plugins(&wf, &store);
     let ctx = KeyContext { workflow: &wf, stat: &stat, verify: select.verify, plugins: &plugins };
-    let planned = dagrun_plan::plan(&wf, &instances, &selection.forced, &store, &ctx);
+    let planned = dagrun_plan::plan(&instances, &selection.forced, &store, &ctx);
     if exists {
         let _ = stat.save(&store);
     }
@@ -574,4 +579,91 @@ fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs) -> 
         ms(r.saved_ms)
     );
     Ok(Exit::Success)
+}
+
+/// `dagrun doctor`: what dagrun found, and how to fix what is missing.
+fn doctor() -> Exit {
+    let mut ok = true;
+    match dagrun_onnx::discover() {
+        Ok(rt) => println!("ok       ONNX Runtime {} ({})", rt.version, rt.path.display()),
+        Err(e) => {
+            ok = false;
+            println!("missing  ONNX Runtime: {e}");
+        }
+    }
+    let cargo = std::process::Command::new("cargo").arg("--version").output();
+    match cargo {
+        Ok(o) if o.status.success() => println!("ok       {}", String::from_utf8_lossy(&o.stdout).trim()),
+        _ => {
+            ok = false;
+            println!("missing  cargo: plugin crates cannot be built; install Rust from https://rustup.rs");
+        }
+    }
+    let targets = std::process::Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match targets {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {
+            println!("ok       wasm32-wasip2 target installed");
+        }
+        _ => {
+            ok = false;
+            println!("missing  wasm32-wasip2 target: run `rustup target add wasm32-wasip2`");
+        }
+    }
+    match dagrun_wasm::compiled_cache_dir() {
+        Some(d) => println!("ok       compiled plugin cache: {}", d.display()),
+        None => {
+            println!("note     no user cache directory (HOME unset): compiled plugins are cached per state directory")
+        }
+    }
+    if ok { Exit::Success } else { Exit::TaskFailed }
+}
+
+/// `dagrun models list|rollback`.
+fn models(action: ModelsAction) -> Result<Exit, Exit> {
+    use dagrun_cache::registry;
+    match action {
+        ModelsAction::List { registry: dir } => {
+            let names = registry::names(&dir);
+            if names.is_empty() {
+                println!("no models in {}", dir.display());
+            }
+            for name in names {
+                let versions = registry::versions(&dir, &name);
+                let shown: Vec<String> = versions
+                    .iter()
+                    .map(|v| if v.current { format!("*{}", v.version) } else { v.version.clone() })
+                    .collect();
+                println!("{name}: {}", shown.join(" "));
+            }
+            Ok(Exit::Success)
+        }
+        ModelsAction::Rollback { name, to, registry: dir } => {
+            let versions = registry::versions(&dir, &name);
+            if versions.is_empty() {
+                return Err(error(format!("no model `{name}` in {}", dir.display()), Exit::Usage));
+            }
+            let target = match to {
+                Some(v) => v,
+                None => {
+                    let cur = versions.iter().position(|v| v.current).ok_or_else(|| {
+                        error(format!("model `{name}` has no current version; pass --to VERSION"), Exit::Usage)
+                    })?;
+                    if cur == 0 {
+                        return Err(error(
+                            format!(
+                                "{} is the first version of `{name}`: nothing to roll back to",
+                                versions[0].version
+                            ),
+                            Exit::Usage,
+                        ));
+                    }
+                    versions[cur - 1].version.clone()
+                }
+            };
+            registry::set_current(&dir, &name, &target)
+                .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {e}"), Exit::Usage))?;
+            println!("{name}: current is now {target}");
+            Ok(Exit::Success)
+        }
+    }
 }

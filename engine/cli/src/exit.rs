@@ -13,8 +13,7 @@ pub enum Exit {
     Usage = 2,
     /// 3: the workflow file is invalid (syntax, unknown field, bad reference, cycle).
     InvalidWorkflow = 3,
-    /// 4: an evaluation gate refused a model (reserved for `OnnxEval`).
-    #[allow(dead_code)]
+    /// 4: an evaluation gate refused a model (and nothing else failed).
     GateRefused = 4,
     /// 5: `cache verify` found corrupt or broken entries (they were removed).
     CacheCorrupt = 5,

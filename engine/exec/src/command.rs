@@ -47,6 +47,9 @@ pub enum AttemptError {
     /// The run was interrupted.
     #[error("interrupted")]
     Cancelled,
+    /// An evaluation gate refused the model (not retried).
+    #[error("{0}")]
+    GateRefused(String),
     /// A WASM plugin run failed (the message is complete).
     #[error("{0}")]
     Plugin(String),

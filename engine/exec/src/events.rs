@@ -39,6 +39,9 @@ pub struct Counts {
     pub failed: usize,
     /// Skipped.
     pub skipped: usize,
+    /// Failed because an evaluation gate refused the model (counted in `failed` too).
+    #[serde(default)]
+    pub refused: usize,
 }
 
 impl Counts {
@@ -121,6 +124,8 @@ pub enum Event {
         saved_ms: u64,
         /// Attempts made (0 for cached/skipped).
         attempts: u32,
+        /// The task failed because an evaluation gate refused the model.
+        gate_refused: bool,
         /// Failure or skip reason.
         error: Option<String>,
         /// Path of the task's captured output, when it ran.

@@ -4,6 +4,7 @@
 mod command;
 mod events;
 mod history;
+mod onnx_task;
 mod runner;
 mod task;
 mod wasm_task;
@@ -11,4 +12,5 @@ mod wasm_task;
 pub use command::tail;
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
 pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, civil_from_days, new_run_id};
+pub use onnx_task::{VERDICT_VERSION, Verdict};
 pub use runner::{ExecError, RunContext, RunOptions, run};

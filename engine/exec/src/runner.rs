@@ -218,6 +218,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
         let task = graph.nodes[r.index].name.clone();
         done[r.index] = Some(r.status);
         record.counts.add(r.status);
+        record.counts.refused += usize::from(r.gate_refused);
         record.saved_ms += r.saved_ms;
         ctx.reporter.report(&Event::TaskFinished {
             task: task.clone(),
@@ -226,6 +227,7 @@ pub async fn run(ctx: RunContext, opts: RunOptions, cancel: watch::Receiver<bool
             key: r.key.clone(),
             saved_ms: r.saved_ms,
             attempts: r.attempts,
+            gate_refused: r.gate_refused,
             error: r.error.clone(),
             log: r.log.as_ref().map(|p| p.display().to_string()),
             summary: r.summary.clone(),

@@ -29,6 +29,8 @@ pub(crate) struct JobResult {
     pub error: Option<String>,
     pub log: Option<PathBuf>,
     pub summary: Option<serde_json::Value>,
+    /// The task failed because an evaluation gate refused the model.
+    pub gate_refused: bool,
 }
 
 impl JobResult {
@@ -44,6 +46,7 @@ impl JobResult {
             error: Some(why),
             log: None,
             summary: None,
+            gate_refused: false,
         }
     }
 }
@@ -57,6 +60,11 @@ enum Lookup {
 /// Computes the key and, on a hit, restores outputs. Blocking: hashes and copies files.
 fn lookup(shared: &Shared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced: bool) -> Result<Lookup, String> {
     let wf = &shared.ctx.workflow;
+    if let TaskKind::Wasm(w) = &wf.tasks[shared.ctx.instances.nodes[i].task].kind
+        && let Some(e) = shared.plugin_errors.get(&w.plugin)
+    {
+        return Err(e.clone());
+    }
     let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let p = probe(&shared.key_context(), &shared.ctx.store, &shared.ctx.instances, i, &upstream)
         .map_err(|e| e.to_string())?;
@@ -112,6 +120,7 @@ pub(crate) async fn run_job(
         error: Some(error),
         log,
         summary: None,
+        gate_refused: false,
     };
     let sh = shared.clone();
     let ups2 = ups.clone();
@@ -131,6 +140,7 @@ pub(crate) async fn run_job(
                 error: None,
                 log: None,
                 summary: None,
+                gate_refused: false,
             };
         }
         Ok(Lookup::Miss(p)) => p,
@@ -141,11 +151,6 @@ pub(crate) async fn run_job(
     let task = &wf.tasks[node.task];
     let outputs = instance_outputs(wf, &shared.ctx.instances, i);
     let log = shared.logs.join(format!("{}.log", node.name));
-    if let TaskKind::OnnxEval(_) = &task.kind {
-        let msg = "OnnxEval tasks cannot run in this dagrun build yet (validation and planning work; \
-                   execution lands with ONNX Runtime support)";
-        return fail(key_hex, 0, msg.to_owned(), None);
-    }
     let spec = match &task.kind {
         TaskKind::Command(c) => Spec::Command(CommandSpec {
             run: c.run.clone(),
@@ -159,7 +164,17 @@ pub(crate) async fn run_job(
             Ok(spec) => Spec::Wasm(spec),
             Err(e) => return fail(key_hex, 0, e, None),
         },
-        TaskKind::OnnxEval(_) => unreachable!("handled above"),
+        TaskKind::OnnxEval(o) => {
+            let files: HashMap<String, Vec<PathBuf>> =
+                input_files(&shared, i, &ups).into_iter().map(|(n, f, _)| (n, f)).collect();
+            let first = |name: &str| files.get(name).and_then(|f| f.first()).cloned().unwrap_or_default();
+            Spec::Onnx {
+                spec: o.clone(),
+                model: first(&o.model),
+                data: first(&o.data),
+                outputs: outputs.iter().map(|(k, v)| (k.clone(), wf.dir.join(v))).collect(),
+            }
+        }
     };
 
     let mut attempt = 0;
@@ -179,6 +194,27 @@ pub(crate) async fn run_job(
         let result = match &spec {
             Spec::Command(c) => run_attempt(c, &mut cancel).await.map(|()| None),
             Spec::Wasm(w) => w.run_attempt(&shared, i, attempt, &log, &mut cancel).await,
+            Spec::Onnx { spec, model, data, outputs } => {
+                let stage = shared.ctx.store.root().join("tmp").join(format!(
+                    "eval-{}-{}-{attempt}",
+                    shared.run_id,
+                    node.name.replace(['@', ':'], "_")
+                ));
+                let (spec, model, data, outputs, dir) =
+                    (spec.clone(), model.clone(), data.clone(), outputs.clone(), wf.dir.clone());
+                let stage2 = stage.clone();
+                let result = tokio::task::spawn_blocking(move || {
+                    crate::onnx_task::run(&spec, &model, &data, &dir, &stage2, &outputs)
+                })
+                .await
+                .expect("evaluation panicked");
+                let _ = std::fs::remove_dir_all(&stage);
+                match result {
+                    Ok(crate::onnx_task::EvalOutcome::Passed(s)) => Ok(Some(s)),
+                    Ok(crate::onnx_task::EvalOutcome::Refused(reason)) => Err(AttemptError::GateRefused(reason)),
+                    Err(e) => Err(AttemptError::Plugin(e)),
+                }
+            }
         };
         let error = match result {
             Ok(s) => {
@@ -190,6 +226,12 @@ pub(crate) async fn run_job(
                 r.key = key_hex;
                 r.attempts = attempt;
                 r.duration_ms = elapsed(started);
+                return r;
+            }
+            Err(AttemptError::GateRefused(reason)) => {
+                // A refusal is a decision, not a flaky failure: never retried.
+                let mut r = fail(key_hex, attempt, reason, Some(log));
+                r.gate_refused = true;
                 return r;
             }
             Err(e) => e.to_string(),
@@ -234,6 +276,7 @@ pub(crate) async fn run_job(
             error: None,
             log: Some(log),
             summary,
+            gate_refused: false,
         },
         Err(e) => fail(key_hex, attempt, e, Some(log)),
     }
@@ -341,4 +384,5 @@ pub(crate) fn input_files(
 enum Spec {
     Command(CommandSpec),
     Wasm(WasmSpec),
+    Onnx { spec: dagrun_workflow::OnnxEvalTask, model: PathBuf, data: PathBuf, outputs: BTreeMap<String, PathBuf> },
 }

@@ -124,7 +124,24 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             }
             Ok(Digest(*h.finalize().as_bytes()))
         }
-        TaskKind::OnnxEval(_) => Ok(Digest::of(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes())),
+        TaskKind::OnnxEval(o) => {
+            // The evaluator's version, the gate, and the champion it compares with.
+            let mut h = blake3::Hasher::new();
+            h.update(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes());
+            h.update(serde_json::to_string(&(&o.label, &o.features, &o.gate)).expect("serializes").as_bytes());
+            if let Some(c) = o.gate.as_ref().and_then(|g| g.champion.as_ref())
+                && let Some((version, model)) =
+                    dagrun_cache::registry::current(&resolve_path(ctx.workflow, &c.registry), &c.name)
+            {
+                let (d, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
+                    input: "champion".into(),
+                    path: version,
+                    source,
+                })?;
+                h.update(&d.0.0);
+            }
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
     }
 }
 

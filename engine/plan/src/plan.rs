@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use dagrun_cache::{Manifest, Store};
-use dagrun_workflow::Workflow;
 
 use crate::instances::Instances;
 use crate::keys::{KeyContext, KeyError, explain_miss, probe};
@@ -44,13 +43,12 @@ pub struct PlannedTask {
 }
 
 /// Plans a run's instances in dependency order without running anything.
-pub fn plan(wf: &Workflow, inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'_>) -> Vec<PlannedTask> {
+pub fn plan(inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'_>) -> Vec<PlannedTask> {
     let mut manifests: HashMap<usize, Manifest> = HashMap::new();
     let mut blocked: Vec<bool> = vec![false; inst.len()];
     let mut out = Vec::new();
     for &i in inst.topo_order() {
         let node = &inst.nodes[i];
-        let task = &wf.tasks[node.task];
         let names = |f: &dyn Fn(usize) -> bool| {
             let mut v: Vec<&str> = inst.upstream(i).filter(|&u| f(u)).map(|u| inst.nodes[u].name.as_str()).collect();
             v.sort_unstable();
@@ -60,8 +58,6 @@ pub fn plan(wf: &Workflow, inst: &Instances, forced: &[bool], store: &Store, ctx
         let cannot = names(&|u| blocked[u]);
         let decision = if !cannot.is_empty() {
             Decision::Error { message: format!("upstream {} cannot run", list(&cannot)) }
-        } else if let dagrun_workflow::TaskKind::OnnxEval(_) = task.kind {
-            Decision::Error { message: "OnnxEval tasks cannot run in this dagrun build yet".to_owned() }
         } else if !pending.is_empty() {
             Decision::Run { key: None, reasons: vec![format!("upstream {} will run", list(&pending))] }
         } else {

@@ -235,6 +235,14 @@ fn explain_link_error(raw: &str) -> String {
     if namespace != "dagrun:task" {
         return format!("needs `{export}` of `{instance}`, which dagrun does not provide to plugins");
     }
+    let series = |v: &str| v.rsplit_once('.').map_or(v.to_owned(), |(s, _)| s.to_owned());
+    if series(version) != series(WIT_VERSION) {
+        return format!(
+            "was built against {namespace}@{version}, but this dagrun provides {namespace}@{WIT_VERSION} \
+             (plugins must use {namespace}@{}.x): rebuild the plugin with this dagrun's SDK, or use a matching dagrun",
+            series(WIT_VERSION)
+        );
+    }
     format!(
         "was built against {namespace}@{version} and needs `{interface}.{export}`, which this dagrun \
          ({namespace}@{WIT_VERSION}) does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun"
@@ -247,12 +255,18 @@ mod tests {
 
     #[test]
     fn explains_a_newer_interface() {
-        let raw = "component imports instance `dagrun:task/host@0.2.0`, but a matching implementation was not \
+        let raw = "component imports instance `dagrun:task/host@0.1.1`, but a matching implementation was not \
                    found in the linker: instance export `new-feature` has the wrong type: function implementation is missing";
         assert_eq!(
             explain_link_error(raw),
-            "was built against dagrun:task@0.2.0 and needs `host.new-feature`, which this dagrun (dagrun:task@0.1.0) \
+            "was built against dagrun:task@0.1.1 and needs `host.new-feature`, which this dagrun (dagrun:task@0.1.0) \
              does not provide: rebuild the plugin with this dagrun's SDK, or upgrade dagrun"
+        );
+        let raw = raw.replace("0.1.1", "0.2.0").replace("new-feature", "log");
+        assert_eq!(
+            explain_link_error(&raw),
+            "was built against dagrun:task@0.2.0, but this dagrun provides dagrun:task@0.1.0 (plugins must use \
+             dagrun:task@0.1.x): rebuild the plugin with this dagrun's SDK, or use a matching dagrun"
         );
         assert_eq!(explain_link_error("odd"), "is incompatible with this dagrun: odd");
     }

@@ -165,15 +165,41 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PluginError 
     move |source| PluginError::Io { context, source }
 }
 
-/// Links (or copies) a host file into the stage; the guest only ever sees the stage.
+/// Links (or copies) a host file into the stage; the guest only ever sees the stage. Never
+/// writes to an existing path: a hard link there would lead back to a user's file.
 fn stage_file(src: &Path, dest: &Path) -> std::io::Result<()> {
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir)?;
     }
+    if dest.symlink_metadata().is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} is staged twice", dest.display()),
+        ));
+    }
     if fs::hard_link(src, dest).is_err() {
-        fs::copy(src, dest)?;
+        let mut out = fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
+        std::io::copy(&mut fs::File::open(src)?, &mut out)?;
     }
     Ok(())
+}
+
+/// Where each file of a directory input goes inside `/in/<name>/`: its path relative to the
+/// files' common ancestor, so `data/a/x.csv` and `data/b/x.csv` stay apart as `a/x.csv`, `b/x.csv`.
+fn staged_names(files: &[PathBuf]) -> Vec<PathBuf> {
+    let Some(first) = files.first() else { return Vec::new() };
+    let mut common = first.parent().map(Path::to_path_buf).unwrap_or_default();
+    for f in &files[1..] {
+        while !f.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    files
+        .iter()
+        .map(|f| f.strip_prefix(&common).map(Path::to_path_buf).unwrap_or_else(|_| PathBuf::from(file_name(f))))
+        .collect()
 }
 
 fn file_name(p: &Path) -> String {
@@ -196,8 +222,13 @@ pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<
     for input in &run.inputs {
         let host_dir = stage.join("in").join(&input.name);
         fs::create_dir_all(&host_dir).map_err(io(format!("cannot stage input `{}`", input.name)))?;
-        for f in &input.files {
-            stage_file(f, &host_dir.join(file_name(f))).map_err(io(format!(
+        let names = if input.directory {
+            staged_names(&input.files)
+        } else {
+            input.files.iter().map(|f| PathBuf::from(file_name(f))).collect()
+        };
+        for (f, name) in input.files.iter().zip(&names) {
+            stage_file(f, &host_dir.join(name)).map_err(io(format!(
                 "cannot stage input `{}` ({})",
                 input.name,
                 f.display()
@@ -364,6 +395,25 @@ fn collapse_frames(frames: &[String], max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_file_names_in_different_directories_stay_apart() {
+        let files = [PathBuf::from("/w/data/a/x.csv"), PathBuf::from("/w/data/b/x.csv")];
+        assert_eq!(staged_names(&files), [PathBuf::from("a/x.csv"), PathBuf::from("b/x.csv")]);
+        assert_eq!(staged_names(&files[..1]), [PathBuf::from("x.csv")]);
+    }
+
+    #[test]
+    fn staging_never_writes_through_to_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+        fs::write(&a, "A").unwrap();
+        fs::write(&b, "B").unwrap();
+        let dest = dir.path().join("stage/x.csv");
+        stage_file(&a, &dest).unwrap();
+        assert!(stage_file(&b, &dest).is_err());
+        assert_eq!(fs::read_to_string(&a).unwrap(), "A");
+    }
 
     #[test]
     fn folds_repeated_frames() {

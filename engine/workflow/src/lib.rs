@@ -27,7 +27,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
-pub use model::{CommandTask, Defaults, Input, MountDef, OnnxEvalTask, TaskDef, TaskKind, WasmTask};
+pub use model::{
+    ChampionDef, CommandTask, Defaults, GateDef, Input, MountDef, NoChampion, OnnxEvalTask, TaskDef, TaskKind, WasmTask,
+};
 
 /// A loaded, valid workflow.
 #[derive(Debug, Clone)]

@@ -140,7 +140,8 @@ pub struct MountDef {
     pub writable: bool,
 }
 
-/// `OnnxEval(model: "model", data: "test")`: names of this task's inputs.
+/// `OnnxEval(model: "model", data: "test", label: "churned", gate: Gate(...))`: scores a
+/// candidate model (an input) on a CSV (an input) and, with a gate, refuses worse models.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename = "OnnxEval")]
 pub struct OnnxEvalTask {
@@ -148,6 +149,62 @@ pub struct OnnxEvalTask {
     pub model: String,
     /// Name of the input holding the evaluation CSV.
     pub data: String,
+    /// The label column of the CSV (default `"label"`).
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Feature columns in the model's input order (default: every other column).
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// The promotion gate; without one the task only measures.
+    #[serde(default)]
+    pub gate: Option<GateDef>,
+}
+
+fn default_label() -> String {
+    "label".to_owned()
+}
+
+/// `Gate(min: {"accuracy": 0.8}, max: {"log_loss": 0.5}, champion: Champion(...))`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Gate")]
+pub struct GateDef {
+    /// Metrics that must be at least these values.
+    #[serde(default)]
+    pub min: BTreeMap<String, f64>,
+    /// Metrics that must be at most these values.
+    #[serde(default)]
+    pub max: BTreeMap<String, f64>,
+    /// Compare with the model currently deployed under `name` in a registry.
+    #[serde(default)]
+    pub champion: Option<ChampionDef>,
+}
+
+/// `Champion(registry: "registry", name: "churn", metric: "accuracy", margin: 0.0, if_none: Pass)`.
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Champion")]
+pub struct ChampionDef {
+    /// The model registry directory (relative to the workflow file).
+    pub registry: String,
+    /// The model's name in the registry.
+    pub name: String,
+    /// The metric to compare.
+    pub metric: String,
+    /// How much better the candidate must be (default 0: at least as good).
+    #[serde(default)]
+    pub margin: f64,
+    /// What to do when nothing is deployed yet (default `Pass`).
+    #[serde(default)]
+    pub if_none: NoChampion,
+}
+
+/// Policy when no champion is deployed yet.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+pub enum NoChampion {
+    /// The first model passes (if it meets the thresholds).
+    #[default]
+    Pass,
+    /// Refuse until a model is deployed by hand.
+    Refuse,
 }
 
 /// Where an input comes from.

@@ -504,9 +504,65 @@ fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Ve
                     );
                 }
             }
+            for name in def.outputs.keys().filter(|n| !EVAL_OUTPUTS.contains(&n.as_str())) {
+                diags.push(
+                    Diagnostic::new("dagrun::unknown-output", format!("OnnxEval task `{}` cannot write an output `{name}`", def.name), source)
+                        .label(sp.map_key("outputs", name), "not an OnnxEval output")
+                        .help("OnnxEval writes `metrics` (metrics.json), `predictions` (predictions.csv) and `verdict` (verdict.json)"),
+                );
+            }
+            let needs: &[&str] = if o.gate.is_some() { &["metrics", "verdict"] } else { &["metrics"] };
+            for name in needs.iter().filter(|n| !def.outputs.contains_key(**n)) {
+                diags.push(
+                    Diagnostic::new(
+                        "dagrun::missing-output",
+                        format!("OnnxEval task `{}` must declare output `{name}`", def.name),
+                        source,
+                    )
+                    .label(sp.field("name"), "in this task")
+                    .help(format!("add it under `outputs`, e.g. \"{name}\": \"out/{name}.json\"")),
+                );
+            }
+            if let Some(gate) = &o.gate {
+                let champion = gate.champion.as_ref().map(|c| c.metric.as_str());
+                for metric in gate.min.keys().chain(gate.max.keys()).map(String::as_str).chain(champion) {
+                    if !KNOWN_METRICS.contains(&metric) {
+                        let mut d = Diagnostic::new(
+                            "dagrun::unknown-metric",
+                            format!("unknown metric `{metric}` in the gate of task `{}`", def.name),
+                            source,
+                        )
+                        .label(sp.kind_field("gate"), "in this gate");
+                        d.help = Some(match did_you_mean(metric, KNOWN_METRICS.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("metrics: {}", KNOWN_METRICS.join(", ")),
+                        });
+                        diags.push(d);
+                    }
+                }
+            }
         }
     }
 }
+
+/// The outputs an `OnnxEval` task can write.
+const EVAL_OUTPUTS: [&str; 3] = ["metrics", "predictions", "verdict"];
+
+/// Every metric an `OnnxEval` task computes (classifiers, then regressors).
+pub const KNOWN_METRICS: [&str; 12] = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+];
 
 fn check_outputs<'a>(
     source: &Source,

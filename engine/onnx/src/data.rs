@@ -1,0 +1,328 @@
+//! Streaming a CSV file in batches: selected feature columns parsed to `f64`, the label and passthrough
+//! columns kept as text. Only one batch of text is in memory at a time.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result, io_err};
+use crate::model::Features;
+
+/// Which columns to read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ColumnSpec<'a> {
+    /// Feature columns by name; `None`: every column except `label` and `exclude`.
+    pub features: Option<&'a [String]>,
+    /// The label column (required for evaluation).
+    pub label: Option<&'a str>,
+    /// Whether a missing label column is an error (evaluation) or just means "no label" (prediction).
+    pub label_required: bool,
+    /// Columns copied to the predictions file.
+    pub passthrough: &'a [String],
+}
+
+/// A text column of a batch: all values in one buffer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TextColumn {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl TextColumn {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The raw bytes of row `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
+}
+
+/// One batch of rows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Batch {
+    /// Index of the first row (0-based data row; the header is not a row).
+    pub first_row: u64,
+    /// Line number (1-based, header = line 1) of each row, for error messages.
+    pub lines: Vec<u64>,
+    /// Features, row-major `rows × width`, in single or double precision.
+    pub features: FeatureBuf,
+    /// The label column, if read.
+    pub labels: TextColumn,
+    /// Passthrough columns, in the order asked for.
+    pub passthrough: Vec<TextColumn>,
+}
+
+impl Batch {
+    pub fn rows(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// Parsed feature values: `f32` when the model takes floats (parsed as `f64`, then rounded, as numpy's
+/// `astype(np.float32)` does), else `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FeatureBuf {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Default for FeatureBuf {
+    fn default() -> Self {
+        FeatureBuf::F64(Vec::new())
+    }
+}
+
+impl FeatureBuf {
+    pub fn view(&self) -> Features<'_> {
+        match self {
+            FeatureBuf::F32(v) => Features::F32(v),
+            FeatureBuf::F64(v) => Features::F64(v),
+        }
+    }
+
+    fn reset(&mut self, single: bool) {
+        match (self, single) {
+            (FeatureBuf::F32(v), true) => v.clear(),
+            (FeatureBuf::F64(v), false) => v.clear(),
+            (buf, true) => *buf = FeatureBuf::F32(Vec::new()),
+            (buf, false) => *buf = FeatureBuf::F64(Vec::new()),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: f64) {
+        match self {
+            FeatureBuf::F32(b) => b.push(v as f32),
+            FeatureBuf::F64(b) => b.push(v),
+        }
+    }
+}
+
+/// A CSV file being read batch by batch.
+#[derive(Debug)]
+pub(crate) struct CsvBatches {
+    path: PathBuf,
+    reader: csv::Reader<BufReader<File>>,
+    record: csv::ByteRecord,
+    header: Vec<String>,
+    features: Vec<usize>,
+    label: Option<usize>,
+    passthrough: Vec<usize>,
+    next_row: u64,
+    single_precision: bool,
+}
+
+impl CsvBatches {
+    /// Opens `path`, reads its header and resolves the columns.
+    pub fn open(path: &Path, spec: &ColumnSpec<'_>) -> Result<CsvBatches> {
+        let file = File::open(path).map_err(io_err(path))?;
+        let mut reader =
+            csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
+        let header: Vec<String> = reader
+            .byte_headers()
+            .map_err(|e| csv_err(path, e))?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let h = String::from_utf8_lossy(h);
+                let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { &h };
+                h.trim().to_string()
+            })
+            .collect();
+        if header.is_empty() || header.iter().all(String::is_empty) {
+            return Err(Error::Data { path: path.to_path_buf(), reason: "empty file: no header row".into() });
+        }
+        let find = |name: &str, role: &'static str| -> Result<usize> {
+            header.iter().position(|h| h == name).ok_or_else(|| Error::MissingColumn {
+                path: path.to_path_buf(),
+                column: name.to_string(),
+                role,
+                available: header.clone(),
+            })
+        };
+        let label = match spec.label {
+            Some(l) if spec.label_required => Some(find(l, "label column")?),
+            Some(l) => header.iter().position(|h| h == l),
+            None => None,
+        };
+        let features = match spec.features {
+            Some(names) => names.iter().map(|n| find(n, "feature")).collect::<Result<Vec<_>>>()?,
+            None => (0..header.len()).filter(|i| Some(*i) != label).collect(),
+        };
+        if features.is_empty() {
+            return Err(Error::Data { path: path.to_path_buf(), reason: "no feature columns selected".into() });
+        }
+        let passthrough = spec.passthrough.iter().map(|n| find(n, "passthrough column")).collect::<Result<Vec<_>>>()?;
+        Ok(CsvBatches {
+            path: path.to_path_buf(),
+            reader,
+            record: csv::ByteRecord::new(),
+            header,
+            features,
+            label,
+            passthrough,
+            next_row: 0,
+            single_precision: false,
+        })
+    }
+
+    /// Parse features into `f32` (for a model that takes floats) instead of `f64`.
+    pub fn set_single_precision(&mut self, single: bool) {
+        self.single_precision = single;
+    }
+
+    /// The names of the selected feature columns, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        self.features.iter().map(|&i| self.header[i].clone()).collect()
+    }
+
+    /// Number of feature columns.
+    pub fn width(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads up to `max_rows` rows into `batch` (reusing its buffers). Returns the number of rows read; 0 at
+    /// the end of the file.
+    pub fn fill(&mut self, batch: &mut Batch, max_rows: usize) -> Result<usize> {
+        batch.first_row = self.next_row;
+        batch.lines.clear();
+        batch.features.reset(self.single_precision);
+        batch.labels.clear();
+        batch.passthrough.resize_with(self.passthrough.len(), TextColumn::default);
+        for col in &mut batch.passthrough {
+            col.clear();
+        }
+        while batch.lines.len() < max_rows {
+            if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_err(&self.path, e))? {
+                break;
+            }
+            let line = self.record.position().map_or(0, |p| p.line());
+            if self.record.len() == 1 && self.record[0].is_empty() {
+                continue; // blank line
+            }
+            for &i in &self.features {
+                let field = &self.record[i];
+                match parse_f64(field) {
+                    Some(v) => batch.features.push(v),
+                    None => {
+                        return Err(Error::Data {
+                            path: self.path.clone(),
+                            reason: format!(
+                                "line {line}: column `{}`: `{}` is not a number",
+                                self.header[i],
+                                String::from_utf8_lossy(field)
+                            ),
+                        });
+                    }
+                }
+            }
+            if let Some(l) = self.label {
+                batch.labels.push(trim(&self.record[l]));
+            }
+            for (col, &i) in batch.passthrough.iter_mut().zip(&self.passthrough) {
+                col.push(&self.record[i]);
+            }
+            batch.lines.push(line);
+        }
+        self.next_row += batch.lines.len() as u64;
+        Ok(batch.lines.len())
+    }
+}
+
+fn csv_err(path: &Path, e: csv::Error) -> Error {
+    match e.kind() {
+        csv::ErrorKind::Io(_) => match e.into_kind() {
+            csv::ErrorKind::Io(source) => Error::Io { path: path.to_path_buf(), source },
+            _ => unreachable!(),
+        },
+        _ => Error::Data { path: path.to_path_buf(), reason: e.to_string() },
+    }
+}
+
+pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
+    bytes.trim_ascii()
+}
+
+/// A number; an empty field is a missing value (NaN).
+pub(crate) fn parse_f64(field: &[u8]) -> Option<f64> {
+    let t = trim(field);
+    if t.is_empty() {
+        return Some(f64::NAN);
+    }
+    std::str::from_utf8(t).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("data.csv");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn batches_with_selected_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "id, a ,y,b\n1,0.5,yes,2\n2,,no,3e2\n\n3,-1,yes,4\n");
+        let features = vec!["a".to_string(), "b".to_string()];
+        let pass = vec!["id".to_string()];
+        let spec = ColumnSpec { features: Some(&features), label: Some("y"), label_required: true, passthrough: &pass };
+        let mut r = CsvBatches::open(&p, &spec).unwrap();
+        assert_eq!(r.feature_names(), ["a", "b"]);
+        let mut b = Batch::default();
+        assert_eq!(r.fill(&mut b, 2).unwrap(), 2);
+        assert_eq!(b.first_row, 0);
+        let FeatureBuf::F64(f) = &b.features else { panic!("f64 by default") };
+        assert_eq!(f[0], 0.5);
+        assert!(f[2].is_nan());
+        assert_eq!(f[3], 300.0);
+        assert_eq!(b.labels.get(1), b"no");
+        assert_eq!(b.passthrough[0].get(0), b"1");
+        assert_eq!(r.fill(&mut b, 2).unwrap(), 1);
+        assert_eq!(b.first_row, 2);
+        assert_eq!(b.features, FeatureBuf::F64(vec![-1.0, 4.0])); // the blank line is skipped
+        assert_eq!(r.fill(&mut b, 2).unwrap(), 0);
+
+        let mut r = CsvBatches::open(&p, &spec).unwrap();
+        r.set_single_precision(true);
+        r.fill(&mut b, 1).unwrap();
+        assert_eq!(b.features, FeatureBuf::F32(vec![0.5, 2.0]));
+    }
+
+    #[test]
+    fn default_features_are_all_but_the_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x1,label,x2\n1,0,2\n");
+        let spec = ColumnSpec { label: Some("label"), label_required: true, ..Default::default() };
+        assert_eq!(CsvBatches::open(&p, &spec).unwrap().feature_names(), ["x1", "x2"]);
+    }
+
+    #[test]
+    fn errors_name_the_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x,label\n1,0\nabc,1\n");
+        let spec = ColumnSpec { label: Some("label"), label_required: true, ..Default::default() };
+        let mut r = CsvBatches::open(&p, &spec).unwrap();
+        let err = r.fill(&mut Batch::default(), 10).unwrap_err().to_string();
+        assert!(err.contains("line 3: column `x`: `abc` is not a number"), "{err}");
+
+        let spec = ColumnSpec { label: Some("target"), label_required: true, ..Default::default() };
+        let err = CsvBatches::open(&p, &spec).unwrap_err().to_string();
+        assert!(err.contains("no column `target` (the label column); columns are: x, label"), "{err}");
+    }
+}

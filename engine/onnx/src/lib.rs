@@ -1,0 +1,36 @@
+//! Native ONNX evaluation and batch prediction for dagrun (the `OnnxEval` and `OnnxPredict` tasks).
+//!
+//! * [`runtime`]: finds the ONNX Runtime shared library (`ORT_DYLIB_PATH`, the active Python's
+//!   `onnxruntime` package, common locations), loads it once per process, and says exactly what to install
+//!   when it cannot.
+//! * [`evaluate`]: runs an ONNX classifier or regressor over a CSV in batches and writes `metrics.json` and
+//!   `predictions.csv`; [`evaluate_metrics`] computes the metrics without writing anything.
+//! * [`predict`]: batch inference, CSV in, predictions CSV out.
+//! * [`metrics`]: the metric definitions (scikit-learn's), usable on their own.
+//!
+//! ```no_run
+//! use dagrun_onnx::{EvalOptions, evaluate};
+//! # fn main() -> Result<(), dagrun_onnx::Error> {
+//! let eval = evaluate("model.onnx".as_ref(), "test.csv".as_ref(), "out".as_ref(), &EvalOptions::new("label"))?;
+//! println!("accuracy {:?}", eval.metrics.get("accuracy"));
+//! # Ok(())
+//! # }
+//! ```
+
+mod data;
+mod error;
+mod eval;
+pub mod metrics;
+mod model;
+mod proto;
+pub mod runtime;
+
+pub use error::{Error, Result};
+pub use eval::{
+    DEFAULT_BATCH_SIZE, EvalOptions, Evaluation, PredictOptions, Prediction, evaluate, evaluate_metrics, predict,
+};
+pub use metrics::Metrics;
+pub use model::{
+    ClassLabel, ClassSource, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions,
+};
+pub use runtime::{OrtError, RuntimeInfo, discover};

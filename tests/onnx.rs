@@ -1,0 +1,131 @@
+//! The native `OnnxEval` gate end to end: scikit-learn fixtures scored through ONNX Runtime by
+//! the real `dagrun` binary, thresholds, the deployed champion, verdicts and exit codes.
+//!
+//! Needs the ONNX Runtime library (`pip install onnxruntime==1.31.1`, or `ORT_DYLIB_PATH`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx").join(name).canonicalize().unwrap()
+}
+
+fn workflow(gate: &str) -> String {
+    format!(
+        r#"Workflow(name: "gate", tasks: [
+        Task(name: "evaluate",
+             kind: OnnxEval(model: "model", data: "test", label: "label", gate: {gate}),
+             inputs: {{"model": File("{}"), "test": File("{}")}},
+             outputs: {{"metrics": "out/metrics.json", "predictions": "out/predictions.csv", "verdict": "out/verdict.json"}}),
+        Task(name: "deploy", kind: Command(run: "cp $DAGRUN_IN_M deployed.onnx"),
+             inputs: {{"m": File("{}"), "v": Output("evaluate", "verdict")}}, outputs: {{"d": "deployed.onnx"}}),
+    ])"#,
+        fixture("logreg_binary/model.onnx").display(),
+        fixture("logreg_binary/test.csv").display(),
+        fixture("logreg_binary/model.onnx").display(),
+    )
+}
+
+fn run(dir: &Path) -> (Vec<Value>, Output) {
+    let out =
+        Command::new(BIN).args(["run", "wf.ron", "--json"]).current_dir(dir).stdin(Stdio::null()).output().unwrap();
+    let events = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (events, out)
+}
+
+fn finished<'a>(events: &'a [Value], task: &str) -> &'a Value {
+    events.iter().find(|e| e["event"] == "task_finished" && e["task"] == task).unwrap()
+}
+
+fn verdict(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("out/verdict.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn metrics_match_scikit_learn_and_a_passing_gate_lets_deploy_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wf.ron"), workflow(r#"Gate(min: {"accuracy": 0.7})"#)).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(finished(&events, "deploy")["status"], "succeeded");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/metrics.json")).unwrap()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("logreg_binary/expected_metrics.json")).unwrap())
+            .unwrap();
+    for name in ["accuracy", "precision", "recall", "f1", "roc_auc", "log_loss"] {
+        let (got, want) = (metrics[name].as_f64().unwrap(), expected["metrics"][name].as_f64().unwrap());
+        assert!((got - want).abs() < 1e-6, "{name}: dagrun {got} vs scikit-learn {want}");
+    }
+    let v = verdict(dir.path());
+    assert_eq!(v["decision"], "pass");
+    assert_eq!(v["reason"], "thresholds met");
+    assert_eq!(v["candidate"]["digest"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn a_refused_model_blocks_deploy_with_the_gate_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wf.ron"), workflow(r#"Gate(min: {"accuracy": 0.9})"#)).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(4), "the documented gate-refused exit code");
+    let eval = finished(&events, "evaluate");
+    assert_eq!(eval["error"], "gate refused: accuracy 0.768 < min 0.9");
+    assert_eq!(eval["gate_refused"], true);
+    assert_eq!(finished(&events, "deploy")["status"], "skipped");
+    assert!(!dir.path().join("deployed.onnx").exists());
+    let v = verdict(dir.path());
+    assert_eq!(v["decision"], "refuse");
+    assert_eq!(v["reason"], "accuracy 0.768 < min 0.9");
+    let last = events.last().unwrap();
+    assert_eq!(last["counts"]["refused"], 1, "refusals are counted in run history");
+}
+
+#[test]
+fn the_candidate_must_beat_the_deployed_champion() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("registry/churn/v0001");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
+    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    let gate = |margin: &str| {
+        format!(
+            r#"Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy", margin: {margin}))"#
+        )
+    };
+    std::fs::write(dir.path().join("wf.ron"), workflow(&gate("0.0"))).unwrap();
+    let (_, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0), "as good as the champion passes with margin 0");
+    assert_eq!(verdict(dir.path())["champion"]["version"], "v0001");
+
+    std::fs::write(dir.path().join("wf.ron"), workflow(&gate("0.01"))).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(finished(&events, "evaluate")["error"], "gate refused: accuracy 0.768 < champion 0.768 (margin 0.01)");
+}
+
+#[test]
+fn models_list_and_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    for v in ["v0001", "v0002"] {
+        let d = dir.path().join("registry/churn").join(v);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(fixture("logreg_binary/model.onnx"), d.join("model.onnx")).unwrap();
+    }
+    std::fs::write(dir.path().join("registry/churn/current"), "v0002\n").unwrap();
+    let dagrun = |args: &[&str]| Command::new(BIN).args(args).current_dir(dir.path()).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&dagrun(&["models", "list"]).stdout), "churn: v0001 *v0002\n");
+    let out = dagrun(&["models", "rollback", "churn"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "churn: current is now v0001\n");
+    assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");
+    let out = dagrun(&["models", "rollback", "churn"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: v0001 is the first version of `churn`: nothing to roll back to\n"
+    );
+}
