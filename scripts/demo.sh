@@ -1,35 +1,53 @@
 #!/usr/bin/env bash
-# Runs the main demo end to end on a fresh machine: builds dagrun, runs workflows/demo.ron,
-# runs it again (everything cached), then edits a parameter and shows what `plan` explains.
+# Runs the main demo end to end on a fresh machine: builds dagrun, then
+#   1. retrains a model with WASM plugins, gates it natively with ONNX Runtime, deploys it;
+#   2. re-runs: everything is cached;
+#   3. runs a deliberately worse model: the gate refuses it (exit code 4), nothing is deployed;
+#   4. shows what `plan` explains after a parameter change;
+#   5. creates a plugin of your own with `dagrun plugin new` and runs it;
+#   6. backfills a quarter of daily partitions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "demo: cargo is required (https://rustup.rs)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "demo: the demo's tasks run python3; install Python 3" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "demo: python3 is required (some demo tasks are Python scripts)" >&2; exit 1; }
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || { echo "demo: cannot install the wasm32-wasip2 target (rustup target add wasm32-wasip2)" >&2; exit 1; }
+if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '1.31.1')" 2>/dev/null; then
+    echo "demo: installing ONNX Runtime (pip install onnxruntime==1.31.1) for the evaluation gate"
+    python3 -m pip install --quiet "onnxruntime==1.31.1"
+fi
 
 cargo build --quiet -p dagrun
 dagrun=target/debug/dagrun
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then dagrun="$CARGO_TARGET_DIR/debug/dagrun"; fi
+"$dagrun" doctor
 
-echo "== 1. first run: every task runs"
-"$dagrun" run workflows/demo.ron
 echo
-echo "== 2. second run: nothing changed, everything is restored from the cache"
-"$dagrun" run workflows/demo.ron
+echo "== 1. retrain: generate data → train (WASM plugin) → evaluate + gate (ONNX Runtime) → deploy"
+echo "   (the first run builds the plugins in plugins/ with cargo)"
+"$dagrun" run workflows/retrain.ron
+"$dagrun" models list --registry workflows/registry
 echo
-echo "== 3. what would a different learning rate re-run? (plan only; nothing runs)"
-tmp=$(mktemp workflows/.demo-lr-XXXXXX.ron)
-trap 'rm -f "$tmp"' EXIT
-sed 's/"learning_rate": 0.5/"learning_rate": 0.3/' workflows/demo.ron > "$tmp"
-"$dagrun" plan "$tmp"
+echo "== 2. the same run again: nothing changed, everything is cached"
+"$dagrun" run workflows/retrain.ron
 echo
-echo "== 4. run history"
-"$dagrun" runs workflows/demo.ron -n 5
+echo "== 3. a deliberately worse model: the gate compares it with the deployed one and refuses it"
+set +e
+"$dagrun" run workflows/retrain-worse.ron
+code=$?
+set -e
+echo "exit code: $code (4 = gate refused); the verdict says why:"
+grep '"reason"' workflows/out/retrain-worse/verdict.json
+"$dagrun" models list --registry workflows/registry
 echo
-echo "== 5. a WASM plugin of your own: dagrun plugin new, then run its example workflow"
+echo "== 4. what would more trees re-run? (plan only; nothing runs)"
+tmp=$(mktemp workflows/.retrain-trees-XXXXXX.ron)
 plugin_dir=$(mktemp -d)
 trap 'rm -f "$tmp"; rm -rf "$plugin_dir"' EXIT
+sed 's/"trees": 60/"trees": 80/' workflows/retrain.ron > "$tmp"
+"$dagrun" plan "$tmp" || true
+echo
+echo "== 5. a WASM plugin of your own: dagrun plugin new, then run its example workflow"
 "$dagrun" plugin new my-scaler --dir "$plugin_dir/my-scaler"
 # Plugins share one cargo target directory, so later builds reuse the compiled SDK.
 DAGRUN_PLUGIN_TARGET_DIR="$PWD/target/plugins" "$dagrun" run "$plugin_dir/my-scaler/workflow.ron"
@@ -39,5 +57,5 @@ echo "== 6. a backfill: a quarter of daily partitions, weekly retraining on a 28
 "$dagrun" backfill workflows/backfill.ron --from 2025-01-01 --to 2025-03-31
 "$dagrun" backfill workflows/backfill.ron --from 2025-01-01 --to 2025-03-31 --plan | sed -n '1,3p'
 echo
-echo "deployed model: workflows/deployed/model.json"
-cat workflows/deployed/MODEL_CARD.txt
+echo "run history:"
+"$dagrun" runs workflows/retrain.ron -n 5

@@ -129,3 +129,48 @@ fn models_list_and_rollback() {
         "error: v0001 is the first version of `churn`: nothing to roll back to\n"
     );
 }
+
+/// The README's retrain demo: plugins (generate, train, deploy) and the native gate. The first
+/// run deploys v0001, the second is fully cached, the worse variant is refused with exit code 4
+/// and leaves `current` unchanged.
+#[test]
+fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["retrain.ron", "retrain-worse.ron"] {
+        let text = std::fs::read_to_string(repo.join("workflows").join(name)).unwrap();
+        let text = text.replace("\"../plugins/", &format!("\"{}/plugins/", repo.display()));
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let dagrun = |wf: &str| {
+        let mut cmd = Command::new(BIN);
+        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"]
+        {
+            cmd.env_remove(var);
+        }
+        let out = cmd.args(["run", wf, "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
+        let events: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (events, out)
+    };
+    let (events, out) = dagrun("retrain.ron");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(finished(&events, "deploy")["summary"]["version"], "v0001");
+    assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");
+
+    let (events, out) = dagrun("retrain.ron");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(events.last().unwrap()["counts"]["cached"], 5, "a second run is fully cached");
+
+    let (events, out) = dagrun("retrain-worse.ron");
+    assert_eq!(out.status.code(), Some(4));
+    let error = finished(&events, "evaluate")["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("gate refused: accuracy 0.") && error.contains(" < champion 0."), "{error}");
+    assert_eq!(finished(&events, "deploy")["status"], "skipped");
+    assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");
+    let verdict: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/retrain-worse/verdict.json")).unwrap())
+            .unwrap();
+    assert_eq!(verdict["decision"], "refuse");
+    assert_eq!(verdict["champion"]["version"], "v0001");
+}

@@ -340,9 +340,9 @@ pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
 
 /// Records a fresh cache entry: objects first (done by the caller), then the entry, then the
 /// task's last key.
-pub(crate) fn commit_entry(store: &Store, entry: &ActionEntry) -> Result<(), StoreError> {
+pub(crate) fn commit_entry(store: &Store, wf: &Workflow, entry: &ActionEntry) -> Result<(), StoreError> {
     store.put_action(entry)?;
-    store.set_last_run(&entry.task, entry.key, &entry.inputs)
+    store.set_last_run(&dagrun_plan::last_run_name(wf, &entry.task), entry.key, &entry.inputs)
 }
 
 #[cfg(test)]

@@ -310,7 +310,7 @@ fn store_outputs(shared: &Shared, i: usize, p: Probe, duration_ms: u64) -> Resul
         duration_ms,
         created_ms: now_ms(),
     };
-    commit_entry(store, &entry).map_err(|e| format!("cannot record the cache entry: {e}"))?;
+    commit_entry(store, wf, &entry).map_err(|e| format!("cannot record the cache entry: {e}"))?;
     Ok(manifest)
 }
 

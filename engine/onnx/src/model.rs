@@ -291,6 +291,8 @@ pub struct OnnxModel {
     class_source: Option<ClassSource>,
     transform: Option<Transform>,
     info: ModelInfo,
+    /// Feature columns named in the model's metadata (`features`), for matrix-input models.
+    metadata_features: Option<Vec<String>>,
     scratch_f32: Vec<f32>,
     scratch_f64: Vec<f64>,
     scratch_i64: Vec<i64>,
@@ -338,13 +340,26 @@ impl OnnxModel {
             ));
         }
 
+        // dagrun's train plugin records its feature columns (a JSON array) in the model metadata.
+        let metadata_features = session
+            .metadata()
+            .ok()
+            .and_then(|m| m.custom("features"))
+            .and_then(|f| serde_json::from_str::<Vec<String>>(&f).ok())
+            .filter(|f| !f.is_empty());
         let (classes, class_source) = if let Some(labels) = &options.class_labels {
             (Some(labels.iter().map(|s| ClassLabel::parse(s)).collect::<Vec<_>>()), Some(ClassSource::Options))
         } else if let Some(found) = crate::proto::class_labels(&bytes) {
             (Some(found.labels), Some(ClassSource::Graph(found.op_type)))
         } else if let Some(meta) = session.metadata().ok().and_then(|m| m.custom("classes")) {
-            let labels: Vec<ClassLabel> =
-                meta.split(',').map(str::trim).filter(|s| !s.is_empty()).map(ClassLabel::parse).collect();
+            // Comma-separated (`0,1`) or a JSON array (`[0,1]`, `["a","b"]`, as dagrun's train plugin writes).
+            let labels: Vec<ClassLabel> = match serde_json::from_str::<Vec<serde_json::Value>>(&meta) {
+                Ok(items) => items
+                    .iter()
+                    .map(|v| ClassLabel::parse(v.as_str().map_or_else(|| v.to_string(), str::to_owned).as_str()))
+                    .collect(),
+                Err(_) => meta.split(',').map(str::trim).filter(|s| !s.is_empty()).map(ClassLabel::parse).collect(),
+            };
             if labels.is_empty() { (None, None) } else { (Some(labels), Some(ClassSource::Metadata)) }
         } else {
             (None, None)
@@ -391,6 +406,7 @@ impl OnnxModel {
             classes,
             class_source,
             transform: None,
+            metadata_features,
             scratch_f32: Vec::new(),
             scratch_f64: Vec::new(),
             scratch_i64: Vec::new(),
@@ -437,7 +453,7 @@ impl OnnxModel {
     /// For models with one input per feature: the input names, which are the feature columns to use.
     pub fn feature_inputs(&self) -> Option<Vec<String>> {
         match &self.input {
-            InputLayout::Matrix { .. } => None,
+            InputLayout::Matrix { .. } => self.metadata_features.clone(),
             InputLayout::Columns { inputs } => Some(inputs.iter().map(|(n, _, _)| n.clone()).collect()),
         }
     }
@@ -689,7 +705,17 @@ impl OnnxModel {
         let predicted = match &label {
             Some(labels) => {
                 let mut out = Vec::with_capacity(rows);
-                for i in 0..rows {
+                // Fast path: integer classes k0, k0+1, ... (0..C-1 for sklearn-style labels).
+                let first = match classes.first() {
+                    Some(ClassLabel::Int(k0)) if classes.iter().zip(*k0..).all(|(c, k)| *c == ClassLabel::Int(k)) => {
+                        Some(*k0)
+                    }
+                    _ => None,
+                };
+                if let (Some(k0), Labels::Int(v)) = (first, labels) {
+                    out.extend(v.iter().map_while(|&x| usize::try_from(x.wrapping_sub(k0)).ok().filter(|&i| i < c)));
+                }
+                for i in out.len()..rows {
                     let idx = labels.class_index(i, &classes).ok_or_else(|| {
                         unsupported(
                             &self.path,

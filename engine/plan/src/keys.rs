@@ -125,21 +125,10 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             Ok(Digest(*h.finalize().as_bytes()))
         }
         TaskKind::OnnxEval(o) => {
-            // The evaluator's version, the gate, and the champion it compares with.
+            // The evaluator's version and the gate (the champion is an input: see `champion_input`).
             let mut h = blake3::Hasher::new();
             h.update(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes());
             h.update(serde_json::to_string(&(&o.label, &o.features, &o.gate)).expect("serializes").as_bytes());
-            if let Some(c) = o.gate.as_ref().and_then(|g| g.champion.as_ref())
-                && let Some((version, model)) =
-                    dagrun_cache::registry::current(&resolve_path(ctx.workflow, &c.registry), &c.name)
-            {
-                let (d, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
-                    input: "champion".into(),
-                    path: version,
-                    source,
-                })?;
-                h.update(&d.0.0);
-            }
             Ok(Digest(*h.finalize().as_bytes()))
         }
     }
@@ -219,6 +208,9 @@ pub fn key_inputs(
         };
         inputs.insert(name.clone(), digest);
     }
+    if let TaskKind::OnnxEval(o) = &task.kind {
+        champion_input(ctx, o, &mut inputs)?;
+    }
     let mut after = BTreeMap::new();
     for dep in &task.after {
         let u = inst
@@ -237,6 +229,38 @@ pub fn key_inputs(
         upstream: after,
         partition: node.partition.as_ref().map(|p| p.key.clone()),
     })
+}
+
+/// Name of the synthetic key input holding the deployed champion an `OnnxEval` gate compares with.
+pub const CHAMPION_INPUT: &str = "@champion";
+
+/// The champion is part of what a gated evaluation sees, unless it is the candidate itself
+/// (right after deploying it): then the earlier verdict still holds and the task stays cached.
+fn champion_input(
+    ctx: &KeyContext<'_>,
+    o: &dagrun_workflow::OnnxEvalTask,
+    inputs: &mut BTreeMap<String, InputDigest>,
+) -> Result<(), KeyError> {
+    let Some(c) = o.gate.as_ref().and_then(|g| g.champion.as_ref()) else { return Ok(()) };
+    let Some((version, model)) = dagrun_cache::registry::current(&resolve_path(ctx.workflow, &c.registry), &c.name)
+    else {
+        return Ok(());
+    };
+    let (d, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
+        input: CHAMPION_INPUT.into(),
+        path: version.clone(),
+        source,
+    })?;
+    let candidate = match inputs.get(&o.model) {
+        Some(InputDigest::Files(files)) => files.first().map(|(_, d)| *d),
+        Some(InputDigest::Output { digest, .. }) => Some(*digest),
+        _ => None,
+    };
+    if candidate != Some(d) {
+        let shown = format!("{}/{}/{version}/model.onnx", c.registry, c.name);
+        inputs.insert(CHAMPION_INPUT.to_owned(), InputDigest::Files(vec![(shown, d)]));
+    }
+    Ok(())
 }
 
 fn glob_files(
@@ -284,6 +308,12 @@ pub fn probe(
     let key = inputs.key();
     let hit = store.get_action(&key);
     Ok(Probe { inputs, key, hit })
+}
+
+/// The name a task instance's last key is recorded under: workflows sharing a state directory
+/// may have tasks of the same name.
+pub fn last_run_name(wf: &Workflow, instance: &str) -> String {
+    format!("{}.{instance}", wf.name.replace(['/', '\\'], "_"))
 }
 
 /// Why a task with these inputs is not cached, in words.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use dagrun_cache::{Manifest, Store};
 
 use crate::instances::Instances;
-use crate::keys::{KeyContext, KeyError, explain_miss, probe};
+use crate::keys::{KeyContext, KeyError, explain_miss, last_run_name, probe};
 
 /// What a run would do with one task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,7 +80,7 @@ pub fn plan(inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'
                     }
                     None => Decision::Run {
                         key: Some(p.key.0.to_hex()),
-                        reasons: explain_miss(store, &node.name, &p.inputs, &p.key),
+                        reasons: explain_miss(store, &last_run_name(ctx.workflow, &node.name), &p.inputs, &p.key),
                     },
                 },
             }
