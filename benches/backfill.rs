@@ -46,7 +46,7 @@ fn main() {
         std::fs::create_dir(dir.path().join("data")).unwrap();
         let start = 20_089; // 2025-01-01 in days since the epoch
         for i in 0..365 {
-            let (y, m, d) = civil(start + i);
+            let (y, m, d, _) = dagrun_workflow::partition::civil((start + i) * 86_400);
             std::fs::write(dir.path().join(format!("data/{y}-{m:02}-{d:02}.csv")), format!("{i}\n")).unwrap();
         }
         let r = backfill(dir.path());
@@ -74,16 +74,4 @@ fn main() {
             peak as f64 / 1024.0
         );
     }
-}
-
-fn civil(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }

@@ -106,24 +106,10 @@ impl RunRecord {
 /// sort by start time: `20261126-120301042-3f`.
 pub fn new_run_id(now_ms: u64) -> String {
     let secs = now_ms / 1000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (y, m, d, _) = dagrun_workflow::partition::civil(secs as i64);
     let rem = secs % 86_400;
     let salt = std::process::id() & 0xff;
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}{:03}-{salt:02x}", rem / 3600, (rem / 60) % 60, rem % 60, now_ms % 1000)
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -132,8 +118,6 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_418), (2025, 11, 26));
         assert!(new_run_id(1_764_158_400_042).starts_with("20251126-120000042-"));
     }
 }

@@ -11,6 +11,6 @@ mod wasm_task;
 
 pub use command::tail;
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
-pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, civil_from_days, new_run_id};
+pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
 pub use onnx_task::{VERDICT_VERSION, Verdict};
 pub use runner::{ExecError, RunContext, RunOptions, run};
