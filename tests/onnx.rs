@@ -174,3 +174,41 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
     assert_eq!(verdict["decision"], "refuse");
     assert_eq!(verdict["champion"]["version"], "v0001");
 }
+
+#[test]
+fn onnx_predict_scores_a_batch_with_the_deployed_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("registry/churn/v0001");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
+    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    let wf = format!(
+        r#"Workflow(name: "predict", tasks: [
+        Task(name: "score",
+             kind: OnnxPredict(data: "batch", label: "label", deployed: Deployed(registry: "registry", name: "churn")),
+             inputs: {{"batch": File("{}")}}, outputs: {{"predictions": "out/predictions.csv"}}),
+    ])"#,
+        fixture("logreg_binary/test.csv").display()
+    );
+    std::fs::write(dir.path().join("wf.ron"), wf).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows = std::fs::read_to_string(fixture("logreg_binary/test.csv")).unwrap().lines().count() - 1;
+    assert_eq!(finished(&events, "score")["summary"]["rows"], rows);
+    let preds = std::fs::read_to_string(dir.path().join("out/predictions.csv")).unwrap();
+    assert_eq!(preds.lines().count(), rows + 1);
+    assert!(preds.lines().next().unwrap().contains("prediction"), "{}", preds.lines().next().unwrap());
+
+    // Nothing deployed under that name: a clear error.
+    std::fs::write(
+        dir.path().join("wf.ron"),
+        std::fs::read_to_string(dir.path().join("wf.ron")).unwrap().replace("\"churn\"", "\"fraud\""),
+    )
+    .unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        finished(&events, "score")["error"],
+        "no model `fraud` is deployed in registry (deploy one first; `dagrun models list --registry registry`)"
+    );
+}

@@ -164,6 +164,21 @@ pub(crate) async fn run_job(
             Ok(spec) => Spec::Wasm(spec),
             Err(e) => return fail(key_hex, 0, e, None),
         },
+        TaskKind::OnnxPredict(p) => {
+            let files: HashMap<String, Vec<PathBuf>> =
+                input_files(&shared, i, &ups).into_iter().map(|(n, f, _)| (n, f)).collect();
+            let first = |name: &str| files.get(name).and_then(|f| f.first()).cloned().unwrap_or_default();
+            let model = match (&p.model, &p.deployed) {
+                (Some(m), _) => first(m),
+                (None, Some(d)) => match dagrun_plan::deployed_model(wf, d) {
+                    Ok((_, path)) => path,
+                    Err(e) => return fail(key_hex, 0, e.to_string(), None),
+                },
+                (None, None) => return fail(key_hex, 0, "OnnxPredict needs `model` or `deployed`".into(), None),
+            };
+            let output = wf.dir.join(outputs.get("predictions").cloned().unwrap_or_default());
+            Spec::Predict { spec: p.clone(), model, data: first(&p.data), output }
+        }
         TaskKind::OnnxEval(o) => {
             let files: HashMap<String, Vec<PathBuf>> =
                 input_files(&shared, i, &ups).into_iter().map(|(n, f, _)| (n, f)).collect();
@@ -194,6 +209,24 @@ pub(crate) async fn run_job(
         let result = match &spec {
             Spec::Command(c) => run_attempt(c, &mut cancel).await.map(|()| None),
             Spec::Wasm(w) => w.run_attempt(&shared, i, attempt, &log, &mut cancel).await,
+            Spec::Predict { spec, model, data, output } => {
+                let (spec, model, data, output) = (spec.clone(), model.clone(), data.clone(), output.clone());
+                tokio::task::spawn_blocking(move || {
+                    let opts = dagrun_onnx::PredictOptions {
+                        features: spec.features.clone(),
+                        label: spec.label.clone(),
+                        ..Default::default()
+                    };
+                    if let Some(dir) = output.parent() {
+                        let _ = dagrun_cache::ensure_dir(dir);
+                    }
+                    dagrun_onnx::predict(&model, &data, &output, &opts)
+                        .map(|p| Some(serde_json::json!({"rows": p.rows, "model": model.display().to_string()})))
+                        .map_err(|e| AttemptError::Plugin(e.to_string()))
+                })
+                .await
+                .expect("prediction panicked")
+            }
             Spec::Onnx { spec, model, data, outputs } => {
                 let stage = shared.ctx.store.root().join("tmp").join(format!(
                     "eval-{}-{}-{attempt}",
@@ -385,4 +418,5 @@ enum Spec {
     Command(CommandSpec),
     Wasm(WasmSpec),
     Onnx { spec: dagrun_workflow::OnnxEvalTask, model: PathBuf, data: PathBuf, outputs: BTreeMap<String, PathBuf> },
+    Predict { spec: dagrun_workflow::OnnxPredictTask, model: PathBuf, data: PathBuf, output: PathBuf },
 }

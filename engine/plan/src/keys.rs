@@ -124,6 +124,14 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             }
             Ok(Digest(*h.finalize().as_bytes()))
         }
+        TaskKind::OnnxPredict(p) => {
+            let mut h = blake3::Hasher::new();
+            h.update(concat!("dagrun-onnx-predict/", env!("CARGO_PKG_VERSION")).as_bytes());
+            h.update(
+                serde_json::to_string(&(&p.model, &p.deployed, &p.features, &p.label)).expect("serializes").as_bytes(),
+            );
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
         TaskKind::OnnxEval(o) => {
             // The evaluator's version and the gate (the champion is an input: see `champion_input`).
             let mut h = blake3::Hasher::new();
@@ -211,6 +219,18 @@ pub fn key_inputs(
     if let TaskKind::OnnxEval(o) = &task.kind {
         champion_input(ctx, o, &mut inputs)?;
     }
+    if let TaskKind::OnnxPredict(p) = &task.kind
+        && let Some(d) = &p.deployed
+    {
+        let (version, model) = deployed_model(ctx.workflow, d)?;
+        let (digest, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
+            input: DEPLOYED_INPUT.into(),
+            path: version.clone(),
+            source,
+        })?;
+        let shown = format!("{}/{}/{version}/model.onnx", d.registry, d.name);
+        inputs.insert(DEPLOYED_INPUT.to_owned(), InputDigest::Files(vec![(shown, digest)]));
+    }
     let mut after = BTreeMap::new();
     for dep in &task.after {
         let u = inst
@@ -228,6 +248,19 @@ pub fn key_inputs(
         outputs: instance_outputs(wf, inst, i),
         upstream: after,
         partition: node.partition.as_ref().map(|p| p.key.clone()),
+    })
+}
+
+/// Name of the synthetic key input holding the deployed model an `OnnxPredict` task uses.
+pub const DEPLOYED_INPUT: &str = "@deployed";
+
+/// The model currently deployed as `d.name` in `d.registry`: its version and file.
+pub fn deployed_model(wf: &Workflow, d: &dagrun_workflow::DeployedDef) -> Result<(String, PathBuf), KeyError> {
+    dagrun_cache::registry::current(&resolve_path(wf, &d.registry), &d.name).ok_or_else(|| {
+        KeyError::Unsupported(format!(
+            "no model `{}` is deployed in {} (deploy one first; `dagrun models list --registry {}`)",
+            d.name, d.registry, d.registry
+        ))
     })
 }
 

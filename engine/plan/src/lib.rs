@@ -10,8 +10,8 @@ mod select;
 pub use graph::TaskGraph;
 pub use instances::{Instance, Instances, PartitionError, PartitionSelection, Source};
 pub use keys::{
-    KeyContext, KeyError, Probe, code_digest, explain_miss, instance_outputs, instance_params, key_inputs,
-    last_run_name, probe, resolve_path,
+    KeyContext, KeyError, Probe, code_digest, deployed_model, explain_miss, instance_outputs, instance_params,
+    key_inputs, last_run_name, probe, resolve_path,
 };
 pub use plan::{Decision, PlannedTask, plan};
 pub use render::{dot, mermaid};

@@ -28,7 +28,8 @@ use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
 pub use model::{
-    ChampionDef, CommandTask, Defaults, GateDef, Input, MountDef, NoChampion, OnnxEvalTask, TaskDef, TaskKind, WasmTask,
+    ChampionDef, CommandTask, Defaults, DeployedDef, GateDef, Input, MountDef, NoChampion, OnnxEvalTask,
+    OnnxPredictTask, TaskDef, TaskKind, WasmTask,
 };
 
 /// A loaded, valid workflow.

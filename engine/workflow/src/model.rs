@@ -91,6 +91,8 @@ pub enum TaskKind {
     Wasm(WasmTask),
     /// Native ONNX evaluation of a model input over a CSV input.
     OnnxEval(OnnxEvalTask),
+    /// Native batch inference with an ONNX model (a given one, or the deployed one).
+    OnnxPredict(OnnxPredictTask),
 }
 
 impl TaskKind {
@@ -100,6 +102,7 @@ impl TaskKind {
             TaskKind::Command(_) => "command",
             TaskKind::Wasm(_) => "wasm",
             TaskKind::OnnxEval(_) => "onnx-eval",
+            TaskKind::OnnxPredict(_) => "onnx-predict",
         }
     }
 }
@@ -162,6 +165,38 @@ pub struct OnnxEvalTask {
 
 fn default_label() -> String {
     "label".to_owned()
+}
+
+/// `OnnxPredict(data: "batch", deployed: Deployed(registry: "registry", name: "churn"))` or
+/// `OnnxPredict(data: "batch", model: "model")`: predictions for every row of a CSV.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "OnnxPredict")]
+pub struct OnnxPredictTask {
+    /// Name of the input holding the model (exclusive with `deployed`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Use the model currently deployed in a registry (exclusive with `model`).
+    #[serde(default)]
+    pub deployed: Option<DeployedDef>,
+    /// Name of the input holding the CSV to score.
+    pub data: String,
+    /// Feature columns in the model's input order (default: the model's own list, else every
+    /// column but `label`).
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// A column to leave out of the default features (e.g. a label present in the data).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `Deployed(registry: "registry", name: "churn")`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Deployed")]
+pub struct DeployedDef {
+    /// The model registry directory (relative to the workflow file).
+    pub registry: String,
+    /// The model's name in the registry.
+    pub name: String,
 }
 
 /// `Gate(min: {"accuracy": 0.8}, max: {"log_loss": 0.5}, champion: Champion(...))`.

@@ -28,7 +28,8 @@ fn example(field: &str) -> Option<&'static str> {
     })
 }
 
-const TASK_KINDS: &str = "`Command(run: \"...\")`, `Wasm(plugin: \"...\")`, `OnnxEval(model: \"...\", data: \"...\")`";
+const TASK_KINDS: &str = "`Command(run: \"...\")`, `Wasm(plugin: \"...\")`, `OnnxEval(model: \"...\", data: \"...\")`, \
+                          `OnnxPredict(data: \"...\", model: \"...\")`";
 const INPUT_KINDS: &str = "`File(\"path\")`, `Glob(\"pattern\")`, `Output(\"task\", \"output\")`";
 
 fn skip_ws(text: &str, mut off: usize) -> usize {

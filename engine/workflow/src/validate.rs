@@ -485,6 +485,7 @@ fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Ve
                 }
             }
         }
+        TaskKind::OnnxPredict(p) => check_predict(source, def, p, sp, diags),
         TaskKind::OnnxEval(o) => {
             for (field, input) in [("model", &o.model), ("data", &o.data)] {
                 if !def.inputs.contains_key(input) {
@@ -542,6 +543,47 @@ fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Ve
                 }
             }
         }
+    }
+}
+
+fn check_predict(
+    source: &Source,
+    def: &TaskDef,
+    p: &crate::model::OnnxPredictTask,
+    sp: &TaskSpans<'_>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if p.model.is_some() == p.deployed.is_some() {
+        diags.push(
+            Diagnostic::new("dagrun::predict-model", format!("OnnxPredict task `{}` needs exactly one of `model` and `deployed`", def.name), source)
+                .label(sp.field("kind"), "here")
+                .help("score with a model input (`model: \"model\"`) or with the deployed one (`deployed: Deployed(registry: \"registry\", name: \"churn\")`)"),
+        );
+    }
+    let inputs = p.model.iter().map(|m| ("model", m)).chain(std::iter::once(("data", &p.data)));
+    for (field, input) in inputs {
+        if !def.inputs.contains_key(input) {
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::unknown-input",
+                    format!("`{field}` of task `{}` names no input `{input}`", def.name),
+                    source,
+                )
+                .label(sp.kind_field(field), "no such input")
+                .help("declare it under `inputs`"),
+            );
+        }
+    }
+    if def.outputs.keys().map(String::as_str).ne(["predictions"]) {
+        diags.push(
+            Diagnostic::new(
+                "dagrun::missing-output",
+                format!("OnnxPredict task `{}` writes exactly one output, `predictions`", def.name),
+                source,
+            )
+            .label(sp.field("outputs").or(sp.field("name")), "here")
+            .help("outputs: {\"predictions\": \"out/predictions.csv\"}"),
+        );
     }
 }
 
