@@ -212,3 +212,52 @@ fn onnx_predict_scores_a_batch_with_the_deployed_model() {
         "no model `fraud` is deployed in registry (deploy one first; `dagrun models list --registry registry`)"
     );
 }
+
+/// A custom gate in Rust: the `evaluate` plugin checks accuracy per region from the
+/// predictions OnnxEval writes (with `region` passed through).
+#[test]
+fn a_plugin_gate_checks_accuracy_per_slice() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wf = |min: &str| {
+        format!(
+            r#"Workflow(name: "slices", tasks: [
+        Task(name: "evaluate", kind: OnnxEval(model: "model", data: "test", label: "species",
+                                              features: ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8", "x9"],
+                                              passthrough: ["region"]),
+             inputs: {{"model": File("{model}"), "test": File("{data}")}},
+             outputs: {{"metrics": "out/metrics.json", "predictions": "out/predictions.csv"}}),
+        Task(name: "slices", kind: Wasm(plugin: "{plugin}"), params: {{"slice": "region", "min": {min}}},
+             inputs: {{"predictions": Output("evaluate", "predictions")}}, outputs: {{"metrics": "out/slices.json"}}),
+    ])"#,
+            model = fixture("rf_multiclass/model.onnx").display(),
+            data = fixture("rf_multiclass/test.csv").display(),
+            plugin = repo.join("plugins/evaluate").display(),
+        )
+    };
+    let dagrun = || {
+        let mut cmd = Command::new(BIN);
+        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"]
+        {
+            cmd.env_remove(var);
+        }
+        let out = cmd.args(["run", "wf.ron", "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
+        let events: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        (events, out)
+    };
+    std::fs::write(dir.path().join("wf.ron"), wf(r#"{"*": 0.5}"#)).unwrap();
+    let (events, out) = dagrun();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let slices = &finished(&events, "slices")["summary"]["slices"];
+    assert_eq!(slices.as_object().unwrap().len(), 4, "{slices}");
+    let total: u64 = slices.as_object().unwrap().values().map(|s| s["rows"].as_u64().unwrap()).sum();
+    assert_eq!(total, 1000);
+
+    std::fs::write(dir.path().join("wf.ron"), wf(r#"{"*": 0.5, "north": 0.999}"#)).unwrap();
+    let (events, out) = dagrun();
+    assert_eq!(out.status.code(), Some(1));
+    let error = finished(&events, "slices")["error"].as_str().unwrap().to_owned();
+    assert!(error.starts_with("slice gate refused: region=north: accuracy 0."), "{error}");
+    assert!(error.ends_with("< min 0.999"), "{error}");
+}

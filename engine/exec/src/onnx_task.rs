@@ -116,6 +116,7 @@ pub(crate) fn run(
 ) -> Result<EvalOutcome, String> {
     let mut opts = EvalOptions::new(spec.label.clone());
     opts.features.clone_from(&spec.features);
+    opts.passthrough.clone_from(&spec.passthrough);
     opts.write_predictions = outputs.contains_key("predictions");
     let eval = evaluate(model, data, stage, &opts).map_err(|e| e.to_string())?;
     let place = |name: &str, from: &Path| -> Result<(), String> {

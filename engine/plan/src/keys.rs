@@ -136,7 +136,11 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             // The evaluator's version and the gate (the champion is an input: see `champion_input`).
             let mut h = blake3::Hasher::new();
             h.update(concat!("dagrun-onnx-eval/", env!("CARGO_PKG_VERSION")).as_bytes());
-            h.update(serde_json::to_string(&(&o.label, &o.features, &o.gate)).expect("serializes").as_bytes());
+            h.update(
+                serde_json::to_string(&(&o.label, &o.features, &o.gate, &o.passthrough))
+                    .expect("serializes")
+                    .as_bytes(),
+            );
             Ok(Digest(*h.finalize().as_bytes()))
         }
     }

@@ -161,6 +161,9 @@ pub struct OnnxEvalTask {
     /// The promotion gate; without one the task only measures.
     #[serde(default)]
     pub gate: Option<GateDef>,
+    /// Data columns copied into predictions.csv (e.g. a column to slice metrics by).
+    #[serde(default)]
+    pub passthrough: Vec<String>,
 }
 
 fn default_label() -> String {
