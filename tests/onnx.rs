@@ -261,3 +261,70 @@ fn a_plugin_gate_checks_accuracy_per_slice() {
     assert!(error.starts_with("slice gate refused: region=north: accuracy 0."), "{error}");
     assert!(error.ends_with("< min 0.999"), "{error}");
 }
+
+/// Every model the train plugin writes loads in ONNX Runtime, and ONNX Runtime's predictions
+/// (through OnnxPredict) equal the plugin's own in-WASM predictions.
+#[test]
+fn train_plugin_models_predict_the_same_in_onnx_runtime() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut tasks = format!(
+        r#"Task(name: "data", kind: Wasm(plugin: "{}/plugins/generate"), params: {{"rows": 3000, "features": 8, "seed": 3}},
+               outputs: {{"data": "data.csv"}}),"#,
+        repo.display()
+    );
+    let models = [
+        ("logistic", r#""model": "logistic""#),
+        ("gbdt", r#""model": "gbdt", "trees": 20, "depth": 3"#),
+        ("linear", r#""model": "linear", "label": "age", "features": ["income", "tenure_months", "num_purchases"]"#),
+    ];
+    for (name, params) in models {
+        let label = if name == "linear" { "" } else { r#", "label": "label""# };
+        tasks.push_str(&format!(
+            r#"
+        Task(name: "train-{name}", kind: Wasm(plugin: "{repo}/plugins/train"), inputs: {{"data": Output("data", "data")}},
+             params: {{{params}{label}, "write_predictions": true}},
+             outputs: {{"model": "out/{name}/model.onnx", "metrics": "out/{name}/metrics.json", "predictions": "out/{name}/wasm.csv"}}),
+        Task(name: "predict-{name}", kind: OnnxPredict(model: "model", data: "data"),
+             inputs: {{"model": Output("train-{name}", "model"), "data": Output("data", "data")}},
+             outputs: {{"predictions": "out/{name}/onnx.csv"}}),"#,
+            repo = repo.display()
+        ));
+    }
+    std::fs::write(dir.path().join("wf.ron"), format!("Workflow(name: \"agree\", tasks: [{tasks}])")).unwrap();
+    let mut cmd = Command::new(BIN);
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd.args(["run", "wf.ron"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = |p: &str| -> (Vec<String>, Vec<Vec<String>>) {
+        let text = std::fs::read_to_string(dir.path().join(p)).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().split(',').map(str::to_owned).collect();
+        (header, lines.map(|l| l.split(',').map(str::to_owned).collect()).collect())
+    };
+    for (name, _) in models {
+        let (wh, wasm) = table(&format!("out/{name}/wasm.csv"));
+        let (oh, onnx) = table(&format!("out/{name}/onnx.csv"));
+        assert_eq!(wasm.len(), 3000, "{name}");
+        assert_eq!(onnx.len(), 3000, "{name}");
+        let col = |h: &[String], n: &str| {
+            h.iter().position(|c| c == n).unwrap_or_else(|| panic!("{name}: no `{n}` in {h:?}"))
+        };
+        if name == "linear" {
+            let (w, o) = (col(&wh, "variable"), col(&oh, "prediction"));
+            for (a, b) in wasm.iter().zip(&onnx) {
+                let (x, y): (f64, f64) = (a[w].parse().unwrap(), b[o].parse().unwrap());
+                assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{name}: {x} vs {y}");
+            }
+        } else {
+            let (wl, wp, ol, op) = (col(&wh, "label"), col(&wh, "p_1"), col(&oh, "prediction"), col(&oh, "proba_1"));
+            for (a, b) in wasm.iter().zip(&onnx) {
+                assert_eq!(a[wl], b[ol], "{name}: predicted labels agree");
+                let (x, y): (f64, f64) = (a[wp].parse().unwrap(), b[op].parse().unwrap());
+                assert!((x - y).abs() <= 1e-5, "{name}: p_1 {x} vs {y}");
+            }
+        }
+    }
+}
