@@ -172,13 +172,16 @@ fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> 
     Ok(PartitionSelection::Range { from: start, to: end - 1 })
 }
 
-fn expand(
-    wf: &Workflow,
-    graph: &TaskGraph,
-    selection: &Selection,
+/// Loads a workflow, resolves `--only`/`--force`, and expands the run's task instances.
+fn load_instances(
+    path: &Path,
+    select: &SelectArgs,
     psel: &PartitionSelection,
-) -> Result<Instances, Exit> {
-    Instances::expand(wf, graph, selection, psel).map_err(|e| error(e, Exit::Usage))
+) -> Result<(Workflow, Selection, Instances), Exit> {
+    let (wf, graph) = load(path)?;
+    let selection = selection(&wf, &graph, select)?;
+    let instances = Instances::expand(&wf, &graph, &selection, psel).map_err(|e| error(e, Exit::Usage))?;
+    Ok((wf, selection, instances))
 }
 
 fn run(
@@ -190,9 +193,7 @@ fn run(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
-    let (wf, graph) = load(path)?;
-    let selection = selection(&wf, &graph, select)?;
-    let instances = expand(&wf, &graph, &selection, psel)?;
+    let (wf, selection, instances) = load_instances(path, select, psel)?;
     let store = open_store(state, Some(path))?;
     let stat = StatCache::load(&store);
     let reporter: Arc<dyn Reporter> = if json {
@@ -298,9 +299,7 @@ fn plan(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
-    let (wf, graph) = load(path)?;
-    let selection = selection(&wf, &graph, select)?;
-    let instances = expand(&wf, &graph, &selection, psel)?;
+    let (wf, selection, instances) = load_instances(path, select, psel)?;
     let (store, exists) = match existing_store(state, Some(path))? {
         Ok(store) => (store, true),
         Err(dir) => (Store::absent(&dir), false),

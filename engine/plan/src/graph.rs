@@ -73,13 +73,18 @@ impl TaskGraph {
 
     /// `i` and everything that (transitively) needs it.
     pub fn with_descendants(&self, i: usize) -> Vec<usize> {
-        let mut dfs = Dfs::new(&self.graph, NodeIndex::new(i));
-        let mut out = Vec::new();
-        while let Some(n) = dfs.next(&self.graph) {
-            out.push(self.graph[n]);
-        }
-        out
+        descendants(&self.graph, i)
     }
+}
+
+/// Node `i` and every node reachable from it, as node weights (shared with the instance graph).
+pub(crate) fn descendants(graph: &DiGraph<usize, ()>, i: usize) -> Vec<usize> {
+    let mut dfs = Dfs::new(graph, NodeIndex::new(i));
+    let mut out = Vec::new();
+    while let Some(n) = dfs.next(graph) {
+        out.push(graph[n]);
+    }
+    out
 }
 
 /// One diagnostic per strongly connected component: the cycle as `a → b → c → a`.

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
-use petgraph::visit::Dfs;
 
 use dagrun_workflow::partition::{Partition, Scheme, render};
 use dagrun_workflow::{Input, Workflow};
@@ -188,12 +187,7 @@ impl Instances {
 
     /// `i` and everything that (transitively) needs it.
     pub fn with_descendants(&self, i: usize) -> Vec<usize> {
-        let mut dfs = Dfs::new(&self.graph, NodeIndex::new(i));
-        let mut out = Vec::new();
-        while let Some(n) = dfs.next(&self.graph) {
-            out.push(self.graph[n]);
-        }
-        out
+        crate::graph::descendants(&self.graph, i)
     }
 
     /// The distinct partition keys of the run, in time order.
