@@ -162,7 +162,7 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
         Task(name: "spin", kind: Wasm(plugin: "{}"), timeout: "300ms"),
         Task(name: "bomb", kind: Wasm(plugin: "{}", memory: "64MiB")),
         Task(name: "panic", kind: Wasm(plugin: "{}")),
-        Task(name: "params", kind: Wasm(plugin: "{}"), params: {{"factor": "x", "name": "n"}}),
+        Task(name: "params", kind: Wasm(plugin: "{}"), params: {{"factor": "x", "name": "n"}}, retries: 3),
         Task(name: "newer", kind: Wasm(plugin: "{}")),
         Task(name: "patch", kind: Wasm(plugin: "{}")),
     ])"#,
@@ -180,6 +180,7 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
     assert_eq!(error("bomb"), "memory limit exceeded: the plugin tried to grow its memory to 65 MiB (limit 64 MiB)");
     assert_eq!(error("panic"), "plugin panicked at panics/src/lib.rs:18: boom: the model exploded");
     assert_eq!(error("params"), "invalid params: invalid type: string \"x\", expected f64 at line 1 column 13");
+    assert_eq!(tasks["params"]["attempts"], 1, "invalid params would fail the same way again: no retry");
     assert_eq!(
         error("newer"),
         format!(

@@ -50,6 +50,9 @@ pub enum AttemptError {
     /// An evaluation gate refused the model (not retried).
     #[error("{0}")]
     GateRefused(String),
+    /// A failure that would repeat identically (e.g. invalid params): not retried.
+    #[error("{0}")]
+    Permanent(String),
     /// A WASM plugin run failed (the message is complete).
     #[error("{0}")]
     Plugin(String),

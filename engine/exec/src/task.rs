@@ -267,6 +267,7 @@ pub(crate) async fn run_job(
                 r.gate_refused = true;
                 return r;
             }
+            Err(AttemptError::Permanent(error)) => return fail(key_hex, attempt, error, Some(log)),
             Err(e) => e.to_string(),
         };
         if attempt > task.retries {

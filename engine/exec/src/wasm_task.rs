@@ -124,6 +124,14 @@ impl WasmSpec {
         match result.expect("plugin thread panicked") {
             Ok(summary) => Ok(serde_json::from_str(&summary).ok()),
             Err(PluginError::Cancelled) => Err(AttemptError::Cancelled),
+            // Failures that would repeat identically are not worth a retry.
+            Err(
+                e @ (PluginError::NotAComponent { .. }
+                | PluginError::Incompatible { .. }
+                | PluginError::NetworkImport { .. }
+                | PluginError::InvalidParams(_)
+                | PluginError::ArtifactOutside { .. }),
+            ) => Err(AttemptError::Permanent(e.to_string())),
             Err(e) => Err(AttemptError::Plugin(e.to_string())),
         }
     }
