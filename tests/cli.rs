@@ -516,3 +516,37 @@ fn processes_left_by_a_killed_dagrun_are_reaped_by_the_next_run() {
     }
     assert!(!running(&pid), "the next run reaps the orphaned process group");
 }
+
+#[test]
+fn a_second_run_on_the_same_state_directory_is_refused_while_the_first_runs() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "lock", tasks: [
+        Task(name: "long", kind: Command(run: "touch started; sleep 30")),
+        Task(name: "quick", kind: Command(run: "true")),
+    ])"#,
+    );
+    let mut first =
+        s.cmd(&["run", "wf.ron", "--only", "long"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..200 {
+        if s.path("started").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let second = s.dagrun(&["run", "wf.ron", "--only", "quick"]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(second.status.code(), Some(75));
+    let state = s.path(".dagrun").canonicalize().unwrap();
+    assert_eq!(
+        stderr(&second),
+        format!(
+            "error: another dagrun run is using the state directory {} (pid {}): wait for it to finish, or give this run its own --state-dir\n",
+            state.display(),
+            first.id()
+        )
+    );
+    // The kernel released the lock when the first process died: the next run proceeds.
+    let again = s.dagrun(&["run", "wf.ron", "--only", "quick"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+}

@@ -12,6 +12,6 @@ pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{EntrySummary, GcReport, VerifyReport};
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
-    ActionEntry, Durability, LAYOUT_VERSION, LastRun, Manifest, OutputRecord, Store, StoreError, ensure_dir,
+    ActionEntry, Durability, LAYOUT_VERSION, LastRun, Manifest, OutputRecord, RunLock, Store, StoreError, ensure_dir,
     is_executable, manifest_digest, now_ms,
 };

@@ -47,6 +47,17 @@ pub enum StoreError {
         /// The version found.
         found: String,
     },
+    /// Another dagrun run holds the state directory.
+    #[error(
+        "another dagrun run is using the state directory {path}{}: wait for it to finish, or give this run its own --state-dir",
+        .pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy {
+        /// The state directory.
+        path: PathBuf,
+        /// The holder's process id, when known.
+        pid: Option<u32>,
+    },
     /// An object's bytes no longer match its name.
     #[error("object {digest} is corrupt (its content hashes to {actual})")]
     Corrupt {
@@ -166,6 +177,20 @@ impl Store {
             Err(e) => return Err(e).at(&layout),
         }
         Ok(store)
+    }
+
+    /// Takes the run lock of the state directory (one `run`/`backfill` at a time; released
+    /// when the returned guard is dropped or the process dies).
+    pub fn lock(&self) -> Result<RunLock, StoreError> {
+        let path = self.root.join("lock");
+        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
+        if !lock::try_exclusive(&file) {
+            let pid = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
+            return Err(StoreError::Busy { path: self.root.clone(), pid });
+        }
+        file.set_len(0).at(&path)?;
+        write!(file, "{}", std::process::id()).at(&path)?;
+        Ok(RunLock { _file: file })
     }
 
     /// Opens an existing state directory without creating anything; `Ok(None)` if there is none.
@@ -412,5 +437,31 @@ pub fn is_executable(meta: &fs::Metadata) -> bool {
     {
         let _ = meta;
         false
+    }
+}
+
+/// Held while a run uses the state directory.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+mod lock {
+    use std::os::fd::AsRawFd;
+
+    /// A non-blocking exclusive `flock`; the kernel releases it when the file is closed or the
+    /// process dies, so a crash never leaves a stale lock.
+    pub fn try_exclusive(file: &std::fs::File) -> bool {
+        // SAFETY: flock(2) on a file descriptor we own; no memory is involved.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    }
+}
+
+#[cfg(not(unix))]
+mod lock {
+    pub fn try_exclusive(_file: &std::fs::File) -> bool {
+        true
     }
 }

@@ -195,6 +195,7 @@ fn run(
 ) -> Result<Exit, Exit> {
     let (wf, selection, instances) = load_instances(path, select, psel)?;
     let store = open_store(state, Some(path))?;
+    let _lock = store.lock().map_err(|e| error(e, Exit::Busy))?;
     let stat = StatCache::load(&store);
     let reporter: Arc<dyn Reporter> = if json {
         Arc::new(JsonReporter)

@@ -17,6 +17,8 @@ pub enum Exit {
     GateRefused = 4,
     /// 5: `cache verify` found corrupt or broken entries (they were removed).
     CacheCorrupt = 5,
+    /// 75: another run holds the state directory (try again later).
+    Busy = 75,
     /// 70: dagrun itself failed (state directory unwritable, I/O error).
     Internal = 70,
     /// 130: interrupted by Ctrl-C.
