@@ -119,8 +119,16 @@ impl Instances {
         let chosen = choose(wf, partitions)?;
         // The end of the run's range: where unpartitioned consumers' windows end.
         let run_end = chosen.values().flatten().map(|p| p.end).max();
-        let mut b =
-            Builder { wf, nodes: Vec::new(), index: HashMap::new(), sources: Vec::new(), edges: Vec::new(), run_end };
+        let by_name = wf.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+        let mut b = Builder {
+            wf,
+            by_name,
+            nodes: Vec::new(),
+            index: HashMap::new(),
+            sources: Vec::new(),
+            edges: Vec::new(),
+            run_end,
+        };
         let mut queue = VecDeque::new();
         for &t in tasks.topo_order() {
             if !selection.included[t] {
@@ -253,6 +261,8 @@ fn choose(wf: &Workflow, sel: &PartitionSelection) -> Result<BTreeMap<String, Ve
 
 struct Builder<'a> {
     wf: &'a Workflow,
+    /// Task name → index (a linear search per reference would be quadratic in large workflows).
+    by_name: HashMap<&'a str, usize>,
     nodes: Vec<Instance>,
     index: HashMap<(usize, Option<String>), usize>,
     sources: Vec<BTreeMap<String, Source>>,
@@ -307,7 +317,7 @@ impl Builder<'_> {
         let vars = self.nodes[i].vars.clone();
         let partition = self.nodes[i].partition.clone();
         let upstream_of = |b: &mut Self, name: &str| {
-            let u = wf.task_index(name).expect("validated reference");
+            let u = b.by_name[name];
             let p = if wf.tasks[u].partitioned.is_some() { partition.clone() } else { None };
             b.node(u, p)
         };
@@ -322,7 +332,7 @@ impl Builder<'_> {
                     Source::Output { instance: u, output: o.clone() }
                 }
                 Input::Partitions { task: t, output, last } => {
-                    let u = wf.task_index(t).expect("validated reference");
+                    let u = self.by_name[t.as_str()];
                     let instances = self.window(i, u, *last);
                     self.edges.extend(instances.iter().map(|&q| (q, i)));
                     Source::Partitions { instances, output: output.clone() }
