@@ -19,7 +19,7 @@ fn repo() -> PathBuf {
 
 fn build_plugins() -> PathBuf {
     let mut cmd = Command::new(env!("CARGO"));
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
+    for var in dagrun_wasm::OUTER_CARGO_ENV {
         cmd.env_remove(var);
     }
     let status = cmd

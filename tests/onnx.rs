@@ -30,6 +30,15 @@ fn workflow(gate: &str) -> String {
     )
 }
 
+/// The binary, without the outer `cargo test` settings, for workflows that build plugin crates.
+fn dagrun_for_plugins() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in dagrun_wasm::OUTER_CARGO_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 fn run(dir: &Path) -> (Vec<Value>, Output) {
     let out =
         Command::new(BIN).args(["run", "wf.ron", "--json"]).current_dir(dir).stdin(Stdio::null()).output().unwrap();
@@ -143,11 +152,7 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     let dagrun = |wf: &str| {
-        let mut cmd = Command::new(BIN);
-        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"]
-        {
-            cmd.env_remove(var);
-        }
+        let mut cmd = dagrun_for_plugins();
         let out = cmd.args(["run", wf, "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
         let events: Vec<Value> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -236,11 +241,7 @@ fn a_plugin_gate_checks_accuracy_per_slice() {
         )
     };
     let dagrun = || {
-        let mut cmd = Command::new(BIN);
-        for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"]
-        {
-            cmd.env_remove(var);
-        }
+        let mut cmd = dagrun_for_plugins();
         let out = cmd.args(["run", "wf.ron", "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
         let events: Vec<Value> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -292,10 +293,7 @@ fn train_plugin_models_predict_the_same_in_onnx_runtime() {
         ));
     }
     std::fs::write(dir.path().join("wf.ron"), format!("Workflow(name: \"agree\", tasks: [{tasks}])")).unwrap();
-    let mut cmd = Command::new(BIN);
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = dagrun_for_plugins();
     let out = cmd.args(["run", "wf.ron"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let table = |p: &str| -> (Vec<String>, Vec<Vec<String>>) {

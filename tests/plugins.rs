@@ -16,7 +16,7 @@ fn repo() -> PathBuf {
 
 /// Removes the settings of the outer `cargo test` so nested cargo builds behave as for a user.
 fn clean_cargo_env(cmd: &mut Command) -> &mut Command {
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
+    for var in dagrun_wasm::OUTER_CARGO_ENV {
         cmd.env_remove(var);
     }
     cmd

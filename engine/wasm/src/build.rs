@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 /// plugins reuse each other's compiled dependencies). Default: each crate's own `target/`.
 pub const PLUGIN_TARGET_DIR_ENV: &str = "DAGRUN_PLUGIN_TARGET_DIR";
 
+/// Settings of an outer cargo (e.g. when dagrun runs under `cargo test`) that must not leak
+/// into a nested plugin build.
+pub const OUTER_CARGO_ENV: [&str; 5] =
+    ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"];
+
 /// Version of the build record format.
 const BUILD_RECORD_VERSION: u32 = 1;
 
@@ -157,8 +162,7 @@ pub fn cargo_build(dir: &Path) -> Result<PathBuf, BuildError> {
         .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .current_dir(&dir);
-    // Settings of an outer cargo (e.g. when dagrun runs under `cargo test`) must not leak in.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_MAKEFLAGS"] {
+    for var in OUTER_CARGO_ENV {
         cmd.env_remove(var);
     }
     if let Some(shared) = std::env::var_os(PLUGIN_TARGET_DIR_ENV) {

@@ -15,7 +15,8 @@ mod sandbox;
 pub use sandbox::run;
 
 pub use build::{
-    BuildError, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build, plugin_source,
+    BuildError, OUTER_CARGO_ENV, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build,
+    plugin_source,
 };
 pub use error::PluginError;
 pub use host::{COMPILED_CACHE_ENV, LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION, compiled_cache_dir};
