@@ -179,16 +179,22 @@ fn run_picks_one_partition_and_reverse_starts_with_the_newest() {
     assert!(log.contains(&"2025-02-14".to_owned()) && log.contains(&"2025-02-08".to_owned()));
     assert!(s.path("out/week/2025-02-14.txt").is_file());
     assert!(!s.path("out/week/2025-02-13.txt").exists());
-    // `total` reads the whole history up to the run's partition: Jan 1 to Feb 14.
+    // `total` reads the whole history: an older partition is a partial run, which leaves it out
+    // rather than computing it on Jan 1 to Feb 14 only.
     let out = s.dagrun(&["run", "wf.ron", "--partition", "2025-02-14"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(s.ran_log().len(), 45, "the 38 earlier days run once each, the 7 are cached");
-    assert_eq!(std::fs::read_to_string(s.path("out/total.txt")).unwrap().trim(), "45");
+    assert_eq!(s.ran_log().len(), 7, "nothing more ran");
+    assert!(!s.path("out/total.txt").exists());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("  left out total: they read every partition up to the latest")
+    );
 
-    // Without --partition: the latest complete partition (the scheme ends 2025-12-31).
+    // Without --partition: the latest complete partition (the scheme ends 2025-12-31), and
+    // `total` over the whole year.
     let out = s.dagrun(&["run", "wf.ron", "--json"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(s.path("out/week/2025-12-31.txt").is_file());
+    assert_eq!(std::fs::read_to_string(s.path("out/total.txt")).unwrap().trim(), "365");
 
     let out = s.dagrun(&["run", "wf.ron", "--partition", "2026-01-05"]);
     assert_eq!(out.status.code(), Some(2));

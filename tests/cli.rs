@@ -1,80 +1,13 @@
 //! End-to-end tests: the real `dagrun` binary on real workflows in a temp dir.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
+mod common;
 
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new(workflow: &str) -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("wf.ron"), workflow).unwrap();
-        Sandbox { dir }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn write(&self, p: &str, content: &str) {
-        let path = self.path(p);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, content).unwrap();
-    }
-
-    fn read(&self, p: &str) -> String {
-        std::fs::read_to_string(self.path(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(args).current_dir(self.dir.path()).env("NO_COLOR", "1").env_remove("DAGRUN_STATE_DIR");
-        c.stdin(Stdio::null());
-        c
-    }
-
-    fn dagrun(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// `dagrun run wf.ron --json ARGS`: task → status, plus the exit code.
-    fn run_json(&self, args: &[&str]) -> (BTreeMap<String, String>, Vec<Value>, i32) {
-        let mut all = vec!["run", "wf.ron", "--json"];
-        all.extend_from_slice(args);
-        let out = self.dagrun(&all);
-        let events: Vec<Value> = String::from_utf8(out.stdout.clone())
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-            .collect();
-        let statuses = events
-            .iter()
-            .filter(|e| e["event"] == "task_finished")
-            .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
-            .collect();
-        (statuses, events, out.status.code().unwrap_or(-1))
-    }
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
-}
+use common::{Sandbox, statuses, stderr, stdout};
 
 /// prepare → features → train → report, plus an independent `lint` task.
 const PIPELINE: &str = r#"Workflow(
@@ -207,8 +140,9 @@ fn missing_declared_output_fails_with_a_clear_message() {
     let t = events.iter().find(|e| e["event"] == "task_finished").unwrap();
     assert_eq!(
         t["error"],
-        "the command succeeded but did not write its output `model` (out/model.bin); write it, or fix the path under `outputs`"
+        "the task succeeded but did not write its output `model` (out/model.bin); write it, or fix the path under `outputs`"
     );
+    assert_eq!(t["failure"], serde_json::json!({"kind": "missing_output", "output": "model"}));
 }
 
 #[test]
@@ -311,7 +245,7 @@ fn history_lists_runs_and_shows_cache_savings() {
     assert_eq!(show.status.code(), Some(0), "{}", stderr(&show));
     let text = stdout(&show);
     assert!(text.contains(&format!("run {id} of `pipeline`")), "{text}");
-    assert!(text.contains("0 ran, 5 cached, 0 failed, 0 skipped"), "{text}");
+    assert!(text.contains("0 ran, 5 cached, 0 failed, 0 refused, 0 skipped"), "{text}");
     let last = stdout(&s.dagrun(&["show", "last", "wf.ron", "--json"]));
     let last: Value = serde_json::from_str(&last).unwrap();
     assert_eq!(last["id"], id);

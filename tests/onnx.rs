@@ -84,14 +84,27 @@ fn a_refused_model_blocks_deploy_with_the_gate_exit_code() {
     assert_eq!(out.status.code(), Some(4), "the documented gate-refused exit code");
     let eval = finished(&events, "evaluate");
     assert_eq!(eval["error"], "gate refused: accuracy 0.768 < min 0.9");
-    assert_eq!(eval["gate_refused"], true);
+    assert_eq!(eval["status"], "refused", "a refusal is its own status, not a failure");
     assert_eq!(finished(&events, "deploy")["status"], "skipped");
     assert!(!dir.path().join("deployed.onnx").exists());
     let v = verdict(dir.path());
     assert_eq!(v["decision"], "refuse");
     assert_eq!(v["reason"], "accuracy 0.768 < min 0.9");
     let last = events.last().unwrap();
-    assert_eq!(last["counts"]["refused"], 1, "refusals are counted in run history");
+    assert_eq!(last["status"], "refused");
+    assert_eq!((last["counts"]["refused"].as_u64(), last["counts"]["failed"].as_u64()), (Some(1), Some(0)));
+    let dagrun = |args: &[&str]| Command::new(BIN).args(args).current_dir(dir.path()).output().unwrap();
+    let runs = String::from_utf8_lossy(&dagrun(&["runs", "wf.ron"]).stdout).into_owned();
+    assert!(runs.lines().nth(1).unwrap().contains(" refused "), "{runs}");
+    let plain = dagrun(&["run", "wf.ron", "--force=evaluate"]);
+    let err = String::from_utf8_lossy(&plain.stderr).into_owned();
+    assert!(err.contains("  REFUSED  evaluate ("), "{err}");
+    assert!(
+        err.contains(
+            "\nREFUSED (a gate refused a model; nothing else failed): 0 ran, 0 cached, 0 failed, 1 refused, 1 skipped"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -99,7 +112,8 @@ fn the_candidate_must_beat_the_deployed_champion() {
     let dir = tempfile::tempdir().unwrap();
     let v1 = dir.path().join("registry/churn/v0001");
     std::fs::create_dir_all(&v1).unwrap();
-    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
+    // The champion: the candidate's model with a ZipMap output (other bytes, same predictions).
+    std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), v1.join("model.onnx")).unwrap();
     std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
     let gate = |margin: &str| {
         format!(
@@ -114,7 +128,74 @@ fn the_candidate_must_beat_the_deployed_champion() {
     std::fs::write(dir.path().join("wf.ron"), workflow(&gate("0.01"))).unwrap();
     let (events, out) = run(dir.path());
     assert_eq!(out.status.code(), Some(4));
-    assert_eq!(finished(&events, "evaluate")["error"], "gate refused: accuracy 0.768 < champion 0.768 (margin 0.01)");
+    assert_eq!(
+        finished(&events, "evaluate")["error"],
+        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0.01)"
+    );
+}
+
+/// A gate whose candidate is promoted over the champion by a deploy step: the run after it must
+/// not evaluate the new champion against itself (nor deploy again), and a tie is not "beats".
+#[test]
+fn a_promoted_candidate_is_not_evaluated_against_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("registry/churn/v0001");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
+    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    // The candidate: the same model with a ZipMap output (other bytes, same predictions).
+    std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), dir.path().join("candidate.onnx")).unwrap();
+    let wf = format!(
+        r#"Workflow(name: "promote", tasks: [
+        Task(name: "evaluate",
+             kind: OnnxEval(model: "model", data: "test", label: "label",
+                 gate: Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy"))),
+             inputs: {{"model": File("candidate.onnx"), "test": File("{}")}},
+             outputs: {{"metrics": "out/metrics.json", "verdict": "out/verdict.json"}}),
+        Task(name: "deploy",
+             kind: Command(run: "mkdir -p registry/churn/v0002 && cp $DAGRUN_IN_M registry/churn/v0002/model.onnx && echo v0002 > registry/churn/current && cp $DAGRUN_IN_V $DAGRUN_OUT_R"),
+             inputs: {{"m": File("candidate.onnx"), "v": Output("evaluate", "verdict")}}, outputs: {{"r": "out/receipt.json"}}),
+    ])"#,
+        fixture("logreg_binary/test.csv").display(),
+    );
+    std::fs::write(dir.path().join("wf.ron"), wf).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(verdict(dir.path())["reason"], "accuracy 0.768 ties champion v0001 0.768");
+    assert_eq!(finished(&events, "deploy")["status"], "succeeded");
+    assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0002\n");
+
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(finished(&events, "evaluate")["status"], "cached", "not evaluated against itself");
+    assert_eq!(finished(&events, "deploy")["status"], "cached", "not deployed again");
+    let plan = Command::new(BIN).args(["plan", "wf.ron"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&plan.stdout),
+        "plan for `promote`: 2 task(s): 0 to run, 2 cached\n  cached  evaluate\n  cached  deploy\n"
+    );
+
+    // Forced, it still does not compare the champion with itself.
+    let out = Command::new(BIN).args(["run", "wf.ron", "--force=evaluate"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(verdict(dir.path())["reason"], "the candidate is the deployed champion v0002 (accuracy 0.768)");
+}
+
+#[test]
+fn a_strict_gate_refuses_a_tie() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = dir.path().join("registry/churn/v0001");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), v1.join("model.onnx")).unwrap();
+    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    let gate = r#"Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy", strict: true))"#;
+    std::fs::write(dir.path().join("wf.ron"), workflow(gate)).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(
+        finished(&events, "evaluate")["error"],
+        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0, strict)"
+    );
 }
 
 #[test]
@@ -170,7 +251,7 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
     let (events, out) = dagrun("retrain-worse.ron");
     assert_eq!(out.status.code(), Some(4));
     let error = finished(&events, "evaluate")["error"].as_str().unwrap().to_owned();
-    assert!(error.starts_with("gate refused: accuracy 0.") && error.contains(" < champion 0."), "{error}");
+    assert!(error.starts_with("gate refused: accuracy 0.") && error.contains(" < champion v0001 0."), "{error}");
     assert_eq!(finished(&events, "deploy")["status"], "skipped");
     assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");
     let verdict: Value =

@@ -218,11 +218,6 @@ impl fmt::Display for Change {
         match self {
             Change::Code => f.write_str("code changed"),
             Change::Params => f.write_str("params changed"),
-            Change::InputAdded(n) | Change::InputChanged { name: n, .. } | Change::InputRemoved(n)
-                if n == "@champion" =>
-            {
-                f.write_str("the deployed champion changed")
-            }
             Change::InputAdded(n) => write!(f, "input `{n}` added"),
             Change::InputRemoved(n) => write!(f, "input `{n}` removed"),
             Change::InputChanged { name, detail } => write!(f, "input `{name}` changed: {detail}"),

@@ -5,6 +5,35 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::env;
+use crate::exit::Exit;
+
+/// Parses the command line; on an error prints it (with a hint for common slips) and returns
+/// the exit code.
+pub fn parse() -> Result<Cli, Exit> {
+    parse_from(std::env::args_os().collect())
+}
+
+fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<Cli, Exit> {
+    Cli::try_parse_from(&argv).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            if let Some(hint) = hint(&argv) {
+                crate::printer::errln!("hint: {hint}");
+            }
+            Exit::Usage
+        } else {
+            Exit::Success
+        }
+    })
+}
+
+/// A hint for a slip clap's message does not explain: `--force TASK` (the task must follow `=`).
+fn hint(argv: &[std::ffi::OsString]) -> Option<String> {
+    let words: Vec<&str> = argv.iter().filter_map(|a| a.to_str()).collect();
+    let at = words.iter().position(|w| *w == "--force")?;
+    let task = words.get(at + 1).filter(|w| !w.starts_with('-'))?;
+    Some(format!("to force one task, write `--force={task}` (a bare `--force` forces every task)"))
+}
 
 /// dagrun: a DAG workflow engine that keeps ML models fresh, with a content-hash cache.
 #[derive(Debug, Parser)]
@@ -85,7 +114,7 @@ pub enum Command {
         #[arg(long, value_name = "DATE", requires = "from")]
         to: Option<String>,
         /// Exactly these partitions (comma-separated keys or dates).
-        #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present = "from")]
+        #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present_any = ["from", "to"])]
         partitions: Vec<String>,
         /// Only print the plan: per partition, cached or run and why.
         #[arg(long)]
@@ -179,6 +208,13 @@ pub enum Command {
 }
 
 /// `dagrun cache` subcommands.
+impl Command {
+    /// Whether the command keeps going when stdout is closed (a run must not die half-way).
+    pub fn survives_closed_pipe(&self) -> bool {
+        matches!(self, Command::Run { .. } | Command::Backfill { plan: false, .. })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
     /// List cache entries.

@@ -1,6 +1,9 @@
-//! Exit codes: documented in README.md and docs/cli.md; scripts rely on them.
+//! Exit codes: documented in README.md and docs/cli.md; scripts rely on them. Every library
+//! error and run outcome is mapped to one here, in one place.
 
 use std::process::ExitCode;
+
+use dagrun_exec::{PrepareError, RunError, RunStatus};
 
 /// How a dagrun command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +28,51 @@ pub enum Exit {
     Interrupted = 130,
 }
 
+impl Exit {
+    /// The exit code of a finished run.
+    pub fn of_run(status: RunStatus) -> Exit {
+        match status {
+            RunStatus::Succeeded => Exit::Success,
+            // A scheduler can tell "a worse model was blocked" from "something broke".
+            RunStatus::Refused => Exit::GateRefused,
+            RunStatus::Failed => Exit::TaskFailed,
+            RunStatus::Interrupted | RunStatus::Running => Exit::Interrupted,
+        }
+    }
+
+    /// The exit code of a workflow that could not be prepared.
+    pub fn of_prepare(e: &PrepareError) -> Exit {
+        match e {
+            PrepareError::Invalid(_) => Exit::InvalidWorkflow,
+            PrepareError::Read(_) | PrepareError::UnknownTask(_) | PrepareError::Partition(_) => Exit::Usage,
+        }
+    }
+
+    /// The exit code of a run that could not start or finish.
+    pub fn of_run_error(e: &RunError) -> Exit {
+        match e {
+            RunError::Busy(_) => Exit::Busy,
+            RunError::Store(_) => Exit::Internal,
+        }
+    }
+}
+
 impl From<Exit> for ExitCode {
     fn from(e: Exit) -> ExitCode {
         ExitCode::from(e as u8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_outcomes_map_to_documented_codes() {
+        let codes: Vec<u8> = [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Refused, RunStatus::Interrupted]
+            .into_iter()
+            .map(|s| Exit::of_run(s) as u8)
+            .collect();
+        assert_eq!(codes, [0, 1, 4, 130]);
     }
 }

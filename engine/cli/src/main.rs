@@ -4,18 +4,28 @@ mod args;
 mod commands;
 mod env;
 mod exit;
+mod history;
+mod maintenance;
 mod plugin;
+mod printer;
 mod render;
 mod reporter;
+mod run;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    restore_sigpipe();
-    let cli = args::Cli::parse();
-    commands::dispatch(cli.command).into()
+    let command = match args::parse() {
+        Ok(cli) => cli.command,
+        Err(exit) => return exit.into(),
+    };
+    // A run must survive a closed stdout (`dagrun run --json | head -1`): its output goes
+    // through the printer, which stops writing instead. Other commands exit quietly on SIGPIPE
+    // like other command-line tools (`dagrun plan | head`).
+    if !command.survives_closed_pipe() {
+        restore_sigpipe();
+    }
+    commands::dispatch(command).into()
 }
 
 /// Rust ignores SIGPIPE, which makes `dagrun plan | head` panic on a closed pipe; restore the

@@ -1,7 +1,6 @@
 //! Reporters turn run events into output: progress bars on a TTY, plain lines otherwise, or JSON.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,27 +9,46 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use dagrun_exec::{Event, Reporter, TaskStatus};
 use dagrun_workflow::duration;
 
+use crate::printer::{errln, outln};
+
 /// One JSON object per line on stdout, for every event.
 #[derive(Debug, Default)]
 pub struct JsonReporter;
 
 impl Reporter for JsonReporter {
     fn report(&self, event: &Event) {
-        let line = serde_json::to_string(event).expect("events serialize");
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        outln!("{}", serde_json::to_string(event).expect("events serialize"));
     }
 }
 
-fn finished_line(task: &str, status: TaskStatus, ms: u64, saved_ms: u64, error: Option<&str>) -> String {
-    let d = duration::format(Duration::from_millis(ms));
+/// The line for a finished task; a failed or refused task's log follows on its own line.
+fn finished_line(event: &Event) -> String {
+    let Event::TaskFinished { task, status, duration_ms, saved_ms, error, log, .. } = event else {
+        return String::new();
+    };
+    let d = duration::format(Duration::from_millis(*duration_ms));
+    let error = error.as_deref();
+    let log_line = |line: String| match log {
+        Some(log) => format!("{line}\n           log: {log}"),
+        None => line,
+    };
     match status {
         TaskStatus::Succeeded => format!("  ok       {task} ({d})"),
         TaskStatus::Cached => {
-            format!("  cached   {task} (saved {})", duration::format(Duration::from_millis(saved_ms)))
+            format!("  cached   {task} (saved {})", duration::format(Duration::from_millis(*saved_ms)))
         }
-        TaskStatus::Failed => format!("  FAILED   {task} ({d}): {}", error.unwrap_or("failed")),
+        TaskStatus::Failed => log_line(format!("  FAILED   {task} ({d}): {}", error.unwrap_or("failed"))),
+        TaskStatus::Refused => log_line(format!("  REFUSED  {task} ({d}): {}", error.unwrap_or("refused"))),
         TaskStatus::Skipped => format!("  skipped  {task}: {}", error.unwrap_or("skipped")),
+    }
+}
+
+/// Lines for the events every reporter shows the same way (`None`: not one of them).
+fn notice(event: &Event) -> Option<String> {
+    match event {
+        Event::TasksLeftOut { tasks, reason } => Some(format!("  left out {}: {reason}", tasks.join(", "))),
+        Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache object: {error}")),
+        _ => None,
     }
 }
 
@@ -55,9 +73,8 @@ impl Reporter for PlainReporter {
                 first_line(error),
                 duration::format(Duration::from_millis(*delay_ms))
             ),
-            Event::TaskFinished { task, status, duration_ms, saved_ms, error, .. } => {
-                finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref())
-            }
+            Event::TaskFinished { .. } => finished_line(event),
+            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } => notice(event).unwrap_or_default(),
             Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
             Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
                 format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
@@ -65,7 +82,7 @@ impl Reporter for PlainReporter {
             Event::PluginBuildFinished { plugin, error: Some(e), .. } => format!("  FAILED   build of {plugin}: {e}"),
             Event::RunFinished { .. } => return,
         };
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        errln!("{line}");
     }
 }
 
@@ -136,15 +153,18 @@ impl Reporter for ProgressReporter {
                 let _ =
                     self.multi.println(format!("  retry    {task}: attempt {attempt} failed ({})", first_line(error)));
             }
-            Event::TaskFinished { task, status, duration_ms, saved_ms, error, .. } => {
+            Event::TaskFinished { task, status, .. } => {
                 if let Some(bar) = self.running.lock().expect("lock").remove(task) {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
                 self.overall.inc(1);
                 if *status != TaskStatus::Cached {
-                    let _ = self.multi.println(finished_line(task, *status, *duration_ms, *saved_ms, error.as_deref()));
+                    let _ = self.multi.println(finished_line(event));
                 }
+            }
+            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } => {
+                let _ = self.multi.println(notice(event).unwrap_or_default());
             }
             Event::PluginBuildStarted { plugin } => self.overall.set_message(format!("building {plugin}")),
             Event::PluginBuildFinished { plugin, error, .. } => {

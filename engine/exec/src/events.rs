@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::outcome::Failure;
+
 /// Final state of a task in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -12,7 +14,10 @@ pub enum TaskStatus {
     Cached,
     /// It failed (after its retries).
     Failed,
-    /// It did not run because something it needs failed (or the run was interrupted).
+    /// An evaluation gate refused the model: a decision, not a failure.
+    Refused,
+    /// It did not run because something it needs failed or was refused (or the run was
+    /// interrupted).
     Skipped,
 }
 
@@ -23,6 +28,7 @@ impl TaskStatus {
             TaskStatus::Succeeded => "succeeded",
             TaskStatus::Cached => "cached",
             TaskStatus::Failed => "failed",
+            TaskStatus::Refused => "refused",
             TaskStatus::Skipped => "skipped",
         }
     }
@@ -39,7 +45,7 @@ pub struct Counts {
     pub failed: usize,
     /// Skipped.
     pub skipped: usize,
-    /// Failed because an evaluation gate refused the model (counted in `failed` too).
+    /// Refused by an evaluation gate (not counted in `failed`).
     #[serde(default)]
     pub refused: usize,
 }
@@ -51,13 +57,14 @@ impl Counts {
             TaskStatus::Succeeded => self.succeeded += 1,
             TaskStatus::Cached => self.cached += 1,
             TaskStatus::Failed => self.failed += 1,
+            TaskStatus::Refused => self.refused += 1,
             TaskStatus::Skipped => self.skipped += 1,
         }
     }
 
     /// All tasks counted.
     pub fn total(&self) -> usize {
-        self.succeeded + self.cached + self.failed + self.skipped
+        self.succeeded + self.cached + self.failed + self.refused + self.skipped
     }
 }
 
@@ -71,8 +78,23 @@ pub enum RunStatus {
     Succeeded,
     /// At least one task failed.
     Failed,
+    /// Nothing failed, but an evaluation gate refused a model.
+    Refused,
     /// Stopped by Ctrl-C.
     Interrupted,
+}
+
+impl RunStatus {
+    /// Lower-case name (`running` for a run whose process died).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Refused => "refused",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// One thing that happened during a run. Serialized as `{"event": "...", ...}`.
@@ -124,14 +146,28 @@ pub enum Event {
         saved_ms: u64,
         /// Attempts made (0 for cached/skipped).
         attempts: u32,
-        /// The task failed because an evaluation gate refused the model.
-        gate_refused: bool,
-        /// Failure or skip reason.
+        /// How it failed (status `failed` only).
+        failure: Option<Failure>,
+        /// Failure, refusal or skip reason.
         error: Option<String>,
         /// Path of the task's captured output, when it ran.
         log: Option<String>,
         /// What a plugin returned as its summary (JSON), when it ran.
         summary: Option<serde_json::Value>,
+    },
+    /// Selected tasks left out of a partial run (see `Instances::left_out`).
+    TasksLeftOut {
+        /// Their names.
+        tasks: Vec<String>,
+        /// Why, and how to run them.
+        reason: String,
+    },
+    /// A cached output's object was corrupt: it was deleted and the task runs again.
+    CacheCorrupt {
+        /// The task whose cached output it was.
+        task: String,
+        /// What was wrong.
+        error: String,
     },
     /// Every instance of a partition reached its final state.
     PartitionFinished {

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use dagrun_cache::{Store, StoreError};
 
 use crate::events::{Counts, RunStatus, TaskStatus};
+use crate::outcome::Failure;
 
-/// Version of the run record format.
-pub const RUN_RECORD_VERSION: u32 = 1;
+/// Version of the run record format. Version 1 (before `refused` was a status of its own:
+/// refusals were counted in `failed` too) is read and converted.
+pub const RUN_RECORD_VERSION: u32 = 2;
 
 /// One task's line in a run record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,8 +30,14 @@ pub struct TaskRecord {
     pub saved_ms: u64,
     /// Attempts made.
     pub attempts: u32,
-    /// Failure or skip reason.
+    /// How it failed.
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    /// Failure, refusal or skip reason.
     pub error: Option<String>,
+    /// Its log, when it ran.
+    #[serde(default)]
+    pub log: Option<String>,
     /// A plugin's summary (JSON).
     #[serde(default)]
     pub summary: Option<serde_json::Value>,
@@ -81,10 +89,23 @@ impl RunRecord {
         names.into_iter().filter_map(|n| Self::load(store, n.trim_end_matches(".json"))).take(limit).collect()
     }
 
-    /// Loads one run by exact id.
+    /// Loads one run by exact id (converting older versions).
     pub fn load(store: &Store, id: &str) -> Option<RunRecord> {
         let bytes = std::fs::read(runs_dir(store).join(format!("{id}.json"))).ok()?;
-        serde_json::from_slice::<RunRecord>(&bytes).ok().filter(|r| r.version == RUN_RECORD_VERSION)
+        let mut r = serde_json::from_slice::<RunRecord>(&bytes).ok()?;
+        match r.version {
+            1 => {
+                // Version 1 counted refusals in `failed` too.
+                r.counts.failed = r.counts.failed.saturating_sub(r.counts.refused);
+                if r.status == RunStatus::Failed && r.counts.failed == 0 && r.counts.refused > 0 {
+                    r.status = RunStatus::Refused;
+                }
+                r.version = RUN_RECORD_VERSION;
+                Some(r)
+            }
+            RUN_RECORD_VERSION => Some(r),
+            _ => None,
+        }
     }
 
     /// Finds a run by id, unique id prefix, or `last`.
@@ -115,6 +136,22 @@ pub fn new_run_id(now_ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn version_1_records_count_refusals_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), dagrun_cache::Durability::NoFsync).unwrap();
+        let v1 = r#"{"version":1,"id":"20260101-000000000-00","workflow":"w.ron","workflow_name":"w",
+            "started_ms":1,"finished_ms":2,"status":"failed",
+            "counts":{"succeeded":2,"cached":0,"failed":1,"skipped":1,"refused":1},"saved_ms":0,
+            "tasks":[{"task":"evaluate","status":"failed","duration_ms":1,"key":null,"cached":false,
+            "saved_ms":0,"attempts":1,"error":"gate refused: accuracy 0.5 < min 0.7"}]}"#;
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("runs/20260101-000000000-00.json"), v1).unwrap();
+        let r = RunRecord::load(&store, "20260101-000000000-00").unwrap();
+        assert_eq!((r.status, r.counts.failed, r.counts.refused), (RunStatus::Refused, 0, 1));
+        assert_eq!(r.version, RUN_RECORD_VERSION);
+    }
 
     #[test]
     fn dates() {

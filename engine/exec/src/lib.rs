@@ -1,16 +1,22 @@
-//! Execution: runs a planned workflow on tokio with parallelism, retries, timeouts,
-//! cancellation, cache restore, events for reporters, and run history.
+//! Execution: the run API ([`prepare`], [`Engine::run`]), the scheduler, one module per task
+//! kind, the cache commit step, events for reporters, and run history.
 
-mod command;
+mod cancel;
+mod commit;
+mod engine;
 mod events;
 mod history;
-mod onnx_task;
-mod runner;
-mod task;
-mod wasm_task;
+mod job;
+mod kinds;
+mod outcome;
+mod scheduler;
+mod shared;
 
-pub use command::tail;
+pub use cancel::Cancel;
+pub use engine::{
+    Engine, LEFT_OUT_REASON, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare,
+};
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
 pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
-pub use onnx_task::{VERDICT_VERSION, Verdict};
-pub use runner::{ExecError, RunContext, RunOptions, run};
+pub use kinds::tail;
+pub use outcome::{Failure, TaskError};

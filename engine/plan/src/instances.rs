@@ -21,10 +21,7 @@ use crate::select::Selection;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PartitionSelection {
     /// The latest complete partition of each time scheme (every key of list schemes).
-    Latest {
-        /// Current time, Unix seconds.
-        now: i64,
-    },
+    Latest,
     /// The partitions with these keys, or containing the instants they name.
     Keys(Vec<String>),
     /// Partitions starting in `[from, to]`, Unix seconds.
@@ -83,6 +80,11 @@ pub struct Instances {
     order: Vec<usize>,
     /// Per instance: position of its partition among the run's partitions (for ordering).
     pub rank: Vec<i64>,
+    /// Selected tasks left out of a partial run (indices into `workflow.tasks`): unpartitioned
+    /// tasks that read every partition up to the latest, and what depends on them. Run on
+    /// fewer partitions they would see a truncated history (and could retrain and deploy a
+    /// model on it).
+    pub left_out: Vec<usize>,
 }
 
 /// Why a run's partitions could not be chosen.
@@ -109,14 +111,21 @@ pub enum PartitionError {
 }
 
 impl Instances {
-    /// Expands the selected tasks into instances for the chosen partitions.
+    /// Expands the selected tasks into instances for the chosen partitions; `now` (Unix
+    /// seconds) decides which partitions are complete.
+    ///
+    /// A run whose partitions end before the latest complete one (`--partition` of an older
+    /// day, a backfill of an older range) is partial: unpartitioned tasks reading a
+    /// `Partitions(...)` window, and their downstream, are left out of it (see [`Instances::left_out`]).
     pub fn expand(
         wf: &Workflow,
         tasks: &TaskGraph,
         selection: &Selection,
         partitions: &PartitionSelection,
+        now: i64,
     ) -> Result<Instances, PartitionError> {
-        let chosen = choose(wf, partitions)?;
+        let chosen = choose(wf, partitions, now)?;
+        let left_out = whole_history_tasks(wf, tasks, selection, &chosen, now);
         // The end of the run's range: where unpartitioned consumers' windows end.
         let run_end = chosen.values().flatten().map(|p| p.end).max();
         let by_name = wf.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
@@ -131,7 +140,7 @@ impl Instances {
         };
         let mut queue = VecDeque::new();
         for &t in tasks.topo_order() {
-            if !selection.included[t] {
+            if !selection.included[t] || left_out.contains(&t) {
                 continue;
             }
             match &wf.tasks[t].partitioned {
@@ -165,7 +174,7 @@ impl Instances {
         }
         let order = toposort(&graph, None).expect("the task graph is acyclic").into_iter().map(|n| graph[n]).collect();
         let rank = b.nodes.iter().map(|n| n.partition.as_ref().map_or(i64::MIN, |p| p.start)).collect();
-        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank })
+        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank, left_out })
     }
 
     /// Number of instances.
@@ -208,15 +217,52 @@ impl Instances {
     }
 }
 
+/// Selected unpartitioned tasks that read a window of a time scheme whose chosen partitions end
+/// before its latest complete one, and every selected task downstream of them.
+fn whole_history_tasks(
+    wf: &Workflow,
+    tasks: &TaskGraph,
+    selection: &Selection,
+    chosen: &BTreeMap<String, Vec<Partition>>,
+    now: i64,
+) -> Vec<usize> {
+    let truncated = |scheme_name: &str| {
+        let scheme = &wf.schemes[scheme_name];
+        let run_end = chosen.get(scheme_name).and_then(|c| c.iter().map(|p| p.end).max());
+        let latest_end = scheme.complete_before(now).last().map(|p| p.end);
+        scheme.is_time() && run_end < latest_end
+    };
+    let mut out: Vec<usize> = Vec::new();
+    for (t, task) in wf.tasks.iter().enumerate() {
+        let reads_truncated = task.partitioned.is_none()
+            && task.inputs.values().any(|input| match input {
+                Input::Partitions { task: up, .. } => {
+                    wf.task_index(up).and_then(|u| wf.tasks[u].partitioned.as_deref()).is_some_and(&truncated)
+                }
+                _ => false,
+            });
+        if selection.included[t] && reads_truncated {
+            out.extend(tasks.with_descendants(t).into_iter().filter(|&d| selection.included[d]));
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The partitions of each scheme that the run covers.
-fn choose(wf: &Workflow, sel: &PartitionSelection) -> Result<BTreeMap<String, Vec<Partition>>, PartitionError> {
+fn choose(
+    wf: &Workflow,
+    sel: &PartitionSelection,
+    now: i64,
+) -> Result<BTreeMap<String, Vec<Partition>>, PartitionError> {
     let used: std::collections::BTreeSet<&String> = wf.tasks.iter().filter_map(|t| t.partitioned.as_ref()).collect();
     let mut out = BTreeMap::new();
     for name in used {
         let scheme = &wf.schemes[name];
         let parts = match sel {
-            PartitionSelection::Latest { now } => {
-                let all = scheme.complete_before(*now);
+            PartitionSelection::Latest => {
+                let all = scheme.complete_before(now);
                 match scheme {
                     Scheme::List(_) => all,
                     Scheme::Time { .. } => all.last().cloned().into_iter().collect(),
@@ -248,7 +294,7 @@ fn choose(wf: &Workflow, sel: &PartitionSelection) -> Result<BTreeMap<String, Ve
         };
         if parts.is_empty() {
             let why = match sel {
-                PartitionSelection::Latest { .. } => "no partition has ended yet".to_owned(),
+                PartitionSelection::Latest => "no partition has ended yet".to_owned(),
                 PartitionSelection::Range { .. } => "none starts in the range".to_owned(),
                 PartitionSelection::Keys(_) => "none matches".to_owned(),
             };

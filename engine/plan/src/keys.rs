@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, InputDigest, KeyInputs, Manifest, StatCache, Store, StoreError, canonical_json,
-    manifest_digest,
+    ActionEntry, ActionKey, Change, Digest, InputDigest, KeyInputs, Manifest, ObjectDigest, StatCache, Store,
+    StoreError, canonical_json, manifest_digest,
 };
 use dagrun_workflow::partition::render;
 use dagrun_workflow::{Task, TaskKind, Workflow};
@@ -75,11 +75,12 @@ pub struct KeyContext<'a> {
 /// A task's key and, when cached, the entry it hits.
 #[derive(Debug, Clone)]
 pub struct Probe {
-    /// The resolved key inputs.
-    pub inputs: KeyInputs,
-    /// Their key.
+    /// The key inputs and the files behind them.
+    pub resolved: Resolved,
+    /// The key.
     pub key: ActionKey,
-    /// The cache entry, on a hit.
+    /// The cache entry, on a hit. Its `key` differs from [`Probe::key`] when an evaluation's
+    /// candidate became the champion since (the entry that promoted it still holds).
     pub hit: Option<ActionEntry>,
 }
 
@@ -172,13 +173,55 @@ pub fn instance_params(wf: &Workflow, inst: &Instances, i: usize) -> serde_json:
     params.iter().map(|(k, v)| (k.clone(), fill(v, &node.vars))).collect()
 }
 
+/// One input file whose bytes went into the key: the task receives exactly this file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputFile {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// Its content digest, as hashed into the key.
+    pub digest: ObjectDigest,
+}
+
+/// One named input as a task receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedInput {
+    /// The files, in key order.
+    pub files: Vec<InputFile>,
+    /// A list input (`Glob`, `Partitions`) rather than one file.
+    pub list: bool,
+}
+
+/// A model taken from a registry when the key was computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryModel {
+    /// Its version (`v0003`).
+    pub version: String,
+    /// The model file.
+    pub path: PathBuf,
+    /// Its content digest.
+    pub digest: ObjectDigest,
+}
+
+/// Everything key resolution found: the key inputs, and the files behind them.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// What goes into the key.
+    pub inputs: KeyInputs,
+    /// Per input name: the files whose digests are in `inputs`.
+    pub files: BTreeMap<String, ResolvedInput>,
+    /// `OnnxPredict` with `deployed`: the model it scores with.
+    pub deployed: Option<RegistryModel>,
+    /// `OnnxEval` with a champion gate: the deployed champion (also when it is the candidate).
+    pub champion: Option<RegistryModel>,
+}
+
 /// Resolves the key inputs of instance `i`, given the manifests of its finished upstream instances.
 pub fn key_inputs(
     ctx: &KeyContext<'_>,
     inst: &Instances,
     i: usize,
     upstream: &HashMap<usize, &Manifest>,
-) -> Result<KeyInputs, KeyError> {
+) -> Result<Resolved, KeyError> {
     let wf = ctx.workflow;
     let node = &inst.nodes[i];
     let task = &wf.tasks[node.task];
@@ -186,55 +229,61 @@ pub fn key_inputs(
         upstream
             .get(&u)
             .and_then(|m| m.get(o))
-            .map(|r| r.digest)
+            .map(|r| InputFile { path: wf.dir.join(&r.path), digest: r.digest })
             .ok_or_else(|| KeyError::MissingUpstream { task: inst.nodes[u].name.clone(), output: o.to_owned() })
     };
     let mut inputs = BTreeMap::new();
+    let mut files = BTreeMap::new();
     for (name, source) in &inst.sources[i] {
-        let digest = match source {
+        let (digest, resolved) = match source {
             Source::File(p) => {
-                let (d, _) = ctx.stat.digest(&resolve_path(wf, p), ctx.verify).map_err(|source| KeyError::Input {
+                let path = resolve_path(wf, p);
+                let (d, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
                     input: name.clone(),
                     path: p.clone(),
                     source,
                 })?;
-                InputDigest::Files(vec![(p.clone(), d)])
+                (InputDigest::Files(vec![(p.clone(), d)]), single(InputFile { path, digest: d }))
             }
-            Source::Glob(pattern) => InputDigest::Files(glob_files(ctx, name, pattern)?),
-            Source::Output { instance, output } => InputDigest::Output {
-                task: wf.tasks[inst.nodes[*instance].task].name.clone(),
-                output: output.clone(),
-                digest: output_of(*instance, output)?,
-            },
+            Source::Glob(pattern) => {
+                let (shown, found) = glob_files(ctx, name, pattern)?;
+                (InputDigest::Files(shown), ResolvedInput { files: found, list: true })
+            }
+            Source::Output { instance, output } => {
+                let f = output_of(*instance, output)?;
+                let task = wf.tasks[inst.nodes[*instance].task].name.clone();
+                (InputDigest::Output { task, output: output.clone(), digest: f.digest }, single(f))
+            }
             Source::Partitions { instances, output } => {
                 let task = instances.first().map_or(String::new(), |&u| wf.tasks[inst.nodes[u].task].name.clone());
+                let found = instances.iter().map(|&u| output_of(u, output)).collect::<Result<Vec<_>, _>>()?;
                 let parts = instances
                     .iter()
-                    .map(|&u| {
-                        let key = inst.nodes[u].partition.as_ref().map_or(String::new(), |p| p.key.clone());
-                        output_of(u, output).map(|d| (key, d))
+                    .zip(&found)
+                    .map(|(&u, f)| {
+                        (inst.nodes[u].partition.as_ref().map_or(String::new(), |p| p.key.clone()), f.digest)
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
-                InputDigest::Partitions { task, output: output.clone(), parts }
+                    .collect();
+                (
+                    InputDigest::Partitions { task, output: output.clone(), parts },
+                    ResolvedInput { files: found, list: true },
+                )
             }
         };
         inputs.insert(name.clone(), digest);
+        files.insert(name.clone(), resolved);
     }
-    if let TaskKind::OnnxEval(o) = &task.kind {
-        champion_input(ctx, o, &mut inputs)?;
-    }
-    if let TaskKind::OnnxPredict(p) = &task.kind
-        && let Some(d) = &p.deployed
-    {
-        let (version, model) = deployed_model(ctx.workflow, d)?;
-        let (digest, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
-            input: DEPLOYED_INPUT.into(),
-            path: version.clone(),
-            source,
-        })?;
-        let shown = format!("{}/{}/{version}/model.onnx", d.registry, d.name);
-        inputs.insert(DEPLOYED_INPUT.to_owned(), InputDigest::Files(vec![(shown, digest)]));
-    }
+    let champion = match &task.kind {
+        TaskKind::OnnxEval(o) => champion_input(ctx, o, &mut inputs)?,
+        _ => None,
+    };
+    let deployed = match &task.kind {
+        TaskKind::OnnxPredict(p) => match &p.deployed {
+            Some(d) => Some(deployed_input(ctx, d, &mut inputs)?),
+            None => None,
+        },
+        _ => None,
+    };
     let mut after = BTreeMap::new();
     for dep in &task.after {
         let u = inst
@@ -244,7 +293,7 @@ pub fn key_inputs(
         let m = upstream.get(&u).ok_or_else(|| KeyError::MissingUpstream { task: dep.clone(), output: "*".into() })?;
         after.insert(dep.clone(), manifest_digest(m));
     }
-    Ok(KeyInputs {
+    let inputs = KeyInputs {
         kind: task.kind.label().to_owned(),
         code: code_digest(ctx, task)?,
         params: Digest::of(canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i))).as_bytes()),
@@ -252,11 +301,33 @@ pub fn key_inputs(
         outputs: instance_outputs(wf, inst, i),
         upstream: after,
         partition: node.partition.as_ref().map(|p| p.key.clone()),
-    })
+    };
+    Ok(Resolved { inputs, files, deployed, champion })
+}
+
+fn single(f: InputFile) -> ResolvedInput {
+    ResolvedInput { files: vec![f], list: false }
 }
 
 /// Name of the synthetic key input holding the deployed model an `OnnxPredict` task uses.
 pub const DEPLOYED_INPUT: &str = "@deployed";
+
+/// The deployed model an `OnnxPredict` task scores with: looked up once, hashed into the key.
+fn deployed_input(
+    ctx: &KeyContext<'_>,
+    d: &dagrun_workflow::DeployedDef,
+    inputs: &mut BTreeMap<String, InputDigest>,
+) -> Result<RegistryModel, KeyError> {
+    let (version, path) = deployed_model(ctx.workflow, d)?;
+    let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+        input: DEPLOYED_INPUT.into(),
+        path: version.clone(),
+        source,
+    })?;
+    let shown = format!("{}/{}/{version}/model.onnx", d.registry, d.name);
+    inputs.insert(DEPLOYED_INPUT.to_owned(), InputDigest::Files(vec![(shown, digest)]));
+    Ok(RegistryModel { version, path, digest })
+}
 
 /// The model currently deployed as `d.name` in `d.registry`: its version and file.
 pub fn deployed_model(wf: &Workflow, d: &dagrun_workflow::DeployedDef) -> Result<(String, PathBuf), KeyError> {
@@ -272,68 +343,76 @@ pub fn deployed_model(wf: &Workflow, d: &dagrun_workflow::DeployedDef) -> Result
 pub const CHAMPION_INPUT: &str = "@champion";
 
 /// The champion is part of what a gated evaluation sees, unless it is the candidate itself
-/// (right after deploying it): then the earlier verdict still holds and the task stays cached.
+/// (right after deploying it): then the earlier verdict still holds (see [`probe`]).
 fn champion_input(
     ctx: &KeyContext<'_>,
     o: &dagrun_workflow::OnnxEvalTask,
     inputs: &mut BTreeMap<String, InputDigest>,
-) -> Result<(), KeyError> {
-    let Some(c) = o.gate.as_ref().and_then(|g| g.champion.as_ref()) else { return Ok(()) };
-    let Some((version, model)) = dagrun_cache::registry::current(&resolve_path(ctx.workflow, &c.registry), &c.name)
+) -> Result<Option<RegistryModel>, KeyError> {
+    let Some(c) = o.gate.as_ref().and_then(|g| g.champion.as_ref()) else { return Ok(None) };
+    let Some((version, path)) = dagrun_cache::registry::current(&resolve_path(ctx.workflow, &c.registry), &c.name)
     else {
-        return Ok(());
+        return Ok(None);
     };
-    let (d, _) = ctx.stat.digest(&model, ctx.verify).map_err(|source| KeyError::Input {
+    let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
         input: CHAMPION_INPUT.into(),
         path: version.clone(),
         source,
     })?;
-    let candidate = match inputs.get(&o.model) {
+    if candidate_digest(inputs, &o.model) != Some(digest) {
+        let shown = format!("{}/{}/{version}/model.onnx", c.registry, c.name);
+        inputs.insert(CHAMPION_INPUT.to_owned(), InputDigest::Files(vec![(shown, digest)]));
+    }
+    Ok(Some(RegistryModel { version, path, digest }))
+}
+
+fn candidate_digest(inputs: &BTreeMap<String, InputDigest>, model: &str) -> Option<ObjectDigest> {
+    match inputs.get(model) {
         Some(InputDigest::Files(files)) => files.first().map(|(_, d)| *d),
         Some(InputDigest::Output { digest, .. }) => Some(*digest),
         _ => None,
-    };
-    if candidate != Some(d) {
-        let shown = format!("{}/{}/{version}/model.onnx", c.registry, c.name);
-        inputs.insert(CHAMPION_INPUT.to_owned(), InputDigest::Files(vec![(shown, d)]));
     }
-    Ok(())
 }
 
-fn glob_files(
-    ctx: &KeyContext<'_>,
-    name: &str,
-    pattern: &str,
-) -> Result<Vec<(String, dagrun_cache::ObjectDigest)>, KeyError> {
+/// Files as the key shows them: `(path as written or matched, digest)`.
+type ShownFiles = Vec<(String, ObjectDigest)>;
+
+/// The files a glob matches, sorted: as shown in the key (relative when written relative) and
+/// as the task receives them.
+fn glob_files(ctx: &KeyContext<'_>, name: &str, pattern: &str) -> Result<(ShownFiles, Vec<InputFile>), KeyError> {
     let wf = ctx.workflow;
     let full = resolve_path(wf, pattern);
     let relative = !Path::new(pattern).is_absolute();
-    let mut files = Vec::new();
     let paths = glob::glob(&full.to_string_lossy()).map_err(|e| KeyError::Unsupported(e.to_string()))?;
+    let mut found: Vec<(String, InputFile)> = Vec::new();
     for path in paths.flatten().filter(|p| p.is_file()) {
         let shown = match (relative, path.strip_prefix(&wf.dir)) {
             (true, Ok(rel)) => rel.to_string_lossy().into_owned(),
             _ => path.to_string_lossy().into_owned(),
         };
-        let (d, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+        let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
             input: name.to_owned(),
             path: shown.clone(),
             source,
         })?;
-        files.push((shown, d));
+        found.push((shown, InputFile { path, digest }));
     }
-    if files.is_empty() {
+    if found.is_empty() {
         return Err(KeyError::EmptyGlob {
             input: name.to_owned(),
             pattern: pattern.to_owned(),
             dir: wf.dir.display().to_string(),
         });
     }
-    files.sort();
-    Ok(files)
+    found.sort_by(|a, b| (&a.0, a.1.digest).cmp(&(&b.0, b.1.digest)));
+    Ok(found.into_iter().map(|(shown, f)| ((shown.clone(), f.digest), f)).unzip())
 }
 
 /// Computes an instance's key and looks it up.
+///
+/// A gated evaluation whose candidate has since been deployed (it is now the champion) is not
+/// evaluated again against itself: the entry of the evaluation that promoted it is a hit, when
+/// nothing else changed since.
 pub fn probe(
     ctx: &KeyContext<'_>,
     store: &Store,
@@ -341,10 +420,23 @@ pub fn probe(
     i: usize,
     upstream: &HashMap<usize, &Manifest>,
 ) -> Result<Probe, KeyError> {
-    let inputs = key_inputs(ctx, inst, i, upstream)?;
-    let key = inputs.key();
-    let hit = store.get_action(&key);
-    Ok(Probe { inputs, key, hit })
+    let resolved = key_inputs(ctx, inst, i, upstream)?;
+    let key = resolved.inputs.key();
+    let mut hit = store.get_action(&key);
+    let promoted = resolved.champion.is_some() && !resolved.inputs.inputs.contains_key(CHAMPION_INPUT);
+    if hit.is_none() && promoted {
+        hit = promoting_entry(store, &last_run_name(ctx.workflow, &inst.nodes[i].name), &resolved.inputs);
+    }
+    Ok(Probe { resolved, key, hit })
+}
+
+/// The entry of the last evaluation of this task, if it differs from `inputs` only by the
+/// champion it was compared with (the candidate has been deployed since).
+fn promoting_entry(store: &Store, task: &str, inputs: &KeyInputs) -> Option<ActionEntry> {
+    let last = store.last_run(task)?;
+    let mut before = last.inputs.clone();
+    before.inputs.remove(CHAMPION_INPUT)?;
+    (before == *inputs).then(|| store.get_action(&last.key)).flatten()
 }
 
 /// The name a task instance's last key is recorded under: workflows sharing a state directory
@@ -363,8 +455,143 @@ pub fn explain_miss(store: &Store, task: &str, inputs: &KeyInputs, key: &ActionK
             if changes.is_empty() {
                 vec!["key format changed".to_owned()]
             } else {
-                changes.iter().map(ToString::to_string).collect()
+                changes.iter().map(describe_change).collect()
             }
         }
+    }
+}
+
+/// A change in words; the synthetic registry inputs get their own wording.
+fn describe_change(c: &Change) -> String {
+    match c {
+        Change::InputAdded(n) | Change::InputChanged { name: n, .. } | Change::InputRemoved(n)
+            if n == CHAMPION_INPUT =>
+        {
+            "the deployed champion changed".to_owned()
+        }
+        Change::InputAdded(n) | Change::InputChanged { name: n, .. } | Change::InputRemoved(n)
+            if n == DEPLOYED_INPUT =>
+        {
+            "the deployed model changed".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Selection, TaskGraph};
+    use dagrun_cache::Durability;
+    use dagrun_workflow::Source as Text;
+
+    fn workflow(dir: &Path, src: &str) -> Workflow {
+        Workflow::from_source(Text::new("wf.ron", src), dir.to_owned()).unwrap()
+    }
+
+    const KINDS: &str = r#"Workflow(name: "k", tasks: [
+        Task(name: "cmd", kind: Command(run: "python train.py", env: {"SEED": "7"}), outputs: {"m": "m.onnx"}),
+        Task(name: "eval", kind: OnnxEval(model: "m", data: "d", label: "y",
+             gate: Gate(min: {"accuracy": 0.7}, champion: Champion(registry: "reg", name: "churn", metric: "accuracy", margin: 0.01))),
+             inputs: {"m": Output("cmd", "m"), "d": File("d.csv")}, outputs: {"metrics": "vm.json", "verdict": "v.json"}),
+        Task(name: "strict", kind: OnnxEval(model: "m", data: "d", label: "y",
+             gate: Gate(champion: Champion(registry: "reg", name: "churn", metric: "accuracy", strict: true))),
+             inputs: {"m": Output("cmd", "m"), "d": File("d.csv")}, outputs: {"metrics": "sm.json", "verdict": "s.json"}),
+        Task(name: "predict", kind: OnnxPredict(data: "d", deployed: Deployed(registry: "reg", name: "churn")),
+             inputs: {"d": File("d.csv")}, outputs: {"predictions": "p.csv"}),
+    ])"#;
+
+    /// What goes into a task's code digest is part of the key contract: a change here changes
+    /// every key of that kind, so it must be deliberate (bump `KEY_SCHEMA` or accept the reruns).
+    #[test]
+    fn pinned_code_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let wf = workflow(dir.path(), KINDS);
+        let store = Store::absent(dir.path());
+        let stat = StatCache::load(&store);
+        let plugins = HashMap::new();
+        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+        let hex: Vec<String> = wf.tasks.iter().map(|t| code_digest(&ctx, t).unwrap().to_hex()).collect();
+        assert_eq!(
+            hex,
+            [
+                "cd7c9f5a4655e901f5680687e59a82ae2ca633cb885671f33e86497faf23f6c6",
+                "54c03a7bf27e6d3bd9e0b944532cca5136816a7024620b300c0871285c5f0665",
+                "c1c7e2b5fdf723e5a3762bcd409bbba1660153f55f26389247cabba027109a35",
+                "a34368207ebfae488cedb0d8fb41788f3f3fe6344533cede5246f53a258f026b",
+            ]
+        );
+    }
+
+    /// Ten daily partitions; `model` reads them all.
+    const DAYS: &str = r#"Workflow(name: "h", partitions: {"days": Daily(start: "2025-01-01", end: "2025-01-10")}, tasks: [
+        Task(name: "prep", partitioned: "days", kind: Command(run: "x"), inputs: {"raw": File("data/{date}.csv")}, outputs: {"o": "out/{date}.txt"}),
+        Task(name: "model", kind: Command(run: "x"), inputs: {"days": Partitions(task: "prep", output: "o")}, outputs: {"m": "m.txt"}),
+        Task(name: "week", partitioned: "days", kind: Command(run: "x"), inputs: {"w": Partitions(task: "prep", output: "o", last: 3)}, outputs: {"o": "w/{date}.txt"}),
+    ])"#;
+
+    fn expand(wf: &Workflow, sel: &PartitionSelectionArg) -> Instances {
+        let graph = TaskGraph::build(wf).unwrap();
+        let now = 1_800_000_000; // 2027: every partition is complete
+        Instances::expand(wf, &graph, &Selection::all(wf.tasks.len()), sel, now).unwrap()
+    }
+
+    type PartitionSelectionArg = crate::PartitionSelection;
+
+    #[test]
+    fn an_older_partition_leaves_whole_history_tasks_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let wf = workflow(dir.path(), DAYS);
+        let partial = expand(&wf, &crate::PartitionSelection::Keys(vec!["2025-01-05".into()]));
+        assert_eq!(partial.left_out, [1], "model is left out");
+        assert!(partial.nodes.iter().all(|n| wf.tasks[n.task].name != "model"));
+        assert!(partial.nodes.iter().any(|n| n.name == "week@2025-01-05"), "partitioned windows still run");
+        let latest = expand(&wf, &crate::PartitionSelection::Latest);
+        assert!(latest.left_out.is_empty());
+        let model = latest.nodes.iter().position(|n| n.name == "model").unwrap();
+        let Source::Partitions { instances, .. } = &latest.sources[model]["days"] else { panic!() };
+        assert_eq!(instances.len(), 10, "the whole history");
+    }
+
+    #[test]
+    fn the_task_receives_the_files_whose_digests_are_in_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        for d in 1..=10 {
+            std::fs::write(dir.path().join(format!("data/2025-01-{d:02}.csv")), format!("{d}\n")).unwrap();
+        }
+        let wf = workflow(dir.path(), DAYS);
+        let inst = expand(&wf, &crate::PartitionSelection::Keys(vec!["2025-01-03".into()]));
+        let store = Store::open(&dir.path().join(".dagrun"), Durability::NoFsync).unwrap();
+        let stat = StatCache::load(&store);
+        let plugins = HashMap::new();
+        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+        let prep = inst.nodes.iter().position(|n| n.name == "prep@2025-01-03").unwrap();
+        let r = key_inputs(&ctx, &inst, prep, &HashMap::new()).unwrap();
+        let file = &r.files["raw"].files[0];
+        assert_eq!(file.path, dir.path().join("data/2025-01-03.csv"));
+        assert_eq!(r.inputs.inputs["raw"], InputDigest::Files(vec![("data/2025-01-03.csv".into(), file.digest)]));
+        assert_eq!(file.digest, dagrun_cache::hash_file(&file.path).unwrap().0);
+        // A window's files come from the upstream manifests, in partition order.
+        let week = inst.nodes.iter().position(|n| n.name == "week@2025-01-03").unwrap();
+        let ups: Vec<usize> = inst.upstream(week).collect();
+        let manifests: Vec<Manifest> = ups
+            .iter()
+            .map(|&u| {
+                let rel = format!("out/{}.txt", inst.nodes[u].partition.as_ref().unwrap().key);
+                let digest = dagrun_cache::ObjectDigest(Digest::of(rel.as_bytes()));
+                let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false };
+                [("o".to_owned(), rec)].into_iter().collect()
+            })
+            .collect();
+        let upstream: HashMap<usize, &Manifest> = ups.iter().copied().zip(manifests.iter()).collect();
+        let r = key_inputs(&ctx, &inst, week, &upstream).unwrap();
+        let got: Vec<PathBuf> = r.files["w"].files.iter().map(|f| f.path.clone()).collect();
+        let want: Vec<PathBuf> = ["2025-01-01", "2025-01-02", "2025-01-03"]
+            .iter()
+            .map(|d| dir.path().join(format!("out/{d}.txt")))
+            .collect();
+        assert_eq!(got, want);
+        assert!(r.files["w"].list);
     }
 }

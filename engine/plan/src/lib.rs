@@ -10,8 +10,9 @@ mod select;
 pub use graph::TaskGraph;
 pub use instances::{Instance, Instances, PartitionError, PartitionSelection, Source};
 pub use keys::{
-    KeyContext, KeyError, Probe, code_digest, deployed_model, explain_miss, instance_outputs, instance_params,
-    key_inputs, last_run_name, probe, resolve_path,
+    CHAMPION_INPUT, DEPLOYED_INPUT, InputFile, KeyContext, KeyError, Probe, RegistryModel, Resolved, ResolvedInput,
+    code_digest, deployed_model, explain_miss, instance_outputs, instance_params, key_inputs, last_run_name, probe,
+    resolve_path,
 };
 pub use plan::{Decision, PlannedTask, plan};
 pub use render::{dot, mermaid};

@@ -80,7 +80,12 @@ pub fn plan(inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'
                     }
                     None => Decision::Run {
                         key: Some(p.key.0.to_hex()),
-                        reasons: explain_miss(store, &last_run_name(ctx.workflow, &node.name), &p.inputs, &p.key),
+                        reasons: explain_miss(
+                            store,
+                            &last_run_name(ctx.workflow, &node.name),
+                            &p.resolved.inputs,
+                            &p.key,
+                        ),
                     },
                 },
             }

@@ -233,6 +233,10 @@ pub struct ChampionDef {
     /// What to do when nothing is deployed yet (default `Pass`).
     #[serde(default)]
     pub if_none: NoChampion,
+    /// Require a strict improvement: a tie with the champion (within `margin`) is refused
+    /// (default `false`: at least as good passes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 /// Policy when no champion is deployed yet.

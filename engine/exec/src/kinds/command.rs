@@ -1,4 +1,5 @@
-//! Runs one attempt of a `Command` task: `sh -c`, output captured to a log, timeout and cancellation.
+//! The `Command` kind: `sh -c` with `DAGRUN_*` variables, output captured to a log, timeout and
+//! cancellation (the whole process group is killed), and orphans of a killed run reaped.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -7,11 +8,16 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use dagrun_workflow::duration;
+use dagrun_plan::instance_params;
+use dagrun_workflow::{CommandTask, duration};
+
+use crate::cancel::cancelled;
+use crate::kinds::{Attempt, AttemptFuture, Job, Kind};
+use crate::outcome::{AttemptError, Failure, TaskError};
 
 /// Everything one attempt needs.
 #[derive(Debug, Clone)]
-pub struct CommandSpec {
+struct CommandSpec {
     /// The shell command line.
     pub run: String,
     /// Environment variables added to the inherited environment.
@@ -27,51 +33,67 @@ pub struct CommandSpec {
     pub procs: PathBuf,
 }
 
-/// Why an attempt failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AttemptError {
-    /// The command exited non-zero or was killed by a signal.
-    #[error("{status}{}", tail_text(.tail))]
-    Exit {
-        /// "exit code 3" or "killed by signal 9".
-        status: String,
-        /// The last lines of its output.
-        tail: String,
-    },
-    /// The command ran longer than its timeout and was killed.
-    #[error("timed out after {} (the task's `timeout`)", duration::format(*.0))]
-    Timeout(Duration),
-    /// The shell could not be started or the log not written.
-    #[error("cannot start `sh`: {0}")]
-    Spawn(std::io::Error),
-    /// The run was interrupted.
-    #[error("interrupted")]
-    Cancelled,
-    /// An evaluation gate refused the model (not retried).
-    #[error("{0}")]
-    GateRefused(String),
-    /// A failure that would repeat identically (e.g. invalid params): not retried.
-    #[error("{0}")]
-    Permanent(String),
-    /// A WASM plugin run failed (the message is complete).
-    #[error("{0}")]
-    Plugin(String),
+/// A `Command` task prepared for one instance.
+#[derive(Debug)]
+pub(crate) struct CommandKind {
+    spec: CommandSpec,
+}
+
+impl CommandKind {
+    pub(crate) fn new(job: &Job<'_>, c: &CommandTask) -> CommandKind {
+        let run = job.run;
+        CommandKind {
+            spec: CommandSpec {
+                run: c.run.clone(),
+                env: command_env(job, c.env.iter()),
+                cwd: run.workflow.dir.clone(),
+                log: job.log.to_owned(),
+                timeout: job.task().timeout,
+                procs: run.store.root().join("procs"),
+            },
+        }
+    }
+}
+
+impl Kind for CommandKind {
+    fn attempt<'a>(&'a self, a: Attempt<'a>) -> AttemptFuture<'a> {
+        Box::pin(async move { run_attempt(&self.spec, a.cancel).await.map(|()| None) })
+    }
+}
+
+/// `DAGRUN_*` variables: task, run, partition, params, and one variable per input and output.
+fn command_env<'a>(job: &Job<'_>, user: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
+    let run = job.run;
+    let node = &run.instances.nodes[job.index];
+    let var = |prefix: &str, name: &str| format!("{prefix}{}", name.to_uppercase().replace('-', "_"));
+    let abs = |p: &Path| p.display().to_string();
+    let params = instance_params(&run.workflow, &run.instances, job.index);
+    let mut env = vec![
+        ("DAGRUN_TASK".to_owned(), job.task().name.clone()),
+        ("DAGRUN_RUN_ID".to_owned(), run.run_id.clone()),
+        ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(&run.workflow.dir)),
+        ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(params).to_string()),
+    ];
+    if let Some(p) = &node.partition {
+        env.push(("DAGRUN_PARTITION".to_owned(), p.key.clone()));
+    }
+    for (name, input) in &job.probe.resolved.files {
+        let value = if input.list {
+            input.files.iter().map(|f| abs(&f.path)).collect::<Vec<_>>().join("\n")
+        } else {
+            input.files.first().map(|f| abs(&f.path)).unwrap_or_default()
+        };
+        env.push((var("DAGRUN_IN_", name), value));
+    }
+    for (name, path) in job.outputs {
+        env.push((var("DAGRUN_OUT_", name), abs(path)));
+    }
+    env.extend(user.map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 fn tail_text(tail: &str) -> String {
     if tail.is_empty() { String::new() } else { format!("; last output:\n{tail}") }
-}
-
-/// Resolves once the run is interrupted (never, if the sender is gone without interrupting).
-pub(crate) async fn cancelled(rx: &mut watch::Receiver<bool>) {
-    loop {
-        if *rx.borrow_and_update() {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-    }
 }
 
 /// The last `n` lines of a file (best effort).
@@ -81,13 +103,17 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+fn spawn_error(e: std::io::Error) -> AttemptError {
+    AttemptError::Failed(TaskError::new(Failure::Spawn, format!("cannot start `sh`: {e}")))
+}
+
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
-pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
+async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     if let Some(dir) = spec.log.parent() {
-        dagrun_cache::ensure_dir(dir).map_err(AttemptError::Spawn)?;
+        dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
     }
-    let log = std::fs::File::create(&spec.log).map_err(AttemptError::Spawn)?;
-    let log2 = log.try_clone().map_err(AttemptError::Spawn)?;
+    let log = std::fs::File::create(&spec.log).map_err(spawn_error)?;
+    let log2 = log.try_clone().map_err(spawn_error)?;
     // An absolute path skips the PATH search (measurable when a backfill starts thousands).
     let shell = if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" };
     let mut cmd = Command::new(shell);
@@ -100,7 +126,7 @@ pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>)
         .stderr(log2)
         .kill_on_drop(true);
     process_group::configure(&mut cmd);
-    let mut child = cmd.spawn().map_err(AttemptError::Spawn)?;
+    let mut child = cmd.spawn().map_err(spawn_error)?;
     let pid = child.id();
     let _record = pid.map(|p| ProcRecord::new(&spec.procs, p));
     let sleep = async {
@@ -110,11 +136,12 @@ pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>)
         }
     };
     let status = tokio::select! {
-        status = child.wait() => status.map_err(AttemptError::Spawn)?,
+        status = child.wait() => status.map_err(spawn_error)?,
         () = sleep => {
             process_group::kill(pid);
             let _ = child.wait().await;
-            return Err(AttemptError::Timeout(spec.timeout.unwrap_or_default()));
+            let after = duration::format(spec.timeout.unwrap_or_default());
+            return Err(TaskError::new(Failure::Timeout, format!("timed out after {after} (the task's `timeout`)")).into());
         }
         () = cancelled(cancel) => {
             process_group::kill(pid);
@@ -125,21 +152,21 @@ pub async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>)
     if status.success() {
         return Ok(());
     }
-    let status_text = match status.code() {
-        Some(code) => format!("exit code {code}"),
+    let (failure, status_text) = match status.code() {
+        Some(code) => (Failure::ExitCode { code }, format!("exit code {code}")),
         None => {
             #[cfg(unix)]
-            {
+            let signal = {
                 use std::os::unix::process::ExitStatusExt;
-                format!("killed by signal {}", status.signal().unwrap_or(0))
-            }
+                status.signal().unwrap_or(0)
+            };
             #[cfg(not(unix))]
-            {
-                "terminated".to_owned()
-            }
+            let signal = 0;
+            (Failure::Signal { signal }, format!("killed by signal {signal}"))
         }
     };
-    Err(AttemptError::Exit { status: status_text, tail: tail(&spec.log, 20) })
+    let message = format!("{status_text}{}", tail_text(&tail(&spec.log, 20)));
+    Err(TaskError::new(failure, message).into())
 }
 
 /// A file `<procs>/<pgid>` holding dagrun's pid while the process group runs.

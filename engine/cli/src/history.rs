@@ -1,0 +1,102 @@
+//! `dagrun runs` and `dagrun show`: the run history.
+
+use std::path::Path;
+
+use dagrun_exec::{RunRecord, RunStatus, TaskStatus};
+
+use crate::args::StateArgs;
+use crate::commands::{error, existing_store, ms};
+use crate::exit::Exit;
+
+pub fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let store = match existing_store(state, workflow)? {
+        Ok(store) => store,
+        Err(dir) => {
+            if !json {
+                println!("no runs recorded: no state directory at {}", dir.display());
+            }
+            return Ok(Exit::Success);
+        }
+    };
+    let records = RunRecord::list(&store, limit);
+    if json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r).expect("serializes"));
+        }
+        return Ok(Exit::Success);
+    }
+    if records.is_empty() {
+        println!("no runs recorded in {}", store.root().display());
+        return Ok(Exit::Success);
+    }
+    println!(
+        "{:21}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>7}  {:>8}  {:>8}",
+        "run", "status", "tasks", "ran", "cached", "failed", "refused", "time", "saved"
+    );
+    for r in &records {
+        let took = r.finished_ms.map_or("-".to_owned(), |f| ms(f.saturating_sub(r.started_ms)));
+        println!(
+            "{:21}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>7}  {:>8}  {:>8}",
+            r.id,
+            status_name(r.status),
+            r.counts.total(),
+            r.counts.succeeded,
+            r.counts.cached,
+            r.counts.failed,
+            r.counts.refused,
+            took,
+            ms(r.saved_ms)
+        );
+    }
+    Ok(Exit::Success)
+}
+
+/// A run's status as `runs` and `show` print it (`running?`: still running, or its process died).
+fn status_name(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running?",
+        s => s.as_str(),
+    }
+}
+
+pub fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let store = match existing_store(state, workflow)? {
+        Ok(store) => store,
+        Err(dir) => {
+            return Err(error(format!("no runs recorded yet (no state directory at {})", dir.display()), Exit::Usage));
+        }
+    };
+    let r = RunRecord::find(&store, query).map_err(|e| error(e, Exit::Usage))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));
+        return Ok(Exit::Success);
+    }
+    println!("run {} of `{}` ({}): {}", r.id, r.workflow_name, r.workflow, status_name(r.status));
+    let width = r.tasks.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:9}  {:>8}  {:12}  note", "task", "status", "time", "key");
+    for t in &r.tasks {
+        let key = t.key.as_deref().map_or("-", |k| &k[..12]);
+        let note = match (&t.error, t.status) {
+            (Some(e), _) => e.lines().next().unwrap_or("").to_owned(),
+            (None, TaskStatus::Cached) => format!("saved {}", ms(t.saved_ms)),
+            (None, _) => String::new(),
+        };
+        println!("{:width$}  {:9}  {:>8}  {key:12}  {note}", t.task, t.status.as_str(), ms(t.duration_ms));
+    }
+    let c = r.counts;
+    println!(
+        "{} ran, {} cached, {} failed, {} refused, {} skipped; the cache saved {}",
+        c.succeeded,
+        c.cached,
+        c.failed,
+        c.refused,
+        c.skipped,
+        ms(r.saved_ms)
+    );
+    for t in r.tasks.iter().filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Refused)) {
+        if let Some(log) = &t.log {
+            println!("log of {}: {log}", t.task);
+        }
+    }
+    Ok(Exit::Success)
+}

@@ -1,0 +1,186 @@
+//! `dagrun cache`, `dagrun models` and `dagrun doctor`: looking after the state directory, the
+//! model registry and the machine.
+
+use dagrun_workflow::duration;
+
+use crate::args::{CacheAction, ModelsAction};
+use crate::commands::{error, existing_store, ms};
+use crate::exit::Exit;
+
+fn nothing_ran(dir: &std::path::Path) -> Exit {
+    println!("no state directory at {}: nothing has run yet", dir.display());
+    Exit::Success
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+pub fn cache(action: CacheAction) -> Result<Exit, Exit> {
+    match action {
+        CacheAction::Ls { workflow, json, state } => {
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
+            let entries = store.list().map_err(|e| error(e, Exit::Internal))?;
+            if json {
+                for e in &entries {
+                    println!("{}", serde_json::to_string(e).expect("serializes"));
+                }
+                return Ok(Exit::Success);
+            }
+            let width = entries.iter().map(|e| e.task.len()).max().unwrap_or(4).max(4);
+            println!("{:12}  {:width$}  {:>7}  {:>10}  {:>8}", "key", "task", "outputs", "size", "ran for");
+            for e in &entries {
+                println!(
+                    "{:12}  {:width$}  {:>7}  {:>10}  {:>8}",
+                    e.key.0.short(),
+                    e.task,
+                    e.outputs,
+                    bytes(e.bytes),
+                    ms(e.duration_ms)
+                );
+            }
+            let total: u64 = entries.iter().map(|e| e.bytes).sum();
+            println!("{} entries, {} of outputs, in {}", entries.len(), bytes(total), store.root().display());
+            Ok(Exit::Success)
+        }
+        CacheAction::Gc { workflow, max_age, state } => {
+            let max_age = match max_age {
+                Some(s) => Some(duration::parse(&s).map_err(|why| {
+                    error(format!("invalid --max-age `{s}`: {why} (write e.g. \"30d\" or \"12h\")"), Exit::Usage)
+                })?),
+                None => None,
+            };
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
+            let r = store.gc(max_age).map_err(|e| error(e, Exit::Internal))?;
+            println!(
+                "removed {} entries, {} objects ({}), {} temp files",
+                r.entries_removed,
+                r.objects_removed,
+                bytes(r.bytes_freed),
+                r.temp_files_removed
+            );
+            Ok(Exit::Success)
+        }
+        CacheAction::Verify { workflow, state } => {
+            let store = match existing_store(&state, workflow.as_deref())? {
+                Ok(store) => store,
+                Err(dir) => return Ok(nothing_ran(&dir)),
+            };
+            let r = store.verify().map_err(|e| error(e, Exit::Internal))?;
+            println!("checked {} objects ({})", r.objects_checked, bytes(r.bytes_checked));
+            if r.is_clean() {
+                println!("no corruption found");
+                return Ok(Exit::Success);
+            }
+            for d in &r.corrupt_objects {
+                println!("corrupt object {d}: removed");
+            }
+            if r.unreadable_entries > 0 {
+                println!("{} unreadable entries: removed", r.unreadable_entries);
+            }
+            println!(
+                "{} cache entries referred to a missing or corrupt object: removed (those tasks run again next time)",
+                r.entries_missing_objects
+            );
+            Ok(Exit::CacheCorrupt)
+        }
+    }
+}
+
+/// `dagrun doctor`: what dagrun found, and how to fix what is missing.
+pub fn doctor() -> Exit {
+    let mut ok = true;
+    match dagrun_onnx::discover() {
+        Ok(rt) => println!("ok       ONNX Runtime {} ({})", rt.version, rt.path.display()),
+        Err(e) => {
+            ok = false;
+            println!("missing  ONNX Runtime: {e}");
+        }
+    }
+    let cargo = std::process::Command::new("cargo").arg("--version").output();
+    match cargo {
+        Ok(o) if o.status.success() => println!("ok       {}", String::from_utf8_lossy(&o.stdout).trim()),
+        _ => {
+            ok = false;
+            println!("missing  cargo: plugin crates cannot be built; install Rust from https://rustup.rs");
+        }
+    }
+    let targets = std::process::Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match targets {
+        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {
+            println!("ok       wasm32-wasip2 target installed");
+        }
+        _ => {
+            ok = false;
+            println!("missing  wasm32-wasip2 target: run `rustup target add wasm32-wasip2`");
+        }
+    }
+    match dagrun_wasm::compiled_cache_dir() {
+        Some(d) => println!("ok       compiled plugin cache: {}", d.display()),
+        None => {
+            println!("note     no user cache directory (HOME unset): compiled plugins are cached per state directory")
+        }
+    }
+    if ok { Exit::Success } else { Exit::TaskFailed }
+}
+
+/// `dagrun models list|rollback`.
+pub fn models(action: ModelsAction) -> Result<Exit, Exit> {
+    use dagrun_cache::registry;
+    match action {
+        ModelsAction::List { registry: dir } => {
+            let names = registry::names(&dir);
+            if names.is_empty() {
+                println!("no models in {}", dir.display());
+            }
+            for name in names {
+                let versions = registry::versions(&dir, &name);
+                let shown: Vec<String> = versions
+                    .iter()
+                    .map(|v| if v.current { format!("*{}", v.version) } else { v.version.clone() })
+                    .collect();
+                println!("{name}: {}", shown.join(" "));
+            }
+            Ok(Exit::Success)
+        }
+        ModelsAction::Rollback { name, to, registry: dir } => {
+            let versions = registry::versions(&dir, &name);
+            if versions.is_empty() {
+                return Err(error(format!("no model `{name}` in {}", dir.display()), Exit::Usage));
+            }
+            let target = match to {
+                Some(v) => v,
+                None => {
+                    let cur = versions.iter().position(|v| v.current).ok_or_else(|| {
+                        error(format!("model `{name}` has no current version; pass --to VERSION"), Exit::Usage)
+                    })?;
+                    if cur == 0 {
+                        return Err(error(
+                            format!(
+                                "{} is the first version of `{name}`: nothing to roll back to",
+                                versions[0].version
+                            ),
+                            Exit::Usage,
+                        ));
+                    }
+                    versions[cur - 1].version.clone()
+                }
+            };
+            registry::set_current(&dir, &name, &target)
+                .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {e}"), Exit::Usage))?;
+            println!("{name}: current is now {target}");
+            Ok(Exit::Success)
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! `dagrun run`, `backfill` and `plan`: build a run request from the flags, call the engine,
+//! render its events and record.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dagrun_cache::{StatCache, Store};
+use dagrun_exec::{Cancel, Engine, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
+use dagrun_plan::{Decision, Force, KeyContext, PartitionSelection, PlannedTask};
+use dagrun_workflow::{Workflow, partition};
+
+use crate::args::{PartitionArgs, SelectArgs, StateArgs};
+use crate::commands::{durability, error, existing_store, ms, now_secs, prepare_error, state_dir};
+use crate::exit::Exit;
+use crate::printer::{errln, outln};
+use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter};
+
+/// `--partition KEY`, or the latest complete partitions.
+pub fn partition_selection(p: &PartitionArgs) -> PartitionSelection {
+    match &p.partition {
+        Some(key) => PartitionSelection::Keys(vec![key.clone()]),
+        None => PartitionSelection::Latest,
+    }
+}
+
+fn request(s: &SelectArgs, partitions: PartitionSelection) -> RunRequest {
+    let force = if s.force.is_empty() {
+        Force::None
+    } else if s.force.iter().any(String::is_empty) {
+        Force::All
+    } else {
+        Force::Tasks(s.force.clone())
+    };
+    RunRequest { only: s.only.clone(), force, partitions, now: now_secs() }
+}
+
+/// `dagrun run`.
+pub fn run(
+    path: &Path,
+    jobs: Option<usize>,
+    select: &SelectArgs,
+    psel: PartitionSelection,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+    execute(&plan, jobs, select.verify, false, json, state)
+}
+
+/// `dagrun backfill`: a range or list of partitions, run or (`--plan`) explained per partition.
+#[allow(clippy::too_many_arguments)]
+pub fn backfill(
+    path: &Path,
+    from: Option<&str>,
+    to: Option<&str>,
+    list: &[String],
+    only_plan: bool,
+    reverse: bool,
+    jobs: Option<usize>,
+    select: &SelectArgs,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let psel = backfill_selection(from, to, list)?;
+    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+    if plan.workflow.tasks.iter().all(|t| t.partitioned.is_none()) {
+        return Err(error(
+            format!(
+                "`{}` has no partitioned task: there is nothing to backfill (run it with `dagrun run {}`)",
+                plan.workflow.name,
+                path.display()
+            ),
+            Exit::Usage,
+        ));
+    }
+    if only_plan {
+        return show_plan(&plan, select.verify, true, json, state);
+    }
+    execute(&plan, jobs, select.verify, reverse, json, state)
+}
+
+/// `dagrun plan`.
+pub fn plan(
+    path: &Path,
+    select: &SelectArgs,
+    psel: PartitionSelection,
+    by_partition: bool,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+    show_plan(&plan, select.verify, by_partition, json, state)
+}
+
+/// `--from A --to B` (inclusive: `--to 2025-03-31` includes that whole day) or `--partitions LIST`.
+fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> Result<PartitionSelection, Exit> {
+    let (Some(from), Some(to)) = (from, to) else {
+        return Ok(PartitionSelection::Keys(list.to_vec()));
+    };
+    let parse = |flag: &str, s: &str| {
+        partition::parse_time(s).map_err(|why| error(format!("invalid {flag}: {why}"), Exit::Usage))
+    };
+    let start = parse("--from", from)?;
+    let end_start = parse("--to", to)?;
+    // The end of the period `--to` names: an hour, a month or a day.
+    let end = if to.contains('T') {
+        end_start + 3600
+    } else if to.len() == 7 {
+        let (y, m, _, _) = partition::civil(end_start);
+        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+        partition::days_from_civil(y, m, 1) * 86_400
+    } else {
+        end_start + 86_400
+    };
+    if end <= start {
+        return Err(error(format!("--to ({to}) is before --from ({from})"), Exit::Usage));
+    }
+    Ok(PartitionSelection::Range { from: start, to: end - 1 })
+}
+
+/// Runs a prepared plan on the engine, with Ctrl-C wired to its cancel handle.
+fn execute(
+    plan: &RunPlan,
+    jobs: Option<usize>,
+    verify: bool,
+    reverse: bool,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let dir = state_dir(state, Some(&plan.path));
+    let engine = Engine::open(&dir, durability())
+        .map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))?;
+    let reporter: Arc<dyn dagrun_exec::Reporter> = if json {
+        Arc::new(JsonReporter)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(ProgressReporter::new())
+    } else {
+        Arc::new(PlainReporter)
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let opts = RunOptions { jobs, reverse, verify };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
+    let cancel = Cancel::new();
+    let record = runtime.block_on(async {
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                errln!("\ndagrun: interrupted: stopping running tasks (press Ctrl-C again to exit at once)");
+                on_signal.cancel();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
+        });
+        engine.run(plan, &opts, reporter, &cancel).await
+    });
+    let record = record.map_err(|e| error(&e, Exit::of_run_error(&e)))?;
+    if !json {
+        crate::printer::err(format_args!("{}", summary(&record)));
+    }
+    Ok(Exit::of_run(record.status))
+}
+
+/// The table printed after a run (at most 40 rows; cached tasks go first when cut).
+fn summary(r: &RunRecord) -> String {
+    const MAX_ROWS: usize = 40;
+    let mut rows: Vec<_> = r.tasks.iter().collect();
+    let hidden = rows.len().saturating_sub(MAX_ROWS);
+    if hidden > 0 {
+        rows.sort_by_key(|t| t.status == TaskStatus::Cached);
+        rows.truncate(MAX_ROWS);
+    }
+    let width = rows.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
+    let mut s = format!("\n{:width$}  {:9}  {:>8}  {}\n", "task", "status", "time", "cache");
+    for t in rows {
+        let cache = match t.status {
+            TaskStatus::Cached => format!("hit (saved {})", ms(t.saved_ms)),
+            TaskStatus::Succeeded => "ran".to_owned(),
+            _ => "-".to_owned(),
+        };
+        s.push_str(&format!("{:width$}  {:9}  {:>8}  {cache}\n", t.task, t.status.as_str(), ms(t.duration_ms)));
+    }
+    if hidden > 0 {
+        s.push_str(&format!("… {hidden} more (see `dagrun show {}`)\n", r.id));
+    }
+    let c = r.counts;
+    let took = r.finished_ms.unwrap_or(r.started_ms).saturating_sub(r.started_ms);
+    let refused = if c.refused > 0 { format!(", {} refused", c.refused) } else { String::new() };
+    s.push_str(&format!(
+        "\n{}: {} ran, {} cached, {} failed{refused}, {} skipped in {}; the cache saved {} of compute (run {})\n",
+        match r.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Refused => "REFUSED (a gate refused a model; nothing else failed)",
+            _ => "interrupted",
+        },
+        c.succeeded,
+        c.cached,
+        c.failed,
+        c.skipped,
+        ms(took),
+        ms(r.saved_ms),
+        r.id
+    ));
+    s
+}
+
+/// Prints what a run would do, per task or (`backfill --plan`) per partition.
+fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let wf = &plan.workflow;
+    let (store, exists) = match existing_store(state, Some(&plan.path))? {
+        Ok(store) => (store, true),
+        Err(dir) => (Store::absent(&dir), false),
+    };
+    let stat = StatCache::load(&store);
+    let plugins = built_plugins(wf, &store);
+    let ctx = KeyContext { workflow: wf, stat: &stat, verify, plugins: &plugins };
+    let planned = dagrun_plan::plan(&plan.instances, &plan.selection.forced, &store, &ctx);
+    if exists {
+        let _ = stat.save(&store);
+    }
+    let code = if planned.iter().any(|p| matches!(p.decision, Decision::Error { .. })) {
+        Exit::TaskFailed
+    } else {
+        Exit::Success
+    };
+    let left_out = plan.left_out();
+    if json {
+        for p in &planned {
+            outln!("{}", serde_json::to_string(p).expect("serializes"));
+        }
+        for task in &left_out {
+            let line = serde_json::json!({"task": task, "status": "left_out", "reason": dagrun_exec::LEFT_OUT_REASON});
+            outln!("{line}");
+        }
+        return Ok(code);
+    }
+    if by_partition {
+        print_partition_plan(wf, plan, &planned);
+    } else {
+        print_task_plan(wf, &planned);
+    }
+    if !left_out.is_empty() {
+        outln!("  left out  {}: {}", left_out.join(", "), dagrun_exec::LEFT_OUT_REASON);
+    }
+    Ok(code)
+}
+
+fn print_task_plan(wf: &Workflow, planned: &[PlannedTask]) {
+    let to_run = planned.iter().filter(|p| matches!(p.decision, Decision::Run { .. })).count();
+    let cached = planned.iter().filter(|p| matches!(p.decision, Decision::Cached { .. })).count();
+    let errors = planned.len() - to_run - cached;
+    outln!(
+        "plan for `{}`: {} task(s): {to_run} to run, {cached} cached{}",
+        wf.name,
+        planned.len(),
+        if errors > 0 { format!(", {errors} cannot run") } else { String::new() }
+    );
+    let width = planned.iter().map(|p| p.task.len()).max().unwrap_or(0);
+    for p in planned {
+        match &p.decision {
+            Decision::Cached { .. } => outln!("  cached  {}", p.task),
+            Decision::Run { reasons, .. } => outln!("  run     {:width$}  {}", p.task, reasons.join("; ")),
+            Decision::Error { message } => outln!("  error   {:width$}  {message}", p.task),
+        }
+    }
+}
+
+/// `backfill --plan`: one line per partition (cached, or run with each task's reason).
+fn print_partition_plan(wf: &Workflow, plan: &RunPlan, planned: &[PlannedTask]) {
+    let instances = &plan.instances;
+    let partition_of: HashMap<&str, Option<&str>> =
+        instances.nodes.iter().map(|n| (n.name.as_str(), n.partition.as_ref().map(|p| p.key.as_str()))).collect();
+    let keys = instances.partition_keys();
+    let mut by_key: HashMap<&str, Vec<&PlannedTask>> = HashMap::new();
+    let mut unpartitioned = Vec::new();
+    for p in planned {
+        match partition_of.get(p.task.as_str()).copied().flatten() {
+            Some(k) => by_key.entry(k).or_default().push(p),
+            None => unpartitioned.push(p),
+        }
+    }
+    let reason = |p: &PlannedTask| {
+        let task = p.task.split('@').next().unwrap_or(&p.task).to_owned();
+        match &p.decision {
+            Decision::Cached { .. } => None,
+            Decision::Run { reasons, .. } => Some(format!("{task}: {}", reasons.join(", "))),
+            Decision::Error { message } => Some(format!("{task}: cannot run: {message}")),
+        }
+    };
+    let misses = keys.iter().filter(|k| by_key[k.as_str()].iter().any(|p| reason(p).is_some())).count();
+    outln!(
+        "backfill plan for `{}`: {} partitions: {misses} to run, {} cached",
+        wf.name,
+        keys.len(),
+        keys.len() - misses
+    );
+    for k in &keys {
+        let reasons: Vec<String> = by_key[k.as_str()].iter().filter_map(|p| reason(p)).collect();
+        if reasons.is_empty() {
+            outln!("  cached  {k}");
+        } else {
+            outln!("  run     {k}  {}", reasons.join("; "));
+        }
+    }
+    for p in unpartitioned {
+        match reason(p) {
+            None => outln!("  cached  {} (not partitioned)", p.task),
+            Some(r) => outln!("  run     {r} (not partitioned)"),
+        }
+    }
+}
+
+/// Plugin crates whose last build is still current (plan never builds).
+fn built_plugins(wf: &Workflow, store: &Store) -> HashMap<String, PathBuf> {
+    wf.tasks
+        .iter()
+        .filter_map(|t| match &t.kind {
+            dagrun_workflow::TaskKind::Wasm(w) => Some(&w.plugin),
+            _ => None,
+        })
+        .filter_map(|p| match dagrun_wasm::plugin_source(p, &wf.dir) {
+            dagrun_wasm::PluginSource::Crate(dir) => {
+                dagrun_wasm::built_plugin(&dir, &store.root().join("plugins")).map(|w| (p.clone(), w))
+            }
+            dagrun_wasm::PluginSource::Wasm(_) => None,
+        })
+        .collect()
+}

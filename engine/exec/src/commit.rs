@@ -1,0 +1,184 @@
+//! The cache side of a job: restoring a hit's outputs, storing a run's outputs (objects before
+//! the entry), and keeping each task's last key so the next miss can be explained.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use dagrun_cache::{
+    ActionEntry, ActionKey, Digest, KeyInputs, LAYOUT_VERSION, Manifest, OutputRecord, Store, StoreError,
+    is_executable, now_ms,
+};
+use dagrun_plan::Probe;
+
+use crate::outcome::{Failure, TaskError};
+use crate::shared::RunShared;
+
+/// Puts a hit's outputs in place, skipping files that are already there with the right content.
+/// A corrupt object is deleted by the store and reported as [`StoreError::Corrupt`].
+pub(crate) fn restore_outputs(run: &RunShared, outputs: &Manifest) -> Result<(), StoreError> {
+    for rec in outputs.values() {
+        let dest = run.workflow.dir.join(&rec.path);
+        let current = dest.is_file().then(|| run.stat.digest(&dest, run.verify).ok()).flatten();
+        if current.map(|(d, _)| d) != Some(rec.digest) {
+            run.store.restore(rec, &dest)?;
+            run.stat.record(&dest, rec.digest);
+        }
+    }
+    Ok(())
+}
+
+/// Stores each declared output and records the cache entry (objects before the entry).
+pub(crate) fn store_outputs(
+    run: &RunShared,
+    instance: &str,
+    outputs: &BTreeMap<String, PathBuf>,
+    probe: Probe,
+    duration_ms: u64,
+) -> Result<Manifest, TaskError> {
+    let cache = |e: String| TaskError::new(Failure::Cache, e);
+    let mut manifest = BTreeMap::new();
+    for (name, path) in outputs {
+        let rel = path.strip_prefix(&run.workflow.dir).unwrap_or(path).to_string_lossy().into_owned();
+        let meta = std::fs::metadata(path).map_err(|_| {
+            TaskError::new(
+                Failure::MissingOutput { output: name.clone() },
+                format!("the task succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`"),
+            )
+        })?;
+        if !meta.is_file() {
+            return Err(TaskError::new(
+                Failure::MissingOutput { output: name.clone() },
+                format!("output `{name}` ({rel}) is not a regular file"),
+            ));
+        }
+        let (digest, size) =
+            run.store.put_file(path).map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
+        run.stat.record(path, digest);
+        manifest.insert(name.clone(), OutputRecord { path: rel, digest, size, executable: is_executable(&meta) });
+    }
+    let entry = ActionEntry {
+        version: LAYOUT_VERSION,
+        key: probe.key,
+        task: instance.to_owned(),
+        inputs: probe.resolved.inputs,
+        outputs: manifest.clone(),
+        duration_ms,
+        created_ms: now_ms(),
+    };
+    run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
+    run.last_keys.record(&run.store, &last_name(run, instance), entry.key, &entry.inputs);
+    Ok(manifest)
+}
+
+/// After a hit: marks the entry used, records it under the probe's key when it was found
+/// through an older key (a promoted candidate), and keeps the task's last key current.
+pub(crate) fn record_hit(run: &RunShared, instance: &str, probe: &Probe, entry: &ActionEntry) {
+    if entry.key == probe.key {
+        run.store.touch_action(&probe.key);
+    } else {
+        let alias = ActionEntry { key: probe.key, inputs: probe.resolved.inputs.clone(), ..entry.clone() };
+        let _ = run.store.put_action(&alias);
+    }
+    run.last_keys.record(&run.store, &last_name(run, instance), probe.key, &probe.resolved.inputs);
+}
+
+fn last_name(run: &RunShared, instance: &str) -> String {
+    dagrun_plan::last_run_name(&run.workflow, instance)
+}
+
+/// Every task instance's last key, in one index file read once per run, so that keeping the
+/// last-run records current on cache hits costs no file access in the common case.
+///
+/// The records themselves (`<state>/tasks/<name>.json`, read by `plan`) stay the truth; the
+/// index (`<state>/tasks/last-keys.idx`, lines of `<key hex> <name>`) only says which are known
+/// to be current.
+#[derive(Debug)]
+pub(crate) struct LastKeys {
+    known: Mutex<(HashMap<String, ActionKey>, bool)>,
+}
+
+fn index_path(store: &Store) -> PathBuf {
+    store.root().join("tasks").join("last-keys.idx")
+}
+
+impl LastKeys {
+    /// Reads the index (an unreadable or missing one is empty).
+    pub(crate) fn load(store: &Store) -> LastKeys {
+        let text = std::fs::read_to_string(index_path(store)).unwrap_or_default();
+        let known = text
+            .lines()
+            .filter_map(|l| {
+                let (hex, name) = l.split_once(' ')?;
+                Some((name.to_owned(), ActionKey(Digest::from_hex(hex)?)))
+            })
+            .collect();
+        LastKeys { known: Mutex::new((known, false)) }
+    }
+
+    /// Makes `key` the last key of `name`, writing its record only when that changes it.
+    pub(crate) fn record(&self, store: &Store, name: &str, key: ActionKey, inputs: &KeyInputs) {
+        let mut guard = self.known.lock().expect("last keys lock");
+        if guard.0.get(name) == Some(&key) {
+            return;
+        }
+        // `set_last_run` itself skips the write when the record already holds this key.
+        if store.set_last_run(name, key, inputs).is_ok() {
+            guard.0.insert(name.to_owned(), key);
+            guard.1 = true;
+        }
+    }
+
+    /// Writes the index if it changed.
+    pub(crate) fn save(&self, store: &Store) -> Result<(), StoreError> {
+        let guard = self.known.lock().expect("last keys lock");
+        if !guard.1 {
+            return Ok(());
+        }
+        let mut names: Vec<(&String, &ActionKey)> = guard.0.iter().collect();
+        names.sort_unstable();
+        let mut text = String::with_capacity(names.len() * 96);
+        for (name, key) in names {
+            text.push_str(&key.0.to_hex());
+            text.push(' ');
+            text.push_str(name);
+            text.push('\n');
+        }
+        store.write_atomic_cheap(&index_path(store), text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dagrun_cache::{Durability, KeyInputs};
+
+    fn inputs(kind: &str) -> KeyInputs {
+        KeyInputs {
+            kind: kind.into(),
+            code: Digest::of(b"c"),
+            params: Digest::of(b"p"),
+            inputs: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            upstream: BTreeMap::new(),
+            partition: None,
+        }
+    }
+
+    #[test]
+    fn last_keys_write_records_only_on_change_and_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        let (a, b) = (inputs("a"), inputs("b"));
+        let keys = LastKeys::load(&store);
+        keys.record(&store, "w.t", a.key(), &a);
+        assert_eq!(store.last_run("w.t").unwrap().key, a.key());
+        keys.save(&store).unwrap();
+        let again = LastKeys::load(&store);
+        // A record changed behind the index's back is rewritten when the key differs.
+        store.set_last_run("w.t", b.key(), &b).unwrap();
+        again.record(&store, "w.t", b.key(), &b);
+        again.record(&store, "w.t", a.key(), &a);
+        assert_eq!(store.last_run("w.t").unwrap().key, a.key());
+    }
+}

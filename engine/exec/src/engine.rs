@@ -1,0 +1,208 @@
+//! The run API every front door calls (the CLI today; a daemon, a service and a UI next):
+//! load and plan a workflow ([`prepare`]), then start a run on an [`Engine`] with options, a
+//! reporter and a cancel handle, and get its record. The engine owns what outlives one run:
+//! the state directory and the plugin host with its warm compiled modules.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dagrun_cache::{Durability, StatCache, Store, StoreError, now_ms};
+use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, TaskGraph, UnknownTask};
+use dagrun_workflow::{Diagnostic, LoadError, Workflow};
+
+use crate::cancel::Cancel;
+use crate::commit::LastKeys;
+use crate::events::{Counts, Event, Reporter, RunStatus};
+use crate::history::{RUN_RECORD_VERSION, RunRecord, new_run_id};
+use crate::scheduler::schedule;
+use crate::shared::{HostCell, RunShared, build_plugins};
+
+/// Why a workflow could not be prepared for a run or a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The file could not be read.
+    #[error("{0}")]
+    Read(LoadError),
+    /// The file is not a valid workflow: every problem, with its location.
+    #[error("the workflow is invalid ({} problem(s))", .0.len())]
+    Invalid(Vec<Diagnostic>),
+    /// `--only`/`--force` named a task the workflow does not have.
+    #[error(transparent)]
+    UnknownTask(#[from] UnknownTask),
+    /// The partitions asked for do not exist.
+    #[error(transparent)]
+    Partition(#[from] PartitionError),
+}
+
+/// Why a run could not start or finish (task failures are not errors: they are in the record).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Another run holds the state directory.
+    #[error(transparent)]
+    Busy(StoreError),
+    /// The state directory could not be read or written.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> RunError {
+        match e {
+            e @ StoreError::Busy { .. } => RunError::Busy(e),
+            e => RunError::Store(e),
+        }
+    }
+}
+
+/// What to run: the tasks (`--only`, `--force`) and the partitions.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Run only these tasks (and what they need); empty: all.
+    pub only: Vec<String>,
+    /// Run these even when cached.
+    pub force: Force,
+    /// The partitions.
+    pub partitions: PartitionSelection,
+    /// The current time (Unix seconds): decides which partitions are complete.
+    pub now: i64,
+}
+
+impl RunRequest {
+    /// Every task, the latest complete partitions, nothing forced.
+    pub fn new(now: i64) -> RunRequest {
+        RunRequest { only: Vec::new(), force: Force::None, partitions: PartitionSelection::Latest, now }
+    }
+}
+
+/// A workflow loaded, validated and expanded into the instances of one run.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The workflow file as given.
+    pub path: PathBuf,
+    /// The workflow.
+    pub workflow: Arc<Workflow>,
+    /// Its task graph.
+    pub graph: TaskGraph,
+    /// Which tasks are included and forced.
+    pub selection: Selection,
+    /// The run's instances (tasks × partitions).
+    pub instances: Arc<Instances>,
+}
+
+impl RunPlan {
+    /// The names of selected tasks left out because the run is partial (see
+    /// `Instances::left_out`).
+    pub fn left_out(&self) -> Vec<String> {
+        self.instances.left_out.iter().map(|&t| self.workflow.tasks[t].name.clone()).collect()
+    }
+}
+
+/// Why tasks are left out of a partial run, and what to do instead.
+pub const LEFT_OUT_REASON: &str = "they read every partition up to the latest, and this run covers older partitions \
+only (so a model is never retrained or deployed on a truncated history); run without --partition or --from/--to \
+to update them";
+
+/// Loads and validates a workflow and builds its task graph.
+pub fn load_workflow(path: &Path) -> Result<(Workflow, TaskGraph), PrepareError> {
+    let wf = Workflow::load(path).map_err(|e| match e {
+        LoadError::Invalid(diags) => PrepareError::Invalid(diags),
+        e => PrepareError::Read(e),
+    })?;
+    let graph = TaskGraph::build(&wf).map_err(PrepareError::Invalid)?;
+    Ok((wf, graph))
+}
+
+/// Loads a workflow, resolves the task selection, and expands the run's instances.
+pub fn prepare(path: &Path, req: &RunRequest) -> Result<RunPlan, PrepareError> {
+    let (wf, graph) = load_workflow(path)?;
+    let selection = Selection::new(&wf, &graph, &req.only, &req.force)?;
+    let instances = Instances::expand(&wf, &graph, &selection, &req.partitions, req.now)?;
+    Ok(RunPlan { path: path.to_owned(), workflow: Arc::new(wf), graph, selection, instances: Arc::new(instances) })
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Maximum tasks in flight.
+    pub jobs: usize,
+    /// Start the newest partitions first (`backfill --reverse`).
+    pub reverse: bool,
+    /// Re-hash every input instead of trusting the stat cache.
+    pub verify: bool,
+}
+
+/// What outlives a run: the state directory and the plugin host (warm compiled plugins).
+#[derive(Debug)]
+pub struct Engine {
+    store: Arc<Store>,
+    host: Arc<HostCell>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) a state directory.
+    pub fn open(state_dir: &Path, durability: Durability) -> Result<Engine, RunError> {
+        Ok(Engine { store: Arc::new(Store::open(state_dir, durability)?), host: Arc::new(HostCell::new()) })
+    }
+
+    /// The state directory.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Runs a planned workflow to the end (or until `cancel`), holding the state directory's
+    /// lock meanwhile; returns its record, also saved under `<state>/runs/`.
+    pub async fn run(
+        &self,
+        plan: &RunPlan,
+        opts: &RunOptions,
+        reporter: Arc<dyn Reporter>,
+        cancel: &Cancel,
+    ) -> Result<RunRecord, RunError> {
+        let _lock = self.store.lock()?;
+        let store = &self.store;
+        let started_ms = now_ms();
+        let run_id = new_run_id(started_ms);
+        let partitions = plan.instances.partition_keys().len();
+        let record = RunRecord {
+            version: RUN_RECORD_VERSION,
+            id: run_id.clone(),
+            workflow: plan.path.display().to_string(),
+            workflow_name: plan.workflow.name.clone(),
+            started_ms,
+            finished_ms: None,
+            status: RunStatus::Running,
+            counts: Counts::default(),
+            saved_ms: 0,
+            tasks: Vec::with_capacity(plan.instances.len()),
+        };
+        record.save(store)?;
+        let jobs = opts.jobs.max(1);
+        let tasks = plan.instances.len();
+        let workflow = plan.workflow.name.clone();
+        reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow, tasks, partitions, jobs });
+        let left_out = plan.left_out();
+        if !left_out.is_empty() {
+            reporter.report(&Event::TasksLeftOut { tasks: left_out, reason: LEFT_OUT_REASON.to_owned() });
+        }
+        crate::kinds::reap_orphans(&store.root().join("procs"));
+        let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
+        let run = Arc::new(RunShared {
+            workflow: plan.workflow.clone(),
+            instances: plan.instances.clone(),
+            store: store.clone(),
+            stat: StatCache::load(store),
+            reporter,
+            logs: store.root().join("logs").join(&run_id),
+            run_id,
+            verify: opts.verify,
+            plugins,
+            plugin_errors,
+            last_keys: LastKeys::load(store),
+            host: self.host.clone(),
+        });
+        let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await?;
+        run.stat.save(store)?;
+        run.last_keys.save(store)?;
+        Ok(record)
+    }
+}

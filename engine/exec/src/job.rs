@@ -1,0 +1,224 @@
+//! One task instance in a run: its key, a cache hit (outputs restored) or its attempts with
+//! retries, then caching. Knows nothing of kinds: [`crate::kinds`] runs the attempts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use dagrun_cache::{Manifest, StoreError};
+use dagrun_plan::{Probe, instance_outputs, probe};
+use dagrun_workflow::TaskKind;
+
+use crate::cancel::cancelled;
+use crate::commit::{record_hit, restore_outputs, store_outputs};
+use crate::events::{Event, TaskStatus};
+use crate::kinds::{Attempt, Job, prepare};
+use crate::outcome::{AttemptError, Failure, TaskError};
+use crate::shared::RunShared;
+
+/// What a job reports back to the scheduler.
+#[derive(Debug)]
+pub(crate) struct JobResult {
+    pub index: usize,
+    pub status: TaskStatus,
+    pub key: Option<String>,
+    pub manifest: Option<Arc<Manifest>>,
+    pub duration_ms: u64,
+    pub saved_ms: u64,
+    pub attempts: u32,
+    pub failure: Option<Failure>,
+    /// Failure, refusal or skip reason.
+    pub error: Option<String>,
+    pub log: Option<PathBuf>,
+    pub summary: Option<serde_json::Value>,
+}
+
+impl JobResult {
+    fn new(index: usize, status: TaskStatus, key: Option<String>) -> JobResult {
+        JobResult {
+            index,
+            status,
+            key,
+            manifest: None,
+            duration_ms: 0,
+            saved_ms: 0,
+            attempts: 0,
+            failure: None,
+            error: None,
+            log: None,
+            summary: None,
+        }
+    }
+
+    pub(crate) fn skipped(index: usize, why: String) -> JobResult {
+        JobResult { error: Some(why), ..JobResult::new(index, TaskStatus::Skipped, None) }
+    }
+
+    fn failed(index: usize, key: Option<String>, e: TaskError) -> JobResult {
+        JobResult { failure: Some(e.failure), error: Some(e.message), ..JobResult::new(index, TaskStatus::Failed, key) }
+    }
+}
+
+/// Computes the key and, on a hit, restores outputs. Blocking: hashes and copies files.
+fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced: bool) -> Result<Probe, TaskError> {
+    let name = &run.instances.nodes[i].name;
+    if let TaskKind::Wasm(w) = &run.workflow.tasks[run.instances.nodes[i].task].kind
+        && let Some(e) = run.plugin_errors.get(&w.plugin)
+    {
+        return Err(TaskError::permanent(Failure::Plugin, e.clone()));
+    }
+    let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &upstream)
+        .map_err(|e| TaskError::permanent(Failure::Input, e.to_string()))?;
+    if forced {
+        p.hit = None;
+    }
+    let Some(entry) = p.hit.take() else { return Ok(p) };
+    match restore_outputs(run, &entry.outputs) {
+        Ok(()) => {
+            record_hit(run, name, &p, &entry);
+            p.hit = Some(entry);
+            Ok(p)
+        }
+        // The store deleted the corrupt object: say so, and run the task again.
+        Err(e @ StoreError::Corrupt { .. }) => {
+            run.reporter.report(&Event::CacheCorrupt {
+                task: name.clone(),
+                error: format!("{e}: it was removed and `{name}` runs again"),
+            });
+            Ok(p)
+        }
+        Err(e) => Err(TaskError::new(Failure::Cache, format!("cannot restore outputs from the cache: {e}"))),
+    }
+}
+
+/// Runs one instance to its final state. Never panics on task errors: they become `Failed`.
+pub(crate) async fn run_job(
+    run: Arc<RunShared>,
+    i: usize,
+    ups: HashMap<usize, Arc<Manifest>>,
+    forced: bool,
+    mut cancel: watch::Receiver<bool>,
+) -> JobResult {
+    let started = Instant::now();
+    let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
+    let r = run.clone();
+    let looked = tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await;
+    let p = match looked {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, None, e) },
+        Err(e) => {
+            let e = TaskError::new(Failure::Cache, format!("internal error while looking up the cache: {e}"));
+            return JobResult::failed(i, None, e);
+        }
+    };
+    let key = Some(p.key.0.to_hex());
+    if let Some(entry) = &p.hit {
+        return JobResult {
+            manifest: Some(Arc::new(entry.outputs.clone())),
+            duration_ms: elapsed(started),
+            saved_ms: entry.duration_ms,
+            ..JobResult::new(i, TaskStatus::Cached, key)
+        };
+    }
+    let node = &run.instances.nodes[i];
+    let outputs: BTreeMap<String, PathBuf> = instance_outputs(&run.workflow, &run.instances, i)
+        .into_iter()
+        .map(|(k, v)| (k, run.workflow.dir.join(v)))
+        .collect();
+    let log = run.logs.join(format!("{}.log", node.name));
+    let job = Job { run: &run, index: i, probe: &p, outputs: &outputs, log: &log };
+    let kind = match prepare(&job) {
+        Ok(k) => k,
+        Err(e) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, key, e) },
+    };
+    let task = &run.workflow.tasks[node.task];
+    let mut number = 0;
+    let (summary, attempt_started) = loop {
+        number += 1;
+        for path in outputs.values() {
+            let _ = std::fs::remove_file(path);
+            if let Some(parent) = path.parent() {
+                let _ = dagrun_cache::ensure_dir(parent);
+            }
+        }
+        run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
+        let attempt_started = Instant::now();
+        let attempt = Attempt { run: &run, index: i, number, log: &log, cancel: &mut cancel };
+        let end = |mut r: JobResult| {
+            r.attempts = number;
+            r.duration_ms = elapsed(started);
+            r.log = Some(log.clone());
+            r
+        };
+        let error = match kind.attempt(attempt).await {
+            Ok(s) => break (s, attempt_started),
+            Err(AttemptError::Cancelled) => {
+                return end(JobResult { log: None, ..JobResult::skipped(i, "interrupted".into()) });
+            }
+            // A refusal is a decision, not a flaky failure: never retried.
+            Err(AttemptError::Refused(reason)) => {
+                return end(JobResult { error: Some(reason), ..JobResult::new(i, TaskStatus::Refused, key) });
+            }
+            Err(AttemptError::Failed(e)) if e.permanent => return end(JobResult::failed(i, key, e)),
+            Err(AttemptError::Failed(e)) => e,
+        };
+        if number > task.retries {
+            let e = if task.retries > 0 {
+                TaskError { message: format!("{} (after {number} attempts)", error.message), ..error }
+            } else {
+                error
+            };
+            return end(JobResult::failed(i, key, e));
+        }
+        let delay = backoff(task.backoff, number);
+        run.reporter.report(&Event::TaskRetrying {
+            task: node.name.clone(),
+            attempt: number,
+            error: error.message,
+            delay_ms: delay.as_millis() as u64,
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = cancelled(&mut cancel) => {
+                return end(JobResult { log: None, ..JobResult::skipped(i, "interrupted".into()) });
+            }
+        }
+    };
+    // The time a later cache hit saves: the successful attempt only, not retries or backoff.
+    let duration_ms = elapsed(attempt_started);
+    let r = run.clone();
+    let name = node.name.clone();
+    let outs = outputs.clone();
+    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, &name, &outs, p, duration_ms))
+        .await
+        .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
+    let done = match stored {
+        Ok(manifest) => {
+            JobResult { manifest: Some(Arc::new(manifest)), summary, ..JobResult::new(i, TaskStatus::Succeeded, key) }
+        }
+        Err(e) => JobResult::failed(i, key, e),
+    };
+    JobResult { attempts: number, duration_ms: elapsed(started), log: Some(log), ..done }
+}
+
+/// Exponential backoff: `base * 2^(attempt-1)`, capped at 10 minutes.
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20)).min(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let b = Duration::from_millis(100);
+        assert_eq!(backoff(b, 1), Duration::from_millis(100));
+        assert_eq!(backoff(b, 3), Duration::from_millis(400));
+        assert_eq!(backoff(b, 40), Duration::from_secs(600));
+    }
+}

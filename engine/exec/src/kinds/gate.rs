@@ -1,0 +1,141 @@
+//! The promotion gate of `OnnxEval`: thresholds, then the comparison with the deployed champion.
+//! Pure: no I/O, unit-tested here.
+
+use dagrun_onnx::Metrics;
+use dagrun_onnx::metrics::higher_is_better;
+use dagrun_workflow::{GateDef, NoChampion};
+
+/// The gate's decision.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Judgement {
+    /// Why it refused, or `None` when it passed.
+    pub refusal: Option<String>,
+    /// The reason in words (also for a pass).
+    pub reason: String,
+}
+
+/// A champion as the gate sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChampionScore<'a> {
+    /// Its registry version.
+    pub version: &'a str,
+    /// Its metrics on the same data, or `None` when it is the candidate itself.
+    pub metrics: Option<&'a Metrics>,
+}
+
+pub(crate) fn fmt(v: f64) -> String {
+    format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+fn value(m: &Metrics, name: &str) -> Result<f64, String> {
+    m.get(name).ok_or_else(|| format!("the gate uses metric `{name}`, which this model's evaluation does not have"))
+}
+
+/// Applies thresholds, then the champion comparison.
+pub(crate) fn judge(gate: &GateDef, cand: &Metrics, champion: Option<ChampionScore<'_>>) -> Result<Judgement, String> {
+    let refuse = |r: String| Ok(Judgement { refusal: Some(r.clone()), reason: r });
+    for (name, min) in &gate.min {
+        let v = value(cand, name)?;
+        if v < *min {
+            return refuse(format!("{name} {} < min {}", fmt(v), fmt(*min)));
+        }
+    }
+    for (name, max) in &gate.max {
+        let v = value(cand, name)?;
+        if v > *max {
+            return refuse(format!("{name} {} > max {}", fmt(v), fmt(*max)));
+        }
+    }
+    let pass = |reason: String| Ok(Judgement { refusal: None, reason });
+    let Some(c) = &gate.champion else { return pass("thresholds met".to_owned()) };
+    let Some(champ) = champion else {
+        if c.if_none == NoChampion::Refuse {
+            return refuse(format!("no model `{}` is deployed yet and `if_none` is Refuse", c.name));
+        }
+        return pass(format!("no model `{}` deployed yet; thresholds met", c.name));
+    };
+    let v = value(cand, &c.metric)?;
+    let Some(champ_metrics) = champ.metrics else {
+        return pass(format!("the candidate is the deployed champion {} ({} {})", champ.version, c.metric, fmt(v)));
+    };
+    let w = value(champ_metrics, &c.metric)?;
+    let higher = higher_is_better(&c.metric).unwrap_or(true);
+    // How much better the candidate is, in the metric's good direction.
+    let gain = if higher { v - w } else { w - v };
+    let ok = if c.strict { gain > c.margin } else { gain >= c.margin };
+    let (m, vs, ws) = (&c.metric, fmt(v), fmt(w));
+    if !ok {
+        let op = match (gain == 0.0, higher) {
+            (true, _) => "ties",
+            (false, true) => "<",
+            (false, false) => ">",
+        };
+        let rule = if c.strict { ", strict" } else { "" };
+        return refuse(format!("{m} {vs} {op} champion {} {ws} (margin {}{rule})", champ.version, fmt(c.margin)));
+    }
+    let verb = if gain > 0.0 { "beats" } else { "ties" };
+    pass(format!("{m} {vs} {verb} champion {} {ws}", champ.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dagrun_workflow::ChampionDef;
+
+    fn metrics(r2: f64) -> Metrics {
+        Metrics::Regression(dagrun_onnx::metrics::RegressionMetrics { rows: 10, rmse: 1.0, mae: 1.0, r2 })
+    }
+
+    fn gate(strict: bool, margin: f64) -> GateDef {
+        GateDef {
+            champion: Some(ChampionDef {
+                registry: "registry".into(),
+                name: "churn".into(),
+                metric: "r2".into(),
+                margin,
+                if_none: NoChampion::Pass,
+                strict,
+            }),
+            ..GateDef::default()
+        }
+    }
+
+    fn champion(m: &Metrics) -> Option<ChampionScore<'_>> {
+        Some(ChampionScore { version: "v0002", metrics: Some(m) })
+    }
+
+    #[test]
+    fn a_tie_is_not_called_beating() {
+        let (cand, champ) = (metrics(0.9), metrics(0.9));
+        let j = judge(&gate(false, 0.0), &cand, champion(&champ)).unwrap();
+        assert_eq!(j, Judgement { refusal: None, reason: "r2 0.9 ties champion v0002 0.9".into() });
+        let j = judge(&gate(false, 0.0), &metrics(0.95), champion(&champ)).unwrap();
+        assert_eq!(j.reason, "r2 0.95 beats champion v0002 0.9");
+    }
+
+    #[test]
+    fn strict_refuses_a_tie_and_passes_an_improvement() {
+        let champ = metrics(0.9);
+        let j = judge(&gate(true, 0.0), &metrics(0.9), champion(&champ)).unwrap();
+        assert_eq!(j.refusal.as_deref(), Some("r2 0.9 ties champion v0002 0.9 (margin 0, strict)"));
+        let j = judge(&gate(true, 0.0), &metrics(0.91), champion(&champ)).unwrap();
+        assert_eq!(j.refusal, None);
+    }
+
+    #[test]
+    fn margins_and_worse_models() {
+        let champ = metrics(0.9);
+        let j = judge(&gate(false, 0.05), &metrics(0.92), champion(&champ)).unwrap();
+        assert_eq!(j.refusal.as_deref(), Some("r2 0.92 < champion v0002 0.9 (margin 0.05)"));
+        let j = judge(&gate(false, 0.0), &metrics(0.6418), champion(&champ)).unwrap();
+        assert_eq!(j.refusal.as_deref(), Some("r2 0.6418 < champion v0002 0.9 (margin 0)"));
+    }
+
+    #[test]
+    fn the_candidate_that_is_the_champion_is_not_compared_with_itself() {
+        let cand = metrics(0.9);
+        let j = judge(&gate(true, 0.0), &cand, Some(ChampionScore { version: "v0002", metrics: None })).unwrap();
+        assert_eq!(j.refusal, None);
+        assert_eq!(j.reason, "the candidate is the deployed champion v0002 (r2 0.9)");
+    }
+}

@@ -1,0 +1,165 @@
+//! The `OnnxEval` kind: score the candidate model natively (ONNX Runtime), apply the gate
+//! (thresholds, then the deployed champion), and write metrics, predictions and the verdict.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use dagrun_onnx::{EvalOptions, Metrics, evaluate, evaluate_metrics};
+use dagrun_plan::RegistryModel;
+use dagrun_workflow::{GateDef, OnnxEvalTask};
+
+use crate::kinds::gate::{ChampionScore, judge};
+use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking};
+use crate::outcome::{AttemptError, Failure, TaskError};
+
+/// Version of `verdict.json`.
+pub const VERDICT_VERSION: u32 = 1;
+
+/// The gate's decision, as written to `verdict.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// [`VERDICT_VERSION`].
+    pub version: u32,
+    /// `pass` or `refuse`.
+    pub decision: &'static str,
+    /// Why, in words.
+    pub reason: String,
+    /// The candidate model.
+    pub candidate: Scored,
+    /// The deployed model it was compared with, if any.
+    pub champion: Option<Scored>,
+    /// blake3 of the evaluation data.
+    pub data_digest: String,
+    /// The gate as configured.
+    pub gate: GateDef,
+}
+
+/// A model and its metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    /// blake3 of the model file.
+    pub digest: String,
+    /// Registry version (champion only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its metrics on the data.
+    pub metrics: Metrics,
+}
+
+/// An `OnnxEval` task prepared for one instance: the exact files whose bytes are in its key.
+#[derive(Debug, Clone)]
+pub(crate) struct OnnxEvalKind {
+    spec: OnnxEvalTask,
+    model: PathBuf,
+    model_digest: String,
+    data: PathBuf,
+    data_digest: String,
+    champion: Option<RegistryModel>,
+    outputs: BTreeMap<String, PathBuf>,
+}
+
+impl OnnxEvalKind {
+    pub(crate) fn new(job: &Job<'_>, spec: &OnnxEvalTask) -> Result<OnnxEvalKind, TaskError> {
+        let file = |name: &str| {
+            let input = job.input(name).and_then(|i| i.files.first()).ok_or_else(|| {
+                TaskError::permanent(Failure::Input, format!("the task has no input `{name}`; add it under `inputs`"))
+            })?;
+            Ok::<_, TaskError>((input.path.clone(), input.digest.0.to_hex()))
+        };
+        let (model, model_digest) = file(&spec.model)?;
+        let (data, data_digest) = file(&spec.data)?;
+        Ok(OnnxEvalKind {
+            spec: spec.clone(),
+            model,
+            model_digest,
+            data,
+            data_digest,
+            champion: job.probe.resolved.champion.clone(),
+            outputs: job.outputs.clone(),
+        })
+    }
+}
+
+impl Kind for OnnxEvalKind {
+    fn attempt<'a>(&'a self, a: Attempt<'a>) -> AttemptFuture<'a> {
+        let stage = a.stage_dir("eval");
+        let this = self.clone();
+        Box::pin(async move {
+            let stage2 = stage.clone();
+            let result = blocking(Failure::Model, move || this.evaluate(&stage2)).await;
+            let _ = std::fs::remove_dir_all(&stage);
+            result
+        })
+    }
+}
+
+fn model_error(e: impl std::fmt::Display) -> TaskError {
+    TaskError::new(Failure::Model, e.to_string())
+}
+
+impl OnnxEvalKind {
+    /// Evaluates and gates (blocking).
+    fn evaluate(&self, stage: &Path) -> Result<Option<serde_json::Value>, AttemptError> {
+        let mut opts = EvalOptions::new(self.spec.label.clone());
+        opts.features.clone_from(&self.spec.features);
+        opts.passthrough.clone_from(&self.spec.passthrough);
+        opts.write_predictions = self.outputs.contains_key("predictions");
+        let eval = evaluate(&self.model, &self.data, stage, &opts).map_err(model_error)?;
+        if let Some(p) = &eval.metrics_path {
+            self.place("metrics", p)?;
+        }
+        if let Some(p) = &eval.predictions_path {
+            self.place("predictions", p)?;
+        }
+        let summary = serde_json::to_value(&eval.metrics).unwrap_or_default();
+        let Some(gate) = &self.spec.gate else { return Ok(Some(summary)) };
+
+        let champion = match (&gate.champion, &self.champion) {
+            (Some(_), Some(c)) if c.digest.0.to_hex() == self.model_digest => {
+                Some((c, None)) // the candidate is the champion: nothing to compare
+            }
+            (Some(_), Some(c)) => {
+                let m = evaluate_metrics(&c.path, &self.data, &opts)
+                    .map_err(|e| model_error(format!("evaluating the champion {}: {e}", c.version)))?;
+                Some((
+                    c,
+                    Some(Scored { digest: c.digest.0.to_hex(), version: Some(c.version.clone()), metrics: m.metrics }),
+                ))
+            }
+            _ => None,
+        };
+        let score = champion
+            .as_ref()
+            .map(|(c, s)| ChampionScore { version: &c.version, metrics: s.as_ref().map(|s| &s.metrics) });
+        let judgement = judge(gate, &eval.metrics, score).map_err(|e| TaskError::permanent(Failure::Model, e))?;
+        let verdict = Verdict {
+            version: VERDICT_VERSION,
+            decision: if judgement.refusal.is_some() { "refuse" } else { "pass" },
+            reason: judgement.reason.clone(),
+            candidate: Scored { digest: self.model_digest.clone(), version: None, metrics: eval.metrics },
+            champion: champion.and_then(|(_, s)| s),
+            data_digest: self.data_digest.clone(),
+            gate: gate.clone(),
+        };
+        let verdict_path = stage.join("verdict.json");
+        let text = serde_json::to_string_pretty(&verdict).expect("serializes") + "\n";
+        std::fs::write(&verdict_path, text).map_err(|e| model_error(format!("cannot write the verdict: {e}")))?;
+        self.place("verdict", &verdict_path)?;
+        match judgement.refusal {
+            Some(r) => Err(AttemptError::Refused(format!("gate refused: {r}"))),
+            None => Ok(Some(serde_json::json!({"verdict": "pass", "reason": judgement.reason, "metrics": summary}))),
+        }
+    }
+
+    /// Copies a produced file to the declared output `name`, if declared.
+    fn place(&self, name: &str, from: &Path) -> Result<(), TaskError> {
+        let Some(dest) = self.outputs.get(name) else { return Ok(()) };
+        if let Some(dir) = dest.parent() {
+            dagrun_cache::ensure_dir(dir).map_err(|e| model_error(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        std::fs::copy(from, dest).map_err(|e| model_error(format!("cannot write {}: {e}", dest.display())))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,81 @@
+//! Typed task outcomes: how a task failed, and what an attempt can end with.
+
+use serde::{Deserialize, Serialize};
+
+/// How a task failed, for people and for scripts (`--json`, run records).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// A command exited non-zero.
+    ExitCode {
+        /// Its exit code.
+        code: i32,
+    },
+    /// A command was killed by a signal.
+    Signal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// The task ran past its `timeout` (or a plugin past its deadline).
+    Timeout,
+    /// A plugin trapped: a panic, a memory cap, or a WebAssembly trap.
+    Trap,
+    /// The task's params do not match what its plugin accepts.
+    InvalidParams,
+    /// The task succeeded but did not write a declared output.
+    MissingOutput {
+        /// The output's name.
+        output: String,
+    },
+    /// Its inputs could not be resolved (a missing file, an empty glob, nothing deployed).
+    Input,
+    /// A plugin could not be built or loaded, or returned an error.
+    Plugin,
+    /// An ONNX evaluation or prediction failed.
+    Model,
+    /// Its outputs could not be stored in or restored from the cache.
+    Cache,
+    /// The process could not be started or its log not written.
+    Spawn,
+}
+
+/// A task failure: its kind and the message a person reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TaskError {
+    /// What kind of failure.
+    pub failure: Failure,
+    /// The whole message.
+    pub message: String,
+    /// It would fail the same way again: not retried.
+    pub permanent: bool,
+}
+
+impl TaskError {
+    /// A failure worth retrying (if the task has retries).
+    pub fn new(failure: Failure, message: impl Into<String>) -> TaskError {
+        TaskError { failure, message: message.into(), permanent: false }
+    }
+
+    /// A failure that would repeat identically: never retried.
+    pub fn permanent(failure: Failure, message: impl Into<String>) -> TaskError {
+        TaskError { failure, message: message.into(), permanent: true }
+    }
+}
+
+/// How one attempt of a task ended, when it did not succeed.
+#[derive(Debug)]
+pub(crate) enum AttemptError {
+    /// It failed.
+    Failed(TaskError),
+    /// An evaluation gate refused the model (a decision: never retried).
+    Refused(String),
+    /// The run was interrupted.
+    Cancelled,
+}
+
+impl From<TaskError> for AttemptError {
+    fn from(e: TaskError) -> AttemptError {
+        AttemptError::Failed(e)
+    }
+}

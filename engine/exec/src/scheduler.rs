@@ -1,0 +1,199 @@
+//! The scheduler: walks the instance graph on tokio, at most `jobs` instances at a time.
+//!
+//! An instance becomes ready when everything it needs has succeeded (or was cached). Its key is
+//! computed then, from its upstreams' actual outputs, so a re-run upstream that produces the
+//! same bytes leaves its downstream cached. A failed or refused instance skips its downstream;
+//! unrelated branches go on. A cancel kills running tasks, caches nothing half-done, and marks
+//! the rest skipped. The scheduler knows nothing of task kinds.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use dagrun_cache::{Manifest, StoreError, now_ms};
+
+use crate::cancel::Cancel;
+use crate::events::{Event, RunStatus, TaskStatus, peak_rss_kb};
+use crate::history::{RunRecord, TaskRecord};
+use crate::job::{JobResult, run_job};
+use crate::shared::RunShared;
+
+/// Runs every instance of `run`, filling in `record` (saved under `<state>/runs/` as it goes).
+pub(crate) async fn schedule(
+    run: Arc<RunShared>,
+    record: RunRecord,
+    forced: &[bool],
+    jobs: usize,
+    reverse: bool,
+    cancel: &Cancel,
+) -> Result<RunRecord, StoreError> {
+    let started = Instant::now();
+    let graph = run.instances.clone();
+    let n = graph.len();
+    let mut book = Book::new(&run, record);
+    let mut waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
+    let mut manifests: Vec<Option<Arc<Manifest>>> = vec![None; n];
+    // Ready instances, oldest partition first (newest first with `reverse`), then graph order.
+    let mut position = vec![0; n];
+    for (k, &i) in graph.topo_order().iter().enumerate() {
+        position[i] = k;
+    }
+    let priority = |i: usize| {
+        let rank = if reverse { graph.rank[i].saturating_neg() } else { graph.rank[i] };
+        Reverse((rank, position[i]))
+    };
+    let mut ready: BinaryHeap<(Reverse<(i64, usize)>, usize)> =
+        (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority(i), i)).collect();
+    let mut running: JoinSet<JobResult> = JoinSet::new();
+    let mut cancel_rx = cancel.receiver();
+    let mut interrupted = cancel.is_cancelled();
+    let mut last_save = Instant::now();
+
+    loop {
+        interrupted |= cancel.is_cancelled();
+        while !interrupted && running.len() < jobs.max(1) {
+            let Some((_, i)) = ready.pop() else { break };
+            let ups: HashMap<usize, Arc<Manifest>> =
+                graph.upstream(i).map(|u| (u, manifests[u].clone().expect("upstream finished"))).collect();
+            running.spawn(run_job(run.clone(), i, ups, forced[graph.nodes[i].task], cancel.receiver()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next() => {
+                let r = match joined.expect("non-empty") {
+                    Ok(r) => r,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                let (i, status) = (r.index, r.status);
+                manifests[i] = r.manifest.clone();
+                book.finish(r);
+                // Keep history useful after a crash: save progress at most every 2 seconds.
+                if last_save.elapsed() > Duration::from_secs(2) {
+                    let _ = book.record.save(&run.store);
+                    last_save = Instant::now();
+                }
+                if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
+                    for d in graph.downstream(i) {
+                        waiting[d] -= 1;
+                        if waiting[d] == 0 && !book.is_done(d) {
+                            ready.push((priority(d), d));
+                        }
+                    }
+                } else {
+                    let why = match status {
+                        TaskStatus::Failed => format!("upstream `{}` failed", graph.nodes[i].name),
+                        TaskStatus::Refused => format!("upstream `{}` was refused by its gate", graph.nodes[i].name),
+                        _ => format!("upstream `{}` did not run", graph.nodes[i].name),
+                    };
+                    for d in graph.with_descendants(i) {
+                        if d != i && !book.is_done(d) {
+                            book.finish(JobResult::skipped(d, why.clone()));
+                        }
+                    }
+                }
+            }
+            Ok(()) = cancel_rx.changed(), if !interrupted => {
+                interrupted = *cancel_rx.borrow();
+            }
+        }
+    }
+
+    interrupted |= cancel.is_cancelled();
+    for &i in graph.topo_order() {
+        if !book.is_done(i) {
+            let why = if interrupted { "interrupted" } else { "not reached" };
+            book.finish(JobResult::skipped(i, why.to_owned()));
+        }
+    }
+    let mut record = book.record;
+    record.status = if interrupted {
+        RunStatus::Interrupted
+    } else if record.counts.failed > 0 {
+        RunStatus::Failed
+    } else if record.counts.refused > 0 {
+        RunStatus::Refused
+    } else {
+        RunStatus::Succeeded
+    };
+    record.finished_ms = Some(now_ms());
+    record.save(&run.store)?;
+    run.reporter.report(&Event::RunFinished {
+        run_id: record.id.clone(),
+        status: record.status,
+        counts: record.counts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        saved_ms: record.saved_ms,
+        peak_rss_kb: peak_rss_kb(),
+    });
+    Ok(record)
+}
+
+/// The run's bookkeeping: final states, the record, and partitions as they complete.
+struct Book<'a> {
+    run: &'a RunShared,
+    record: RunRecord,
+    done: Vec<bool>,
+    /// Instances left per partition, to report partitions as they complete.
+    partition_left: HashMap<String, usize>,
+}
+
+impl<'a> Book<'a> {
+    fn new(run: &'a RunShared, record: RunRecord) -> Book<'a> {
+        let mut partition_left: HashMap<String, usize> = HashMap::new();
+        for node in &run.instances.nodes {
+            if let Some(p) = &node.partition {
+                *partition_left.entry(p.key.clone()).or_default() += 1;
+            }
+        }
+        Book { run, record, done: vec![false; run.instances.len()], partition_left }
+    }
+
+    fn is_done(&self, i: usize) -> bool {
+        self.done[i]
+    }
+
+    fn finish(&mut self, r: JobResult) {
+        let node = &self.run.instances.nodes[r.index];
+        self.done[r.index] = true;
+        self.record.counts.add(r.status);
+        self.record.saved_ms += r.saved_ms;
+        let log = r.log.as_ref().map(|p| p.display().to_string());
+        self.run.reporter.report(&Event::TaskFinished {
+            task: node.name.clone(),
+            status: r.status,
+            duration_ms: r.duration_ms,
+            key: r.key.clone(),
+            saved_ms: r.saved_ms,
+            attempts: r.attempts,
+            failure: r.failure.clone(),
+            error: r.error.clone(),
+            log: log.clone(),
+            summary: r.summary.clone(),
+        });
+        self.record.tasks.push(TaskRecord {
+            task: node.name.clone(),
+            status: r.status,
+            duration_ms: r.duration_ms,
+            key: r.key,
+            cached: r.status == TaskStatus::Cached,
+            saved_ms: r.saved_ms,
+            attempts: r.attempts,
+            failure: r.failure,
+            error: r.error,
+            log,
+            summary: r.summary,
+        });
+        if let Some(p) = &node.partition {
+            let left = self.partition_left.get_mut(&p.key).expect("counted");
+            *left -= 1;
+            if *left == 0 {
+                self.run.reporter.report(&Event::PartitionFinished { partition: p.key.clone() });
+            }
+        }
+    }
+}
