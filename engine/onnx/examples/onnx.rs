@@ -47,13 +47,15 @@ fn main() -> ExitCode {
                 .map(|e| {
                     println!("{}", serde_json::to_string_pretty(&e.metrics).unwrap());
                     eprintln!(
-                        "{} rows in {:.3}s ({:.0} rows/s); model: {:?} ({} classes via {:?})",
+                        "{} rows in {:.3}s ({:.0} rows/s); model: {:?} ({} classes via {:?}; scores: {:?}, {})",
                         e.rows,
                         e.elapsed.as_secs_f64(),
                         e.rows as f64 / e.elapsed.as_secs_f64(),
                         e.model.kind,
                         e.model.classes.as_ref().map_or(0, Vec::len),
-                        e.model.class_source
+                        e.model.class_source,
+                        e.model.score_transform,
+                        e.model.score_transform_reason.as_deref().unwrap_or("-"),
                     );
                 })
                 .map_err(|e| e.to_string())

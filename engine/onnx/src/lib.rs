@@ -20,10 +20,13 @@
 mod data;
 mod error;
 mod eval;
+mod io;
 pub mod metrics;
 mod model;
 mod proto;
 pub mod runtime;
+mod scores;
+mod types;
 
 pub use error::{Error, Result};
 pub use eval::{
@@ -34,3 +37,4 @@ pub use model::{
     ClassLabel, ClassSource, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions,
 };
 pub use runtime::{OrtError, RuntimeInfo, discover};
+pub use scores::ScoreTransform;
