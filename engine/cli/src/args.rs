@@ -104,35 +104,7 @@ pub enum Command {
         state: StateArgs,
     },
     /// Run every partition in a range: plans all of them first, then runs only the misses.
-    Backfill {
-        /// The workflow file.
-        workflow: PathBuf,
-        /// First partition (date or key), inclusive.
-        #[arg(long, value_name = "DATE", requires = "to", conflicts_with = "partitions")]
-        from: Option<String>,
-        /// Last partition (date or key), inclusive.
-        #[arg(long, value_name = "DATE", requires = "from")]
-        to: Option<String>,
-        /// Exactly these partitions (comma-separated keys or dates).
-        #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present_any = ["from", "to"])]
-        partitions: Vec<String>,
-        /// Only print the plan: per partition, cached or run and why.
-        #[arg(long)]
-        plan: bool,
-        /// Start the newest partitions first.
-        #[arg(long)]
-        reverse: bool,
-        /// Tasks to run at once (default: number of CPU cores).
-        #[arg(short, long, value_name = "N")]
-        jobs: Option<usize>,
-        #[command(flatten)]
-        select: SelectArgs,
-        /// Print one JSON object per event on stdout.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        state: StateArgs,
-    },
+    Backfill(BackfillArgs),
     /// Show what a run would do: per task, cached or run, and why.
     Plan {
         /// The workflow file.
@@ -208,10 +180,42 @@ pub enum Command {
 }
 
 /// `dagrun cache` subcommands.
+/// `dagrun backfill`'s arguments.
+#[derive(Debug, Args, Clone)]
+pub struct BackfillArgs {
+    /// The workflow file.
+    pub workflow: PathBuf,
+    /// First partition (date or key), inclusive.
+    #[arg(long, value_name = "DATE", requires = "to", conflicts_with = "partitions")]
+    pub from: Option<String>,
+    /// Last partition (date or key), inclusive.
+    #[arg(long, value_name = "DATE", requires = "from")]
+    pub to: Option<String>,
+    /// Exactly these partitions (comma-separated keys or dates).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present_any = ["from", "to"])]
+    pub partitions: Vec<String>,
+    /// Only print the plan: per partition, cached or run and why.
+    #[arg(long)]
+    pub plan: bool,
+    /// Start the newest partitions first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// Tasks to run at once (default: number of CPU cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Print one JSON object per event on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
 impl Command {
     /// Whether the command keeps going when stdout is closed (a run must not die half-way).
     pub fn survives_closed_pipe(&self) -> bool {
-        matches!(self, Command::Run { .. } | Command::Backfill { plan: false, .. })
+        matches!(self, Command::Run { .. } | Command::Backfill(BackfillArgs { plan: false, .. }))
     }
 }
 
@@ -304,4 +308,39 @@ pub enum GraphFormat {
     Dot,
     /// Mermaid flowchart.
     Mermaid,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<std::ffi::OsString> {
+        s.split(' ').map(Into::into).collect()
+    }
+
+    #[test]
+    fn force_with_a_space_gets_a_hint() {
+        assert_eq!(
+            hint(&argv("dagrun run wf.ron --force train")).unwrap(),
+            "to force one task, write `--force=train` (a bare `--force` forces every task)"
+        );
+        assert_eq!(hint(&argv("dagrun run wf.ron --force --json")), None);
+        assert!(parse_from(argv("dagrun run wf.ron --force=train")).is_ok());
+    }
+
+    #[test]
+    fn backfill_to_alone_names_from() {
+        let e = Cli::try_parse_from(argv("dagrun backfill wf.ron --to 2025-01-31")).unwrap_err().to_string();
+        assert!(e.contains("--from <DATE>"), "{e}");
+        assert!(!e.contains("--partitions"), "{e}");
+    }
+
+    #[test]
+    fn only_a_run_outlives_a_closed_pipe() {
+        let command = |s: &str| Cli::try_parse_from(argv(s)).unwrap().command;
+        assert!(command("dagrun run wf.ron").survives_closed_pipe());
+        assert!(command("dagrun backfill wf.ron --partitions a").survives_closed_pipe());
+        assert!(!command("dagrun backfill wf.ron --partitions a --plan").survives_closed_pipe());
+        assert!(!command("dagrun plan wf.ron").survives_closed_pipe());
+    }
 }

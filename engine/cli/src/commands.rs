@@ -20,20 +20,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Run { workflow, jobs, select, partition, json, state } => {
             crate::run::run(&workflow, jobs, &select, crate::run::partition_selection(&partition), json, &state)
         }
-        Command::Backfill { workflow, from, to, partitions, plan, reverse, jobs, select, json, state } => {
-            crate::run::backfill(
-                &workflow,
-                from.as_deref(),
-                to.as_deref(),
-                &partitions,
-                plan,
-                reverse,
-                jobs,
-                &select,
-                json,
-                &state,
-            )
-        }
+        Command::Backfill(args) => crate::run::backfill(&args),
         Command::Plan { workflow, select, partition, json, state } => {
             crate::run::plan(&workflow, &select, crate::run::partition_selection(&partition), false, json, &state)
         }

@@ -11,7 +11,7 @@ use dagrun_exec::{Cancel, Engine, RunOptions, RunPlan, RunRecord, RunRequest, Ru
 use dagrun_plan::{Decision, Force, KeyContext, PartitionSelection, PlannedTask};
 use dagrun_workflow::{Workflow, partition};
 
-use crate::args::{PartitionArgs, SelectArgs, StateArgs};
+use crate::args::{BackfillArgs, PartitionArgs, SelectArgs, StateArgs};
 use crate::commands::{durability, error, existing_store, ms, now_secs, prepare_error, state_dir};
 use crate::exit::Exit;
 use crate::printer::{errln, outln};
@@ -50,35 +50,23 @@ pub fn run(
 }
 
 /// `dagrun backfill`: a range or list of partitions, run or (`--plan`) explained per partition.
-#[allow(clippy::too_many_arguments)]
-pub fn backfill(
-    path: &Path,
-    from: Option<&str>,
-    to: Option<&str>,
-    list: &[String],
-    only_plan: bool,
-    reverse: bool,
-    jobs: Option<usize>,
-    select: &SelectArgs,
-    json: bool,
-    state: &StateArgs,
-) -> Result<Exit, Exit> {
-    let psel = backfill_selection(from, to, list)?;
-    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
+    let psel = backfill_selection(a.from.as_deref(), a.to.as_deref(), &a.partitions)?;
+    let plan = dagrun_exec::prepare(&a.workflow, &request(&a.select, psel)).map_err(prepare_error)?;
     if plan.workflow.tasks.iter().all(|t| t.partitioned.is_none()) {
         return Err(error(
             format!(
                 "`{}` has no partitioned task: there is nothing to backfill (run it with `dagrun run {}`)",
                 plan.workflow.name,
-                path.display()
+                a.workflow.display()
             ),
             Exit::Usage,
         ));
     }
-    if only_plan {
-        return show_plan(&plan, select.verify, true, json, state);
+    if a.plan {
+        return show_plan(&plan, a.select.verify, true, a.json, &a.state);
     }
-    execute(&plan, jobs, select.verify, reverse, json, state)
+    execute(&plan, a.jobs, a.select.verify, a.reverse, a.json, &a.state)
 }
 
 /// `dagrun plan`.
