@@ -171,7 +171,7 @@ mod tests {
 "#;
 
     #[test]
-    fn reads_todays_files_and_writes_them_back_unchanged() {
+    fn reads_todays_files_and_writes_the_same_json_back() {
         let v = Verdict::<serde_json::Value>::from_json(TODAY.as_bytes()).unwrap();
         assert!(v.passed());
         assert_eq!(v.candidate.metric("accuracy"), Some(0.91));
