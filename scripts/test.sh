@@ -22,6 +22,8 @@ cargo fmt --manifest-path plugins/Cargo.toml --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo clippy --manifest-path sdk/Cargo.toml --all-targets --quiet -- -D warnings
+cargo clippy --manifest-path plugins/Cargo.toml --workspace --all-targets --quiet -- -D warnings
+cargo clippy --manifest-path tests/plugins/Cargo.toml --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test (SDK)"
 cargo test --manifest-path sdk/Cargo.toml
 echo "== cargo test (ML plugins: ONNX writer, train, generate; natively)"

@@ -6,13 +6,15 @@
 //!
 //! Layout written: `<registry>/<name>/v0001/{model.onnx, verdict.json, metadata.json}` and
 //! `<registry>/<name>/current` (replaced atomically: temp file + rename). Deploying bytes that
-//! are already current is a no-op.
+//! are already current is a no-op. The verdict format and the registry layout and operations
+//! are `dagrun-contracts`', shared with the engine.
 
 use std::fs;
 use std::path::Path;
 #[cfg(test)]
 use std::path::PathBuf;
 
+use dagrun_contracts::{Verdict, registry};
 use dagrun_sdk::{Ctx, Error, Info, Task};
 use serde::{Deserialize, Serialize};
 
@@ -37,27 +39,15 @@ pub struct Receipt {
     pub unchanged: bool,
 }
 
-#[derive(Debug, Deserialize)]
-struct Verdict {
-    decision: String,
-    reason: String,
-    candidate: Candidate,
-}
-
-#[derive(Debug, Deserialize)]
-struct Candidate {
-    digest: String,
-}
-
 /// The deploy logic, on plain paths (tested natively).
 pub fn deploy(model: &Path, verdict_path: &Path, registry: &Path, name: &str) -> Result<Receipt, Error> {
     let bytes = fs::read(model).map_err(|e| Error::bad_input(format!("cannot read the model: {e}")))?;
     let digest = blake3::hash(&bytes).to_hex().to_string();
-    let verdict: Verdict = serde_json::from_slice(
-        &fs::read(verdict_path).map_err(|e| Error::bad_input(format!("cannot read the verdict: {e}")))?,
-    )
-    .map_err(|e| Error::bad_input(format!("the verdict is not a dagrun verdict.json: {e}")))?;
-    if verdict.decision != "pass" {
+    let verdict_bytes =
+        fs::read(verdict_path).map_err(|e| Error::bad_input(format!("cannot read the verdict: {e}")))?;
+    let verdict: Verdict =
+        Verdict::from_json(&verdict_bytes).map_err(|e| Error::bad_input(format!("input `verdict`: {e}")))?;
+    if !verdict.passed() {
         return Err(Error::failed(format!("refusing to deploy: the gate refused this model ({})", verdict.reason)));
     }
     if verdict.candidate.digest != digest {
@@ -66,37 +56,10 @@ pub fn deploy(model: &Path, verdict_path: &Path, registry: &Path, name: &str) ->
             short(&verdict.candidate.digest)
         )));
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-        return Err(Error::invalid_params(format!("invalid model name `{name}`: use letters, digits, `-` and `_`")));
-    }
-    let dir = registry.join(name);
-    fs::create_dir_all(&dir)?;
-    let mut versions: Vec<u32> = fs::read_dir(&dir)?
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter_map(|n| n.strip_prefix('v').and_then(|d| d.parse().ok()))
-        .collect();
-    versions.sort_unstable();
-    if let Ok(current) = fs::read_to_string(dir.join("current")) {
-        let current = current.trim().to_owned();
-        if fs::read(dir.join(&current).join("model.onnx")).is_ok_and(|b| blake3::hash(&b).to_hex().as_str() == digest) {
-            return Ok(Receipt { name: name.to_owned(), version: current, digest, unchanged: true });
-        }
-    }
-    let version = format!("v{:04}", versions.last().map_or(1, |v| v + 1));
-    let target = dir.join(&version);
-    let staging = dir.join(format!(".{version}.staging"));
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging)?;
-    fs::write(staging.join("model.onnx"), &bytes)?;
-    fs::copy(verdict_path, staging.join("verdict.json"))?;
-    let metadata = serde_json::json!({"version": 1, "name": name, "model_version": version, "digest": digest});
-    fs::write(staging.join("metadata.json"), serde_json::to_string_pretty(&metadata)? + "\n")?;
-    fs::rename(&staging, &target)?;
-    let tmp = dir.join(".current.tmp");
-    fs::write(&tmp, format!("{version}\n"))?;
-    fs::rename(&tmp, dir.join("current"))?;
-    Ok(Receipt { name: name.to_owned(), version, digest, unchanged: false })
+    registry::validate_name(name).map_err(|e| Error::invalid_params(e.to_string()))?;
+    let done = registry::promote(registry, name, &bytes, &digest, &verdict_bytes)
+        .map_err(|e| Error::failed(format!("cannot deploy into {}: {e}", registry.display())))?;
+    Ok(Receipt { name: name.to_owned(), version: done.version, digest, unchanged: done.unchanged })
 }
 
 fn short(d: &str) -> &str {
@@ -135,21 +98,34 @@ dagrun_sdk::export_task!(Deploy);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dagrun_contracts::{Decision, Scored};
+    use serde_json::json;
 
-    fn setup(decision: &str, model: &[u8]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    fn verdict(decision: Decision, digest: &str) -> Verdict {
+        Verdict {
+            version: dagrun_contracts::VERDICT_VERSION,
+            decision,
+            reason: "r".into(),
+            candidate: Scored { digest: digest.into(), version: None, metrics: json!({"accuracy": 0.9}) },
+            champion: None,
+            data_digest: "d".into(),
+            gate: json!({"min": {"accuracy": 0.8}}),
+        }
+    }
+
+    fn setup(decision: Decision, model: &[u8]) -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("model.onnx");
         fs::write(&m, model).unwrap();
         let v = dir.path().join("verdict.json");
         let digest = blake3::hash(b"model-bytes").to_hex().to_string();
-        fs::write(&v, format!(r#"{{"decision":"{decision}","reason":"r","candidate":{{"digest":"{digest}"}}}}"#))
-            .unwrap();
+        fs::write(&v, verdict(decision, &digest).to_json()).unwrap();
         (dir, m, v)
     }
 
     #[test]
     fn deploys_then_noop_then_refuses_tampered_and_refused() {
-        let (dir, m, v) = setup("pass", b"model-bytes");
+        let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
         let reg = dir.path().join("registry");
         let r = deploy(&m, &v, &reg, "churn").unwrap();
         assert_eq!((r.version.as_str(), r.unchanged), ("v0001", false));
@@ -158,8 +134,37 @@ mod tests {
         fs::write(&m, b"model-bytEs").unwrap();
         let e = deploy(&m, &v, &reg, "churn").unwrap_err();
         assert!(e.to_string().contains("the verdict is for model"), "{e}");
-        let (dir2, m2, v2) = setup("refuse", b"model-bytes");
+        let (dir2, m2, v2) = setup(Decision::Refuse, b"model-bytes");
         let e = deploy(&m2, &v2, &dir2.path().join("registry"), "churn").unwrap_err();
         assert!(e.to_string().contains("the gate refused this model"), "{e}");
+    }
+
+    #[test]
+    fn registry_files_follow_the_contract() {
+        let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
+        let reg = dir.path().join("registry");
+        deploy(&m, &v, &reg, "churn").unwrap();
+        assert_eq!(registry::current(&reg, "churn").unwrap().0, "v0001");
+        let meta = registry::read_metadata(&reg, "churn", "v0001").unwrap();
+        assert_eq!((meta.model_version.as_str(), meta.digest.len()), ("v0001", 64));
+        let copied = Verdict::<serde_json::Value>::read(&registry::verdict_file(&reg, "churn", "v0001")).unwrap();
+        assert_eq!(copied, Verdict::read(&v).unwrap());
+        let e = deploy(&m, &v, &reg, "../escape").unwrap_err();
+        assert!(e.to_string().contains("invalid model name `../escape`"), "{e}");
+    }
+
+    #[test]
+    fn a_verdict_of_a_newer_version_is_refused_clearly() {
+        let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
+        let newer = fs::read_to_string(&v).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
+        fs::write(&v, newer).unwrap();
+        let reg = dir.path().join("registry");
+        let e = deploy(&m, &v, &reg, "churn").unwrap_err();
+        assert_eq!(e.kind(), dagrun_sdk::ErrorKind::BadInput);
+        assert!(
+            e.to_string().contains("verdict.json version 2 is newer than this dagrun/plugin understands (1): upgrade"),
+            "{e}"
+        );
+        assert!(!reg.exists(), "nothing deployed");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use dagrun_contracts::table::{Table, TableError};
 use dagrun_sdk::{Ctx, Error, Info, Task};
 use serde::{Deserialize, Serialize};
 
@@ -41,26 +42,21 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
-/// Computes per-slice accuracy from predictions.csv text and checks the thresholds.
+/// Computes per-slice accuracy from predictions.csv text (RFC 4180, read with the shared
+/// `dagrun_contracts::table` reader) and checks the thresholds.
 pub fn evaluate(csv: &str, params: &Params) -> Result<Report, Error> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> =
-        lines.next().ok_or_else(|| Error::bad_input("predictions.csv is empty"))?.split(',').collect();
-    let col = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| {
-            Error::bad_input(format!("predictions.csv has no column `{name}`; columns are: {}", header.join(", ")))
-        })
-    };
-    let (s, l, p) = (col(&params.slice)?, col("label")?, col("prediction")?);
+    let bad_input = |e: TableError| Error::bad_input(e.to_string());
+    let mut table = Table::from_text("predictions.csv", csv).map_err(bad_input)?;
+    let (s, l, p) = (
+        table.column(&params.slice).map_err(bad_input)?,
+        table.column("label").map_err(bad_input)?,
+        table.column("prediction").map_err(bad_input)?,
+    );
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(slice), Some(label), Some(pred)) = (f.get(s), f.get(l), f.get(p)) else {
-            return Err(Error::bad_input(format!("predictions.csv line {}: too few columns", n + 2)));
-        };
-        let e = counts.entry((*slice).to_owned()).or_default();
+    while let Some(row) = table.next_row().map_err(bad_input)? {
+        let e = counts.entry(row.get(s).to_owned()).or_default();
         e.0 += 1;
-        e.1 += u64::from(label == pred);
+        e.1 += u64::from(row.get(l) == row.get(p));
     }
     let mut slices = BTreeMap::new();
     let mut failures = Vec::new();
@@ -118,5 +114,18 @@ mod tests {
         assert_eq!(r.failures, ["region=eu: accuracy 0.5000 < min 0.6"]);
         let missing = Params { slice: "country".into(), min: BTreeMap::new() };
         assert!(evaluate(csv, &missing).unwrap_err().to_string().contains("no column `country`"));
+    }
+
+    /// predictions.csv is RFC 4180: a passed-through slice value may hold a comma or a newline.
+    #[test]
+    fn quoted_commas_and_newlines_do_not_shift_columns() {
+        let csv = "row,region,label,prediction\n0,\"eu, west\",1,1\n1,\"eu, west\",0,1\n2,\"us\nnorth\",1,1\n";
+        let params = Params { slice: "region".into(), min: BTreeMap::from([("*".into(), 0.6)]) };
+        let r = evaluate(csv, &params).unwrap();
+        assert_eq!(r.slices.keys().collect::<Vec<_>>(), ["eu, west", "us\nnorth"]);
+        assert_eq!(r.slices["eu, west"], SliceMetrics { rows: 2, accuracy: 0.5 });
+        assert_eq!(r.slices["us\nnorth"], SliceMetrics { rows: 1, accuracy: 1.0 });
+        let e = evaluate("row,region,label,prediction\n0,eu,1\n", &params).unwrap_err().to_string();
+        assert!(e.contains("predictions.csv line 2: 3 fields, but the header has 4 columns"), "{e}");
     }
 }

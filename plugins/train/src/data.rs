@@ -1,5 +1,7 @@
-//! Reading the training CSV: header row, comma-separated numbers, one row per line.
+//! Reading the training CSV (RFC 4180, through the shared `dagrun_contracts::table` reader):
+//! a header row, then numbers; other columns are not features.
 
+use dagrun_contracts::table::{Table, TableError};
 use dagrun_sdk::Error;
 
 /// The training data: features as float32 (what the ONNX model's input is) and the label column.
@@ -40,61 +42,49 @@ fn is_missing(field: &str) -> bool {
         || field.eq_ignore_ascii_case("null")
 }
 
-fn unquote(field: &str) -> &str {
-    let f = field.trim();
-    f.strip_prefix('"').and_then(|f| f.strip_suffix('"')).unwrap_or(f)
-}
-
 struct Column {
     values: Vec<f64>,
     /// First missing value (line number).
-    missing: Option<usize>,
+    missing: Option<u64>,
     /// First value that is not a number (line number, text).
-    not_numeric: Option<(usize, String)>,
+    not_numeric: Option<(u64, String)>,
+}
+
+impl Column {
+    /// Adds the value on `line` (once a column has text that is not a number, it is not a
+    /// feature: the rest is skipped).
+    fn push(&mut self, line: u64, field: &str) {
+        if self.not_numeric.is_some() {
+            return;
+        }
+        match field.parse::<f64>() {
+            Ok(v) if v.is_finite() => self.values.push(v),
+            _ if is_missing(field) => {
+                self.missing.get_or_insert(line);
+                self.values.push(f64::NAN);
+            }
+            _ => self.not_numeric = Some((line, field.to_owned())),
+        }
+    }
+}
+
+fn bad_input(e: TableError) -> Error {
+    Error::bad_input(e.to_string())
 }
 
 /// Parses `text` and selects `label` and the features: the named ones, or (when `features` is
 /// `None`) every other column whose values are all numbers.
 pub fn parse(text: &str, label: &str, features: Option<&[String]>) -> Result<Dataset, Error> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let Some((_, header)) = lines.next() else {
-        return Err(Error::bad_input("input `data` is empty (expected a CSV file with a header row)"));
-    };
-    let names: Vec<String> = header.split(',').map(|h| unquote(h).to_owned()).collect();
-    for (i, n) in names.iter().enumerate() {
-        if names[..i].contains(n) {
-            return Err(Error::bad_input(format!("column `{n}` appears twice in the header")));
-        }
-    }
+    let mut table = Table::from_text("input `data`", text).map_err(bad_input)?;
+    let names = table.header().to_vec();
     let Some(label_col) = names.iter().position(|n| n == label) else {
         return Err(Error::bad_input(format!("no label column `{label}`; the columns are: {}", names.join(", "))));
     };
     let mut columns: Vec<Column> =
         names.iter().map(|_| Column { values: Vec::new(), missing: None, not_numeric: None }).collect();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        let mut count = 0;
-        for (c, field) in line.split(',').enumerate() {
-            count += 1;
-            let Some(col) = columns.get_mut(c) else { continue };
-            if col.not_numeric.is_some() {
-                continue;
-            }
-            let field = unquote(field);
-            match field.parse::<f64>() {
-                Ok(v) if v.is_finite() => col.values.push(v),
-                _ if is_missing(field) => {
-                    col.missing.get_or_insert(line_no);
-                    col.values.push(f64::NAN);
-                }
-                _ => col.not_numeric = Some((line_no, field.to_owned())),
-            }
-        }
-        if count != names.len() {
-            return Err(Error::bad_input(format!(
-                "line {line_no}: {count} fields, but the header has {} columns",
-                names.len()
-            )));
+    while let Some(row) = table.next_row().map_err(bad_input)? {
+        for (col, field) in columns.iter_mut().zip(row.fields()) {
+            col.push(row.line, field);
         }
     }
     let numeric = |c: usize, what: &str| -> Result<(), Error> {
@@ -189,5 +179,19 @@ mod tests {
         assert!(e("a,y\nx,1\n", None).contains("no numeric feature columns"));
         assert!(e("a,y\n", None).contains("no rows"));
         assert!(e("a,y\n1,1\n", Some(&["z".into()])).contains("no column `z`"));
+    }
+
+    /// The engine writes RFC 4180 CSV: a quoted field may hold a comma or a newline.
+    #[test]
+    fn quoted_commas_and_newlines_do_not_shift_columns() {
+        let csv = "city,a,note,label\n\"Paris, FR\",0.5,\"two\nlines\",1\n\"Oslo\",1.5,\"say \"\"hi\"\", ok\",0\n";
+        let d = parse(csv, "label", None).unwrap();
+        assert_eq!(d.features, ["a"]);
+        assert_eq!(d.x, [0.5, 1.5]);
+        assert_eq!(d.y, [1.0, 0.0]);
+        let e = parse("a,label\n\"1,5\",1\n", "label", Some(&["a".into()])).unwrap_err().to_string();
+        assert!(e.contains("feature `a`: line 2: `1,5` is not a number"), "{e}");
+        let e = parse("a,b,label\n1,\"x\ny\",1\n2,3\n", "label", None).unwrap_err().to_string();
+        assert!(e.contains("line 4: 2 fields, but the header has 3 columns"), "{e}");
     }
 }

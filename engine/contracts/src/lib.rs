@@ -1,0 +1,23 @@
+//! The on-disk contracts between the dagrun engine and its plugins, defined once.
+//!
+//! * [`verdict`]: `verdict.json`, what the `OnnxEval` gate decided (written by the engine, read
+//!   by the deploy plugin).
+//! * [`registry`]: the model registry layout (`<registry>/<name>/current`,
+//!   `<registry>/<name>/vNNNN/{model.onnx,verdict.json,metadata.json}`) and the filesystem
+//!   operations on it (read, list, move `current`, promote).
+//! * [`table`] (feature `csv`): the one CSV reader (RFC 4180: quoted fields may hold commas,
+//!   quotes and newlines) for the tables the engine writes and the plugins read.
+//!
+//! Builds for the host and for `wasm32-wasip2` (std, serde, thiserror; `std::fs` works in WASI).
+//! Every versioned file is checked on read: a newer version than this build understands is a
+//! clear error ([`ContractError::NewerVersion`]), not a confusing parse failure.
+
+mod error;
+pub mod registry;
+#[cfg(feature = "csv")]
+pub mod table;
+pub mod verdict;
+
+pub use error::{ContractError, check_version};
+pub use registry::{Metadata, ModelVersion, Promotion, REGISTRY_VERSION};
+pub use verdict::{Decision, Scored, VERDICT_VERSION, Verdict};
