@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
+use dagrun_contracts::{Decision, VERDICT_VERSION};
 use dagrun_onnx::{EvalOptions, Metrics, evaluate, evaluate_metrics};
 use dagrun_plan::RegistryModel;
 use dagrun_workflow::{GateDef, OnnxEvalTask};
@@ -14,39 +13,10 @@ use crate::kinds::gate::{ChampionScore, judge};
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking};
 use crate::outcome::{AttemptError, Failure, TaskError};
 
-/// Version of `verdict.json`.
-pub const VERDICT_VERSION: u32 = 1;
-
-/// The gate's decision, as written to `verdict.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
-    /// [`VERDICT_VERSION`].
-    pub version: u32,
-    /// `pass` or `refuse`.
-    pub decision: &'static str,
-    /// Why, in words.
-    pub reason: String,
-    /// The candidate model.
-    pub candidate: Scored,
-    /// The deployed model it was compared with, if any.
-    pub champion: Option<Scored>,
-    /// blake3 of the evaluation data.
-    pub data_digest: String,
-    /// The gate as configured.
-    pub gate: GateDef,
-}
-
-/// A model and its metrics.
-#[derive(Debug, Clone, Serialize)]
-pub struct Scored {
-    /// blake3 of the model file.
-    pub digest: String,
-    /// Registry version (champion only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Its metrics on the data.
-    pub metrics: Metrics,
-}
+/// `verdict.json` as this kind writes it: the contract shared with the deploy plugin, with the
+/// engine's metric and gate types.
+type Verdict = dagrun_contracts::Verdict<Metrics, GateDef>;
+type Scored = dagrun_contracts::Scored<Metrics>;
 
 /// An `OnnxEval` task prepared for one instance: the exact files whose bytes are in its key.
 #[derive(Debug, Clone)]
@@ -136,16 +106,16 @@ impl OnnxEvalKind {
         let judgement = judge(gate, &eval.metrics, score).map_err(|e| TaskError::permanent(Failure::Model, e))?;
         let verdict = Verdict {
             version: VERDICT_VERSION,
-            decision: if judgement.refusal.is_some() { "refuse" } else { "pass" },
+            decision: if judgement.refusal.is_some() { Decision::Refuse } else { Decision::Pass },
             reason: judgement.reason.clone(),
             candidate: Scored { digest: self.model_digest.clone(), version: None, metrics: eval.metrics },
             champion: champion.and_then(|(_, s)| s),
             data_digest: self.data_digest.clone(),
             gate: gate.clone(),
         };
-        let verdict_path = stage.join("verdict.json");
-        let text = serde_json::to_string_pretty(&verdict).expect("serializes") + "\n";
-        std::fs::write(&verdict_path, text).map_err(|e| model_error(format!("cannot write the verdict: {e}")))?;
+        let verdict_path = stage.join(dagrun_contracts::verdict::VERDICT_FILE);
+        std::fs::write(&verdict_path, verdict.to_json())
+            .map_err(|e| model_error(format!("cannot write the verdict: {e}")))?;
         self.place("verdict", &verdict_path)?;
         match judgement.refusal {
             Some(r) => Err(AttemptError::Refused(format!("gate refused: {r}"))),
