@@ -121,3 +121,31 @@ fn wrong_types_name_the_field_and_underline_the_value() {
     assert_eq!(&d[0].source.text[d[0].labels[0].span.clone()], "\"3\"");
     assert_eq!(d[0].help.as_deref(), Some("write it like `retries: 3`"));
 }
+
+#[test]
+fn param_location_points_at_the_param_a_plugin_named() {
+    let wf = load(
+        r#"Workflow(name: "p", tasks: [
+    Task(name: "a", kind: Command(run: "true")),
+    Task(
+        name: "b",
+        kind: Command(run: "true"),
+        params: {
+            "columns": "charges",
+            "split": {"ratio": "half"},
+        },
+    ),
+])"#,
+    )
+    .unwrap();
+    let text = |span: Option<Range<usize>>| span.map(|s| wf.source.text[s].to_owned());
+    assert_eq!(wf.param_location(1, "columns"), Some((7, 24)));
+    assert_eq!(text(wf.param_span(1, "columns")).as_deref(), Some(r#""charges""#));
+    assert_eq!(wf.param_location(1, "split.ratio"), Some((8, 32)));
+    assert_eq!(text(wf.param_span(1, "split.ratio")).as_deref(), Some(r#""half""#));
+    // Not written (e.g. a missing param): the `params` map, then the task's name.
+    assert_eq!(wf.param_location(1, "factor"), Some((6, 17)));
+    assert_eq!(wf.param_location(1, ""), Some((6, 17)));
+    assert_eq!(wf.param_location(0, "columns"), Some((2, 16)));
+    assert_eq!(wf.param_location(2, "columns"), None);
+}
