@@ -1,4 +1,4 @@
-//! Write [dagrun](https://example.invalid/dagrun) task plugins in plain Rust.
+//! Write dagrun task plugins in plain Rust.
 //!
 //! A plugin is a WebAssembly component that runs one task of a workflow in a sandbox: it
 //! reads its inputs, writes its outputs into an output directory and returns a JSON summary.
