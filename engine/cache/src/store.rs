@@ -4,7 +4,7 @@
 //! ```text
 //! objects/ab/<digest>        file contents, read-only, named by blake3 of their bytes
 //! actions/ab/<key>.json      one entry per cache key: the outputs a task produced
-//! tasks/<task>.json          the key inputs of a task's latest run (for `plan` explanations)
+//! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations)
 //! tmp/                       temp files; renamed into place when complete
 //! ```
 //! Every file is written to `tmp/` and renamed, so a crash at any moment leaves either the
