@@ -149,3 +149,18 @@ fn param_location_points_at_the_param_a_plugin_named() {
     assert_eq!(wf.param_location(0, "columns"), Some((2, 16)));
     assert_eq!(wf.param_location(2, "columns"), None);
 }
+
+#[test]
+fn without_spans_tasks_are_read_in_one_go() {
+    // A byte literal is RON the span reader does not know: the file is read without spans.
+    let src = r#"Workflow(name: "w", defaults: (retries: 2), tasks: [
+        Task(name: "a", kind: Command(run: "x"), params: {"p": b'a'}),
+        Task(name: "b", kind: Command(run: "x"), after: ["a"]),
+    ])"#;
+    assert!(spans::parse(src).is_err());
+    let wf = load(src).unwrap();
+    assert_eq!(wf.tasks.iter().map(|t| (t.name.as_str(), t.retries)).collect::<Vec<_>>(), [("a", 2), ("b", 2)]);
+    assert_eq!(wf.param_location(0, "p"), None);
+    let errors = errors(&src.replace("after: [\"a\"]", "after: \"a\""));
+    assert_eq!(errors, ["w.ron:3:57: expected a list `[...]`, found `\"a\"),`"]);
+}
