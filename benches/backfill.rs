@@ -44,7 +44,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("wf.ron"), WORKFLOW).unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
-        let start = 20_089; // 2025-01-01 in days since the epoch
+        let start = dagrun_workflow::partition::days_from_civil(2025, 1, 1);
         for i in 0..365 {
             let (y, m, d, _) = dagrun_workflow::partition::civil((start + i) * 86_400);
             std::fs::write(dir.path().join(format!("data/{y}-{m:02}-{d:02}.csv")), format!("{i}\n")).unwrap();

@@ -31,15 +31,11 @@ struct Sandbox {
     dir: tempfile::TempDir,
 }
 
+/// Every day of 2025, `YYYY-MM-DD`.
 fn dates() -> Vec<String> {
-    let mut out = Vec::new();
-    let days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    for (m, &n) in days.iter().enumerate() {
-        for d in 1..=n {
-            out.push(format!("2025-{:02}-{d:02}", m + 1));
-        }
-    }
-    out
+    use dagrun_workflow::partition::{civil, days_from_civil};
+    let days = days_from_civil(2025, 1, 1)..days_from_civil(2026, 1, 1);
+    days.map(|day| civil(day * 86_400)).map(|(y, m, d, _)| format!("{y}-{m:02}-{d:02}")).collect()
 }
 
 impl Sandbox {

@@ -179,7 +179,7 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
     assert_eq!(error("spin"), "deadline exceeded: the plugin ran longer than its limit of 300ms");
     assert_eq!(error("bomb"), "memory limit exceeded: the plugin tried to grow its memory to 65 MiB (limit 64 MiB)");
     assert_eq!(error("panic"), "plugin panicked at panics/src/lib.rs:18: boom: the model exploded");
-    assert_eq!(error("params"), "invalid params: invalid type: string \"x\", expected f64 at line 1 column 13");
+    assert_eq!(error("params"), "invalid params: param `factor`: invalid type: string \"x\", expected f64");
     assert_eq!(tasks["params"]["attempts"], 1, "invalid params would fail the same way again: no retry");
     assert_eq!(
         error("newer"),

@@ -1,3 +1,5 @@
+//! [`Ctx`]: what a running task sees of its inputs, outputs, mounts and the host.
+
 use std::path::{Component, Path, PathBuf};
 
 use crate::Error;

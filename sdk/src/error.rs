@@ -1,3 +1,5 @@
+//! [`Error`] and [`ErrorKind`]: how a task reports a failure to the host.
+
 use std::fmt;
 
 /// Why a task run failed.

@@ -42,7 +42,6 @@ mod imp {
         eprintln!("[progress] {done}/{total} {message}");
     }
 
-    #[allow(dead_code)]
     pub(crate) fn report_panic(message: &str, file: &str, line: u32) {
         eprintln!("[panic] {message} at {file}:{line}");
     }
@@ -52,24 +51,21 @@ pub(crate) use imp::*;
 
 /// Installs (once) a panic hook that sends the panic's message and location to the host before
 /// the guest traps: wasm32 aborts on panic, and the host would otherwise only see `unreachable`.
-/// The default hook runs afterwards, so the message also reaches stderr.
+/// The previous hook runs afterwards, so the message also reaches stderr. Natively (tests), the
+/// report is one more `[panic] ...` line on stderr.
 pub(crate) fn install_panic_hook() {
-    #[cfg(target_family = "wasm")]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            let default_hook = std::panic::take_hook();
-            std::panic::set_hook(Box::new(move |info| {
-                let (file, line) = info.location().map_or(("<unknown>", 0), |l| (l.file(), l.line()));
-                report_panic(panic_message(info.payload()), file, line);
-                default_hook(info);
-            }));
-        });
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let (file, line) = info.location().map_or(("<unknown>", 0), |l| (l.file(), l.line()));
+            report_panic(panic_message(info.payload()), file, line);
+            previous_hook(info);
+        }));
+    });
 }
 
 /// The text of a panic payload (`panic!("...")` gives a `&str` or a `String`).
-#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s

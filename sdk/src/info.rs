@@ -1,3 +1,5 @@
+//! [`Info`]: the plugin's self-description.
+
 /// What a plugin says about itself; shown by `dagrun plugin inspect`.
 ///
 /// ```

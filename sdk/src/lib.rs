@@ -1,4 +1,4 @@
-//! Write [dagrun](https://example.invalid/dagrun) task plugins in plain Rust.
+//! Write dagrun task plugins in plain Rust.
 //!
 //! A plugin is a WebAssembly component that runs one task of a workflow in a sandbox: it
 //! reads its inputs, writes its outputs into an output directory and returns a JSON summary.
@@ -102,9 +102,11 @@
 //! 1. Installs a panic hook that reports the panic message and its `file:line` to the host
 //!    (a panic still ends the run: wasm32 aborts on panic).
 //! 2. Deserializes the task's `params` (a JSON object) into [`Task::Params`]; on failure the
-//!    run fails with [`ErrorKind::InvalidParams`] and serde_json's message, which names the
-//!    field, e.g. ``missing field `factor` at line 1 column 2``. A task without params can use
-//!    `type Params = ();`.
+//!    run fails with [`ErrorKind::InvalidParams`] and serde's message, preceded by the path of
+//!    the param it concerns, e.g. ``param `factor`: invalid type: string "x", expected f64``
+//!    or ``param `split.ratio`: ...``, ``param `columns[1]`: ...`` for nested values (an error
+//!    about the params object itself, such as ``missing field `factor` ``, has no prefix).
+//!    A task without params can use `type Params = ();`.
 //! 3. Calls [`Task::run`].
 //! 4. On `Ok`, serializes the output as the run's JSON summary and returns every output
 //!    registered with [`Ctx::output`] / [`Ctx::output_file`]; one that was never written fails
@@ -124,6 +126,7 @@ mod ctx;
 mod error;
 mod host;
 mod info;
+mod params;
 
 pub use ctx::Ctx;
 pub use error::{Error, ErrorKind};
@@ -282,7 +285,7 @@ pub mod __private {
                 true => serde_json::from_str::<P>("null").map_err(|_| e),
                 false => Err(e),
             }
-            .map_err(|e| Error::invalid_params(e.to_string()))
+            .map_err(|e| Error::invalid_params(crate::params::invalid_params_message(json, &e)))
         })
     }
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! objects/ab/<digest>        file contents, read-only, named by blake3 of their bytes
 //! actions/ab/<key>.json      one entry per cache key: the outputs a task produced
-//! tasks/<task>.json          the key inputs of a task's latest run (for `plan` explanations)
+//! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations)
 //! tmp/                       temp files; renamed into place when complete
 //! ```
 //! Every file is written to `tmp/` and renamed, so a crash at any moment leaves either the
@@ -184,9 +184,15 @@ impl Store {
     pub fn lock(&self) -> Result<RunLock, StoreError> {
         let path = self.root.join("lock");
         let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
-        if !lock::try_exclusive(&file) {
-            let pid = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
-            return Err(StoreError::Busy { path: self.root.clone(), pid });
+        // An exclusive advisory lock (`flock` on Unix): the kernel releases it when the file is
+        // closed or the process dies, so a crash never leaves a stale lock.
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let pid = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
+                return Err(StoreError::Busy { path: self.root.clone(), pid });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e).at(&path),
         }
         file.set_len(0).at(&path)?;
         write!(file, "{}", std::process::id()).at(&path)?;
@@ -446,22 +452,26 @@ pub struct RunLock {
     _file: File,
 }
 
-#[cfg(unix)]
-#[allow(unsafe_code)]
-mod lock {
-    use std::os::fd::AsRawFd;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// A non-blocking exclusive `flock`; the kernel releases it when the file is closed or the
-    /// process dies, so a crash never leaves a stale lock.
-    pub fn try_exclusive(file: &std::fs::File) -> bool {
-        // SAFETY: flock(2) on a file descriptor we own; no memory is involved.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
-    }
-}
-
-#[cfg(not(unix))]
-mod lock {
-    pub fn try_exclusive(_file: &std::fs::File) -> bool {
-        true
+    #[test]
+    fn one_run_lock_at_a_time_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        let held = store.lock().unwrap();
+        let busy = store.lock().unwrap_err();
+        assert_eq!(
+            busy.to_string(),
+            format!(
+                "another dagrun run is using the state directory {} (pid {}): wait for it to finish, or give this \
+                 run its own --state-dir",
+                dir.path().display(),
+                std::process::id()
+            )
+        );
+        drop(held);
+        store.lock().unwrap();
     }
 }

@@ -1,4 +1,6 @@
-//! Every environment variable dagrun reads, declared in one place.
+//! Every environment variable the CLI itself reads, declared in one place. Plugin builds and the
+//! compiled-plugin cache read theirs in `dagrun-wasm` (`dagrun_wasm::PLUGIN_TARGET_DIR_ENV`,
+//! `dagrun_wasm::COMPILED_CACHE_ENV`).
 
 /// State directory (default: `.dagrun/` beside the workflow file). Same as `--state-dir`.
 pub const STATE_DIR: &str = "DAGRUN_STATE_DIR";
@@ -6,12 +8,6 @@ pub const STATE_DIR: &str = "DAGRUN_STATE_DIR";
 pub const FSYNC: &str = "DAGRUN_FSYNC";
 /// The dagrun SDK directory used by `dagrun plugin new` (same as `--sdk`).
 pub const SDK: &str = "DAGRUN_SDK";
-/// Cargo target directory shared by all plugin crate builds (read by `dagrun-wasm`).
-#[allow(dead_code)]
-pub const PLUGIN_TARGET_DIR: &str = dagrun_wasm::PLUGIN_TARGET_DIR_ENV;
-/// Where compiled plugins are cached (read by `dagrun-wasm`; default `~/.cache/dagrun/wasm`).
-#[allow(dead_code)]
-pub const WASM_CACHE: &str = dagrun_wasm::COMPILED_CACHE_ENV;
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

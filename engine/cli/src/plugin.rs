@@ -76,20 +76,7 @@ fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<Exit, E
         ));
     }
     let sdk = sdk_path(sdk)?;
-    let render = |t: &str| {
-        t.replace("{{name}}", name)
-            .replace("{{crate_ident}}", &name.replace('-', "_"))
-            .replace("{{sdk_path}}", &sdk.display().to_string())
-    };
-    let files = [
-        ("Cargo.toml", render(CARGO_TOML)),
-        ("src/lib.rs", render(LIB_RS)),
-        ("README.md", render(README)),
-        (".gitignore", render(GITIGNORE)),
-        ("workflow.ron", render(WORKFLOW)),
-        ("data/example.csv", EXAMPLE_CSV.to_owned()),
-    ];
-    for (rel, text) in files {
+    for (rel, text) in new_plugin_files(name, &sdk) {
         let path = dir.join(rel);
         let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
         written.map_err(|e| error(format!("cannot write {}: {e}", path.display()), Exit::Internal))?;
@@ -100,6 +87,23 @@ fn new(name: &str, dir: Option<PathBuf>, sdk: Option<PathBuf>) -> Result<Exit, E
     println!("  {shown}/workflow.ron    an example workflow that runs it");
     println!("\nnext: dagrun run {shown}/workflow.ron   (builds the plugin, then runs it)");
     Ok(Exit::Success)
+}
+
+/// The files of a new plugin crate `name` using the SDK at `sdk`: (relative path, text).
+fn new_plugin_files(name: &str, sdk: &Path) -> [(&'static str, String); 6] {
+    let render = |t: &str| {
+        t.replace("{{name}}", name)
+            .replace("{{crate_ident}}", &name.replace('-', "_"))
+            .replace("{{sdk_path}}", &sdk.display().to_string())
+    };
+    [
+        ("Cargo.toml", render(CARGO_TOML)),
+        ("src/lib.rs", render(LIB_RS)),
+        ("README.md", render(README)),
+        (".gitignore", render(GITIGNORE)),
+        ("workflow.ron", render(WORKFLOW)),
+        ("data/example.csv", EXAMPLE_CSV.to_owned()),
+    ]
 }
 
 fn build(path: &Path) -> Result<Exit, Exit> {
@@ -146,4 +150,36 @@ fn inspect(path: &Path, json: bool) -> Result<Exit, Exit> {
     println!("params schema:\n{schema}");
     println!("imports:\n  {}", imports.join("\n  "));
     Ok(Exit::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readme(name: &str) -> String {
+        let files = new_plugin_files(name, Path::new("/sdk"));
+        files.into_iter().find(|(rel, _)| *rel == "README.md").map(|(_, text)| text).unwrap()
+    }
+
+    #[test]
+    fn readme_names_the_new_plugin_and_its_task() {
+        let text = readme("churn-score");
+        assert!(text.starts_with("# churn-score\n"), "{text}");
+        assert!(
+            text.contains("    name: \"churn-score\",\n    kind: Wasm(plugin: \"plugins/churn-score\"),"),
+            "{text}"
+        );
+        assert!(text.contains("target/wasm32-wasip2/release/churn_score.wasm"), "{text}");
+        assert!(!text.contains("name: \"scale\""), "another task's name: {text}");
+        assert!(!text.contains("{{"), "unrendered placeholder: {text}");
+        assert!(!text.contains("example.invalid") && !text.contains("http"), "placeholder URL: {text}");
+    }
+
+    #[test]
+    fn readme_says_where_a_panic_shows() {
+        let text = readme("p");
+        assert!(!text.contains("RUST_BACKTRACE"), "the sandbox has no environment variables: {text}");
+        assert!(text.contains("plugin panicked at src/lib.rs:LINE: MESSAGE"), "{text}");
+        assert!(text.contains("dagrun show last"), "{text}");
+    }
 }

@@ -91,6 +91,31 @@ pub enum PluginError {
     Host(String),
 }
 
+impl PluginError {
+    /// For [`PluginError::InvalidParams`], the param the plugin named: see [`invalid_param_name`].
+    pub fn invalid_param(&self) -> Option<&str> {
+        match self {
+            PluginError::InvalidParams(message) => invalid_param_name(message),
+            _ => None,
+        }
+    }
+}
+
+/// The param an invalid-params message (as the SDK writes it) is about, as a path for
+/// `Workflow::param_location`: `columns` for ``param `columns`: invalid type: ...``,
+/// `split.ratio` for ``param `split.ratio`: ...``, `facter` for a top-level
+/// ``unknown field `facter`, expected ...``. `None` for other messages (e.g.
+/// ``missing field `factor` ``, or a plugin's own text).
+pub fn invalid_param_name(message: &str) -> Option<&str> {
+    let quoted =
+        |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split_once('`')).map(|(name, _)| name);
+    match message.strip_prefix("param `") {
+        Some(rest) => rest.split_once("`: ").map(|(path, _)| path),
+        None => quoted("unknown field `"),
+    }
+    .filter(|name| !name.is_empty())
+}
+
 fn backtrace_text(frames: &[String]) -> String {
     if frames.is_empty() { String::new() } else { format!("\nwasm backtrace:\n  {}", frames.join("\n  ")) }
 }
@@ -107,5 +132,32 @@ fn fmt_duration(d: Duration) -> String {
         format!("{}s", ms / 1000)
     } else {
         format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_param_of_an_sdk_message() {
+        let name = invalid_param_name;
+        assert_eq!(name(r#"param `columns`: invalid type: string "charges", expected a sequence"#), Some("columns"));
+        assert_eq!(name("param `split.ratio`: invalid type: string \"half\", expected f64"), Some("split.ratio"));
+        assert_eq!(name("param `columns[1]`: invalid type: integer `2`, expected a string"), Some("columns[1]"));
+        assert_eq!(name("param `split`: unknown field `seed`, expected `ratio`"), Some("split"));
+        assert_eq!(name("unknown field `facter`, expected `factor` or `name`"), Some("facter"));
+        assert_eq!(name("missing field `factor`"), None);
+        assert_eq!(name("`factor` must be positive"), None);
+        assert_eq!(name("param ``: x"), None);
+        assert_eq!(name("param `x"), None);
+    }
+
+    #[test]
+    fn invalid_params_error_names_its_param() {
+        let e = PluginError::InvalidParams("param `columns`: invalid type: map, expected a sequence".into());
+        assert_eq!(e.invalid_param(), Some("columns"));
+        assert_eq!(e.to_string(), "invalid params: param `columns`: invalid type: map, expected a sequence");
+        assert_eq!(PluginError::Failed("param `columns`: no".into()).invalid_param(), None);
     }
 }

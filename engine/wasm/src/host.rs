@@ -253,6 +253,20 @@ fn explain_link_error(raw: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The version in `package dagrun:task@X.Y.Z;` of a WIT file.
+    fn wit_package_version(wit: &str) -> Option<&str> {
+        let line = wit.lines().map(str::trim).find(|l| l.starts_with("package "))?;
+        line.strip_prefix("package dagrun:task@")?.strip_suffix(';')
+    }
+
+    #[test]
+    fn wit_version_is_the_shared_wit_files() {
+        let wit = include_str!("../../../sdk/wit/dagrun.wit");
+        assert_eq!(wit_package_version(wit), Some(WIT_VERSION));
+        assert_eq!(wit_package_version("// x\npackage dagrun:task@0.2.0;\n"), Some("0.2.0"));
+        assert_eq!(wit_package_version("package other:pkg@0.1.0;"), None);
+    }
+
     #[test]
     fn explains_a_newer_interface() {
         let raw = "component imports instance `dagrun:task/host@0.1.1`, but a matching implementation was not \

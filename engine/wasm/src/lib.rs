@@ -18,6 +18,6 @@ pub use build::{
     BuildError, OUTER_CARGO_ENV, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build,
     plugin_source,
 };
-pub use error::PluginError;
+pub use error::{PluginError, invalid_param_name};
 pub use host::{COMPILED_CACHE_ENV, LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION, compiled_cache_dir};
 pub use sandbox::{InputMount, Limits, Mount, PluginRun, RunOutcome};

@@ -148,6 +148,23 @@ impl Workflow {
     pub fn task_name_span(&self, i: usize) -> Option<Range<usize>> {
         validate::TaskSpans::new(self.doc.as_ref(), i).field("name")
     }
+
+    /// Where task `i` writes the param at `path`, as a plugin names it in an invalid-params
+    /// error (`columns`, `split.ratio`, `columns[1]`): the deepest value along the path that the
+    /// file spells out. Falls back to the task's `params` field when the first key is not
+    /// written (or `path` is empty, e.g. for a missing param), then to the task's name.
+    pub fn param_span(&self, i: usize, path: &str) -> Option<Range<usize>> {
+        let sp = validate::TaskSpans::new(self.doc.as_ref(), i);
+        let params = sp.node.and_then(|n| n.field("params"));
+        let found = params.and_then(|p| spans::resolve_path(p, path)).or(params);
+        found.map(|n| n.span.clone()).or_else(|| self.task_name_span(i))
+    }
+
+    /// [`Workflow::param_span`] as a 1-based line and column of the workflow file, e.g. for
+    /// `wf.ron:12:9: param `columns`: invalid type: ...`.
+    pub fn param_location(&self, i: usize, path: &str) -> Option<(usize, usize)> {
+        self.param_span(i, path).map(|span| self.source.line_col(span.start))
+    }
 }
 
 #[cfg(test)]

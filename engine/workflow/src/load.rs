@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Source};
-use crate::model::{FullWorkflow, RawWorkflow, TaskDef};
+use crate::model::{RawWorkflow, TaskDef};
 use crate::ron_errors::diagnose;
 use crate::spans::{self, Node};
 
@@ -54,7 +54,7 @@ pub(crate) fn parse(source: &Source) -> Parsed {
     }
     if doc.is_none() && !raw.tasks.is_empty() {
         // Without spans we cannot split the tasks: read them all in one go instead.
-        match options().from_str::<FullWorkflow>(text) {
+        match options().from_str::<RawWorkflow<TaskDef>>(text) {
             Ok(full) => tasks = full.tasks.into_iter().map(Some).collect(),
             Err(e) => diagnostics.push(diagnose(source, 0, &e, doc.as_ref())),
         }

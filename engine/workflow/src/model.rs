@@ -7,32 +7,20 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// The top level of a workflow file, before its tasks are read one by one.
+/// The top level of a workflow file. Its tasks are first skipped (`T` = [`IgnoredAny`]) and read
+/// one by one, so that every task's errors are reported at once; when spans are unavailable they
+/// are read in one go instead (`T` = [`TaskDef`]).
+///
+/// [`IgnoredAny`]: serde::de::IgnoredAny
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename = "Workflow")]
-pub(crate) struct RawWorkflow {
+pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub name: String,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default)]
     pub partitions: BTreeMap<String, crate::partition::SchemeDef>,
-    /// Read separately, task by task, so that every task's errors are reported at once.
-    pub tasks: Vec<serde::de::IgnoredAny>,
-}
-
-/// The top level read in one go: used only when spans are unavailable.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename = "Workflow")]
-pub(crate) struct FullWorkflow {
-    #[allow(dead_code)]
-    pub name: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub defaults: Defaults,
-    #[serde(default)]
-    #[allow(dead_code)]
-    pub partitions: BTreeMap<String, crate::partition::SchemeDef>,
-    pub tasks: Vec<TaskDef>,
+    pub tasks: Vec<T>,
 }
 
 /// Settings every task inherits unless it sets its own.

@@ -154,6 +154,17 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
     Ok(t)
 }
 
+/// The end (exclusive, Unix seconds) of the period that a `YYYY-MM-DDTHH`, `YYYY-MM-DD` or
+/// `YYYY-MM` value names: its hour, day or month. E.g. `backfill --to 2025-02` covers February.
+pub fn parse_period_end(s: &str) -> Result<i64, String> {
+    let start = parse_time(s)?;
+    Ok(match (s.contains('T'), s.len()) {
+        (true, _) => start + 3600,
+        (false, 7) => add_months(start, 1),
+        (false, _) => start + 86_400,
+    })
+}
+
 fn add_months(t: i64, n: i64) -> i64 {
     let (y, m, _, _) = civil(t);
     let total = y * 12 + i64::from(m) - 1 + n;
@@ -319,5 +330,15 @@ mod tests {
         let s = daily("2025-01-01", None);
         let now = parse_time("2025-01-10T13").unwrap();
         assert_eq!(s.complete_before(now).last().unwrap().key, "2025-01-09");
+    }
+
+    #[test]
+    fn period_end_covers_the_hour_day_or_month_named() {
+        let t = |s: &str| parse_time(s).unwrap();
+        assert_eq!(parse_period_end("2025-02"), Ok(t("2025-03-01")));
+        assert_eq!(parse_period_end("2024-12"), Ok(t("2025-01-01")));
+        assert_eq!(parse_period_end("2024-02-29"), Ok(t("2024-03-01")));
+        assert_eq!(parse_period_end("2025-01-31T23"), Ok(t("2025-02-01")));
+        assert!(parse_period_end("2025-13").is_err());
     }
 }

@@ -91,6 +91,52 @@ impl Node {
     }
 }
 
+/// The node at `path` below `root` (`key`, `a.b`, `list[2]`, `a.b[0].c`): map keys and struct
+/// fields by name, list and tuple elements by index. Stops at the deepest node found; `None` when
+/// not even the first step is there (or `path` is empty).
+pub fn resolve_path<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
+    let mut found = None;
+    let mut node = root;
+    for step in path_steps(path) {
+        let next = match step {
+            Step::Key(k) => node.map_entry(k).map(|(_, v)| v).or_else(|| node.field(k)),
+            Step::Index(i) => node.index(i),
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+        found = Some(node);
+    }
+    found
+}
+
+/// One step of a param path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `a.b[2]` → `Key(a)`, `Key(b)`, `Index(2)`; an index that is not a number ends the path.
+fn path_steps(path: &str) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        let (key, indexes) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
+        if !key.is_empty() {
+            steps.push(Step::Key(key));
+        }
+        for index in indexes.split('[') {
+            match index.strip_suffix(']').and_then(|n| n.parse().ok()) {
+                Some(n) => steps.push(Step::Index(n)),
+                None if index.is_empty() => {}
+                None => return steps,
+            }
+        }
+    }
+    steps
+}
+
 /// Why the structural reader gave up (the caller falls back to diagnostics without spans).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanError {
@@ -448,5 +494,30 @@ Workflow(
         let doc = parse("#![enable(implicit_some)]\n(a: None, b: (), c: Foo)").unwrap();
         assert!(matches!(doc.field("b").unwrap().kind, NodeKind::Tuple(ref v) if v.is_empty()));
         assert!(matches!(doc.field("c").unwrap().kind, NodeKind::Scalar));
+    }
+
+    #[test]
+    fn resolves_param_paths_as_deep_as_written() {
+        let src = r#"{"columns": ["a", "b"], "split": {"ratio": 0.5, "opt": (name: "adam")}}"#;
+        let doc = parse(src).unwrap();
+        let at = |path: &str| resolve_path(&doc, path).map(|n| &src[n.span.clone()]);
+        assert_eq!(at("columns"), Some(r#"["a", "b"]"#));
+        assert_eq!(at("columns[1]"), Some(r#""b""#));
+        assert_eq!(at("split.ratio"), Some("0.5"));
+        assert_eq!(at("split.opt.name"), Some(r#""adam""#));
+        assert_eq!(at("split.seed"), Some(r#"{"ratio": 0.5, "opt": (name: "adam")}"#));
+        assert_eq!(at("columns[7]"), Some(r#"["a", "b"]"#));
+        assert_eq!(at("missing"), None);
+        assert_eq!(at(""), None);
+    }
+
+    #[test]
+    fn splits_param_paths() {
+        assert_eq!(
+            path_steps("a.b[2][0].c"),
+            [Step::Key("a"), Step::Key("b"), Step::Index(2), Step::Index(0), Step::Key("c")]
+        );
+        assert_eq!(path_steps("[1]"), [Step::Index(1)]);
+        assert_eq!(path_steps("a[x].b"), [Step::Key("a")]);
     }
 }

@@ -121,3 +121,46 @@ fn wrong_types_name_the_field_and_underline_the_value() {
     assert_eq!(&d[0].source.text[d[0].labels[0].span.clone()], "\"3\"");
     assert_eq!(d[0].help.as_deref(), Some("write it like `retries: 3`"));
 }
+
+#[test]
+fn param_location_points_at_the_param_a_plugin_named() {
+    let wf = load(
+        r#"Workflow(name: "p", tasks: [
+    Task(name: "a", kind: Command(run: "true")),
+    Task(
+        name: "b",
+        kind: Command(run: "true"),
+        params: {
+            "columns": "charges",
+            "split": {"ratio": "half"},
+        },
+    ),
+])"#,
+    )
+    .unwrap();
+    let text = |span: Option<Range<usize>>| span.map(|s| wf.source.text[s].to_owned());
+    assert_eq!(wf.param_location(1, "columns"), Some((7, 24)));
+    assert_eq!(text(wf.param_span(1, "columns")).as_deref(), Some(r#""charges""#));
+    assert_eq!(wf.param_location(1, "split.ratio"), Some((8, 32)));
+    assert_eq!(text(wf.param_span(1, "split.ratio")).as_deref(), Some(r#""half""#));
+    // Not written (e.g. a missing param): the `params` map, then the task's name.
+    assert_eq!(wf.param_location(1, "factor"), Some((6, 17)));
+    assert_eq!(wf.param_location(1, ""), Some((6, 17)));
+    assert_eq!(wf.param_location(0, "columns"), Some((2, 16)));
+    assert_eq!(wf.param_location(2, "columns"), None);
+}
+
+#[test]
+fn without_spans_tasks_are_read_in_one_go() {
+    // A byte literal is RON the span reader does not know: the file is read without spans.
+    let src = r#"Workflow(name: "w", defaults: (retries: 2), tasks: [
+        Task(name: "a", kind: Command(run: "x"), params: {"p": b'a'}),
+        Task(name: "b", kind: Command(run: "x"), after: ["a"]),
+    ])"#;
+    assert!(spans::parse(src).is_err());
+    let wf = load(src).unwrap();
+    assert_eq!(wf.tasks.iter().map(|t| (t.name.as_str(), t.retries)).collect::<Vec<_>>(), [("a", 2), ("b", 2)]);
+    assert_eq!(wf.param_location(0, "p"), None);
+    let errors = errors(&src.replace("after: [\"a\"]", "after: \"a\""));
+    assert_eq!(errors, ["w.ron:3:57: expected a list `[...]`, found `\"a\"),`"]);
+}
