@@ -179,7 +179,13 @@ fn deadline_memory_cap_panic_and_bad_params_are_reported_plainly() {
     assert_eq!(error("spin"), "deadline exceeded: the plugin ran longer than its limit of 300ms");
     assert_eq!(error("bomb"), "memory limit exceeded: the plugin tried to grow its memory to 65 MiB (limit 64 MiB)");
     assert_eq!(error("panic"), "plugin panicked at panics/src/lib.rs:18: boom: the model exploded");
-    assert_eq!(error("params"), "invalid params: param `factor`: invalid type: string \"x\", expected f64");
+    // The error points at the param's value in the workflow file: line 5, the column of `"x"`.
+    let wf = std::fs::read_to_string(s.path("wf.ron")).unwrap();
+    let col = wf.lines().nth(4).unwrap().find("\"factor\": \"x\"").unwrap() + "\"factor\": ".len() + 1;
+    assert_eq!(
+        error("params"),
+        format!("wf.ron:5:{col}: invalid params: param `factor`: invalid type: string \"x\", expected f64")
+    );
     assert_eq!(tasks["params"]["attempts"], 1, "invalid params would fail the same way again: no retry");
     assert_eq!(
         error("newer"),

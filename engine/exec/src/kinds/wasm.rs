@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dagrun_plan::{instance_params, resolve_path};
 use dagrun_wasm::{InputMount, Limits, Mount, PluginError, PluginRun};
-use dagrun_workflow::{WasmTask, size};
+use dagrun_workflow::{WasmTask, Workflow, size};
 
 use crate::cancel::cancelled;
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind};
@@ -111,7 +111,7 @@ impl WasmKind {
         let _ = std::fs::remove_dir_all(&stage);
         match result {
             Ok(Ok(summary)) => Ok(serde_json::from_str(&summary).ok()),
-            Ok(Err(e)) => Err(plugin_failure(e)),
+            Ok(Err(e)) => Err(plugin_failure(e, &run.workflow, node.task)),
             Err(e) => {
                 Err(TaskError::new(Failure::Plugin, format!("internal error: the plugin thread failed: {e}")).into())
             }
@@ -157,8 +157,15 @@ impl Kind for WasmKind {
 
 /// A plugin error as a typed task failure. Failures that would repeat identically (invalid
 /// params, refused imports, an incompatible plugin, an artifact outside `/out`) are permanent.
-fn plugin_failure(e: PluginError) -> AttemptError {
-    let message = e.to_string();
+/// Invalid params point at the param in the workflow file (`wf.ron:12:9: invalid params: ...`).
+fn plugin_failure(e: PluginError, wf: &Workflow, task: usize) -> AttemptError {
+    let message = match &e {
+        PluginError::InvalidParams(_) => match wf.param_location(task, e.invalid_param().unwrap_or("")) {
+            Some((line, col)) => format!("{}:{line}:{col}: {e}", wf.source.name),
+            None => e.to_string(),
+        },
+        _ => e.to_string(),
+    };
     let (failure, permanent) = match &e {
         PluginError::Cancelled => return AttemptError::Cancelled,
         PluginError::Deadline(_) => (Failure::Timeout, false),
