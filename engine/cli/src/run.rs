@@ -91,17 +91,8 @@ fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> 
         partition::parse_time(s).map_err(|why| error(format!("invalid {flag}: {why}"), Exit::Usage))
     };
     let start = parse("--from", from)?;
-    let end_start = parse("--to", to)?;
-    // The end of the period `--to` names: an hour, a month or a day.
-    let end = if to.contains('T') {
-        end_start + 3600
-    } else if to.len() == 7 {
-        let (y, m, _, _) = partition::civil(end_start);
-        let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-        partition::days_from_civil(y, m, 1) * 86_400
-    } else {
-        end_start + 86_400
-    };
+    // The end of the period `--to` names: an hour, a day or a month.
+    let end = partition::parse_period_end(to).map_err(|why| error(format!("invalid --to: {why}"), Exit::Usage))?;
     if end <= start {
         return Err(error(format!("--to ({to}) is before --from ({from})"), Exit::Usage));
     }
