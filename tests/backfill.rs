@@ -182,7 +182,8 @@ fn run_picks_one_partition_and_reverse_starts_with_the_newest() {
     assert_eq!(s.ran_log().len(), 7, "nothing more ran");
     assert!(!s.path("out/total.txt").exists());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("  left out total: they read every partition up to the latest")
+        String::from_utf8_lossy(&out.stderr)
+            .contains("  left out total: `total` reads every partition up to the latest")
     );
 
     // Without --partition: the latest complete partition (the scheme ends 2025-12-31), and

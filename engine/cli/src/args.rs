@@ -180,8 +180,9 @@ pub enum Command {
 }
 
 /// `dagrun cache` subcommands.
-/// `dagrun backfill`'s arguments.
+/// `dagrun backfill`'s arguments: a range (`--from` and `--to`) or a list (`--partitions`).
 #[derive(Debug, Args, Clone)]
+#[group(id = "range", required = true, multiple = true, args = ["from", "to", "partitions"])]
 pub struct BackfillArgs {
     /// The workflow file.
     pub workflow: PathBuf,
@@ -192,7 +193,7 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "DATE", requires = "from")]
     pub to: Option<String>,
     /// Exactly these partitions (comma-separated keys or dates).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', required_unless_present_any = ["from", "to"])]
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub partitions: Vec<String>,
     /// Only print the plan: per partition, cached or run and why.
     #[arg(long)]
@@ -329,10 +330,17 @@ mod tests {
     }
 
     #[test]
+    fn backfill_without_a_range_names_both_ways() {
+        let e = Cli::try_parse_from(argv("dagrun backfill wf.ron")).unwrap_err().to_string();
+        assert!(e.contains("--from <DATE>") && e.contains("--partitions <LIST>"), "{e}");
+    }
+
+    #[test]
     fn backfill_to_alone_names_from() {
         let e = Cli::try_parse_from(argv("dagrun backfill wf.ron --to 2025-01-31")).unwrap_err().to_string();
-        assert!(e.contains("--from <DATE>"), "{e}");
-        assert!(!e.contains("--partitions"), "{e}");
+        let missing = e.split("Usage:").next().unwrap();
+        assert!(missing.contains("--from <DATE>"), "{e}");
+        assert!(!missing.contains("--partitions"), "{e}");
     }
 
     #[test]

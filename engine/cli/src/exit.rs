@@ -44,7 +44,10 @@ impl Exit {
     pub fn of_prepare(e: &PrepareError) -> Exit {
         match e {
             PrepareError::Invalid(_) => Exit::InvalidWorkflow,
-            PrepareError::Read(_) | PrepareError::UnknownTask(_) | PrepareError::Partition(_) => Exit::Usage,
+            PrepareError::Read(_)
+            | PrepareError::UnknownTask(_)
+            | PrepareError::Partition(_)
+            | PrepareError::LeftOut { .. } => Exit::Usage,
         }
     }
 

@@ -77,19 +77,20 @@ pub fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs)
     for t in &r.tasks {
         let key = t.key.as_deref().map_or("-", |k| &k[..12]);
         let note = match (&t.error, t.status) {
-            (Some(e), _) => e.lines().next().unwrap_or("").to_owned(),
+            // The first line, without the "; last output:" that introduces the log's tail.
+            (Some(e), _) => e.lines().next().unwrap_or("").trim_end_matches("; last output:").to_owned(),
             (None, TaskStatus::Cached) => format!("saved {}", ms(t.saved_ms)),
             (None, _) => String::new(),
         };
         println!("{:width$}  {:9}  {:>8}  {key:12}  {note}", t.task, t.status.as_str(), ms(t.duration_ms));
     }
     let c = r.counts;
+    let refused = if c.refused > 0 { format!(", {} refused", c.refused) } else { String::new() };
     println!(
-        "{} ran, {} cached, {} failed, {} refused, {} skipped; the cache saved {}",
+        "{} ran, {} cached, {} failed{refused}, {} skipped; the cache saved {}",
         c.succeeded,
         c.cached,
         c.failed,
-        c.refused,
         c.skipped,
         ms(r.saved_ms)
     );

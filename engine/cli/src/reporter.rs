@@ -43,10 +43,15 @@ fn finished_line(event: &Event) -> String {
     }
 }
 
+/// The line naming the tasks a partial run leaves out (`run` and `plan` alike).
+pub fn left_out_line(tasks: &[String], reason: &str) -> String {
+    format!("  left out {}: {reason}", tasks.join(", "))
+}
+
 /// Lines for the events every reporter shows the same way (`None`: not one of them).
 fn notice(event: &Event) -> Option<String> {
     match event {
-        Event::TasksLeftOut { tasks, reason } => Some(format!("  left out {}: {reason}", tasks.join(", "))),
+        Event::TasksLeftOut { tasks, reason } => Some(left_out_line(tasks, reason)),
         Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache object: {error}")),
         _ => None,
     }

@@ -15,7 +15,7 @@ use crate::args::{BackfillArgs, PartitionArgs, SelectArgs, StateArgs};
 use crate::commands::{durability, error, existing_store, ms, now_secs, prepare_error, state_dir};
 use crate::exit::Exit;
 use crate::printer::{errln, outln};
-use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter};
+use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter, left_out_line};
 
 /// `--partition KEY`, or the latest complete partitions.
 pub fn partition_selection(p: &PartitionArgs) -> PartitionSelection {
@@ -189,6 +189,14 @@ fn summary(r: &RunRecord) -> String {
     s
 }
 
+/// `plan --json`'s line for a task a partial run leaves out.
+#[derive(serde::Serialize)]
+struct LeftOut<'a> {
+    task: &'a str,
+    status: &'static str,
+    reason: &'a str,
+}
+
 /// Prints what a run would do, per task or (`backfill --plan`) per partition.
 fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
     let wf = &plan.workflow;
@@ -209,13 +217,14 @@ fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state
         Exit::Success
     };
     let left_out = plan.left_out();
+    let reason = plan.left_out_reason().unwrap_or_default();
     if json {
         for p in &planned {
             outln!("{}", serde_json::to_string(p).expect("serializes"));
         }
         for task in &left_out {
-            let line = serde_json::json!({"task": task, "status": "left_out", "reason": dagrun_exec::LEFT_OUT_REASON});
-            outln!("{line}");
+            let line = LeftOut { task, status: "left_out", reason: &reason };
+            outln!("{}", serde_json::to_string(&line).expect("serializes"));
         }
         return Ok(code);
     }
@@ -225,7 +234,7 @@ fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state
         print_task_plan(wf, &planned);
     }
     if !left_out.is_empty() {
-        outln!("  left out  {}: {}", left_out.join(", "), dagrun_exec::LEFT_OUT_REASON);
+        outln!("{}", left_out_line(&left_out, &reason));
     }
     Ok(code)
 }

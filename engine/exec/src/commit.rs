@@ -92,10 +92,12 @@ fn last_name(run: &RunShared, instance: &str) -> String {
 ///
 /// The records themselves (`<state>/tasks/<name>.json`, read by `plan`) stay the truth; the
 /// index (`<state>/tasks/last-keys.idx`, lines of `<key hex> <name>`) only says which are known
-/// to be current.
+/// to be current. It is removed when a run starts and written back when it ends, so a run that
+/// dies half-way (`kill -9`, a second Ctrl-C) leaves no index that could be stale: the next run
+/// reads the records instead.
 #[derive(Debug)]
 pub(crate) struct LastKeys {
-    known: Mutex<(HashMap<String, ActionKey>, bool)>,
+    known: Mutex<HashMap<String, ActionKey>>,
 }
 
 fn index_path(store: &Store) -> PathBuf {
@@ -103,9 +105,12 @@ fn index_path(store: &Store) -> PathBuf {
 }
 
 impl LastKeys {
-    /// Reads the index (an unreadable or missing one is empty).
-    pub(crate) fn load(store: &Store) -> LastKeys {
-        let text = std::fs::read_to_string(index_path(store)).unwrap_or_default();
+    /// Takes the index over for this run: reads it (an unreadable or missing one is empty) and
+    /// removes the file until [`LastKeys::save`].
+    pub(crate) fn take(store: &Store) -> LastKeys {
+        let path = index_path(store);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
         let known = text
             .lines()
             .filter_map(|l| {
@@ -113,29 +118,26 @@ impl LastKeys {
                 Some((name.to_owned(), ActionKey(Digest::from_hex(hex)?)))
             })
             .collect();
-        LastKeys { known: Mutex::new((known, false)) }
+        LastKeys { known: Mutex::new(known) }
     }
 
     /// Makes `key` the last key of `name`, writing its record only when that changes it.
     pub(crate) fn record(&self, store: &Store, name: &str, key: ActionKey, inputs: &KeyInputs) {
-        let mut guard = self.known.lock().expect("last keys lock");
-        if guard.0.get(name) == Some(&key) {
+        let mut known = self.known.lock().expect("last keys lock");
+        if known.get(name) == Some(&key) {
             return;
         }
         // `set_last_run` itself skips the write when the record already holds this key.
-        if store.set_last_run(name, key, inputs).is_ok() {
-            guard.0.insert(name.to_owned(), key);
-            guard.1 = true;
-        }
+        match store.set_last_run(name, key, inputs) {
+            Ok(()) => known.insert(name.to_owned(), key),
+            Err(_) => known.remove(name),
+        };
     }
 
-    /// Writes the index if it changed.
+    /// Writes the index back (at the end of a run).
     pub(crate) fn save(&self, store: &Store) -> Result<(), StoreError> {
-        let guard = self.known.lock().expect("last keys lock");
-        if !guard.1 {
-            return Ok(());
-        }
-        let mut names: Vec<(&String, &ActionKey)> = guard.0.iter().collect();
+        let known = self.known.lock().expect("last keys lock");
+        let mut names: Vec<(&String, &ActionKey)> = known.iter().collect();
         names.sort_unstable();
         let mut text = String::with_capacity(names.len() * 96);
         for (name, key) in names {
@@ -166,19 +168,36 @@ mod tests {
     }
 
     #[test]
-    fn last_keys_write_records_only_on_change_and_survive_a_reload() {
+    fn last_keys_write_records_only_on_change_and_survive_a_finished_run() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
         let (a, b) = (inputs("a"), inputs("b"));
-        let keys = LastKeys::load(&store);
+        let keys = LastKeys::take(&store);
         keys.record(&store, "w.t", a.key(), &a);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
         keys.save(&store).unwrap();
-        let again = LastKeys::load(&store);
-        // A record changed behind the index's back is rewritten when the key differs.
-        store.set_last_run("w.t", b.key(), &b).unwrap();
+        let again = LastKeys::take(&store);
+        assert_eq!(again.known.lock().unwrap().get("w.t"), Some(&a.key()), "a finished run's index is kept");
         again.record(&store, "w.t", b.key(), &b);
         again.record(&store, "w.t", a.key(), &a);
+        assert_eq!(store.last_run("w.t").unwrap().key, a.key());
+    }
+
+    #[test]
+    fn a_run_that_dies_leaves_no_index_to_trust() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        let (a, b) = (inputs("a"), inputs("b"));
+        let first = LastKeys::take(&store);
+        first.record(&store, "w.t", a.key(), &a);
+        first.save(&store).unwrap();
+        // A run takes the index, records b, and dies before saving it.
+        let dying = LastKeys::take(&store);
+        dying.record(&store, "w.t", b.key(), &b);
+        drop(dying);
+        // The next run must not believe `a` is current: recording `a` rewrites the record.
+        let next = LastKeys::take(&store);
+        next.record(&store, "w.t", a.key(), &a);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
     }
 }

@@ -32,6 +32,14 @@ pub enum PrepareError {
     /// The partitions asked for do not exist.
     #[error(transparent)]
     Partition(#[from] PartitionError),
+    /// `--only`/`--force` named a task that a partial run leaves out.
+    #[error("`{task}` cannot run in this run: {reason}")]
+    LeftOut {
+        /// The task named.
+        task: String,
+        /// Why it is left out.
+        reason: String,
+    },
 }
 
 /// Why a run could not start or finish (task failures are not errors: they are in the record).
@@ -93,14 +101,31 @@ impl RunPlan {
     /// The names of selected tasks left out because the run is partial (see
     /// `Instances::left_out`).
     pub fn left_out(&self) -> Vec<String> {
-        self.instances.left_out.iter().map(|&t| self.workflow.tasks[t].name.clone()).collect()
+        self.names(&self.instances.left_out)
+    }
+
+    /// Why tasks are left out, naming those that read the windows, and how to run them; `None`
+    /// when nothing is.
+    pub fn left_out_reason(&self) -> Option<String> {
+        let roots = self.names(&self.instances.whole_history);
+        if roots.is_empty() {
+            return None;
+        }
+        let quoted: Vec<String> = roots.iter().map(|r| format!("`{r}`")).collect();
+        let verb = if roots.len() == 1 { "reads" } else { "read" };
+        Some(format!(
+            "{} {verb} every partition up to the latest, and this run covers older partitions only \
+             (a model is never retrained or deployed on a truncated history); what depends on {} is left \
+             out too. Run the latest partition (no --partition) or a range that includes it to update them",
+            quoted.join(", "),
+            if roots.len() == 1 { "it" } else { "them" }
+        ))
+    }
+
+    fn names(&self, tasks: &[usize]) -> Vec<String> {
+        tasks.iter().map(|&t| self.workflow.tasks[t].name.clone()).collect()
     }
 }
-
-/// Why tasks are left out of a partial run, and what to do instead.
-pub const LEFT_OUT_REASON: &str = "they read every partition up to the latest, and this run covers older partitions \
-only (so a model is never retrained or deployed on a truncated history); run without --partition or --from/--to \
-to update them";
 
 /// Loads and validates a workflow and builds its task graph.
 pub fn load_workflow(path: &Path) -> Result<(Workflow, TaskGraph), PrepareError> {
@@ -117,7 +142,19 @@ pub fn prepare(path: &Path, req: &RunRequest) -> Result<RunPlan, PrepareError> {
     let (wf, graph) = load_workflow(path)?;
     let selection = Selection::new(&wf, &graph, &req.only, &req.force)?;
     let instances = Instances::expand(&wf, &graph, &selection, &req.partitions, req.now)?;
-    Ok(RunPlan { path: path.to_owned(), workflow: Arc::new(wf), graph, selection, instances: Arc::new(instances) })
+    let plan =
+        RunPlan { path: path.to_owned(), workflow: Arc::new(wf), graph, selection, instances: Arc::new(instances) };
+    let forced = match &req.force {
+        Force::Tasks(names) => names.as_slice(),
+        _ => &[],
+    };
+    let left_out = plan.left_out();
+    match req.only.iter().chain(forced).find(|t| left_out.contains(t)) {
+        Some(task) => {
+            Err(PrepareError::LeftOut { task: task.clone(), reason: plan.left_out_reason().unwrap_or_default() })
+        }
+        None => Ok(plan),
+    }
 }
 
 /// How to run.
@@ -180,9 +217,8 @@ impl Engine {
         let tasks = plan.instances.len();
         let workflow = plan.workflow.name.clone();
         reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow, tasks, partitions, jobs });
-        let left_out = plan.left_out();
-        if !left_out.is_empty() {
-            reporter.report(&Event::TasksLeftOut { tasks: left_out, reason: LEFT_OUT_REASON.to_owned() });
+        if let Some(reason) = plan.left_out_reason() {
+            reporter.report(&Event::TasksLeftOut { tasks: plan.left_out(), reason });
         }
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
@@ -197,12 +233,13 @@ impl Engine {
             verify: opts.verify,
             plugins,
             plugin_errors,
-            last_keys: LastKeys::load(store),
+            last_keys: LastKeys::take(store),
             host: self.host.clone(),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await?;
+        let keys = run.last_keys.save(store);
         run.stat.save(store)?;
-        run.last_keys.save(store)?;
+        keys?;
         Ok(record)
     }
 }

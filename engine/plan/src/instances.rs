@@ -85,6 +85,8 @@ pub struct Instances {
     /// fewer partitions they would see a truncated history (and could retrain and deploy a
     /// model on it).
     pub left_out: Vec<usize>,
+    /// Of those, the ones that read the windows (the rest are downstream of them).
+    pub whole_history: Vec<usize>,
 }
 
 /// Why a run's partitions could not be chosen.
@@ -125,7 +127,11 @@ impl Instances {
         now: i64,
     ) -> Result<Instances, PartitionError> {
         let chosen = choose(wf, partitions, now)?;
-        let left_out = whole_history_tasks(wf, tasks, selection, &chosen, now);
+        let whole_history = whole_history_tasks(wf, selection, &chosen, now);
+        let mut left_out: Vec<usize> = whole_history.iter().flat_map(|&t| tasks.with_descendants(t)).collect();
+        left_out.retain(|&t| selection.included[t]);
+        left_out.sort_unstable();
+        left_out.dedup();
         // The end of the run's range: where unpartitioned consumers' windows end.
         let run_end = chosen.values().flatten().map(|p| p.end).max();
         let by_name = wf.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
@@ -174,7 +180,7 @@ impl Instances {
         }
         let order = toposort(&graph, None).expect("the task graph is acyclic").into_iter().map(|n| graph[n]).collect();
         let rank = b.nodes.iter().map(|n| n.partition.as_ref().map_or(i64::MIN, |p| p.start)).collect();
-        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank, left_out })
+        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank, left_out, whole_history })
     }
 
     /// Number of instances.
@@ -218,10 +224,9 @@ impl Instances {
 }
 
 /// Selected unpartitioned tasks that read a window of a time scheme whose chosen partitions end
-/// before its latest complete one, and every selected task downstream of them.
+/// before its latest complete one.
 fn whole_history_tasks(
     wf: &Workflow,
-    tasks: &TaskGraph,
     selection: &Selection,
     chosen: &BTreeMap<String, Vec<Partition>>,
     now: i64,
@@ -232,22 +237,16 @@ fn whole_history_tasks(
         let latest_end = scheme.complete_before(now).last().map(|p| p.end);
         scheme.is_time() && run_end < latest_end
     };
-    let mut out: Vec<usize> = Vec::new();
-    for (t, task) in wf.tasks.iter().enumerate() {
-        let reads_truncated = task.partitioned.is_none()
+    let reads_truncated = |task: &dagrun_workflow::Task| {
+        task.partitioned.is_none()
             && task.inputs.values().any(|input| match input {
                 Input::Partitions { task: up, .. } => {
                     wf.task_index(up).and_then(|u| wf.tasks[u].partitioned.as_deref()).is_some_and(&truncated)
                 }
                 _ => false,
-            });
-        if selection.included[t] && reads_truncated {
-            out.extend(tasks.with_descendants(t).into_iter().filter(|&d| selection.included[d]));
-        }
-    }
-    out.sort_unstable();
-    out.dedup();
-    out
+            })
+    };
+    (0..wf.tasks.len()).filter(|&t| selection.included[t] && reads_truncated(&wf.tasks[t])).collect()
 }
 
 /// The partitions of each scheme that the run covers.

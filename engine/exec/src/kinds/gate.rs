@@ -27,6 +27,11 @@ pub(crate) fn fmt(v: f64) -> String {
     format!("{v:.4}").trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
+/// `v` with enough digits to tell it from `other` (4 decimals unless those read the same).
+fn fmt_apart(v: f64, other: f64) -> String {
+    if v == other || fmt(v) != fmt(other) { fmt(v) } else { format!("{v}") }
+}
+
 fn value(m: &Metrics, name: &str) -> Result<f64, String> {
     m.get(name).ok_or_else(|| format!("the gate uses metric `{name}`, which this model's evaluation does not have"))
 }
@@ -63,7 +68,7 @@ pub(crate) fn judge(gate: &GateDef, cand: &Metrics, champion: Option<ChampionSco
     // How much better the candidate is, in the metric's good direction.
     let gain = if higher { v - w } else { w - v };
     let ok = if c.strict { gain > c.margin } else { gain >= c.margin };
-    let (m, vs, ws) = (&c.metric, fmt(v), fmt(w));
+    let (m, vs, ws) = (&c.metric, fmt_apart(v, w), fmt_apart(w, v));
     if !ok {
         let op = match (gain == 0.0, higher) {
             (true, _) => "ties",
@@ -111,6 +116,13 @@ mod tests {
         assert_eq!(j, Judgement { refusal: None, reason: "r2 0.9 ties champion v0002 0.9".into() });
         let j = judge(&gate(false, 0.0), &metrics(0.95), champion(&champ)).unwrap();
         assert_eq!(j.reason, "r2 0.95 beats champion v0002 0.9");
+    }
+
+    #[test]
+    fn a_gain_beyond_four_decimals_is_shown_with_its_digits() {
+        let champ = metrics(0.9);
+        let j = judge(&gate(false, 0.0), &metrics(0.90000001), champion(&champ)).unwrap();
+        assert_eq!(j.reason, "r2 0.90000001 beats champion v0002 0.9");
     }
 
     #[test]
