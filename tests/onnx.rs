@@ -50,6 +50,14 @@ fn finished<'a>(events: &'a [Value], task: &str) -> &'a Value {
     events.iter().find(|e| e["event"] == "task_finished" && e["task"] == task).unwrap()
 }
 
+/// A registry in `dir` whose `churn` model is `v0001`: the fixture's model.
+fn deploy_fixture(dir: &Path, name: &str) {
+    let v1 = dir.join("registry/churn/v0001");
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::copy(fixture(&format!("{name}/model.onnx")), v1.join("model.onnx")).unwrap();
+    std::fs::write(dir.join("registry/churn/current"), "v0001\n").unwrap();
+}
+
 fn verdict(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("out/verdict.json")).unwrap()).unwrap()
 }
@@ -110,11 +118,8 @@ fn a_refused_model_blocks_deploy_with_the_gate_exit_code() {
 #[test]
 fn the_candidate_must_beat_the_deployed_champion() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("registry/churn/v0001");
-    std::fs::create_dir_all(&v1).unwrap();
     // The champion: the candidate's model with a ZipMap output (other bytes, same predictions).
-    std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), v1.join("model.onnx")).unwrap();
-    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    deploy_fixture(dir.path(), "logreg_binary_zipmap");
     let gate = |margin: &str| {
         format!(
             r#"Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy", margin: {margin}))"#
@@ -139,10 +144,7 @@ fn the_candidate_must_beat_the_deployed_champion() {
 #[test]
 fn a_promoted_candidate_is_not_evaluated_against_itself() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("registry/churn/v0001");
-    std::fs::create_dir_all(&v1).unwrap();
-    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
-    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    deploy_fixture(dir.path(), "logreg_binary");
     // The candidate: the same model with a ZipMap output (other bytes, same predictions).
     std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), dir.path().join("candidate.onnx")).unwrap();
     let wf = format!(
@@ -184,10 +186,7 @@ fn a_promoted_candidate_is_not_evaluated_against_itself() {
 #[test]
 fn a_strict_gate_refuses_a_tie() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("registry/churn/v0001");
-    std::fs::create_dir_all(&v1).unwrap();
-    std::fs::copy(fixture("logreg_binary_zipmap/model.onnx"), v1.join("model.onnx")).unwrap();
-    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    deploy_fixture(dir.path(), "logreg_binary_zipmap");
     let gate = r#"Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy", strict: true))"#;
     std::fs::write(dir.path().join("wf.ron"), workflow(gate)).unwrap();
     let (events, out) = run(dir.path());
@@ -264,10 +263,7 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
 #[test]
 fn onnx_predict_scores_a_batch_with_the_deployed_model() {
     let dir = tempfile::tempdir().unwrap();
-    let v1 = dir.path().join("registry/churn/v0001");
-    std::fs::create_dir_all(&v1).unwrap();
-    std::fs::copy(fixture("logreg_binary/model.onnx"), v1.join("model.onnx")).unwrap();
-    std::fs::write(dir.path().join("registry/churn/current"), "v0001\n").unwrap();
+    deploy_fixture(dir.path(), "logreg_binary");
     let wf = format!(
         r#"Workflow(name: "predict", tasks: [
         Task(name: "score",
