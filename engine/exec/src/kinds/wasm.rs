@@ -61,7 +61,11 @@ impl WasmKind {
             plugin,
             inputs,
             mounts,
-            limits: Limits { memory_bytes, deadline: job.task().timeout.unwrap_or(DEFAULT_DEADLINE) },
+            limits: Limits {
+                memory_bytes,
+                deadline: job.task().timeout.unwrap_or(DEFAULT_DEADLINE),
+                log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES,
+            },
             params_json: serde_json::Value::Object(instance_params(wf, &run.instances, job.index)).to_string(),
             outputs: job.outputs.clone(),
             partition: run.instances.nodes[job.index].partition.as_ref().map(|p| p.key.clone()),
