@@ -79,7 +79,11 @@ fn main() {
             mounts: vec![],
             stage_dir: work.path().join(format!("stage-{i}")),
             log: work.path().join("log.txt"),
-            limits: Limits { memory_bytes: 1 << 30, deadline: Duration::from_secs(60) },
+            limits: Limits {
+                memory_bytes: 1 << 30,
+                deadline: Duration::from_secs(60),
+                log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES,
+            },
             cancel: Arc::new(AtomicBool::new(false)),
         };
         let t = Instant::now();

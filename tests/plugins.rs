@@ -62,16 +62,19 @@ impl Sandbox {
         self.dir.path().join(p)
     }
 
-    fn dagrun(&self, args: &[&str]) -> Output {
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         clean_cargo_env(&mut cmd)
             .args(args)
             .current_dir(self.dir.path())
             .env("NO_COLOR", "1")
             .env("DAGRUN_PLUGIN_TARGET_DIR", repo().join("tests/plugins/target"))
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn dagrun(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Runs with `--json`: task → finished event, plus every event and the exit code.
@@ -299,4 +302,171 @@ fn a_new_plugin_crate_runs_and_source_edits_rerun_exactly_its_tasks() {
         ("succeeded".into(), "succeeded".into(), "cached".into())
     );
     assert_eq!(std::fs::read_to_string(s.path("out/scaled.csv")).unwrap(), "x,y\n3,5\n8,9\n");
+}
+
+/// Regression (issue #9, item 9): a plugin blocked in a host call (a 60 s sleep) ran past its
+/// deadline until the call returned.
+#[test]
+fn the_deadline_interrupts_a_plugin_blocked_in_a_sleep() {
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "s", tasks: [Task(name: "nap", kind: Wasm(plugin: "{}"), timeout: "1s")])"#,
+        plugin("sleeps")
+    ));
+    plugins();
+    let started = std::time::Instant::now();
+    let (tasks, _, code) = s.run(&[]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(code, 1);
+    assert_eq!(tasks["nap"]["failure"]["kind"], "timeout");
+    assert_eq!(tasks["nap"]["error"], "deadline exceeded: the plugin ran longer than its limit of 1s");
+}
+
+/// Starts `dagrun run` on the `sleeps` plugin and waits until the plugin is asleep.
+#[cfg(unix)]
+fn start_sleeping(s: &Sandbox) -> std::process::Child {
+    let mut child =
+        s.command(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let asleep = || {
+        let logs = std::fs::read_dir(s.path(".dagrun/logs")).ok()?;
+        logs.flatten()
+            .any(|run| std::fs::read_to_string(run.path().join("nap.log")).is_ok_and(|l| l.contains("going to sleep")))
+            .then_some(())
+    };
+    while asleep().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the plugin never started");
+        assert!(child.try_wait().unwrap().is_none(), "dagrun ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: kill(2) on a child we started and have not reaped; no memory involved. (After a
+    // fast first interrupt the child may already be a zombie: the signal is then ignored.)
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+}
+
+/// Waits at most `secs` for the child; its exit code and how long it took.
+#[cfg(unix)]
+fn wait_for(child: &mut std::process::Child, secs: u64) -> (Option<i32>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), started.elapsed());
+        }
+        if started.elapsed() > std::time::Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, started.elapsed());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The run records' statuses and the staging directories left behind.
+fn leftovers(s: &Sandbox) -> (Vec<String>, Vec<String>) {
+    let names = |dir: &str| -> Vec<PathBuf> {
+        std::fs::read_dir(s.path(dir)).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+    };
+    let statuses = names(".dagrun/runs")
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["status"].to_string())
+        .collect();
+    let staging = names(".dagrun/tmp").iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    (statuses, staging)
+}
+
+/// Regression (issue #9, item 9): Ctrl-C only took effect when the plugin's 60 s sleep
+/// returned; a second Ctrl-C exited at once but left `tmp/stage-*` and a `running` record.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_interrupts_a_sleeping_plugin_and_a_second_one_still_closes_the_run() {
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "s", tasks: [Task(name: "nap", kind: Wasm(plugin: "{}"))])"#,
+        plugin("sleeps")
+    ));
+    let mut child = start_sleeping(&s);
+    interrupt(&child);
+    let (code, took) = wait_for(&mut child, 20);
+    assert_eq!(code, Some(130), "took {took:?}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert_eq!(leftovers(&s), (vec!["\"interrupted\"".to_owned()], vec![]));
+
+    std::fs::remove_dir_all(s.path(".dagrun/runs")).unwrap();
+    let mut child = start_sleeping(&s);
+    // Two interrupts in a row (far enough apart not to be merged into one signal).
+    interrupt(&child);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    interrupt(&child);
+    let (code, took) = wait_for(&mut child, 20);
+    assert_eq!(code, Some(130), "took {took:?}");
+    assert_eq!(leftovers(&s), (vec!["\"interrupted\"".to_owned()], vec![]));
+}
+
+/// Regression (issue #9, item 5): a plugin logging in a loop grew its log without bound, and
+/// more than 1 MiB on stdout failed the plugin with a broken pipe.
+#[test]
+fn plugin_logs_are_capped_and_stdout_is_truncated_not_fatal() {
+    let chatty = plugin("chatty");
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "c", tasks: [
+        Task(name: "logs", kind: Wasm(plugin: "{chatty}"), params: {{"what": "log", "mib": 5}}),
+        Task(name: "prints", kind: Wasm(plugin: "{chatty}"), params: {{"what": "stdout", "mib": 2}}),
+    ])"#
+    ));
+    let out = s.command(&["run", "wf.ron", "--json"]).env("DAGRUN_LOG_MAX", "3MiB").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let log = |task: &str| {
+        let e = events.iter().find(|e| e["event"] == "task_finished" && e["task"] == task).unwrap();
+        assert_eq!(e["status"], "succeeded", "{e}");
+        std::fs::read_to_string(e["log"].as_str().unwrap()).unwrap()
+    };
+    let logs = log("logs");
+    assert!(logs.len() < (3 << 20) + 200, "{} bytes", logs.len());
+    assert!(logs.ends_with(
+        "[dagrun: log truncated: it reached the 3145728-byte limit (DAGRUN_LOG_MAX); further output is dropped]\n"
+    ));
+    let prints = log("prints");
+    assert!(prints.contains("--- plugin stdout ---\nyyy"));
+    assert!(
+        prints.contains(
+            "[dagrun: plugin stdout truncated: 1048576 more bytes dropped (only the first 1048576 are kept)]"
+        ),
+        "{}",
+        &prints[prints.len() - 300..]
+    );
+}
+
+/// Regression (issue #9, item 6): a 100 MiB panic message or summary went verbatim into the
+/// terminal, the JSON event and the run record.
+#[test]
+fn huge_plugin_errors_and_summaries_are_bounded() {
+    let chatty = plugin("chatty");
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "c", tasks: [
+        Task(name: "panics", kind: Wasm(plugin: "{chatty}"), params: {{"what": "panic", "mib": 8}}),
+        Task(name: "fails", kind: Wasm(plugin: "{chatty}"), params: {{"what": "fail", "mib": 8}}),
+        Task(name: "summary", kind: Wasm(plugin: "{chatty}"), params: {{"what": "summary", "mib": 3}}),
+    ])"#
+    ));
+    let (tasks, _, code) = s.run(&[]);
+    assert_eq!(code, 1);
+    for t in ["panics", "fails"] {
+        let error = tasks[t]["error"].as_str().unwrap();
+        assert!(error.len() < 64 * 1024 + 300, "{t}: {} bytes", error.len());
+        assert!(error.contains("[dagrun: truncated: "), "{t}");
+    }
+    assert!(tasks["panics"]["error"].as_str().unwrap().starts_with("plugin panicked at chatty/src/lib.rs:"));
+    let summary = &tasks["summary"]["summary"];
+    assert!(summary["dagrun_truncated"].as_str().unwrap().contains("over the 1048576-byte limit"), "{summary}");
+    for e in std::fs::read_dir(s.path(".dagrun/runs")).unwrap().flatten() {
+        assert!(e.metadata().unwrap().len() < 300_000, "{}", e.path().display());
+    }
 }

@@ -175,3 +175,86 @@ fn usage_errors_name_the_fix() {
     );
     assert!(std::process::Command::new(BIN).arg("--help").output().unwrap().status.success());
 }
+
+// Issue #9: hardening.
+
+/// Regression (issue #9, item 4): with `link -> /outside`, an output `link/x.txt` made dagrun
+/// delete `/outside/x.txt` before the run and let the task write through the link.
+#[cfg(unix)]
+#[test]
+fn an_output_behind_a_link_out_of_the_workflow_directory_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("x.txt"), "precious\n").unwrap();
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+            Task(name: "a", kind: Command(run: "echo new > $DAGRUN_OUT_O"), outputs: {"o": "link/x.txt"}),
+        ])"#,
+    );
+    std::os::unix::fs::symlink(outside.path(), s.path("link")).unwrap();
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!((st["a"].as_str(), code), ("failed", 1), "{events:?}");
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(done["failure"], serde_json::json!({"kind": "output_path", "output": "o"}));
+    assert!(done["error"].as_str().unwrap().contains("leads outside the workflow directory"), "{done}");
+    assert_eq!(std::fs::read_to_string(outside.path().join("x.txt")).unwrap(), "precious\n");
+}
+
+/// Regression (issue #9, item 4): with `--state-dir` inside the workflow directory, an output
+/// inside it (here its `layout` file) was deleted and overwritten.
+#[test]
+fn an_output_inside_a_custom_state_directory_is_refused() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+            Task(name: "a", kind: Command(run: "echo oops > $DAGRUN_OUT_O"), outputs: {"o": "st/layout"}),
+        ])"#,
+    );
+    let (st, events, code) = s.run_json(&["--state-dir", "st"]);
+    assert_eq!((st["a"].as_str(), code), ("failed", 1), "{events:?}");
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(done["failure"]["kind"], "output_path");
+    assert!(done["error"].as_str().unwrap().contains("inside the state directory"), "{done}");
+    assert_ne!(s.read("st/layout"), "oops\n", "the state directory is untouched");
+}
+
+/// Regression (issue #9, item 5): a command's log grew without bound.
+#[test]
+fn a_command_log_is_capped_with_a_marker() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+            Task(name: "a", kind: Command(run: "echo first; head -c 300000 /dev/zero | tr '\\0' x; echo; echo err >&2")),
+        ])"#,
+    );
+    let out = s.cmd(&["run", "wf.ron", "--json"]).env("DAGRUN_LOG_MAX", "10KiB").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out).lines().find(|l| l.contains("task_finished")).unwrap().to_owned();
+    let done: Value = serde_json::from_str(&line).unwrap();
+    let log = std::fs::read_to_string(done["log"].as_str().unwrap()).unwrap();
+    assert!(log.starts_with("first\nxxx"), "{}", &log[..20]);
+    assert!(log.len() < 10 * 1024 + 200, "{} bytes", log.len());
+    assert!(log.ends_with(
+        "[dagrun: log truncated: it reached the 10240-byte limit (DAGRUN_LOG_MAX); further output is dropped]\n"
+    ));
+    let bad = s.cmd(&["run", "wf.ron"]).env("DAGRUN_LOG_MAX", "lots").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+/// Regression (issue #9, item 6): a failing command's last output went verbatim into the
+/// error, the JSON event and the run record.
+#[test]
+fn a_huge_error_text_is_truncated_everywhere() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+            Task(name: "a", kind: Command(run: "head -c 2000000 /dev/zero | tr '\\0' x; exit 3")),
+        ])"#,
+    );
+    let (_, events, code) = s.run_json(&[]);
+    assert_eq!(code, 1);
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    let error = done["error"].as_str().unwrap();
+    assert!(error.len() <= 64 * 1024 + 200, "{} bytes", error.len());
+    assert!(error.contains("[dagrun: truncated: "), "{}", &error[error.len() - 200..]);
+    let runs = s.path(".dagrun/runs");
+    for e in std::fs::read_dir(runs).unwrap().flatten() {
+        assert!(e.metadata().unwrap().len() < 200_000, "{}", e.path().display());
+    }
+}

@@ -8,10 +8,22 @@ pub const STATE_DIR: &str = "DAGRUN_STATE_DIR";
 pub const FSYNC: &str = "DAGRUN_FSYNC";
 /// The dagrun SDK directory used by `dagrun plugin new` (same as `--sdk`).
 pub const SDK: &str = "DAGRUN_SDK";
+/// Cap of each task's log file (a size with its unit: `64MiB`, `500KB`, `1000B`); default 64 MiB. Past it the
+/// log ends with a `[dagrun: log truncated: ...]` line and further output is dropped.
+pub const LOG_MAX: &str = "DAGRUN_LOG_MAX";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
 /// Whether `name` is set to a value that means "off".
 pub fn is_off(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| matches!(v.as_str(), "0" | "false" | "no" | "off"))
+}
+
+/// The task log cap: [`LOG_MAX`] or [`dagrun_wasm::DEFAULT_LOG_BYTES`].
+pub fn log_max() -> Result<u64, crate::exit::Exit> {
+    match std::env::var(LOG_MAX) {
+        Err(_) => Ok(dagrun_wasm::DEFAULT_LOG_BYTES),
+        Ok(v) => dagrun_workflow::size::parse(&v)
+            .map_err(|why| crate::commands::error(format!("invalid {LOG_MAX}={v:?}: {why}"), crate::exit::Exit::Usage)),
+    }
 }

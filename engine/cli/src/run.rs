@@ -119,7 +119,7 @@ fn execute(
         Arc::new(PlainReporter)
     };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let opts = RunOptions { jobs, reverse, verify };
+    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()? };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -132,7 +132,14 @@ fn execute(
                 errln!("\ndagrun: interrupted: stopping running tasks (press Ctrl-C again to exit at once)");
                 on_signal.cancel();
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(Exit::Interrupted as i32);
+                    errln!("dagrun: interrupted again: abandoning running tasks");
+                    // The engine closes the record and removes staging, then returns; should it
+                    // not within 3 s, exit anyway.
+                    on_signal.abandon();
+                    std::thread::spawn(|| {
+                        std::thread::sleep(std::time::Duration::from_secs(3));
+                        std::process::exit(Exit::Interrupted as i32);
+                    });
                 }
             }
         });
@@ -141,6 +148,10 @@ fn execute(
     let record = record.map_err(|e| error(&e, Exit::of_run_error(&e)))?;
     if !json {
         crate::printer::err(format_args!("{}", summary(&record)));
+    }
+    if cancel.is_abandoned() {
+        // Abandoned plugin threads may still be running: do not wait for them.
+        runtime.shutdown_background();
     }
     Ok(Exit::of_run(record.status))
 }

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct Cancel {
     tx: Arc<watch::Sender<bool>>,
+    abandon: Arc<watch::Sender<bool>>,
 }
 
 impl Default for Cancel {
@@ -19,7 +20,7 @@ impl Default for Cancel {
 impl Cancel {
     /// A handle that is not cancelled.
     pub fn new() -> Cancel {
-        Cancel { tx: Arc::new(watch::channel(false).0) }
+        Cancel { tx: Arc::new(watch::channel(false).0), abandon: Arc::new(watch::channel(false).0) }
     }
 
     /// Interrupts the run: running tasks are stopped, nothing half-done is cached, the rest is
@@ -33,8 +34,26 @@ impl Cancel {
         *self.tx.borrow()
     }
 
+    /// The hard level (a second Ctrl-C): cancels, and the run stops waiting for its running
+    /// tasks: they are abandoned (plugins are told to stop, commands killed when dropped), the
+    /// record is closed as `interrupted` and the run's staging removed, then `Engine::run`
+    /// returns at once.
+    pub fn abandon(&self) {
+        self.tx.send_replace(true);
+        self.abandon.send_replace(true);
+    }
+
+    /// Whether [`Cancel::abandon`] was called.
+    pub fn is_abandoned(&self) -> bool {
+        *self.abandon.borrow()
+    }
+
     pub(crate) fn receiver(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
+    }
+
+    pub(crate) fn abandon_receiver(&self) -> watch::Receiver<bool> {
+        self.abandon.subscribe()
     }
 }
 

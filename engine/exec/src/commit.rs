@@ -17,8 +17,12 @@ use crate::shared::RunShared;
 /// Puts a hit's outputs in place, skipping files that are already there with the right content.
 /// A corrupt object is deleted by the store and reported as [`StoreError::Corrupt`].
 pub(crate) fn restore_outputs(run: &RunShared, outputs: &Manifest) -> Result<(), StoreError> {
-    for rec in outputs.values() {
-        let dest = run.workflow.dir.join(&rec.path);
+    for (name, rec) in outputs {
+        let declared = run.workflow.dir.join(&rec.path);
+        let dest = run
+            .roots
+            .resolve(name, &declared)
+            .map_err(|e| StoreError::Io { path: declared.clone(), source: std::io::Error::other(e.message) })?;
         let current = dest.is_file().then(|| run.stat.digest(&dest, run.verify).ok()).flatten();
         if current.map(|(d, _)| d) != Some(rec.digest) {
             run.store.restore(rec, &dest)?;
@@ -39,7 +43,12 @@ pub(crate) fn store_outputs(
     let cache = |e: String| TaskError::new(Failure::Cache, e);
     let mut manifest = BTreeMap::new();
     for (name, path) in outputs {
-        let rel = path.strip_prefix(&run.workflow.dir).unwrap_or(path).to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(run.roots.dir())
+            .or_else(|_| path.strip_prefix(&run.workflow.dir))
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned();
         let meta = std::fs::metadata(path).map_err(|_| {
             TaskError::new(
                 Failure::MissingOutput { output: name.clone() },

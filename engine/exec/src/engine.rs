@@ -14,6 +14,7 @@ use crate::cancel::Cancel;
 use crate::commit::LastKeys;
 use crate::events::{Counts, Event, Reporter, RunStatus};
 use crate::history::{RUN_RECORD_VERSION, RunRecord, new_run_id};
+use crate::paths::Roots;
 use crate::scheduler::schedule;
 use crate::shared::{HostCell, RunShared, build_plugins};
 
@@ -166,6 +167,15 @@ pub struct RunOptions {
     pub reverse: bool,
     /// Re-hash every input instead of trusting the stat cache.
     pub verify: bool,
+    /// Cap of each task's log file, in bytes (default [`dagrun_wasm::DEFAULT_LOG_BYTES`]).
+    pub log_bytes: u64,
+}
+
+impl RunOptions {
+    /// `jobs` at a time, oldest partitions first, the stat cache trusted, logs capped at 64 MiB.
+    pub fn new(jobs: usize) -> RunOptions {
+        RunOptions { jobs, reverse: false, verify: false, log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES }
+    }
 }
 
 /// What outlives a run: the state directory and the plugin host (warm compiled plugins).
@@ -234,12 +244,28 @@ impl Engine {
             plugins,
             plugin_errors,
             last_keys: LastKeys::take(store),
+            roots: Roots::new(&plan.workflow.dir, store.root()),
+            log_bytes: opts.log_bytes,
             host: self.host.clone(),
         });
-        let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await?;
+        let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
+        // Staging of this run never outlives it (also when the run was abandoned).
+        remove_staging(store, &run.run_id);
+        let record = record?;
         let keys = run.last_keys.save(store);
         run.stat.save(store)?;
         keys?;
         Ok(record)
+    }
+}
+
+/// Removes the run's scratch directories (`<state>/tmp/<what>-<run id>-...`).
+fn remove_staging(store: &Store, run_id: &str) {
+    let Ok(entries) = std::fs::read_dir(store.root().join("tmp")) else { return };
+    let tag = format!("-{run_id}-");
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().contains(&tag) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }

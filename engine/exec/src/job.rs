@@ -16,7 +16,7 @@ use crate::cancel::cancelled;
 use crate::commit::{record_hit, restore_outputs, store_outputs};
 use crate::events::{Event, TaskStatus};
 use crate::kinds::{Attempt, Job, prepare};
-use crate::outcome::{AttemptError, Failure, TaskError};
+use crate::outcome::{AttemptError, Failure, TaskError, bounded};
 use crate::shared::RunShared;
 
 /// What a job reports back to the scheduler.
@@ -58,7 +58,8 @@ impl JobResult {
     }
 
     fn failed(index: usize, key: Option<String>, e: TaskError) -> JobResult {
-        JobResult { failure: Some(e.failure), error: Some(e.message), ..JobResult::new(index, TaskStatus::Failed, key) }
+        let error = Some(bounded(e.message));
+        JobResult { failure: Some(e.failure), error, ..JobResult::new(index, TaskStatus::Failed, key) }
     }
 }
 
@@ -105,6 +106,11 @@ pub(crate) async fn run_job(
 ) -> JobResult {
     let started = Instant::now();
     let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
+    // Real paths (links resolved) before anything is deleted, restored or written.
+    let outputs = match declared_outputs(&run, i) {
+        Ok(o) => o,
+        Err(e) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, None, e) },
+    };
     let r = run.clone();
     let looked = tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await;
     let p = match looked {
@@ -125,10 +131,6 @@ pub(crate) async fn run_job(
         };
     }
     let node = &run.instances.nodes[i];
-    let outputs: BTreeMap<String, PathBuf> = instance_outputs(&run.workflow, &run.instances, i)
-        .into_iter()
-        .map(|(k, v)| (k, run.workflow.dir.join(v)))
-        .collect();
     let log = run.logs.join(format!("{}.log", node.name));
     let job = Job { run: &run, index: i, probe: &p, outputs: &outputs, log: &log };
     let kind = match prepare(&job) {
@@ -203,6 +205,18 @@ pub(crate) async fn run_job(
         Err(e) => JobResult::failed(i, key, e),
     };
     JobResult { attempts: number, duration_ms: elapsed(started), log: Some(log), ..done }
+}
+
+/// The instance's declared outputs: name → real path. Refused when a symbolic link leads one
+/// outside the workflow directory or it lies in the state directory.
+fn declared_outputs(run: &RunShared, i: usize) -> Result<BTreeMap<String, PathBuf>, TaskError> {
+    instance_outputs(&run.workflow, &run.instances, i)
+        .into_iter()
+        .map(|(k, v)| {
+            let real = run.roots.resolve(&k, &run.workflow.dir.join(v))?;
+            Ok((k, real))
+        })
+        .collect()
 }
 
 /// Exponential backoff: `base * 2^(attempt-1)`, capped at 10 minutes.

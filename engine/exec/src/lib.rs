@@ -9,6 +9,7 @@ mod history;
 mod job;
 mod kinds;
 mod outcome;
+mod paths;
 mod scheduler;
 mod shared;
 

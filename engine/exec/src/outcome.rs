@@ -27,6 +27,12 @@ pub enum Failure {
         /// The output's name.
         output: String,
     },
+    /// A declared output's real path (symbolic links resolved) leaves the workflow directory
+    /// or lies inside the state directory: nothing is deleted or written there.
+    OutputPath {
+        /// The output's name.
+        output: String,
+    },
     /// Its inputs could not be resolved (a missing file, an empty glob, nothing deployed).
     Input,
     /// A plugin could not be built or loaded, or returned an error.
@@ -54,13 +60,19 @@ pub struct TaskError {
 impl TaskError {
     /// A failure worth retrying (if the task has retries).
     pub fn new(failure: Failure, message: impl Into<String>) -> TaskError {
-        TaskError { failure, message: message.into(), permanent: false }
+        TaskError { failure, message: bounded(message.into()), permanent: false }
     }
 
     /// A failure that would repeat identically: never retried.
     pub fn permanent(failure: Failure, message: impl Into<String>) -> TaskError {
-        TaskError { failure, message: message.into(), permanent: true }
+        TaskError { failure, message: bounded(message.into()), permanent: true }
     }
+}
+
+/// An error text cut to [`dagrun_wasm::MAX_ERROR_BYTES`] (64 KiB) with a marker: what the
+/// terminal, the JSON events and the run record get.
+pub(crate) fn bounded(message: String) -> String {
+    dagrun_wasm::truncate_text(message, dagrun_wasm::MAX_ERROR_BYTES)
 }
 
 /// How one attempt of a task ended, when it did not succeed.

@@ -49,6 +49,7 @@ pub(crate) async fn schedule(
         (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority(i), i)).collect();
     let mut running: JoinSet<JobResult> = JoinSet::new();
     let mut cancel_rx = cancel.receiver();
+    let mut abandon_rx = cancel.abandon_receiver();
     let mut interrupted = cancel.is_cancelled();
     let mut last_save = Instant::now();
 
@@ -60,7 +61,9 @@ pub(crate) async fn schedule(
                 graph.upstream(i).map(|u| (u, manifests[u].clone().expect("upstream finished"))).collect();
             running.spawn(run_job(run.clone(), i, ups, forced[graph.nodes[i].task], cancel.receiver()));
         }
-        if running.is_empty() {
+        if running.is_empty() || cancel.is_abandoned() {
+            // Abandoned: running jobs are dropped (their plugins told to stop) and not waited for.
+            running.abort_all();
             break;
         }
         tokio::select! {
@@ -100,6 +103,7 @@ pub(crate) async fn schedule(
             Ok(()) = cancel_rx.changed(), if !interrupted => {
                 interrupted = *cancel_rx.borrow();
             }
+            Ok(()) = abandon_rx.changed() => {}
         }
     }
 

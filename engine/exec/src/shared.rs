@@ -13,6 +13,7 @@ use dagrun_workflow::{TaskKind, Workflow};
 
 use crate::commit::LastKeys;
 use crate::events::{Event, Reporter};
+use crate::paths::Roots;
 
 /// The engine's plugin host, created on first use and kept across runs (warm compiled modules).
 pub(crate) type HostCell = OnceLock<Result<Arc<PluginHost>, String>>;
@@ -34,6 +35,10 @@ pub(crate) struct RunShared {
     pub plugin_errors: HashMap<String, String>,
     /// Each task instance's last key, to explain the next miss.
     pub last_keys: LastKeys,
+    /// The real workflow and state directories, to resolve output paths.
+    pub roots: Roots,
+    /// Cap of each task log, in bytes.
+    pub log_bytes: u64,
     pub(crate) host: Arc<HostCell>,
 }
 

@@ -87,6 +87,8 @@ impl PluginHost {
             .map_err(|e| PluginError::Host(format!("cannot link WASI: {e:#}")))?;
         Plugin::add_to_linker::<_, HasSelf<State>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Host(format!("cannot link the dagrun host interface: {e:#}")))?;
+        crate::interrupt::link(&mut linker)
+            .map_err(|e| PluginError::Host(format!("cannot link interruptible WASI polls: {e:#}")))?;
         let ticker = engine.weak();
         std::thread::Builder::new()
             .name("dagrun-epoch".into())

@@ -8,8 +8,10 @@
 
 mod bindings;
 mod build;
+mod capture;
 mod error;
 mod host;
+mod interrupt;
 mod sandbox;
 
 pub use sandbox::run;
@@ -17,6 +19,10 @@ pub use sandbox::run;
 pub use build::{
     BuildError, OUTER_CARGO_ENV, PLUGIN_TARGET_DIR_ENV, PluginSource, build_plugin_crate, built_plugin, cargo_build,
     plugin_source,
+};
+pub use capture::{
+    CAPTURE_BYTES, CappedLog, DEFAULT_LOG_BYTES, MAX_ERROR_BYTES, MAX_SUMMARY_BYTES, bound_summary, log_marker,
+    truncate_text,
 };
 pub use error::{PluginError, invalid_param_name};
 pub use host::{COMPILED_CACHE_ENV, LoadedPlugin, PluginHost, PluginInfo, WIT_VERSION, compiled_cache_dir};

@@ -2,7 +2,6 @@
 //! no network, no environment, a memory cap and an epoch deadline.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Component as PathComponent, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::{Context, Level, NamedPath, TaskError, dagrun};
+use crate::capture::{CAPTURE_BYTES, CappedLog, CappedPipe, MAX_ERROR_BYTES, bound_summary, truncate_text};
 use crate::error::PluginError;
 use crate::host::{LoadedPlugin, PluginHost};
+use crate::interrupt::Stop;
 
 /// Resource limits of one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +24,8 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Wall-clock deadline.
     pub deadline: Duration,
+    /// Cap of the task's log file, in bytes (see [`crate::DEFAULT_LOG_BYTES`]).
+    pub log_bytes: u64,
 }
 
 /// A named input: a file or a directory of files on the host.
@@ -85,12 +87,14 @@ pub struct RunOutcome {
 /// Store data of one run.
 pub(crate) struct State {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     memory_limit: u64,
     pub(crate) memory_denied: Option<u64>,
     pub(crate) panic: Option<(String, String, u32)>,
     pub(crate) cancelled: bool,
-    log: Option<fs::File>,
+    /// When blocking host calls must give up (none for `describe`).
+    pub(crate) stop: Option<Stop>,
+    log: Option<CappedLog>,
 }
 
 impl WasiView for State {
@@ -122,22 +126,24 @@ impl dagrun::task::host::Host for State {
             Level::Error => "error",
         };
         if let Some(f) = &mut self.log {
-            let _ = writeln!(f, "[{tag}] {message}");
+            f.write(format!("[{tag}] {message}\n").as_bytes());
         }
     }
 
     fn progress(&mut self, done: u64, total: u64, message: String) {
         if let Some(f) = &mut self.log {
-            let _ = if total > 0 {
-                writeln!(f, "[progress] {done}/{total} {message}")
+            let line = if total > 0 {
+                format!("[progress] {done}/{total} {message}\n")
             } else {
-                writeln!(f, "[progress] {done} {message}")
+                format!("[progress] {done} {message}\n")
             };
+            f.write(line.as_bytes());
         }
     }
 
     fn report_panic(&mut self, message: String, file: String, line: u32) {
-        self.panic = Some((message, file, line));
+        // Bounded where it enters: a 100 MiB panic message is cut before it is kept.
+        self.panic = Some((truncate_text(message, MAX_ERROR_BYTES), truncate_text(file, 4096), line));
     }
 }
 
@@ -153,6 +159,7 @@ pub(crate) fn bare_store(host: &PluginHost) -> Result<Store<State>, PluginError>
         memory_denied: None,
         panic: None,
         cancelled: false,
+        stop: None,
         log: None,
     };
     let mut store = Store::new(&host.engine, state);
@@ -206,18 +213,9 @@ fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(|| "input".to_owned(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Runs a loaded plugin once.
-pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<RunOutcome, PluginError> {
+/// Stages the inputs and preopens them (read-only) and the mounts; their guest paths.
+fn preopen(wasi: &mut WasiCtxBuilder, run: &PluginRun) -> Result<(Vec<NamedPath>, Vec<NamedPath>), PluginError> {
     let stage = &run.stage_dir;
-    let out_dir = stage.join("out");
-    fs::create_dir_all(&out_dir).map_err(io(format!("cannot create {}", out_dir.display())))?;
-
-    let mut wasi = WasiCtxBuilder::new();
-    wasi.allow_blocking_current_thread(true).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-    let stdout = MemoryOutputPipe::new(1 << 20);
-    let stderr = MemoryOutputPipe::new(1 << 20);
-    wasi.stdout(stdout.clone()).stderr(stderr.clone());
-
     let mut inputs = Vec::new();
     for input in &run.inputs {
         let host_dir = stage.join("in").join(&input.name);
@@ -252,10 +250,28 @@ pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<
             .map_err(|e| PluginError::Host(format!("cannot preopen mount `{}`: {e:#}", m.name)))?;
         mounts.push(NamedPath { name: m.name.clone(), path: guest });
     }
+    Ok((inputs, mounts))
+}
+
+/// Runs a loaded plugin once.
+pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<RunOutcome, PluginError> {
+    let stage = &run.stage_dir;
+    let out_dir = stage.join("out");
+    fs::create_dir_all(&out_dir).map_err(io(format!("cannot create {}", out_dir.display())))?;
+
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.allow_blocking_current_thread(true).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+    let stdout = CappedPipe::default();
+    let stderr = CappedPipe::default();
+    wasi.stdout(stdout.clone()).stderr(stderr.clone());
+
+    let (inputs, mounts) = preopen(&mut wasi, run)?;
     wasi.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
         .map_err(|e| PluginError::Host(format!("cannot preopen the output directory: {e:#}")))?;
 
-    let log = fs::OpenOptions::new().create(true).append(true).open(&run.log).ok();
+    let started = Instant::now();
+    let stop = Stop { cancel: run.cancel.clone(), deadline: started + run.limits.deadline };
+    let log = CappedLog::append(&run.log, run.limits.log_bytes).ok();
     let state = State {
         wasi: wasi.build(),
         table: ResourceTable::new(),
@@ -263,12 +279,12 @@ pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<
         memory_denied: None,
         panic: None,
         cancelled: false,
+        stop: Some(stop),
         log,
     };
     let mut store = Store::new(&host.engine, state);
     store.limiter(|s| s as &mut dyn ResourceLimiter);
     // Every epoch tick: stop on Ctrl-C or when the deadline has passed.
-    let started = Instant::now();
     let deadline = run.limits.deadline;
     let cancel = run.cancel.clone();
     store.set_epoch_deadline(1);
@@ -297,13 +313,15 @@ pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<
         .instantiate(&mut store)
         .and_then(|instance| instance.call_run(&mut store, &ctx))
         .map_err(|e| classify(e, store.data(), run.limits.deadline));
-    append_output(&run.log, "stdout", &stdout.contents());
-    append_output(&run.log, "stderr", &stderr.contents());
+    let mut log = store.into_data().log;
+    append_output(log.as_mut(), "stdout", &stdout);
+    append_output(log.as_mut(), "stderr", &stderr);
+    let cut = |m: String| truncate_text(m, MAX_ERROR_BYTES);
     let result = match result? {
         Ok(r) => r,
-        Err(TaskError::InvalidParams(m)) => return Err(PluginError::InvalidParams(m)),
-        Err(TaskError::BadInput(m)) => return Err(PluginError::BadInput(m)),
-        Err(TaskError::Failed(m)) => return Err(PluginError::Failed(m)),
+        Err(TaskError::InvalidParams(m)) => return Err(PluginError::InvalidParams(cut(m))),
+        Err(TaskError::BadInput(m)) => return Err(PluginError::BadInput(cut(m))),
+        Err(TaskError::Failed(m)) => return Err(PluginError::Failed(cut(m))),
     };
     let artifacts = result
         .artifacts
@@ -314,7 +332,7 @@ pub fn run(host: &PluginHost, plugin: &LoadedPlugin, run: &PluginRun) -> Result<
             Ok((a.name, host_path))
         })
         .collect::<Result<Vec<_>, PluginError>>()?;
-    Ok(RunOutcome { summary_json: result.summary_json, artifacts })
+    Ok(RunOutcome { summary_json: bound_summary(result.summary_json), artifacts })
 }
 
 /// Maps a guest artifact path under `/out` to the host file, refusing anything that leaves it.
@@ -335,16 +353,23 @@ fn artifact_host_path(out_dir: &Path, guest: &str) -> Option<PathBuf> {
     fs::symlink_metadata(&host).ok()?.is_file().then_some(host)
 }
 
-fn append_output(log: &Path, what: &str, bytes: &[u8]) {
+/// Appends what the plugin wrote to stdout or stderr, with a marker when some was dropped.
+fn append_output(log: Option<&mut CappedLog>, what: &str, pipe: &CappedPipe) {
+    let (bytes, dropped) = pipe.take();
+    let Some(log) = log else { return };
     if bytes.is_empty() {
         return;
     }
-    if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
-        let _ = writeln!(f, "--- plugin {what} ---");
-        let _ = f.write_all(bytes);
-        if !bytes.ends_with(b"\n") {
-            let _ = writeln!(f);
-        }
+    log.write(format!("--- plugin {what} ---\n").as_bytes());
+    log.write(&bytes);
+    if !bytes.ends_with(b"\n") {
+        log.write(b"\n");
+    }
+    if dropped > 0 {
+        let line = format!(
+            "[dagrun: plugin {what} truncated: {dropped} more bytes dropped (only the first {CAPTURE_BYTES} are kept)]\n"
+        );
+        log.write(line.as_bytes());
     }
 }
 

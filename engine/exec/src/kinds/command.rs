@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::watch;
+
+use dagrun_wasm::CappedLog;
 
 use dagrun_plan::instance_params;
 use dagrun_workflow::{CommandTask, duration};
@@ -26,6 +29,8 @@ struct CommandSpec {
     pub cwd: PathBuf,
     /// Where stdout and stderr go.
     pub log: PathBuf,
+    /// Cap of the log, in bytes.
+    pub log_bytes: u64,
     /// Wall-clock limit.
     pub timeout: Option<Duration>,
     /// Directory recording running process groups, so a later run can reap orphans of a
@@ -48,6 +53,7 @@ impl CommandKind {
                 env: command_env(job, c.env.iter()),
                 cwd: run.workflow.dir.clone(),
                 log: job.log.to_owned(),
+                log_bytes: run.log_bytes,
                 timeout: job.task().timeout,
                 procs: run.store.root().join("procs"),
             },
@@ -112,8 +118,9 @@ async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> 
     if let Some(dir) = spec.log.parent() {
         dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
     }
-    let log = std::fs::File::create(&spec.log).map_err(spawn_error)?;
-    let log2 = log.try_clone().map_err(spawn_error)?;
+    // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log.
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+    let log = CappedLog::create(&spec.log, spec.log_bytes).map_err(spawn_error)?;
     // An absolute path skips the PATH search (measurable when a backfill starts thousands).
     let shell = if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" };
     let mut cmd = Command::new(shell);
@@ -122,11 +129,15 @@ async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> 
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
+        .stdout(writer.try_clone().map_err(spawn_error)?)
+        .stderr(writer)
         .kill_on_drop(true);
     process_group::configure(&mut cmd);
-    let mut child = cmd.spawn().map_err(spawn_error)?;
+    let spawned = cmd.spawn();
+    // The command keeps our copies of the pipe's write end: drop it, so the reader sees the end.
+    drop(cmd);
+    let mut child = spawned.map_err(spawn_error)?;
+    let mut copy = tokio::spawn(copy_capped(reader, log));
     let pid = child.id();
     let _record = pid.map(|p| ProcRecord::new(&spec.procs, p));
     let sleep = async {
@@ -136,16 +147,21 @@ async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> 
         }
     };
     let status = tokio::select! {
-        status = child.wait() => status.map_err(spawn_error)?,
+        status = child.wait() => {
+            finish_copy(&mut copy).await;
+            status.map_err(spawn_error)?
+        }
         () = sleep => {
             process_group::kill(pid);
             let _ = child.wait().await;
+            finish_copy(&mut copy).await;
             let after = duration::format(spec.timeout.unwrap_or_default());
             return Err(TaskError::new(Failure::Timeout, format!("timed out after {after} (the task's `timeout`)")).into());
         }
         () = cancelled(cancel) => {
             process_group::kill(pid);
             let _ = child.wait().await;
+            copy.abort();
             return Err(AttemptError::Cancelled);
         }
     };
@@ -167,6 +183,25 @@ async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> 
     };
     let message = format!("{status_text}{}", tail_text(&tail(&spec.log, 20)));
     Err(TaskError::new(failure, message).into())
+}
+
+/// Copies the command's output into its log until the pipe closes; past the cap the rest is
+/// read and dropped (the command never blocks on a full pipe).
+async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog) {
+    let fd = std::os::fd::OwnedFd::from(reader);
+    let Ok(mut pipe) = tokio::process::ChildStdout::from_std(std::process::ChildStdout::from(fd)) else { return };
+    let mut buf = vec![0u8; 64 << 10];
+    while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+        log.write(&buf[..n]);
+    }
+}
+
+/// Waits for the copy to reach the end of the pipe; a background process of the command that
+/// keeps the pipe open is not waited for beyond a short grace.
+async fn finish_copy(copy: &mut tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(Duration::from_millis(500), &mut *copy).await.is_err() {
+        copy.abort();
+    }
 }
 
 /// A file `<procs>/<pgid>` holding dagrun's pid while the process group runs.

@@ -13,7 +13,8 @@ use dagrun_workflow::{WasmTask, Workflow, size};
 
 use crate::cancel::cancelled;
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind};
-use crate::outcome::{AttemptError, Failure, TaskError};
+use crate::outcome::{AttemptError, Failure, TaskError, bounded};
+use crate::paths::Roots;
 
 /// Default memory cap of a plugin.
 pub const DEFAULT_MEMORY: u64 = 1 << 30;
@@ -30,6 +31,17 @@ pub(crate) struct WasmKind {
     params_json: String,
     outputs: BTreeMap<String, PathBuf>,
     partition: Option<String>,
+    roots: Roots,
+}
+
+/// Raises the plugin's cancel flag when dropped: an attempt abandoned by its run (a second
+/// Ctrl-C) stops its plugin too.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl WasmKind {
@@ -61,10 +73,15 @@ impl WasmKind {
             plugin,
             inputs,
             mounts,
-            limits: Limits { memory_bytes, deadline: job.task().timeout.unwrap_or(DEFAULT_DEADLINE) },
+            limits: Limits {
+                memory_bytes,
+                deadline: job.task().timeout.unwrap_or(DEFAULT_DEADLINE),
+                log_bytes: run.log_bytes,
+            },
             params_json: serde_json::Value::Object(instance_params(wf, &run.instances, job.index)).to_string(),
             outputs: job.outputs.clone(),
             partition: run.instances.nodes[job.index].partition.as_ref().map(|p| p.key.clone()),
+            roots: run.roots.clone(),
         })
     }
 
@@ -80,6 +97,7 @@ impl WasmKind {
                 .map_err(|e| TaskError::new(Failure::Spawn, format!("cannot create {}: {e}", dir.display())))?;
         }
         let flag = Arc::new(AtomicBool::new(false));
+        let _raise = RaiseOnDrop(flag.clone());
         let plugin_run = PluginRun {
             task: run.workflow.tasks[node.task].name.clone(),
             run_id: run.run_id.clone(),
@@ -136,6 +154,8 @@ impl WasmKind {
                     if got.is_empty() { "nothing".to_owned() } else { got.join(", ") }
                 ));
             };
+            // Again at placement: a link made meanwhile (a writable mount) must not be followed.
+            let dest = &self.roots.resolve(name, dest).map_err(|e| PluginError::Failed(e.message))?;
             let io = |source| PluginError::Io {
                 context: format!("cannot write output `{name}` to {}", dest.display()),
                 source,
@@ -177,5 +197,5 @@ fn plugin_failure(e: PluginError, wf: &Workflow, task: usize) -> AttemptError {
         | PluginError::ArtifactOutside { .. } => (Failure::Plugin, true),
         _ => (Failure::Plugin, false),
     };
-    AttemptError::Failed(TaskError { failure, message, permanent })
+    AttemptError::Failed(TaskError { failure, message: bounded(message), permanent })
 }

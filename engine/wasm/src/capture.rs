@@ -1,0 +1,226 @@
+//! Bounded output: the task log (capped, with one truncation marker), the plugin's captured
+//! stdout/stderr (excess dropped and counted instead of failing the plugin), and texts the
+//! guest hands the host (errors, panic messages, summaries) cut to a documented size.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Default cap of one task's log file (`DAGRUN_LOG_MAX`), in bytes: 64 MiB.
+pub const DEFAULT_LOG_BYTES: u64 = 64 << 20;
+/// How much of a plugin's stdout, and of its stderr, is kept (the rest is counted and dropped).
+pub const CAPTURE_BYTES: usize = 1 << 20;
+/// The longest error message kept (task errors, plugin errors, panic messages): 64 KiB.
+pub const MAX_ERROR_BYTES: usize = 64 << 10;
+/// The longest plugin summary kept: 1 MiB (a longer one is replaced, see [`bound_summary`]).
+pub const MAX_SUMMARY_BYTES: usize = 1 << 20;
+
+/// Cuts `text` to at most `max` bytes (on a character boundary) and appends a marker saying
+/// how much was dropped. Short texts are returned unchanged.
+pub fn truncate_text(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let total = text.len();
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.shrink_to_fit();
+    text.push_str(&format!("… [dagrun: truncated: {} of {total} bytes dropped (limit {max} bytes)]", total - end));
+    text
+}
+
+/// A plugin summary over [`MAX_SUMMARY_BYTES`] becomes a small JSON object that says so and
+/// keeps the start of the text: `{"dagrun_truncated": "...", "head": "..."}`.
+pub fn bound_summary(summary: String) -> String {
+    if summary.len() <= MAX_SUMMARY_BYTES {
+        return summary;
+    }
+    let note = format!(
+        "the plugin's summary was {} bytes, over the {MAX_SUMMARY_BYTES}-byte limit: only its start is kept",
+        summary.len()
+    );
+    let head = truncate_text(summary, 4096);
+    serde_json::json!({ "dagrun_truncated": note, "head": head }).to_string()
+}
+
+/// A task log that stops growing at `cap` bytes and then writes one marker line.
+#[derive(Debug)]
+pub struct CappedLog {
+    file: fs::File,
+    written: u64,
+    cap: u64,
+    dropped: u64,
+}
+
+impl CappedLog {
+    /// Opens `path` for appending; bytes already in it count against the cap.
+    pub fn append(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
+        let file = fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(CappedLog { file, written, cap, dropped: 0 })
+    }
+
+    /// Creates (or empties) `path`.
+    pub fn create(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
+        Ok(CappedLog { file: fs::File::create(path)?, written: 0, cap, dropped: 0 })
+    }
+
+    /// Appends as much of `bytes` as the cap allows; the first time something is dropped the
+    /// marker line is written (it is not counted against the cap).
+    pub fn write(&mut self, bytes: &[u8]) {
+        let room = self.cap.saturating_sub(self.written);
+        let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if keep > 0 && self.file.write_all(&bytes[..keep]).is_ok() {
+            self.written += keep as u64;
+        }
+        if keep < bytes.len() {
+            if self.dropped == 0 {
+                let _ = write!(self.file, "{}", log_marker(self.cap));
+            }
+            self.dropped += (bytes.len() - keep) as u64;
+        }
+    }
+
+    /// Bytes dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+/// The line written once into a log that reached its cap.
+pub fn log_marker(cap: u64) -> String {
+    format!("\n[dagrun: log truncated: it reached the {cap}-byte limit (DAGRUN_LOG_MAX); further output is dropped]\n")
+}
+
+#[derive(Debug, Default)]
+struct Captured {
+    kept: Vec<u8>,
+    dropped: u64,
+}
+
+/// A plugin's stdout or stderr: keeps the first [`CAPTURE_BYTES`], counts the rest. Writes
+/// never fail, so a chatty plugin is not killed by a broken pipe.
+#[derive(Debug, Clone, Default)]
+pub struct CappedPipe {
+    inner: Arc<Mutex<Captured>>,
+}
+
+impl CappedPipe {
+    fn push(&self, bytes: &[u8]) {
+        let mut c = self.inner.lock().expect("capture lock");
+        let keep = bytes.len().min(CAPTURE_BYTES - c.kept.len());
+        c.kept.extend_from_slice(&bytes[..keep]);
+        c.dropped += (bytes.len() - keep) as u64;
+    }
+
+    /// What was kept and how many bytes were dropped.
+    pub fn take(&self) -> (Vec<u8>, u64) {
+        let mut c = self.inner.lock().expect("capture lock");
+        (std::mem::take(&mut c.kept), c.dropped)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for CappedPipe {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CappedPipe {
+    async fn ready(&mut self) {}
+}
+
+impl tokio::io::AsyncWrite for CappedPipe {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl IsTerminal for CappedPipe {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CappedPipe {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_char_boundary_with_a_marker() {
+        assert_eq!(truncate_text("short".into(), 10), "short");
+        let t = truncate_text("é".repeat(10), 5);
+        assert!(t.starts_with("éé…"), "{t}");
+        assert!(t.contains("16 of 20 bytes dropped"), "{t}");
+    }
+
+    #[test]
+    fn a_huge_summary_becomes_a_small_object() {
+        let s = bound_summary(format!("\"{}\"", "x".repeat(MAX_SUMMARY_BYTES + 1)));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert!(v["dagrun_truncated"].as_str().unwrap().contains("limit"));
+        assert!(s.len() < 10_000);
+    }
+
+    #[test]
+    fn the_log_stops_at_its_cap_with_one_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.log");
+        let mut log = CappedLog::append(&path, 10).unwrap();
+        log.write(b"12345678");
+        log.write(b"abcdef");
+        log.write(b"more");
+        assert_eq!(log.dropped(), 8);
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("12345678ab{}", log_marker(10)));
+    }
+
+    #[test]
+    fn the_capture_keeps_its_start_and_counts_the_rest() {
+        let mut pipe = CappedPipe::default();
+        pipe.write(Bytes::from(vec![b'x'; CAPTURE_BYTES + 5])).unwrap();
+        assert_eq!(pipe.check_write().unwrap(), 64 << 10);
+        let (kept, dropped) = pipe.take();
+        assert_eq!((kept.len(), dropped), (CAPTURE_BYTES, 5));
+    }
+}
