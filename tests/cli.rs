@@ -429,8 +429,12 @@ fn processes_left_by_a_killed_dagrun_are_reaped_by_the_next_run() {
     );
     let mut child =
         s.cmd(&["run", "wf.ron", "--only", "slow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until the grandchild runs and dagrun has recorded its process group (a kill between
+    // the spawn and that record leaves nothing to reap: a window of microseconds, but real on a
+    // loaded machine).
+    let recorded = || std::fs::read_dir(s.path(".dagrun/procs")).is_ok_and(|mut d| d.next().is_some());
     for _ in 0..200 {
-        if s.path("sleeper.pid").exists() && !s.read("sleeper.pid").trim().is_empty() {
+        if s.path("sleeper.pid").exists() && !s.read("sleeper.pid").trim().is_empty() && recorded() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
