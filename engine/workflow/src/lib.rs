@@ -13,8 +13,10 @@
 
 mod diag;
 pub mod duration;
+mod kinds;
 mod load;
 mod model;
+mod overlap;
 pub mod partition;
 mod ron_errors;
 pub mod size;
