@@ -30,3 +30,4 @@ echo "== cargo test (ML plugins: ONNX writer, train, generate; natively)"
 cargo test --manifest-path plugins/Cargo.toml --workspace
 echo "== cargo test (engine)"
 cargo test --workspace
+DAGRUN_FUZZ_SECS=60 cargo test -p dagrun-workflow --test fuzz -- --nocapture  # parser fuzzing, 60 s (debug: already built above)

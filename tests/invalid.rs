@@ -106,3 +106,154 @@ fn invalid_workflows_report_exact_diagnostics() {
         failures.join("\n")
     );
 }
+
+/// Inputs that once crashed the parser or lost every location, generated (some are large):
+/// `(file name, contents, expected stderr)`.
+fn generated_cases() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let wf = |task: &str| format!("Workflow(\n    name: \"gen\",\n    tasks: [\n        {task},\n    ],\n)\n");
+    let long_name = "t".repeat(300);
+    vec![
+        ("deep.ron", "[".repeat(20_000).into_bytes(), DEEP),
+        (
+            "long-line.ron",
+            wf(&format!("Task(name: \"a\", kind: Command(run: \"x\"), retries:{}\"three\")", " ".repeat(70_000)))
+                .into_bytes(),
+            LONG_LINE,
+        ),
+        (
+            "not-utf8.ron",
+            // A Latin-1 `é` (0xE9) where UTF-8 is expected.
+            wf("Task(name: \"caf@\", kind: Command(run: \"x\"))")
+                .bytes()
+                .map(|b| if b == b'@' { 0xe9 } else { b })
+                .collect(),
+            NOT_UTF8,
+        ),
+        (
+            "line-separators.ron",
+            wf("Task(\u{2028}name: \"a\",\u{2029}kind:\u{b}Command(run: \"x\"),\u{c}after: [\u{85}\"nope\"])")
+                .into_bytes(),
+            LINE_SEPARATORS,
+        ),
+        (
+            "bom.ron",
+            format!("\u{feff}{}", wf("Task(name: \"a\", kind: Command(run: \"x\"), retries: -1)")).into_bytes(),
+            BOM,
+        ),
+        (
+            "long-name.ron",
+            wf(&format!("Task(name: \"{long_name}\", kind: Command(run: \"x\"))")).into_bytes(),
+            LONG_NAME,
+        ),
+    ]
+}
+
+const DEEP: &str = concat!(
+    "dagrun::too-deep\n",
+    "\n",
+    "  × brackets nest more than 128 levels deep\n",
+    "  │   at deep.ron:1:129 (the line is too long to show)\n",
+    "  help: a workflow needs only a few levels of `(`, `[` and `{`: look for unclosed or repeated\n",
+    "        brackets\n",
+    "\n",
+    "error: deep.ron is invalid: 1 problem\n",
+);
+
+const LONG_LINE: &str = concat!(
+    "dagrun::wrong-type\n",
+    "\n",
+    "  × `retries` expects a whole number, found `\"three\"`\n",
+    "  │   at long-line.ron:4:70058 (the line is too long to show)\n",
+    "  help: write it like `retries: 3`\n",
+    "\n",
+    "error: long-line.ron is invalid: 1 problem\n",
+);
+
+const NOT_UTF8: &str = concat!(
+    "dagrun::not-utf8\n",
+    "\n",
+    "  × the file is not valid UTF-8 (byte 63, line 4, column 24)\n",
+    "   ╭─[not-utf8.ron:4:24]\n",
+    " 3 │     tasks: [\n",
+    " 4 │         Task(name: \"caf�\", kind: Command(run: \"x\")),\n",
+    "   ·                        ┬\n",
+    "   ·                        ╰── invalid byte here (shown as �)\n",
+    " 5 │     ],\n",
+    "   ╰────\n",
+    "  help: save the workflow file as UTF-8\n",
+    "\n",
+    "error: not-utf8.ron is invalid: 1 problem\n",
+);
+
+const LINE_SEPARATORS: &str = concat!(
+    "dagrun::unknown-task\n",
+    "\n",
+    "  × task `a` runs after unknown task `nope`\n",
+    "   ╭─[line-separators.ron:4:65]\n",
+    " 3 │     tasks: [\n",
+    " 4 │         Task(\u{2028}name: \"a\",\u{2029}kind:\u{b}Command(run: \"x\"),\u{c}after: [\u{85}\"nope\"]),\n",
+    "   ·                                                         ───┬──\n",
+    "   ·                                                            ╰── no task has this name\n",
+    " 5 │     ],\n",
+    "   ╰────\n",
+    "  help: this is the only task\n",
+    "\n",
+    "error: line-separators.ron is invalid: 1 problem\n",
+);
+
+const BOM: &str = concat!(
+    "dagrun::wrong-type\n",
+    "\n",
+    "  × `retries` expects a whole number, found `-1`\n",
+    "   ╭─[bom.ron:4:59]\n",
+    " 3 │     tasks: [\n",
+    " 4 │         Task(name: \"a\", kind: Command(run: \"x\"), retries: -1),\n",
+    "   ·                                                           ─┬\n",
+    "   ·                                                            ╰── expected a whole number\n",
+    " 5 │     ],\n",
+    "   ╰────\n",
+    "  help: write it like `retries: 3`\n",
+    "\n",
+    "error: bom.ron is invalid: 1 problem\n",
+);
+
+const LONG_NAME: &str = concat!(
+    "dagrun::name-too-long\n",
+    "\n",
+    "  × task name `tttttttttttttttttttt…` is 300 bytes long, more than 100\n",
+    "   ╭─[long-name.ron:4:20]\n",
+    " 3 │     tasks: [\n",
+    " 4 │         Task(name: \"tttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttttt\", kind: Command(run: \"x\")),\n",
+    "   ·                    ───────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────┬──────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────────\n",
+    "   ·                                                                                                                                                                           ╰── too long\n",
+    " 5 │     ],\n",
+    "   ╰────\n",
+    "  help: dagrun names state files after it, and file names are limited: shorten it to at most 100\n",
+    "        bytes\n",
+    "\n",
+    "error: long-name.ron is invalid: 1 problem\n",
+);
+
+#[test]
+fn generated_hostile_workflows_fail_cleanly() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut failures = Vec::new();
+    for (name, bytes, expected) in generated_cases() {
+        fs::write(dir.path().join(name), &bytes).expect("write generated case");
+        let (code, actual) = validate(dir.path(), name);
+        if code != Some(INVALID_WORKFLOW) || actual != expected {
+            failures.push(format!("=== {name}: exit code {code:?} (expected {INVALID_WORKFLOW})\n{actual}--- end\n"));
+        }
+    }
+    assert!(failures.is_empty(), "generated cases failed:\n{}", failures.join("\n"));
+}
+
+/// A byte order mark is skipped: the file is valid.
+#[test]
+fn a_byte_order_mark_is_skipped() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text = "\u{feff}Workflow(name: \"bom\", tasks: [Task(name: \"a\", kind: Command(run: \"x\"))])\n";
+    fs::write(dir.path().join("bom.ron"), text).expect("write workflow");
+    let (code, stderr) = validate(dir.path(), "bom.ron");
+    assert_eq!(code, Some(0), "a workflow starting with a BOM must validate:\n{stderr}");
+}

@@ -21,12 +21,17 @@ impl Source {
         Source { name: name.into(), text: text.into() }
     }
 
-    /// 1-based line and column of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset; lines end at `\n` only, like
+    /// ron counts them. An offset inside a character counts as that character.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let before = &self.text[..end];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
-        (line, col)
+        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+        (line, before[line_start..].chars().count() + 1)
     }
 
     /// Byte offset of a 1-based line and column (clamped to the text).
@@ -107,24 +112,64 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+/// Source lines longer than this (in bytes) are not drawn: miette pads carets to the column and
+/// panics past column 65,535, and a megabyte line helps no one. The location is named instead.
+pub const MAX_SHOWN_LINE: usize = 1_000;
+
 /// Renders as a miette report: the CLI draws it with source lines and carets.
 #[derive(Debug)]
 pub struct Report<'a> {
     diag: &'a Diagnostic,
     named: NamedSource<Arc<str>>,
+    /// Whether the labelled lines are short enough to draw.
+    snippet: bool,
 }
 
 impl<'a> Report<'a> {
     /// Prepares a diagnostic for miette's renderers.
     pub fn new(diag: &'a Diagnostic) -> Self {
         let named = NamedSource::new(diag.source.name.clone(), diag.source.text.clone()).with_language("ron");
-        Report { diag, named }
+        let text = &*diag.source.text;
+        let snippet = !diag.labels.is_empty() && diag.labels.iter().all(|l| lines_are_short(text, &l.span));
+        Report { diag, named, snippet }
     }
+}
+
+/// Whether the lines `span` touches, and one line of context on each side, are all short.
+fn lines_are_short(text: &str, span: &Range<usize>) -> bool {
+    let b = text.as_bytes();
+    let start = span.start.min(b.len());
+    let end = span.end.clamp(start, b.len());
+    let nl_before = |to: usize| b[..to].iter().rposition(|&c| c == b'\n');
+    let nl_after = |from: usize| b[from..].iter().position(|&c| c == b'\n').map(|i| from + i);
+    let first = nl_before(start).map_or(0, |i| nl_before(i).map_or(0, |j| j + 1));
+    let last = nl_after(end).map_or(b.len(), |i| nl_after(i + 1).unwrap_or(b.len()));
+    b[first..last].split(|&c| c == b'\n').all(|line| line.len() <= MAX_SHOWN_LINE)
+}
+
+/// `span` within `text`, widened to whole characters and at least one byte where possible.
+fn char_span(text: &str, span: &Range<usize>) -> (usize, usize) {
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = span.end.clamp(start, text.len());
+    if end == start {
+        end = text[start..].chars().next().map_or(start, |c| start + c.len_utf8());
+    }
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    (start, (end - start).max(1))
 }
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.diag.message)
+        if self.snippet || self.diag.labels.is_empty() {
+            write!(f, "{}", self.diag.message)
+        } else {
+            write!(f, "{}\n  at {} (the line is too long to show)", self.diag.message, self.diag.location())
+        }
     }
 }
 
@@ -140,16 +185,16 @@ impl miette::Diagnostic for Report<'_> {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        if self.diag.labels.is_empty() { None } else { Some(&self.named) }
+        if self.snippet { Some(&self.named) } else { None }
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.diag.labels.is_empty() {
+        if !self.snippet {
             return None;
         }
-        Some(Box::new(self.diag.labels.iter().enumerate().map(|(i, l)| {
-            let len = l.span.end.saturating_sub(l.span.start).max(1);
-            let span = (l.span.start, len);
+        let text = &*self.diag.source.text;
+        Some(Box::new(self.diag.labels.iter().enumerate().map(move |(i, l)| {
+            let span = char_span(text, &l.span);
             if i == 0 {
                 LabeledSpan::new_primary_with_span(Some(l.text.clone()), span)
             } else {
@@ -192,6 +237,8 @@ mod tests {
         let s = Source::new("w.ron", "ab\ncdé\nf");
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(4), (2, 2));
+        assert_eq!(s.line_col(7), (2, 4), "columns count characters, like ron and offset_of");
+        assert_eq!(s.line_col(6), (2, 3), "inside `é`");
         assert_eq!(s.offset_of(2, 2), 4);
         assert_eq!(s.offset_of(3, 1), 8);
         assert_eq!(s.offset_of(9, 1), s.text.len());

@@ -13,8 +13,10 @@
 
 mod diag;
 pub mod duration;
+mod kinds;
 mod load;
 mod model;
+mod overlap;
 pub mod partition;
 mod ron_errors;
 pub mod size;
@@ -109,7 +111,13 @@ impl Workflow {
         let text = load::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
         let abs = std::path::absolute(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
-        Workflow::from_source(Source::new(path.display().to_string(), text), dir).map_err(LoadError::Invalid)
+        let name = path.display().to_string();
+        match text {
+            load::Text::Utf8(text) => Workflow::from_source(Source::new(name, text), dir).map_err(LoadError::Invalid),
+            load::Text::Invalid { lossy, offset } => {
+                Err(LoadError::Invalid(vec![load::not_utf8(&Source::new(name, lossy), offset)]))
+            }
+        }
     }
 
     /// Validates workflow text; `dir` is where its relative paths resolve.

@@ -24,15 +24,24 @@ fn options() -> ron::Options {
 }
 
 /// Parses `source`; syntax errors stop early, per-task type errors are all collected.
+/// A leading UTF-8 byte order mark is skipped (ron would read it as a value).
 pub(crate) fn parse(source: &Source) -> Parsed {
     let text = &*source.text;
+    let base = if text.starts_with(spans::BOM) { spans::BOM.len() } else { 0 };
     // The span reader fails on invalid syntax (and on RON it does not know): then we simply
-    // lose the precise locations, never the errors themselves.
-    let doc = spans::parse(text).ok();
-    let raw = match options().from_str::<RawWorkflow>(text) {
+    // lose the precise locations, never the errors themselves. Too deep nesting is refused
+    // here, before ron or serde recurse into it.
+    let doc = match spans::parse(text) {
+        Ok(doc) => Some(doc),
+        Err(e) if e.too_deep => {
+            return Parsed { raw: None, tasks: Vec::new(), doc: None, diagnostics: vec![too_deep(source, e.offset)] };
+        }
+        Err(_) => None,
+    };
+    let raw = match options().from_str::<RawWorkflow>(&text[base..]) {
         Ok(raw) => raw,
         Err(e) => {
-            let diagnostics = vec![diagnose(source, 0, &e, doc.as_ref())];
+            let diagnostics = vec![diagnose(source, base, &e, doc.as_ref())];
             return Parsed { raw: None, tasks: Vec::new(), doc, diagnostics };
         }
     };
@@ -54,15 +63,49 @@ pub(crate) fn parse(source: &Source) -> Parsed {
     }
     if doc.is_none() && !raw.tasks.is_empty() {
         // Without spans we cannot split the tasks: read them all in one go instead.
-        match options().from_str::<RawWorkflow<TaskDef>>(text) {
+        match options().from_str::<RawWorkflow<TaskDef>>(&text[base..]) {
             Ok(full) => tasks = full.tasks.into_iter().map(Some).collect(),
-            Err(e) => diagnostics.push(diagnose(source, 0, &e, doc.as_ref())),
+            Err(e) => diagnostics.push(diagnose(source, base, &e, doc.as_ref())),
         }
     }
     Parsed { raw: Some(raw), tasks, doc, diagnostics }
 }
 
-/// Reads a file to text, naming it in the error.
-pub(crate) fn read(path: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(path)
+fn too_deep(source: &Source, offset: usize) -> Diagnostic {
+    Diagnostic::new("dagrun::too-deep", format!("brackets nest more than {} levels deep", spans::MAX_DEPTH), source)
+        .label(Some(offset..offset + 1), format!("level {} starts here", spans::MAX_DEPTH + 1))
+        .help("a workflow needs only a few levels of `(`, `[` and `{`: look for unclosed or repeated brackets")
+}
+
+/// What a workflow file holds: its text, or where it stops being UTF-8.
+pub(crate) enum Text {
+    /// Valid UTF-8.
+    Utf8(String),
+    /// Not UTF-8: the text with invalid bytes replaced (for showing it), and the byte offset of
+    /// the first invalid byte (the same offset in both).
+    Invalid { lossy: String, offset: usize },
+}
+
+/// Reads a file, keeping where it stops being UTF-8.
+pub(crate) fn read(path: &Path) -> std::io::Result<Text> {
+    let bytes = std::fs::read(path)?;
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => Text::Utf8(text),
+        Err(e) => {
+            let offset = e.utf8_error().valid_up_to();
+            Text::Invalid { lossy: String::from_utf8_lossy(e.as_bytes()).into_owned(), offset }
+        }
+    })
+}
+
+/// The diagnostic for a file that is not UTF-8.
+pub(crate) fn not_utf8(source: &Source, offset: usize) -> Diagnostic {
+    let (line, col) = source.line_col(offset);
+    Diagnostic::new(
+        "dagrun::not-utf8",
+        format!("the file is not valid UTF-8 (byte {offset}, line {line}, column {col})"),
+        source,
+    )
+    .label(Some(offset..offset + 1), "invalid byte here (shown as \u{fffd})")
+    .help("save the workflow file as UTF-8")
 }

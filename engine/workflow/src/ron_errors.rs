@@ -32,10 +32,19 @@ const TASK_KINDS: &str = "`Command(run: \"...\")`, `Wasm(plugin: \"...\")`, `Onn
                           `OnnxPredict(data: \"...\", model: \"...\")`";
 const INPUT_KINDS: &str = "`File(\"path\")`, `Glob(\"pattern\")`, `Output(\"task\", \"output\")`";
 
-fn skip_ws(text: &str, mut off: usize) -> usize {
-    let b = text.as_bytes();
-    while off < b.len() && b[off].is_ascii_whitespace() {
-        off += 1;
+fn skip_ws(text: &str, off: usize) -> usize {
+    let off = off.min(text.len());
+    match text.get(off..) {
+        Some(rest) => text.len() - rest.trim_start_matches(crate::spans::is_ron_whitespace).len(),
+        None => off,
+    }
+}
+
+/// The start of the character at byte `off` (which may be inside it).
+fn char_start(text: &str, mut off: usize) -> usize {
+    off = off.min(text.len());
+    while !text.is_char_boundary(off) {
+        off -= 1;
     }
     off
 }
@@ -129,7 +138,7 @@ pub(crate) fn diagnose(source: &Source, base: usize, e: &SpannedError, doc: Opti
     let text = &*source.text;
     let sub = Source::new("", &text[base..]);
     let start = base + sub.offset_of(e.span.start.line, e.span.start.col);
-    let at = skip_ws(text, start).min(text.len().saturating_sub(1));
+    let at = char_start(text, skip_ws(text, start).min(text.len().saturating_sub(1)));
     let here = Some(at..at + 1);
     let task = doc.and_then(|d| task_at(d, at));
     let task_name = task.and_then(|t| t.field("name")).and_then(Node::as_str);

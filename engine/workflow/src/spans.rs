@@ -137,6 +137,22 @@ fn path_steps(path: &str) -> Vec<Step<'_>> {
     steps
 }
 
+/// How deeply `(`, `[` and `{` may nest: the same limit `ron` applies by default. The reader
+/// recurses once per level, so deeper input is refused before it can overflow the stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// The UTF-8 byte order mark: skipped at the start of a file, like whitespace.
+pub const BOM: &str = "\u{feff}";
+
+/// What `ron` treats as whitespace (besides comments): the reader must skip exactly the same
+/// characters, or a file with e.g. U+2028 would lose every location.
+pub fn is_ron_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C' | '\u{85}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+    )
+}
+
 /// Why the structural reader gave up (the caller falls back to diagnostics without spans).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanError {
@@ -144,11 +160,14 @@ pub struct ScanError {
     pub offset: usize,
     /// What was expected there.
     pub expected: &'static str,
+    /// Reading stopped because brackets nest deeper than [`MAX_DEPTH`] (at `offset`).
+    pub too_deep: bool,
 }
 
-/// Reads the whole document into a [`Node`] tree.
+/// Reads the whole document into a [`Node`] tree (a leading byte order mark is skipped).
 pub fn parse(src: &str) -> Result<Node, ScanError> {
-    let mut r = Reader { src: src.as_bytes(), pos: 0 };
+    let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
+    let mut r = Reader { src: src.as_bytes(), pos: start, depth: 0 };
     r.skip_ws()?;
     while r.peek_str("#!") {
         r.skip_attribute()?;
@@ -165,11 +184,36 @@ pub fn parse(src: &str) -> Result<Node, ScanError> {
 struct Reader<'a> {
     src: &'a [u8],
     pos: usize,
+    /// Open brackets around `pos`.
+    depth: usize,
 }
 
 impl Reader<'_> {
     fn err(&self, expected: &'static str) -> ScanError {
-        ScanError { offset: self.pos, expected }
+        ScanError { offset: self.pos, expected, too_deep: false }
+    }
+
+    /// Enters one more level of brackets, refusing to go deeper than [`MAX_DEPTH`].
+    fn descend(&mut self) -> Result<(), ScanError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ScanError { offset: self.pos, expected: "less nesting", too_deep: true });
+        }
+        Ok(())
+    }
+
+    /// The whitespace character at `pos` (ASCII or not) and its length in bytes.
+    fn ws_len(&self) -> Option<usize> {
+        let rest = &self.src[self.pos..];
+        let c = match rest.first()? {
+            b if b.is_ascii() => char::from(*b),
+            _ => std::str::from_utf8(&rest[..rest.len().min(4)])
+                .or_else(|e| std::str::from_utf8(&rest[..e.valid_up_to()]))
+                .ok()?
+                .chars()
+                .next()?,
+        };
+        is_ron_whitespace(c).then(|| c.len_utf8())
     }
 
     fn peek(&self) -> Option<u8> {
@@ -182,8 +226,11 @@ impl Reader<'_> {
 
     fn skip_ws(&mut self) -> Result<(), ScanError> {
         loop {
+            if let Some(n) = self.ws_len() {
+                self.pos += n;
+                continue;
+            }
             match self.peek() {
-                Some(b' ' | b'\t' | b'\n' | b'\r') => self.pos += 1,
                 Some(b'/') if self.peek_str("//") => {
                     while !matches!(self.peek(), None | Some(b'\n')) {
                         self.pos += 1;
@@ -251,7 +298,7 @@ impl Reader<'_> {
         if self.peek_str("r#") && self.src.get(self.pos + 2).is_some_and(|c| c.is_ascii_alphabetic()) {
             self.pos += 2;
         }
-        while self.peek().is_some_and(Self::is_ident_byte) {
+        while self.peek().is_some_and(Self::is_ident_byte) && self.ws_len().is_none() {
             self.pos += 1;
         }
         (self.pos > start).then_some(start..self.pos)
@@ -265,11 +312,18 @@ impl Reader<'_> {
             Some(b'r' | b'b') if self.is_raw_or_byte_string() => self.string(start),
             Some(b'\'') => self.char_lit(start),
             Some(b'[') => {
+                self.descend()?;
                 self.pos += 1;
                 let items = self.seq(b']')?;
+                self.depth -= 1;
                 Ok(Node { span: start..self.pos, kind: NodeKind::List(items) })
             }
-            Some(b'{') => self.map(start),
+            Some(b'{') => {
+                self.descend()?;
+                let node = self.map(start)?;
+                self.depth -= 1;
+                Ok(node)
+            }
             Some(b'(') => self.parens(start),
             Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
                 self.ident();
@@ -415,8 +469,16 @@ impl Reader<'_> {
         }
     }
 
-    /// `(` ... `)` after an optional name: a struct when the first entry is `ident:`.
+    /// `(` ... `)` after an optional name, one level deeper.
     fn parens(&mut self, start: usize) -> Result<Node, ScanError> {
+        self.descend()?;
+        let node = self.parens_inner(start)?;
+        self.depth -= 1;
+        Ok(node)
+    }
+
+    /// `(` ... `)`: a struct when the first entry is `ident:`.
+    fn parens_inner(&mut self, start: usize) -> Result<Node, ScanError> {
         self.pos += 1; // `(`
         self.skip_ws()?;
         let save = self.pos;
@@ -481,6 +543,24 @@ Workflow(
         let b = tasks.index(1).unwrap();
         let (k, _) = b.field("params").unwrap().map_entry("y").unwrap();
         assert_eq!(&src[k.span.clone()], "\"y\"");
+    }
+
+    #[test]
+    fn skips_the_same_whitespace_as_ron() {
+        let src = "\u{feff}(a:\u{2028}\"x\",\u{2029}b\x0B:\x0C[1,\u{85}2])";
+        let doc = parse(src).unwrap();
+        assert_eq!(doc.field("a").unwrap().as_str(), Some("x"));
+        assert_eq!(&src[doc.field("b").unwrap().span.clone()], "[1,\u{85}2]");
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_recursing_into_it() {
+        let deep = "[".repeat(100_000);
+        let err = parse(&deep).unwrap_err();
+        assert!(err.too_deep);
+        assert_eq!(err.offset, MAX_DEPTH);
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Unit tests of loading and validation: each problem is found, with its location.
 
 use super::*;
+use crate::validate::MAX_NAME_LEN;
 
 fn load(src: &str) -> Result<Workflow, Vec<Diagnostic>> {
     Workflow::from_source(Source::new("w.ron", src), PathBuf::from("/wf"))
@@ -163,4 +164,122 @@ fn without_spans_tasks_are_read_in_one_go() {
     assert_eq!(wf.param_location(0, "p"), None);
     let errors = errors(&src.replace("after: [\"a\"]", "after: \"a\""));
     assert_eq!(errors, ["w.ron:3:57: expected a list `[...]`, found `\"a\"),`"]);
+}
+
+fn one_task(task: &str) -> String {
+    format!("Workflow(name: \"w\", tasks: [\n{task},\n])")
+}
+
+#[test]
+fn the_workflows_in_the_repository_stay_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../workflows");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ron") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if let Err(d) = Workflow::from_source(Source::new(name, text), dir.clone()) {
+                panic!("{} is invalid: {d:?}", path.display());
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the example workflows, found {n}");
+}
+
+#[test]
+fn outputs_must_not_overlap_inputs_outputs_the_workflow_or_the_state_dir() {
+    let cmd = "kind: Command(run: \"x\")";
+    let cases = [
+        (
+            format!("Task(name: \"a\", {cmd}, outputs: {{\"o\": \"out/d\", \"p\": \"out/d/x.txt\"}})"),
+            "is inside output",
+        ),
+        (
+            format!(
+                "Task(name: \"a\", {cmd}, inputs: {{\"i\": File(\"d/in.csv\")}}, outputs: {{\"o\": \"./d/in.csv\"}})"
+            ),
+            "is the same path as input",
+        ),
+        (
+            format!("Task(name: \"a\", {cmd}, inputs: {{\"i\": File(\"d/in.csv\")}}, outputs: {{\"o\": \"d\"}})"),
+            "contains input",
+        ),
+        (format!("Task(name: \"a\", {cmd}, outputs: {{\"o\": \".dagrun/layout\"}})"), "inside the state directory"),
+        (format!("Task(name: \"a\", {cmd}, outputs: {{\"o\": \"w.ron\"}})"), "the workflow file `w.ron`"),
+        (format!("Task(name: \"a\", {cmd}, outputs: {{\"o\": \"./\"}})"), "ends with `/`"),
+        (format!("Task(name: \"a\", {cmd}, outputs: {{\"o\": \".\"}})"), "is the workflow directory itself"),
+        (
+            format!(
+                "Task(name: \"a\", {cmd}, outputs: {{\"o\": \"out/d\"}}),\nTask(name: \"b\", partitioned: \"p\", {cmd}, outputs: {{\"o\": \"out/d/{{partition}}.txt\"}})"
+            ),
+            "is inside output",
+        ),
+    ];
+    for (task, expected) in cases {
+        let src = one_task(&task).replace("tasks:", "partitions: {\"p\": List([\"x\"])}, tasks:");
+        let errs = errors(&src);
+        assert!(errs.iter().any(|e| e.contains(expected) && e.starts_with("w.ron:")), "{task}: {errs:?}");
+    }
+}
+
+#[test]
+fn templated_outputs_that_may_differ_are_accepted() {
+    let src = r#"Workflow(name: "w", partitions: {"p": List(["x"])}, tasks: [
+        Task(name: "a", partitioned: "p", kind: Command(run: "x"), inputs: {"i": File("in/{partition}.csv")},
+             outputs: {"o": "out/{partition}.txt", "q": "out/{partition}.csv", "r": "in/{partition}.txt"}),
+        Task(name: "b", kind: Command(run: "x"), outputs: {"o": "out/all.txt"}),
+    ])"#;
+    load(src).unwrap();
+}
+
+#[test]
+fn names_longer_than_100_bytes_are_refused() {
+    let long = "x".repeat(MAX_NAME_LEN + 1);
+    let errs = errors(&one_task(&format!("Task(name: \"{long}\", kind: Command(run: \"x\"))")));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("w.ron:2:12: task name `xxxxxxxxxxxxxxxxxxxx…` is 101 bytes long"), "{errs:?}");
+    let src = format!("Workflow(name: \"{long}\", tasks: [])");
+    assert!(errors(&src)[0].contains("workflow name `xxxxxxxxxxxxxxxxxxxx…` is 101 bytes long"));
+    load(&one_task(&format!("Task(name: \"{}\", kind: Command(run: \"x\"))", &long[1..]))).unwrap();
+}
+
+#[test]
+fn unusual_whitespace_keeps_every_location() {
+    for ws in ["\u{2028}", "\u{2029}", "\u{85}", "\u{b}", "\u{c}", "\u{200e}"] {
+        let src = format!(
+            "Workflow({ws}name: \"w\",{ws}tasks: [Task(name: \"a\",{ws}kind: Command(run: \"x\"), after: [\"b\"])])"
+        );
+        let errs = errors(&src);
+        assert!(errs.len() == 1 && errs[0].starts_with("w.ron:1:"), "{ws:?}: {errs:?}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_locations_stay_right() {
+    load(&format!("\u{feff}{}", one_task("Task(name: \"a\", kind: Command(run: \"x\"))"))).unwrap();
+    let errs = errors(&format!("\u{feff}{}", one_task("Task(name: \"a\", kind: Command(run: \"x\"), retries: -1)")));
+    assert_eq!(errs, ["w.ron:2:51: `retries` expects a whole number, found `-1`"]);
+}
+
+#[test]
+fn deep_nesting_is_refused_before_recursing() {
+    let errs = errors(&"[".repeat(200_000));
+    assert_eq!(errs, ["w.ron:1:129: brackets nest more than 128 levels deep"]);
+}
+
+#[test]
+fn invalid_utf8_is_located() {
+    let dir = std::env::temp_dir().join(format!("dagrun-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.ron");
+    std::fs::write(&path, b"Workflow(\n  name: \"caf\xe9\", tasks: [])").unwrap();
+    let err = Workflow::load(&path).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
+    let LoadError::Invalid(diags) = err else { panic!("expected a diagnostic, got {err}") };
+    assert_eq!(
+        diags[0].to_string(),
+        format!("{}:2:13: the file is not valid UTF-8 (byte 22, line 2, column 13)", path.display())
+    );
 }

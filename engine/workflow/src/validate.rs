@@ -5,10 +5,10 @@ use std::ops::Range;
 use std::time::Duration;
 
 use crate::diag::{Diagnostic, Source, did_you_mean};
-use crate::model::{Defaults, Input, RawWorkflow, TaskDef, TaskKind};
+use crate::model::{Defaults, Input, RawWorkflow, TaskDef};
 use crate::partition::Scheme;
 use crate::spans::Node;
-use crate::{Task, duration, size};
+use crate::{Task, duration};
 
 /// Spans of one task's parts, looked up from the span tree.
 pub(crate) struct TaskSpans<'a> {
@@ -53,11 +53,46 @@ fn suggest_name(s: &str) -> String {
     if cleaned.is_empty() { "train".to_owned() } else { cleaned }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// Validates every task and returns the resolved tasks (only when there are no errors).
+/// The longest task or workflow name, in bytes: state files are named `<workflow>.<task>` and
+/// most file systems refuse names over 255 bytes.
+pub const MAX_NAME_LEN: usize = 100;
+
+fn check_task_name(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Vec<Diagnostic>) {
+    if !valid_name(&def.name) {
+        let mut short = suggest_name(&def.name);
+        short.truncate(MAX_NAME_LEN);
+        diags.push(
+            Diagnostic::new("dagrun::invalid-name", format!("invalid task name `{}`", def.name), source)
+                .label(sp.field("name"), "not a valid name")
+                .help(format!("task names use only letters, digits, `_` and `-`, e.g. `{short}`")),
+        );
+    }
+    check_name_length(source, "task name", &def.name, sp.node.and_then(|n| n.field("name")), diags);
+}
+
+/// A name too long to become part of a file name.
+fn check_name_length(source: &Source, what: &str, name: &str, node: Option<&Node>, diags: &mut Vec<Diagnostic>) {
+    if name.len() <= MAX_NAME_LEN {
+        return;
+    }
+    let start: String = name.chars().take(20).collect();
+    diags.push(
+        Diagnostic::new(
+            "dagrun::name-too-long",
+            format!("{what} `{start}…` is {} bytes long, more than {MAX_NAME_LEN}", name.len()),
+            source,
+        )
+        .label(node.map(|n| n.span.clone()), "too long")
+        .help(format!(
+            "dagrun names state files after it, and file names are limited: shorten it to at most {MAX_NAME_LEN} bytes"
+        )),
+    );
+}
+
 /// Validates the workflow's partition schemes.
 pub(crate) fn schemes(
     source: &Source,
@@ -218,22 +253,14 @@ pub(crate) fn validate(
     }
     let top = |f: &str| doc.and_then(|d| d.field("defaults")).and_then(|d| d.field(f)).map(|n| n.span.clone());
     let defaults = resolve_defaults(source, &raw.defaults, &top, diags);
+    check_name_length(source, "workflow name", &raw.name, doc.and_then(|d| d.field("name")), diags);
 
     // Names first: every later check needs them.
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, def) in defs.iter().enumerate() {
         let Some(def) = def else { continue };
         let sp = TaskSpans::new(doc, i);
-        if !valid_name(&def.name) {
-            diags.push(
-                Diagnostic::new("dagrun::invalid-name", format!("invalid task name `{}`", def.name), source)
-                    .label(sp.field("name"), "not a valid name")
-                    .help(format!(
-                        "task names use only letters, digits, `_` and `-`, e.g. `{}`",
-                        suggest_name(&def.name)
-                    )),
-            );
-        }
+        check_task_name(source, def, &sp, diags);
         if let Some(&first) = by_name.get(def.name.as_str()) {
             diags.push(
                 Diagnostic::new("dagrun::duplicate-task", format!("task `{}` is defined twice", def.name), source)
@@ -257,15 +284,14 @@ pub(crate) fn validate(
     let mut names: Vec<&str> = by_name.keys().copied().collect();
     names.sort_by_key(|n| by_name[n]);
 
-    let mut output_paths: HashMap<String, (usize, &str, &str)> = HashMap::new();
     let mut tasks = Vec::new();
     for (i, def) in defs.iter().enumerate() {
         let Some(def) = def else { continue };
         let sp = TaskSpans::new(doc, i);
         let before = diags.len();
         check_refs(source, def, &sp, &by_name, defs, &names, diags);
-        check_kind(source, def, &sp, diags);
-        check_outputs(source, def, i, &sp, doc, &mut output_paths, diags);
+        crate::kinds::check_kind(source, def, &sp, diags);
+        crate::overlap::check_output_paths(source, def, &sp, diags);
         check_partitioning(source, def, &sp, defs, &by_name, &raw.partitions, diags);
         let timeout = match &def.timeout {
             Some(t) => parse_duration(source, t, sp.field("timeout"), diags),
@@ -287,6 +313,7 @@ pub(crate) fn validate(
             });
         }
     }
+    crate::overlap::check_overlaps(source, defs, doc, diags);
     tasks
 }
 
@@ -431,251 +458,6 @@ fn check_refs(
             Input::File(_) => {}
         }
     }
-}
-
-fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Vec<Diagnostic>) {
-    match &def.kind {
-        TaskKind::Command(c) if c.run.trim().is_empty() => diags.push(
-            Diagnostic::new("dagrun::empty-command", format!("task `{}` has an empty command", def.name), source)
-                .label(sp.kind_field("run"), "nothing to run")
-                .help("write the shell command to run, e.g. run: \"python train.py\""),
-        ),
-        TaskKind::Command(c) => {
-            for key in c.env.keys().filter(|k| k.starts_with("DAGRUN_")) {
-                diags.push(
-                    Diagnostic::new(
-                        "dagrun::reserved-env",
-                        format!("task `{}` sets `{key}`, which dagrun sets itself", def.name),
-                        source,
-                    )
-                    .label(sp.kind_field("env"), "in here")
-                    .help("variables starting with DAGRUN_ are reserved; choose another name"),
-                );
-            }
-        }
-        TaskKind::Wasm(w) if w.plugin.is_empty() => diags.push(
-            Diagnostic::new("dagrun::empty-path", format!("task `{}` names no plugin", def.name), source)
-                .label(sp.kind_field("plugin"), "empty path")
-                .help("give a .wasm file or a plugin crate directory"),
-        ),
-        TaskKind::Wasm(w) => {
-            if let Some(m) = &w.memory
-                && let Err(why) = size::parse(m)
-            {
-                diags.push(
-                    Diagnostic::new("dagrun::invalid-size", format!("invalid memory size `{m}`: {why}"), source)
-                        .label(sp.kind_field("memory"), "not a size")
-                        .help("write a number and a unit: \"256MiB\", \"1GiB\""),
-                );
-            }
-            for (name, m) in &w.mounts {
-                if !valid_name(name) {
-                    diags.push(
-                        Diagnostic::new("dagrun::invalid-name", format!("invalid mount name `{name}`"), source)
-                            .label(sp.kind_field("mounts"), "in here")
-                            .help("mount names use only letters, digits, `_` and `-`; the plugin sees /mnt/<name>"),
-                    );
-                }
-                if m.path.is_empty() {
-                    diags.push(
-                        Diagnostic::new("dagrun::empty-path", format!("mount `{name}` has an empty path"), source)
-                            .label(sp.kind_field("mounts"), "in here")
-                            .help("give a host directory relative to the workflow file"),
-                    );
-                }
-            }
-        }
-        TaskKind::OnnxPredict(p) => check_predict(source, def, p, sp, diags),
-        TaskKind::OnnxEval(o) => {
-            for (field, input) in [("model", &o.model), ("data", &o.data)] {
-                if !def.inputs.contains_key(input) {
-                    let known: Vec<&str> = def.inputs.keys().map(String::as_str).collect();
-                    diags.push(
-                        Diagnostic::new(
-                            "dagrun::unknown-input",
-                            format!("`{field}` of task `{}` names no input `{input}`", def.name),
-                            source,
-                        )
-                        .label(sp.kind_field(field), "no such input")
-                        .help(if known.is_empty() {
-                            "declare it under `inputs`".to_owned()
-                        } else {
-                            format!("inputs of this task: {}", known.join(", "))
-                        }),
-                    );
-                }
-            }
-            for name in def.outputs.keys().filter(|n| !EVAL_OUTPUTS.contains(&n.as_str())) {
-                diags.push(
-                    Diagnostic::new("dagrun::unknown-output", format!("OnnxEval task `{}` cannot write an output `{name}`", def.name), source)
-                        .label(sp.map_key("outputs", name), "not an OnnxEval output")
-                        .help("OnnxEval writes `metrics` (metrics.json), `predictions` (predictions.csv) and `verdict` (verdict.json)"),
-                );
-            }
-            let needs: &[&str] = if o.gate.is_some() { &["metrics", "verdict"] } else { &["metrics"] };
-            for name in needs.iter().filter(|n| !def.outputs.contains_key(**n)) {
-                diags.push(
-                    Diagnostic::new(
-                        "dagrun::missing-output",
-                        format!("OnnxEval task `{}` must declare output `{name}`", def.name),
-                        source,
-                    )
-                    .label(sp.field("name"), "in this task")
-                    .help(format!("add it under `outputs`, e.g. \"{name}\": \"out/{name}.json\"")),
-                );
-            }
-            if let Some(gate) = &o.gate {
-                let champion = gate.champion.as_ref().map(|c| c.metric.as_str());
-                for metric in gate.min.keys().chain(gate.max.keys()).map(String::as_str).chain(champion) {
-                    if !KNOWN_METRICS.contains(&metric) {
-                        let mut d = Diagnostic::new(
-                            "dagrun::unknown-metric",
-                            format!("unknown metric `{metric}` in the gate of task `{}`", def.name),
-                            source,
-                        )
-                        .label(sp.kind_field("gate"), "in this gate");
-                        d.help = Some(match did_you_mean(metric, KNOWN_METRICS.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("metrics: {}", KNOWN_METRICS.join(", ")),
-                        });
-                        diags.push(d);
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn check_predict(
-    source: &Source,
-    def: &TaskDef,
-    p: &crate::model::OnnxPredictTask,
-    sp: &TaskSpans<'_>,
-    diags: &mut Vec<Diagnostic>,
-) {
-    if p.model.is_some() == p.deployed.is_some() {
-        diags.push(
-            Diagnostic::new("dagrun::predict-model", format!("OnnxPredict task `{}` needs exactly one of `model` and `deployed`", def.name), source)
-                .label(sp.field("kind"), "here")
-                .help("score with a model input (`model: \"model\"`) or with the deployed one (`deployed: Deployed(registry: \"registry\", name: \"churn\")`)"),
-        );
-    }
-    let inputs = p.model.iter().map(|m| ("model", m)).chain(std::iter::once(("data", &p.data)));
-    for (field, input) in inputs {
-        if !def.inputs.contains_key(input) {
-            diags.push(
-                Diagnostic::new(
-                    "dagrun::unknown-input",
-                    format!("`{field}` of task `{}` names no input `{input}`", def.name),
-                    source,
-                )
-                .label(sp.kind_field(field), "no such input")
-                .help("declare it under `inputs`"),
-            );
-        }
-    }
-    if def.outputs.keys().map(String::as_str).ne(["predictions"]) {
-        diags.push(
-            Diagnostic::new(
-                "dagrun::missing-output",
-                format!("OnnxPredict task `{}` writes exactly one output, `predictions`", def.name),
-                source,
-            )
-            .label(sp.field("outputs").or(sp.field("name")), "here")
-            .help("outputs: {\"predictions\": \"out/predictions.csv\"}"),
-        );
-    }
-}
-
-/// The outputs an `OnnxEval` task can write.
-const EVAL_OUTPUTS: [&str; 3] = ["metrics", "predictions", "verdict"];
-
-/// Every metric an `OnnxEval` task computes (classifiers, then regressors).
-pub const KNOWN_METRICS: [&str; 12] = [
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "roc_auc",
-    "log_loss",
-    "rmse",
-    "mae",
-    "r2",
-];
-
-fn check_outputs<'a>(
-    source: &Source,
-    def: &'a TaskDef,
-    i: usize,
-    sp: &TaskSpans<'_>,
-    doc: Option<&Node>,
-    seen: &mut HashMap<String, (usize, &'a str, &'a str)>,
-    diags: &mut Vec<Diagnostic>,
-) {
-    for (name, path) in &def.outputs {
-        if !valid_name(name) {
-            diags.push(
-                Diagnostic::new("dagrun::invalid-name", format!("invalid output name `{name}`"), source)
-                    .label(sp.map_key("outputs", name), "not a valid name")
-                    .help("output names use only letters, digits, `_` and `-`"),
-            );
-        }
-        let p = std::path::Path::new(path);
-        let escapes = p.components().any(|c| matches!(c, std::path::Component::ParentDir));
-        let problem = if path.is_empty() {
-            Some(("is empty", "no path"))
-        } else if p.is_absolute() {
-            Some(("is an absolute path", "absolute path"))
-        } else if escapes {
-            Some(("leaves the workflow directory with `..`", "leaves the workflow directory"))
-        } else {
-            None
-        };
-        if let Some((what, label)) = problem {
-            let file = p.file_name().map_or("model.onnx".into(), |f| f.to_string_lossy().into_owned());
-            diags.push(
-                Diagnostic::new(
-                    "dagrun::output-path",
-                    format!("output `{name}` of task `{}` {what}", def.name),
-                    source,
-                )
-                .label(sp.map_value("outputs", name), label)
-                .help(format!(
-                    "outputs are restored from the cache to their path, so they live under the workflow file's \
-                     directory: write e.g. \"out/{file}\" (copy it elsewhere in a later task if you need to)"
-                )),
-            );
-            continue;
-        }
-        let norm = normalize(path);
-        if let Some((j, first, other)) = seen.get(&norm) {
-            let message = if *first == def.name {
-                format!("task `{first}` writes `{norm}` twice (outputs `{other}` and `{name}`)")
-            } else {
-                format!("tasks `{first}` and `{}` both write `{norm}`", def.name)
-            };
-            diags.push(
-                Diagnostic::new("dagrun::output-conflict", message, source)
-                    .label(sp.map_value("outputs", name), format!("written by `{}`", def.name))
-                    .label(TaskSpans::new(doc, *j).map_value("outputs", other), format!("also written by `{first}`"))
-                    .help("each output file must belong to exactly one task: give one of them another path"),
-            );
-        } else {
-            seen.insert(norm, (i, &def.name, name));
-        }
-    }
-}
-
-fn normalize(path: &str) -> String {
-    std::path::Path::new(path)
-        .components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Maps with the same key twice: serde would silently keep only the last one.

@@ -1,0 +1,257 @@
+//! Output paths: each output is a file of its own under the workflow directory, apart from every
+//! declared input, every other output, the workflow file and the state directory (dagrun deletes
+//! declared outputs before a task runs, so an overlap would destroy data).
+//!
+//! Partition templates (`out/{date}.txt`) are compared conservatively: only the directory part of
+//! the literal text before the first `{` is known, so a templated path is only reported when it
+//! is certainly inside a literal one (or spelt exactly like another templated path).
+
+use std::ops::Range;
+use std::path::{Component, Path};
+
+use crate::diag::{Diagnostic, Source};
+use crate::model::{Input, TaskDef};
+use crate::spans::Node;
+use crate::validate::{TaskSpans, valid_name};
+
+/// The default state directory beside the workflow file.
+const STATE_DIR: &str = ".dagrun";
+
+/// Per task: valid output names, and paths that name a file under the workflow directory.
+pub(crate) fn check_output_paths(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, diags: &mut Vec<Diagnostic>) {
+    for (name, path) in &def.outputs {
+        if !valid_name(name) {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-name", format!("invalid output name `{name}`"), source)
+                    .label(sp.map_key("outputs", name), "not a valid name")
+                    .help("output names use only letters, digits, `_` and `-`"),
+            );
+        }
+        let Some((what, label)) = path_problem(path) else { continue };
+        let file = match Path::new(path).file_name() {
+            Some(f) if !path.ends_with('/') => f.to_string_lossy().into_owned(),
+            _ => "model.onnx".to_owned(),
+        };
+        diags.push(
+            Diagnostic::new("dagrun::output-path", format!("output `{name}` of task `{}` {what}", def.name), source)
+                .label(sp.map_value("outputs", name), label)
+                .help(format!(
+                    "outputs are restored from the cache to their path, so they live under the workflow file's \
+                     directory: write e.g. \"out/{file}\" (copy it elsewhere in a later task if you need to)"
+                )),
+        );
+    }
+}
+
+/// Why `path` cannot be an output at all (message, label).
+fn path_problem(path: &str) -> Option<(&'static str, &'static str)> {
+    let p = Path::new(path);
+    Some(if path.is_empty() {
+        ("is empty", "no path")
+    } else if p.is_absolute() {
+        ("is an absolute path", "absolute path")
+    } else if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        ("leaves the workflow directory with `..`", "leaves the workflow directory")
+    } else if path.ends_with('/') {
+        ("ends with `/`: an output is a file, not a directory", "ends with `/`")
+    } else if components(path).is_empty() {
+        ("is the workflow directory itself", "the whole directory")
+    } else {
+        return None;
+    })
+}
+
+/// `path` without `.` components, split at `/`.
+fn components(path: &str) -> Vec<&str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
+}
+
+/// `path` with `.` components and repeated `/` removed.
+pub(crate) fn normalize(path: &str) -> String {
+    components(path).join("/")
+}
+
+/// Who a path belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Owner<'a> {
+    Output { task: usize, task_name: &'a str, name: &'a str },
+    Input { task: usize, task_name: &'a str, name: &'a str },
+    WorkflowFile,
+    StateDir,
+}
+
+/// A path some part of the workflow claims, in comparable form.
+struct Claim<'a> {
+    owner: Owner<'a>,
+    /// Normalized text (templates included).
+    norm: String,
+    /// Literal paths: all components. Templated paths: the directory every instance is inside.
+    known: Vec<&'a str>,
+    templated: bool,
+}
+
+impl<'a> Claim<'a> {
+    fn new(owner: Owner<'a>, path: &'a str) -> Self {
+        let templated = path.contains('{');
+        let known = if templated {
+            let literal = &path[..path.find('{').unwrap_or(path.len())];
+            components(&literal[..literal.rfind('/').map_or(0, |i| i + 1)])
+        } else {
+            components(path)
+        };
+        Claim { owner, norm: normalize(path), known, templated }
+    }
+
+    fn describe(&self) -> String {
+        match self.owner {
+            Owner::Output { task_name, name, .. } => format!("output `{name}` of task `{task_name}` (`{}`)", self.norm),
+            Owner::Input { task_name, name, .. } => format!("input `{name}` of task `{task_name}` (`{}`)", self.norm),
+            Owner::WorkflowFile => format!("the workflow file `{}`", self.norm),
+            Owner::StateDir => format!("the state directory `{STATE_DIR}/`"),
+        }
+    }
+
+    fn span(&self, doc: Option<&Node>) -> Option<Range<usize>> {
+        match self.owner {
+            Owner::Output { task, name, .. } => TaskSpans::new(doc, task).map_value("outputs", name),
+            Owner::Input { task, name, .. } => TaskSpans::new(doc, task).map_value("inputs", name),
+            Owner::WorkflowFile | Owner::StateDir => None,
+        }
+    }
+}
+
+/// How two claimed paths certainly relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rel {
+    Same,
+    /// The first is inside the second.
+    Inside,
+    /// The first contains the second.
+    Contains,
+}
+
+fn relation(a: &Claim<'_>, b: &Claim<'_>) -> Option<Rel> {
+    if a.norm == b.norm {
+        return Some(Rel::Same);
+    }
+    match (a.templated, b.templated) {
+        (false, false) if a.known.starts_with(&b.known) => Some(Rel::Inside),
+        (false, false) if b.known.starts_with(&a.known) => Some(Rel::Contains),
+        (true, false) if a.known.starts_with(&b.known) => Some(Rel::Inside),
+        (false, true) if b.known.starts_with(&a.known) => Some(Rel::Contains),
+        _ => None,
+    }
+}
+
+/// Every claimed path: outputs and `File` inputs that are valid relative paths, the workflow file
+/// and the state directory.
+fn claims<'a>(source: &'a Source, defs: &'a [Option<TaskDef>]) -> (Vec<Claim<'a>>, Vec<Claim<'a>>) {
+    let mut outputs = Vec::new();
+    let mut others = vec![Claim::new(Owner::StateDir, STATE_DIR)];
+    if let Some(file) = Path::new(&source.name).file_name().and_then(|f| f.to_str()) {
+        others.push(Claim::new(Owner::WorkflowFile, file));
+    }
+    for (task, def) in defs.iter().enumerate() {
+        let Some(def) = def else { continue };
+        for (name, path) in &def.outputs {
+            if path_problem(path).is_none() {
+                outputs.push(Claim::new(Owner::Output { task, task_name: &def.name, name }, path));
+            }
+        }
+        for (name, input) in &def.inputs {
+            if let Input::File(path) = input
+                && path_problem(path).is_none()
+            {
+                others.push(Claim::new(Owner::Input { task, task_name: &def.name, name }, path));
+            }
+        }
+    }
+    (outputs, others)
+}
+
+/// Outputs that are, contain or are inside another output, a `File` input, the workflow file or
+/// the state directory.
+pub(crate) fn check_overlaps(
+    source: &Source,
+    defs: &[Option<TaskDef>],
+    doc: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let (outputs, others) = claims(source, defs);
+    for (k, out) in outputs.iter().enumerate() {
+        let clash = outputs[..k].iter().chain(&others).find_map(|other| relation(out, other).map(|rel| (other, rel)));
+        if let Some((other, rel)) = clash {
+            diags.push(overlap(source, doc, out, other, rel));
+        }
+    }
+}
+
+fn overlap(source: &Source, doc: Option<&Node>, out: &Claim<'_>, other: &Claim<'_>, rel: Rel) -> Diagnostic {
+    let Owner::Output { task_name, name, .. } = out.owner else { unreachable!("only outputs are checked") };
+    if let (Owner::Output { task_name: first, name: other_name, .. }, Rel::Same) = (other.owner, rel) {
+        let norm = &out.norm;
+        let message = if first == task_name {
+            format!("task `{first}` writes `{norm}` twice (outputs `{other_name}` and `{name}`)")
+        } else {
+            format!("tasks `{first}` and `{task_name}` both write `{norm}`")
+        };
+        return Diagnostic::new("dagrun::output-conflict", message, source)
+            .label(out.span(doc), format!("written by `{task_name}`"))
+            .label(other.span(doc), format!("also written by `{first}`"))
+            .help("each output file must belong to exactly one task: give one of them another path");
+    }
+    let how = match rel {
+        Rel::Same => "is the same path as",
+        Rel::Inside => "is inside",
+        Rel::Contains => "contains",
+    };
+    let (label, help) = match other.owner {
+        Owner::StateDir => ("inside the state directory", "dagrun keeps its cache and run history in `.dagrun/`"),
+        Owner::WorkflowFile => ("the workflow file", "the workflow file must never be written by a task"),
+        Owner::Input { .. } => ("overlaps an input", "a task's inputs are never written by a task"),
+        Owner::Output { .. } => ("overlaps another output", "one output cannot live inside another"),
+    };
+    Diagnostic::new("dagrun::output-overlap", format!("{} {how} {}", out.describe(), other.describe()), source)
+        .label(out.span(doc), label)
+        .label(other.span(doc), "this path")
+        .help(format!(
+            "dagrun deletes a task's outputs before it runs, so they must not overlap anything else; {help}: \
+             give output `{name}` a path of its own, e.g. under \"out/\""
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(a: &str, b: &str) -> Option<Rel> {
+        relation(&Claim::new(Owner::StateDir, a), &Claim::new(Owner::StateDir, b))
+    }
+
+    #[test]
+    fn compares_paths_by_component() {
+        assert_eq!(rel("out/d", "./out//d"), Some(Rel::Same));
+        assert_eq!(rel("out/d/x.txt", "out/d"), Some(Rel::Inside));
+        assert_eq!(rel("out", "out/d/x.txt"), Some(Rel::Contains));
+        assert_eq!(rel("out/d", "out/dx"), None);
+        assert_eq!(rel(".dagrun/layout", ".dagrun"), Some(Rel::Inside));
+    }
+
+    #[test]
+    fn templates_only_clash_when_certain() {
+        assert_eq!(rel("out/d/{date}.txt", "out/d"), Some(Rel::Inside));
+        assert_eq!(rel("out", "out/{date}/x.txt"), Some(Rel::Contains));
+        assert_eq!(rel("out/{date}.txt", "out/{date}.txt"), Some(Rel::Same));
+        assert_eq!(rel("out/d{date}.txt", "out/d"), None);
+        assert_eq!(rel("out/{date}.txt", "out/{date}.csv"), None);
+        assert_eq!(rel("out/{date}.txt", "out/2025-01-01.txt"), None);
+    }
+
+    #[test]
+    fn refuses_directories_and_the_workflow_directory() {
+        assert!(path_problem("out/").is_some());
+        assert!(path_problem(".").is_some());
+        assert!(path_problem("./").is_some());
+        assert!(path_problem("out/x.txt").is_none());
+    }
+}
