@@ -47,7 +47,7 @@ fn finished_line(event: &Event) -> String {
 fn notice(event: &Event) -> Option<String> {
     match event {
         Event::TasksLeftOut { tasks, reason } => Some(format!("  left out {}: {reason}", tasks.join(", "))),
-        Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache object: {error}")),
+        Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache: {error}")),
         _ => None,
     }
 }

@@ -2,30 +2,48 @@
 //! the entry), and keeping each task's last key so the next miss can be explained.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, KeyInputs, LAYOUT_VERSION, Manifest, OutputRecord, Store, StoreError,
-    is_executable, now_ms,
+    ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, OutputRecord, Store, StoreError,
+    check_outputs, is_executable, now_ms,
 };
-use dagrun_plan::Probe;
+use dagrun_plan::{Probe, instance_outputs};
 
 use crate::outcome::{Failure, TaskError};
 use crate::shared::RunShared;
 
-/// Puts a hit's outputs in place, skipping files that are already there with the right content.
-/// A corrupt object is deleted by the store and reported as [`StoreError::Corrupt`].
-pub(crate) fn restore_outputs(run: &RunShared, outputs: &Manifest) -> Result<(), StoreError> {
-    for rec in outputs.values() {
-        let dest = run.workflow.dir.join(&rec.path);
+/// Puts a hit's outputs in place at the paths the workflow declares for instance `i` (never at
+/// paths read from the entry), skipping files that are already there with the right content.
+///
+/// An entry whose outputs disagree with the declared ones, or whose recorded sizes disagree
+/// with its objects, is reported as [`StoreError::Entry`]; nothing is written for a
+/// disagreeing entry. A corrupt object is deleted by the store and reported as
+/// [`StoreError::Corrupt`].
+pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) -> Result<(), StoreError> {
+    let bad = |source| StoreError::Entry { key: entry.key, source };
+    let declared = instance_outputs(&run.workflow, &run.instances, i);
+    check_outputs(&entry.outputs, &declared).map_err(bad)?;
+    for (name, rec) in &entry.outputs {
+        let dest = run.workflow.dir.join(&declared[name]);
         let current = dest.is_file().then(|| run.stat.digest(&dest, run.verify).ok()).flatten();
         if current.map(|(d, _)| d) != Some(rec.digest) {
-            run.store.restore(rec, &dest)?;
+            run.store.restore(rec, &dest).map_err(|e| match e {
+                StoreError::Size { recorded, actual } => {
+                    bad(EntryError::Size { output: name.clone(), recorded, actual })
+                }
+                e => e,
+            })?;
             run.stat.record(&dest, rec.digest);
         }
     }
     Ok(())
+}
+
+/// How an output path is recorded in an entry: relative to the workflow directory when inside it.
+fn manifest_path(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
 }
 
 /// Stores each declared output and records the cache entry (objects before the entry).
@@ -39,7 +57,7 @@ pub(crate) fn store_outputs(
     let cache = |e: String| TaskError::new(Failure::Cache, e);
     let mut manifest = BTreeMap::new();
     for (name, path) in outputs {
-        let rel = path.strip_prefix(&run.workflow.dir).unwrap_or(path).to_string_lossy().into_owned();
+        let rel = manifest_path(&run.workflow.dir, path);
         let meta = std::fs::metadata(path).map_err(|_| {
             TaskError::new(
                 Failure::MissingOutput { output: name.clone() },
@@ -58,13 +76,14 @@ pub(crate) fn store_outputs(
         manifest.insert(name.clone(), OutputRecord { path: rel, digest, size, executable: is_executable(&meta) });
     }
     let entry = ActionEntry {
-        version: LAYOUT_VERSION,
+        version: ENTRY_VERSION,
         key: probe.key,
         task: instance.to_owned(),
         inputs: probe.resolved.inputs,
         outputs: manifest.clone(),
         duration_ms,
         created_ms: now_ms(),
+        digest: None,
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
     run.last_keys.record(&run.store, &last_name(run, instance), entry.key, &entry.inputs);
