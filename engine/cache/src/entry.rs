@@ -79,7 +79,7 @@ pub enum EntryError {
     /// Not JSON, or not an entry.
     #[error("unreadable: {0}")]
     Unreadable(String),
-    /// Written by another format version (older entries are simply misses).
+    /// Written by another format version (simply a miss).
     #[error("entry format version {found}, this dagrun uses {ENTRY_VERSION}")]
     Version {
         /// The version found.
@@ -127,9 +127,9 @@ pub enum EntryError {
 
 impl EntryError {
     /// Whether this is damage or tampering (reported and removed), not merely an entry of
-    /// an older format (a silent miss).
+    /// another format version (a silent miss; an older dagrun's, or a newer one's).
     pub fn is_corruption(&self) -> bool {
-        !matches!(self, EntryError::Version { found } if *found < ENTRY_VERSION)
+        !matches!(self, EntryError::Version { .. })
     }
 }
 

@@ -88,12 +88,12 @@ pub struct VerifyReport {
     pub corrupt_entries: Vec<BadEntry>,
     /// Entries referring to an object that is missing or was corrupt (removed: those tasks run again).
     pub entries_missing_objects: usize,
-    /// Entries of an older format (removed; not corruption: those tasks simply run again).
+    /// Entries of another format version (removed; not corruption: those tasks simply run again).
     pub outdated_entries: usize,
 }
 
 impl VerifyReport {
-    /// Whether anything was wrong (outdated entries are not).
+    /// Whether anything was wrong (entries of another format version are not).
     pub fn is_clean(&self) -> bool {
         self.corrupt_objects.is_empty() && self.corrupt_entries.is_empty() && self.entries_missing_objects == 0
     }

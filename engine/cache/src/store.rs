@@ -82,7 +82,7 @@ pub enum StoreError {
         /// The key it is stored under.
         key: ActionKey,
         /// What is wrong with it.
-        source: EntryError,
+        source: Box<EntryError>,
     },
 }
 

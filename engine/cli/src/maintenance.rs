@@ -100,7 +100,7 @@ fn lock(store: &Store) -> Result<RunLock, Exit> {
 fn print_verify(r: &VerifyReport) {
     println!("checked {} objects ({}) and {} entries", r.objects_checked, bytes(r.bytes_checked), r.entries_checked);
     if r.outdated_entries > 0 {
-        println!("{} entries of an older format: removed (those tasks run again next time)", r.outdated_entries);
+        println!("{} entries of another format version: removed (those tasks run again next time)", r.outdated_entries);
     }
     if r.is_clean() {
         println!("no corruption found");

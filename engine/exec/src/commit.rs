@@ -22,7 +22,7 @@ use crate::shared::RunShared;
 /// disagreeing entry. A corrupt object is deleted by the store and reported as
 /// [`StoreError::Corrupt`].
 pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) -> Result<(), StoreError> {
-    let bad = |source| StoreError::Entry { key: entry.key, source };
+    let bad = |e| StoreError::Entry { key: entry.key, source: Box::new(e) };
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     check_outputs(&entry.outputs, &declared).map_err(bad)?;
     for (name, rec) in &entry.outputs {

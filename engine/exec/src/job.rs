@@ -77,7 +77,7 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
         p.hit = None;
     }
     if let Some(source) = p.rejected.take() {
-        discard(run, name, StoreError::Entry { key: p.key, source });
+        discard(run, name, StoreError::Entry { key: p.key, source: Box::new(source) });
     }
     let Some(entry) = p.hit.take() else { return Ok(p) };
     match restore_outputs(run, i, &entry) {

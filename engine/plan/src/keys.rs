@@ -83,7 +83,7 @@ pub struct Probe {
     /// candidate became the champion since (the entry that promoted it still holds).
     pub hit: Option<ActionEntry>,
     /// The entry stored under [`Probe::key`] when it failed its checks (damaged or tampered
-    /// with; not merely of an older format): a miss, which `run` reports and removes.
+    /// with; not merely of another format version): a miss, which `run` reports and removes.
     pub rejected: Option<EntryError>,
 }
 
