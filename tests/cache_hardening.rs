@@ -66,8 +66,10 @@ fn a_cache_entry_never_decides_where_restored_bytes_go() {
         assert_eq!(s.run_json(&[]).2, 0);
         edit_entry(&s, "a", reseal, |v| v["outputs"]["o"]["path"] = path.into());
         std::fs::remove_file(s.path("out/a.txt")).unwrap();
-        let (st, events, code) = s.run_json(&[]);
         let case = format!("path {path}, resealed {reseal}");
+        let plan = stdout(&s.dagrun(&["plan", "wf.ron"]));
+        assert!(plan.contains("cache entry corrupt: "), "{case}: {plan}");
+        let (st, events, code) = s.run_json(&[]);
         assert_eq!((code, st["a"].as_str()), (0, "succeeded"), "{case}: {st:?}");
         assert_eq!(st["b"], "cached", "{case}");
         let corrupt = corrupt_events(&events);
