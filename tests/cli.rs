@@ -288,7 +288,7 @@ fn cache_ls_and_gc() {
     let ls = stdout(&s.dagrun(&["cache", "ls", "wf.ron"]));
     assert!(ls.contains("5 entries"), "{ls}");
     let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
-    assert_eq!(stdout(&gc), "removed 0 entries, 0 objects (0 B), 0 temp files\n");
+    assert_eq!(stdout(&gc), "removed 0 entries, 0 objects (0 B), 0 temp files, 0 run records, 0 log directories\n");
     let gc = s.dagrun(&["cache", "gc", "wf.ron", "--max-age", "soon"]);
     assert_eq!(gc.status.code(), Some(2));
     assert_eq!(stderr(&gc), "error: invalid --max-age `soon`: not a number (write e.g. \"30d\" or \"12h\")\n");

@@ -122,7 +122,7 @@ fn a_corrupt_object_met_during_restore_is_reported_and_the_task_reruns() {
     std::fs::remove_file(s.path("a.txt")).unwrap();
     let plain = s.dagrun(&["run", "wf.ron"]);
     assert!(
-        stderr(&plain).contains(&format!("  warning  corrupt cache object: object {hex} is corrupt")),
+        stderr(&plain).contains(&format!("  warning  corrupt cache: object {hex} is corrupt")),
         "{}",
         stderr(&plain)
     );

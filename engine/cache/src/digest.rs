@@ -87,6 +87,10 @@ typed_digest!(
     ActionKey
 );
 typed_digest!(
+    /// Digest of a cache entry's own canonical content: what makes an entry self-verifying.
+    EntryDigest
+);
+typed_digest!(
     /// Digest of a task's output manifest (names, paths and object digests).
     ManifestDigest
 );

@@ -1,16 +1,17 @@
-//! The state directory: content-addressed objects, action entries and per-task last keys.
+//! The state directory: content-addressed objects, atomic writes, the lock, per-task last keys.
 //!
 //! Layout (version [`LAYOUT_VERSION`], recorded in `<state>/layout`):
 //! ```text
 //! objects/ab/<digest>        file contents, read-only, named by blake3 of their bytes
-//! actions/ab/<key>.json      one entry per cache key: the outputs a task produced
+//! actions/ab/<key>.json      one entry per cache key: the outputs a task produced (`entry.rs`)
 //! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations)
 //! tmp/                       temp files; renamed into place when complete
+//! lock                       flock'ed by `run`, `backfill`, `cache gc`, `cache verify`
 //! ```
-//! Every file is written to `tmp/` and renamed, so a crash at any moment leaves either the
-//! old state or the new one. An action entry is written only after all its objects exist.
+//! Every file is written to `tmp/` and renamed (then, with [`Durability::Fsync`], the file is
+//! fsynced before and its directory after the rename), so a crash at any moment leaves either
+//! the old state or the new one. An action entry is written only after all its objects exist.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{ActionKey, Digest, ManifestDigest, ObjectDigest, hash_reader};
+use crate::digest::{ActionKey, ObjectDigest, hash_reader};
+use crate::entry::{EntryError, OutputRecord};
 use crate::key::KeyInputs;
 
 /// Version of the state directory layout and of the JSON records in it.
@@ -66,6 +68,22 @@ pub enum StoreError {
         /// What the bytes hash to.
         actual: ObjectDigest,
     },
+    /// An object's size differs from what the entry restoring it records.
+    #[error("an output is recorded as {recorded} bytes but its object has {actual}")]
+    Size {
+        /// The recorded size.
+        recorded: u64,
+        /// The object's size.
+        actual: u64,
+    },
+    /// A cache entry failed its checks (see [`EntryError`]).
+    #[error("cache entry {key} is corrupt: {source}")]
+    Entry {
+        /// The key it is stored under.
+        key: ActionKey,
+        /// What is wrong with it.
+        source: Box<EntryError>,
+    },
 }
 
 /// Shorthand for attaching a path to an I/O error.
@@ -77,53 +95,6 @@ impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Io { path: path.to_owned(), source })
     }
-}
-
-/// One output file as recorded in an action entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutputRecord {
-    /// Path relative to the workflow directory.
-    pub path: String,
-    /// Content digest (the object name).
-    pub digest: ObjectDigest,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether the file was executable.
-    pub executable: bool,
-}
-
-/// Outputs of one task run, by output name.
-pub type Manifest = BTreeMap<String, OutputRecord>;
-
-/// Digest of a manifest: what downstream `after` tasks see of this task.
-pub fn manifest_digest(m: &Manifest) -> ManifestDigest {
-    let mut h = blake3::Hasher::new();
-    for (name, rec) in m {
-        for part in [name.as_bytes(), rec.path.as_bytes(), &rec.digest.0.0] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-    }
-    ManifestDigest(Digest(*h.finalize().as_bytes()))
-}
-
-/// A cache hit's record: what a task with this key produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionEntry {
-    /// [`LAYOUT_VERSION`].
-    pub version: u32,
-    /// The cache key.
-    pub key: ActionKey,
-    /// Task name when it was produced.
-    pub task: String,
-    /// What went into the key.
-    pub inputs: KeyInputs,
-    /// The outputs.
-    pub outputs: Manifest,
-    /// How long the task ran: the time a hit saves.
-    pub duration_ms: u64,
-    /// When it was produced (Unix ms).
-    pub created_ms: u64,
 }
 
 /// A task's most recent key inputs, kept to explain the next miss.
@@ -179,8 +150,8 @@ impl Store {
         Ok(store)
     }
 
-    /// Takes the run lock of the state directory (one `run`/`backfill` at a time; released
-    /// when the returned guard is dropped or the process dies).
+    /// Takes the lock of the state directory (one `run`, `backfill`, `cache gc` or `cache verify`
+    /// at a time; released when the returned guard is dropped or the process dies).
     pub fn lock(&self) -> Result<RunLock, StoreError> {
         let path = self.root.join("lock");
         let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
@@ -258,12 +229,23 @@ impl Store {
             if let Some(parent) = path.parent() {
                 ensure_dir(parent).at(parent)?;
             }
-            fs::rename(&tmp, path).at(path)
+            fs::rename(&tmp, path).at(path)?;
+            if durability == Durability::Fsync { self.sync_parent(path) } else { Ok(()) }
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Fsyncs the directory holding `path` after a rename into it, when durability says so,
+    /// so that the rename itself survives a power loss.
+    fn sync_parent(&self, path: &Path) -> Result<(), StoreError> {
+        if self.durability != Durability::Fsync {
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        sync_dir(dir).at(dir)
     }
 
     /// Path of an object.
@@ -291,10 +273,15 @@ impl Store {
             let dest = self.object_path(&digest);
             if dest.is_file() {
                 fs::remove_file(&tmp).at(&tmp)?;
+                // Reused: mark it young, so that `cache gc` (which spares young objects) cannot
+                // take it between now and the entry that will refer to it.
+                // Best effort: only the owner may set the time of a file it cannot write.
+                let _ = File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
             } else {
                 ensure_dir(dest.parent().expect("object has parent")).at(&dest)?;
                 set_readonly(&tmp).at(&tmp)?;
                 fs::rename(&tmp, &dest).at(&dest)?;
+                self.sync_parent(&dest)?;
             }
             Ok((digest, size))
         })();
@@ -304,8 +291,9 @@ impl Store {
         result
     }
 
-    /// Copies object `rec.digest` to `dest` (atomically), checking its content on the way.
-    /// A corrupt object is deleted and reported, so the caller can treat the entry as a miss.
+    /// Copies object `rec.digest` to `dest` (atomically), checking its content and size on the way.
+    /// A corrupt object is deleted and reported, so the caller can treat the entry as a miss;
+    /// a size that differs from the record is reported as [`StoreError::Size`] (the entry is wrong).
     pub fn restore(&self, rec: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
         let src = self.object_path(&rec.digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
@@ -314,10 +302,13 @@ impl Store {
         let result = (|| {
             let mut input = File::open(&src).at(&src)?;
             let mut out = File::create(&tmp).at(&tmp)?;
-            let (actual, _) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(&src)?;
+            let (actual, size) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(&src)?;
             if actual != rec.digest {
                 let _ = fs::remove_file(&src);
                 return Err(StoreError::Corrupt { digest: rec.digest, actual });
+            }
+            if size != rec.size {
+                return Err(StoreError::Size { recorded: rec.size, actual: size });
             }
             drop(out);
             set_mode(&tmp, rec.executable).at(&tmp)?;
@@ -327,43 +318,6 @@ impl Store {
             let _ = fs::remove_file(&tmp);
         }
         result
-    }
-
-    fn action_path(&self, key: &ActionKey) -> PathBuf {
-        let hex = key.0.to_hex();
-        self.root.join("actions").join(&hex[..2]).join(format!("{hex}.json"))
-    }
-
-    /// Looks up a cache entry; `None` on a miss, a missing object, or an unreadable entry.
-    pub fn get_action(&self, key: &ActionKey) -> Option<ActionEntry> {
-        let bytes = fs::read(self.action_path(key)).ok()?;
-        let entry: ActionEntry = serde_json::from_slice(&bytes).ok()?;
-        if entry.version != LAYOUT_VERSION || entry.key != *key {
-            return None;
-        }
-        entry.outputs.values().all(|o| self.has_object(&o.digest)).then_some(entry)
-    }
-
-    /// Records a cache entry. Call only after every output object was stored.
-    pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(entry).expect("entries serialize");
-        self.write_atomic(&self.action_path(&entry.key), &bytes)
-    }
-
-    /// Marks an entry as used now (its mtime drives `cache gc --max-age`).
-    pub fn touch_action(&self, key: &ActionKey) {
-        if let Ok(f) = File::options().write(true).open(self.action_path(key)) {
-            let _ = f.set_modified(SystemTime::now());
-        }
-    }
-
-    /// Removes an action entry.
-    pub fn remove_action(&self, key: &ActionKey) -> Result<(), StoreError> {
-        let p = self.action_path(key);
-        match fs::remove_file(&p) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(&p),
-            _ => Ok(()),
-        }
     }
 
     fn last_path(&self, task: &str) -> PathBuf {
@@ -424,6 +378,16 @@ fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);
     fs::set_permissions(p, perm)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
 }
 
 /// Creates a directory (and its parents) unless it exists; the check is much cheaper than

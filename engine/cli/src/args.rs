@@ -232,17 +232,21 @@ pub enum CacheAction {
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Remove entries unused for longer than --max-age, then unreferenced objects.
+    /// Remove entries unused for longer than --max-age, unreferenced objects, old runs and logs.
     Gc {
         /// Workflow whose state directory to clean (default: ./.dagrun).
         workflow: Option<PathBuf>,
-        /// Remove entries not used for this long, e.g. "30d" (default: keep every entry).
+        /// Remove entries not used, and run records and logs older than this, e.g. "30d"
+        /// (default: keep every entry).
         #[arg(long, value_name = "DURATION")]
         max_age: Option<String>,
+        /// Keep at most the newest N run records and their logs.
+        #[arg(long, value_name = "N", default_value_t = dagrun_cache::DEFAULT_KEEP_RUNS)]
+        keep_runs: usize,
         #[command(flatten)]
         state: StateArgs,
     },
-    /// Re-hash every object; corrupt ones are removed so the next run treats them as misses.
+    /// Re-hash every object and check every entry; corrupt ones are removed so the next run treats them as misses.
     Verify {
         /// Workflow whose state directory to check (default: ./.dagrun).
         workflow: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! `dagrun cache`, `dagrun models` and `dagrun doctor`: looking after the state directory, the
 //! model registry and the machine.
 
+use dagrun_cache::{GcOptions, RunLock, Store, StoreError, VerifyReport};
 use dagrun_workflow::duration;
 
 use crate::args::{CacheAction, ModelsAction};
@@ -51,7 +52,7 @@ pub fn cache(action: CacheAction) -> Result<Exit, Exit> {
             println!("{} entries, {} of outputs, in {}", entries.len(), bytes(total), store.root().display());
             Ok(Exit::Success)
         }
-        CacheAction::Gc { workflow, max_age, state } => {
+        CacheAction::Gc { workflow, max_age, keep_runs, state } => {
             let max_age = match max_age {
                 Some(s) => Some(duration::parse(&s).map_err(|why| {
                     error(format!("invalid --max-age `{s}`: {why} (write e.g. \"30d\" or \"12h\")"), Exit::Usage)
@@ -62,13 +63,16 @@ pub fn cache(action: CacheAction) -> Result<Exit, Exit> {
                 Ok(store) => store,
                 Err(dir) => return Ok(nothing_ran(&dir)),
             };
-            let r = store.gc(max_age).map_err(|e| error(e, Exit::Internal))?;
+            let lock = lock(&store)?;
+            let r = store.gc(&lock, GcOptions { max_age, keep_runs }).map_err(|e| error(e, Exit::Internal))?;
             println!(
-                "removed {} entries, {} objects ({}), {} temp files",
+                "removed {} entries, {} objects ({}), {} temp files, {} run records, {} log directories",
                 r.entries_removed,
                 r.objects_removed,
                 bytes(r.bytes_freed),
-                r.temp_files_removed
+                r.temp_files_removed,
+                r.runs_removed,
+                r.logs_removed
             );
             Ok(Exit::Success)
         }
@@ -77,24 +81,42 @@ pub fn cache(action: CacheAction) -> Result<Exit, Exit> {
                 Ok(store) => store,
                 Err(dir) => return Ok(nothing_ran(&dir)),
             };
-            let r = store.verify().map_err(|e| error(e, Exit::Internal))?;
-            println!("checked {} objects ({})", r.objects_checked, bytes(r.bytes_checked));
-            if r.is_clean() {
-                println!("no corruption found");
-                return Ok(Exit::Success);
-            }
-            for d in &r.corrupt_objects {
-                println!("corrupt object {d}: removed");
-            }
-            if r.unreadable_entries > 0 {
-                println!("{} unreadable entries: removed", r.unreadable_entries);
-            }
-            println!(
-                "{} cache entries referred to a missing or corrupt object: removed (those tasks run again next time)",
-                r.entries_missing_objects
-            );
-            Ok(Exit::CacheCorrupt)
+            let lock = lock(&store)?;
+            let r = store.verify(&lock).map_err(|e| error(e, Exit::Internal))?;
+            print_verify(&r);
+            Ok(if r.is_clean() { Exit::Success } else { Exit::CacheCorrupt })
         }
+    }
+}
+
+/// The state directory's lock: `gc` and `verify` never run alongside a run (exit 75 if one holds it).
+fn lock(store: &Store) -> Result<RunLock, Exit> {
+    store.lock().map_err(|e| match e {
+        StoreError::Busy { .. } => error(e, Exit::Busy),
+        e => error(e, Exit::Internal),
+    })
+}
+
+fn print_verify(r: &VerifyReport) {
+    println!("checked {} objects ({}) and {} entries", r.objects_checked, bytes(r.bytes_checked), r.entries_checked);
+    if r.outdated_entries > 0 {
+        println!("{} entries of another format version: removed (those tasks run again next time)", r.outdated_entries);
+    }
+    if r.is_clean() {
+        println!("no corruption found");
+        return;
+    }
+    for d in &r.corrupt_objects {
+        println!("corrupt object {d}: removed");
+    }
+    for e in &r.corrupt_entries {
+        println!("corrupt cache entry {}: {}: removed", e.file, e.error);
+    }
+    if r.entries_missing_objects > 0 {
+        println!(
+            "{} cache entries referred to a missing or corrupt object: removed (those tasks run again next time)",
+            r.entries_missing_objects
+        );
     }
 }
 

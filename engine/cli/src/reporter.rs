@@ -52,7 +52,7 @@ pub fn left_out_line(tasks: &[String], reason: &str) -> String {
 fn notice(event: &Event) -> Option<String> {
     match event {
         Event::TasksLeftOut { tasks, reason } => Some(left_out_line(tasks, reason)),
-        Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache object: {error}")),
+        Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache: {error}")),
         _ => None,
     }
 }

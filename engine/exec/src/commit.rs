@@ -2,53 +2,72 @@
 //! the entry), and keeping each task's last key so the next miss can be explained.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, KeyInputs, LAYOUT_VERSION, Manifest, OutputRecord, Store, StoreError,
-    is_executable, now_ms,
+    ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, OutputRecord, Store, StoreError,
+    check_outputs, is_executable, now_ms,
 };
-use dagrun_plan::Probe;
+use dagrun_plan::{Probe, instance_outputs};
 
 use crate::outcome::{Failure, TaskError};
 use crate::shared::RunShared;
 
-/// Puts a hit's outputs in place, skipping files that are already there with the right content.
-/// A corrupt object is deleted by the store and reported as [`StoreError::Corrupt`].
-pub(crate) fn restore_outputs(run: &RunShared, outputs: &Manifest) -> Result<(), StoreError> {
-    for (name, rec) in outputs {
-        let declared = run.workflow.dir.join(&rec.path);
+/// Puts a hit's outputs in place at the paths the workflow declares for instance `i` (never at
+/// paths read from the entry), skipping files that are already there with the right content.
+/// Each path is resolved through links first and refused outside the workflow directory or
+/// inside the state directory.
+///
+/// An entry whose outputs disagree with the declared ones, or whose recorded sizes disagree
+/// with its objects, is reported as [`StoreError::Entry`]; nothing is written for a
+/// disagreeing entry. A corrupt object is deleted by the store and reported as
+/// [`StoreError::Corrupt`].
+pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) -> Result<(), StoreError> {
+    let bad = |e| StoreError::Entry { key: entry.key, source: Box::new(e) };
+    let declared = instance_outputs(&run.workflow, &run.instances, i);
+    check_outputs(&entry.outputs, &declared).map_err(bad)?;
+    for (name, rec) in &entry.outputs {
+        let path = run.workflow.dir.join(&declared[name]);
         let dest = run
             .roots
-            .resolve(name, &declared)
-            .map_err(|e| StoreError::Io { path: declared.clone(), source: std::io::Error::other(e.message) })?;
+            .resolve(name, &path)
+            .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.message) })?;
         let current = dest.is_file().then(|| run.stat.digest(&dest, run.verify).ok()).flatten();
         if current.map(|(d, _)| d) != Some(rec.digest) {
-            run.store.restore(rec, &dest)?;
+            run.store.restore(rec, &dest).map_err(|e| match e {
+                StoreError::Size { recorded, actual } => {
+                    bad(EntryError::Size { output: name.clone(), recorded, actual })
+                }
+                e => e,
+            })?;
             run.stat.record(&dest, rec.digest);
         }
     }
     Ok(())
 }
 
-/// Stores each declared output and records the cache entry (objects before the entry).
+/// How an output path is recorded in an entry: relative to the workflow directory when inside it.
+fn manifest_path(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
+}
+
+/// Stores each declared output of instance `i` (`outputs`: name → its resolved path) and records
+/// the cache entry (objects before the entry).
 pub(crate) fn store_outputs(
     run: &RunShared,
-    instance: &str,
+    i: usize,
     outputs: &BTreeMap<String, PathBuf>,
     probe: Probe,
     duration_ms: u64,
 ) -> Result<Manifest, TaskError> {
+    let instance = run.instances.nodes[i].name.as_str();
+    let declared = instance_outputs(&run.workflow, &run.instances, i);
     let cache = |e: String| TaskError::new(Failure::Cache, e);
     let mut manifest = BTreeMap::new();
     for (name, path) in outputs {
-        let rel = path
-            .strip_prefix(run.roots.dir())
-            .or_else(|_| path.strip_prefix(&run.workflow.dir))
-            .unwrap_or(path)
-            .to_string_lossy()
-            .into_owned();
+        // As declared (an output resolved through a link is still recorded under its declared path).
+        let rel = declared.get(name).cloned().unwrap_or_else(|| manifest_path(&run.workflow.dir, path));
         let meta = std::fs::metadata(path).map_err(|_| {
             TaskError::new(
                 Failure::MissingOutput { output: name.clone() },
@@ -67,13 +86,14 @@ pub(crate) fn store_outputs(
         manifest.insert(name.clone(), OutputRecord { path: rel, digest, size, executable: is_executable(&meta) });
     }
     let entry = ActionEntry {
-        version: LAYOUT_VERSION,
+        version: ENTRY_VERSION,
         key: probe.key,
         task: instance.to_owned(),
         inputs: probe.resolved.inputs,
         outputs: manifest.clone(),
         duration_ms,
         created_ms: now_ms(),
+        digest: None,
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
     run.last_keys.record(&run.store, &last_name(run, instance), entry.key, &entry.inputs);

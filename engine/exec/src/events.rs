@@ -162,7 +162,7 @@ pub enum Event {
         /// Why, and how to run them.
         reason: String,
     },
-    /// A cached output's object was corrupt: it was deleted and the task runs again.
+    /// A cache entry or one of its objects was corrupt: it was deleted and the task runs again.
     CacheCorrupt {
         /// The task whose cached output it was.
         task: String,

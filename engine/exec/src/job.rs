@@ -77,23 +77,34 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
     if forced {
         p.hit = None;
     }
+    if let Some(source) = p.rejected.take() {
+        discard(run, name, StoreError::Entry { key: p.key, source: Box::new(source) });
+    }
     let Some(entry) = p.hit.take() else { return Ok(p) };
-    match restore_outputs(run, &entry.outputs) {
+    match restore_outputs(run, i, &entry) {
         Ok(()) => {
             record_hit(run, name, &p, &entry);
             p.hit = Some(entry);
             Ok(p)
         }
-        // The store deleted the corrupt object: say so, and run the task again.
-        Err(e @ StoreError::Corrupt { .. }) => {
-            run.reporter.report(&Event::CacheCorrupt {
-                task: name.clone(),
-                error: format!("{e}: it was removed and `{name}` runs again"),
-            });
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Entry { .. })) => {
+            discard(run, name, e);
             Ok(p)
         }
         Err(e) => Err(TaskError::new(Failure::Cache, format!("cannot restore outputs from the cache: {e}"))),
     }
+}
+
+/// A corrupt object (already deleted by the store) or entry (deleted here): say so; the task
+/// runs as on a miss.
+fn discard(run: &RunShared, name: &str, e: StoreError) {
+    if let StoreError::Entry { key, .. } = &e {
+        let _ = run.store.remove_action(key);
+    }
+    run.reporter.report(&Event::CacheCorrupt {
+        task: name.to_owned(),
+        error: format!("{e}: it was removed and `{name}` runs again"),
+    });
 }
 
 /// Runs one instance to its final state. Never panics on task errors: they become `Failed`.
@@ -193,9 +204,8 @@ pub(crate) async fn run_job(
     // The time a later cache hit saves: the successful attempt only, not retries or backoff.
     let duration_ms = elapsed(attempt_started);
     let r = run.clone();
-    let name = node.name.clone();
     let outs = outputs.clone();
-    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, &name, &outs, p, duration_ms))
+    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
         .await
         .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
     let done = match stored {

@@ -19,11 +19,6 @@ impl Roots {
         Roots { dir: real(workflow_dir), state: real(state_dir) }
     }
 
-    /// The real workflow directory.
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The real path of output `name` at `path`: the longest existing prefix with its links
     /// resolved, plus the rest. Refused when it leaves the workflow directory or is inside the
     /// state directory.

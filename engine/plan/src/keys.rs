@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Change, Digest, InputDigest, KeyInputs, Manifest, ObjectDigest, StatCache, Store,
-    StoreError, canonical_json, manifest_digest,
+    ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, Manifest, ObjectDigest, StatCache,
+    Store, StoreError, canonical_json, manifest_digest,
 };
 use dagrun_workflow::partition::render;
 use dagrun_workflow::{Task, TaskKind, Workflow};
@@ -82,6 +82,9 @@ pub struct Probe {
     /// The cache entry, on a hit. Its `key` differs from [`Probe::key`] when an evaluation's
     /// candidate became the champion since (the entry that promoted it still holds).
     pub hit: Option<ActionEntry>,
+    /// The entry stored under [`Probe::key`] when it failed its checks (damaged or tampered
+    /// with; not merely of another format version): a miss, which `run` reports and removes.
+    pub rejected: Option<EntryError>,
 }
 
 /// Absolute path of a path written in the workflow.
@@ -425,12 +428,15 @@ pub fn probe(
 ) -> Result<Probe, KeyError> {
     let resolved = key_inputs(ctx, inst, i, upstream)?;
     let key = resolved.inputs.key();
-    let mut hit = store.get_action(&key);
+    let (mut hit, rejected) = match store.load_action(&key) {
+        Ok(hit) => (hit, None),
+        Err(e) => (None, e.is_corruption().then_some(e)),
+    };
     let promoted = resolved.champion.is_some() && !resolved.inputs.inputs.contains_key(CHAMPION_INPUT);
     if hit.is_none() && promoted {
         hit = promoting_entry(store, &last_run_name(ctx.workflow, &inst.nodes[i].name), &resolved.inputs);
     }
-    Ok(Probe { resolved, key, hit })
+    Ok(Probe { resolved, key, hit, rejected })
 }
 
 /// The entry of the last evaluation of this task, if it differs from `inputs` only by the

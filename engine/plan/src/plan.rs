@@ -78,6 +78,10 @@ pub fn plan(inst: &Instances, forced: &[bool], store: &Store, ctx: &KeyContext<'
                         manifests.insert(i, hit.outputs);
                         Decision::Cached { key: p.key.0.to_hex() }
                     }
+                    None if p.rejected.is_some() => Decision::Run {
+                        key: Some(p.key.0.to_hex()),
+                        reasons: vec![format!("cache entry corrupt: {}", p.rejected.expect("checked"))],
+                    },
                     None => Decision::Run {
                         key: Some(p.key.0.to_hex()),
                         reasons: explain_miss(

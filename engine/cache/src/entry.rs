@@ -1,0 +1,405 @@
+//! Action entries (`actions/<xx>/<key>.json`): what a task with a given key produced, sealed
+//! with a digest over their own canonical content and checked against their key on every read.
+//!
+//! An entry is accepted only when all of these hold (see `docs/cli.md`, "Cache entries"):
+//! its `version` is [`ENTRY_VERSION`]; its `digest` is the blake3 digest of the entry's
+//! canonical JSON without `digest`; its `key` is the key in its file name; its `inputs` hash to
+//! that key; and its outputs are exactly the outputs named in `inputs.outputs`, at those paths.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest};
+use crate::key::{KeyInputs, canonical_json};
+use crate::store::{Store, StoreError};
+
+/// Version of the action entry format. Version 1 entries (no `digest`) are read as misses.
+pub const ENTRY_VERSION: u32 = 2;
+
+/// One output file as recorded in an action entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    /// Path relative to the workflow directory (as declared when the declared path is absolute
+    /// and outside it). Checked, never trusted: outputs are restored to the declared paths.
+    pub path: String,
+    /// Content digest (the object name).
+    pub digest: ObjectDigest,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the file was executable.
+    pub executable: bool,
+}
+
+/// Outputs of one task run, by output name.
+pub type Manifest = BTreeMap<String, OutputRecord>;
+
+/// Digest of a manifest: what downstream `after` tasks see of this task.
+pub fn manifest_digest(m: &Manifest) -> ManifestDigest {
+    let mut h = blake3::Hasher::new();
+    for (name, rec) in m {
+        for part in [name.as_bytes(), rec.path.as_bytes(), &rec.digest.0.0] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+    }
+    ManifestDigest(Digest(*h.finalize().as_bytes()))
+}
+
+/// A cache hit's record: what a task with this key produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionEntry {
+    /// [`ENTRY_VERSION`].
+    pub version: u32,
+    /// The cache key.
+    pub key: ActionKey,
+    /// Task name when it was produced.
+    pub task: String,
+    /// What went into the key.
+    pub inputs: KeyInputs,
+    /// The outputs.
+    pub outputs: Manifest,
+    /// How long the task ran: the time a hit saves.
+    pub duration_ms: u64,
+    /// When it was produced (Unix ms).
+    pub created_ms: u64,
+    /// Digest of the entry's canonical content without this field ([`ActionEntry::content_digest`]).
+    /// Set by [`Store::put_action`]; an entry read without it is not trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<EntryDigest>,
+}
+
+/// Why an entry file is not a usable cache entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// Not JSON, or not an entry.
+    #[error("unreadable: {0}")]
+    Unreadable(String),
+    /// Written by another format version (simply a miss).
+    #[error("entry format version {found}, this dagrun uses {ENTRY_VERSION}")]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+    /// No `digest` field.
+    #[error("it has no digest")]
+    Unsealed,
+    /// The content does not hash to the recorded digest: edited or damaged.
+    #[error("its content hashes to {actual}, not to its recorded digest {recorded}")]
+    Digest {
+        /// The recorded digest.
+        recorded: EntryDigest,
+        /// What the content hashes to.
+        actual: EntryDigest,
+    },
+    /// The entry is stored under another key than the one it names.
+    #[error("it is stored under key {file} but names key {recorded}")]
+    Key {
+        /// The key in the file name.
+        file: ActionKey,
+        /// The key inside.
+        recorded: ActionKey,
+    },
+    /// Its key inputs hash to another key.
+    #[error("its key inputs hash to {actual}, not to its key")]
+    Inputs {
+        /// What the inputs hash to.
+        actual: ActionKey,
+    },
+    /// Its outputs disagree with the declared outputs (names or paths).
+    #[error("{0}")]
+    Outputs(String),
+    /// A restored object's size differs from the size the entry records.
+    #[error("output `{output}` is recorded as {recorded} bytes but its object has {actual}")]
+    Size {
+        /// The output name.
+        output: String,
+        /// The recorded size.
+        recorded: u64,
+        /// The object's size.
+        actual: u64,
+    },
+}
+
+impl EntryError {
+    /// Whether this is damage or tampering (reported and removed), not merely an entry of
+    /// another format version (a silent miss; an older dagrun's, or a newer one's).
+    pub fn is_corruption(&self) -> bool {
+        !matches!(self, EntryError::Version { .. })
+    }
+}
+
+impl ActionEntry {
+    /// blake3 of the canonical JSON of the entry without `digest` (object keys sorted, no
+    /// whitespace: [`canonical_json`]).
+    pub fn content_digest(&self) -> EntryDigest {
+        let unsealed = ActionEntry { digest: None, ..self.clone() };
+        let value = serde_json::to_value(&unsealed).expect("entries serialize");
+        EntryDigest(Digest::of(canonical_json(&value).as_bytes()))
+    }
+
+    /// The entry with its digest set.
+    pub fn sealed(&self) -> ActionEntry {
+        ActionEntry { digest: Some(self.content_digest()), ..self.clone() }
+    }
+
+    /// Checks everything an entry can say about itself against the key it is stored under.
+    pub fn check(&self, file_key: &ActionKey) -> Result<(), EntryError> {
+        if self.version != ENTRY_VERSION {
+            return Err(EntryError::Version { found: self.version });
+        }
+        let recorded = self.digest.ok_or(EntryError::Unsealed)?;
+        let actual = self.content_digest();
+        if actual != recorded {
+            return Err(EntryError::Digest { recorded, actual });
+        }
+        if self.key != *file_key {
+            return Err(EntryError::Key { file: *file_key, recorded: self.key });
+        }
+        let actual = self.inputs.key();
+        if actual != self.key {
+            return Err(EntryError::Inputs { actual });
+        }
+        check_outputs(&self.outputs, &self.inputs.outputs)
+    }
+}
+
+/// The outputs must be exactly the declared ones, each at its declared path (how
+/// `store_outputs` records it: relative to the workflow directory when inside it, else as
+/// joined to it). Outputs are restored to the declared paths; this catches entries that
+/// disagree with the key they are stored under.
+pub fn check_outputs(outputs: &Manifest, declared: &BTreeMap<String, String>) -> Result<(), EntryError> {
+    if !outputs.keys().eq(declared.keys()) {
+        let names = |m: Vec<&String>| m.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        return Err(EntryError::Outputs(format!(
+            "it records outputs [{}] but the task declares [{}]",
+            names(outputs.keys().collect()),
+            names(declared.keys().collect())
+        )));
+    }
+    for (name, rec) in outputs {
+        if !same_output_path(&rec.path, &declared[name]) {
+            return Err(EntryError::Outputs(format!(
+                "output `{name}` is recorded at {:?} but declared at {:?}",
+                rec.path, declared[name]
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `recorded` can be how the declared path was recorded: the same path; a relative
+/// path without `..` that an absolute declared path ends with (inside the workflow directory);
+/// or an absolute path ending with a declared path that starts with `..` (one that leaves it).
+fn same_output_path(recorded: &str, declared: &str) -> bool {
+    fn parts(p: &str) -> Vec<Component<'_>> {
+        Path::new(p).components().filter(|c| !matches!(c, Component::CurDir)).collect()
+    }
+    let (got, want) = (parts(recorded), parts(declared));
+    let absolute =
+        |c: &[Component<'_>]| c.first().is_some_and(|c| matches!(c, Component::RootDir | Component::Prefix(_)));
+    let plain = |c: &[Component<'_>]| c.iter().all(|c| matches!(c, Component::Normal(_)));
+    got == want
+        || (absolute(&want) && !got.is_empty() && plain(&got) && want.ends_with(&got))
+        || (want.first() == Some(&Component::ParentDir) && absolute(&got) && got.ends_with(&want))
+}
+
+/// The key an entry file is named after (`<hex>.json`).
+pub(crate) fn key_of_file(path: &Path) -> Option<ActionKey> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
+    Digest::from_hex(name).map(ActionKey)
+}
+
+/// Reads and checks the entry file at `path` (stored under `key`); `Ok(None)` when absent.
+pub(crate) fn read_entry(path: &Path, key: &ActionKey) -> Result<Option<ActionEntry>, EntryError> {
+    let bytes = match fs::read(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EntryError::Unreadable(e.to_string())),
+        Ok(b) => b,
+    };
+    let entry: ActionEntry = serde_json::from_slice(&bytes).map_err(|e| EntryError::Unreadable(e.to_string()))?;
+    entry.check(key)?;
+    Ok(Some(entry))
+}
+
+impl Store {
+    pub(crate) fn action_path(&self, key: &ActionKey) -> PathBuf {
+        let hex = key.0.to_hex();
+        self.root().join("actions").join(&hex[..2]).join(format!("{hex}.json"))
+    }
+
+    /// Looks up and checks a cache entry: `Ok(None)` on a miss (no entry, or one of its objects
+    /// is missing), `Err` for an entry that fails its checks (see [`EntryError::is_corruption`]).
+    /// Reads only: removing a bad entry is the caller's decision.
+    pub fn load_action(&self, key: &ActionKey) -> Result<Option<ActionEntry>, EntryError> {
+        let Some(entry) = read_entry(&self.action_path(key), key)? else { return Ok(None) };
+        Ok(entry.outputs.values().all(|o| self.has_object(&o.digest)).then_some(entry))
+    }
+
+    /// Looks up a cache entry; `None` on a miss, a missing object, or an entry that fails its checks.
+    pub fn get_action(&self, key: &ActionKey) -> Option<ActionEntry> {
+        self.load_action(key).ok().flatten()
+    }
+
+    /// Records a cache entry (sealed with its digest). Call only after every output object was stored.
+    pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec_pretty(&entry.sealed()).expect("entries serialize");
+        self.write_atomic(&self.action_path(&entry.key), &bytes)
+    }
+
+    /// Marks an entry as used now (its mtime drives `cache gc --max-age`).
+    pub fn touch_action(&self, key: &ActionKey) {
+        if let Ok(f) = File::options().write(true).open(self.action_path(key)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Removes an action entry.
+    pub fn remove_action(&self, key: &ActionKey) -> Result<(), StoreError> {
+        let p = self.action_path(key);
+        match fs::remove_file(&p) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(StoreError::Io { path: p, source: e }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An entry for one output `o` (declared at `o`) holding `file`'s bytes, for tests.
+#[cfg(test)]
+pub(crate) fn sample_entry(store: &Store, file: &Path) -> ActionEntry {
+    let (digest, size) = store.put_file(file).unwrap();
+    let inputs = KeyInputs {
+        kind: "command".into(),
+        code: Digest::of(b"x"),
+        params: Digest::of(b"{}"),
+        inputs: BTreeMap::new(),
+        outputs: BTreeMap::from([("o".into(), "o".into())]),
+        upstream: BTreeMap::new(),
+        partition: None,
+    };
+    ActionEntry {
+        version: ENTRY_VERSION,
+        key: inputs.key(),
+        task: "t".into(),
+        inputs,
+        outputs: BTreeMap::from([("o".into(), OutputRecord { path: "o".into(), digest, size, executable: false })]),
+        duration_ms: 5,
+        created_ms: 1,
+        digest: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+
+    fn setup() -> (tempfile::TempDir, Store, ActionEntry) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::NoFsync).unwrap();
+        let f = dir.path().join("out.txt");
+        fs::write(&f, "hello").unwrap();
+        let e = sample_entry(&store, &f);
+        store.put_action(&e).unwrap();
+        (dir, store, e)
+    }
+
+    fn edit(store: &Store, key: &ActionKey, f: impl FnOnce(&mut serde_json::Value)) {
+        let path = store.action_path(key);
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        f(&mut v);
+        fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_written_entry_is_sealed_and_reads_back() {
+        let (_d, store, e) = setup();
+        let read = store.load_action(&e.key).unwrap().unwrap();
+        assert_eq!(read, e.sealed());
+        assert_eq!(read.digest, Some(e.content_digest()));
+    }
+
+    #[test]
+    fn swapping_an_output_digest_for_another_valid_object_is_detected() {
+        let (d, store, e) = setup();
+        let other = d.path().join("other.txt");
+        fs::write(&other, "HELLO").unwrap();
+        let (digest, _) = store.put_file(&other).unwrap();
+        edit(&store, &e.key, |v| v["outputs"]["o"]["digest"] = digest.to_string().into());
+        assert!(matches!(store.load_action(&e.key), Err(EntryError::Digest { .. })));
+        assert!(store.get_action(&e.key).is_none());
+    }
+
+    #[test]
+    fn bit_rot_in_an_entry_is_detected() {
+        let (_d, store, e) = setup();
+        let path = store.action_path(&e.key);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.windows(8).position(|w| w == b"duration").unwrap() + 14;
+        bytes[at] ^= 0x01; // the 5 of `"duration_ms": 5` becomes 4
+        fs::write(&path, bytes).unwrap();
+        let err = store.load_action(&e.key).unwrap_err();
+        assert!(matches!(err, EntryError::Digest { .. }), "{err}");
+        assert!(err.is_corruption());
+    }
+
+    #[test]
+    fn an_entry_stored_under_another_key_is_rejected() {
+        let (_d, store, e) = setup();
+        let other = ActionKey(Digest::of(b"another key"));
+        fs::create_dir_all(store.action_path(&other).parent().unwrap()).unwrap();
+        fs::copy(store.action_path(&e.key), store.action_path(&other)).unwrap();
+        assert!(matches!(store.load_action(&other), Err(EntryError::Key { .. })));
+    }
+
+    #[test]
+    fn a_resealed_entry_must_still_match_its_key_and_declared_outputs() {
+        let (_d, store, e) = setup();
+        // Outputs that disagree with the declared ones, sealed properly.
+        for path in ["../../x", "/tmp/elsewhere/o", "p"] {
+            let mut bad = e.clone();
+            bad.outputs.get_mut("o").unwrap().path = path.into();
+            store.put_action(&bad).unwrap();
+            let err = store.load_action(&e.key).unwrap_err();
+            assert!(matches!(err, EntryError::Outputs(_)), "{path}: {err}");
+        }
+        let mut bad = e.clone();
+        bad.outputs.insert("extra".into(), bad.outputs["o"].clone());
+        store.put_action(&bad).unwrap();
+        assert!(matches!(store.load_action(&e.key), Err(EntryError::Outputs(_))));
+        // Inputs that hash to another key.
+        let mut bad = e.clone();
+        bad.inputs.kind = "wasm".into();
+        store.put_action(&bad).unwrap();
+        assert!(matches!(store.load_action(&e.key), Err(EntryError::Inputs { .. })));
+    }
+
+    #[test]
+    fn an_entry_of_the_previous_format_is_a_silent_miss() {
+        let (_d, store, e) = setup();
+        edit(&store, &e.key, |v| {
+            v["version"] = 1.into();
+            v.as_object_mut().unwrap().remove("digest");
+        });
+        let err = store.load_action(&e.key).unwrap_err();
+        assert_eq!(err, EntryError::Version { found: 1 });
+        assert!(!err.is_corruption());
+    }
+
+    #[test]
+    fn recorded_paths_follow_how_declared_paths_are_recorded() {
+        assert!(same_output_path("out/x", "out/x"));
+        assert!(same_output_path("out/x", "./out/x"));
+        assert!(same_output_path("out/x", "/w/out/x"));
+        assert!(same_output_path("/w/../s/x", "../s/x"));
+        assert!(same_output_path("/elsewhere/x", "/elsewhere/x"));
+        assert!(!same_output_path("../out/x", "/w/out/x"));
+        assert!(!same_output_path("/etc/out/x", "out/x"));
+        assert!(!same_output_path("../../x", "x"));
+        assert!(!same_output_path("", "/w"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Regression tests for the cache items of issue #9 (entries decide nothing, entries are
+//! self-verifying, gc and verify respect a running run, gc prunes history): each one failed on
+//! the code before its fix.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use dagrun_cache::ActionEntry;
+use serde_json::Value;
+
+#[allow(dead_code)] // shared helpers, not all used here
+mod common;
+
+use common::{Sandbox, stderr, stdout};
+
+/// `a` writes `hello`, `b` writes `world`: two valid objects to swap between entries.
+const TWO: &str = r#"Workflow(name: "w", tasks: [
+    Task(name: "a", kind: Command(run: "echo hello > $DAGRUN_OUT_O"), outputs: {"o": "out/a.txt"}),
+    Task(name: "b", kind: Command(run: "echo world > $DAGRUN_OUT_O"), outputs: {"o": "out/b.txt"}),
+])"#;
+
+/// The entry file of task `task` (the only entry naming it).
+fn entry_file(s: &Sandbox, task: &str) -> PathBuf {
+    let mut found = Vec::new();
+    for shard in std::fs::read_dir(s.path(".dagrun/actions")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            if v["task"] == task {
+                found.push(p);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+/// Edits `task`'s entry as JSON; `reseal` recomputes its digest (a tamperer who knows the format).
+fn edit_entry(s: &Sandbox, task: &str, reseal: bool, f: impl FnOnce(&mut Value)) {
+    let path = entry_file(s, task);
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut v);
+    let bytes = if reseal {
+        let e: ActionEntry = serde_json::from_value(v).unwrap();
+        serde_json::to_vec_pretty(&e.sealed()).unwrap()
+    } else {
+        serde_json::to_vec_pretty(&v).unwrap()
+    };
+    std::fs::write(&path, bytes).unwrap();
+}
+
+fn corrupt_events(events: &[Value]) -> Vec<String> {
+    events.iter().filter(|e| e["event"] == "cache_corrupt").map(|e| e["error"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_cache_entry_never_decides_where_restored_bytes_go() {
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim.txt");
+    let abs = victim.to_str().unwrap();
+    // `../<outside>/escaped.txt` from the sandbox: both are temp dirs in the same directory.
+    let up = format!("../{}/escaped.txt", outside.path().file_name().unwrap().to_str().unwrap());
+    for (path, reseal) in [(abs, false), (abs, true), (up.as_str(), false), (up.as_str(), true)] {
+        let s = Sandbox::new(TWO);
+        assert_eq!(s.run_json(&[]).2, 0);
+        edit_entry(&s, "a", reseal, |v| v["outputs"]["o"]["path"] = path.into());
+        std::fs::remove_file(s.path("out/a.txt")).unwrap();
+        let case = format!("path {path}, resealed {reseal}");
+        let plan = stdout(&s.dagrun(&["plan", "wf.ron"]));
+        assert!(plan.contains("cache entry corrupt: "), "{case}: {plan}");
+        let (st, events, code) = s.run_json(&[]);
+        assert_eq!((code, st["a"].as_str()), (0, "succeeded"), "{case}: {st:?}");
+        assert_eq!(st["b"], "cached", "{case}");
+        let corrupt = corrupt_events(&events);
+        assert_eq!(corrupt.len(), 1, "{case}: {events:?}");
+        assert!(corrupt[0].starts_with("cache entry "), "{case}: {corrupt:?}");
+        assert!(corrupt[0].ends_with("it was removed and `a` runs again"), "{case}: {corrupt:?}");
+        assert!(!victim.exists(), "{case}");
+        assert!(!outside.path().join("escaped.txt").exists(), "{case}");
+        assert_eq!(s.read("out/a.txt"), "hello\n", "{case}");
+
+        // `cache verify` finds such an entry too.
+        edit_entry(&s, "a", reseal, |v| v["outputs"]["o"]["path"] = path.into());
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(5), "{case}: {}", stdout(&verify));
+        assert!(stdout(&verify).contains("corrupt cache entry "), "{case}: {}", stdout(&verify));
+        assert_eq!(s.dagrun(&["cache", "verify", "wf.ron"]).status.code(), Some(0), "{case}");
+    }
+}
+
+#[test]
+fn a_swapped_output_digest_or_bit_rot_in_an_entry_is_detected() {
+    let s = Sandbox::new(TWO);
+    assert_eq!(s.run_json(&[]).2, 0);
+    let damage = |s: &Sandbox, case: &str| {
+        if case == "swap" {
+            let world = blake3::hash(b"world\n").to_hex().to_string();
+            edit_entry(s, "a", false, |v| v["outputs"]["o"]["digest"] = world.into());
+        } else {
+            let p = entry_file(s, "a");
+            let text = std::fs::read_to_string(&p).unwrap().replace("\"task\": \"a\"", "\"task\": \"c\"");
+            std::fs::write(&p, text).unwrap();
+        }
+    };
+    for case in ["swap", "bit rot"] {
+        damage(&s, case);
+        std::fs::remove_file(s.path("out/a.txt")).unwrap();
+        let (st, events, code) = s.run_json(&[]);
+        assert_eq!((code, st["a"].as_str()), (0, "succeeded"), "{case}: {st:?}");
+        assert_eq!(corrupt_events(&events).len(), 1, "{case}: {events:?}");
+        assert_eq!(s.read("out/a.txt"), "hello\n", "{case}: restored the wrong bytes");
+        damage(&s, case);
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(5), "{case}: {}", stdout(&verify));
+        assert!(stdout(&verify).contains("not to its recorded digest"), "{case}: {}", stdout(&verify));
+        assert_eq!(s.run_json(&[]).0["a"], "succeeded", "{case}");
+    }
+}
+
+#[test]
+fn a_recorded_size_that_disagrees_with_the_object_is_a_corrupt_entry() {
+    let s = Sandbox::new(TWO);
+    assert_eq!(s.run_json(&[]).2, 0);
+    edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
+    std::fs::remove_file(s.path("out/a.txt")).unwrap();
+    let (st, events, _) = s.run_json(&[]);
+    assert_eq!(st["a"], "succeeded");
+    let corrupt = corrupt_events(&events);
+    assert!(corrupt[0].contains("output `o` is recorded as 1000 bytes but its object has 6"), "{corrupt:?}");
+    edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
+    let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+    assert_eq!(verify.status.code(), Some(5), "{}", stdout(&verify));
+}
+
+#[test]
+fn gc_and_verify_refuse_while_a_run_holds_the_state_directory() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [Task(name: "long", kind: Command(run: "touch started; sleep 30"))])"#,
+    );
+    let mut run = s.cmd(&["run", "wf.ron"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    for _ in 0..400 {
+        if s.path("started").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
+    let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let state = s.path(".dagrun").canonicalize().unwrap();
+    let busy = format!(
+        "error: another dagrun run is using the state directory {} (pid {}): wait for it to finish, or give this run its own --state-dir\n",
+        state.display(),
+        run.id()
+    );
+    for out in [&gc, &verify] {
+        assert_eq!(out.status.code(), Some(75), "{}", stdout(out));
+        assert_eq!(stderr(out), busy);
+    }
+    assert_eq!(s.dagrun(&["cache", "gc", "wf.ron"]).status.code(), Some(0), "the lock died with the run");
+}
+
+#[test]
+fn gc_prunes_old_run_records_and_their_logs() {
+    let s = Sandbox::new(r#"Workflow(name: "w", tasks: [Task(name: "t", kind: Command(run: "echo $RANDOM"))])"#);
+    for _ in 0..4 {
+        assert_eq!(s.run_json(&["--force"]).2, 0);
+    }
+    let count = |d: &str| std::fs::read_dir(s.path(d)).unwrap().count();
+    assert_eq!((count(".dagrun/runs"), count(".dagrun/logs")), (4, 4));
+    let gc = s.dagrun(&["cache", "gc", "wf.ron", "--keep-runs", "1"]);
+    assert_eq!(gc.status.code(), Some(0), "{}", stderr(&gc));
+    assert!(stdout(&gc).ends_with(", 3 run records, 3 log directories\n"), "{}", stdout(&gc));
+    assert_eq!((count(".dagrun/runs"), count(".dagrun/logs")), (1, 1));
+    let last = s.dagrun(&["show", "last", "wf.ron"]);
+    assert_eq!(last.status.code(), Some(0), "the newest run is kept: {}", stderr(&last));
+}

@@ -1,0 +1,116 @@
+//! Crash consistency at random moments: `kill -9` a run at a moment drawn from a seeded PRNG,
+//! then `cache verify` must find nothing wrong and a re-run must produce a clean run's outputs.
+//!
+//! The seed is printed (see the test's output) and can be replayed with `DAGRUN_CRASH_SEED=N`;
+//! `DAGRUN_CRASH_KILLS=N` changes the number of kills (default 30).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[allow(dead_code)] // shared helpers, not all used here
+mod common;
+
+use common::{Sandbox, stdout};
+
+/// Two chains of six ~40 ms tasks joined by a last one, so kills land while tasks run, while
+/// outputs are stored and while entries are written, with two tasks at a time.
+fn workflow() -> Sandbox {
+    let mut tasks = String::new();
+    for chain in ["a", "b"] {
+        for i in 0..6 {
+            let input =
+                if i == 0 { "File(\"seed.txt\")".to_owned() } else { format!("Output(\"{chain}{}\", \"o\")", i - 1) };
+            tasks.push_str(&format!(
+                "Task(name: \"{chain}{i}\", kind: Command(run: \"sleep 0.04; cat $DAGRUN_IN_I > $DAGRUN_OUT_O; echo {chain}{i} >> $DAGRUN_OUT_O\"), \
+                 inputs: {{\"i\": {input}}}, outputs: {{\"o\": \"out/{chain}{i}.txt\"}}),\n"
+            ));
+        }
+    }
+    tasks.push_str(
+        "Task(name: \"join\", kind: Command(run: \"cat $DAGRUN_IN_A $DAGRUN_IN_B > $DAGRUN_OUT_O\"), \
+         inputs: {\"a\": Output(\"a5\", \"o\"), \"b\": Output(\"b5\", \"o\")}, outputs: {\"o\": \"out/join.txt\"}),\n",
+    );
+    let s = Sandbox::new(&format!("Workflow(name: \"crash\", tasks: [\n{tasks}])"));
+    s.write("seed.txt", "seed\n");
+    s
+}
+
+fn outputs(s: &Sandbox) -> Vec<String> {
+    let names = ["a", "b"].iter().flat_map(|c| (0..6).map(move |i| format!("{c}{i}")));
+    names.chain(["join".to_owned()]).map(|n| s.read(&format!("out/{n}.txt"))).collect()
+}
+
+/// xorshift64*: enough randomness for kill moments, reproducible from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
+}
+
+#[test]
+fn kill_minus_nine_at_random_moments_never_corrupts_the_cache() {
+    let started = Instant::now();
+    let seed = env_u64("DAGRUN_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    let kills = env_u64("DAGRUN_CRASH_KILLS").unwrap_or(30);
+    println!("crash test seed: {seed} (replay with DAGRUN_CRASH_SEED={seed})");
+    let mut rng = Rng(seed | 1);
+
+    let clean = workflow();
+    let t = Instant::now();
+    assert_eq!(clean.run_json(&[]).2, 0);
+    let clean_ms = t.elapsed().as_millis() as u64;
+    let expected = outputs(&clean);
+
+    let (mut mid_run, mut before_any, mut after_all) = (0, 0, 0);
+    for n in 0..kills {
+        let s = workflow();
+        // Mostly within the run, sometimes right at its start or after its end.
+        let delay_ms = rng.below(clean_ms + clean_ms / 5);
+        let ctx = format!("kill {n} at {delay_ms} ms of a {clean_ms} ms run (DAGRUN_CRASH_SEED={seed})");
+        let mut child =
+            s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(0), "{ctx}: {}", stdout(&verify));
+        let (st, _, code) = s.run_json(&[]);
+        assert_eq!(code, 0, "{ctx}: {st:?}");
+        assert_eq!(st.len(), 13, "{ctx}: {st:?}");
+        assert_eq!(outputs(&s), expected, "{ctx}");
+        let cached = st.values().filter(|v| *v == "cached").count();
+        let ran = st.values().filter(|v| *v == "succeeded").count();
+        assert_eq!(cached + ran, 13, "{ctx}: {st:?}");
+        match (cached, ran) {
+            (0, _) => before_any += 1,
+            (_, 0) => after_all += 1,
+            _ => mid_run += 1,
+        }
+        let (again, _, _) = s.run_json(&[]);
+        assert!(again.values().all(|v| v == "cached"), "{ctx}: {again:?}");
+    }
+    println!(
+        "{kills} kills: {mid_run} mid-run, {before_any} before any task finished, {after_all} after the last; {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        mid_run * 3 >= kills as usize,
+        "only {mid_run} of {kills} kills landed mid-run (DAGRUN_CRASH_SEED={seed}): the run is too fast for the kill moments"
+    );
+}
