@@ -1,9 +1,9 @@
 //! Action entries (`actions/<xx>/<key>.json`): what a task with a given key produced, sealed
-//! with a digest over their own canonical content and checked against their key on every read.
+//! with a digest over their own content and checked against their key on every read.
 //!
 //! An entry is accepted only when all of these hold (see `docs/cli.md`, "Cache entries"):
-//! its `version` is [`ENTRY_VERSION`]; its `digest` is the blake3 digest of the entry's
-//! canonical JSON without `digest`; its `key` is the key in its file name; its `inputs` hash to
+//! its `version` is [`ENTRY_VERSION`]; its `digest` is the blake3 digest of the entry's compact
+//! JSON without `digest` (fields in order, map keys sorted); its `key` is the key in its file name; its `inputs` hash to
 //! that key; and its outputs are exactly the outputs named in `inputs.outputs`, at those paths.
 
 use std::collections::BTreeMap;
@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest};
-use crate::key::{KeyInputs, canonical_json};
+use crate::key::KeyInputs;
 use crate::store::{Store, StoreError};
 
 /// Version of the action entry format. Version 1 entries (no `digest`) are read as misses.
@@ -67,10 +67,22 @@ pub struct ActionEntry {
     pub duration_ms: u64,
     /// When it was produced (Unix ms).
     pub created_ms: u64,
-    /// Digest of the entry's canonical content without this field ([`ActionEntry::content_digest`]).
+    /// Digest of the entry's content without this field ([`ActionEntry::content_digest`]).
     /// Set by [`Store::put_action`]; an entry read without it is not trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<EntryDigest>,
+}
+
+/// What [`ActionEntry::content_digest`] covers: the entry without `digest`, field for field.
+#[derive(Serialize)]
+struct Unsealed<'a> {
+    version: u32,
+    key: &'a ActionKey,
+    task: &'a str,
+    inputs: &'a KeyInputs,
+    outputs: &'a Manifest,
+    duration_ms: u64,
+    created_ms: u64,
 }
 
 /// Why an entry file is not a usable cache entry.
@@ -134,12 +146,22 @@ impl EntryError {
 }
 
 impl ActionEntry {
-    /// blake3 of the canonical JSON of the entry without `digest` (object keys sorted, no
-    /// whitespace: [`canonical_json`]).
+    /// blake3 of the entry without `digest`, as compact JSON: fields in the order of the struct,
+    /// map keys sorted (they are `BTreeMap`s), no whitespace. Streamed into the hasher from a
+    /// borrowed view: no copy of the entry and no JSON tree, since every cache hit checks it.
     pub fn content_digest(&self) -> EntryDigest {
-        let unsealed = ActionEntry { digest: None, ..self.clone() };
-        let value = serde_json::to_value(&unsealed).expect("entries serialize");
-        EntryDigest(Digest::of(canonical_json(&value).as_bytes()))
+        let view = Unsealed {
+            version: self.version,
+            key: &self.key,
+            task: &self.task,
+            inputs: &self.inputs,
+            outputs: &self.outputs,
+            duration_ms: self.duration_ms,
+            created_ms: self.created_ms,
+        };
+        let mut hasher = blake3::Hasher::new();
+        serde_json::to_writer(&mut hasher, &view).expect("entries serialize");
+        EntryDigest(Digest(*hasher.finalize().as_bytes()))
     }
 
     /// The entry with its digest set.
@@ -149,14 +171,24 @@ impl ActionEntry {
 
     /// Checks everything an entry can say about itself against the key it is stored under.
     pub fn check(&self, file_key: &ActionKey) -> Result<(), EntryError> {
+        self.check_digest(self.content_digest())?;
+        self.check_fields(file_key)
+    }
+
+    /// The version, and the recorded digest against `actual`.
+    fn check_digest(&self, actual: EntryDigest) -> Result<(), EntryError> {
         if self.version != ENTRY_VERSION {
             return Err(EntryError::Version { found: self.version });
         }
         let recorded = self.digest.ok_or(EntryError::Unsealed)?;
-        let actual = self.content_digest();
         if actual != recorded {
             return Err(EntryError::Digest { recorded, actual });
         }
+        Ok(())
+    }
+
+    /// The key, the inputs that hash to it, and the outputs they declare.
+    fn check_fields(&self, file_key: &ActionKey) -> Result<(), EntryError> {
         if self.key != *file_key {
             return Err(EntryError::Key { file: *file_key, recorded: self.key });
         }
@@ -166,6 +198,23 @@ impl ActionEntry {
         }
         check_outputs(&self.outputs, &self.inputs.outputs)
     }
+}
+
+/// The digest of an entry file as `put_action` writes it: blake3 of the compact JSON before its
+/// last field, `"digest"`, closed with `}` — that is, of the entry without `digest`. Checking it
+/// costs one pass over the bytes instead of a serialization per cache hit. `None` when the file
+/// does not have that shape (e.g. it was written pretty-printed): then the entry is serialized
+/// again to check it.
+fn written_digest(bytes: &[u8]) -> Option<EntryDigest> {
+    const MARKER: &[u8] = b",\"digest\":\"";
+    let text = bytes.trim_ascii_end();
+    let at = text.windows(MARKER.len()).rposition(|w| w == MARKER)?;
+    let tail = &text[at + MARKER.len()..];
+    (tail.len() == 64 + 2 && tail.ends_with(b"\"}")).then_some(())?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&text[..at]);
+    hasher.update(b"}");
+    Some(EntryDigest(Digest(*hasher.finalize().as_bytes())))
 }
 
 /// The outputs must be exactly the declared ones, each at its declared path (how
@@ -222,7 +271,12 @@ pub(crate) fn read_entry(path: &Path, key: &ActionKey) -> Result<Option<ActionEn
         Ok(b) => b,
     };
     let entry: ActionEntry = serde_json::from_slice(&bytes).map_err(|e| EntryError::Unreadable(e.to_string()))?;
-    entry.check(key)?;
+    match written_digest(&bytes) {
+        // The bytes carry the digest they were sealed with: no need to serialize them again.
+        Some(actual) if entry.digest == Some(actual) => entry.check_digest(actual)?,
+        _ => entry.check_digest(entry.content_digest())?,
+    }
+    entry.check_fields(key)?;
     Ok(Some(entry))
 }
 
@@ -247,7 +301,9 @@ impl Store {
 
     /// Records a cache entry (sealed with its digest). Call only after every output object was stored.
     pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec_pretty(&entry.sealed()).expect("entries serialize");
+        // Compact, `digest` last: `written_digest` checks a read with one pass over the bytes.
+        let mut bytes = serde_json::to_vec(&entry.sealed()).expect("entries serialize");
+        bytes.push(b'\n');
         self.write_atomic(&self.action_path(&entry.key), &bytes)
     }
 
@@ -290,6 +346,42 @@ pub(crate) fn sample_entry(store: &Store, file: &Path) -> ActionEntry {
         duration_ms: 5,
         created_ms: 1,
         digest: None,
+    }
+}
+
+#[cfg(test)]
+mod written_tests {
+    use super::*;
+
+    /// The one-pass digest of a written entry is the digest of its content, and any change to
+    /// the bytes breaks it.
+    #[test]
+    fn the_written_digest_is_the_content_digest() {
+        let e = ActionEntry {
+            version: ENTRY_VERSION,
+            key: ActionKey(Digest::of(b"k")),
+            task: "t".into(),
+            inputs: KeyInputs {
+                kind: "command".into(),
+                code: Digest::of(b"c"),
+                params: Digest::of(b"p"),
+                inputs: BTreeMap::new(),
+                outputs: BTreeMap::new(),
+                upstream: BTreeMap::new(),
+                partition: None,
+            },
+            outputs: BTreeMap::new(),
+            duration_ms: 5,
+            created_ms: 7,
+            digest: None,
+        }
+        .sealed();
+        let mut bytes = serde_json::to_vec(&e).unwrap();
+        bytes.push(b'\n');
+        assert_eq!(written_digest(&bytes), e.digest);
+        let tampered = String::from_utf8(bytes.clone()).unwrap().replace("\"duration_ms\":5", "\"duration_ms\":6");
+        assert_ne!(written_digest(tampered.as_bytes()), e.digest);
+        assert_eq!(written_digest(&serde_json::to_vec_pretty(&e).unwrap()), None, "pretty files take the slow path");
     }
 }
 
@@ -339,8 +431,8 @@ mod tests {
         let (_d, store, e) = setup();
         let path = store.action_path(&e.key);
         let mut bytes = fs::read(&path).unwrap();
-        let at = bytes.windows(8).position(|w| w == b"duration").unwrap() + 14;
-        bytes[at] ^= 0x01; // the 5 of `"duration_ms": 5` becomes 4
+        let at = bytes.windows(14).position(|w| w == b"\"duration_ms\":").unwrap() + 14;
+        bytes[at] ^= 0x01; // the 5 of `"duration_ms":5` becomes 4
         fs::write(&path, bytes).unwrap();
         let err = store.load_action(&e.key).unwrap_err();
         assert!(matches!(err, EntryError::Digest { .. }), "{err}");

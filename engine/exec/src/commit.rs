@@ -29,19 +29,21 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
     check_outputs(&entry.outputs, &declared).map_err(bad)?;
     for (name, rec) in &entry.outputs {
         let path = run.workflow.dir.join(&declared[name]);
-        let dest = run
-            .roots
-            .resolve(name, &path)
-            .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.message) })?;
-        let current = dest.is_file().then(|| run.stat.digest(&dest, run.verify).ok()).flatten();
+        // Reading through a link is harmless; only a write needs the path resolved and checked
+        // (and resolving costs a system call per component on every cache hit).
+        let current = path.is_file().then(|| run.stat.digest(&path, run.verify).ok()).flatten();
         if current.map(|(d, _)| d) != Some(rec.digest) {
+            let dest = run
+                .roots
+                .resolve(name, &path)
+                .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.message) })?;
             run.store.restore(rec, &dest).map_err(|e| match e {
                 StoreError::Size { recorded, actual } => {
                     bad(EntryError::Size { output: name.clone(), recorded, actual })
                 }
                 e => e,
             })?;
-            run.stat.record(&dest, rec.digest);
+            run.stat.record(&path, rec.digest);
         }
     }
     Ok(())
@@ -82,7 +84,8 @@ pub(crate) fn store_outputs(
         }
         let (digest, size) =
             run.store.put_file(path).map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
-        run.stat.record(path, digest);
+        // Under the declared path: the one a later cache hit checks.
+        run.stat.record(&run.workflow.dir.join(&rel), digest);
         manifest.insert(name.clone(), OutputRecord { path: rel, digest, size, executable: is_executable(&meta) });
     }
     let entry = ActionEntry {
