@@ -99,7 +99,10 @@ fn a_swapped_output_digest_or_bit_rot_in_an_entry_is_detected() {
             edit_entry(s, "a", false, |v| v["outputs"]["o"]["digest"] = world.into());
         } else {
             let p = entry_file(s, "a");
-            let text = std::fs::read_to_string(&p).unwrap().replace("\"task\": \"a\"", "\"task\": \"c\"");
+            // Entries are written compact: `"task":"a"`.
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert!(text.contains("\"task\":\"a\""), "{text}");
+            let text = text.replace("\"task\":\"a\"", "\"task\":\"c\"");
             std::fs::write(&p, text).unwrap();
         }
     };
