@@ -2,7 +2,7 @@
 //! retries, then caching. Knows nothing of kinds: [`crate::kinds`] runs the attempts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use dagrun_workflow::TaskKind;
 use crate::cancel::cancelled;
 use crate::commit::{record_hit, restore_outputs, store_outputs};
 use crate::events::{Event, TaskStatus};
-use crate::kinds::{Attempt, Job, prepare};
+use crate::kinds::{Attempt, Job, Kind, prepare};
 use crate::outcome::{AttemptError, Failure, TaskError, bounded};
 use crate::shared::RunShared;
 
@@ -113,20 +113,30 @@ pub(crate) async fn run_job(
     i: usize,
     ups: HashMap<usize, Arc<Manifest>>,
     forced: bool,
-    mut cancel: watch::Receiver<bool>,
+    cancel: watch::Receiver<bool>,
 ) -> JobResult {
     let started = Instant::now();
-    let elapsed = |s: Instant| s.elapsed().as_millis() as u64;
+    let result = job(&run, i, ups, forced, cancel).await;
+    JobResult { duration_ms: started.elapsed().as_millis() as u64, ..result }
+}
+
+/// [`run_job`] without the wall time.
+async fn job(
+    run: &Arc<RunShared>,
+    i: usize,
+    ups: HashMap<usize, Arc<Manifest>>,
+    forced: bool,
+    cancel: watch::Receiver<bool>,
+) -> JobResult {
     // Real paths (links resolved) before anything is deleted, restored or written.
-    let outputs = match declared_outputs(&run, i) {
+    let outputs = match declared_outputs(run, i) {
         Ok(o) => o,
-        Err(e) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, None, e) },
+        Err(e) => return JobResult::failed(i, None, e),
     };
     let r = run.clone();
-    let looked = tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await;
-    let p = match looked {
+    let p = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, None, e) },
+        Ok(Err(e)) => return JobResult::failed(i, None, e),
         Err(e) => {
             let e = TaskError::new(Failure::Cache, format!("internal error while looking up the cache: {e}"));
             return JobResult::failed(i, None, e);
@@ -136,73 +146,19 @@ pub(crate) async fn run_job(
     if let Some(entry) = &p.hit {
         return JobResult {
             manifest: Some(Arc::new(entry.outputs.clone())),
-            duration_ms: elapsed(started),
             saved_ms: entry.duration_ms,
             ..JobResult::new(i, TaskStatus::Cached, key)
         };
     }
-    let node = &run.instances.nodes[i];
-    let log = run.logs.join(format!("{}.log", node.name));
-    let job = Job { run: &run, index: i, probe: &p, outputs: &outputs, log: &log };
-    let kind = match prepare(&job) {
+    let log = run.logs.join(format!("{}.log", run.instances.nodes[i].name));
+    let kind = match prepare(&Job { run, index: i, probe: &p, outputs: &outputs, log: &log }) {
         Ok(k) => k,
-        Err(e) => return JobResult { duration_ms: elapsed(started), ..JobResult::failed(i, key, e) },
+        Err(e) => return JobResult::failed(i, key, e),
     };
-    let task = &run.workflow.tasks[node.task];
-    let mut number = 0;
-    let (summary, attempt_started) = loop {
-        number += 1;
-        for path in outputs.values() {
-            let _ = std::fs::remove_file(path);
-            if let Some(parent) = path.parent() {
-                let _ = dagrun_cache::ensure_dir(parent);
-            }
-        }
-        run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
-        let attempt_started = Instant::now();
-        let attempt = Attempt { run: &run, index: i, number, log: &log, cancel: &mut cancel };
-        let end = |mut r: JobResult| {
-            r.attempts = number;
-            r.duration_ms = elapsed(started);
-            r.log = Some(log.clone());
-            r
-        };
-        let error = match kind.attempt(attempt).await {
-            Ok(s) => break (s, attempt_started),
-            Err(AttemptError::Cancelled) => {
-                return end(JobResult { log: None, ..JobResult::skipped(i, "interrupted".into()) });
-            }
-            // A refusal is a decision, not a flaky failure: never retried.
-            Err(AttemptError::Refused(reason)) => {
-                return end(JobResult { error: Some(reason), ..JobResult::new(i, TaskStatus::Refused, key) });
-            }
-            Err(AttemptError::Failed(e)) if e.permanent => return end(JobResult::failed(i, key, e)),
-            Err(AttemptError::Failed(e)) => e,
-        };
-        if number > task.retries {
-            let e = if task.retries > 0 {
-                TaskError { message: format!("{} (after {number} attempts)", error.message), ..error }
-            } else {
-                error
-            };
-            return end(JobResult::failed(i, key, e));
-        }
-        let delay = backoff(task.backoff, number);
-        run.reporter.report(&Event::TaskRetrying {
-            task: node.name.clone(),
-            attempt: number,
-            error: error.message,
-            delay_ms: delay.as_millis() as u64,
-        });
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = cancelled(&mut cancel) => {
-                return end(JobResult { log: None, ..JobResult::skipped(i, "interrupted".into()) });
-            }
-        }
+    let (summary, duration_ms, attempts) = match attempts(run, i, kind.as_ref(), &outputs, &log, &key, cancel).await {
+        Ok(done) => done,
+        Err(r) => return r,
     };
-    // The time a later cache hit saves: the successful attempt only, not retries or backoff.
-    let duration_ms = elapsed(attempt_started);
     let r = run.clone();
     let outs = outputs.clone();
     let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
@@ -214,7 +170,70 @@ pub(crate) async fn run_job(
         }
         Err(e) => JobResult::failed(i, key, e),
     };
-    JobResult { attempts: number, duration_ms: elapsed(started), log: Some(log), ..done }
+    JobResult { attempts, log: Some(log), ..done }
+}
+
+/// Attempts with retries and backoff until one succeeds: its summary, how long that attempt
+/// took (the time a later cache hit saves: not retries or backoff) and how many were made.
+/// Otherwise the job's final result: failed, refused, or skipped when interrupted.
+async fn attempts(
+    run: &Arc<RunShared>,
+    i: usize,
+    kind: &dyn Kind,
+    outputs: &BTreeMap<String, PathBuf>,
+    log: &Path,
+    key: &Option<String>,
+    mut cancel: watch::Receiver<bool>,
+) -> Result<(Option<serde_json::Value>, u64, u32), JobResult> {
+    let node = &run.instances.nodes[i];
+    let task = &run.workflow.tasks[node.task];
+    let mut number = 0;
+    loop {
+        number += 1;
+        for path in outputs.values() {
+            let _ = std::fs::remove_file(path);
+            if let Some(parent) = path.parent() {
+                let _ = dagrun_cache::ensure_dir(parent);
+            }
+        }
+        run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
+        let attempt_started = Instant::now();
+        let attempt = Attempt { run, index: i, number, log, cancel: &mut cancel };
+        let end = |r: JobResult| JobResult { attempts: number, log: Some(log.to_owned()), ..r };
+        let interrupted = || end(JobResult::skipped(i, "interrupted".into()));
+        let error = match kind.attempt(attempt).await {
+            Ok(summary) => return Ok((summary, attempt_started.elapsed().as_millis() as u64, number)),
+            Err(AttemptError::Cancelled) => return Err(interrupted()),
+            // A refusal is a decision, not a flaky failure: never retried.
+            Err(AttemptError::Refused(reason)) => {
+                return Err(end(JobResult {
+                    error: Some(reason),
+                    ..JobResult::new(i, TaskStatus::Refused, key.clone())
+                }));
+            }
+            Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, key.clone(), e))),
+            Err(AttemptError::Failed(e)) => e,
+        };
+        if number > task.retries {
+            let e = if task.retries > 0 {
+                TaskError { message: format!("{} (after {number} attempts)", error.message), ..error }
+            } else {
+                error
+            };
+            return Err(end(JobResult::failed(i, key.clone(), e)));
+        }
+        let delay = backoff(task.backoff, number);
+        run.reporter.report(&Event::TaskRetrying {
+            task: node.name.clone(),
+            attempt: number,
+            error: error.message,
+            delay_ms: delay.as_millis() as u64,
+        });
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = cancelled(&mut cancel) => return Err(interrupted()),
+        }
+    }
 }
 
 /// The instance's declared outputs: name → real path. Refused when a symbolic link leads one

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use dagrun_cache::{Manifest, StoreError, now_ms};
+use dagrun_plan::Instances;
 
 use crate::cancel::Cancel;
 use crate::events::{Event, RunStatus, TaskStatus, peak_rss_kb};
@@ -32,21 +33,9 @@ pub(crate) async fn schedule(
 ) -> Result<RunRecord, StoreError> {
     let started = Instant::now();
     let graph = run.instances.clone();
-    let n = graph.len();
     let mut book = Book::new(&run, record);
-    let mut waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
-    let mut manifests: Vec<Option<Arc<Manifest>>> = vec![None; n];
-    // Ready instances, oldest partition first (newest first with `reverse`), then graph order.
-    let mut position = vec![0; n];
-    for (k, &i) in graph.topo_order().iter().enumerate() {
-        position[i] = k;
-    }
-    let priority = |i: usize| {
-        let rank = if reverse { graph.rank[i].saturating_neg() } else { graph.rank[i] };
-        Reverse((rank, position[i]))
-    };
-    let mut ready: BinaryHeap<(Reverse<(i64, usize)>, usize)> =
-        (0..n).filter(|&i| waiting[i] == 0).map(|i| (priority(i), i)).collect();
+    let mut queue = Queue::new(&graph, reverse);
+    let mut manifests: Vec<Option<Arc<Manifest>>> = vec![None; graph.len()];
     let mut running: JoinSet<JobResult> = JoinSet::new();
     let mut cancel_rx = cancel.receiver();
     let mut abandon_rx = cancel.abandon_receiver();
@@ -56,7 +45,7 @@ pub(crate) async fn schedule(
     loop {
         interrupted |= cancel.is_cancelled();
         while !interrupted && running.len() < jobs.max(1) {
-            let Some((_, i)) = ready.pop() else { break };
+            let Some(i) = queue.pop() else { break };
             let ups: HashMap<usize, Arc<Manifest>> =
                 graph.upstream(i).map(|u| (u, manifests[u].clone().expect("upstream finished"))).collect();
             running.spawn(run_job(run.clone(), i, ups, forced[graph.nodes[i].task], cancel.receiver()));
@@ -81,23 +70,9 @@ pub(crate) async fn schedule(
                     last_save = Instant::now();
                 }
                 if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
-                    for d in graph.downstream(i) {
-                        waiting[d] -= 1;
-                        if waiting[d] == 0 && !book.is_done(d) {
-                            ready.push((priority(d), d));
-                        }
-                    }
+                    queue.release(&graph, i, &book);
                 } else {
-                    let why = match status {
-                        TaskStatus::Failed => format!("upstream `{}` failed", graph.nodes[i].name),
-                        TaskStatus::Refused => format!("upstream `{}` was refused by its gate", graph.nodes[i].name),
-                        _ => format!("upstream `{}` did not run", graph.nodes[i].name),
-                    };
-                    for d in graph.with_descendants(i) {
-                        if d != i && !book.is_done(d) {
-                            book.finish(JobResult::skipped(d, why.clone()));
-                        }
-                    }
+                    book.skip_downstream(&graph, i, status);
                 }
             }
             Ok(()) = cancel_rx.changed(), if !interrupted => {
@@ -106,35 +81,52 @@ pub(crate) async fn schedule(
             Ok(()) = abandon_rx.changed() => {}
         }
     }
+    book.close(interrupted || cancel.is_cancelled(), started)
+}
 
-    interrupted |= cancel.is_cancelled();
-    for &i in graph.topo_order() {
-        if !book.is_done(i) {
-            let why = if interrupted { "interrupted" } else { "not reached" };
-            book.finish(JobResult::skipped(i, why.to_owned()));
+/// Instances waiting for their upstream, and the ready ones in the order they start: oldest
+/// partition first (newest first with `reverse`), then graph order.
+struct Queue {
+    waiting: Vec<usize>,
+    ready: BinaryHeap<(Reverse<(i64, usize)>, usize)>,
+    position: Vec<usize>,
+    reverse: bool,
+}
+
+impl Queue {
+    fn new(graph: &Instances, reverse: bool) -> Queue {
+        let n = graph.len();
+        let mut position = vec![0; n];
+        for (k, &i) in graph.topo_order().iter().enumerate() {
+            position[i] = k;
+        }
+        let waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
+        let roots: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        let mut q = Queue { waiting, ready: BinaryHeap::new(), position, reverse };
+        for i in roots {
+            q.push(graph, i);
+        }
+        q
+    }
+
+    fn push(&mut self, graph: &Instances, i: usize) {
+        let rank = if self.reverse { graph.rank[i].saturating_neg() } else { graph.rank[i] };
+        self.ready.push((Reverse((rank, self.position[i])), i));
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        self.ready.pop().map(|(_, i)| i)
+    }
+
+    /// `i` succeeded (or was cached): its downstream instances whose upstream all did are ready.
+    fn release(&mut self, graph: &Instances, i: usize, book: &Book<'_>) {
+        for d in graph.downstream(i) {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 && !book.is_done(d) {
+                self.push(graph, d);
+            }
         }
     }
-    let mut record = book.record;
-    record.status = if interrupted {
-        RunStatus::Interrupted
-    } else if record.counts.failed > 0 {
-        RunStatus::Failed
-    } else if record.counts.refused > 0 {
-        RunStatus::Refused
-    } else {
-        RunStatus::Succeeded
-    };
-    record.finished_ms = Some(now_ms());
-    record.save(&run.store)?;
-    run.reporter.report(&Event::RunFinished {
-        run_id: record.id.clone(),
-        status: record.status,
-        counts: record.counts,
-        duration_ms: started.elapsed().as_millis() as u64,
-        saved_ms: record.saved_ms,
-        peak_rss_kb: peak_rss_kb(),
-    });
-    Ok(record)
 }
 
 /// The run's bookkeeping: final states, the record, and partitions as they complete.
@@ -159,6 +151,54 @@ impl<'a> Book<'a> {
 
     fn is_done(&self, i: usize) -> bool {
         self.done[i]
+    }
+
+    /// `i` failed, was refused or did not run: everything downstream of it is skipped.
+    fn skip_downstream(&mut self, graph: &Instances, i: usize, status: TaskStatus) {
+        let name = &graph.nodes[i].name;
+        let why = match status {
+            TaskStatus::Failed => format!("upstream `{name}` failed"),
+            TaskStatus::Refused => format!("upstream `{name}` was refused by its gate"),
+            _ => format!("upstream `{name}` did not run"),
+        };
+        for d in graph.with_descendants(i) {
+            if d != i && !self.is_done(d) {
+                self.finish(JobResult::skipped(d, why.clone()));
+            }
+        }
+    }
+
+    /// Ends the run: what never started is skipped, the status is decided, the record saved and
+    /// `RunFinished` reported.
+    fn close(mut self, interrupted: bool, started: Instant) -> Result<RunRecord, StoreError> {
+        let run = self.run;
+        for &i in run.instances.topo_order() {
+            if !self.is_done(i) {
+                let why = if interrupted { "interrupted" } else { "not reached" };
+                self.finish(JobResult::skipped(i, why.to_owned()));
+            }
+        }
+        let mut record = self.record;
+        record.status = if interrupted {
+            RunStatus::Interrupted
+        } else if record.counts.failed > 0 {
+            RunStatus::Failed
+        } else if record.counts.refused > 0 {
+            RunStatus::Refused
+        } else {
+            RunStatus::Succeeded
+        };
+        record.finished_ms = Some(now_ms());
+        record.save(&run.store)?;
+        run.reporter.report(&Event::RunFinished {
+            run_id: record.id.clone(),
+            status: record.status,
+            counts: record.counts,
+            duration_ms: started.elapsed().as_millis() as u64,
+            saved_ms: record.saved_ms,
+            peak_rss_kb: peak_rss_kb(),
+        });
+        Ok(record)
     }
 
     fn finish(&mut self, r: JobResult) {
