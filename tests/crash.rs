@@ -40,22 +40,6 @@ fn outputs(s: &Sandbox) -> Vec<String> {
     names.chain(["join".to_owned()]).map(|n| s.read(&format!("out/{n}.txt"))).collect()
 }
 
-/// xorshift64*: enough randomness for kill moments, reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
 }
@@ -68,7 +52,7 @@ fn kill_minus_nine_at_random_moments_never_corrupts_the_cache() {
     });
     let kills = env_u64("DAGRUN_CRASH_KILLS").unwrap_or(30);
     println!("crash test seed: {seed} (replay with DAGRUN_CRASH_SEED={seed})");
-    let mut rng = Rng(seed | 1);
+    let mut rng = fastrand::Rng::with_seed(seed);
 
     let clean = workflow();
     let t = Instant::now();
@@ -80,7 +64,7 @@ fn kill_minus_nine_at_random_moments_never_corrupts_the_cache() {
     for n in 0..kills {
         let s = workflow();
         // Mostly within the run, sometimes right at its start or after its end.
-        let delay_ms = rng.below(clean_ms + clean_ms / 5);
+        let delay_ms = rng.u64(..(clean_ms + clean_ms / 5).max(1));
         let ctx = format!("kill {n} at {delay_ms} ms of a {clean_ms} ms run (DAGRUN_CRASH_SEED={seed})");
         let mut child =
             s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();

@@ -13,22 +13,6 @@ use std::time::{Duration, Instant};
 use dagrun_workflow::{Report, Source, Workflow};
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
-/// xorshift64*: tiny, seeded, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
-    }
-}
-
 /// Text fragments worth inserting: structure, quoting, and characters that confuse line counting.
 const SNIPPETS: &[&str] = &[
     "[",
@@ -88,35 +72,35 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 /// One to four random mutations of `input`.
-fn mutate(rng: &mut Rng, mut input: Vec<u8>) -> Vec<u8> {
-    for _ in 0..1 + rng.below(4) {
-        let at = rng.below(input.len() + 1);
-        match rng.below(9) {
+fn mutate(rng: &mut fastrand::Rng, mut input: Vec<u8>) -> Vec<u8> {
+    for _ in 0..1 + rng.usize(..4) {
+        let at = rng.usize(..input.len() + 1);
+        match rng.usize(..9) {
             0 if !input.is_empty() => {
                 let i = at.min(input.len() - 1);
-                input[i] ^= 1 << rng.below(8);
+                input[i] ^= 1 << rng.usize(..8);
             }
             1 | 2 => {
-                let s = SNIPPETS[rng.below(SNIPPETS.len())].as_bytes();
+                let s = SNIPPETS[rng.usize(..SNIPPETS.len())].as_bytes();
                 input.splice(at..at, s.iter().copied());
             }
             3 => input.truncate(at),
             4 => {
-                let end = (at + rng.below(200)).min(input.len());
+                let end = (at + rng.usize(..200)).min(input.len());
                 let chunk = input[at..end].to_vec();
                 input.splice(end..end, chunk);
             }
             5 => {
-                let end = (at + rng.below(50)).min(input.len());
+                let end = (at + rng.usize(..50)).min(input.len());
                 input.drain(at..end);
             }
             6 => {
-                let open = [b"[".as_slice(), b"(", b"{", b"Some("][rng.below(4)];
-                let deep = open.repeat(100 + rng.below(300));
+                let open = [b"[".as_slice(), b"(", b"{", b"Some("][rng.usize(..4)];
+                let deep = open.repeat(100 + rng.usize(..300));
                 input.splice(at..at, deep);
             }
-            7 => input.splice(at..at, std::iter::repeat_n(b' ', 60_000 + rng.below(10_000))).for_each(drop),
-            _ => input.insert(at, rng.next() as u8),
+            7 => input.splice(at..at, std::iter::repeat_n(b' ', 60_000 + rng.usize(..10_000))).for_each(drop),
+            _ => input.insert(at, rng.u8(..)),
         }
     }
     input
@@ -144,11 +128,11 @@ fn mutated_workflows_never_panic() {
     println!("fuzz: seed {seed} (rerun with DAGRUN_FUZZ_SEED={seed}), {secs} s");
     let corpus = corpus();
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor()).with_width(100);
-    let mut rng = Rng(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut tried = 0u64;
     while Instant::now() < deadline {
-        let base = corpus[rng.below(corpus.len())].clone();
+        let base = corpus[rng.usize(..corpus.len())].clone();
         let input = mutate(&mut rng, base);
         if catch_unwind(AssertUnwindSafe(|| check(&input, &handler))).is_err() {
             let path = std::env::temp_dir().join(format!("dagrun-fuzz-{seed}-{tried}.ron"));
