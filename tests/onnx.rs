@@ -107,6 +107,7 @@ fn a_refused_model_blocks_deploy_with_the_gate_exit_code() {
     let plain = dagrun(&["run", "wf.ron", "--force=evaluate"]);
     let err = String::from_utf8_lossy(&plain.stderr).into_owned();
     assert!(err.contains("  REFUSED  evaluate ("), "{err}");
+    assert!(!err.contains("evaluate.log"), "the native gate writes no log, so none is named: {err}");
     assert!(
         err.contains(
             "\nREFUSED (a gate refused a model; nothing else failed): 0 ran, 0 cached, 0 failed, 1 refused, 1 skipped"

@@ -170,7 +170,7 @@ async fn job(
         }
         Err(e) => JobResult::failed(i, key, e),
     };
-    JobResult { attempts, log: Some(log), ..done }
+    JobResult { attempts, log: written(&log), ..done }
 }
 
 /// Attempts with retries and backoff until one succeeds: its summary, how long that attempt
@@ -199,7 +199,7 @@ async fn attempts(
         run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
         let attempt_started = Instant::now();
         let attempt = Attempt { run, index: i, number, log, cancel: &mut cancel };
-        let end = |r: JobResult| JobResult { attempts: number, log: Some(log.to_owned()), ..r };
+        let end = |r: JobResult| JobResult { attempts: number, log: written(log), ..r };
         let interrupted = || end(JobResult::skipped(i, "interrupted".into()));
         let error = match kind.attempt(attempt).await {
             Ok(summary) => return Ok((summary, attempt_started.elapsed().as_millis() as u64, number)),
@@ -246,6 +246,11 @@ fn declared_outputs(run: &RunShared, i: usize) -> Result<BTreeMap<String, PathBu
             Ok((k, real))
         })
         .collect()
+}
+
+/// The log's path, when the task wrote one (the native ONNX kinds write none).
+fn written(log: &Path) -> Option<PathBuf> {
+    log.is_file().then(|| log.to_owned())
 }
 
 /// Exponential backoff: `base * 2^(attempt-1)`, capped at 10 minutes.
