@@ -2,7 +2,7 @@
 //! the entry), and keeping each task's last key so the next miss can be explained.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use dagrun_cache::{
@@ -49,11 +49,6 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
     Ok(())
 }
 
-/// How an output path is recorded in an entry: relative to the workflow directory when inside it.
-fn manifest_path(dir: &Path, path: &Path) -> String {
-    path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned()
-}
-
 /// Stores each declared output of instance `i` (`outputs`: name → its resolved path) and records
 /// the cache entry (objects before the entry).
 pub(crate) fn store_outputs(
@@ -69,7 +64,7 @@ pub(crate) fn store_outputs(
     let mut manifest = BTreeMap::new();
     for (name, path) in outputs {
         // As declared (an output resolved through a link is still recorded under its declared path).
-        let rel = declared.get(name).cloned().unwrap_or_else(|| manifest_path(&run.workflow.dir, path));
+        let rel = declared[name].clone();
         let meta = std::fs::metadata(path).map_err(|_| {
             TaskError::new(
                 Failure::MissingOutput { output: name.clone() },

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use dagrun_plan::{Probe, ResolvedInput};
+use dagrun_plan::{InputFile, Probe, ResolvedInput};
 use dagrun_workflow::{Task, TaskKind};
 
 use crate::outcome::{AttemptError, Failure, TaskError};
@@ -49,9 +49,9 @@ impl Job<'_> {
         self.probe.resolved.files.get(name)
     }
 
-    /// The one file of a named input.
-    pub fn input_file(&self, name: &str) -> Result<PathBuf, TaskError> {
-        self.input(name).and_then(|i| i.files.first()).map(|f| f.path.clone()).ok_or_else(|| {
+    /// The one file of a named input, with the digest its key holds.
+    pub fn input_file(&self, name: &str) -> Result<&InputFile, TaskError> {
+        self.input(name).and_then(|i| i.files.first()).ok_or_else(|| {
             TaskError::permanent(Failure::Input, format!("the task has no input `{name}`; add it under `inputs`"))
         })
     }

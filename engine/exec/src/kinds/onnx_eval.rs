@@ -32,12 +32,7 @@ pub(crate) struct OnnxEvalKind {
 
 impl OnnxEvalKind {
     pub(crate) fn new(job: &Job<'_>, spec: &OnnxEvalTask) -> Result<OnnxEvalKind, TaskError> {
-        let file = |name: &str| {
-            let input = job.input(name).and_then(|i| i.files.first()).ok_or_else(|| {
-                TaskError::permanent(Failure::Input, format!("the task has no input `{name}`; add it under `inputs`"))
-            })?;
-            Ok::<_, TaskError>((input.path.clone(), input.digest.0.to_hex()))
-        };
+        let file = |name: &str| job.input_file(name).map(|f| (f.path.clone(), f.digest.0.to_hex()));
         let (model, model_digest) = file(&spec.model)?;
         let (data, data_digest) = file(&spec.data)?;
         Ok(OnnxEvalKind {

@@ -20,7 +20,7 @@ impl OnnxPredictKind {
     pub(crate) fn new(job: &Job<'_>, spec: &OnnxPredictTask) -> Result<OnnxPredictKind, TaskError> {
         // The model whose bytes are in the key: an input, or the deployed one looked up then.
         let model = match (&spec.model, &job.probe.resolved.deployed) {
-            (Some(m), _) => job.input_file(m)?,
+            (Some(m), _) => job.input_file(m)?.path.clone(),
             (None, Some(d)) => d.path.clone(),
             (None, None) => {
                 return Err(TaskError::permanent(Failure::Input, "OnnxPredict needs `model` or `deployed`"));
@@ -32,7 +32,7 @@ impl OnnxPredictKind {
                 "OnnxPredict needs an output named `predictions`",
             )
         })?;
-        Ok(OnnxPredictKind { spec: spec.clone(), model, data: job.input_file(&spec.data)?, output })
+        Ok(OnnxPredictKind { spec: spec.clone(), model, data: job.input_file(&spec.data)?.path.clone(), output })
     }
 }
 
