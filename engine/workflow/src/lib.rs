@@ -11,6 +11,7 @@
 //! assert_eq!(wf.tasks[0].name, "hello");
 //! ```
 
+pub mod automation;
 mod diag;
 pub mod duration;
 mod kinds;
@@ -47,6 +48,8 @@ pub struct Workflow {
     pub tasks: Vec<Task>,
     /// Partition schemes by name.
     pub schemes: BTreeMap<String, partition::Scheme>,
+    /// Its schedule, triggers and concurrency policy (used by the daemon).
+    pub automation: automation::Automation,
     doc: Option<spans::Node>,
 }
 
@@ -127,11 +130,12 @@ impl Workflow {
         let Some(raw) = parsed.raw else { return Err(diags) };
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
+        let automation = automation::validate(&source, &raw.name, &raw, parsed.doc.as_ref(), &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);
         }
-        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, doc: parsed.doc })
+        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, automation, doc: parsed.doc })
     }
 
     /// Index of the task called `name`.

@@ -20,6 +20,12 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub defaults: Defaults,
     #[serde(default)]
     pub partitions: BTreeMap<String, crate::partition::SchemeDef>,
+    #[serde(default)]
+    pub schedule: Option<crate::automation::RawSchedule>,
+    #[serde(default)]
+    pub triggers: Vec<crate::automation::TriggerDef>,
+    #[serde(default)]
+    pub concurrency: crate::automation::Concurrency,
     pub tasks: Vec<T>,
 }
 

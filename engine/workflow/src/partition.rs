@@ -99,9 +99,12 @@ pub fn render(template: &str, vars: &BTreeMap<&'static str, String>) -> String {
     out
 }
 
+/// The partition variables a template may use, without braces.
+pub const VARS: [&str; 6] = ["partition", "date", "year", "month", "day", "hour"];
+
 /// Whether a template uses any partition variable.
 pub fn is_templated(template: &str) -> bool {
-    ["{partition}", "{date}", "{year}", "{month}", "{day}", "{hour}"].iter().any(|v| template.contains(v))
+    VARS.iter().any(|v| template.contains(&format!("{{{v}}}")))
 }
 
 /// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).

@@ -1,0 +1,490 @@
+//! What starts a workflow without a person at a terminal: a cron `schedule`, `triggers`
+//! (a file landing, a webhook, another workflow's task outcome) and the `concurrency` policy.
+//!
+//! This module reads and validates them; the daemon (`dagrun-automate`) acts on them.
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, de};
+
+use crate::diag::{Diagnostic, Source, did_you_mean};
+use crate::model::RawWorkflow;
+use crate::spans::Node;
+use crate::{duration, partition};
+
+/// The fields of `Cron(...)`; a bare string is the expression with every default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Cron")]
+pub struct CronDef {
+    /// The cron expression: minute hour day-of-month month day-of-week.
+    pub expr: String,
+    /// What to run after the daemon was down (or the clock jumped) over missed ticks.
+    #[serde(default)]
+    pub catchup: Catchup,
+    /// IANA time zone the expression is read in (default `"UTC"`).
+    #[serde(default)]
+    pub timezone: Option<String>,
+}
+
+/// What to do about ticks missed while the daemon was not running.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+pub enum Catchup {
+    /// Skip them: only ticks from now on run.
+    None,
+    /// Run once for the most recent missed tick (the default).
+    #[default]
+    Latest,
+    /// Run every missed tick, oldest first, but at most the `max` most recent ones (default 10).
+    All {
+        /// The most missed ticks run (1 to 1,000).
+        #[serde(default = "default_max")]
+        max: u32,
+    },
+}
+
+fn default_max() -> u32 {
+    10
+}
+
+/// The most missed ticks `All(max: N)` may run.
+pub const MAX_CATCHUP: u32 = 1_000;
+
+impl<'de> Deserialize<'de> for CronDef2 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = CronDef2;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a cron expression such as \"0 3 * * 1\", or (expr: \"0 3 * * 1\", catchup: Latest)")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<CronDef2, E> {
+                Ok(CronDef2(CronDef { expr: s.to_owned(), catchup: Catchup::default(), timezone: None }))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, m: A) -> Result<CronDef2, A::Error> {
+                CronDef::deserialize(de::value::MapAccessDeserializer::new(m)).map(CronDef2)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `CronDef` read from either a bare string or its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CronDef2(pub CronDef);
+
+/// `Cron(...)` as written: a string or fields.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub(crate) enum RawSchedule {
+    Cron(CronDef2),
+}
+
+/// One trigger as written.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum TriggerDef {
+    /// `FileLanded(glob: "landing/*.csv", settle: "2s")`: a new or changed file (by content).
+    FileLanded(FileLanded),
+    /// `Webhook(name: "new-data", token_env: "NEW_DATA_TOKEN")`: an authenticated HTTP POST.
+    Webhook(Webhook),
+    /// `TaskOutcome(workflow: "drift", task: "check", when: Succeeded)`: another workflow's task.
+    TaskOutcome(TaskOutcome),
+}
+
+/// A file matching `glob` (relative to the workflow file) appeared or changed.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename = "FileLanded")]
+pub struct FileLanded {
+    /// Which files; may use partition variables (`landing/{date}.csv`) to name the partition
+    /// a file belongs to.
+    pub glob: String,
+    /// How long a file must stay unchanged before it counts as landed (default `"2s"`).
+    #[serde(default)]
+    pub settle: Option<String>,
+}
+
+/// An HTTP POST to `/hooks/<workflow>/<name>` with `Authorization: Bearer <token>`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename = "Webhook")]
+pub struct Webhook {
+    /// The hook's name in its URL.
+    pub name: String,
+    /// The environment variable holding the secret token (read by the daemon).
+    pub token_env: String,
+}
+
+/// Task `task` of workflow `workflow` (run by the same daemon) ended as `when` says.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "TaskOutcome")]
+pub struct TaskOutcome {
+    /// The other workflow's `name`.
+    pub workflow: String,
+    /// Its task.
+    pub task: String,
+    /// Which outcome fires (default `Succeeded`).
+    #[serde(default)]
+    pub when: When,
+}
+
+/// Which outcome of a task fires a [`TaskOutcome`] trigger.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub enum When {
+    /// It ran (not a cache hit) and succeeded.
+    #[default]
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// Its gate refused the candidate.
+    Refused,
+    /// It ran and ended, whatever the outcome.
+    Finished,
+    /// It ran, succeeded, and its JSON output `output` has `equals` at `pointer`
+    /// (RFC 6901, e.g. `"/drifted"`).
+    Json {
+        /// The task's output name.
+        output: String,
+        /// A JSON pointer into that file.
+        pointer: String,
+        /// The value that fires the trigger.
+        equals: ron::Value,
+    },
+}
+
+/// While a run of the workflow is in progress, what happens to new events.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, serde::Serialize)]
+pub enum Concurrency {
+    /// Queue them and run once more after the current run, for all of them together.
+    #[default]
+    Coalesce,
+    /// Record them as skipped.
+    Skip,
+}
+
+/// A validated schedule.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// The expression as written.
+    pub expr: String,
+    /// The parsed expression.
+    pub cron: croner::Cron,
+    /// Its time zone.
+    pub timezone: chrono_tz::Tz,
+    /// The catch-up policy.
+    pub catchup: Catchup,
+}
+
+/// A validated trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// A file landed.
+    FileLanded {
+        /// The glob as written (relative to the workflow directory; may hold partition variables).
+        glob: String,
+        /// Quiet time before a changed file counts.
+        settle: Duration,
+    },
+    /// An authenticated webhook.
+    Webhook(Webhook),
+    /// Another workflow's task outcome.
+    TaskOutcome {
+        /// The other workflow's name.
+        workflow: String,
+        /// Its task.
+        task: String,
+        /// The outcome.
+        when: Outcome,
+    },
+}
+
+/// [`When`] with its JSON value converted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// See [`When::Succeeded`].
+    Succeeded,
+    /// See [`When::Failed`].
+    Failed,
+    /// See [`When::Refused`].
+    Refused,
+    /// See [`When::Finished`].
+    Finished,
+    /// See [`When::Json`].
+    Json {
+        /// Output name.
+        output: String,
+        /// JSON pointer.
+        pointer: String,
+        /// Expected value.
+        equals: serde_json::Value,
+    },
+}
+
+/// Everything that starts a workflow by itself.
+#[derive(Debug, Clone, Default)]
+pub struct Automation {
+    /// The cron schedule, if any.
+    pub schedule: Option<Schedule>,
+    /// The triggers, in file order.
+    pub triggers: Vec<Trigger>,
+    /// What happens to events while a run is in progress.
+    pub concurrency: Concurrency,
+}
+
+impl Automation {
+    /// Whether anything starts this workflow by itself.
+    pub fn is_empty(&self) -> bool {
+        self.schedule.is_none() && self.triggers.is_empty()
+    }
+}
+
+/// The default quiet time of `FileLanded`.
+pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
+
+/// A cron parser for standard 5-field expressions and `@daily`-style aliases (no seconds).
+pub fn cron_parser() -> croner::parser::CronParser {
+    croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Disallowed).build()
+}
+
+const CRON_HELP: &str = "cron has 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 3 * * 1\" \
+     (03:00 every Monday), \"*/15 * * * *\" (every 15 minutes), or an alias: @hourly, @daily, @weekly, @monthly, @yearly";
+
+/// Validates what the workflow file says about schedules, triggers and concurrency.
+pub(crate) fn validate(
+    source: &Source,
+    workflow: &str,
+    raw: &RawWorkflow,
+    doc: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) -> Automation {
+    let top = |f: &str| doc.and_then(|d| d.field(f));
+    let sched = top("schedule");
+    let schedule = raw.schedule.as_ref().and_then(|RawSchedule::Cron(CronDef2(def))| {
+        let at = |f: &str| sched.and_then(|n| n.field(f)).map(|n| n.span.clone());
+        let expr_span = at("expr").or_else(|| sched.and_then(|s| s.index(0)).map(|n| n.span.clone()));
+        let expr_span = expr_span.or_else(|| sched.map(|n| n.span.clone()));
+        schedule(source, def, expr_span, at("timezone"), at("catchup"), diags)
+    });
+    let mut triggers = Vec::new();
+    let mut hooks: Vec<&str> = Vec::new();
+    for (i, def) in raw.triggers.iter().enumerate() {
+        let node = top("triggers").and_then(|t| t.index(i));
+        let at = |f: &str| node.and_then(|n| n.field(f)).or(node).map(|n| n.span.clone());
+        let before = diags.len();
+        let trigger = match def {
+            TriggerDef::FileLanded(f) => file_landed(source, f, &at, diags),
+            TriggerDef::Webhook(w) => {
+                if hooks.contains(&w.name.as_str()) {
+                    diags.push(
+                        Diagnostic::new("dagrun::duplicate-webhook", format!("webhook `{}` is defined twice", w.name), source)
+                            .label(at("name"), "defined again here")
+                            .help("webhook names must be unique within a workflow: rename one of them"),
+                    );
+                }
+                hooks.push(&w.name);
+                webhook(source, w, &at, diags)
+            }
+            TriggerDef::TaskOutcome(t) => task_outcome(source, workflow, t, &at, diags),
+        };
+        if diags.len() == before {
+            triggers.extend(trigger);
+        }
+    }
+    Automation { schedule, triggers, concurrency: raw.concurrency }
+}
+
+fn schedule(
+    source: &Source,
+    def: &CronDef,
+    expr_span: Option<Range<usize>>,
+    tz_span: Option<Range<usize>>,
+    catchup_span: Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Schedule> {
+    let cron = match cron_parser().parse(&def.expr) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-cron", format!("invalid cron expression `{}`: {}", def.expr, cron_why(&e)), source)
+                    .label(expr_span, "not a cron expression")
+                    .help(CRON_HELP),
+            );
+            None
+        }
+    };
+    let timezone = match def.timezone.as_deref() {
+        None => Some(chrono_tz::UTC),
+        Some(name) => match chrono_tz::Tz::from_str(name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
+                let help = match did_you_mean(name, names) {
+                    Some(s) => format!("did you mean \"{s}\"? time zones are IANA names such as \"Europe/Berlin\" or \"UTC\""),
+                    None => "time zones are IANA names such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"".to_owned(),
+                };
+                diags.push(
+                    Diagnostic::new("dagrun::unknown-timezone", format!("unknown time zone `{name}`"), source)
+                        .label(tz_span, "not an IANA time zone")
+                        .help(help),
+                );
+                None
+            }
+        },
+    };
+    if let Catchup::All { max } = def.catchup
+        && !(1..=MAX_CATCHUP).contains(&max)
+    {
+        diags.push(
+            Diagnostic::new("dagrun::invalid-catchup", format!("`All(max: {max})` must run between 1 and {MAX_CATCHUP} missed ticks"), source)
+                .label(catchup_span, "out of range")
+                .help("e.g. `catchup: All(max: 24)`; `Latest` runs only the most recent missed tick, `None` none"),
+        );
+        return None;
+    }
+    Some(Schedule { expr: def.expr.clone(), cron: cron?, timezone: timezone?, catchup: def.catchup })
+}
+
+/// croner's message without its type names.
+fn cron_why(e: &croner::errors::CronError) -> String {
+    use croner::errors::CronError as E;
+    match e {
+        E::EmptyPattern => "it is empty".to_owned(),
+        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => m.trim_end_matches('.').to_owned(),
+        e => e.to_string(),
+    }
+}
+
+fn file_landed(
+    source: &Source,
+    f: &FileLanded,
+    at: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Trigger> {
+    let settle = match f.settle.as_deref() {
+        None => DEFAULT_SETTLE,
+        Some(s) => match duration::parse(s) {
+            Ok(d) if d <= Duration::from_secs(3600) => d,
+            Ok(_) | Err(_) => {
+                diags.push(
+                    Diagnostic::new("dagrun::invalid-duration", format!("invalid settle time `{s}`"), source)
+                        .label(at("settle"), "not a duration up to 1h")
+                        .help("the quiet time before a file counts as landed, e.g. \"2s\" or \"1m\" (at most \"1h\")"),
+                );
+                return None;
+            }
+        },
+    };
+    if let Some(why) = glob_problem(&f.glob) {
+        diags.push(
+            Diagnostic::new("dagrun::invalid-trigger-glob", format!("file trigger glob `{}` {why}", f.glob), source)
+                .label(at("glob"), "invalid glob")
+                .help("a glob relative to the workflow file's directory, inside it, e.g. \"landing/*.csv\" or \"landing/{date}.csv\""),
+        );
+        return None;
+    }
+    Some(Trigger::FileLanded { glob: f.glob.clone(), settle })
+}
+
+/// Why a trigger glob cannot be watched, if it cannot.
+fn glob_problem(glob: &str) -> Option<String> {
+    let path = std::path::Path::new(glob);
+    if glob.is_empty() {
+        return Some("is empty".to_owned());
+    }
+    if path.is_absolute() || path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Some("leaves the workflow directory (absolute or with `..`)".to_owned());
+    }
+    let pattern = watch_glob(glob);
+    if let Err(e) = glob::Pattern::new(&pattern) {
+        return Some(format!("is not a valid glob: {}", e.msg));
+    }
+    if pattern.split('/').any(|c| c == ".dagrun") {
+        return Some("watches the state directory `.dagrun`".to_owned());
+    }
+    None
+}
+
+/// The glob with partition variables (`{date}`, ...) replaced by `*`: what is watched.
+pub fn watch_glob(glob: &str) -> String {
+    let vars = partition::VARS;
+    let mut out = glob.to_owned();
+    for v in vars {
+        out = out.replace(&format!("{{{v}}}"), "*");
+    }
+    out
+}
+
+fn webhook(
+    source: &Source,
+    w: &Webhook,
+    at: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Trigger> {
+    if !crate::validate::valid_name(&w.name) {
+        diags.push(
+            Diagnostic::new("dagrun::invalid-name", format!("invalid webhook name `{}`", w.name), source)
+                .label(at("name"), "not a valid name")
+                .help("webhook names are part of a URL: letters, digits, `_` and `-`, e.g. \"new-data\""),
+        );
+        return None;
+    }
+    let env_ok = !w.token_env.is_empty()
+        && !w.token_env.starts_with(|c: char| c.is_ascii_digit())
+        && w.token_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !env_ok {
+        diags.push(
+            Diagnostic::new("dagrun::invalid-token-env", format!("`{}` is not an environment variable name", w.token_env), source)
+                .label(at("token_env"), "not a variable name")
+                .help("name the variable that holds the secret, e.g. \"NEW_DATA_TOKEN\"; never write the token itself here"),
+        );
+        return None;
+    }
+    Some(Trigger::Webhook(w.clone()))
+}
+
+fn task_outcome(
+    source: &Source,
+    own: &str,
+    t: &TaskOutcome,
+    at: &dyn Fn(&str) -> Option<Range<usize>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Trigger> {
+    if t.workflow == own {
+        diags.push(
+            Diagnostic::new("dagrun::self-trigger", format!("workflow `{own}` triggers itself"), source)
+                .label(at("workflow"), "this workflow")
+                .help("a workflow started by its own outcome would run forever; make the follow-up work a task that depends on it"),
+        );
+        return None;
+    }
+    let when = match &t.when {
+        When::Succeeded => Outcome::Succeeded,
+        When::Failed => Outcome::Failed,
+        When::Refused => Outcome::Refused,
+        When::Finished => Outcome::Finished,
+        When::Json { output, pointer, equals } => {
+            if !(pointer.is_empty() || pointer.starts_with('/')) {
+                diags.push(
+                    Diagnostic::new("dagrun::invalid-pointer", format!("`{pointer}` is not a JSON pointer"), source)
+                        .label(at("when"), "here")
+                        .help(format!("JSON pointers start with `/`, e.g. \"/{}\"", pointer.trim_start_matches('/'))),
+                );
+                return None;
+            }
+            let Ok(equals) = serde_json::to_value(equals) else {
+                diags.push(
+                    Diagnostic::new("dagrun::invalid-json", "`equals` is not a JSON value", source)
+                        .label(at("when"), "here")
+                        .help("compare with a number, a string, a bool, a list or a map with string keys"),
+                );
+                return None;
+            };
+            Outcome::Json { output: output.clone(), pointer: pointer.clone(), equals }
+        }
+    };
+    Some(Trigger::TaskOutcome { workflow: t.workflow.clone(), task: t.task.clone(), when })
+}
+
+#[cfg(test)]
+#[path = "automation_tests.rs"]
+mod tests;
