@@ -1,0 +1,1 @@
+//! CI export (to be written).

@@ -1,0 +1,1 @@
+//! The webhook HTTP server (to be written).

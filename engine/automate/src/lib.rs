@@ -1,0 +1,13 @@
+//! The daemon that runs workflows by themselves: cron schedules with catch-up, files landing,
+//! authenticated webhooks and other workflows' task outcomes, each written to a durable event
+//! log before it is acted on, then run through the same engine as `dagrun run`. Also the
+//! export of a workflow's schedule to the CI users already run.
+//!
+//! Layout: [`clock`] (real or manual time), [`log`] (the SQLite event log), [`ticks`] (cron
+//! evaluation and catch-up), [`watch`] (file-landed detection), [`hooks`] (the HTTP server for
+//! webhooks), [`daemon`] (the loop that ties them to the engine), [`export`] (CI files).
+
+pub mod clock;
+pub mod export;
+pub mod hooks;
+pub mod watch;

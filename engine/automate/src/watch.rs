@@ -1,0 +1,1 @@
+//! Detects files landing for `FileLanded` triggers (to be written).
