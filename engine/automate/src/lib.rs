@@ -10,4 +10,6 @@
 pub mod clock;
 pub mod export;
 pub mod hooks;
+pub mod log;
+pub mod ticks;
 pub mod watch;

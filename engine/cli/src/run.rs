@@ -119,7 +119,7 @@ fn execute(
         Arc::new(PlainReporter)
     };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()? };
+    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: None };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -141,6 +141,12 @@ pub fn load_workflow(path: &Path) -> Result<(Workflow, TaskGraph), PrepareError>
 /// Loads a workflow, resolves the task selection, and expands the run's instances.
 pub fn prepare(path: &Path, req: &RunRequest) -> Result<RunPlan, PrepareError> {
     let (wf, graph) = load_workflow(path)?;
+    prepare_loaded(path, wf, graph, req)
+}
+
+/// [`prepare`] for a workflow already loaded (the daemon keeps the last valid version of a
+/// file that has since been edited into an invalid one).
+pub fn prepare_loaded(path: &Path, wf: Workflow, graph: TaskGraph, req: &RunRequest) -> Result<RunPlan, PrepareError> {
     let selection = Selection::new(&wf, &graph, &req.only, &req.force)?;
     let instances = Instances::expand(&wf, &graph, &selection, &req.partitions, req.now)?;
     let plan =
@@ -169,12 +175,15 @@ pub struct RunOptions {
     pub verify: bool,
     /// Cap of each task's log file, in bytes (default [`dagrun_wasm::DEFAULT_LOG_BYTES`]).
     pub log_bytes: u64,
+    /// The run's id, when the caller assigns it beforehand (the daemon records it in its event
+    /// log before the run starts); default: a new one from the start time.
+    pub run_id: Option<String>,
 }
 
 impl RunOptions {
     /// `jobs` at a time, oldest partitions first, the stat cache trusted, logs capped at 64 MiB.
     pub fn new(jobs: usize) -> RunOptions {
-        RunOptions { jobs, reverse: false, verify: false, log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES }
+        RunOptions { jobs, reverse: false, verify: false, log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES, run_id: None }
     }
 }
 
@@ -208,7 +217,7 @@ impl Engine {
         let _lock = self.store.lock()?;
         let store = &self.store;
         let started_ms = now_ms();
-        let run_id = new_run_id(started_ms);
+        let run_id = opts.run_id.clone().unwrap_or_else(|| new_run_id(started_ms));
         let partitions = plan.instances.partition_keys().len();
         let record = RunRecord {
             version: RUN_RECORD_VERSION,
