@@ -8,8 +8,11 @@
 //! webhooks), [`daemon`] (the loop that ties them to the engine), [`export`] (CI files).
 
 pub mod clock;
+pub mod daemon;
 pub mod export;
 pub mod hooks;
 pub mod log;
+pub mod status;
 pub mod ticks;
+pub mod trigger;
 pub mod watch;

@@ -298,35 +298,11 @@ impl EventLog {
         })
     }
 
-    /// A file seen by a `FileLanded` trigger: records an event when its content differs from
-    /// what was last seen at that path (a new file, or new content), and remembers its stat
-    /// either way. `None`: same content as before, not an event.
-    pub fn record_file(&self, event: &NewEvent, path: &str, file: &FileRow) -> Result<Option<Recorded>, LogError> {
-        self.with(|tx| {
-            let known: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT digest, changes FROM files WHERE workflow = ?1 AND path = ?2",
-                    params![event.workflow, path],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            let changes = match &known {
-                Some((digest, n)) if *digest == file.digest => *n,
-                Some((_, n)) => n + 1,
-                None => 1,
-            };
-            tx.execute(
-                "INSERT INTO files (workflow, path, size, mtime_ns, digest, changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (workflow, path) DO UPDATE SET size = ?3, mtime_ns = ?4, digest = ?5, changes = ?6",
-                params![event.workflow, path, file.size as i64, file.mtime_ns.to_string(), file.digest, changes],
-            )?;
-            if known.is_some_and(|(d, _)| d == file.digest) {
-                return Ok(None);
-            }
-            let mut e = event.clone();
-            e.key = format!("file:{path}:{changes}:{}", file.digest);
-            insert(tx, &e).map(Some)
-        })
+    /// Files seen by `FileLanded` triggers, in one transaction: each is an event when its
+    /// content differs from what was last seen at that path (a new file, or new content); its
+    /// stat is remembered either way. `None` for a file with the same content as before.
+    pub fn record_files(&self, files: &[(NewEvent, String, FileRow)]) -> Result<Vec<Option<Recorded>>, LogError> {
+        self.with(|tx| files.iter().map(|(e, path, row)| record_file(tx, e, path, row)).collect())
     }
 
     /// Every file the log knows, per workflow: (workflow, path relative to it, stat).
@@ -335,7 +311,11 @@ impl EventLog {
             let mut st = tx.prepare("SELECT workflow, path, size, mtime_ns, digest FROM files")?;
             let rows = st.query_map([], |r| {
                 let mtime: String = r.get(3)?;
-                let row = FileRow { size: r.get::<_, i64>(2)? as u64, mtime_ns: mtime.parse().unwrap_or(0), digest: r.get(4)? };
+                let row = FileRow {
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: mtime.parse().unwrap_or(0),
+                    digest: r.get(4)?,
+                };
                 Ok((r.get(0)?, r.get(1)?, row))
             })?;
             rows.collect()
@@ -408,7 +388,8 @@ impl EventLog {
                 "INSERT INTO runs (id, workflow, started_ms, status) VALUES (?1, ?2, ?3, 'running')",
                 params![run_id, workflow, now_ms],
             )?;
-            let mut st = tx.prepare("UPDATE events SET state = 'running', run_id = ?1 WHERE id = ?2 AND state = 'pending'")?;
+            let mut st =
+                tx.prepare("UPDATE events SET state = 'running', run_id = ?1 WHERE id = ?2 AND state = 'pending'")?;
             for id in events {
                 st.execute(params![run_id, id])?;
             }
@@ -466,7 +447,8 @@ impl EventLog {
     pub fn counts(&self, workflow: &str) -> Result<Vec<(State, u64)>, LogError> {
         self.with(|tx| {
             let mut st = tx.prepare("SELECT state, COUNT(*) FROM events WHERE workflow = ?1 GROUP BY state")?;
-            let rows = st.query_map([workflow], |r| Ok((State::parse(&r.get::<_, String>(0)?), r.get::<_, i64>(1)? as u64)))?;
+            let rows =
+                st.query_map([workflow], |r| Ok((State::parse(&r.get::<_, String>(0)?), r.get::<_, i64>(1)? as u64)))?;
             rows.collect()
         })
     }
@@ -477,15 +459,47 @@ impl EventLog {
     }
 }
 
+fn record_file(
+    tx: &Transaction<'_>,
+    event: &NewEvent,
+    path: &str,
+    file: &FileRow,
+) -> rusqlite::Result<Option<Recorded>> {
+    let known: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT digest, changes FROM files WHERE workflow = ?1 AND path = ?2",
+            params![event.workflow, path],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let changes = match &known {
+        Some((digest, n)) if *digest == file.digest => *n,
+        Some((_, n)) => n + 1,
+        None => 1,
+    };
+    tx.execute(
+        "INSERT INTO files (workflow, path, size, mtime_ns, digest, changes) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (workflow, path) DO UPDATE SET size = ?3, mtime_ns = ?4, digest = ?5, changes = ?6",
+        params![event.workflow, path, file.size as i64, file.mtime_ns.to_string(), file.digest, changes],
+    )?;
+    if known.is_some_and(|(d, _)| d == file.digest) {
+        return Ok(None);
+    }
+    let mut e = event.clone();
+    e.key = format!("file:{path}:{changes}:{}", file.digest);
+    insert(tx, &e).map(Some)
+}
+
 fn insert(tx: &Transaction<'_>, e: &NewEvent) -> rusqlite::Result<Recorded> {
     let n = tx.execute(
         "INSERT INTO events (workflow, source, idem, partition, detail, received_ms, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending') ON CONFLICT (workflow, idem) DO NOTHING",
         params![e.workflow, e.source.as_str(), e.key, e.partition, e.detail.to_string(), e.at_ms],
     )?;
-    let id = tx.query_row("SELECT id FROM events WHERE workflow = ?1 AND idem = ?2", params![e.workflow, e.key], |r| {
-        r.get(0)
-    })?;
+    let id =
+        tx.query_row("SELECT id FROM events WHERE workflow = ?1 AND idem = ?2", params![e.workflow, e.key], |r| {
+            r.get(0)
+        })?;
     Ok(Recorded { id, new: n == 1 })
 }
 

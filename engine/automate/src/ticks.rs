@@ -21,8 +21,10 @@ pub struct Due {
 /// The most missed ticks counted (beyond it, `Due::more` is set).
 const COUNT_LIMIT: u64 = 10_000;
 
+/// `ms` in the schedule's time zone, cut to the whole second (croner keeps the fraction of the
+/// instant it starts from, which would give every look a tick of its own).
 fn at(s: &Schedule, ms: i64) -> DateTime<chrono_tz::Tz> {
-    let utc = Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+    let utc = Utc.timestamp_opt(ms.div_euclid(1000), 0).single().unwrap_or_default();
     utc.with_timezone(&s.timezone)
 }
 
@@ -146,6 +148,16 @@ mod tests {
         assert!(due(&s, ms("2025-03-05T12:00:00Z"), ms("2025-03-05T12:30:00Z")).fire.is_empty());
         let back = due(&s, ms("2025-03-05T12:00:00Z"), ms("2025-03-05T09:00:00Z"));
         assert_eq!((back.fire.len(), back.mark), (0, ms("2025-03-05T12:00:00Z")));
+    }
+
+    #[test]
+    fn ticks_are_whole_instants_whatever_the_fraction_of_now() {
+        let s = sched("* * * * *", Catchup::Latest, chrono_tz::UTC);
+        let d = due(&s, ms("2025-03-05T11:59:00Z"), ms("2025-03-05T12:00:00.270Z"));
+        assert_eq!(d.fire, vec![ms("2025-03-05T12:00:00Z")]);
+        // Looking again a moment later finds nothing new.
+        assert!(due(&s, d.mark, ms("2025-03-05T12:00:00.274Z")).fire.is_empty());
+        assert_eq!(next_after(&s, ms("2025-03-05T12:00:00.500Z")), Some(ms("2025-03-05T12:01:00Z")));
     }
 
     #[test]

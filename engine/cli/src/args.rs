@@ -177,6 +177,65 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Run workflows by themselves: cron schedules, files landing, webhooks, other workflows'
+    /// outcomes (every event written to a durable log first).
+    Daemon(DaemonArgs),
+    /// Hand a workflow an event: a running daemon runs it; without one it runs here and now.
+    Trigger {
+        /// The workflow file.
+        workflow: PathBuf,
+        /// The partition to run (a key, or a date/time inside it).
+        #[arg(long, value_name = "KEY")]
+        partition: Option<String>,
+        /// Why (recorded with the event).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+/// `dagrun daemon [PATHS] [--listen ADDR]` or `dagrun daemon status [PATHS]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DaemonArgs {
+    /// `status`: show the daemon's workflows, next ticks, last events and queue.
+    #[command(subcommand)]
+    pub action: Option<DaemonAction>,
+    /// Workflow files, or directories whose `*.ron` files are workflows (default: `.`).
+    pub paths: Vec<PathBuf>,
+    /// Where to serve webhooks (and wake-ups from `dagrun trigger`); loopback by default.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7878", env = env::LISTEN)]
+    pub listen: String,
+    /// Serve no HTTP at all (webhooks off; `dagrun trigger` is picked up within the rescan).
+    #[arg(long)]
+    pub no_http: bool,
+    /// How often `FileLanded` globs are rescanned, besides file notifications.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub rescan: String,
+    /// Tasks to run at once in a run (default: number of CPU cores).
+    #[arg(short, long, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// `dagrun daemon` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DaemonAction {
+    /// Each workflow's next tick, triggers, last events and their runs, and the queue.
+    Status {
+        /// Workflow files or directories, as given to the daemon (default: `.`).
+        paths: Vec<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Events shown per workflow.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        last: usize,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 /// `dagrun cache` subcommands.

@@ -47,6 +47,10 @@ pub fn dispatch(cmd: Command) -> Exit {
             crate::history::runs(workflow.as_deref(), limit, json, &state)
         }
         Command::Show { run, workflow, json, state } => crate::history::show(&run, workflow.as_deref(), json, &state),
+        Command::Daemon(args) => crate::daemon::dispatch(args),
+        Command::Trigger { workflow, partition, reason, state } => {
+            crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)
+        }
     };
     result.unwrap_or_else(|e| e)
 }

@@ -11,6 +11,8 @@ pub const SDK: &str = "DAGRUN_SDK";
 /// Cap of each task's log file (a size with its unit: `64MiB`, `500KB`, `1000B`); default 64 MiB. Past it the
 /// log ends with a `[dagrun: log truncated: ...]` line and further output is dropped.
 pub const LOG_MAX: &str = "DAGRUN_LOG_MAX";
+/// Where `dagrun daemon` serves webhooks (same as `--listen`; default `127.0.0.1:7878`).
+pub const LISTEN: &str = "DAGRUN_LISTEN";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

@@ -108,6 +108,23 @@ fn execute(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
+    let opts = Flags { jobs, verify, reverse, json, run_id: None };
+    run_plan(plan, &opts, state).map(|r| Exit::of_run(r.status))
+}
+
+/// How `run_plan` runs.
+pub(crate) struct Flags {
+    pub jobs: Option<usize>,
+    pub verify: bool,
+    pub reverse: bool,
+    pub json: bool,
+    /// A run id chosen beforehand (`dagrun trigger` records it in the event log first).
+    pub run_id: Option<String>,
+}
+
+/// [`execute`], returning the run's record.
+pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Result<RunRecord, Exit> {
+    let Flags { jobs, verify, reverse, json, .. } = *flags;
     let dir = state_dir(state, Some(&plan.path));
     let engine = Engine::open(&dir, durability())
         .map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))?;
@@ -119,7 +136,7 @@ fn execute(
         Arc::new(PlainReporter)
     };
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: None };
+    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: flags.run_id.clone() };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,7 +170,7 @@ fn execute(
         // Abandoned plugin threads may still be running: do not wait for them.
         runtime.shutdown_background();
     }
-    Ok(Exit::of_run(record.status))
+    Ok(record)
 }
 
 /// The table printed after a run (at most 40 rows; cached tasks go first when cut).

@@ -14,7 +14,9 @@ mod scheduler;
 mod shared;
 
 pub use cancel::Cancel;
-pub use engine::{Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare, prepare_loaded};
+pub use engine::{
+    Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare, prepare_loaded,
+};
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
 pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
 pub use kinds::tail;

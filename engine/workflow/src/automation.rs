@@ -276,9 +276,13 @@ pub(crate) fn validate(
             TriggerDef::Webhook(w) => {
                 if hooks.contains(&w.name.as_str()) {
                     diags.push(
-                        Diagnostic::new("dagrun::duplicate-webhook", format!("webhook `{}` is defined twice", w.name), source)
-                            .label(at("name"), "defined again here")
-                            .help("webhook names must be unique within a workflow: rename one of them"),
+                        Diagnostic::new(
+                            "dagrun::duplicate-webhook",
+                            format!("webhook `{}` is defined twice", w.name),
+                            source,
+                        )
+                        .label(at("name"), "defined again here")
+                        .help("webhook names must be unique within a workflow: rename one of them"),
                     );
                 }
                 hooks.push(&w.name);
@@ -305,9 +309,13 @@ fn schedule(
         Ok(c) => Some(c),
         Err(e) => {
             diags.push(
-                Diagnostic::new("dagrun::invalid-cron", format!("invalid cron expression `{}`: {}", def.expr, cron_why(&e)), source)
-                    .label(expr_span, "not a cron expression")
-                    .help(CRON_HELP),
+                Diagnostic::new(
+                    "dagrun::invalid-cron",
+                    format!("invalid cron expression `{}`: {}", def.expr, cron_why(&e)),
+                    source,
+                )
+                .label(expr_span, "not a cron expression")
+                .help(CRON_HELP),
             );
             None
         }
@@ -319,8 +327,11 @@ fn schedule(
             Err(_) => {
                 let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
                 let help = match did_you_mean(name, names) {
-                    Some(s) => format!("did you mean \"{s}\"? time zones are IANA names such as \"Europe/Berlin\" or \"UTC\""),
-                    None => "time zones are IANA names such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\"".to_owned(),
+                    Some(s) => {
+                        format!("did you mean \"{s}\"? time zones are IANA names such as \"Europe/Berlin\" or \"UTC\"")
+                    }
+                    None => "time zones are IANA names such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\""
+                        .to_owned(),
                 };
                 diags.push(
                     Diagnostic::new("dagrun::unknown-timezone", format!("unknown time zone `{name}`"), source)
@@ -335,9 +346,13 @@ fn schedule(
         && !(1..=MAX_CATCHUP).contains(&max)
     {
         diags.push(
-            Diagnostic::new("dagrun::invalid-catchup", format!("`All(max: {max})` must run between 1 and {MAX_CATCHUP} missed ticks"), source)
-                .label(catchup_span, "out of range")
-                .help("e.g. `catchup: All(max: 24)`; `Latest` runs only the most recent missed tick, `None` none"),
+            Diagnostic::new(
+                "dagrun::invalid-catchup",
+                format!("`All(max: {max})` must run between 1 and {MAX_CATCHUP} missed ticks"),
+                source,
+            )
+            .label(catchup_span, "out of range")
+            .help("e.g. `catchup: All(max: 24)`; `Latest` runs only the most recent missed tick, `None` none"),
         );
         return None;
     }
@@ -433,9 +448,15 @@ fn webhook(
         && w.token_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !env_ok {
         diags.push(
-            Diagnostic::new("dagrun::invalid-token-env", format!("`{}` is not an environment variable name", w.token_env), source)
-                .label(at("token_env"), "not a variable name")
-                .help("name the variable that holds the secret, e.g. \"NEW_DATA_TOKEN\"; never write the token itself here"),
+            Diagnostic::new(
+                "dagrun::invalid-token-env",
+                format!("`{}` is not an environment variable name", w.token_env),
+                source,
+            )
+            .label(at("token_env"), "not a variable name")
+            .help(
+                "name the variable that holds the secret, e.g. \"NEW_DATA_TOKEN\"; never write the token itself here",
+            ),
         );
         return None;
     }

@@ -43,7 +43,10 @@ fn an_invalid_cron_expression_points_at_it_with_an_example() {
     assert_eq!(e[0].location(), "w.ron:3:20");
     assert!(e[0].message.starts_with("invalid cron expression `0 25 * * *`"), "{}", e[0].message);
     assert!(e[0].help.as_deref().unwrap().contains("\"0 3 * * 1\""));
-    assert_eq!(errors(r#"schedule: Cron(expr: "every monday"),"#)[0].split(':').take(3).collect::<Vec<_>>(), ["w.ron", "3", "26"]);
+    assert_eq!(
+        errors(r#"schedule: Cron(expr: "every monday"),"#)[0].split(':').take(3).collect::<Vec<_>>(),
+        ["w.ron", "3", "26"]
+    );
     // Seconds are not standard cron.
     assert!(load(r#"schedule: Cron("0 0 3 * * 1"),"#).is_err());
 }
@@ -81,7 +84,9 @@ fn triggers_load() {
         Trigger::FileLanded { glob: "landing/{date}.csv".into(), settle: Duration::from_millis(500) }
     );
     assert!(matches!(&a.triggers[1], Trigger::Webhook(w) if w.token_env == "NEW_DATA_TOKEN"));
-    assert!(matches!(&a.triggers[2], Trigger::TaskOutcome { when: Outcome::Json { equals, .. }, .. } if *equals == serde_json::json!(true)));
+    assert!(
+        matches!(&a.triggers[2], Trigger::TaskOutcome { when: Outcome::Json { equals, .. }, .. } if *equals == serde_json::json!(true))
+    );
     assert!(matches!(&a.triggers[3], Trigger::TaskOutcome { when: Outcome::Succeeded, .. }));
     assert_eq!(watch_glob("landing/{date}/{hour}.csv"), "landing/*/*.csv");
 }

@@ -1,0 +1,122 @@
+//! One daemon per state directory: an advisory lock (`<state>/daemon.lock`, released by the
+//! kernel when the process dies) and `<state>/daemon.json` saying where it listens.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What a running daemon tells other commands (`dagrun trigger`, `dagrun daemon status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    /// Its process id.
+    pub pid: u32,
+    /// Where its HTTP server listens (webhooks, wake-ups), if it serves.
+    pub addr: Option<String>,
+    /// When it started (Unix ms).
+    pub started_ms: i64,
+}
+
+/// The held lock; dropping it releases the lock and removes `daemon.json`.
+#[derive(Debug)]
+pub struct DaemonLock {
+    _file: File,
+    info: PathBuf,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another daemon holds it.
+    #[error("another dagrun daemon (pid {}) is running on state directory {}; stop it first, or use another --state-dir", .pid.map_or("unknown".to_owned(), |p| p.to_string()), .dir.display())]
+    Held {
+        /// The state directory.
+        dir: PathBuf,
+        /// The holder's pid, as it wrote it.
+        pid: Option<u32>,
+    },
+    /// The lock file could not be used.
+    #[error("cannot use {}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn lock_path(state: &Path) -> PathBuf {
+    state.join("daemon.lock")
+}
+
+fn info_path(state: &Path) -> PathBuf {
+    state.join("daemon.json")
+}
+
+impl DaemonLock {
+    /// Takes the lock of state directory `state` (created if missing) for this process.
+    pub fn take(state: &Path) -> Result<DaemonLock, LockError> {
+        let path = lock_path(state);
+        let io = |source| LockError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(state).map_err(io)?;
+        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
+                return Err(LockError::Held { dir: state.to_owned(), pid });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(DaemonLock { _file: file, info: info_path(state) })
+    }
+
+    /// Publishes where the daemon listens (atomically: temp file + rename).
+    pub fn publish(&self, info: &DaemonInfo) -> std::io::Result<()> {
+        let tmp = self.info.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(info).expect("serializes"))?;
+        std::fs::rename(&tmp, &self.info)
+    }
+}
+
+impl Drop for DaemonLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.info);
+    }
+}
+
+/// The daemon running on `state`, if one is: its lock is held and it published its info.
+pub fn running(state: &Path) -> Option<DaemonInfo> {
+    let file = File::options().read(true).write(true).open(lock_path(state)).ok()?;
+    match file.try_lock() {
+        // Nobody holds it (our probe's lock is released when `file` is dropped).
+        Ok(()) => None,
+        Err(_) => {
+            let info = std::fs::read(info_path(state)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let pid = std::fs::read_to_string(lock_path(state)).ok().and_then(|s| s.trim().parse().ok());
+            Some(info.unwrap_or(DaemonInfo { pid: pid.unwrap_or(0), addr: None, started_ms: 0 }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = DaemonLock::take(dir.path()).unwrap();
+        lock.publish(&DaemonInfo { pid: std::process::id(), addr: Some("127.0.0.1:1".into()), started_ms: 5 }).unwrap();
+        let e = DaemonLock::take(dir.path()).unwrap_err().to_string();
+        assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
+        assert_eq!(running(dir.path()).unwrap().addr.as_deref(), Some("127.0.0.1:1"));
+        drop(lock);
+        assert!(running(dir.path()).is_none());
+        assert!(!dir.path().join("daemon.json").exists());
+        DaemonLock::take(dir.path()).unwrap();
+    }
+}

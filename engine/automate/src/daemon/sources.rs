@@ -1,0 +1,437 @@
+//! Where the daemon's events come from, each written to the log before it is acted on: cron
+//! ticks, files landing (the watcher), webhooks (the HTTP server), other workflows' task
+//! outcomes; and the start-up work (recovering runs a killed daemon left, schedule marks).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dagrun_exec::{RunRecord, TaskStatus};
+use dagrun_workflow::automation::{Outcome, Trigger};
+use dagrun_workflow::{Input, partition};
+use tokio::sync::{mpsc, watch};
+use tokio::task::block_in_place;
+
+use super::runs::Brain;
+use super::{Ctx, LandedRx, Notice};
+use crate::hooks::{self, Answer, Delivery, HookLog, Route, Routes};
+use crate::log::{FileRow, NewEvent, Source};
+use crate::watch::{FileStat, Landed, WatchSpec, Watcher};
+
+/// The watcher and server of a running daemon.
+#[derive(Default)]
+pub(crate) struct Sources {
+    /// What the watcher watches: spec id → (workflow, glob).
+    specs: Vec<(String, String)>,
+    watcher: Option<Watcher>,
+    pub(super) landed: Option<LandedRx>,
+    landed_tx: Option<mpsc::Sender<Landed>>,
+    routes: Routes,
+    server_stop: Option<watch::Sender<bool>>,
+}
+
+impl Sources {
+    pub(crate) fn stop(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            w.stop();
+        }
+        if let Some(s) = self.server_stop.take() {
+            let _ = s.send(true);
+        }
+    }
+}
+
+impl Brain {
+    /// Loads the workflows, recovers what a killed daemon left, marks schedules, starts the
+    /// server and the watcher, and says so.
+    pub(crate) async fn start(
+        &mut self,
+        listener: Option<tokio::net::TcpListener>,
+        addr: Option<SocketAddr>,
+        _shutdown: watch::Receiver<u8>,
+    ) {
+        self.reload();
+        self.recover();
+        if let Some(listener) = listener {
+            let (stop_tx, mut stop_rx) = watch::channel(false);
+            let sink: Arc<dyn hooks::Sink> = Arc::new(HookSink { ctx: self.ctx.clone() });
+            let routes = self.sources.routes.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                let _ = hooks::serve(listener, routes, sink, stop).await;
+            });
+            self.sources.server_stop = Some(stop_tx);
+        }
+        let workflows = self
+            .set
+            .all()
+            .map(|l| {
+                let a = &l.workflow.automation;
+                let next = a.schedule.as_ref().and_then(|s| {
+                    crate::ticks::next_after(s, *self.marks.get(&l.workflow.name).unwrap_or(&self.ctx.clock.now_ms()))
+                });
+                (l.workflow.name.clone(), l.path.clone(), next, a.triggers.len())
+            })
+            .collect();
+        self.ctx.observer.notice(Notice::Started { addr, workflows });
+    }
+
+    /// Runs a killed daemon left: finished ones are closed (their record says how they
+    /// ended: never run twice); the others give their events back to the queue.
+    fn recover(&mut self) {
+        let log = self.ctx.log.clone();
+        let unfinished = match block_in_place(|| log.unfinished_runs()) {
+            Ok(u) => u,
+            Err(e) => return self.warn(format!("{e}")),
+        };
+        let now = self.ctx.clock.now_ms();
+        for u in unfinished {
+            let record = RunRecord::load(self.ctx.engine.store(), &u.run_id);
+            let r = match record.map(|r| r.status) {
+                Some(status)
+                    if status != dagrun_exec::RunStatus::Running && status != dagrun_exec::RunStatus::Interrupted =>
+                {
+                    block_in_place(|| log.finish_run(&u.run_id, status.as_str(), now))
+                }
+                _ => block_in_place(|| log.requeue_run(&u.run_id, "interrupted (the daemon stopped)", now)),
+            };
+            self.log_result(r);
+        }
+    }
+
+    /// Re-reads changed workflow files; refreshes schedule marks, webhook routes and watches.
+    pub(crate) fn reload(&mut self) {
+        let changes = self.set.refresh();
+        if changes.is_empty() {
+            return;
+        }
+        for c in changes {
+            self.ctx.observer.notice(Notice::Workflow(c));
+        }
+        self.mark_schedules();
+        self.refresh_routes();
+        self.refresh_watches();
+        for l in self.set.all() {
+            for t in &l.workflow.automation.triggers {
+                if let Trigger::TaskOutcome { workflow, .. } = t
+                    && self.set.by_name(workflow).is_none()
+                {
+                    self.warn(format!(
+                        "`{}` ({}) waits for workflow `{workflow}`, which this daemon does not run",
+                        l.workflow.name,
+                        l.path.display()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A schedule's mark is the last tick handled; a new (or edited) schedule starts now.
+    fn mark_schedules(&mut self) {
+        let now = self.ctx.clock.now_ms();
+        let log = self.ctx.log.clone();
+        let mut marks = HashMap::new();
+        for l in self.set.all() {
+            let Some(s) = &l.workflow.automation.schedule else { continue };
+            let name = &l.workflow.name;
+            let mark = match block_in_place(|| log.schedule_mark(name)) {
+                Ok(Some((expr, mark))) if expr == s.expr => mark,
+                Ok(_) => {
+                    let r = block_in_place(|| log.record_ticks(name, &s.expr, &[], now)).map(|_| ());
+                    self.log_result(r);
+                    now
+                }
+                Err(e) => {
+                    self.warn(format!("{e}"));
+                    now
+                }
+            };
+            marks.insert(name.clone(), mark);
+        }
+        self.marks = marks;
+    }
+
+    fn refresh_routes(&mut self) {
+        let mut routes = Vec::new();
+        for l in self.set.all() {
+            for t in &l.workflow.automation.triggers {
+                if let Trigger::Webhook(w) = t {
+                    let token = std::env::var(&w.token_env).ok().filter(|t| !t.is_empty());
+                    if token.is_none() {
+                        self.warn(format!(
+                            "webhook `{}` of `{}` is disabled: set {} in the daemon's environment",
+                            w.name, l.workflow.name, w.token_env
+                        ));
+                    }
+                    let (workflow, name, token_env) = (l.workflow.name.clone(), w.name.clone(), w.token_env.clone());
+                    routes.push(Route { workflow, name, token_env, token });
+                }
+            }
+        }
+        *self.sources.routes.write().unwrap_or_else(|p| p.into_inner()) = routes;
+    }
+
+    fn refresh_watches(&mut self) {
+        let mut specs = Vec::new();
+        let mut wanted = Vec::new();
+        for l in self.set.all() {
+            for t in &l.workflow.automation.triggers {
+                if let Trigger::FileLanded { glob, settle } = t {
+                    let id = wanted.len();
+                    wanted.push((l.workflow.name.clone(), glob.clone()));
+                    specs.push(WatchSpec { id, dir: l.workflow.dir.clone(), glob: glob.clone(), settle: *settle });
+                }
+            }
+        }
+        if wanted == self.sources.specs && self.sources.watcher.is_some() {
+            return;
+        }
+        if let Some(w) = self.sources.watcher.take() {
+            w.stop();
+        }
+        self.sources.specs = wanted;
+        if specs.is_empty() {
+            return;
+        }
+        let tx = match &self.sources.landed_tx {
+            Some(tx) => tx.clone(),
+            None => {
+                let (tx, rx) = mpsc::channel(1024);
+                self.sources.landed = Some(rx);
+                self.sources.landed_tx = Some(tx.clone());
+                tx
+            }
+        };
+        match Watcher::start(specs, self.known_files(), self.ctx.cfg.rescan, tx) {
+            Ok(w) => self.sources.watcher = Some(w),
+            Err(e) => self.warn(format!("file triggers are not watched: {e}")),
+        }
+    }
+
+    /// What the log knows of watched files, by absolute path.
+    fn known_files(&self) -> HashMap<PathBuf, FileStat> {
+        let rows = block_in_place(|| self.ctx.log.files()).unwrap_or_default();
+        let mut out = HashMap::new();
+        for (workflow, path, row) in rows {
+            if let Some(l) = self.set.by_name(&workflow) {
+                let stat = FileStat { size: row.size, mtime_ns: row.mtime_ns, digest: row.digest };
+                out.insert(l.workflow.dir.join(&path), stat);
+            }
+        }
+        out
+    }
+
+    /// Files the watcher saw settle: each is an event if its content is new (one transaction).
+    pub(crate) fn record_landed(&mut self, batch: Vec<Landed>) {
+        let now = self.ctx.clock.now_ms();
+        let mut rows = Vec::with_capacity(batch.len());
+        for l in batch {
+            let Some((workflow, glob)) = self.sources.specs.get(l.id).cloned() else { continue };
+            let partition = self.set.by_name(&workflow).and_then(|w| partition_of(&w.workflow, &glob, &l.rel_path));
+            let detail =
+                serde_json::json!({"path": l.rel_path, "digest": l.stat.digest, "size": l.stat.size, "glob": glob});
+            let event = NewEvent { workflow, source: Source::File, key: String::new(), partition, detail, at_ms: now };
+            let row = FileRow { size: l.stat.size, mtime_ns: l.stat.mtime_ns, digest: l.stat.digest };
+            rows.push((event, l.rel_path, row));
+        }
+        let log = self.ctx.log.clone();
+        match block_in_place(|| log.record_files(&rows)) {
+            Ok(recorded) => {
+                for r in recorded.into_iter().flatten().filter(|r| r.new) {
+                    if let Ok(Some(e)) = block_in_place(|| log.event(r.id)) {
+                        self.ctx.observer.notice(Notice::Recorded(e));
+                    }
+                }
+            }
+            Err(e) => self.warn(format!("files landed but could not be recorded (they will be seen again): {e}")),
+        }
+    }
+
+    /// Records the ticks due now (with the catch-up policy), each with the partition it closes.
+    pub(crate) fn fire_due_ticks(&mut self) {
+        let now = self.ctx.clock.now_ms();
+        let mut fired = Vec::new();
+        for l in self.set.all() {
+            let Some(s) = &l.workflow.automation.schedule else { continue };
+            let name = &l.workflow.name;
+            let mark = *self.marks.get(name).unwrap_or(&now);
+            let due = crate::ticks::due(s, mark, now);
+            if due.mark == mark {
+                continue;
+            }
+            let events: Vec<NewEvent> = due
+                .fire
+                .iter()
+                .map(|&t| {
+                    let keys = crate::ticks::closed_partitions(&l.workflow, t);
+                    NewEvent {
+                        workflow: name.clone(),
+                        source: Source::Tick,
+                        key: format!("tick:{}:{t}", s.expr),
+                        partition: (keys.len() == 1).then(|| keys[0].clone()),
+                        detail: serde_json::json!({"scheduled_ms": t, "cron": s.expr}),
+                        at_ms: now,
+                    }
+                })
+                .collect();
+            fired.push((name.clone(), s.expr.clone(), events, due));
+        }
+        let log = self.ctx.log.clone();
+        for (name, expr, events, due) in fired {
+            match block_in_place(|| log.record_ticks(&name, &expr, &events, due.mark)) {
+                Ok(recorded) => {
+                    self.marks.insert(name.clone(), due.mark);
+                    self.announce(recorded.iter().filter(|r| r.new).map(|r| r.id));
+                    if due.skipped > 0 {
+                        let n = Notice::Missed { workflow: name, skipped: due.skipped, more: due.more };
+                        self.ctx.observer.notice(n);
+                    }
+                }
+                Err(e) => self.warn(format!("{e}")),
+            }
+        }
+    }
+
+    fn announce(&self, ids: impl Iterator<Item = i64>) {
+        for id in ids {
+            if let Ok(Some(e)) = block_in_place(|| self.ctx.log.event(id)) {
+                self.ctx.observer.notice(Notice::Recorded(e));
+            }
+        }
+    }
+
+    /// `TaskOutcome` triggers of other workflows that this finished run fires.
+    pub(crate) fn fire_outcomes(&mut self, finished: &str, record: &RunRecord) {
+        let Some(source) = self.set.by_name(finished).cloned() else { return };
+        let now = self.ctx.clock.now_ms();
+        let mut events = Vec::new();
+        for l in self.set.all() {
+            for t in &l.workflow.automation.triggers {
+                let Trigger::TaskOutcome { workflow, task, when } = t else { continue };
+                if workflow != finished {
+                    continue;
+                }
+                for rec in &record.tasks {
+                    let base = rec.task.split_once('@').map_or(rec.task.as_str(), |(b, _)| b);
+                    if base != task || !fires(when, rec, &source.workflow) {
+                        continue;
+                    }
+                    events.push(NewEvent {
+                        workflow: l.workflow.name.clone(),
+                        source: Source::Outcome,
+                        key: format!("outcome:{}:{}", record.id, rec.task),
+                        partition: None,
+                        detail: serde_json::json!({"workflow": finished, "task": rec.task, "run": record.id, "status": rec.status.as_str()}),
+                        at_ms: now,
+                    });
+                }
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        match block_in_place(|| self.ctx.log.record(&events)) {
+            Ok(recorded) => self.announce(recorded.iter().filter(|r| r.new).map(|r| r.id)),
+            Err(e) => self.warn(format!("{e}")),
+        }
+    }
+}
+
+/// Whether a task's line in a run record matches a trigger's `when`.
+fn fires(when: &Outcome, rec: &dagrun_exec::TaskRecord, wf: &dagrun_workflow::Workflow) -> bool {
+    match when {
+        Outcome::Succeeded => rec.status == TaskStatus::Succeeded,
+        Outcome::Failed => rec.status == TaskStatus::Failed,
+        Outcome::Refused => rec.status == TaskStatus::Refused,
+        Outcome::Finished => matches!(rec.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Refused),
+        Outcome::Json { output, pointer, equals } => {
+            rec.status == TaskStatus::Succeeded && json_output(wf, &rec.task, output, pointer).as_ref() == Some(equals)
+        }
+    }
+}
+
+/// The value at `pointer` in output `output` of instance `instance` (`task` or `task@key`).
+fn json_output(
+    wf: &dagrun_workflow::Workflow,
+    instance: &str,
+    output: &str,
+    pointer: &str,
+) -> Option<serde_json::Value> {
+    let (name, key) = match instance.split_once('@') {
+        Some((n, k)) => (n, Some(k)),
+        None => (instance, None),
+    };
+    let task = wf.tasks.iter().find(|t| t.name == name)?;
+    let mut path = task.outputs.get(output)?.clone();
+    if let (Some(key), Some(scheme)) = (key, task.partitioned.as_ref().and_then(|s| wf.schemes.get(s))) {
+        let p = scheme.find(key)?;
+        path = partition::render(&path, &p.vars(scheme));
+    }
+    let bytes = std::fs::read(wf.dir.join(path)).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    value.pointer(pointer).cloned()
+}
+
+/// The partition a landed file names: through the trigger's own template, else through a
+/// partitioned task's templated input it matches.
+fn partition_of(wf: &dagrun_workflow::Workflow, glob: &str, rel: &str) -> Option<String> {
+    if partition::is_templated(glob) {
+        return crate::watch::partition_vars(glob, rel).and_then(|v| crate::watch::partition_instant(&v));
+    }
+    wf.tasks.iter().filter(|t| t.partitioned.is_some()).flat_map(|t| t.inputs.values()).find_map(|i| match i {
+        Input::File(t) | Input::Glob(t) if partition::is_templated(t) => {
+            crate::watch::partition_vars(t, rel).and_then(|v| crate::watch::partition_instant(&v))
+        }
+        _ => None,
+    })
+}
+
+/// The webhook server's way into the log.
+struct HookSink {
+    ctx: Arc<Ctx>,
+}
+
+impl hooks::Sink for HookSink {
+    fn deliver(&self, d: Delivery) -> Answer {
+        let key = match &d.delivery_id {
+            Some(id) => format!("webhook:{}:id:{id}", d.name),
+            None => format!("webhook:{}:body:{}", d.name, d.body_digest),
+        };
+        let detail = serde_json::json!({"hook": d.name, "delivery": d.delivery_id, "reason": d.reason});
+        let event = NewEvent {
+            workflow: d.workflow,
+            source: Source::Webhook,
+            key,
+            partition: d.partition,
+            detail,
+            at_ms: self.ctx.clock.now_ms(),
+        };
+        match self.ctx.log.record(&[event]) {
+            Ok(r) => {
+                let r = r[0];
+                if r.new {
+                    if let Ok(Some(e)) = self.ctx.log.event(r.id) {
+                        self.ctx.observer.notice(Notice::Recorded(e));
+                    }
+                    self.ctx.wake.notify_one();
+                    Answer::Accepted { event: r.id }
+                } else {
+                    Answer::Duplicate { event: r.id }
+                }
+            }
+            Err(e) => Answer::Unavailable(e.to_string()),
+        }
+    }
+
+    fn wake(&self) {
+        self.ctx.wake.notify_one();
+    }
+
+    fn log(&self, line: HookLog) {
+        let HookLog::Refused { workflow, name, status, why, peer } = line;
+        self.ctx.observer.notice(Notice::HookRefused(format!("{peer} → /hooks/{workflow}/{name}: {status} {why}")));
+    }
+}

@@ -1,0 +1,95 @@
+//! `dagrun daemon status`: whether a daemon runs, and per workflow its next scheduled tick,
+//! triggers, last events with their runs, and the queue, read from the event log.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::daemon::{DaemonInfo, WorkflowSet, running};
+use crate::log::{Event, EventLog, LogError, State};
+use dagrun_workflow::automation::Trigger;
+
+/// One workflow's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkflowStatus {
+    /// Its name.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The cron expression and time zone, if scheduled.
+    pub schedule: Option<String>,
+    /// The next tick (Unix ms).
+    pub next_ms: Option<i64>,
+    /// Its triggers, described.
+    pub triggers: Vec<String>,
+    /// Events waiting for a run.
+    pub queued: u64,
+    /// The most recent events, newest first.
+    pub recent: Vec<Event>,
+}
+
+/// The daemon's status.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The running daemon, if any.
+    pub daemon: Option<DaemonInfo>,
+    /// Per workflow.
+    pub workflows: Vec<WorkflowStatus>,
+    /// Files that are not valid workflows, with their first problem.
+    pub invalid: Vec<(PathBuf, String)>,
+}
+
+/// Describes a trigger in one line.
+pub fn describe(t: &Trigger) -> String {
+    match t {
+        Trigger::FileLanded { glob, settle } => {
+            format!("file landed: {glob} (settle {})", dagrun_workflow::duration::format(*settle))
+        }
+        Trigger::Webhook(w) => format!("webhook: POST /hooks/<workflow>/{} (token in ${})", w.name, w.token_env),
+        Trigger::TaskOutcome { workflow, task, when } => format!("task outcome: {workflow}/{task} {when:?}"),
+    }
+}
+
+/// Reads the status of the workflows in `files` from state directory `state`.
+pub fn status(files: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> Result<Status, LogError> {
+    let mut set = WorkflowSet::new(files);
+    let mut invalid = Vec::new();
+    for c in set.refresh() {
+        match c {
+            crate::daemon::Change::Invalid { path, diagnostics, .. } => {
+                invalid.push((path, crate::daemon::first_problem(&diagnostics)))
+            }
+            crate::daemon::Change::Unusable { path, why } => invalid.push((path, why)),
+            crate::daemon::Change::Loaded { .. } => {}
+        }
+    }
+    let log = if state.join(crate::log::FILE_NAME).exists() { Some(EventLog::open(state)?) } else { None };
+    let mut workflows = Vec::new();
+    for l in set.all() {
+        let wf = &l.workflow;
+        let a = &wf.automation;
+        let (queued, recent) = match &log {
+            Some(log) => {
+                let counts = log.counts(&wf.name)?;
+                let q = counts.iter().filter(|(s, _)| *s == State::Pending).map(|(_, n)| n).sum();
+                (q, log.recent(Some(&wf.name), recent)?)
+            }
+            None => (0, Vec::new()),
+        };
+        let mark = match &log {
+            Some(log) => log.schedule_mark(&wf.name)?.map(|(_, m)| m),
+            None => None,
+        };
+        let next_ms = a.schedule.as_ref().and_then(|s| crate::ticks::next_after(s, mark.unwrap_or(now_ms).max(now_ms)));
+        workflows.push(WorkflowStatus {
+            name: wf.name.clone(),
+            path: l.path.clone(),
+            schedule: a.schedule.as_ref().map(|s| format!("{} ({})", s.expr, s.timezone)),
+            next_ms,
+            triggers: a.triggers.iter().map(describe).collect(),
+            queued,
+            recent,
+        });
+    }
+    Ok(Status { daemon: running(state), workflows, invalid })
+}

@@ -1,0 +1,51 @@
+//! `dagrun trigger`: a manual event, written to the log like any other; a running daemon is
+//! woken to run it, otherwise the caller runs it at once (and closes the event).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::log::{EventLog, LogError, NewEvent, Recorded, Source};
+
+/// Records a manual event for workflow `name` in the log of state directory `state`.
+pub fn record_manual(
+    state: &Path,
+    name: &str,
+    partition: Option<&str>,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> Result<(EventLog, Recorded), LogError> {
+    let log = EventLog::open(state)?;
+    let key = format!("manual:{now_ms}:{}:{}", std::process::id(), fastrand_suffix());
+    let detail = serde_json::json!({"reason": reason, "by": std::env::var("USER").ok()});
+    let event = NewEvent {
+        workflow: name.to_owned(),
+        source: Source::Manual,
+        key,
+        partition: partition.map(str::to_owned),
+        detail,
+        at_ms: now_ms,
+    };
+    let r = log.record(&[event])?[0];
+    Ok((log, r))
+}
+
+fn fastrand_suffix() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    u64::from(t) ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Asks the daemon listening at `addr` to look at the log now (`POST /v1/wake`). `false` when
+/// it could not be reached: it still finds the event at its next wake-up.
+pub fn wake(addr: &str) -> bool {
+    let Ok(sock) = addr.parse::<std::net::SocketAddr>() else { return false };
+    let Ok(mut s) = TcpStream::connect_timeout(&sock, Duration::from_secs(2)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let req = format!("POST /v1/wake HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 2")
+}
