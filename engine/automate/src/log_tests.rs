@@ -87,7 +87,7 @@ fn ticks_and_the_schedule_mark_move_together() {
     let log = EventLog::open(dir.path()).unwrap();
     assert_eq!(log.schedule_mark("w").unwrap(), None);
     let t = NewEvent { source: Source::Tick, ..event("w", "tick:0 3 * * 1:100") };
-    log.record_ticks("w", "0 3 * * 1", &[t.clone()], 100).unwrap();
+    log.record_ticks("w", "0 3 * * 1", std::slice::from_ref(&t), 100).unwrap();
     assert_eq!(log.schedule_mark("w").unwrap(), Some(("0 3 * * 1".into(), 100)));
     assert!(!log.record_ticks("w", "0 3 * * 1", &[t], 100).unwrap()[0].new);
 }
