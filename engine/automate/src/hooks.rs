@@ -1,1 +1,0 @@
-//! The webhook HTTP server (to be written).
