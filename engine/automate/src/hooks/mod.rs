@@ -8,6 +8,8 @@
 //! flight are bounded ([`ServeOptions::max_in_flight`]) and shutdown is graceful.
 
 mod handler;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::future::Future;
