@@ -431,7 +431,9 @@ impl hooks::Sink for HookSink {
     }
 
     fn log(&self, line: HookLog) {
-        let HookLog::Refused { workflow, name, status, why, peer } = line;
-        self.ctx.observer.notice(Notice::HookRefused(format!("{peer} → /hooks/{workflow}/{name}: {status} {why}")));
+        // Accepted deliveries are announced as recorded events; refusals are worth a line.
+        if !matches!(line, HookLog::Delivered { .. }) {
+            self.ctx.observer.notice(Notice::HookRefused(line.to_string()));
+        }
     }
 }
