@@ -27,7 +27,9 @@ impl Observer for Collect {
     fn notice(&self, n: Notice) {
         let line = match n {
             Notice::Started { .. } => "started".to_owned(),
-            Notice::Recorded(e) => format!("event {} {} {}", e.workflow, e.source.as_str(), e.partition.unwrap_or_default()),
+            Notice::Recorded(e) => {
+                format!("event {} {} {}", e.workflow, e.source.as_str(), e.partition.unwrap_or_default())
+            }
             Notice::RunStarting { workflow, events, partitions, .. } => {
                 format!("start {workflow} {} {}", events.len(), partitions.join(","))
             }

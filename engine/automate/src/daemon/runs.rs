@@ -164,6 +164,10 @@ impl Brain {
                         continue;
                     }
                 };
+            // Manual events come from another process (`dagrun trigger`): say so here.
+            for e in events.iter().filter(|e| e.source == crate::log::Source::Manual && ids.contains(&e.id)) {
+                self.ctx.observer.notice(Notice::Recorded(e.clone()));
+            }
             let run_id = self.new_run_id();
             if let Err(e) = block_in_place(|| self.ctx.log.start_run(&run_id, &name, &ids, now)) {
                 return self.warn(format!("{e}"));

@@ -1,0 +1,247 @@
+//! `dagrun daemon`, `daemon status` and `trigger` as a user runs them: the real binary on
+//! workflows in a temp dir, webhooks over real HTTP on 127.0.0.1, `kill -9` and a restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn dagrun() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dagrun"));
+    c.env("DAGRUN_FSYNC", "0").env_remove("DAGRUN_STATE_DIR").env_remove("DAGRUN_LISTEN");
+    c
+}
+
+/// A daemon child with its stdout lines.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+}
+
+const TOKEN: &str = "s3cret-token";
+
+fn start(dir: &Path) -> Daemon {
+    let mut child = dagrun()
+        .args(["daemon", ".", "--listen", "127.0.0.1:0", "--rescan", "1s"])
+        .current_dir(dir)
+        .env("HOOK_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    for out in [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let info = dir.join(".dagrun/daemon.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        // A daemon killed with -9 leaves its daemon.json behind: wait for this one's.
+        let v = std::fs::read(&info).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        if let Some(v) = v.filter(|v| v["pid"] == child.id())
+            && let Some(addr) = v["addr"].as_str()
+        {
+            break addr.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the daemon did not publish its address");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Daemon { child, lines, addr }
+}
+
+impl Daemon {
+    /// Waits (up to 30 s) for an output line containing `text`.
+    fn expect(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line containing `{text}` within 30 s"),
+            }
+        }
+    }
+
+    /// No line containing `text` within `d`.
+    fn quiet(&self, text: &str, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            assert!(!line.contains(text), "unexpected: {line}");
+        }
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        http(&self.addr, "POST", path, headers, body)
+    }
+
+    fn stop(mut self) {
+        // SAFETY-free: a plain SIGTERM through kill(1).
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = wait(&mut self.child, Duration::from_secs(30));
+        assert_eq!(status.code(), Some(0), "SIGTERM must stop the daemon cleanly with exit 0");
+    }
+}
+
+fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "the daemon did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One HTTP/1.1 request; (status, body).
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn workflow(dir: &Path, run: &str) -> PathBuf {
+    let p = dir.join("hooked.ron");
+    std::fs::write(
+        &p,
+        format!(
+            r#"Workflow(
+    name: "hooked",
+    triggers: [Webhook(name: "new-data", token_env: "HOOK_TOKEN")],
+    tasks: [Task(name: "work", kind: Command(run: "{run}"), outputs: {{"out": "out.txt"}})],
+)"#
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn status_json(dir: &Path) -> serde_json::Value {
+    let out = dagrun().args(["daemon", "status", ".", "--json", "--last", "50"]).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn events(dir: &Path) -> Vec<serde_json::Value> {
+    status_json(dir)["workflows"][0]["recent"].as_array().unwrap().clone()
+}
+
+#[test]
+fn webhooks_are_authenticated_checked_and_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "date +%s%N > out.txt");
+    let d = start(dir.path());
+    d.expect("dagrun daemon (pid");
+    let auth = ("Authorization", "Bearer s3cret-token");
+    let (code, _) = d.post("/hooks/hooked/new-data", &[("Authorization", "Bearer wrong")], "{}");
+    assert_eq!(code, 401);
+    d.expect("webhook refused");
+    assert_eq!(d.post("/hooks/hooked/new-data", &[], "{}").0, 401);
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], "{not json").0, 400);
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], &"x".repeat(100_000)).0, 413);
+    assert_eq!(d.post("/hooks/hooked/nope", &[auth], "{}").0, 404);
+    assert!(events(dir.path()).is_empty(), "refused requests must not be events");
+
+    let delivery = ("X-GitHub-Delivery", "abc-1");
+    let (code, body) = d.post("/hooks/hooked/new-data", &[auth, delivery], r#"{"reason": "fresh data"}"#);
+    assert_eq!(code, 202, "{body}");
+    d.expect("webhook `new-data`: fresh data");
+    d.expect("of hooked: succeeded");
+    // A redelivery of the same id is a duplicate: no second event, no second run.
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth, delivery], "{}").0, 200);
+    d.quiet("starts for event", Duration::from_millis(800));
+    let ev = events(dir.path());
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0]["state"], "done");
+    assert_eq!(ev[0]["outcome"], "succeeded");
+    d.stop();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_directory_refuses_with_the_holders_pid() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "echo 1 > out.txt");
+    let d = start(dir.path());
+    let out = dagrun().args(["daemon", ".", "--listen", "127.0.0.1:0"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(75));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pid {}", d.child.id())), "{err}");
+    d.stop();
+}
+
+#[test]
+fn trigger_hands_the_event_to_the_daemon_or_runs_it_here() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "date +%s%N > out.txt");
+    // No daemon: it runs here, and the event is closed.
+    let out = dagrun().args(["trigger", "hooked.ron", "--reason", "by hand"]).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no daemon is running"));
+    assert_eq!(events(dir.path())[0]["state"], "done");
+    // With a daemon: queued there and run by it.
+    let d = start(dir.path());
+    let out = dagrun().args(["trigger", "hooked.ron", "--reason", "again"]).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("runs it now"), "{}", String::from_utf8_lossy(&out.stdout));
+    d.expect("manual trigger: again");
+    d.expect("of hooked: succeeded");
+    let st = status_json(dir.path());
+    assert_eq!(st["daemon"]["pid"], d.child.id());
+    d.stop();
+    assert!(status_json(dir.path())["daemon"].is_null());
+}
+
+#[test]
+fn a_daemon_killed_during_a_run_completes_the_event_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The task waits for a file, so the kill lands while it runs.
+    workflow(dir.path(), "while [ ! -f go ]; do sleep 0.05; done; date +%s%N > out.txt");
+    let mut d = start(dir.path());
+    let auth = ("Authorization", "Bearer s3cret-token");
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth, ("Idempotency-Key", "k1")], "{}").0, 202);
+    d.expect("starts for event(s) #1");
+    Command::new("kill").args(["-KILL", &d.child.id().to_string()]).status().unwrap();
+    wait(&mut d.child, Duration::from_secs(10));
+    // The task (a child of the killed daemon) may still wait for `go`: let it finish.
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let ev = events(dir.path());
+    assert_eq!(ev[0]["state"], "running");
+
+    let d = start(dir.path());
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    d.expect("starts for event(s) #1");
+    d.expect("of hooked: succeeded");
+    // Redelivered after the restart: still one event; restarting again runs nothing.
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth, ("Idempotency-Key", "k1")], "{}").0, 200);
+    d.stop();
+    let d = start(dir.path());
+    d.quiet("starts for event", Duration::from_millis(1500));
+    d.stop();
+    let ev = events(dir.path());
+    assert_eq!(ev.len(), 1);
+    assert_eq!((ev[0]["state"].as_str(), ev[0]["outcome"].as_str()), (Some("done"), Some("succeeded")));
+    let verify = dagrun().args(["cache", "verify", "hooked.ron"]).current_dir(dir.path()).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+}
