@@ -364,7 +364,10 @@ fn cron_why(e: &croner::errors::CronError) -> String {
     use croner::errors::CronError as E;
     match e {
         E::EmptyPattern => "it is empty".to_owned(),
-        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => m.trim_end_matches('.').to_owned(),
+        E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => m
+            .trim_end_matches('.')
+            .replace("CronPattern contains", "it contains")
+            .replace("CronPattern", "the expression"),
         e => e.to_string(),
     }
 }
