@@ -20,15 +20,32 @@ use crate::log::{FileRow, NewEvent, Source};
 use crate::watch::{FileStat, Landed, WatchSpec, Watcher};
 
 /// The watcher and server of a running daemon.
-#[derive(Default)]
 pub(crate) struct Sources {
-    /// What the watcher watches: spec id → (workflow, glob).
-    specs: Vec<(String, String)>,
+    /// What the watcher watches: (workflow, glob) by spec id. Ids are never reused, so a file
+    /// reported by a watcher replaced on a reload is never taken for another trigger's.
+    specs: Vec<(usize, String, String)>,
+    next_id: usize,
     watcher: Option<Watcher>,
+    /// The loop takes the receiving end once; watchers started on reloads share the sender.
     pub(super) landed: Option<LandedRx>,
-    landed_tx: Option<mpsc::Sender<Landed>>,
+    landed_tx: mpsc::Sender<Landed>,
     routes: Routes,
     server_stop: Option<watch::Sender<bool>>,
+}
+
+impl Default for Sources {
+    fn default() -> Self {
+        let (landed_tx, rx) = mpsc::channel(1024);
+        Sources {
+            specs: Vec::new(),
+            next_id: 0,
+            watcher: None,
+            landed: Some(rx),
+            landed_tx,
+            routes: Routes::default(),
+            server_stop: None,
+        }
+    }
 }
 
 impl Sources {
@@ -175,37 +192,34 @@ impl Brain {
     }
 
     fn refresh_watches(&mut self) {
-        let mut specs = Vec::new();
         let mut wanted = Vec::new();
         for l in self.set.all() {
             for t in &l.workflow.automation.triggers {
                 if let Trigger::FileLanded { glob, settle } = t {
-                    let id = wanted.len();
-                    wanted.push((l.workflow.name.clone(), glob.clone()));
-                    specs.push(WatchSpec { id, dir: l.workflow.dir.clone(), glob: glob.clone(), settle: *settle });
+                    wanted.push((l.workflow.name.clone(), l.workflow.dir.clone(), glob.clone(), *settle));
                 }
             }
         }
-        if wanted == self.sources.specs && self.sources.watcher.is_some() {
+        let same = wanted.len() == self.sources.specs.len()
+            && wanted.iter().zip(&self.sources.specs).all(|(w, (_, name, glob))| w.0 == *name && w.2 == *glob);
+        if same && (self.sources.watcher.is_some() || wanted.is_empty()) {
             return;
         }
         if let Some(w) = self.sources.watcher.take() {
             w.stop();
         }
-        self.sources.specs = wanted;
+        let mut specs = Vec::new();
+        self.sources.specs.clear();
+        for (name, dir, glob, settle) in wanted {
+            let id = self.sources.next_id;
+            self.sources.next_id += 1;
+            specs.push(WatchSpec { id, dir, glob: glob.clone(), settle });
+            self.sources.specs.push((id, name, glob));
+        }
         if specs.is_empty() {
             return;
         }
-        let tx = match &self.sources.landed_tx {
-            Some(tx) => tx.clone(),
-            None => {
-                let (tx, rx) = mpsc::channel(1024);
-                self.sources.landed = Some(rx);
-                self.sources.landed_tx = Some(tx.clone());
-                tx
-            }
-        };
-        match Watcher::start(specs, self.known_files(), self.ctx.cfg.rescan, tx) {
+        match Watcher::start(specs, self.known_files(), self.ctx.cfg.rescan, self.sources.landed_tx.clone()) {
             Ok(w) => self.sources.watcher = Some(w),
             Err(e) => self.warn(format!("file triggers are not watched: {e}")),
         }
@@ -229,7 +243,9 @@ impl Brain {
         let now = self.ctx.clock.now_ms();
         let mut rows = Vec::with_capacity(batch.len());
         for l in batch {
-            let Some((workflow, glob)) = self.sources.specs.get(l.id).cloned() else { continue };
+            let Some((_, workflow, glob)) = self.sources.specs.iter().find(|(id, ..)| *id == l.id).cloned() else {
+                continue;
+            };
             let partition = self.set.by_name(&workflow).and_then(|w| partition_of(&w.workflow, &glob, &l.rel_path));
             let detail =
                 serde_json::json!({"path": l.rel_path, "digest": l.stat.digest, "size": l.stat.size, "glob": glob});
