@@ -47,6 +47,7 @@ pub fn dispatch(cmd: Command) -> Exit {
             crate::history::runs(workflow.as_deref(), limit, json, &state)
         }
         Command::Show { run, workflow, json, state } => crate::history::show(&run, workflow.as_deref(), json, &state),
+        Command::Export { target } => crate::export::dispatch(target),
     };
     result.unwrap_or_else(|e| e)
 }
@@ -70,7 +71,7 @@ pub(crate) fn prepare_error(e: PrepareError) -> Exit {
 }
 
 /// Loads and validates a workflow and its graph, printing every problem.
-fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
+pub(crate) fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
     dagrun_exec::load_workflow(path).map_err(prepare_error)
 }
 

@@ -4,6 +4,7 @@ mod args;
 mod commands;
 mod env;
 mod exit;
+mod export;
 mod history;
 mod maintenance;
 mod plugin;
