@@ -41,9 +41,14 @@ pub fn dispatch(target: ExportTarget) -> Result<Exit, Exit> {
         ExportTarget::GitlabCi(a) => (a, export::gitlab_ci),
     };
     let (wf, _) = load(&args.workflow)?;
-    let path = repo_relative(&args.workflow)?;
+    let (path, in_repo) = repo_relative(&args.workflow)?;
     let opts = ExportOptions { install: args.install.clone() };
     let e = generate(&wf, &path, &opts).map_err(|e| error(e, Exit::Usage))?;
+    if !in_repo {
+        errln!(
+            "warning: {path} is in no git repository: the file names it as given, but CI runs from the repository root"
+        );
+    }
     for w in &e.warnings {
         errln!("warning: {w}");
     }
@@ -71,13 +76,14 @@ pub fn dispatch(target: ExportTarget) -> Result<Exit, Exit> {
 }
 
 /// The workflow file relative to the root of its git repository (the nearest directory above it
-/// holding `.git`), with `/` separators; the path as given when there is no repository.
-fn repo_relative(workflow: &Path) -> Result<String, Exit> {
-    let as_given = || slashes(workflow);
+/// holding `.git`), with `/` separators, and `true`; the path as given and `false` when there is
+/// no repository.
+fn repo_relative(workflow: &Path) -> Result<(String, bool), Exit> {
+    let as_given = || Ok((slashes(workflow)?, false));
     let Ok(abs) = std::fs::canonicalize(workflow) else { return as_given() };
     let root = abs.ancestors().skip(1).find(|d| d.join(".git").exists());
     match root.and_then(|r| abs.strip_prefix(r).ok()) {
-        Some(rel) => slashes(rel),
+        Some(rel) => Ok((slashes(rel)?, true)),
         None => as_given(),
     }
 }
@@ -135,10 +141,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("repo/flows")).unwrap();
         let wf = dir.path().join("repo/flows/wf.ron");
         std::fs::write(&wf, "").unwrap();
-        assert_eq!(repo_relative(&wf).unwrap(), "flows/wf.ron");
+        assert_eq!(repo_relative(&wf).unwrap(), ("flows/wf.ron".to_owned(), true));
         let outside = dir.path().join("wf.ron");
         std::fs::write(&outside, "").unwrap();
-        assert_eq!(repo_relative(&outside).unwrap(), slashes(&outside).unwrap());
+        assert_eq!(repo_relative(&outside).unwrap(), (slashes(&outside).unwrap(), false));
     }
 
     #[test]
