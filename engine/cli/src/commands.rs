@@ -51,6 +51,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Trigger { workflow, partition, reason, state } => {
             crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)
         }
+        Command::Export { target } => crate::export::dispatch(target),
     };
     result.unwrap_or_else(|e| e)
 }
@@ -74,7 +75,7 @@ pub(crate) fn prepare_error(e: PrepareError) -> Exit {
 }
 
 /// Loads and validates a workflow and its graph, printing every problem.
-fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
+pub(crate) fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
     dagrun_exec::load_workflow(path).map_err(prepare_error)
 }
 

@@ -5,6 +5,7 @@ mod commands;
 mod daemon;
 mod env;
 mod exit;
+mod export;
 mod history;
 mod maintenance;
 mod plugin;
