@@ -1,1 +1,0 @@
-//! Detects files landing for `FileLanded` triggers (to be written).
