@@ -16,6 +16,8 @@ mod pattern;
 mod run;
 mod scan;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
