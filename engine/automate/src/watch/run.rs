@@ -318,6 +318,23 @@ mod tests {
         Spec { id: 0, dir: dir.into(), canonical: None, glob, settle: Duration::from_millis(settle_ms) }
     }
 
+    #[tokio::test]
+    async fn a_queue_overflow_rescans_what_inotify_missed() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("in")).unwrap();
+        let mut l = Loop::new(vec![spec(tmp.path().to_str().unwrap(), "in/*.csv", 50)], HashMap::new()).unwrap();
+        std::fs::write(tmp.path().join("in/missed.csv"), "x").unwrap();
+        assert_eq!(l.state.next_deadline(), None);
+        l.on_event(Ok(Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)));
+        assert_eq!(l.full_scan, FullScan::Running);
+        l.on_event(Ok(Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)));
+        assert_eq!(l.full_scan, FullScan::RunningThenAgain, "one full scan at a time");
+        let done = l.tasks.join_next().await.unwrap();
+        l.on_done(done);
+        assert!(l.state.next_deadline().is_some(), "the missed file is settling");
+        assert_eq!(l.full_scan, FullScan::Running, "the scan asked for meanwhile runs next");
+    }
+
     #[test]
     fn roots_are_deduplicated_and_nested_ones_dropped() {
         let specs = [
