@@ -178,6 +178,7 @@ impl Loop {
                     (Ok(_), None) => {}
                     (Err(_), _) => return,
                 },
+                () = tx.closed() => return,
             }
         }
     }

@@ -277,6 +277,23 @@ async fn stopping_closes_the_channel() {
     assert!(timeout(WAIT, rx.recv()).await.expect("the watcher did not stop").is_none());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_ends_when_the_receiver_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tx, rx) = channel(1);
+    let probe = tx.clone();
+    let w = Watcher::start(vec![spec(0, tmp.path(), "*.csv", 100)], HashMap::new(), WAIT, tx).unwrap();
+    drop(rx);
+    assert!(probe.is_closed());
+    timeout(WAIT, async {
+        while !w.task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the watcher did not end");
+}
+
 #[tokio::test]
 async fn an_invalid_glob_is_an_error_naming_it() {
     let (tx, _rx) = channel(1);
