@@ -245,3 +245,128 @@ fn a_daemon_killed_during_a_run_completes_the_event_once_after_a_restart() {
     let verify = dagrun().args(["cache", "verify", "hooked.ron"]).current_dir(dir.path()).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
 }
+
+fn landing_workflow(dir: &Path) {
+    std::fs::create_dir_all(dir.join("landing")).unwrap();
+    std::fs::write(
+        dir.join("landed.ron"),
+        r#"Workflow(
+    name: "landed",
+    partitions: {"day": Daily(start: "2025-01-01")},
+    triggers: [FileLanded(glob: "landing/{date}.csv", settle: "200ms")],
+    tasks: [Task(
+        name: "ingest",
+        kind: Command(run: "wc -l < $DAGRUN_IN_DATA > $DAGRUN_OUT_ROWS"),
+        inputs: {"data": File("landing/{date}.csv")},
+        outputs: {"rows": "out/rows-{date}.txt"},
+        partitioned: "day",
+    )],
+)"#,
+    )
+    .unwrap();
+}
+
+/// Writes a file so that it appears whole (temp file + rename), like a careful uploader.
+fn land(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!("landing/.{name}.part"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join("landing").join(name)).unwrap();
+}
+
+fn file_events(dir: &Path) -> Vec<serde_json::Value> {
+    events(dir).into_iter().filter(|e| e["source"] == "file").collect()
+}
+
+#[test]
+fn a_landed_file_runs_its_partition_once_per_new_content() {
+    let dir = tempfile::tempdir().unwrap();
+    landing_workflow(dir.path());
+    // Landed while no daemon ran: found at start.
+    land(dir.path(), "2025-03-04.csv", "a\nb\n");
+    let d = start(dir.path());
+    d.expect("file landed: landing/2025-03-04.csv");
+    d.expect("partitions 2025-03-04");
+    d.expect("of landed: succeeded");
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/rows-2025-03-04.txt")).unwrap().trim(), "2");
+
+    land(dir.path(), "2025-03-05.csv", "a\n");
+    d.expect("file landed: landing/2025-03-05.csv");
+    d.expect("of landed: succeeded");
+    // Touched, and rewritten with the same bytes: not events.
+    let f = dir.path().join("landing/2025-03-05.csv");
+    std::fs::File::options().write(true).open(&f).unwrap().set_modified(std::time::SystemTime::now()).unwrap();
+    land(dir.path(), "2025-03-05.csv", "a\n");
+    // A file that does not fit the template is ignored, with a word.
+    land(dir.path(), "notes.csv", "hello\n");
+    d.expect("notes.csv does not fit");
+    d.quiet("file landed", Duration::from_millis(1500));
+    // New content: an event again.
+    land(dir.path(), "2025-03-05.csv", "a\nb\nc\n");
+    d.expect("file landed: landing/2025-03-05.csv");
+    d.expect("of landed: succeeded");
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/rows-2025-03-05.txt")).unwrap().trim(), "3");
+    assert_eq!(file_events(dir.path()).len(), 3);
+    d.stop();
+}
+
+#[test]
+fn a_file_still_being_written_lands_once_when_it_settles() {
+    let dir = tempfile::tempdir().unwrap();
+    landing_workflow(dir.path());
+    let d = start(dir.path());
+    d.expect("dagrun daemon (pid");
+    let path = dir.path().join("landing/2025-03-06.csv");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for i in 0..20 {
+        writeln!(f, "row {i}").unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(f);
+    d.expect("file landed: landing/2025-03-06.csv");
+    d.expect("of landed: succeeded");
+    d.quiet("file landed", Duration::from_millis(1000));
+    let ev = file_events(dir.path());
+    assert_eq!(ev.len(), 1);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/rows-2025-03-06.txt")).unwrap().trim(), "20");
+    d.stop();
+}
+
+#[test]
+fn a_thousand_files_at_once_are_all_recorded_and_coalesced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("landing")).unwrap();
+    std::fs::write(
+        dir.path().join("bulk.ron"),
+        r#"Workflow(
+    name: "bulk",
+    triggers: [FileLanded(glob: "landing/*.csv", settle: "200ms")],
+    tasks: [Task(name: "count", kind: Command(run: "ls landing | wc -l > out.txt"), inputs: {"all": Glob("landing/*.csv")}, outputs: {"n": "out.txt"})],
+)"#,
+    )
+    .unwrap();
+    let d = start(dir.path());
+    d.expect("dagrun daemon (pid");
+    for i in 0..1000 {
+        land(dir.path(), &format!("f{i:04}.csv"), &format!("{i}\n"));
+    }
+    // Every file is an event; the runs that handle them are far fewer.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let st = loop {
+        let st = status_json(dir.path());
+        let w = &st["workflows"][0];
+        if w["queued"] == 0 && w["recent"].as_array().unwrap().iter().all(|e| e["state"] == "done") {
+            let log = dagrun_automate::log::EventLog::open(&dir.path().join(".dagrun")).unwrap();
+            let all = log.recent(Some("bulk"), 5000).unwrap();
+            if all.len() == 1000 && all.iter().all(|e| e.state == dagrun_automate::log::State::Done) {
+                break all;
+            }
+        }
+        assert!(Instant::now() < deadline, "not all 1,000 files were handled within 120 s");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let runs: std::collections::BTreeSet<_> = st.iter().filter_map(|e| e.run_id.clone()).collect();
+    assert!(runs.len() < 50, "1,000 events took {} runs: they were not coalesced", runs.len());
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap().trim(), "1000");
+    d.stop();
+}

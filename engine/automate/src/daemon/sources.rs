@@ -247,6 +247,14 @@ impl Brain {
                 continue;
             };
             let partition = self.set.by_name(&workflow).and_then(|w| partition_of(&w.workflow, &glob, &l.rel_path));
+            if partition.is_none() && partition::is_templated(&glob) {
+                // `landing/{date}.csv` names its files: `landing/notes.csv` is not one of them.
+                self.warn(format!(
+                    "{workflow}: {} does not fit `{glob}` (no partition in its name): ignored",
+                    l.rel_path
+                ));
+                continue;
+            }
             let detail =
                 serde_json::json!({"path": l.rel_path, "digest": l.stat.digest, "size": l.stat.size, "glob": glob});
             let event = NewEvent { workflow, source: Source::File, key: String::new(), partition, detail, at_ms: now };
