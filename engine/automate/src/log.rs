@@ -211,7 +211,8 @@ CREATE TABLE IF NOT EXISTS runs (
     workflow TEXT NOT NULL,
     started_ms INTEGER NOT NULL,
     finished_ms INTEGER,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    events TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS schedules (workflow TEXT PRIMARY KEY, expr TEXT NOT NULL, last_tick_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -384,9 +385,10 @@ impl EventLog {
     /// Marks events as handled by run `run_id`, which starts now (before the run starts).
     pub fn start_run(&self, run_id: &str, workflow: &str, events: &[i64], now_ms: i64) -> Result<(), LogError> {
         self.with(|tx| {
+            let ids = serde_json::to_string(events).expect("serializes");
             tx.execute(
-                "INSERT INTO runs (id, workflow, started_ms, status) VALUES (?1, ?2, ?3, 'running')",
-                params![run_id, workflow, now_ms],
+                "INSERT INTO runs (id, workflow, started_ms, status, events) VALUES (?1, ?2, ?3, 'running', ?4)",
+                params![run_id, workflow, now_ms, ids],
             )?;
             let mut st =
                 tx.prepare("UPDATE events SET state = 'running', run_id = ?1 WHERE id = ?2 AND state = 'pending'")?;
@@ -439,6 +441,18 @@ impl EventLog {
         self.with(|tx| {
             let mut st = tx.prepare("SELECT id, workflow FROM runs WHERE status = 'running' ORDER BY started_ms")?;
             let rows = st.query_map([], |r| Ok(Unfinished { run_id: r.get(0)?, workflow: r.get(1)? }))?;
+            rows.collect()
+        })
+    }
+
+    /// Every run that took event `id`, oldest first, with its status (`running`, a run
+    /// outcome, or why it gave the event back): an audit trail that a requeue does not erase.
+    pub fn runs_of_event(&self, id: i64) -> Result<Vec<(String, String)>, LogError> {
+        self.with(|tx| {
+            let mut st = tx.prepare(
+                "SELECT r.id, r.status FROM runs r, json_each(r.events) j WHERE j.value = ?1 ORDER BY r.started_ms, r.id",
+            )?;
+            let rows = st.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         })
     }

@@ -75,6 +75,11 @@ fn an_interrupted_run_gives_its_events_back() {
     let id = log.record(&[event("w", "a")]).unwrap()[0].id;
     log.start_run("r1", "w", &[id], 10).unwrap();
     log.requeue_run("r1", "interrupted", 11).unwrap();
+    log.start_run("r2", "w", &[id], 12).unwrap();
+    log.finish_run("r2", "succeeded", 13).unwrap();
+    let runs = log.runs_of_event(id).unwrap();
+    assert_eq!(runs, vec![("r1".into(), "interrupted".into()), ("r2".into(), "succeeded".into())]);
+    let id = log.record(&[event("w", "b")]).unwrap()[0].id;
     let p = log.pending("w").unwrap();
     assert_eq!((p.len(), p[0].run_id.as_deref()), (1, None));
     log.skip(&[id], "a run was in progress", 12).unwrap();
