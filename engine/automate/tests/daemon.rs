@@ -9,7 +9,7 @@ use std::time::Duration;
 use dagrun_automate::clock::{Clock, ManualClock};
 use dagrun_automate::daemon::{self, Change, Config, Notice, Observer, Shutdown};
 use dagrun_automate::log::{EventLog, Source, State};
-use dagrun_exec::{Event, Reporter, RunStatus};
+use dagrun_exec::{Event, Reporter};
 use tokio::sync::mpsc;
 
 /// Collects notices; runs report nothing.
