@@ -50,9 +50,10 @@ pub fn describe(t: &Trigger) -> String {
     }
 }
 
-/// Reads the status of the workflows in `files` from state directory `state`.
-pub fn status(files: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> Result<Status, LogError> {
-    let mut set = WorkflowSet::new(files);
+/// Reads the status of the workflows in `paths` (files, or directories of `*.ron`) from state
+/// directory `state`.
+pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> Result<Status, LogError> {
+    let mut set = WorkflowSet::new(paths);
     let mut invalid = Vec::new();
     for c in set.refresh() {
         match c {
@@ -60,7 +61,7 @@ pub fn status(files: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> 
                 invalid.push((path, crate::daemon::first_problem(&diagnostics)))
             }
             crate::daemon::Change::Unusable { path, why } => invalid.push((path, why)),
-            crate::daemon::Change::Loaded { .. } => {}
+            crate::daemon::Change::Loaded { .. } | crate::daemon::Change::Removed { .. } => {}
         }
     }
     let log = if state.join(crate::log::FILE_NAME).exists() { Some(EventLog::open(state)?) } else { None };

@@ -177,6 +177,9 @@ impl Observer for Printer {
                 crate::printer::err(format_args!("{}", crate::render::diagnostics(&diagnostics)));
             }
             Notice::Workflow(Change::Unusable { path, why }) => errln!("[{t}] {}: {why}", path.display()),
+            Notice::Workflow(Change::Removed { path, name }) => {
+                outln!("[{t}] {} was removed: {name} no longer runs", path.display())
+            }
             Notice::Recorded(e) => outln!("[{t}] event {} for {}", describe_event(&e), e.workflow),
             Notice::Missed { workflow, skipped, more } => outln!(
                 "[{t}] {workflow}: {}{skipped} missed tick(s) not run (catch-up policy)",
@@ -220,9 +223,13 @@ impl Observer for Printer {
 fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Result<Exit, Exit> {
     let paths = paths_or_here(paths);
     let dir = daemon_state(&paths, state)?;
-    let files = daemon::files_of(&paths).map_err(|e| error(format!("cannot read the workflows: {e}"), Exit::Usage))?;
+    for p in &paths {
+        if let Err(e) = std::fs::metadata(p) {
+            return Err(error(format!("cannot read {}: {e}", p.display()), Exit::Usage));
+        }
+    }
     let now = SystemClock.now_ms();
-    let st = dagrun_automate::status::status(files, &dir, now, last).map_err(|e| error(e, Exit::Internal))?;
+    let st = dagrun_automate::status::status(paths.clone(), &dir, now, last).map_err(|e| error(e, Exit::Internal))?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&st).expect("serializes"));
         return Ok(Exit::Success);

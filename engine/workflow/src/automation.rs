@@ -254,6 +254,7 @@ pub(crate) fn validate(
     source: &Source,
     workflow: &str,
     raw: &RawWorkflow,
+    tasks: &[crate::Task],
     doc: Option<&Node>,
     diags: &mut Vec<Diagnostic>,
 ) -> Automation {
@@ -272,7 +273,7 @@ pub(crate) fn validate(
         let at = |f: &str| node.and_then(|n| n.field(f)).or(node).map(|n| n.span.clone());
         let before = diags.len();
         let trigger = match def {
-            TriggerDef::FileLanded(f) => file_landed(source, f, &at, diags),
+            TriggerDef::FileLanded(f) => file_landed(source, f, tasks, &at, diags),
             TriggerDef::Webhook(w) => {
                 if hooks.contains(&w.name.as_str()) {
                     diags.push(
@@ -305,13 +306,29 @@ fn schedule(
     catchup_span: Option<Range<usize>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Schedule> {
+    let never = |c: &croner::Cron| {
+        // From a fixed instant, so validation does not depend on today's date; croner searches
+        // years ahead (February 29 is found), and gives up on dates that do not exist.
+        let start = chrono::DateTime::from_timestamp(946_684_800, 0).unwrap_or_default();
+        c.find_next_occurrence(&start, false).is_err()
+    };
     let cron = match cron_parser().parse(&def.expr) {
+        Ok(c) if never(&c) => {
+            diags.push(
+                Diagnostic::new("dagrun::invalid-cron", format!("cron expression `{}` never fires", def.expr), source)
+                    .label(expr_span, "no date matches")
+                    .help(
+                        "that day does not exist in that month (e.g. 31 February); \"L\" is the last day of the month",
+                    ),
+            );
+            None
+        }
         Ok(c) => Some(c),
         Err(e) => {
             diags.push(
                 Diagnostic::new(
                     "dagrun::invalid-cron",
-                    format!("invalid cron expression `{}`: {}", def.expr, cron_why(&e)),
+                    format!("invalid cron expression `{}`: {}", def.expr, cron_why(&def.expr, &e)),
                     source,
                 )
                 .label(expr_span, "not a cron expression")
@@ -359,9 +376,16 @@ fn schedule(
     Some(Schedule { expr: def.expr.clone(), cron: cron?, timezone: timezone?, catchup: def.catchup })
 }
 
-/// croner's message without its type names.
-fn cron_why(e: &croner::errors::CronError) -> String {
+/// croner's message without its type names, or what is wrong in our words.
+fn cron_why(expr: &str, e: &croner::errors::CronError) -> String {
     use croner::errors::CronError as E;
+    let fields = expr.split_whitespace().count();
+    if let Some(alias) = expr.trim().strip_prefix('@') {
+        return format!("`@{alias}` is not one of the aliases @hourly, @daily, @weekly, @monthly, @yearly");
+    }
+    if fields != 5 {
+        return format!("it has {fields} field(s); a cron expression has 5");
+    }
     match e {
         E::EmptyPattern => "it is empty".to_owned(),
         E::InvalidPattern(m) | E::IllegalCharacters(m) | E::ComponentError(m) => m
@@ -375,6 +399,7 @@ fn cron_why(e: &croner::errors::CronError) -> String {
 fn file_landed(
     source: &Source,
     f: &FileLanded,
+    tasks: &[crate::Task],
     at: &dyn Fn(&str) -> Option<Range<usize>>,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Trigger> {
@@ -400,7 +425,39 @@ fn file_landed(
         );
         return None;
     }
+    if let Some((task, output, path)) = own_output(&f.glob, tasks) {
+        diags.push(
+            Diagnostic::new(
+                "dagrun::trigger-on-output",
+                format!("file trigger glob `{}` matches output `{output}` of task `{task}` (`{path}`)", f.glob),
+                source,
+            )
+            .label(at("glob"), "would fire on the workflow's own output")
+            .help("every run would write that file and start the next run: narrow the glob (e.g. `landing/*.csv`) or write outputs elsewhere"),
+        );
+        return None;
+    }
     Some(Trigger::FileLanded { glob: f.glob.clone(), settle })
+}
+
+/// The first output of the workflow that a trigger glob matches: (task, output, path).
+pub fn own_output<'a>(glob: &str, tasks: &'a [crate::Task]) -> Option<(&'a str, &'a str, &'a str)> {
+    let pattern = glob::Pattern::new(&watch_glob(glob)).ok()?;
+    let opts = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
+    tasks.iter().find_map(|t| {
+        t.outputs.iter().find_map(|(name, path)| {
+            let sample = partition::render(path, &sample_vars());
+            pattern.matches_with(&sample, opts).then_some((t.name.as_str(), name.as_str(), path.as_str()))
+        })
+    })
+}
+
+/// Plausible values of the partition variables, to see what a templated path can become.
+fn sample_vars() -> std::collections::BTreeMap<&'static str, String> {
+    [("partition", "p"), ("date", "2025-01-31"), ("year", "2025"), ("month", "01"), ("day", "31"), ("hour", "05")]
+        .into_iter()
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
 }
 
 /// Why a trigger glob cannot be watched, if it cannot.
@@ -446,9 +503,11 @@ fn webhook(
         );
         return None;
     }
+    // Upper case only: a lower-case "name" is far more likely a token pasted in by mistake
+    // (which the daemon would then print in its warnings) than a real variable name.
     let env_ok = !w.token_env.is_empty()
         && !w.token_env.starts_with(|c: char| c.is_ascii_digit())
-        && w.token_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && w.token_env.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     if !env_ok {
         diags.push(
             Diagnostic::new(
@@ -458,7 +517,7 @@ fn webhook(
             )
             .label(at("token_env"), "not a variable name")
             .help(
-                "name the variable that holds the secret, e.g. \"NEW_DATA_TOKEN\"; never write the token itself here",
+                "name the variable that holds the secret, in upper case, e.g. \"NEW_DATA_TOKEN\"; never write the token itself here",
             ),
         );
         return None;

@@ -132,3 +132,40 @@ fn unknown_trigger_kinds_and_fields_are_type_errors() {
     assert!(load(r#"triggers: [FileLanded(path: "x")],"#).is_err());
     assert!(load(r#"concurrency: Parallel,"#).is_err());
 }
+
+#[test]
+fn cron_mistakes_are_explained_in_our_words() {
+    let e = errors(r#"schedule: Cron("0 3 31 2 *"),"#);
+    assert_eq!(e, ["w.ron:3:20: cron expression `0 3 31 2 *` never fires"]);
+    let e = errors(r#"schedule: Cron("every monday"),"#);
+    assert_eq!(e, ["w.ron:3:20: invalid cron expression `every monday`: it has 2 field(s); a cron expression has 5"]);
+    let e = errors(r#"schedule: Cron("@reboot"),"#);
+    assert!(e[0].ends_with("`@reboot` is not one of the aliases @hourly, @daily, @weekly, @monthly, @yearly"), "{e:?}");
+    // February 29 does exist (in leap years).
+    assert!(load(r#"schedule: Cron("0 0 29 2 *"),"#).is_ok());
+}
+
+#[test]
+fn a_token_pasted_as_token_env_is_refused() {
+    let e = errors(r#"triggers: [Webhook(name: "h", token_env: "ghp_1234567890abcdefABCDEF")],"#);
+    assert_eq!(e, ["w.ron:3:46: `ghp_1234567890abcdefABCDEF` is not an environment variable name"]);
+}
+
+#[test]
+fn a_file_trigger_on_the_workflows_own_output_is_refused() {
+    let src = |glob: &str| {
+        format!(
+            r#"Workflow(name: "w", triggers: [FileLanded(glob: "{glob}")], partitions: {{"d": Daily(start: "2025-01-01")}},
+            tasks: [Task(name: "summ", kind: Command(run: "true"), outputs: {{"o": "data/summary-{{date}}.csv"}}, partitioned: "d")])"#
+        )
+    };
+    let load = |glob: &str| Workflow::from_source(Source::new("w.ron", src(glob)), PathBuf::from("/wf"));
+    for glob in ["data/*.csv", "**/*.csv", "data/{date}*"] {
+        let e = load(glob).unwrap_err();
+        assert_eq!(e[0].code, "dagrun::trigger-on-output", "{glob}");
+        assert!(e[0].message.contains("matches output `o` of task `summ`"), "{}", e[0].message);
+    }
+    // Another directory, or a pattern that cannot be the output, is fine.
+    assert!(load("landing/*.csv").is_ok());
+    assert!(load("data/raw-*.csv").is_ok());
+}

@@ -130,7 +130,7 @@ impl Workflow {
         let Some(raw) = parsed.raw else { return Err(diags) };
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
-        let automation = automation::validate(&source, &raw.name, &raw, parsed.doc.as_ref(), &mut diags);
+        let automation = automation::validate(&source, &raw.name, &raw, &tasks, parsed.doc.as_ref(), &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);

@@ -221,7 +221,7 @@ pub async fn run(
     let started_ms = ctx.clock.now_ms();
     let info = DaemonInfo { pid: std::process::id(), addr: addr.map(|a| a.to_string()), started_ms };
     lock.publish(&info).map_err(|e| DaemonError::Store(format!("cannot write daemon.json: {e}")))?;
-    let mut brain = runs::Brain::new(ctx.clone(), WorkflowSet::new(files));
+    let mut brain = runs::Brain::new(ctx.clone(), WorkflowSet::new(ctx.cfg.paths.clone()));
     brain.start(listener, addr, shutdown.subscribe()).await;
     brain.run(shutdown.subscribe()).await;
     ctx.observer.notice(Notice::Stopping);

@@ -41,6 +41,13 @@ pub enum Change {
         /// Whether an earlier valid version keeps running.
         kept: bool,
     },
+    /// A workflow file was removed: its workflow no longer runs (its queued events wait).
+    Removed {
+        /// The file.
+        path: PathBuf,
+        /// The workflow's name.
+        name: String,
+    },
     /// A file could not be read, or its name is taken by another file.
     Unusable {
         /// The file.
@@ -53,6 +60,9 @@ pub enum Change {
 /// Every workflow file of the daemon with its last valid version, by file.
 #[derive(Debug, Default)]
 pub struct WorkflowSet {
+    /// The files and directories given: directories are listed again at every refresh, so a
+    /// workflow file added (or removed) while the daemon runs is picked up.
+    paths: Vec<PathBuf>,
     files: Vec<PathBuf>,
     seen: BTreeMap<PathBuf, Option<SystemTime>>,
     loaded: BTreeMap<PathBuf, Loaded>,
@@ -85,14 +95,25 @@ fn mtime(p: &Path) -> Option<SystemTime> {
 }
 
 impl WorkflowSet {
-    /// A set of these files, none loaded yet.
-    pub fn new(files: Vec<PathBuf>) -> WorkflowSet {
-        WorkflowSet { files, ..WorkflowSet::default() }
+    /// A set of the workflow files named by `paths` (files, or directories of `*.ron`), none
+    /// loaded yet.
+    pub fn new(paths: Vec<PathBuf>) -> WorkflowSet {
+        WorkflowSet { paths, ..WorkflowSet::default() }
     }
 
-    /// (Re)loads every file whose modification time changed since the last look.
+    /// (Re)loads every file whose modification time changed since the last look; loads new
+    /// files in the directories and forgets removed ones.
     pub fn refresh(&mut self) -> Vec<Change> {
         let mut changes = Vec::new();
+        if let Ok(files) = files_of(&self.paths) {
+            for gone in self.files.iter().filter(|f| !files.contains(f)) {
+                if let Some(l) = self.loaded.remove(gone) {
+                    changes.push(Change::Removed { path: gone.clone(), name: l.workflow.name.clone() });
+                }
+                self.seen.remove(gone);
+            }
+            self.files = files;
+        }
         for path in self.files.clone() {
             let now = mtime(&path);
             if self.seen.get(&path) == Some(&now) {

@@ -21,7 +21,7 @@ pub fn github_actions(wf: &Workflow, workflow_path: &str, opts: &ExportOptions) 
         && super::cron::more_often_than_5_minutes(fields)
     {
         warnings.push(format!(
-            "the schedule `{fields}` runs more often than every 5 minutes: GitHub runs it at most every 5"
+            "the schedule `{fields}` runs more often than every 5 minutes: GitHub runs it at most every 5 minutes"
         ));
     }
     let mut out = header("github-actions", &t.path);

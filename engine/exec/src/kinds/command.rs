@@ -265,11 +265,22 @@ mod process_group {
         }
     }
 
-    /// Whether a process with this pid exists.
+    /// Whether a process with this pid exists and has not died: a dagrun killed with
+    /// `kill -9` stays a zombie until its parent reaps it, and signal 0 still reaches a zombie.
     pub fn alive(pid: u32) -> bool {
         let Ok(pid) = i32::try_from(pid) else { return false };
         // SAFETY: signal 0 only checks for existence; no memory involved.
-        pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+        if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+            return false;
+        }
+        // `/proc/<pid>/stat` is `pid (comm) STATE ...`; comm may contain spaces and `)`.
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next())
+                .is_none_or(|s| s != "Z" && s != "X"),
+            Err(_) => true,
+        }
     }
 }
 
