@@ -157,11 +157,15 @@ fn webhooks_are_authenticated_checked_and_recorded_once() {
     let auth = ("Authorization", "Bearer s3cret-token");
     let (code, _) = d.post("/hooks/hooked/new-data", &[("Authorization", "Bearer wrong")], "{}");
     assert_eq!(code, 401);
-    d.expect("webhook refused");
+    d.expect("refused (401)");
     assert_eq!(d.post("/hooks/hooked/new-data", &[], "{}").0, 401);
     assert_eq!(d.post("/hooks/hooked/new-data", &[auth], "{not json").0, 400);
     assert_eq!(d.post("/hooks/hooked/new-data", &[auth], &"x".repeat(100_000)).0, 413);
     assert_eq!(d.post("/hooks/hooked/nope", &[auth], "{}").0, 404);
+    // This workflow has no partitions: asking for one is refused, not queued.
+    let (code, body) = d.post("/hooks/hooked/new-data", &[auth], r#"{"partition": "2025-01-01"}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("has no partitioned task"), "{body}");
     assert!(events(dir.path()).is_empty(), "refused requests must not be events");
 
     let delivery = ("X-GitHub-Delivery", "abc-1");
@@ -176,6 +180,11 @@ fn webhooks_are_authenticated_checked_and_recorded_once() {
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0]["state"], "done");
     assert_eq!(ev[0]["outcome"], "succeeded");
+    // Without a delivery id: a retry of the same body at once is one event; a different body
+    // is another (the same body much later is a new event too: see the log's unit tests).
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], r#"{"reason": "ping"}"#).0, 202);
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], r#"{"reason": "ping"}"#).0, 200);
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], r#"{"reason": "pong"}"#).0, 202);
     d.stop();
 }
 
@@ -209,6 +218,23 @@ fn trigger_hands_the_event_to_the_daemon_or_runs_it_here() {
     d.expect("of hooked: succeeded");
     let st = status_json(dir.path());
     assert_eq!(st["daemon"]["pid"], d.child.id());
+    // A partition the workflow does not have: refused here, not queued.
+    let out = dagrun().args(["trigger", "hooked.ron", "--partition", "bogus"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // A workflow file added while the daemon runs is picked up (within the 2 s reload).
+    std::fs::write(
+        dir.path().join("late.ron"),
+        r#"Workflow(name: "late", tasks: [Task(name: "t", kind: Command(run: "echo late > late.txt"), outputs: {"o": "late.txt"})])"#,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !status_json(dir.path())["daemon"]["workflows"].as_array().unwrap().iter().any(|w| w == "late") {
+        assert!(Instant::now() < deadline, "the new workflow file was not loaded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = dagrun().args(["trigger", "late.ron"]).current_dir(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("runs it now"));
+    d.expect("of late: succeeded");
     d.stop();
     assert!(status_json(dir.path())["daemon"].is_null());
 }

@@ -270,6 +270,30 @@ impl EventLog {
         self.with(|tx| events.iter().map(|e| insert(tx, e)).collect())
     }
 
+    /// Records `event` unless an event whose key is `event.key` followed by `:<time>` was
+    /// received since `since_ms` (then returns that one as a duplicate). The key recorded is
+    /// `<key>:<at_ms>`. For deliveries without an id: a retry of the same body is one event,
+    /// the same body sent again later is a new one.
+    pub fn record_unless_recent(&self, event: &NewEvent, since_ms: i64) -> Result<Recorded, LogError> {
+        self.with(|tx| {
+            let prefix = format!("{}:", event.key);
+            let earlier: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM events WHERE workflow = ?1 AND substr(idem, 1, length(?2)) = ?2
+                     AND received_ms >= ?3 ORDER BY id DESC LIMIT 1",
+                    params![event.workflow, prefix, since_ms],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = earlier {
+                return Ok(Recorded { id, new: false });
+            }
+            let mut e = event.clone();
+            e.key = format!("{prefix}{}", event.at_ms);
+            insert(tx, &e)
+        })
+    }
+
     /// Records a tick batch and moves the schedule's mark to `last_tick_ms`, atomically.
     pub fn record_ticks(
         &self,

@@ -107,3 +107,16 @@ fn a_newer_schema_is_refused() {
     let e = EventLog::open(dir.path()).unwrap_err().to_string();
     assert!(e.contains("schema version 99") && e.contains("upgrade dagrun"), "{e}");
 }
+
+#[test]
+fn a_body_without_delivery_id_is_a_duplicate_only_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(dir.path()).unwrap();
+    let at = |ms| NewEvent { at_ms: ms, ..event("w", "webhook:h:body:abc") };
+    let first = log.record_unless_recent(&at(1_000), 1_000 - 600_000).unwrap();
+    assert!(first.new);
+    let retry = log.record_unless_recent(&at(5_000), 5_000 - 600_000).unwrap();
+    assert_eq!(retry, Recorded { id: first.id, new: false });
+    let later = log.record_unless_recent(&at(700_000), 700_000 - 600_000).unwrap();
+    assert!(later.new && later.id != first.id);
+}

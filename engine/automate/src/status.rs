@@ -39,14 +39,25 @@ pub struct Status {
     pub invalid: Vec<(PathBuf, String)>,
 }
 
-/// Describes a trigger in one line.
-pub fn describe(t: &Trigger) -> String {
+/// Describes a trigger of workflow `workflow` in one line; `addr`: where the daemon listens.
+pub fn describe(t: &Trigger, workflow: &str, addr: Option<&str>) -> String {
     match t {
         Trigger::FileLanded { glob, settle } => {
             format!("file landed: {glob} (settle {})", dagrun_workflow::duration::format(*settle))
         }
-        Trigger::Webhook(w) => format!("webhook: POST /hooks/<workflow>/{} (token in ${})", w.name, w.token_env),
-        Trigger::TaskOutcome { workflow, task, when } => format!("task outcome: {workflow}/{task} {when:?}"),
+        Trigger::Webhook(w) => {
+            let base = addr.map(|a| format!("http://{a}")).unwrap_or_default();
+            format!("webhook: POST {base}/hooks/{workflow}/{} (token in ${})", w.name, w.token_env)
+        }
+        Trigger::TaskOutcome { workflow: other, task, when } => {
+            let when = match when {
+                dagrun_workflow::automation::Outcome::Json { output, pointer, equals } => {
+                    format!("succeeded with {pointer} = {equals} in output `{output}`")
+                }
+                w => format!("{w:?}").to_lowercase(),
+            };
+            format!("task outcome: `{task}` of {other} {when}")
+        }
     }
 }
 
@@ -64,6 +75,8 @@ pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> 
             crate::daemon::Change::Loaded { .. } | crate::daemon::Change::Removed { .. } => {}
         }
     }
+    let daemon = running(state);
+    let addr = daemon.as_ref().and_then(|d| d.addr.clone());
     let log = if state.join(crate::log::FILE_NAME).exists() { Some(EventLog::open(state)?) } else { None };
     let mut workflows = Vec::new();
     for l in set.all() {
@@ -87,10 +100,10 @@ pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> 
             path: l.path.clone(),
             schedule: a.schedule.as_ref().map(|s| format!("{} ({})", s.expr, s.timezone)),
             next_ms,
-            triggers: a.triggers.iter().map(describe).collect(),
+            triggers: a.triggers.iter().map(|t| describe(t, &wf.name, addr.as_deref())).collect(),
             queued,
             recent,
         });
     }
-    Ok(Status { daemon: running(state), workflows, invalid })
+    Ok(Status { daemon, workflows, invalid })
 }

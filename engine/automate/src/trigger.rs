@@ -8,6 +8,28 @@ use std::time::Duration;
 
 use crate::log::{EventLog, LogError, NewEvent, Recorded, Source};
 
+/// Whether `key` names a partition of every partition scheme the workflow's tasks use (what
+/// a run over it needs); why not, otherwise.
+pub fn check_partition(wf: &dagrun_workflow::Workflow, key: &str) -> Result<(), String> {
+    let used: std::collections::BTreeSet<&str> = wf.tasks.iter().filter_map(|t| t.partitioned.as_deref()).collect();
+    if used.is_empty() {
+        return Err(format!("workflow `{}` has no partitioned task: it takes no partition", wf.name));
+    }
+    for name in used {
+        let Some(scheme) = wf.schemes.get(name) else { continue };
+        if scheme.find(key).is_none() {
+            let hint = match scheme {
+                dagrun_workflow::partition::Scheme::List(keys) => format!("its keys: {}", keys.join(", ")),
+                dagrun_workflow::partition::Scheme::Time { .. } => {
+                    "a date or time within its range, e.g. 2025-01-31".to_owned()
+                }
+            };
+            return Err(format!("`{key}` is not a partition of scheme `{name}` of workflow `{}` ({hint})", wf.name));
+        }
+    }
+    Ok(())
+}
+
 /// Records a manual event for workflow `name` in the log of state directory `state`.
 pub fn record_manual(
     state: &Path,

@@ -55,12 +55,16 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
     let listen = if args.no_http {
         None
     } else {
-        Some(args.listen.parse().map_err(|_| {
-            error(
-                format!("invalid --listen `{}`: expected an address such as 127.0.0.1:7878", args.listen),
-                Exit::Usage,
-            )
-        })?)
+        {
+            use std::net::ToSocketAddrs;
+            let addr = args.listen.to_socket_addrs().ok().and_then(|mut a| a.next());
+            Some(addr.ok_or_else(|| {
+                error(
+                    format!("invalid --listen `{}`: expected an address such as 127.0.0.1:7878", args.listen),
+                    Exit::Usage,
+                )
+            })?)
+        }
     };
     let rescan = dagrun_workflow::duration::parse(&args.rescan)
         .map_err(|why| error(format!("invalid --rescan `{}`: {why}", args.rescan), Exit::Usage))?;
@@ -103,7 +107,7 @@ async fn on_signals(shutdown: Shutdown) {
         return;
     };
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    errln!("dagrun daemon: stopping (the running task is cancelled cleanly; signal again to abandon it)");
+    errln!("dagrun daemon: stopping (a running task, if any, is cancelled cleanly; signal again to abandon it)");
     shutdown.stop();
     tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
     errln!("dagrun daemon: abandoning the running tasks");
@@ -142,10 +146,10 @@ pub(crate) fn describe_event(e: &Event) -> String {
         dagrun_automate::log::Source::Webhook => format!("webhook `{}`", d["hook"].as_str().unwrap_or("?")),
         dagrun_automate::log::Source::Manual => "manual trigger".to_owned(),
         dagrun_automate::log::Source::Outcome => format!(
-            "{} of {}/{} (run {})",
-            d["status"].as_str().unwrap_or("?"),
-            d["workflow"].as_str().unwrap_or("?"),
+            "`{}` of {} {} (run {})",
             d["task"].as_str().unwrap_or("?"),
+            d["workflow"].as_str().unwrap_or("?"),
+            d["status"].as_str().unwrap_or("?"),
             d["run"].as_str().unwrap_or("?")
         ),
     };
@@ -164,7 +168,10 @@ impl Observer for Printer {
                 outln!("[{t}] dagrun daemon (pid {}): {} workflow(s), {http}", std::process::id(), workflows.len());
                 for (name, path, next, triggers) in workflows {
                     let next = next.map_or("no schedule".to_owned(), |n| format!("next tick {}", when(n)));
-                    outln!("         {name} ({}): {next}; {triggers} trigger(s)", path.display());
+                    outln!("         {name} ({}): {next}", path.display());
+                    for t in triggers {
+                        outln!("           {t}");
+                    }
                 }
             }
             Notice::Workflow(Change::Loaded { path, name, reloaded: true }) => {
@@ -209,7 +216,7 @@ impl Observer for Printer {
                 let ids: Vec<String> = events.iter().map(|i| format!("#{i}")).collect();
                 errln!("[{t}] {workflow}: event(s) {} not run: {why}", ids.join(" "));
             }
-            Notice::HookRefused(line) => errln!("[{t}] webhook refused: {line}"),
+            Notice::HookRefused(line) => errln!("[{t}] {line}"),
             Notice::Warning(w) => errln!("[{t}] warning: {w}"),
             Notice::Stopping => outln!("[{t}] dagrun daemon: stopped"),
         }
@@ -271,12 +278,16 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
         req.partitions = PartitionSelection::Keys(vec![p.to_owned()]);
     }
     let plan = dagrun_exec::prepare(path, &req).map_err(prepare_error)?;
+    if let Some(p) = partition {
+        dagrun_automate::trigger::check_partition(&plan.workflow, p).map_err(|why| error(why, Exit::Usage))?;
+    }
     let dir = state_dir(state, Some(path));
     let name = plan.workflow.name.clone();
     let now = SystemClock.now_ms();
+    let daemon = daemon::running(&dir).filter(|d| d.workflows.is_empty() || d.workflows.contains(&name));
     let (log, rec) = dagrun_automate::trigger::record_manual(&dir, &name, partition, reason, now)
         .map_err(|e| error(e, Exit::Internal))?;
-    if let Some(d) = daemon::running(&dir) {
+    if let Some(d) = daemon {
         let woke = d.addr.as_deref().is_some_and(dagrun_automate::trigger::wake);
         let when = if woke { "now" } else { "at its next look at the log" };
         outln!(
@@ -286,7 +297,10 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
         );
         return Ok(Exit::Success);
     }
-    errln!("no daemon is running on {}: running event #{} here", dir.display(), rec.id);
+    match daemon::running(&dir) {
+        Some(d) => errln!("the daemon (pid {}) does not run `{name}`: running event #{} here", d.pid, rec.id),
+        None => errln!("no daemon is running on {}: running event #{} here", dir.display(), rec.id),
+    }
     let run_id = dagrun_exec::new_run_id(dagrun_cache::now_ms());
     log.start_run(&run_id, &name, &[rec.id], now).map_err(|e| error(e, Exit::Internal))?;
     let flags =
@@ -296,7 +310,10 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
     let closed = match &result {
         Ok(r) if r.status == RunStatus::Interrupted => log.requeue_run(&run_id, "interrupted", end),
         Ok(r) => log.finish_run(&run_id, r.status.as_str(), end),
-        Err(_) => log.requeue_run(&run_id, "not started", end),
+        // Nobody else would run it: the event is closed as not run.
+        Err(_) => log
+            .requeue_run(&run_id, "not started", end)
+            .and_then(|()| log.skip(&[rec.id], "not run: the run could not start", end)),
     };
     closed.map_err(|e| error(e, Exit::Internal))?;
     result.map(|r| Exit::of_run(r.status))

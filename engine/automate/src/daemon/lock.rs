@@ -16,6 +16,9 @@ pub struct DaemonInfo {
     pub addr: Option<String>,
     /// When it started (Unix ms).
     pub started_ms: i64,
+    /// The names of the workflows it runs now.
+    #[serde(default)]
+    pub workflows: Vec<String>,
 }
 
 /// The held lock; dropping it releases the lock and removes `daemon.json`.
@@ -76,9 +79,7 @@ impl DaemonLock {
 
     /// Publishes where the daemon listens (atomically: temp file + rename).
     pub fn publish(&self, info: &DaemonInfo) -> std::io::Result<()> {
-        let tmp = self.info.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(info).expect("serializes"))?;
-        std::fs::rename(&tmp, &self.info)
+        publish(&self.info, info)
     }
 }
 
@@ -86,6 +87,18 @@ impl Drop for DaemonLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.info);
     }
+}
+
+/// Writes `daemon.json` of state directory `state` (atomically: temp file + rename). Only the
+/// daemon holding the lock calls this.
+pub(crate) fn publish_in(state: &Path, info: &DaemonInfo) -> std::io::Result<()> {
+    publish(&info_path(state), info)
+}
+
+fn publish(path: &Path, info: &DaemonInfo) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(info).expect("serializes"))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// The daemon running on `state`, if one is: its lock is held and it published its info.
@@ -97,7 +110,7 @@ pub fn running(state: &Path) -> Option<DaemonInfo> {
         Err(_) => {
             let info = std::fs::read(info_path(state)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             let pid = std::fs::read_to_string(lock_path(state)).ok().and_then(|s| s.trim().parse().ok());
-            Some(info.unwrap_or(DaemonInfo { pid: pid.unwrap_or(0), addr: None, started_ms: 0 }))
+            Some(info.unwrap_or(DaemonInfo { pid: pid.unwrap_or(0), addr: None, started_ms: 0, workflows: Vec::new() }))
         }
     }
 }
@@ -110,7 +123,13 @@ mod tests {
     fn a_second_lock_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
         let lock = DaemonLock::take(dir.path()).unwrap();
-        lock.publish(&DaemonInfo { pid: std::process::id(), addr: Some("127.0.0.1:1".into()), started_ms: 5 }).unwrap();
+        let info = DaemonInfo {
+            pid: std::process::id(),
+            addr: Some("127.0.0.1:1".into()),
+            started_ms: 5,
+            workflows: Vec::new(),
+        };
+        lock.publish(&info).unwrap();
         let e = DaemonLock::take(dir.path()).unwrap_err().to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         assert_eq!(running(dir.path()).unwrap().addr.as_deref(), Some("127.0.0.1:1"));

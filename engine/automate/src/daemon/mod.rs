@@ -52,8 +52,8 @@ pub enum Notice {
     Started {
         /// Where it listens.
         addr: Option<SocketAddr>,
-        /// Per workflow: its name, file, next scheduled tick (Unix ms) and trigger count.
-        workflows: Vec<(String, PathBuf, Option<i64>, usize)>,
+        /// Per workflow: its name, file, next scheduled tick (Unix ms) and triggers (described).
+        workflows: Vec<(String, PathBuf, Option<i64>, Vec<String>)>,
     },
     /// A workflow file changed.
     Workflow(Change),
@@ -190,6 +190,10 @@ pub(crate) struct Ctx {
     pub log: Arc<EventLog>,
     pub engine: Arc<Engine>,
     pub wake: Arc<Notify>,
+    /// The workflows loaded now, by name (for the webhook server's checks).
+    pub workflows: std::sync::RwLock<std::collections::HashMap<String, Arc<dagrun_workflow::Workflow>>>,
+    /// What `daemon.json` says (the workflows it runs change on reloads).
+    pub info: std::sync::Mutex<DaemonInfo>,
 }
 
 /// Runs the daemon until `shutdown`; returns when it has stopped cleanly.
@@ -217,10 +221,20 @@ pub async fn run(
         None => None,
     };
     let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
-    let ctx = Arc::new(Ctx { cfg, clock, observer, log, engine: Arc::new(engine), wake: Arc::new(Notify::new()) });
-    let started_ms = ctx.clock.now_ms();
-    let info = DaemonInfo { pid: std::process::id(), addr: addr.map(|a| a.to_string()), started_ms };
+    let started_ms = clock.now_ms();
+    let info =
+        DaemonInfo { pid: std::process::id(), addr: addr.map(|a| a.to_string()), started_ms, workflows: Vec::new() };
     lock.publish(&info).map_err(|e| DaemonError::Store(format!("cannot write daemon.json: {e}")))?;
+    let ctx = Arc::new(Ctx {
+        cfg,
+        clock,
+        observer,
+        log,
+        engine: Arc::new(engine),
+        wake: Arc::new(Notify::new()),
+        workflows: Default::default(),
+        info: std::sync::Mutex::new(info),
+    });
     let mut brain = runs::Brain::new(ctx.clone(), WorkflowSet::new(ctx.cfg.paths.clone()));
     brain.start(listener, addr, shutdown.subscribe()).await;
     brain.run(shutdown.subscribe()).await;

@@ -39,6 +39,8 @@ pub(crate) struct Brain {
     done_rx: mpsc::Receiver<Done>,
     /// After the state directory was busy: not before this instant.
     retry_at: Option<tokio::time::Instant>,
+    /// The pid holding the state directory, once said (said again only when it changes).
+    busy_with: Option<Option<u32>>,
 }
 
 impl Brain {
@@ -53,6 +55,7 @@ impl Brain {
             done_tx,
             done_rx,
             retry_at: None,
+            busy_with: None,
         }
     }
 
@@ -168,6 +171,9 @@ impl Brain {
             for e in events.iter().filter(|e| e.source == crate::log::Source::Manual && ids.contains(&e.id)) {
                 self.ctx.observer.notice(Notice::Recorded(e.clone()));
             }
+            if !self.state_dir_free() {
+                return;
+            }
             let run_id = self.new_run_id();
             if let Err(e) = block_in_place(|| self.ctx.log.start_run(&run_id, &name, &ids, now)) {
                 return self.warn(format!("{e}"));
@@ -180,6 +186,30 @@ impl Brain {
             });
             self.spawn(plan, name, run_id, now);
             return;
+        }
+    }
+
+    /// Whether the state directory is free for a run now (another `dagrun run` may hold it);
+    /// when it is not, says so once and looks again in 2 s.
+    fn state_dir_free(&mut self) -> bool {
+        match self.ctx.engine.store().lock() {
+            Ok(lock) => {
+                drop(lock);
+                self.busy_with = None;
+                true
+            }
+            Err(e) => {
+                let pid = match &e {
+                    dagrun_cache::StoreError::Busy { pid, .. } => *pid,
+                    _ => None,
+                };
+                if self.busy_with != Some(pid) {
+                    self.warn(format!("waiting: {e}"));
+                    self.busy_with = Some(pid);
+                }
+                self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));
+                false
+            }
         }
     }
 
@@ -260,7 +290,7 @@ impl Brain {
         if ids.is_empty() {
             return;
         }
-        let why = "skipped: a run was in progress (concurrency: Skip)";
+        let why = "a run was in progress (concurrency: Skip)";
         let r = block_in_place(|| self.ctx.log.skip(&ids, why, now));
         self.log_result(r);
         self.ctx.observer.notice(Notice::NotRun { workflow: workflow.to_owned(), events: ids, why: why.to_owned() });

@@ -88,9 +88,13 @@ impl Brain {
             .map(|l| {
                 let a = &l.workflow.automation;
                 let next = a.schedule.as_ref().and_then(|s| {
-                    crate::ticks::next_after(s, *self.marks.get(&l.workflow.name).unwrap_or(&self.ctx.clock.now_ms()))
+                    let now = self.ctx.clock.now_ms();
+                    crate::ticks::next_after(s, (*self.marks.get(&l.workflow.name).unwrap_or(&now)).max(now))
                 });
-                (l.workflow.name.clone(), l.path.clone(), next, a.triggers.len())
+                let addr = addr.map(|a| a.to_string());
+                let triggers =
+                    a.triggers.iter().map(|t| crate::status::describe(t, &l.workflow.name, addr.as_deref())).collect();
+                (l.workflow.name.clone(), l.path.clone(), next, triggers)
             })
             .collect();
         self.ctx.observer.notice(Notice::Started { addr, workflows });
@@ -131,6 +135,7 @@ impl Brain {
         self.mark_schedules();
         self.refresh_routes();
         self.refresh_watches();
+        self.publish_workflows();
         for l in self.set.all() {
             for t in &l.workflow.automation.triggers {
                 if let Trigger::TaskOutcome { workflow, .. } = t
@@ -143,6 +148,22 @@ impl Brain {
                     ));
                 }
             }
+        }
+    }
+
+    /// Shares the loaded workflows with the webhook server and in `daemon.json`.
+    fn publish_workflows(&self) {
+        let all: std::collections::HashMap<String, Arc<dagrun_workflow::Workflow>> =
+            self.set.all().map(|l| (l.workflow.name.clone(), l.workflow.clone())).collect();
+        let names: Vec<String> = self.set.all().map(|l| l.workflow.name.clone()).collect();
+        *self.ctx.workflows.write().unwrap_or_else(|p| p.into_inner()) = all;
+        let info = {
+            let mut info = self.ctx.info.lock().unwrap_or_else(|p| p.into_inner());
+            info.workflows = names;
+            info.clone()
+        };
+        if let Err(e) = super::lock::publish_in(&self.ctx.cfg.state_dir, &info) {
+            self.warn(format!("cannot update daemon.json: {e}"));
         }
     }
 
@@ -250,7 +271,7 @@ impl Brain {
             if partition.is_none() && partition::is_templated(&glob) {
                 // `landing/{date}.csv` names its files: `landing/notes.csv` is not one of them.
                 self.warn(format!(
-                    "{workflow}: {} does not fit `{glob}` (no partition in its name): ignored",
+                    "{workflow}: {} does not fit `{glob}` (its name gives no valid partition): ignored",
                     l.rel_path
                 ));
                 continue;
@@ -413,29 +434,45 @@ fn partition_of(wf: &dagrun_workflow::Workflow, glob: &str, rel: &str) -> Option
     })
 }
 
+/// Without a delivery id, the same body again within this time is a retry of one delivery.
+pub const BODY_WINDOW_MS: i64 = 10 * 60 * 1000;
+
 /// The webhook server's way into the log.
 struct HookSink {
     ctx: Arc<Ctx>,
 }
 
+impl HookSink {
+    fn check_partition(&self, workflow: &str, key: &str) -> Result<(), String> {
+        let all = self.ctx.workflows.read().unwrap_or_else(|p| p.into_inner());
+        match all.get(workflow) {
+            Some(wf) => crate::trigger::check_partition(wf, key),
+            None => Ok(()),
+        }
+    }
+}
+
 impl hooks::Sink for HookSink {
     fn deliver(&self, d: Delivery) -> Answer {
-        let key = match &d.delivery_id {
-            Some(id) => format!("webhook:{}:id:{id}", d.name),
-            None => format!("webhook:{}:body:{}", d.name, d.body_digest),
+        if let Some(p) = &d.partition
+            && let Err(why) = self.check_partition(&d.workflow, p)
+        {
+            return Answer::Rejected(why);
+        }
+        let now = self.ctx.clock.now_ms();
+        let (key, window) = match &d.delivery_id {
+            Some(id) => (format!("webhook:{}:id:{id}", d.name), None),
+            None => (format!("webhook:{}:body:{}", d.name, d.body_digest), Some(BODY_WINDOW_MS)),
         };
         let detail = serde_json::json!({"hook": d.name, "delivery": d.delivery_id, "reason": d.reason});
-        let event = NewEvent {
-            workflow: d.workflow,
-            source: Source::Webhook,
-            key,
-            partition: d.partition,
-            detail,
-            at_ms: self.ctx.clock.now_ms(),
+        let event =
+            NewEvent { workflow: d.workflow, source: Source::Webhook, key, partition: d.partition, detail, at_ms: now };
+        let recorded = match window {
+            Some(w) => self.ctx.log.record_unless_recent(&event, now - w),
+            None => self.ctx.log.record(&[event]).map(|r| r[0]),
         };
-        match self.ctx.log.record(&[event]) {
+        match recorded {
             Ok(r) => {
-                let r = r[0];
                 if r.new {
                     if let Ok(Some(e)) = self.ctx.log.event(r.id) {
                         self.ctx.observer.notice(Notice::Recorded(e));

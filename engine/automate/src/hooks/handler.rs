@@ -227,6 +227,7 @@ async fn deliver(shared: &Shared, delivery: Delivery, peer: SocketAddr) -> Resul
     let (status, event, duplicate) = match answer {
         Ok(Answer::Accepted { event }) => (StatusCode::ACCEPTED, event, false),
         Ok(Answer::Duplicate { event }) => (StatusCode::OK, event, true),
+        Ok(Answer::Rejected(why)) => return Err(Refusal::new(StatusCode::BAD_REQUEST, why)),
         Ok(Answer::Unavailable(why)) => {
             let why = format!("the webhook could not be recorded, retry later: {why}");
             return Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, why));

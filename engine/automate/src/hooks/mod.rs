@@ -86,6 +86,9 @@ pub enum Answer {
     },
     /// It could not be recorded, e.g. the event log failed (503; the sender should retry).
     Unavailable(String),
+    /// The request asks for something the workflow cannot do, e.g. a partition it does not
+    /// have (400, nothing recorded; retrying the same request will not help).
+    Rejected(String),
 }
 
 /// Something the server reports for the daemon to print. Never contains a token.
