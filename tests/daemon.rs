@@ -219,7 +219,8 @@ fn trigger_hands_the_event_to_the_daemon_or_runs_it_here() {
     let st = status_json(dir.path());
     assert_eq!(st["daemon"]["pid"], d.child.id());
     // A partition the workflow does not have: refused here, not queued.
-    let out = dagrun().args(["trigger", "hooked.ron", "--partition", "bogus"]).current_dir(dir.path()).output().unwrap();
+    let out =
+        dagrun().args(["trigger", "hooked.ron", "--partition", "bogus"]).current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     // A workflow file added while the daemon runs is picked up (within the 2 s reload).
     std::fs::write(

@@ -212,7 +212,9 @@ fn inside(dir: &str, path: &str) -> Option<String> {
             Component::RootDir | Component::Prefix(_) => return None,
         }
     }
-    (!parts.is_empty()).then(|| parts.join("/"))
+    // A workflow outside any repository keeps its absolute directory (with its leading `/`).
+    let root = if dir.starts_with('/') { "/" } else { "" };
+    (!parts.is_empty()).then(|| format!("{root}{}", parts.join("/")))
 }
 
 /// A relative path with `/` separators and without `.` components or repeated slashes.

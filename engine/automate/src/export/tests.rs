@@ -216,3 +216,10 @@ fn slugs_and_utc_names() {
     assert!(is_utc("Etc/UTC") && is_utc("UTC") && is_utc("GMT") && !is_utc("Europe/London"));
     assert_eq!(normalise("./a//b/./c.ron"), "a/b/c.ron");
 }
+
+#[test]
+fn an_absolute_workflow_directory_keeps_its_root_in_registry_paths() {
+    assert_eq!(super::inside("/tmp/wf", "registry").as_deref(), Some("/tmp/wf/registry"));
+    assert_eq!(super::inside("wf", "../registry").as_deref(), Some("registry"));
+    assert_eq!(super::inside("wf", "/abs"), None);
+}
