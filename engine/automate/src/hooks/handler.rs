@@ -55,7 +55,7 @@ impl Refusal {
 /// The handler of `POST /hooks/{workflow}/{name}`.
 pub(super) async fn hook(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::conn::Peer(peer)): ConnectInfo<super::conn::Peer>,
     path: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
     body: Body,

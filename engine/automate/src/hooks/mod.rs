@@ -7,6 +7,7 @@
 //! is too large (413), too slow (408) or not an empty body or a JSON object (400). Requests in
 //! flight are bounded ([`ServeOptions::max_in_flight`]) and shutdown is graceful.
 
+mod conn;
 mod handler;
 #[cfg(test)]
 mod tests;
@@ -175,6 +176,11 @@ pub struct ServeOptions {
     pub max_in_flight: usize,
     /// How long a request waits for a slot (5 s) before it is answered 503 with `Retry-After`.
     pub queue_timeout: Duration,
+    /// Connections open at once (256); more wait to be accepted.
+    pub max_connections: usize,
+    /// A connection that moves no byte for this long is closed (30 s): slow or stalled
+    /// clients, idle keep-alives.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServeOptions {
@@ -184,6 +190,8 @@ impl Default for ServeOptions {
             body_timeout: Duration::from_secs(10),
             max_in_flight: 64,
             queue_timeout: Duration::from_secs(5),
+            max_connections: 256,
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -215,8 +223,9 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
     options: ServeOptions,
 ) -> std::io::Result<()> {
+    let listener = conn::Guarded::new(listener, options.max_connections, options.idle_timeout);
     let app = router(routes, sink, options);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    axum::serve(listener, app.into_make_service_with_connect_info::<conn::Peer>())
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -237,7 +246,7 @@ fn router(routes: Routes, sink: Arc<dyn Sink>, options: ServeOptions) -> Router 
 /// Holds one of [`ServeOptions::max_in_flight`] slots while a request is handled.
 async fn limit_in_flight(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(conn::Peer(peer)): ConnectInfo<conn::Peer>,
     request: Request,
     next: Next,
 ) -> Response {

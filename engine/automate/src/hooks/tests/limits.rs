@@ -170,3 +170,21 @@ async fn shutdown_stops_accepting_and_finishes_requests_in_flight() {
     tokio::time::timeout(PATIENCE, server.task).await.unwrap().unwrap().unwrap();
     assert_eq!(server.sink.deliveries().len(), 1);
 }
+
+#[tokio::test]
+async fn a_stalled_connection_is_closed_after_the_idle_time_and_others_still_work() {
+    let options = ServeOptions { idle_timeout: Duration::from_millis(300), ..ServeOptions::default() };
+    let server = Server::start(options).await;
+    // Half a request line, then nothing: closed by the server (EOF or reset), not held forever.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(b"POST /hooks/retrain/new-da").await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(10), stalled.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "the stalled connection was not closed: {closed:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    // A normal request meanwhile and afterwards is answered.
+    let response = raw(server.addr, head("Content-Length: 0\r\nConnection: close\r\n").as_bytes()).await;
+    assert_eq!(status_of(&response), 202, "{response}");
+    server.stop().await;
+}
