@@ -55,19 +55,31 @@ fn kill_minus_nine_at_random_moments_never_corrupts_the_cache() {
     let mut rng = fastrand::Rng::with_seed(seed);
 
     let clean = workflow();
-    let t = Instant::now();
     assert_eq!(clean.run_json(&[]).2, 0);
-    let clean_ms = t.elapsed().as_millis() as u64;
     let expected = outputs(&clean);
 
     let (mut mid_run, mut before_any, mut after_all) = (0, 0, 0);
     for n in 0..kills {
         let s = workflow();
-        // Mostly within the run, sometimes right at its start or after its end.
-        let delay_ms = rng.u64(..(clean_ms + clean_ms / 5).max(1));
-        let ctx = format!("kill {n} at {delay_ms} ms of a {clean_ms} ms run (DAGRUN_CRASH_SEED={seed})");
+        // The moment is anchored to the run's progress, not to a clock (a loaded machine would
+        // shift every kill past the end): after the `after`-th task finished (0: right after the
+        // run started; 13: after the last), plus up to 60 ms, which lands inside the next
+        // tasks' commands, output stores and entry writes.
+        let after = rng.usize(0..=13);
+        let delay_ms = rng.u64(0..60);
+        let ctx = format!("kill {n} {delay_ms} ms after task {after} finished (DAGRUN_CRASH_SEED={seed})");
         let mut child =
-            s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+            s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let events = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+        let mut finished = 0;
+        for line in events.map_while(Result::ok) {
+            if line.contains("\"event\":\"task_finished\"") {
+                finished += 1;
+            }
+            if finished >= after && (after > 0 || line.contains("\"event\":\"run_started\"")) {
+                break;
+            }
+        }
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
