@@ -460,3 +460,23 @@ fn kill_9_at_random_moments_never_loses_or_doubles_an_event() {
     let verify = dagrun().args(["cache", "verify", "crashy.ron"]).current_dir(dir.path()).output().unwrap();
     assert!(verify.status.success(), "seed {seed}: {}", String::from_utf8_lossy(&verify.stderr));
 }
+
+#[test]
+fn sigterm_during_a_run_cancels_it_cleanly_exits_0_and_the_event_runs_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "while [ ! -f go ]; do sleep 0.05; done; date +%s%N > out.txt");
+    let d = start(dir.path());
+    let auth = ("Authorization", "Bearer s3cret-token");
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth, ("X-Delivery-Id", "t1")], "{}").0, 202);
+    d.expect("starts for event(s) #1");
+    d.stop(); // SIGTERM, asserts exit 0
+    let ev = events(dir.path());
+    assert_eq!(ev[0]["state"], "pending", "a cancelled run gives its event back: {ev:?}");
+    assert!(!dir.path().join("out.txt").exists(), "nothing half-done is kept");
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    let d = start(dir.path());
+    d.expect("starts for event(s) #1");
+    d.expect("of hooked: succeeded");
+    d.stop();
+    assert_eq!(events(dir.path())[0]["state"], "done");
+}

@@ -498,3 +498,23 @@ impl hooks::Sink for HookSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wf(src: &str) -> dagrun_workflow::Workflow {
+        dagrun_workflow::Workflow::from_source(dagrun_workflow::Source::new("w.ron", src), "/wf".into()).unwrap()
+    }
+
+    #[test]
+    fn a_landed_file_names_its_partition_through_the_glob_or_a_task_input() {
+        let w = wf(r#"Workflow(name: "w", partitions: {"day": Daily(start: "2025-01-01")},
+            tasks: [Task(name: "t", kind: Command(run: "true"), inputs: {"d": File("landing/{date}/data.csv")},
+                         outputs: {"o": "out/{date}.txt"}, partitioned: "day")])"#);
+        assert_eq!(partition_of(&w, "drops/{date}.csv", "drops/2025-03-05.csv").as_deref(), Some("2025-03-05"));
+        // No variable in the trigger's glob: the task's templated input names it.
+        assert_eq!(partition_of(&w, "landing/**", "landing/2025-03-06/data.csv").as_deref(), Some("2025-03-06"));
+        assert_eq!(partition_of(&w, "landing/**", "landing/readme.txt"), None);
+    }
+}
