@@ -339,11 +339,26 @@ fn schedule(
     };
     let timezone = match def.timezone.as_deref() {
         None => Some(chrono_tz::UTC),
+        // Valid tz names, but fixed offsets that never observe daylight saving time: almost
+        // never what someone writing "EST" in New York means.
+        Some(name @ ("EST" | "MST" | "HST")) => {
+            let (city, fixed) = match name {
+                "EST" => ("America/New_York", "Etc/GMT+5"),
+                "MST" => ("America/Denver", "Etc/GMT+7"),
+                _ => ("Pacific/Honolulu", "Etc/GMT+10"),
+            };
+            diags.push(
+                Diagnostic::new("dagrun::unknown-timezone", format!("`{name}` is a fixed offset without daylight saving time"), source)
+                    .label(tz_span.clone(), "not a place's time zone")
+                    .help(format!("write the place, e.g. \"{city}\" (it follows daylight saving time), or \"{fixed}\" for the fixed offset")),
+            );
+            None
+        }
         Some(name) => match chrono_tz::Tz::from_str(name) {
             Ok(tz) => Some(tz),
             Err(_) => {
                 let names = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name());
-                let help = match did_you_mean(name, names) {
+                let help = match abbreviation(name).or_else(|| did_you_mean(name, names)) {
                     Some(s) => {
                         format!("did you mean \"{s}\"? time zones are IANA names such as \"Europe/Berlin\" or \"UTC\"")
                     }
@@ -374,6 +389,23 @@ fn schedule(
         return None;
     }
     Some(Schedule { expr: def.expr.clone(), cron: cron?, timezone: timezone?, catchup: def.catchup })
+}
+
+/// The IANA zone people usually mean by a common abbreviation (which are not zone names: an
+/// abbreviation does not say when daylight saving time starts).
+fn abbreviation(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_uppercase().as_str() {
+        "PST" | "PDT" | "PT" => "America/Los_Angeles",
+        "MDT" | "MT" => "America/Denver",
+        "CST" | "CDT" | "CT" => "America/Chicago",
+        "EDT" | "ET" => "America/New_York",
+        "BST" => "Europe/London",
+        "CEST" => "Europe/Berlin",
+        "IST" => "Asia/Kolkata",
+        "JST" => "Asia/Tokyo",
+        "AEST" | "AEDT" => "Australia/Sydney",
+        _ => return None,
+    })
 }
 
 /// croner's message without its type names, or what is wrong in our words.

@@ -169,3 +169,16 @@ fn a_file_trigger_on_the_workflows_own_output_is_refused() {
     assert!(load("landing/*.csv").is_ok());
     assert!(load("data/raw-*.csv").is_ok());
 }
+
+#[test]
+fn a_time_zone_abbreviation_suggests_the_zone_people_mean() {
+    let e = load(r#"schedule: Cron(expr: "@daily", timezone: "PST"),"#).unwrap_err();
+    assert!(e[0].help.as_deref().unwrap().contains("\"America/Los_Angeles\""), "{:?}", e[0].help);
+}
+
+#[test]
+fn a_fixed_offset_abbreviation_is_refused_with_the_place_to_write() {
+    let e = load(r#"schedule: Cron(expr: "@daily", timezone: "EST"),"#).unwrap_err();
+    assert_eq!(e[0].message, "`EST` is a fixed offset without daylight saving time");
+    assert!(e[0].help.as_deref().unwrap().contains("America/New_York"));
+}

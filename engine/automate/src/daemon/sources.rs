@@ -138,14 +138,19 @@ impl Brain {
         self.publish_workflows();
         for l in self.set.all() {
             for t in &l.workflow.automation.triggers {
-                if let Trigger::TaskOutcome { workflow, .. } = t
-                    && self.set.by_name(workflow).is_none()
-                {
-                    self.warn(format!(
+                let Trigger::TaskOutcome { workflow, task, .. } = t else { continue };
+                match self.set.by_name(workflow) {
+                    None => self.warn(format!(
                         "`{}` ({}) waits for workflow `{workflow}`, which this daemon does not run",
                         l.workflow.name,
                         l.path.display()
-                    ));
+                    )),
+                    Some(other) if other.workflow.task_index(task).is_none() => self.warn(format!(
+                        "`{}` ({}) waits for task `{task}` of `{workflow}`, which has no such task",
+                        l.workflow.name,
+                        l.path.display()
+                    )),
+                    Some(_) => {}
                 }
             }
         }
