@@ -36,7 +36,16 @@ pub struct Status {
     /// Per workflow.
     pub workflows: Vec<WorkflowStatus>,
     /// Files that are not valid workflows, with their first problem.
-    pub invalid: Vec<(PathBuf, String)>,
+    pub invalid: Vec<Invalid>,
+}
+
+/// A file that is not a valid workflow.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invalid {
+    /// The file.
+    pub path: PathBuf,
+    /// Its first problem (`dagrun validate` lists them all).
+    pub problem: String,
 }
 
 /// Describes a trigger of workflow `workflow` in one line; `addr`: where the daemon listens.
@@ -69,9 +78,9 @@ pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> 
     for c in set.refresh() {
         match c {
             crate::daemon::Change::Invalid { path, diagnostics, .. } => {
-                invalid.push((path, crate::daemon::first_problem(&diagnostics)))
+                invalid.push(Invalid { path, problem: crate::daemon::first_problem(&diagnostics) })
             }
-            crate::daemon::Change::Unusable { path, why } => invalid.push((path, why)),
+            crate::daemon::Change::Unusable { path, why } => invalid.push(Invalid { path, problem: why }),
             crate::daemon::Change::Loaded { .. } | crate::daemon::Change::Removed { .. } => {}
         }
     }

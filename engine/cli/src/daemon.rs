@@ -265,8 +265,8 @@ fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Resu
             outln!("  {}  {} [{}]{run}{outcome}", when(e.at_ms), describe_event(e), e.state.as_str());
         }
     }
-    for (path, why) in &st.invalid {
-        outln!("\n{}: invalid: {why}", path.display());
+    for i in &st.invalid {
+        outln!("\n{}: invalid: {} (dagrun validate lists every problem)", i.path.display(), i.problem);
     }
     Ok(Exit::Success)
 }
