@@ -271,6 +271,10 @@ fn a_daemon_killed_during_a_run_completes_the_event_once_after_a_restart() {
     assert_eq!((ev[0]["state"].as_str(), ev[0]["outcome"].as_str()), (Some("done"), Some("succeeded")));
     let verify = dagrun().args(["cache", "verify", "hooked.ron"]).current_dir(dir.path()).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    // The killed run is closed in the history too, not left `running?` forever.
+    let runs = dagrun().args(["runs", "hooked.ron", "--json"]).current_dir(dir.path()).output().unwrap();
+    let runs = String::from_utf8_lossy(&runs.stdout).into_owned();
+    assert!(runs.contains("\"interrupted\"") && !runs.contains("\"running\""), "{runs}");
 }
 
 fn landing_workflow(dir: &Path) {

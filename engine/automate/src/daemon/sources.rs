@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dagrun_exec::{RunRecord, TaskStatus};
+use dagrun_exec::{RunRecord, RunStatus, TaskStatus};
 use dagrun_workflow::automation::{Outcome, Trigger};
 use dagrun_workflow::{Input, partition};
 use tokio::sync::{mpsc, watch};
@@ -110,14 +110,23 @@ impl Brain {
         };
         let now = self.ctx.clock.now_ms();
         for u in unfinished {
-            let record = RunRecord::load(self.ctx.engine.store(), &u.run_id);
-            let r = match record.map(|r| r.status) {
-                Some(status)
-                    if status != dagrun_exec::RunStatus::Running && status != dagrun_exec::RunStatus::Interrupted =>
-                {
-                    block_in_place(|| log.finish_run(&u.run_id, status.as_str(), now))
+            let store = self.ctx.engine.store();
+            let r = match RunRecord::load(store, &u.run_id) {
+                Some(r) if r.status != RunStatus::Running && r.status != RunStatus::Interrupted => {
+                    block_in_place(|| log.finish_run(&u.run_id, r.status.as_str(), now))
                 }
-                _ => block_in_place(|| log.requeue_run(&u.run_id, "interrupted (the daemon stopped)", now)),
+                record => {
+                    // Its record still says `running`: it never will finish. Say so in the
+                    // history (`dagrun runs`), then run its events again.
+                    if let Some(mut r) = record.filter(|r| r.status == RunStatus::Running) {
+                        r.status = RunStatus::Interrupted;
+                        r.finished_ms = Some(dagrun_cache::now_ms());
+                        if let Err(e) = r.save(store) {
+                            self.warn(format!("cannot close the record of run {}: {e}", u.run_id));
+                        }
+                    }
+                    block_in_place(|| log.requeue_run(&u.run_id, "interrupted (the daemon stopped)", now))
+                }
             };
             self.log_result(r);
         }
