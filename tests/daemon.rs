@@ -249,6 +249,12 @@ fn a_daemon_killed_during_a_run_completes_the_event_once_after_a_restart() {
     let auth = ("Authorization", "Bearer s3cret-token");
     assert_eq!(d.post("/hooks/hooked/new-data", &[auth, ("Idempotency-Key", "k1")], "{}").0, 202);
     d.expect("starts for event(s) #1");
+    // Once the run's record is written (the run is under way), kill.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(dir.path().join(".dagrun/runs")).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     Command::new("kill").args(["-KILL", &d.child.id().to_string()]).status().unwrap();
     wait(&mut d.child, Duration::from_secs(10));
     // The task (a child of the killed daemon) may still wait for `go`: let it finish.
@@ -274,7 +280,7 @@ fn a_daemon_killed_during_a_run_completes_the_event_once_after_a_restart() {
     // The killed run is closed in the history too, not left `running?` forever.
     let runs = dagrun().args(["runs", "hooked.ron", "--json"]).current_dir(dir.path()).output().unwrap();
     let runs = String::from_utf8_lossy(&runs.stdout).into_owned();
-    assert!(runs.contains("\"interrupted\"") && !runs.contains("\"running\""), "{runs}");
+    assert!(runs.contains("\"status\":\"interrupted\"") && !runs.contains("\"status\":\"running\""), "{runs}");
 }
 
 fn landing_workflow(dir: &Path) {
@@ -483,4 +489,37 @@ fn sigterm_during_a_run_cancels_it_cleanly_exits_0_and_the_event_runs_at_the_nex
     d.expect("of hooked: succeeded");
     d.stop();
     assert_eq!(events(dir.path())[0]["state"], "done");
+}
+
+#[test]
+fn two_files_with_one_workflow_name_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = |file: &str, out: &str| {
+        std::fs::write(
+            dir.path().join(file),
+            format!(r#"Workflow(name: "a", tasks: [Task(name: "t", kind: Command(run: "echo {out} > {out}.txt"), outputs: {{"o": "{out}.txt"}})])"#),
+        )
+        .unwrap();
+    };
+    wf("a.ron", "first");
+    wf("dup.ron", "second");
+    let d = start(dir.path());
+    d.expect("is already used by");
+    // `trigger` names the file: it must not run the other file's workflow of the same name.
+    let out = dagrun().args(["trigger", "dup.ron"]).current_dir(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("names must be unique"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Once the first file is gone, the second one loads.
+    std::fs::remove_file(dir.path().join("a.ron")).unwrap();
+    d.expect("a.ron was removed");
+    d.expect("loaded a from");
+    let out = dagrun().args(["trigger", "dup.ron"]).current_dir(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    d.expect("of a: succeeded");
+    assert!(dir.path().join("second.txt").exists() && !dir.path().join("first.txt").exists());
+    d.stop();
 }

@@ -21,7 +21,7 @@ pub fn check_partition(wf: &dagrun_workflow::Workflow, key: &str) -> Result<(), 
             let hint = match scheme {
                 dagrun_workflow::partition::Scheme::List(keys) => format!("its keys: {}", keys.join(", ")),
                 dagrun_workflow::partition::Scheme::Time { .. } => {
-                    "a date or time within its range, e.g. 2025-01-31".to_owned()
+                    "a date within its range, e.g. 2025-01-31, or an hour, e.g. 2025-01-31T05".to_owned()
                 }
             };
             return Err(format!("`{key}` is not a partition of scheme `{name}` of workflow `{}` ({hint})", wf.name));

@@ -177,7 +177,9 @@ impl Observer for Printer {
             Notice::Workflow(Change::Loaded { path, name, reloaded: true }) => {
                 outln!("[{t}] reloaded {name} from {}", path.display())
             }
-            Notice::Workflow(Change::Loaded { .. }) => {}
+            Notice::Workflow(Change::Loaded { path, name, .. }) => {
+                outln!("[{t}] loaded {name} from {}", path.display())
+            }
             Notice::Workflow(Change::Invalid { path, diagnostics, kept }) => {
                 let keep = if kept { "; the last valid version keeps running" } else { "; not running it" };
                 errln!("[{t}] {} is invalid{keep}:", path.display());
@@ -285,6 +287,23 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
     let name = plan.workflow.name.clone();
     let now = SystemClock.now_ms();
     let daemon = daemon::running(&dir).filter(|d| d.workflows.is_empty() || d.workflows.contains(&name));
+    if let Some(d) = &daemon
+        && let Some(theirs) = d.files.get(&name)
+    {
+        let same = |p: &Path| std::fs::canonicalize(p).ok();
+        if same(theirs) != same(path) {
+            return Err(error(
+                format!(
+                    "the daemon (pid {}) runs workflow `{name}` from {}, not from {}: workflow names must be unique \
+                     in one state directory; rename one of them",
+                    d.pid,
+                    theirs.display(),
+                    path.display()
+                ),
+                Exit::Usage,
+            ));
+        }
+    }
     let (log, rec) = dagrun_automate::trigger::record_manual(&dir, &name, partition, reason, now)
         .map_err(|e| error(e, Exit::Internal))?;
     if let Some(d) = daemon {

@@ -145,10 +145,12 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
     let record = runtime.block_on(async {
         let on_signal = cancel.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            // Ctrl-C, or SIGTERM (`timeout`, `kill`, a CI runner cancelling a job): the same.
+            let Some(mut interrupt) = Interrupts::new() else { return };
+            if interrupt.next().await {
                 errln!("\ndagrun: interrupted: stopping running tasks (press Ctrl-C again to exit at once)");
                 on_signal.cancel();
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if interrupt.next().await {
                     errln!("dagrun: interrupted again: abandoning running tasks");
                     // The engine closes the record and removes staging, then returns; should it
                     // not within 3 s, exit anyway.
@@ -171,6 +173,27 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
         runtime.shutdown_background();
     }
     Ok(record)
+}
+
+/// SIGINT and SIGTERM, as one stream.
+struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> Option<Interrupts> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Interrupts { int: signal(SignalKind::interrupt()).ok()?, term: signal(SignalKind::terminate()).ok()? })
+    }
+
+    /// The next signal; `false` if none can come any more.
+    async fn next(&mut self) -> bool {
+        tokio::select! {
+            s = self.int.recv() => s.is_some(),
+            s = self.term.recv() => s.is_some(),
+        }
+    }
 }
 
 /// The table printed after a run (at most 40 rows; cached tasks go first when cut).

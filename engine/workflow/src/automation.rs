@@ -474,14 +474,32 @@ fn file_landed(
 
 /// The first output of the workflow that a trigger glob matches: (task, output, path).
 pub fn own_output<'a>(glob: &str, tasks: &'a [crate::Task]) -> Option<(&'a str, &'a str, &'a str)> {
-    let pattern = glob::Pattern::new(&watch_glob(glob)).ok()?;
+    let pattern = glob::Pattern::new(&normal(&watch_glob(glob))).ok()?;
     let opts = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
     tasks.iter().find_map(|t| {
         t.outputs.iter().find_map(|(name, path)| {
-            let sample = partition::render(path, &sample_vars());
+            let sample = normal(&partition::render(path, &sample_vars()));
             pattern.matches_with(&sample, opts).then_some((t.name.as_str(), name.as_str(), path.as_str()))
         })
     })
+}
+
+/// Whether `rel_path` (relative to the workflow directory) is, or can be, one of the outputs of
+/// these tasks (partition variables match anything within a path segment).
+pub fn is_output(tasks: &[crate::Task], rel_path: &str) -> bool {
+    let path = normal(rel_path);
+    let opts = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
+    tasks.iter().flat_map(|t| t.outputs.values()).any(|out| {
+        let escaped = glob::Pattern::escape(&normal(out));
+        // Partition variables survive `escape` (braces are not special): turn them into `*`.
+        glob::Pattern::new(&watch_glob(&escaped)).is_ok_and(|p| p.matches_with(&path, opts))
+    })
+}
+
+/// A relative path or glob without `.` components and repeated `/` (`./out//x` is `out/x`), as
+/// the watcher sees paths.
+pub fn normal(path: &str) -> String {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
 }
 
 /// Plausible values of the partition variables, to see what a templated path can become.
@@ -540,11 +558,21 @@ fn webhook(
     let env_ok = !w.token_env.is_empty()
         && !w.token_env.starts_with(|c: char| c.is_ascii_digit())
         && w.token_env.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    // Variables whose value anyone on the machine can read or guess are no secret.
+    let public = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "LANG", "TERM", "HOSTNAME", "TMPDIR"];
+    if env_ok && public.contains(&w.token_env.as_str()) {
+        diags.push(
+            Diagnostic::new("dagrun::invalid-token-env", format!("`{}` holds no secret", w.token_env), source)
+                .label(at("token_env"), "a public variable")
+                .help("name a variable that holds a secret token only, e.g. \"NEW_DATA_TOKEN\""),
+        );
+        return None;
+    }
     if !env_ok {
         diags.push(
             Diagnostic::new(
                 "dagrun::invalid-token-env",
-                format!("`{}` is not an environment variable name", w.token_env),
+                format!("`{}` is not an upper-case environment variable name", w.token_env),
                 source,
             )
             .label(at("token_env"), "not a variable name")

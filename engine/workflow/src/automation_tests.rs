@@ -118,7 +118,7 @@ fn bad_trigger_fields_are_each_reported() {
         [
             "w.ron:4:46: invalid settle time `soon`",
             "w.ron:5:23: invalid webhook name `new data`",
-            "w.ron:6:42: `my-secret` is not an environment variable name",
+            "w.ron:6:42: `my-secret` is not an upper-case environment variable name",
             "w.ron:7:23: webhook `hook` is defined twice",
             "w.ron:8:31: workflow `w` triggers itself",
             "w.ron:9:53: `drifted` is not a JSON pointer",
@@ -148,7 +148,7 @@ fn cron_mistakes_are_explained_in_our_words() {
 #[test]
 fn a_token_pasted_as_token_env_is_refused() {
     let e = errors(r#"triggers: [Webhook(name: "h", token_env: "ghp_1234567890abcdefABCDEF")],"#);
-    assert_eq!(e, ["w.ron:3:46: `ghp_1234567890abcdefABCDEF` is not an environment variable name"]);
+    assert_eq!(e, ["w.ron:3:46: `ghp_1234567890abcdefABCDEF` is not an upper-case environment variable name"]);
 }
 
 #[test]
@@ -160,11 +160,15 @@ fn a_file_trigger_on_the_workflows_own_output_is_refused() {
         )
     };
     let load = |glob: &str| Workflow::from_source(Source::new("w.ron", src(glob)), PathBuf::from("/wf"));
-    for glob in ["data/*.csv", "**/*.csv", "data/{date}*"] {
+    for glob in ["data/*.csv", "**/*.csv", "data/{date}*", "./data/*.csv", "data//*.csv"] {
         let e = load(glob).unwrap_err();
         assert_eq!(e[0].code, "dagrun::trigger-on-output", "{glob}");
         assert!(e[0].message.contains("matches output `o` of task `summ`"), "{}", e[0].message);
     }
+    let w = load("landing/*.csv").unwrap();
+    assert!(is_output(&w.tasks, "data/summary-2025-03-05.csv"));
+    assert!(is_output(&w.tasks, "./data/summary-x.csv"));
+    assert!(!is_output(&w.tasks, "data/raw.csv"));
     // Another directory, or a pattern that cannot be the output, is fine.
     assert!(load("landing/*.csv").is_ok());
     assert!(load("data/raw-*.csv").is_ok());
@@ -181,4 +185,10 @@ fn a_fixed_offset_abbreviation_is_refused_with_the_place_to_write() {
     let e = load(r#"schedule: Cron(expr: "@daily", timezone: "EST"),"#).unwrap_err();
     assert_eq!(e[0].message, "`EST` is a fixed offset without daylight saving time");
     assert!(e[0].help.as_deref().unwrap().contains("America/New_York"));
+}
+
+#[test]
+fn a_public_variable_is_no_token() {
+    let e = errors(r#"triggers: [Webhook(name: "h", token_env: "HOME")],"#);
+    assert_eq!(e, ["w.ron:3:46: `HOME` holds no secret"]);
 }

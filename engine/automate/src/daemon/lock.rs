@@ -19,6 +19,9 @@ pub struct DaemonInfo {
     /// The names of the workflows it runs now.
     #[serde(default)]
     pub workflows: Vec<String>,
+    /// The file each of them comes from (absolute).
+    #[serde(default)]
+    pub files: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// The held lock; dropping it releases the lock and removes `daemon.json`.
@@ -110,7 +113,13 @@ pub fn running(state: &Path) -> Option<DaemonInfo> {
         Err(_) => {
             let info = std::fs::read(info_path(state)).ok().and_then(|b| serde_json::from_slice(&b).ok());
             let pid = std::fs::read_to_string(lock_path(state)).ok().and_then(|s| s.trim().parse().ok());
-            Some(info.unwrap_or(DaemonInfo { pid: pid.unwrap_or(0), addr: None, started_ms: 0, workflows: Vec::new() }))
+            Some(info.unwrap_or(DaemonInfo {
+                pid: pid.unwrap_or(0),
+                addr: None,
+                started_ms: 0,
+                workflows: Vec::new(),
+                files: Default::default(),
+            }))
         }
     }
 }
@@ -128,6 +137,7 @@ mod tests {
             addr: Some("127.0.0.1:1".into()),
             started_ms: 5,
             workflows: Vec::new(),
+            files: Default::default(),
         };
         lock.publish(&info).unwrap();
         let e = DaemonLock::take(dir.path()).unwrap_err().to_string();

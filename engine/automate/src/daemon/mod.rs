@@ -222,8 +222,13 @@ pub async fn run(
     };
     let addr = listener.as_ref().and_then(|l| l.local_addr().ok());
     let started_ms = clock.now_ms();
-    let info =
-        DaemonInfo { pid: std::process::id(), addr: addr.map(|a| a.to_string()), started_ms, workflows: Vec::new() };
+    let info = DaemonInfo {
+        pid: std::process::id(),
+        addr: addr.map(|a| a.to_string()),
+        started_ms,
+        workflows: Vec::new(),
+        files: Default::default(),
+    };
     lock.publish(&info).map_err(|e| DaemonError::Store(format!("cannot write daemon.json: {e}")))?;
     let ctx = Arc::new(Ctx {
         cfg,

@@ -41,6 +41,8 @@ pub(crate) struct Brain {
     retry_at: Option<tokio::time::Instant>,
     /// The pid holding the state directory, once said (said again only when it changes).
     busy_with: Option<Option<u32>>,
+    /// Whether the start-up banner was shown (workflows loaded later are announced).
+    pub(super) started: bool,
 }
 
 impl Brain {
@@ -56,6 +58,7 @@ impl Brain {
             done_rx,
             retry_at: None,
             busy_with: None,
+            started: false,
         }
     }
 
@@ -204,7 +207,12 @@ impl Brain {
                     _ => None,
                 };
                 if self.busy_with != Some(pid) {
-                    self.warn(format!("waiting: {e}"));
+                    let who = pid.map_or("another dagrun".to_owned(), |p| format!("another dagrun (pid {p})"));
+                    let why = match &e {
+                        dagrun_cache::StoreError::Busy { .. } => format!("{who} holds the state directory"),
+                        e => e.to_string(),
+                    };
+                    self.warn(format!("waiting: {why}; queued events run when it is free"));
                     self.busy_with = Some(pid);
                 }
                 self.retry_at = Some(tokio::time::Instant::now() + Duration::from_secs(2));

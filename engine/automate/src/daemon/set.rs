@@ -112,6 +112,11 @@ impl WorkflowSet {
                 }
                 self.seen.remove(gone);
             }
+            if !changes.is_empty() {
+                // A file refused because another one had its name may load now.
+                let loaded = &self.loaded;
+                self.seen.retain(|f, _| loaded.contains_key(f));
+            }
             self.files = files;
         }
         for path in self.files.clone() {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use dagrun_exec::{RunRecord, RunStatus, TaskStatus};
-use dagrun_workflow::automation::{Outcome, Trigger};
+use dagrun_workflow::automation::{self, Outcome, Trigger};
 use dagrun_workflow::{Input, partition};
 use tokio::sync::{mpsc, watch};
 use tokio::task::block_in_place;
@@ -92,12 +92,21 @@ impl Brain {
                     crate::ticks::next_after(s, (*self.marks.get(&l.workflow.name).unwrap_or(&now)).max(now))
                 });
                 let addr = addr.map(|a| a.to_string());
-                let triggers =
-                    a.triggers.iter().map(|t| crate::status::describe(t, &l.workflow.name, addr.as_deref())).collect();
+                let describe = |t: &Trigger| {
+                    let d = crate::status::describe(t, &l.workflow.name, addr.as_deref());
+                    match t {
+                        Trigger::Webhook(w) if std::env::var(&w.token_env).map_or(true, |v| v.is_empty()) => {
+                            format!("{d}: DISABLED until {} is set", w.token_env)
+                        }
+                        _ => d,
+                    }
+                };
+                let triggers = a.triggers.iter().map(describe).collect();
                 (l.workflow.name.clone(), l.path.clone(), next, triggers)
             })
             .collect();
         self.ctx.observer.notice(Notice::Started { addr, workflows });
+        self.started = true;
     }
 
     /// Runs a killed daemon left: finished ones are closed (their record says how they
@@ -139,7 +148,10 @@ impl Brain {
             return;
         }
         for c in changes {
-            self.ctx.observer.notice(Notice::Workflow(c));
+            // The first load is summed up by the start-up banner.
+            if self.started || !matches!(c, super::Change::Loaded { .. }) {
+                self.ctx.observer.notice(Notice::Workflow(c));
+            }
         }
         self.mark_schedules();
         self.refresh_routes();
@@ -174,6 +186,11 @@ impl Brain {
         let info = {
             let mut info = self.ctx.info.lock().unwrap_or_else(|p| p.into_inner());
             info.workflows = names;
+            info.files = self
+                .set
+                .all()
+                .map(|l| (l.workflow.name.clone(), std::path::absolute(&l.path).unwrap_or_else(|_| l.path.clone())))
+                .collect();
             info.clone()
         };
         if let Err(e) = super::lock::publish_in(&self.ctx.cfg.state_dir, &info) {
@@ -281,6 +298,11 @@ impl Brain {
             let Some((_, workflow, glob)) = self.sources.specs.iter().find(|(id, ..)| *id == l.id).cloned() else {
                 continue;
             };
+            if self.set.by_name(&workflow).is_some_and(|w| automation::is_output(&w.workflow.tasks, &l.rel_path)) {
+                // Its own output (validation refuses globs that match one; this catches the rest):
+                // an event would make every run start the next.
+                continue;
+            }
             let partition = self.set.by_name(&workflow).and_then(|w| partition_of(&w.workflow, &glob, &l.rel_path));
             if partition.is_none() && partition::is_templated(&glob) {
                 // `landing/{date}.csv` names its files: `landing/notes.csv` is not one of them.
