@@ -128,9 +128,10 @@ pub struct TaskOutcome {
     pub when: When,
 }
 
-/// Which outcome of a task fires a [`TaskOutcome`] trigger.
+/// Which outcome of a task fires a [`TaskOutcome`] trigger: as written (`V` = [`ron::Value`]),
+/// or validated ([`Outcome`], with a JSON value).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub enum When {
+pub enum When<V = ron::Value> {
     /// It ran (not a cache hit) and succeeded.
     #[default]
     Succeeded,
@@ -148,7 +149,7 @@ pub enum When {
         /// A JSON pointer into that file.
         pointer: String,
         /// The value that fires the trigger.
-        equals: ron::Value,
+        equals: V,
     },
 }
 
@@ -199,26 +200,7 @@ pub enum Trigger {
 }
 
 /// [`When`] with its JSON value converted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// See [`When::Succeeded`].
-    Succeeded,
-    /// See [`When::Failed`].
-    Failed,
-    /// See [`When::Refused`].
-    Refused,
-    /// See [`When::Finished`].
-    Finished,
-    /// See [`When::Json`].
-    Json {
-        /// Output name.
-        output: String,
-        /// JSON pointer.
-        pointer: String,
-        /// Expected value.
-        equals: serde_json::Value,
-    },
-}
+pub type Outcome = When<serde_json::Value>;
 
 /// Everything that starts a workflow by itself.
 #[derive(Debug, Clone, Default)]
