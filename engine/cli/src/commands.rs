@@ -111,3 +111,39 @@ pub(crate) fn ms(ms: u64) -> String {
 pub(crate) fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
+
+/// `-j N`, or the number of CPU cores.
+pub(crate) fn default_jobs(jobs: Option<usize>) -> usize {
+    jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// The tokio runtime of a command that runs workflows (`run`, `backfill`, `trigger`, `daemon`).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`kill`, `timeout`, a CI runner cancelling a job), as one stream:
+/// the first asks to stop cleanly, the second to stop at once.
+pub(crate) struct Interrupts {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    /// Listens for both (inside a tokio runtime); `None` if the handlers cannot be installed.
+    pub(crate) fn new() -> Option<Interrupts> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Some(Interrupts { int: signal(SignalKind::interrupt()).ok()?, term: signal(SignalKind::terminate()).ok()? })
+    }
+
+    /// The next signal; `false` if none can come any more.
+    pub(crate) async fn next(&mut self) -> bool {
+        tokio::select! {
+            s = self.int.recv() => s.is_some(),
+            s = self.term.recv() => s.is_some(),
+        }
+    }
+}

@@ -11,7 +11,7 @@ use dagrun_exec::{RunRequest, RunStatus};
 use dagrun_plan::PartitionSelection;
 
 use crate::args::{DaemonAction, DaemonArgs, StateArgs};
-use crate::commands::{durability, error, now_secs, prepare_error, state_dir};
+use crate::commands::{Interrupts, default_jobs, durability, error, now_secs, prepare_error, runtime, state_dir};
 use crate::exit::Exit;
 use crate::printer::{errln, outln};
 use crate::reporter::PlainReporter;
@@ -68,7 +68,7 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
     };
     let rescan = dagrun_workflow::duration::parse(&args.rescan)
         .map_err(|why| error(format!("invalid --rescan `{}`: {why}", args.rescan), Exit::Usage))?;
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = default_jobs(args.jobs);
     let cfg = Config {
         paths,
         state_dir,
@@ -79,10 +79,7 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
         durability: durability(),
         log_bytes: crate::env::log_max()?,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
+    let runtime = runtime()?;
     let shutdown = Shutdown::new();
     let result = runtime.block_on(async {
         tokio::spawn(on_signals(shutdown.clone()));
@@ -102,16 +99,16 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
 
 /// SIGTERM or Ctrl-C: stop cleanly; a second one: abandon the running tasks.
 async fn on_signals(shutdown: Shutdown) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let Some(mut interrupts) = Interrupts::new() else { return };
+    if !interrupts.next().await {
         return;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    }
     errln!("dagrun daemon: stopping (a running task, if any, is cancelled cleanly; signal again to abandon it)");
     shutdown.stop();
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-    errln!("dagrun daemon: abandoning the running tasks");
-    shutdown.force();
+    if interrupts.next().await {
+        errln!("dagrun daemon: abandoning the running tasks");
+        shutdown.force();
+    }
 }
 
 /// Prints the daemon's notices, one line each, with the time.

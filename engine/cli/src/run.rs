@@ -12,7 +12,9 @@ use dagrun_plan::{Decision, Force, KeyContext, PartitionSelection, PlannedTask};
 use dagrun_workflow::{Workflow, partition};
 
 use crate::args::{BackfillArgs, PartitionArgs, SelectArgs, StateArgs};
-use crate::commands::{durability, error, existing_store, ms, now_secs, prepare_error, state_dir};
+use crate::commands::{
+    Interrupts, default_jobs, durability, error, existing_store, ms, now_secs, prepare_error, runtime, state_dir,
+};
 use crate::exit::Exit;
 use crate::printer::{errln, outln};
 use crate::reporter::{JsonReporter, PlainReporter, ProgressReporter, left_out_line};
@@ -135,12 +137,9 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
     } else {
         Arc::new(PlainReporter)
     };
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let jobs = default_jobs(jobs);
     let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: flags.run_id.clone() };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
+    let runtime = runtime()?;
     let cancel = Cancel::new();
     let record = runtime.block_on(async {
         let on_signal = cancel.clone();
@@ -173,27 +172,6 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
         runtime.shutdown_background();
     }
     Ok(record)
-}
-
-/// SIGINT and SIGTERM, as one stream.
-struct Interrupts {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl Interrupts {
-    fn new() -> Option<Interrupts> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Some(Interrupts { int: signal(SignalKind::interrupt()).ok()?, term: signal(SignalKind::terminate()).ok()? })
-    }
-
-    /// The next signal; `false` if none can come any more.
-    async fn next(&mut self) -> bool {
-        tokio::select! {
-            s = self.int.recv() => s.is_some(),
-            s = self.term.recv() => s.is_some(),
-        }
-    }
 }
 
 /// The table printed after a run (at most 40 rows; cached tasks go first when cut).
