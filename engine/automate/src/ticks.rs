@@ -82,10 +82,8 @@ pub fn due(s: &Schedule, last_ms: i64, now_ms: i64) -> Due {
 /// partitioned tasks: the latest partition that has ended by then ("03:00 daily runs
 /// yesterday"). Empty for an unpartitioned workflow (the run takes its defaults).
 pub fn closed_partitions(wf: &Workflow, tick_ms: i64) -> Vec<String> {
-    let used: std::collections::BTreeSet<&str> = wf.tasks.iter().filter_map(|t| t.partitioned.as_deref()).collect();
     let mut keys = Vec::new();
-    for name in used {
-        let Some(scheme) = wf.schemes.get(name) else { continue };
+    for scheme in wf.used_schemes().into_values() {
         if !scheme.is_time() {
             continue;
         }

@@ -11,12 +11,11 @@ use crate::log::{EventLog, LogError, NewEvent, Recorded, Source};
 /// Whether `key` names a partition of every partition scheme the workflow's tasks use (what
 /// a run over it needs); why not, otherwise.
 pub fn check_partition(wf: &dagrun_workflow::Workflow, key: &str) -> Result<(), String> {
-    let used: std::collections::BTreeSet<&str> = wf.tasks.iter().filter_map(|t| t.partitioned.as_deref()).collect();
+    let used = wf.used_schemes();
     if used.is_empty() {
         return Err(format!("workflow `{}` has no partitioned task: it takes no partition", wf.name));
     }
-    for name in used {
-        let Some(scheme) = wf.schemes.get(name) else { continue };
+    for (name, scheme) in used {
         if scheme.find(key).is_none() {
             let hint = match scheme {
                 dagrun_workflow::partition::Scheme::List(keys) => format!("its keys: {}", keys.join(", ")),
@@ -39,7 +38,9 @@ pub fn record_manual(
     now_ms: i64,
 ) -> Result<(EventLog, Recorded), LogError> {
     let log = EventLog::open(state)?;
-    let key = format!("manual:{now_ms}:{}:{}", std::process::id(), fastrand_suffix());
+    // Every `dagrun trigger` is an event of its own: the key only has to be unique.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let key = format!("manual:{now_ms}:{}:{nanos}", std::process::id());
     let detail = serde_json::json!({"reason": reason, "by": std::env::var("USER").ok()});
     let event = NewEvent {
         workflow: name.to_owned(),
@@ -51,11 +52,6 @@ pub fn record_manual(
     };
     let r = log.record(&[event])?[0];
     Ok((log, r))
-}
-
-fn fastrand_suffix() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    u64::from(t) ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Asks the daemon listening at `addr` to look at the log now (`POST /v1/wake`). `false` when

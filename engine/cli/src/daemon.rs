@@ -283,7 +283,8 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
     let dir = state_dir(state, Some(path));
     let name = plan.workflow.name.clone();
     let now = SystemClock.now_ms();
-    let daemon = daemon::running(&dir).filter(|d| d.workflows.is_empty() || d.workflows.contains(&name));
+    let running = daemon::running(&dir);
+    let daemon = running.clone().filter(|d| d.workflows.is_empty() || d.workflows.contains(&name));
     if let Some(d) = &daemon
         && let Some(theirs) = d.files.get(&name)
     {
@@ -313,7 +314,7 @@ pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state
         );
         return Ok(Exit::Success);
     }
-    match daemon::running(&dir) {
+    match running {
         Some(d) => errln!("the daemon (pid {}) does not run `{name}`: running event #{} here", d.pid, rec.id),
         None => errln!("no daemon is running on {}: running event #{} here", dir.display(), rec.id),
     }

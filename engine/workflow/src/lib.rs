@@ -138,6 +138,15 @@ impl Workflow {
         Ok(Workflow { name: raw.name, source, dir, tasks, schemes, automation, doc: parsed.doc })
     }
 
+    /// The partition schemes its tasks are partitioned by, by name (validated: each exists).
+    pub fn used_schemes(&self) -> BTreeMap<&str, &partition::Scheme> {
+        self.tasks
+            .iter()
+            .filter_map(|t| t.partitioned.as_deref())
+            .filter_map(|name| self.schemes.get(name).map(|s| (name, s)))
+            .collect()
+    }
+
     /// Index of the task called `name`.
     pub fn task_index(&self, name: &str) -> Option<usize> {
         self.tasks.iter().position(|t| t.name == name)

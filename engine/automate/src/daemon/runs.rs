@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dagrun_exec::{Cancel, RunError, RunOptions, RunRecord, RunRequest, RunStatus};
-use dagrun_plan::{Force, PartitionSelection};
+use dagrun_plan::PartitionSelection;
 use dagrun_workflow::automation::Concurrency;
 use tokio::sync::{mpsc, watch};
 use tokio::task::block_in_place;
@@ -153,7 +153,6 @@ impl Brain {
             let (ids, keys) = batch(&loaded, &events);
             let now = self.ctx.clock.now_ms();
             let mut req = RunRequest::new(now.div_euclid(1000));
-            req.force = Force::None;
             if !keys.is_empty() {
                 req.partitions = PartitionSelection::Keys(keys.clone());
             }

@@ -320,13 +320,7 @@ impl Brain {
         }
         let log = self.ctx.log.clone();
         match block_in_place(|| log.record_files(&rows)) {
-            Ok(recorded) => {
-                for r in recorded.into_iter().flatten().filter(|r| r.new) {
-                    if let Ok(Some(e)) = block_in_place(|| log.event(r.id)) {
-                        self.ctx.observer.notice(Notice::Recorded(e));
-                    }
-                }
-            }
+            Ok(recorded) => self.announce(recorded.into_iter().flatten().filter(|r| r.new).map(|r| r.id)),
             Err(e) => self.warn(format!("files landed but could not be recorded (they will be seen again): {e}")),
         }
     }
