@@ -13,4 +13,6 @@ pub use entry::{ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, 
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
-pub use store::{Durability, LAYOUT_VERSION, LastRun, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms};
+pub use store::{
+    Durability, LAYOUT_VERSION, LastRun, RunLock, Store, StoreError, ensure_dir, is_executable, lock_pid_file, now_ms,
+};

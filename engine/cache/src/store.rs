@@ -154,20 +154,10 @@ impl Store {
     /// at a time; released when the returned guard is dropped or the process dies).
     pub fn lock(&self) -> Result<RunLock, StoreError> {
         let path = self.root.join("lock");
-        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).at(&path)?;
-        // An exclusive advisory lock (`flock` on Unix): the kernel releases it when the file is
-        // closed or the process dies, so a crash never leaves a stale lock.
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let pid = fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
-                return Err(StoreError::Busy { path: self.root.clone(), pid });
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(e).at(&path),
+        match lock_pid_file(&path).at(&path)? {
+            Ok(file) => Ok(RunLock { _file: file }),
+            Err(pid) => Err(StoreError::Busy { path: self.root.clone(), pid }),
         }
-        file.set_len(0).at(&path)?;
-        write!(file, "{}", std::process::id()).at(&path)?;
-        Ok(RunLock { _file: file })
     }
 
     /// Opens an existing state directory without creating anything; `Ok(None)` if there is none.
@@ -414,6 +404,24 @@ pub fn is_executable(meta: &fs::Metadata) -> bool {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
+}
+
+/// Takes an exclusive advisory lock on `path` (created if missing) and writes this process's
+/// pid into it; `Ok(Err(pid))` when another process holds it, with the pid it wrote. `flock`
+/// on Unix: the kernel releases the lock when the file is closed or the process dies, so a
+/// crash never leaves a stale lock. Keep the returned file open as long as the lock is needed.
+pub fn lock_pid_file(path: &Path) -> io::Result<Result<File, Option<u32>>> {
+    let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            return Ok(Err(fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok())));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(Ok(file))
 }
 
 #[cfg(test)]

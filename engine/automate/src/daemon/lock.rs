@@ -2,7 +2,6 @@
 //! kernel when the process dies) and `<state>/daemon.json` saying where it listens.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -66,18 +65,10 @@ impl DaemonLock {
         let path = lock_path(state);
         let io = |source| LockError::Io { path: path.clone(), source };
         std::fs::create_dir_all(state).map_err(io)?;
-        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let pid = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse().ok());
-                return Err(LockError::Held { dir: state.to_owned(), pid });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        match dagrun_cache::lock_pid_file(&path).map_err(io)? {
+            Ok(file) => Ok(DaemonLock { _file: file, info: info_path(state) }),
+            Err(pid) => Err(LockError::Held { dir: state.to_owned(), pid }),
         }
-        file.set_len(0).map_err(io)?;
-        write!(file, "{}", std::process::id()).map_err(io)?;
-        Ok(DaemonLock { _file: file, info: info_path(state) })
     }
 
     /// Publishes where the daemon listens (atomically: temp file + rename).
