@@ -123,7 +123,8 @@ fn burst(n: usize) {
     let log = EventLog::open(&dir.path().join(".dagrun")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     let recorded = loop {
-        let files = log.recent(Some("landed"), n + 10).unwrap().iter().filter(|e| e.source == Source::File).count();
+        let files =
+            log.recent(Some("landed"), n + 10).unwrap().iter().filter(|e| e.event.source == Source::File).count();
         if files >= n {
             break t0.elapsed();
         }

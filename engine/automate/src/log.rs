@@ -75,7 +75,7 @@ impl Source {
 }
 
 /// An event about to be recorded.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NewEvent {
     /// The workflow's name.
     pub workflow: String,
@@ -127,23 +127,14 @@ impl State {
     }
 }
 
-/// A recorded event.
+/// A recorded event: what was recorded, and where it stands.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     /// Its id in the log.
     pub id: i64,
-    /// The workflow's name.
-    pub workflow: String,
-    /// What started it.
-    pub source: Source,
-    /// Its idempotency key.
-    pub key: String,
-    /// The partition it names.
-    pub partition: Option<String>,
-    /// Details.
-    pub detail: serde_json::Value,
-    /// Received (Unix ms).
-    pub at_ms: i64,
+    /// The event as recorded (its fields appear at the top level in JSON).
+    #[serde(flatten)]
+    pub event: NewEvent,
     /// Where it stands.
     pub state: State,
     /// The run that handled (or handles) it.
@@ -389,14 +380,17 @@ impl EventLog {
             let mut st = tx.prepare(&sql)?;
             let rows = st.query_map(p, |r| {
                 let detail: String = r.get(5)?;
-                Ok(Event {
-                    id: r.get(0)?,
+                let event = NewEvent {
                     workflow: r.get(1)?,
                     source: Source::parse(&r.get::<_, String>(2)?),
                     key: r.get(3)?,
                     partition: r.get(4)?,
                     detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
                     at_ms: r.get(6)?,
+                };
+                Ok(Event {
+                    id: r.get(0)?,
+                    event,
                     state: State::parse(&r.get::<_, String>(7)?),
                     run_id: r.get(8)?,
                     outcome: r.get(9)?,

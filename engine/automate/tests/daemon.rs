@@ -28,7 +28,12 @@ impl Observer for Collect {
         let line = match n {
             Notice::Started { .. } => "started".to_owned(),
             Notice::Recorded(e) => {
-                format!("event {} {} {}", e.workflow, e.source.as_str(), e.partition.unwrap_or_default())
+                format!(
+                    "event {} {} {}",
+                    e.event.workflow,
+                    e.event.source.as_str(),
+                    e.event.partition.unwrap_or_default()
+                )
             }
             Notice::RunStarting { workflow, events, partitions, .. } => {
                 format!("start {workflow} {} {}", events.len(), partitions.join(","))
@@ -182,7 +187,7 @@ async fn after_downtime_latest_runs_once_and_all_is_bounded() {
     d.expect("started").await;
     d.quiet("event", Duration::from_millis(500)).await;
     let log = d.log();
-    let ticks = log.recent(Some("daily"), 100).unwrap().into_iter().filter(|e| e.source == Source::Tick).count();
+    let ticks = log.recent(Some("daily"), 100).unwrap().into_iter().filter(|e| e.event.source == Source::Tick).count();
     assert_eq!(ticks, 3);
     d.stop().await;
 }

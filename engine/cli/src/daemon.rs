@@ -129,8 +129,8 @@ pub(crate) fn when(ms: i64) -> String {
 
 /// One line about an event: `#4 file landed: data/x.csv (partition 2025-03-05)`.
 pub(crate) fn describe_event(e: &Event) -> String {
-    let d = &e.detail;
-    let what = match e.source {
+    let d = &e.event.detail;
+    let what = match e.event.source {
         dagrun_automate::log::Source::Tick => {
             format!("scheduled tick {}", d["scheduled_ms"].as_i64().map(when).unwrap_or_default())
         }
@@ -151,7 +151,7 @@ pub(crate) fn describe_event(e: &Event) -> String {
         ),
     };
     let reason = d["reason"].as_str().map(|r| format!(": {r}")).unwrap_or_default();
-    let part = e.partition.as_ref().map(|p| format!(" (partition {p})")).unwrap_or_default();
+    let part = e.event.partition.as_ref().map(|p| format!(" (partition {p})")).unwrap_or_default();
     format!("#{} {what}{reason}{part}", e.id)
 }
 
@@ -186,7 +186,7 @@ impl Observer for Printer {
             Notice::Workflow(Change::Removed { path, name }) => {
                 outln!("[{t}] {} was removed: {name} no longer runs", path.display())
             }
-            Notice::Recorded(e) => outln!("[{t}] event {} for {}", describe_event(&e), e.workflow),
+            Notice::Recorded(e) => outln!("[{t}] event {} for {}", describe_event(&e), e.event.workflow),
             Notice::Missed { workflow, skipped, more } => outln!(
                 "[{t}] {workflow}: {}{skipped} missed tick(s) not run (catch-up policy)",
                 if more { "more than " } else { "" }
@@ -261,7 +261,7 @@ fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Resu
         for e in &w.recent {
             let run = e.run_id.as_ref().map(|r| format!(" → run {r}")).unwrap_or_default();
             let outcome = e.outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default();
-            outln!("  {}  {} [{}]{run}{outcome}", when(e.at_ms), describe_event(e), e.state.as_str());
+            outln!("  {}  {} [{}]{run}{outcome}", when(e.event.at_ms), describe_event(e), e.state.as_str());
         }
     }
     for i in &st.invalid {

@@ -170,7 +170,7 @@ impl Brain {
                     }
                 };
             // Manual events come from another process (`dagrun trigger`): say so here.
-            for e in events.iter().filter(|e| e.source == crate::log::Source::Manual && ids.contains(&e.id)) {
+            for e in events.iter().filter(|e| e.event.source == crate::log::Source::Manual && ids.contains(&e.id)) {
                 self.ctx.observer.notice(Notice::Recorded(e.clone()));
             }
             if !self.state_dir_free() {
@@ -293,7 +293,7 @@ impl Brain {
             return;
         }
         let Ok(pending) = block_in_place(|| self.ctx.log.pending(workflow)) else { return };
-        let ids: Vec<i64> = pending.iter().filter(|e| e.at_ms >= started_ms).map(|e| e.id).collect();
+        let ids: Vec<i64> = pending.iter().filter(|e| e.event.at_ms >= started_ms).map(|e| e.id).collect();
         if ids.is_empty() {
             return;
         }
@@ -329,11 +329,11 @@ fn batch(loaded: &super::Loaded, events: &[Event]) -> (Vec<i64>, Vec<String>) {
     if !partitioned {
         return (events.iter().map(|e| e.id).collect(), Vec::new());
     }
-    let keyed: Vec<&Event> = events.iter().filter(|e| e.partition.is_some()).collect();
+    let keyed: Vec<&Event> = events.iter().filter(|e| e.event.partition.is_some()).collect();
     if keyed.is_empty() {
         return (events.iter().map(|e| e.id).collect(), Vec::new());
     }
-    let mut keys: Vec<String> = keyed.iter().filter_map(|e| e.partition.clone()).collect();
+    let mut keys: Vec<String> = keyed.iter().filter_map(|e| e.event.partition.clone()).collect();
     keys.sort();
     keys.dedup();
     (keyed.iter().map(|e| e.id).collect(), keys)
