@@ -523,3 +523,60 @@ fn two_files_with_one_workflow_name_are_told_apart() {
     assert!(dir.path().join("second.txt").exists() && !dir.path().join("first.txt").exists());
     d.stop();
 }
+
+#[test]
+fn while_a_manual_run_holds_the_state_directory_the_daemon_waits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "date +%s%N > out.txt");
+    let slow = dir.path().join("slow");
+    std::fs::create_dir_all(&slow).unwrap();
+    std::fs::write(
+        slow.join("slow.ron"),
+        r#"Workflow(name: "slow", tasks: [Task(name: "t", kind: Command(run: "while [ ! -f go ]; do sleep 0.05; done; echo > o.txt"), outputs: {"o": "o.txt"})])"#,
+    )
+    .unwrap();
+    let d = start(dir.path());
+    let state = dir.path().join(".dagrun");
+    let mut manual = dagrun()
+        .args(["run", "slow/slow.ron", "--state-dir"])
+        .arg(&state)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The manual run holds the lock once its task runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(state.join("runs")).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "the manual run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let auth = ("Authorization", "Bearer s3cret-token");
+    assert_eq!(d.post("/hooks/hooked/new-data", &[auth], "{}").0, 202);
+    assert!(d.expect("waiting:").contains(&format!("pid {}", manual.id())));
+    d.quiet("starts for event", Duration::from_millis(3000));
+    std::fs::write(slow.join("go"), "").unwrap();
+    assert!(manual.wait().unwrap().success());
+    d.expect("starts for event(s) #1");
+    d.expect("of hooked: succeeded");
+    d.stop();
+}
+
+#[test]
+fn sigterm_stops_a_manual_run_like_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    workflow(dir.path(), "sleep 30; date > out.txt");
+    let mut run = dagrun().args(["run", "hooked.ron"]).current_dir(dir.path()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join(".dagrun/procs").read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "the task never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Command::new("kill").args(["-TERM", &run.id().to_string()]).status().unwrap();
+    let status = wait(&mut run, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(130), "SIGTERM is an interruption, like Ctrl-C");
+    let runs = dagrun().args(["runs", "hooked.ron", "--json"]).current_dir(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&runs.stdout).contains("\"status\":\"interrupted\""));
+    // Its command was killed with it, not left behind.
+    assert!(dir.path().join(".dagrun/procs").read_dir().unwrap().next().is_none());
+}

@@ -192,3 +192,12 @@ fn a_public_variable_is_no_token() {
     let e = errors(r#"triggers: [Webhook(name: "h", token_env: "HOME")],"#);
     assert_eq!(e, ["w.ron:3:46: `HOME` holds no secret"]);
 }
+
+#[test]
+fn an_equals_that_is_not_json_is_reported() {
+    let e = errors(
+        r#"triggers: [TaskOutcome(workflow: "x", task: "t", when: Json(output: "o", pointer: "/a", equals: {[1]: 2}))],"#,
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].ends_with("`equals` is not a JSON value"), "{e:?}");
+}
