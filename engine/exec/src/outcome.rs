@@ -82,6 +82,9 @@ pub(crate) enum AttemptError {
     Failed(TaskError),
     /// An evaluation gate refused the model (a decision: never retried).
     Refused(String),
+    /// A monitoring check found drift or a regression and was told to fail on it
+    /// (`fail_on_drift`, `fail_on_regression`): a finding, never retried.
+    Alert(String),
     /// The run was interrupted.
     Cancelled,
 }
