@@ -39,6 +39,8 @@ pub enum Failure {
     Plugin,
     /// An ONNX evaluation or prediction failed.
     Model,
+    /// A data file could not be read or compared (`Drift`, `Performance`).
+    Data,
     /// Its outputs could not be stored in or restored from the cache.
     Cache,
     /// The process could not be started or its log not written.

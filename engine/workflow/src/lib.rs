@@ -30,6 +30,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use kinds::KNOWN_METRICS;
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
 pub use model::{
     ChampionDef, CommandTask, Defaults, DeployedDef, DriftMethod, DriftTask, GateDef, Input, MountDef, NoChampion,
