@@ -2,6 +2,7 @@
 //!
 //! * [`verdict`]: `verdict.json`, what the `OnnxEval` gate decided (written by the engine, read
 //!   by the deploy plugin).
+//! * [`drift`]: `drift.json`, what a `Drift` task found per column and for the dataset.
 //! * [`registry`]: the model registry layout (`<registry>/<name>/current`,
 //!   `<registry>/<name>/vNNNN/{model.onnx,verdict.json,metadata.json}`) and the filesystem
 //!   operations on it (read, list, move `current`, promote).
@@ -12,6 +13,7 @@
 //! Every versioned file is checked on read: a newer version than this build understands is a
 //! clear error ([`ContractError::NewerVersion`]), not a confusing parse failure.
 
+pub mod drift;
 mod error;
 pub mod registry;
 #[cfg(feature = "csv")]
