@@ -52,7 +52,10 @@ impl Default for PerformanceOptions {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PerformanceError {
     /// A tolerance names a metric that one side does not have.
-    #[error("tolerance on `{metric}`, but the {side} has no such metric (available on both sides: {})", list(available))]
+    #[error(
+        "tolerance on `{metric}`, but the {side} has no such metric (available on both sides: {})",
+        list(available)
+    )]
     UnknownMetric {
         /// The metric.
         metric: String,

@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn categories_report_unseen_values_and_refuse_numeric_tests() {
-        let r = compare(cat("c", &[("a", 60), ("b", 40)]), cat("c", &[("a", 50), ("z", 50)]), false, &Default::default());
+        let r =
+            compare(cat("c", &[("a", 60), ("b", 40)]), cat("c", &[("a", 50), ("z", 50)]), false, &Default::default());
         let r = r.unwrap();
         assert_eq!((r.test, r.decision), (Method::ChiSquare, DriftStatus::Drift));
         assert_eq!(r.unseen_categories, ["z"]);

@@ -34,7 +34,12 @@ pub fn numeric(reference: &[f64], current: &[f64]) -> Histogram {
         below.push(s.len());
         below.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
     };
-    Histogram { reference: proportions(&counts(reference)), current: proportions(&counts(current)), edges, labels: vec![] }
+    Histogram {
+        reference: proportions(&counts(reference)),
+        current: proportions(&counts(current)),
+        edges,
+        labels: vec![],
+    }
 }
 
 /// The [`MAX_CATEGORIES`] most frequent categories (both sides pooled, by proportion), in that

@@ -92,7 +92,9 @@ fn summary(h: &mut String, r: &DriftReport) {
         let names: Vec<String> = list.iter().map(|c| escape(c)).collect();
         let _ = writeln!(h, "<tr><th>{name}</th><td>{}</td></tr>", names.join(", "));
     }
-    h.push_str("</table>\n<p class=\"legend\"><span class=\"r\">■ reference</span> <span class=\"c\">▬ current</span></p>\n");
+    h.push_str(
+        "</table>\n<p class=\"legend\"><span class=\"r\">■ reference</span> <span class=\"c\">▬ current</span></p>\n",
+    );
 }
 
 fn table(h: &mut String, columns: &[ColumnResult]) {
@@ -178,7 +180,10 @@ mod tests {
 
     #[test]
     fn escapes_everything_that_could_open_markup() {
-        assert_eq!(escape("<script>alert('x')</script> & \"y\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;");
+        assert_eq!(
+            escape("<script>alert('x')</script> & \"y\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;y&quot;"
+        );
     }
 
     #[test]

@@ -229,9 +229,8 @@ impl<'a> Contingency<'a> {
 
     /// From sorted numbers, each distinct value a category.
     pub fn from_sorted(reference: &[f64], current: &[f64]) -> Contingency<'static> {
-        let side = |v: &[f64]| -> Vec<(Key<'static>, u64)> {
-            runs(v).into_iter().map(|(k, n)| (Key::Number(k), n)).collect()
-        };
+        let side =
+            |v: &[f64]| -> Vec<(Key<'static>, u64)> { runs(v).into_iter().map(|(k, n)| (Key::Number(k), n)).collect() };
         Contingency::merge(&side(reference), &side(current))
     }
 

@@ -55,9 +55,11 @@ pub fn plan(
             }
             listed.iter().filter(|c| !excluded.contains(c.as_str())).cloned().collect()
         }
-        None => {
-            ref_names.iter().filter(|c| in_cur.contains(c.as_str()) && !excluded.contains(c.as_str())).cloned().collect()
-        }
+        None => ref_names
+            .iter()
+            .filter(|c| in_cur.contains(c.as_str()) && !excluded.contains(c.as_str()))
+            .cloned()
+            .collect(),
     };
     let only = |names: &[String], other: &HashSet<&str>| -> Vec<String> {
         names.iter().filter(|c| !other.contains(c.as_str()) && !excluded.contains(c.as_str())).cloned().collect()
@@ -65,7 +67,12 @@ pub fn plan(
     let skipped = Skipped {
         only_in_reference: only(ref_names, &in_cur),
         only_in_current: only(cur_names, &in_ref),
-        excluded: opts.exclude.iter().filter(|c| in_ref.contains(c.as_str()) || in_cur.contains(c.as_str())).cloned().collect(),
+        excluded: opts
+            .exclude
+            .iter()
+            .filter(|c| in_ref.contains(c.as_str()) || in_cur.contains(c.as_str()))
+            .cloned()
+            .collect(),
     };
     let why_not = |c: &str| -> String {
         if excluded.contains(c) {

@@ -55,7 +55,13 @@ pub fn prediction_drift(
     let categorical = if classifier { vec![PREDICTION.to_string()] } else { Vec::new() };
     let read = ReadOptions { columns: Some(columns), exclude: Vec::new(), categorical };
     let (reference, current) = read_both(&outputs[0], &outputs[1], &read)?;
-    let opts = DriftOptions { columns: None, exclude: Vec::new(), categorical: Vec::new(), critical: Vec::new(), ..opts.clone() };
+    let opts = DriftOptions {
+        columns: None,
+        exclude: Vec::new(),
+        categorical: Vec::new(),
+        critical: Vec::new(),
+        ..opts.clone()
+    };
     compare_tables(reference, current, &opts)
 }
 
