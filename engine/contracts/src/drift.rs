@@ -241,9 +241,11 @@ pub struct ColumnResult {
     /// A configured critical column.
     #[serde(default)]
     pub critical: bool,
-    /// Every measure computed (cheap ones always): `ks_statistic`, `wasserstein`,
-    /// `wasserstein_normed`, `psi`, `jensen_shannon` (numeric); `chi_square`, `psi`,
-    /// `jensen_shannon` (categorical); `ks_p_value` / `chi_square_p_value` when that test ran.
+    /// Every measure computed: `ks_statistic`, `ks_p_value`, `wasserstein`,
+    /// `wasserstein_normed` (absent when the reference is constant and the current is not),
+    /// `psi`, `jensen_shannon` (numeric; `chi_square`, `chi_square_p_value` too when the binned
+    /// chi-square decides); `chi_square`, `chi_square_p_value`, `psi`, `jensen_shannon`,
+    /// `unseen_categories` (a count), `unseen_share` (categorical).
     #[serde(default)]
     pub stats: BTreeMap<String, f64>,
     /// Categories of the current data that the reference never had (categorical).

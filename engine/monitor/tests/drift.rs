@@ -242,7 +242,6 @@ fn wasserstein_on_large_samples() {
     let (same, shifted) = (&report.columns[0], &report.columns[1]);
     for col in [same, shifted] {
         assert_eq!((col.test, col.threshold, col.p_value), (Method::Wasserstein, 0.1, None));
-        assert!(!col.stats.contains_key("ks_p_value"), "the exact p-value is not computed when KS does not decide");
         assert_eq!(col.statistic, Some(col.stats["wasserstein_normed"]));
     }
     assert!(same.statistic.unwrap() < 0.1 && same.decision == DriftStatus::NoDrift, "{}", same.reason);

@@ -75,10 +75,7 @@ fn chi2_detail(statistic: f64, dof: usize) -> String {
 /// The outcome of a numeric column's test.
 pub fn numeric(m: &NumericMeasures, c: Choice) -> Outcome {
     match c.method {
-        Method::Ks => {
-            let p = m.ks_pvalue.expect("the KS p-value is computed when KS decides");
-            by_p_value("KS", p, m.ks, format!("D = {}", fmt_num(m.ks)), c.threshold)
-        }
+        Method::Ks => by_p_value("KS", m.ks_pvalue, m.ks, format!("D = {}", fmt_num(m.ks)), c.threshold),
         Method::Wasserstein => match m.wasserstein_normed() {
             Some(w) => by_distance(Method::Wasserstein, w, c.threshold),
             None => Outcome {
@@ -272,7 +269,7 @@ mod tests {
         let c = Choice { method: Method::Wasserstein, threshold: 0.1 };
         let m = NumericMeasures {
             ks: 0.2,
-            ks_pvalue: None,
+            ks_pvalue: 0.001,
             wasserstein: 3.1,
             reference_std: 10.0,
             psi: 0.5,
@@ -287,7 +284,7 @@ mod tests {
         assert_eq!(o.statistic, Some(3.1));
         let same = NumericMeasures { reference_std: 0.0, wasserstein: 0.0, ..m.clone() };
         assert!(!numeric(&same, c).drifted);
-        let ks = NumericMeasures { ks_pvalue: Some(0.2), ..m };
+        let ks = NumericMeasures { ks_pvalue: 0.2, ..m };
         let o = numeric(&ks, Choice { method: Method::Ks, threshold: 0.05 });
         assert_eq!((o.p_value, o.drifted, o.reason.as_str()), (Some(0.2), false, "KS p-value 0.2 ≥ 0.05 (D = 0.2)"));
         assert_eq!(insufficient(100, 10, 30), "current has 10 usable values, fewer than min_rows 30");

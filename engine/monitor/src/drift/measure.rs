@@ -1,6 +1,6 @@
 //! The measures of one column, computed once from both sides' sorted values (numeric) or
-//! frequency tables (categorical): every cheap measure always, the costly ones (the KS exact
-//! p-value, the chi-square of binned numbers) only when they decide.
+//! frequency tables (categorical): every measure always, except the chi-square of binned
+//! numbers (only when it decides).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -9,29 +9,6 @@ use std::fmt;
 use dagrun_contracts::drift::Method;
 
 use crate::stats::{self, Chi2};
-
-/// Two-sample KS statistic of sorted samples, as `scipy.stats.ks_2samp` computes it (the
-/// largest difference of the empirical CDFs at every value), without the p-value.
-pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let (mut i, mut j, mut d) = (0usize, 0usize, 0.0f64);
-    while i < a.len() || j < b.len() {
-        let v = match (a.get(i), b.get(j)) {
-            (Some(&x), Some(&y)) => x.min(y),
-            (Some(&x), None) => x,
-            (None, Some(&y)) => y,
-            (None, None) => unreachable!("the loop condition"),
-        };
-        while i < a.len() && a[i] <= v {
-            i += 1;
-        }
-        while j < b.len() && b[j] <= v {
-            j += 1;
-        }
-        d = d.max((i as f64 / n1 - j as f64 / n2).abs());
-    }
-    d
-}
 
 /// Whether the sorted values hold at most `limit` distinct values.
 pub fn few_distinct(sorted: &[f64], limit: usize) -> bool {
@@ -66,8 +43,8 @@ pub fn runs(sorted: &[f64]) -> Vec<(f64, u64)> {
 pub struct NumericMeasures {
     /// KS statistic.
     pub ks: f64,
-    /// KS p-value (only when KS decides).
-    pub ks_pvalue: Option<f64>,
+    /// KS p-value (as `ks_2samp`: exact up to 10,000 values a side, else asymptotic).
+    pub ks_pvalue: f64,
     /// Wasserstein-1 distance.
     pub wasserstein: f64,
     /// The reference's population standard deviation.
@@ -81,23 +58,19 @@ pub struct NumericMeasures {
 }
 
 impl NumericMeasures {
-    /// Measures two sorted, finite, non-empty samples; `method` says which costly measure is
-    /// needed.
+    /// Measures two sorted, finite, non-empty samples; `method` says whether the binned
+    /// chi-square is needed. KS (with its p-value) and Wasserstein come from one merge of the
+    /// two samples ([`stats::compare`]), the costliest step after sorting.
     pub fn compute(reference: &[f64], current: &[f64], method: Method, bins: usize) -> NumericMeasures {
-        let (ks, ks_pvalue) = if method == Method::Ks {
-            let r = stats::ks_2samp(reference, current);
-            (r.statistic, Some(r.pvalue))
-        } else {
-            (ks_statistic(reference, current), None)
-        };
+        let both = stats::compare(reference, current);
         let edges = stats::quantile_edges(reference, bins);
         let r_bins = stats::bin_counts(reference, &edges);
         let c_bins = stats::bin_counts(current, &edges);
         let chi2 = (method == Method::ChiSquare).then(|| chi2_nonempty(&r_bins, &c_bins));
         NumericMeasures {
-            ks,
-            ks_pvalue,
-            wasserstein: stats::wasserstein(reference, current),
+            ks: both.ks.statistic,
+            ks_pvalue: both.ks.pvalue,
+            wasserstein: both.wasserstein,
             reference_std: stats::std_dev(reference),
             psi: stats::psi(&r_bins, &c_bins),
             js: stats::js_distance(&r_bins, &c_bins),
@@ -121,9 +94,7 @@ impl NumericMeasures {
     pub fn to_map(&self) -> BTreeMap<String, f64> {
         let mut m = BTreeMap::new();
         m.insert("ks_statistic".into(), self.ks);
-        if let Some(p) = self.ks_pvalue {
-            m.insert("ks_p_value".into(), p);
-        }
+        m.insert("ks_p_value".into(), self.ks_pvalue);
         m.insert("wasserstein".into(), self.wasserstein);
         if let Some(w) = self.wasserstein_normed() {
             m.insert("wasserstein_normed".into(), w);
@@ -294,27 +265,6 @@ impl CategoricalMeasures {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// SciPy's definition, literally: the CDFs at every pooled value.
-    fn ks_by_definition(a: &[f64], b: &[f64]) -> f64 {
-        let cdf = |s: &[f64], v: f64| s.partition_point(|&x| x <= v) as f64 / s.len() as f64;
-        a.iter().chain(b).map(|&v| (cdf(a, v) - cdf(b, v)).abs()).fold(0.0, f64::max)
-    }
-
-    #[test]
-    fn ks_statistic_is_scipys_including_ties() {
-        let cases: [(&[f64], &[f64]); 4] = [
-            (&[1.0, 2.0, 3.0], &[1.5, 2.5, 3.5, 4.5]),
-            (&[1.0, 1.0, 2.0, 2.0], &[1.0, 2.0, 2.0, 2.0, 3.0]),
-            (&[0.0], &[0.0]),
-            (&[-3.0, -1.0, 0.0, 0.0, 7.0], &[5.0, 6.0]),
-        ];
-        for (a, b) in cases {
-            assert_eq!(ks_statistic(a, b), ks_by_definition(a, b), "{a:?} {b:?}");
-        }
-        assert_eq!(ks_statistic(&[1.0, 2.0], &[3.0, 4.0]), 1.0);
-        assert_eq!(ks_statistic(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
-    }
 
     #[test]
     fn distinct_values_and_runs() {
