@@ -2,10 +2,29 @@
 //! its sample size calls for (or the one configured), decides per column and for the dataset,
 //! and writes `drift.json` and the HTML report.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod column;
+mod decide;
+mod histogram;
+mod html;
+mod measure;
+mod plan;
+mod predict;
+mod select;
 
-pub use dagrun_contracts::drift::{DriftReport, Method};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+
+pub use dagrun_contracts::drift::{
+    ColumnKind, ColumnResult, DRIFT_FILE, DRIFT_VERSION, DataSummary, DriftReport, DriftStatus, Histogram, Method,
+    Missing, Sample, Skipped,
+};
+use dagrun_table::{Column, Format, ReadOptions, Table, column_names, read_table};
+
+pub(crate) use decide::fmt_num;
+pub use select::{LOW_CARDINALITY, SMALL_SAMPLE, default_method};
 
 /// How to compare two datasets. [`DriftOptions::default`] is Evidently's rule with dagrun's
 /// guards; every field can be set in the workflow file.
@@ -103,14 +122,114 @@ pub enum DriftError {
     },
 }
 
-/// Compares `inputs.current` with `inputs.reference`.
+/// Compares `inputs.current` with `inputs.reference`: both files read in parallel, the
+/// columns compared on two worker threads, then the model's predictions (with a model).
 pub fn detect(inputs: &DriftInputs, opts: &DriftOptions) -> Result<DriftReport, DriftError> {
-    let _ = (inputs, opts);
-    todo!()
+    select::validate(opts)?;
+    let ref_names = column_names(&inputs.reference)?;
+    let cur_names = column_names(&inputs.current)?;
+    let plan = plan::plan((&inputs.reference, &ref_names), (&inputs.current, &cur_names), opts)?;
+    let read = ReadOptions {
+        columns: Some(plan.compared.clone()),
+        exclude: Vec::new(),
+        categorical: opts.categorical.iter().filter(|c| plan.compared.contains(c)).cloned().collect(),
+    };
+    let (reference, current) = read_both(&inputs.reference, &inputs.current, &read)?;
+    let (ref_summary, cur_summary) = (summary(&inputs.reference, &reference), summary(&inputs.current, &current));
+    let columns = compare_tables(reference, current, opts)?;
+    let predictions = match &inputs.model {
+        Some(model) => predict::prediction_drift(model, inputs, opts)?,
+        None => Vec::new(),
+    };
+    let d = decide::dataset(&columns, &predictions, opts.drift_share, opts.min_rows);
+    Ok(DriftReport {
+        version: DRIFT_VERSION,
+        status: d.status,
+        drifted: d.status == DriftStatus::Drift,
+        reason: d.reason,
+        share: d.share,
+        drift_share: opts.drift_share,
+        drifted_columns: d.drifted_columns,
+        critical: opts.critical.clone(),
+        reference: ref_summary,
+        current: cur_summary,
+        model: inputs.model.as_ref().map(|m| m.display().to_string()),
+        columns,
+        predictions,
+        skipped: plan.skipped,
+    })
 }
 
 /// Writes the report as a self-contained HTML page (inline SVG histograms; opens offline).
 pub fn write_html(report: &DriftReport, path: &Path) -> Result<(), DriftError> {
-    let _ = (report, path);
-    todo!()
+    std::fs::write(path, html::render(report)).map_err(|source| DriftError::Write { path: path.to_path_buf(), source })
+}
+
+fn summary(path: &Path, table: &Table) -> DataSummary {
+    let format = match table.format {
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+    };
+    DataSummary { path: path.display().to_string(), format: format.into(), rows: table.rows }
+}
+
+/// Reads both files at once, one thread each.
+fn read_both(reference: &Path, current: &Path, opts: &ReadOptions) -> Result<(Table, Table), DriftError> {
+    let (r, c) = thread::scope(|s| {
+        let r = s.spawn(|| read_table(reference, opts));
+        let c = read_table(current, opts);
+        (r.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), c)
+    });
+    Ok((r?, c?))
+}
+
+/// Pairs the tables' columns by name (both were read with the same column list) and compares
+/// them.
+fn compare_tables(reference: Table, current: Table, opts: &DriftOptions) -> Result<Vec<ColumnResult>, DriftError> {
+    let mut current: HashMap<String, Column> = current.columns.into_iter().map(|c| (c.name.clone(), c)).collect();
+    let pairs = reference
+        .columns
+        .into_iter()
+        .map(|r| {
+            let c = current.remove(&r.name).expect("both sides were read with the same columns");
+            let critical = opts.critical.contains(&r.name);
+            (r, c, critical)
+        })
+        .collect();
+    compare_all(pairs, opts)
+}
+
+/// Compares column pairs on up to [`thread::available_parallelism`] workers, each pulling the
+/// next column; results come back in the pairs' order. Each column's data is dropped as soon as
+/// it is compared.
+pub(crate) fn compare_all(
+    pairs: Vec<(Column, Column, bool)>,
+    opts: &DriftOptions,
+) -> Result<Vec<ColumnResult>, DriftError> {
+    let n = pairs.len();
+    let slots: Vec<Mutex<Option<(Column, Column, bool)>>> = pairs.into_iter().map(|p| Mutex::new(Some(p))).collect();
+    let results: Vec<Mutex<Option<Result<ColumnResult, DriftError>>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = thread::available_parallelism().map_or(2, |p| p.get()).min(n).max(1);
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else { break };
+            let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some((r, c, critical)) = taken {
+                let result = column::compare(r, c, critical, opts);
+                *results[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+            }
+        }
+    };
+    thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap_or_else(PoisonError::into_inner).expect("every column was compared"))
+        .collect()
 }
