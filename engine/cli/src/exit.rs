@@ -76,10 +76,11 @@ mod tests {
 
     #[test]
     fn run_outcomes_map_to_documented_codes() {
-        let codes: Vec<u8> = [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Refused, RunStatus::Alerted, RunStatus::Interrupted]
-            .into_iter()
-            .map(|s| Exit::of_run(s) as u8)
-            .collect();
+        let codes: Vec<u8> =
+            [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Refused, RunStatus::Alerted, RunStatus::Interrupted]
+                .into_iter()
+                .map(|s| Exit::of_run(s) as u8)
+                .collect();
         assert_eq!(codes, [0, 1, 4, 6, 130]);
     }
 }

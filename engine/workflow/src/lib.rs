@@ -30,11 +30,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use kinds::KNOWN_METRICS;
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
+pub use kinds::KNOWN_METRICS;
 pub use model::{
-    ChampionDef, CommandTask, Defaults, DeployedDef, DriftMethod, DriftTask, GateDef, Input, MountDef, NoChampion,
-    OnnxEvalTask, OnnxPredictTask, PerformanceTask, DataSource, TaskDef, TaskKind, TestDef, WasmTask,
+    ChampionDef, CommandTask, DataSource, Defaults, DeployedDef, DriftMethod, DriftTask, GateDef, Input, MountDef,
+    NoChampion, OnnxEvalTask, OnnxPredictTask, PerformanceTask, TaskDef, TaskKind, TestDef, WasmTask,
 };
 
 /// A loaded, valid workflow.

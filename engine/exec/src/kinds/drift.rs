@@ -29,7 +29,9 @@ impl DriftKind {
         };
         let reference = match &spec.reference {
             DataSource::Input(name) => job.input_file(name)?.path.clone(),
-            DataSource::Deployed(_) => job.probe.resolved.reference.as_ref().ok_or_else(|| registry("reference"))?.path.clone(),
+            DataSource::Deployed(_) => {
+                job.probe.resolved.reference.as_ref().ok_or_else(|| registry("reference"))?.path.clone()
+            }
         };
         let model = match &spec.model {
             None => None,

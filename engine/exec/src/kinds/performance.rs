@@ -65,7 +65,8 @@ impl PerformanceKind {
             .map_err(|e| TaskError::permanent(Failure::Data, e.to_string()))?;
         dagrun_cache::ensure_dir(stage).map_err(|e| data_error(format!("cannot create {}: {e}", stage.display())))?;
         let json = stage.join("performance.json");
-        std::fs::write(&json, report.to_json()).map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
+        std::fs::write(&json, report.to_json())
+            .map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
         place(&self.outputs, "report", &json)?;
         if report.regressed && self.spec.fail_on_regression {
             return Err(AttemptError::Alert(format!("performance regression: {}", report.reason)));
