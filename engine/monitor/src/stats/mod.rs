@@ -9,6 +9,7 @@
 //!   its p-value from [`special::gammaincc`].
 
 mod chi2;
+mod exact;
 pub mod kolmogorov;
 pub mod ks;
 mod sort;
