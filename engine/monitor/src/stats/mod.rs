@@ -12,6 +12,7 @@ mod chi2;
 mod exact;
 pub mod kolmogorov;
 pub mod ks;
+pub mod smirnov;
 mod sort;
 pub mod special;
 
