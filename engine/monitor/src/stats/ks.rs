@@ -2,6 +2,7 @@
 //! `method="auto"`): the statistic from one merge of the sorted samples, the exact p-value
 //! (Hodges' lattice-path counts) up to 10,000 values a side, `kstwo.sf` beyond.
 
+use super::exact::exact_pvalue;
 use super::kolmogorov::kstwo_sf;
 use super::{Ks, KsMethod};
 
@@ -196,77 +197,11 @@ pub(crate) fn ks_from_extremes(extremes: &KsExtremes, n1: usize, n2: usize) -> K
     Ks { statistic, pvalue: asymptotic_pvalue(statistic, n1, n2), method: KsMethod::Asymptotic }
 }
 
-/// `_attempt_exact_2kssamp` (two-sided): `None` when the computation is not a probability
-/// (SciPy then falls back to the asymptotic distribution).
-pub(crate) fn exact_pvalue(n1: u64, n2: u64, g: u64, h: u64) -> Option<f64> {
-    if h == 0 {
-        return Some(1.0);
-    }
-    let prob = if n1 == n2 { prob_outside_square(n1, h) } else { outer_prob_inside_method(n1, n2, g, h) };
-    (0.0..=1.0).contains(&prob).then_some(prob)
-}
-
 /// `kstwo.sf(d, round(m·n / (m + n)))`, clipped to [0, 1].
 pub(crate) fn asymptotic_pvalue(d: f64, n1: usize, n2: usize) -> f64 {
     let (m, n) = if n1 >= n2 { (n1 as f64, n2 as f64) } else { (n2 as f64, n1 as f64) };
     let en = m * n / (m + n);
     kstwo_sf(d, en.round_ties_even()).clamp(0.0, 1.0)
-}
-
-/// `_compute_prob_outside_square(n, h)`: `P(D_{n,n} ≥ h/n)` as
-/// `2 A0 (1 - A1 (1 - A2 (1 - …)))`, each `Ai` a ratio of binomial coefficients.
-pub(crate) fn prob_outside_square(n: u64, h: u64) -> f64 {
-    let (n, h) = (n as i64, h as i64);
-    let mut p = 0.0;
-    let mut k = n / h;
-    while k >= 0 {
-        let mut p1 = 1.0;
-        for j in 0..h {
-            p1 = (n - k * h - j) as f64 * p1 / (n + k * h + j + 1) as f64;
-        }
-        p = p1 * (1.0 - p);
-        k -= 1;
-    }
-    2.0 * p
-}
-
-/// `_compute_outer_prob_inside_method(m, n, g, h)`: the proportion of lattice paths from
-/// (0, 0) to (m, n) that leave the band `|x/m - y/n| < h / lcm(m, n)`, by Hodges' inside
-/// recursion rewritten (Viehmann) to carry `1 - p` directly, one sliding column at a time.
-pub(crate) fn outer_prob_inside_method(m: u64, n: u64, g: u64, h: u64) -> f64 {
-    let (m, n) = if m < n { (n, m) } else { (m, n) };
-    let (m, n, g, h) = (m as i64, n as i64, g as i64, h as i64);
-    let (mg, ng) = ((m / g) as f64, (n / g) as f64);
-    let hf = h as f64;
-    let mut minj: i64 = 0;
-    let mut maxj: i64 = ((hf / mg).ceil() as i64).min(n + 1);
-    let mut curlen = maxj - minj;
-    let len = (2 * maxj + 2).min(n + 1) as usize;
-    let mut column = vec![1.0_f64; len];
-    column[minj as usize..maxj as usize].fill(0.0);
-    for i in 1..=m {
-        let (lastminj, lastlen) = (minj, curlen);
-        let fi = i as f64;
-        minj = ((((ng * fi - hf) / mg).floor() as i64) + 1).max(0).min(n);
-        maxj = (((ng * fi + hf) / mg).ceil() as i64).min(n + 1);
-        if maxj <= minj {
-            return 1.0;
-        }
-        let mut val = if minj == 0 { 0.0 } else { 1.0 };
-        let shift = (minj - lastminj) as usize;
-        let width = (maxj - minj) as usize;
-        for jj in 0..width {
-            let j = (jj as i64 + minj) as f64;
-            val = (column[jj + shift] * fi + val * j) / (fi + j);
-            column[jj] = val;
-        }
-        curlen = maxj - minj;
-        if lastlen > curlen {
-            let end = (width + (lastlen - curlen) as usize).min(len);
-            column[width..end].fill(1.0);
-        }
-    }
-    column[(maxj - minj - 1) as usize]
 }
 
 #[cfg(test)]
@@ -283,14 +218,5 @@ mod tests {
         assert_eq!(extremes.statistic(), 0.75 - 0.2);
         // ∫|F_a - F_b| · 20 = 5·1 + 11·1 + 7·2 + 4·2.
         assert_eq!(area, 38.0);
-    }
-
-    #[test]
-    fn square_and_inside_methods_agree_on_equal_sizes() {
-        for (n, h) in [(5, 1), (10, 3), (37, 5), (100, 17), (1000, 40)] {
-            let square = prob_outside_square(n, h);
-            let inside = outer_prob_inside_method(n, n, n, h);
-            assert!(((square - inside) / square).abs() < 1e-12, "n={n} h={h}: {square} vs {inside}");
-        }
     }
 }

@@ -9,8 +9,10 @@
 //!   its p-value from [`special::gammaincc`].
 
 mod chi2;
+mod exact;
 pub mod kolmogorov;
 pub mod ks;
+pub mod smirnov;
 mod sort;
 pub mod special;
 
