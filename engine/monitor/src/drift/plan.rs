@@ -31,11 +31,18 @@ fn list(names: &[String]) -> String {
     s
 }
 
-/// Plans the comparison of `reference` (columns `ref_names`) with `current` (`cur_names`).
+/// Whether `tests` may name this column of the predictions (with a model).
+fn is_prediction_column(c: &str) -> bool {
+    c == "prediction" || c.starts_with("proba_")
+}
+
+/// Plans the comparison of `reference` (columns `ref_names`) with `current` (`cur_names`);
+/// `with_model`: `tests` may also name prediction columns.
 pub fn plan(
     (reference, ref_names): (&Path, &[String]),
     (current, cur_names): (&Path, &[String]),
     opts: &DriftOptions,
+    with_model: bool,
 ) -> Result<Plan, DriftError> {
     let in_ref: HashSet<&str> = ref_names.iter().map(String::as_str).collect();
     let in_cur: HashSet<&str> = cur_names.iter().map(String::as_str).collect();
@@ -89,7 +96,8 @@ pub fn plan(
     if let Some(c) = opts.critical.iter().find(|c| !is_compared.contains(c.as_str())) {
         return Err(DriftError::Options(format!("critical column `{c}` is not compared: {}", why_not(c))));
     }
-    if let Some(c) = opts.tests.keys().find(|c| !in_ref.contains(c.as_str()) && !in_cur.contains(c.as_str())) {
+    let known = |c: &str| in_ref.contains(c) || in_cur.contains(c) || (with_model && is_prediction_column(c));
+    if let Some(c) = opts.tests.keys().find(|c| !known(c.as_str())) {
         return Err(DriftError::Options(format!(
             "`tests` names column `{c}`, which is in neither {} nor {}",
             reference.display(),
@@ -118,7 +126,7 @@ mod tests {
     }
 
     fn run(r: &[&str], c: &[&str], opts: &DriftOptions) -> Result<Plan, DriftError> {
-        plan((Path::new("ref.csv"), &names(r)), (Path::new("cur.csv"), &names(c)), opts)
+        plan((Path::new("ref.csv"), &names(r)), (Path::new("cur.csv"), &names(c)), opts, false)
     }
 
     #[test]
@@ -155,6 +163,10 @@ mod tests {
         opts.tests.insert("typo".into(), Default::default());
         let e = run(&["a"], &["a"], &opts).unwrap_err().to_string();
         assert_eq!(e, "`tests` names column `typo`, which is in neither ref.csv nor cur.csv");
+        opts.tests = [("prediction".to_string(), Default::default())].into();
+        assert!(run(&["a"], &["a"], &opts).is_err());
+        let with_model = plan((Path::new("r"), &names(&["a"])), (Path::new("c"), &names(&["a"])), &opts, true);
+        assert!(with_model.is_ok(), "a test for the predictions");
         let e = run(&["a"], &["b"], &DriftOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "no column to compare: ref.csv has a; cur.csv has b; excluded: none");
     }

@@ -2,9 +2,10 @@
 //! (`scipy.stats.kstwo`), as SciPy's `_kolmogn` evaluates it following Simard & L'Ecuyer
 //! (2011): Ruben–Gambino's closed forms at the ends, Durbin's matrix (Marsaglia–Tsang–Wang),
 //! Pomeranz's recursion, Pelz–Good's asymptotic series, and `2·smirnov(n, d)` for the upper
-//! tail ([`smirnov`]: the one-sided Birnbaum–Tingey sum).
+//! tail ([`smirnov`](super::smirnov::smirnov): the one-sided Birnbaum–Tingey sum).
 
-use super::special::{Scaled, ln_factorial_over_power};
+use super::smirnov::smirnov;
+use super::special::ln_factorial_over_power;
 use std::f64::consts::{PI, TAU};
 
 /// `2^128` and `2^-128`, the rescaling steps of Durbin's and Pomeranz's algorithms.
@@ -309,92 +310,9 @@ fn pelz_good_cdf(n: u64, x: f64) -> f64 {
     (0..4).map(|i| k[i] / nf.powf(i as f64 / 2.0)).sum()
 }
 
-/// `n·x` split exactly into `floor(n·x)` and the fraction (rounded up to the next integer when
-/// the fraction rounds to 1).
-fn floor_and_fraction(n: u64, x: f64) -> (u64, f64) {
-    let nf = n as f64;
-    let hi = nf * x;
-    let lo = nf.mul_add(x, -hi);
-    let mut floor = hi.floor();
-    let mut frac = (hi - floor) + lo;
-    if frac < 0.0 {
-        floor -= 1.0;
-        frac += 1.0;
-    } else if frac >= 1.0 {
-        floor += 1.0;
-        frac -= 1.0;
-    }
-    (floor as u64, frac)
-}
-
-/// `scipy.special.smirnov(n, x)`: `P(D_n^+ ≥ x)`, the one-sided statistic's survival function,
-/// by the Birnbaum–Tingey sum `x Σ_j C(n, j) (1 - x - j/n)^(n-j) (x + j/n)^(j-1)` over
-/// `j < n(1 - x)`, each term in logarithms (so nothing overflows), stopped once the remaining
-/// terms cannot change the sum.
-pub fn smirnov(n: u64, x: f64) -> f64 {
-    if n == 0 || !(0.0..=1.0).contains(&x) {
-        return f64::NAN;
-    }
-    if n == 1 {
-        return 1.0 - x;
-    }
-    if x == 0.0 {
-        return 1.0;
-    }
-    if x == 1.0 {
-        return 0.0;
-    }
-    let nf = n as f64;
-    let (nxfl, alpha) = floor_and_fraction(n, x);
-    if nxfl == 0 || (nxfl == 1 && alpha == 0.0) {
-        // x ≤ 1/n.
-        return 1.0 - x * ((nf - 1.0) * x.ln_1p()).exp();
-    }
-    if -2.0 * nf * x * x < -708.396_418_532_264_1 {
-        return 0.0;
-    }
-    if nxfl >= n - 1 {
-        return (nf * (-x).ln_1p()).exp();
-    }
-    if n > 1_000_000 {
-        let logp = -(6.0 * nf * x + 1.0).powi(2) / 18.0 / nf;
-        return if logp < -std::f64::consts::LN_2 { logp.exp() } else { 1.0 + logp.exp_m1() };
-    }
-    let terms = n - nxfl;
-    // j = 0: (1 - x)^n / x.
-    let mut sum = (nf * (-x).ln_1p()).exp() / x;
-    let mut binomial = Scaled { mantissa: 1.0, exponent: 0 };
-    let vmid = n / 2;
-    for j in 1..terms {
-        let jf = j as f64;
-        binomial.mul((nf - jf + 1.0) / jf);
-        let log_term = binomial.ln() + (nf - jf) * (-(x + jf / nf)).ln_1p() + (jf - 1.0) * (x + jf / nf).ln();
-        let term = log_term.exp();
-        if term.is_finite() && term != 0.0 {
-            sum += term;
-            if 4.0 * (terms - j) as f64 * term < f64::EPSILON * sum && j != terms - 1 {
-                break;
-            }
-        } else if j > vmid {
-            break;
-        }
-    }
-    (x * sum).clamp(0.0, 1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smirnov_closed_forms() {
-        // n = 2: P(D+ ≥ x) = 1 - (1+x)... check against direct enumeration of the small sum.
-        assert!((smirnov(1, 0.3) - 0.7).abs() < 1e-15);
-        assert_eq!(smirnov(5, 0.0), 1.0);
-        assert_eq!(smirnov(5, 1.0), 0.0);
-        // x ≥ 1 - 1/n: (1 - x)^n.
-        assert!((smirnov(10, 0.95) - 0.05f64.powi(10)).abs() < 1e-25);
-    }
 
     #[test]
     fn kstwo_sf_is_monotone_and_bounded() {
