@@ -288,6 +288,39 @@ fn parquet_many_columns_and_batches_keep_their_order() {
 }
 
 #[test]
+fn parquet_row_groups_read_in_parallel_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 10_000;
+    let x: Vec<Option<f64>> = (0..n).map(|r| (r % 7 != 0).then_some(r as f64)).collect();
+    let s: Vec<Option<String>> = (0..n).map(|r| (r % 5 != 0).then(|| format!("v{}", r % 3))).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("x", Arc::new(Float64Array::from(x.clone())) as ArrayRef),
+        ("s", Arc::new(StringArray::from(s.clone()))),
+    ])
+    .unwrap();
+    let p = dir.path().join("groups.parquet");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_size(999).build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    for columns in [vec!["x"], vec!["s"], vec!["s", "x"]] {
+        let opts = ReadOptions { columns: Some(columns.iter().map(|c| c.to_string()).collect()), ..Default::default() };
+        let t = read_table(&p, &opts).unwrap();
+        assert_eq!(t.rows, n as u64);
+        if let Some(col) = t.column("x") {
+            let want: Vec<f64> = x.iter().flatten().copied().collect();
+            assert_eq!(numeric(col), want);
+            assert_eq!(col.missing, missing(x.iter().filter(|v| v.is_none()).count() as u64, 0, 0));
+        }
+        if let Some(col) = t.column("s") {
+            let count = |v: &str| s.iter().filter(|x| x.as_deref() == Some(v)).count() as u64;
+            assert_eq!(categories(col), [("v0", count("v0")), ("v1", count("v1")), ("v2", count("v2"))]);
+            assert_eq!(col.missing, missing(n as u64 / 5, 0, 0));
+        }
+    }
+}
+
+#[test]
 fn parquet_unsupported_types_name_the_column() {
     let dir = tempfile::tempdir().unwrap();
     let mut list = ListBuilder::new(arrow_array::builder::Int64Builder::new());
