@@ -203,7 +203,16 @@ pub enum TableError {
     },
 }
 
-/// The column names of a file (CSV header / Parquet schema), without reading its data.
+/// Whether a Parquet column is pandas' unnamed index (`__index_level_0__`, `__index_level_1__`, ...): row
+/// labels, not data. [`column_names`] and reading every column leave such columns out.
+pub fn is_pandas_index(name: &str) -> bool {
+    name.strip_prefix("__index_level_")
+        .and_then(|rest| rest.strip_suffix("__"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The column names of a file (CSV header / Parquet schema, without pandas' index columns), without
+/// reading its data.
 pub fn column_names(path: &Path) -> Result<Vec<String>, TableError> {
     match Format::of(path) {
         Format::Csv => csv::column_names(path),

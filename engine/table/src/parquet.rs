@@ -9,7 +9,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use crate::accum::Acc;
 use crate::arrow_values::{Kind, kind, push};
-use crate::{Format, ReadOptions, Table, TableError, select};
+use crate::{Format, ReadOptions, Table, TableError, is_pandas_index as pandas_index, select};
 
 /// Rows per record batch.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -32,16 +32,22 @@ fn names(meta: &ArrowReaderMetadata) -> Vec<String> {
     meta.schema().fields().iter().map(|f| f.name().clone()).collect()
 }
 
-/// The schema's column names.
+/// The schema's column names, without pandas' unnamed index columns.
 pub(crate) fn column_names(path: &Path) -> Result<Vec<String>, TableError> {
-    Ok(names(&open(path)?.1))
+    Ok(names(&open(path)?.1).into_iter().filter(|n| !pandas_index(n)).collect())
 }
 
 /// Reads the columns `opts` selects.
 pub(crate) fn read(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
     let (file, meta) = open(path)?;
     let names = names(&meta);
-    let selected = select(path, &names, opts)?;
+    let selected = if opts.columns.is_none() && names.iter().any(|n| pandas_index(n)) {
+        let mut opts = opts.clone();
+        opts.exclude.extend(names.iter().filter(|n| pandas_index(n)).cloned());
+        select(path, &names, &opts)?
+    } else {
+        select(path, &names, opts)?
+    };
     let schema = meta.schema().clone();
     let mut columns = Vec::with_capacity(selected.len());
     for &i in &selected {

@@ -361,6 +361,25 @@ fn parquet_unsupported_types_name_the_column() {
 }
 
 #[test]
+fn pandas_index_columns_are_left_out_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_parquet(
+        dir.path(),
+        "pandas.parquet",
+        vec![
+            ("x", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+            ("__index_level_0__", Arc::new(Int64Array::from(vec![10, 11]))),
+            ("__index_level_x__", Arc::new(Int64Array::from(vec![1, 2]))),
+        ],
+    );
+    assert_eq!(column_names(&p).unwrap(), ["x", "__index_level_x__"]);
+    let t = read(&p);
+    assert_eq!(t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["x", "__index_level_x__"]);
+    let opts = ReadOptions { columns: Some(vec!["__index_level_0__".into()]), ..Default::default() };
+    assert_eq!(numeric(&read_table(&p, &opts).unwrap().columns[0]), [10.0, 11.0]);
+}
+
+#[test]
 fn garbage_parquet_is_a_parquet_error() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "g.parquet", "a,b\n1,2\n");
