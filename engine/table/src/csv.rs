@@ -17,6 +17,9 @@ const PARALLEL_BYTES: u64 = 8 << 20;
 
 type CsvReader = csv::Reader<BufReader<File>>;
 
+/// A UTF-8 byte order mark, dropped from the start of the header.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io { path: path.to_path_buf(), source }
 }
@@ -29,12 +32,17 @@ fn reader(file: File, headers: bool) -> CsvReader {
 fn open(path: &Path) -> Result<(CsvReader, Vec<String>), TableError> {
     let mut reader = reader(File::open(path).map_err(io_error(path))?, true);
     let raw = reader.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-    if raw.is_empty() || (raw.len() == 1 && raw[0].trim_ascii().is_empty()) {
+    let blank = match raw.len() {
+        0 => true,
+        1 => raw[0].strip_prefix(BOM).unwrap_or(&raw[0]).trim_ascii().is_empty(),
+        _ => false,
+    };
+    if blank {
         return Err(blank_header(path, &mut reader));
     }
     let mut header = Vec::with_capacity(raw.len());
     for (i, field) in raw.iter().enumerate() {
-        let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
+        let field = if i == 0 { field.strip_prefix(BOM).unwrap_or(field) } else { field };
         let name = std::str::from_utf8(field.trim_ascii()).map_err(|_| TableError::Csv {
             path: path.to_path_buf(),
             line: 1,

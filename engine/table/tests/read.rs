@@ -92,7 +92,7 @@ fn csv_header_only_has_no_rows() {
 #[test]
 fn csv_empty_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in [("empty.csv", ""), ("blank.csv", "  \n\n \n")] {
+    for (name, text) in [("empty.csv", ""), ("blank.csv", "  \n\n \n"), ("bom.csv", "\u{feff}\n")] {
         let p = write(dir.path(), name, text);
         let e = read_table(&p, &ReadOptions::default()).unwrap_err();
         assert!(matches!(e, TableError::Empty { .. }), "{name}: {e:?}");
