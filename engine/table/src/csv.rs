@@ -17,6 +17,9 @@ const PARALLEL_BYTES: u64 = 8 << 20;
 
 type CsvReader = csv::Reader<BufReader<File>>;
 
+/// A UTF-8 byte order mark, dropped from the start of the header.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io { path: path.to_path_buf(), source }
 }
@@ -29,12 +32,17 @@ fn reader(file: File, headers: bool) -> CsvReader {
 fn open(path: &Path) -> Result<(CsvReader, Vec<String>), TableError> {
     let mut reader = reader(File::open(path).map_err(io_error(path))?, true);
     let raw = reader.byte_headers().map_err(|e| csv_error(path, e))?.clone();
-    if raw.is_empty() || (raw.len() == 1 && raw[0].trim_ascii().is_empty()) {
+    let blank = match raw.len() {
+        0 => true,
+        1 => raw[0].strip_prefix(BOM).unwrap_or(&raw[0]).trim_ascii().is_empty(),
+        _ => false,
+    };
+    if blank {
         return Err(blank_header(path, &mut reader));
     }
     let mut header = Vec::with_capacity(raw.len());
     for (i, field) in raw.iter().enumerate() {
-        let field = if i == 0 { field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field) } else { field };
+        let field = if i == 0 { field.strip_prefix(BOM).unwrap_or(field) } else { field };
         let name = std::str::from_utf8(field.trim_ascii()).map_err(|_| TableError::Csv {
             path: path.to_path_buf(),
             line: 1,
@@ -140,16 +148,9 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    /// Empty columns, room for `rows` numbers in each numeric one.
-    fn accs(&self, rows: usize) -> Vec<Acc> {
-        let new = |(n, &d): (&String, &bool)| {
-            let mut acc = Acc::new(n, d);
-            if !d {
-                acc.values.reserve(rows);
-            }
-            acc
-        };
-        self.names.iter().zip(&self.declared).map(new).collect()
+    /// Empty columns.
+    fn accs(&self) -> Vec<Acc> {
+        self.names.iter().zip(&self.declared).map(|(n, &d)| Acc::new(n, d)).collect()
     }
 }
 
@@ -247,7 +248,7 @@ struct Part {
 /// Reads rows from `reader` (which starts at byte `base` of the file) until it reaches one of `splits`
 /// exactly, or the end. A split passed in the middle of a row (a quoted newline) is not a place to stop.
 fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room: usize) -> Result<Part, TableError> {
-    let mut part = Part { accs: plan.accs(room), flips: vec![None; plan.selected.len()], rows: 0, end: None };
+    let mut part = Part { accs: plan.accs(), flips: vec![None; plan.selected.len()], rows: 0, end: None };
     let mut record = csv::ByteRecord::new();
     let mut next = 0;
     loop {
@@ -270,6 +271,12 @@ fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room
             return Err(wrong_width(plan.path, &record, plan.width));
         }
         add_row(plan, &mut part, &record)?;
+        if part.rows == 1 {
+            // Room for `room` numbers in the columns that start with one (not in text columns).
+            for acc in part.accs.iter_mut().filter(|a| !a.values.is_empty()) {
+                acc.values.reserve(room);
+            }
+        }
     }
 }
 
@@ -370,7 +377,7 @@ fn merge(plan: &Plan<'_>, parts: Vec<Part>) -> (Vec<Acc>, Vec<Vec<Range<u64>>>, 
     }
     let values: Vec<usize> = (0..width).map(|k| parts.iter().map(|p| p.accs[k].values.len()).sum()).collect();
     let mut parts = parts.into_iter();
-    let mut accs = parts.next().map_or_else(|| plan.accs(0), |p| p.accs);
+    let mut accs = parts.next().map_or_else(|| plan.accs(), |p| p.accs);
     for ((acc, &text), &n) in accs.iter_mut().zip(&text).zip(&values) {
         if text && !acc.text {
             acc.become_text();

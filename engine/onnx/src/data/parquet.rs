@@ -55,7 +55,18 @@ impl ParquetBatches {
         let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(not_parquet)?;
         let schema = meta.schema().clone();
         let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let Resolved { features, label, passthrough } = resolve(path, &names, spec)?;
+        // By default every column but the label is a feature, except pandas' index (row labels).
+        let data_columns: Vec<String>;
+        let mut spec = spec.clone();
+        if spec.features.is_none() && names.iter().any(|n| dagrun_table::is_pandas_index(n)) {
+            data_columns = names
+                .iter()
+                .filter(|n| !dagrun_table::is_pandas_index(n) && Some(n.as_str()) != spec.label)
+                .cloned()
+                .collect();
+            spec.features = Some(&data_columns);
+        }
+        let Resolved { features, label, passthrough } = resolve(path, &names, &spec)?;
         for (&i, role) in features
             .iter()
             .map(|i| (i, "feature"))
@@ -443,6 +454,26 @@ mod tests {
             seen += b.rows();
         }
         assert_eq!(seen, n);
+    }
+
+    #[test]
+    fn pandas_index_is_not_a_default_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            vec![
+                ("a", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+                ("label", Arc::new(Int64Array::from(vec![1]))),
+                ("__index_level_0__", Arc::new(Int64Array::from(vec![7]))),
+            ],
+        );
+        let pass = strings(&["__index_level_0__"]);
+        let spec = ColumnSpec { label: Some("label"), label_required: true, passthrough: &pass, ..Default::default() };
+        let mut r = ParquetBatches::open(&p, &spec).unwrap();
+        assert_eq!(r.feature_names(), ["a"]);
+        let mut b = Batch::default();
+        r.fill(&mut b, 10).unwrap();
+        assert_eq!(b.passthrough[0].get(0), b"7");
     }
 
     #[test]
