@@ -139,6 +139,7 @@ fn live_checks_follow_the_deployed_model() {
     let drift = finished(&events, "drift@2025-03-02");
     assert_eq!(drift["status"], "alerted");
     assert!(drift["error"].as_str().unwrap().starts_with("drift: 2 of 10 columns drifted"), "{drift}");
+    assert_eq!(drift["summary"]["drifted_columns"], serde_json::json!(["income", "days_since_last"]), "{drift}");
     assert_eq!(events.last().unwrap()["status"], "alerted");
     let (_, out) = dagrun(dir.path(), &["run", "live-strict.ron", "--partition", "2025-02-28"]);
     assert_eq!(out.status.code(), Some(0), "a quiet day does not alert: {}", stderr(&out));

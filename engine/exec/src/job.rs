@@ -211,9 +211,10 @@ async fn attempts(
                     ..JobResult::new(i, TaskStatus::Refused, key.clone())
                 }));
             }
-            Err(AttemptError::Alert(reason)) => {
+            Err(AttemptError::Alert { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
+                    summary,
                     ..JobResult::new(i, TaskStatus::Alerted, key.clone())
                 }));
             }

@@ -86,7 +86,12 @@ pub(crate) enum AttemptError {
     Refused(String),
     /// A monitoring check found drift or a regression and was told to fail on it
     /// (`fail_on_drift`, `fail_on_regression`): a finding, never retried.
-    Alert(String),
+    Alert {
+        /// Why, for people: `drift: 2 of 10 columns drifted ...`.
+        reason: String,
+        /// The task's summary (what it found), kept in the run history like a success's.
+        summary: Option<serde_json::Value>,
+    },
     /// The run was interrupted.
     Cancelled,
 }

@@ -84,11 +84,12 @@ fn reference_of(wf: &Workflow, d: &DeployedDef, version: &str) -> Result<(String
             d.name, d.registry
         ))
     })?;
-    Ok((format!("{}/{}/{version}/{}", d.registry, d.name, meta.file), path))
+    // Shown without the version: a new deploy with the same training data keeps the key.
+    Ok((format!("{}/{}/{}", d.registry, d.name, meta.file), path))
 }
 
 fn verdict_of(wf: &Workflow, d: &DeployedDef, version: &str) -> Result<(String, std::path::PathBuf), KeyError> {
     let registry = resolve_path(wf, &d.registry);
     let path = dagrun_cache::registry::verdict_file(&registry, &d.name, version);
-    Ok((format!("{}/{}/{version}/{}", d.registry, d.name, dagrun_cache::registry::VERDICT_FILE), path))
+    Ok((format!("{}/{}/{}", d.registry, d.name, dagrun_cache::registry::VERDICT_FILE), path))
 }

@@ -69,7 +69,10 @@ impl DriftKind {
             place(&self.outputs, "html", &html)?;
         }
         if report.drifted && self.fail_on_drift {
-            return Err(AttemptError::Alert(format!("drift: {}", report.reason)));
+            return Err(AttemptError::Alert {
+                reason: format!("drift: {}", report.reason),
+                summary: Some(summary(&report)),
+            });
         }
         Ok(Some(summary(&report)))
     }

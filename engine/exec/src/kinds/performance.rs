@@ -68,10 +68,13 @@ impl PerformanceKind {
         std::fs::write(&json, report.to_json())
             .map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
         place(&self.outputs, "report", &json)?;
+        let summary =
+            serde_json::json!({"regressed": report.regressed, "status": report.status, "reason": report.reason});
         if report.regressed && self.spec.fail_on_regression {
-            return Err(AttemptError::Alert(format!("performance regression: {}", report.reason)));
+            let reason = format!("performance regression: {}", report.reason);
+            return Err(AttemptError::Alert { reason, summary: Some(summary) });
         }
-        Ok(Some(serde_json::json!({"regressed": report.regressed, "status": report.status, "reason": report.reason})))
+        Ok(Some(summary))
     }
 }
 
