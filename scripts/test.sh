@@ -43,3 +43,9 @@ cargo test --manifest-path plugins/Cargo.toml --workspace
 echo "== cargo test (engine)"
 cargo test --workspace
 DAGRUN_FUZZ_SECS=60 cargo test -p dagrun-workflow --test fuzz -- --nocapture  # parser fuzzing, 60 s (debug: already built above)
+echo "== drift statistics against SciPy: reference cases generated now (samples up to 100,000 values)"
+# A venv with pinned numpy and SciPy (made once); the committed small cases ran above.
+scipy_cases="$(mktemp -d)"
+trap 'rm -rf "$scipy_cases"' EXIT
+scripts/scipy-fixtures.sh "$scipy_cases"
+DAGRUN_SCIPY_FIXTURES="$scipy_cases" cargo test -p dagrun-monitor --test scipy -- --nocapture
