@@ -1,6 +1,7 @@
 //! The two-sample Kolmogorov–Smirnov test as `scipy.stats.ks_2samp` computes it (two-sided,
-//! `method="auto"`): the statistic from one merge of the sorted samples, the exact p-value
-//! (Hodges' lattice-path counts) up to 10,000 values a side, `kstwo.sf` beyond.
+//! `method="auto"`): the statistic (and Wasserstein's area) from one merge of the sorted
+//! samples, the exact p-value (Hodges' lattice-path counts, `stats/exact.rs`) up to 10,000
+//! values a side, `kstwo.sf` ([`super::kolmogorov`]) beyond.
 
 use super::exact::exact_pvalue;
 use super::kolmogorov::kstwo_sf;
