@@ -109,15 +109,17 @@ fn scatter_and_sort_buckets(
     }
     let mut scratch = vec![0u64; if largest > BUCKET_COMPARISON_MAX { largest } else { 0 }];
     for b in 0..(1 << top_bits) {
-        let bucket = &mut keys[starts[b] as usize..starts[b + 1] as usize];
+        let range = starts[b] as usize..starts[b + 1] as usize;
+        let bucket = &mut keys[range.clone()];
         if bucket.len() <= BUCKET_COMPARISON_MAX {
             bucket.sort_unstable();
         } else {
             lsd_keys(bucket, &mut scratch[..bucket.len()], low_bits);
         }
-    }
-    for (v, &k) in values.iter_mut().zip(keys.iter()) {
-        *v = unkey(k);
+        // Written back while the bucket is still in cache.
+        for (v, &k) in values[range].iter_mut().zip(bucket.iter()) {
+            *v = unkey(k);
+        }
     }
 }
 
