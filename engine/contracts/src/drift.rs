@@ -76,6 +76,17 @@ impl Method {
         }
     }
 
+    /// The name written in a workflow file: `Ks`, `Wasserstein`, `Psi`, `JensenShannon`, `ChiSquare`.
+    pub fn ron_name(self) -> &'static str {
+        match self {
+            Method::Ks => "Ks",
+            Method::Wasserstein => "Wasserstein",
+            Method::Psi => "Psi",
+            Method::JensenShannon => "JensenShannon",
+            Method::ChiSquare => "ChiSquare",
+        }
+    }
+
     /// The statistic's name in a sentence: "KS", "normed Wasserstein", "PSI", ...
     pub fn label(self) -> &'static str {
         match self {

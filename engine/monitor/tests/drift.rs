@@ -1,12 +1,12 @@
 //! End-to-end drift detection on files: the bad inputs of issue #11 (empty files, a header only,
 //! columns on one side, NaN/inf/empty cells, constant columns, mismatched types, a tiny current
-//! sample), the two default paths (KS up to 1,000 values, Wasserstein above), the dataset rule,
+//! sample, an unsupported Parquet type), the two default paths (KS up to 1,000 values, Wasserstein above), the dataset rule,
 //! Parquet beside CSV, the HTML report, and prediction drift through ONNX Runtime.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray};
 use dagrun_monitor::drift::{
     ColumnKind, DriftError, DriftInputs, DriftOptions, DriftReport, DriftStatus, Method, TestSpec, detect, write_html,
 };
@@ -325,6 +325,31 @@ fn parquet_current_against_a_csv_reference() {
     assert_eq!(report.current.rows, 400);
     assert_eq!(report.columns[0].decision, DriftStatus::Drift);
     assert_eq!(report.columns[1].decision, DriftStatus::NoDrift);
+}
+
+#[test]
+fn an_unsupported_parquet_type_is_an_error_naming_the_column_unless_excluded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = fastrand::Rng::with_seed(11);
+    let x = normal(&mut rng, 100, 0.0, 1.0);
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("x", Arc::new(Float64Array::from(x.clone()))),
+        ("seen_at", Arc::new(TimestampMillisecondArray::from((0..100).collect::<Vec<i64>>()))),
+    ];
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let p = dir.path().join("cur.parquet");
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let times: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    let r = write_csv(dir.path(), "ref.csv", &[("x", text(&x)), ("seen_at", times)]);
+    let e = run(dir.path(), &r, &p, &DriftOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("column `seen_at` has type Timestamp"), "{e}");
+    assert!(e.contains("exclude: [\"seen_at\"]"), "{e}");
+    let opts = DriftOptions { exclude: vec!["seen_at".into()], ..DriftOptions::default() };
+    let report = run(dir.path(), &r, &p, &opts).unwrap();
+    assert_eq!(report.columns.len(), 1);
+    assert_eq!(report.columns[0].decision, DriftStatus::NoDrift, "the same sample");
 }
 
 #[test]

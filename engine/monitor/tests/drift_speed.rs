@@ -2,8 +2,9 @@
 //! vs current, default tests: a measurement, not a timed test (ignored by default).
 //!
 //! `cargo test --release -p dagrun-monitor --test drift_speed -- --ignored --nocapture`
-//! (`DAGRUN_DRIFT_SPEED_ROWS` changes the rows, `DAGRUN_DRIFT_SPEED_FORMAT=parquet` keeps one format). The files are written once into the system's
-//! temporary directory and reused.
+//! (`DAGRUN_DRIFT_SPEED_ROWS` changes the rows; `DAGRUN_DRIFT_SPEED_FORMAT=parquet,csv` adds CSV,
+//! 800 MB of files). The files are written once into the system's temporary directory (320 MB
+//! of Parquet) and reused; delete `dagrun-drift-speed-*` there when done.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,16 +61,19 @@ fn write_csv(path: &Path, cols: &[(String, Vec<f64>)]) {
     }
 }
 
-fn files(rows: usize) -> PathBuf {
+fn files(rows: usize, format: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("dagrun-drift-speed-{rows}"));
-    if !dir.join("done").exists() {
+    let done = dir.join(format!("{format}.done"));
+    if !done.exists() {
         std::fs::create_dir_all(&dir).unwrap();
         for (stem, seed, shift) in [("reference", 1, 0.0), ("current", 2, 0.3)] {
             let cols = columns(rows, seed, shift);
-            write_parquet(&dir.join(format!("{stem}.parquet")), &cols);
-            write_csv(&dir.join(format!("{stem}.csv")), &cols);
+            match format {
+                "csv" => write_csv(&dir.join(format!("{stem}.csv")), &cols),
+                _ => write_parquet(&dir.join(format!("{stem}.parquet")), &cols),
+            }
         }
-        std::fs::write(dir.join("done"), "").unwrap();
+        std::fs::write(done, "").unwrap();
     }
     dir
 }
@@ -78,9 +82,9 @@ fn files(rows: usize) -> PathBuf {
 #[ignore = "a measurement: run with --release --ignored --nocapture"]
 fn one_million_rows_twenty_columns() {
     let rows = std::env::var("DAGRUN_DRIFT_SPEED_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let dir = files(rows);
-    let formats = std::env::var("DAGRUN_DRIFT_SPEED_FORMAT").unwrap_or_else(|_| "parquet,csv".into());
+    let formats = std::env::var("DAGRUN_DRIFT_SPEED_FORMAT").unwrap_or_else(|_| "parquet".into());
     for format in formats.split(',') {
+        let dir = files(rows, format);
         let reference = dir.join(format!("reference.{format}"));
         let current = dir.join(format!("current.{format}"));
         let start = Instant::now();

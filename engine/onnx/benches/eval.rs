@@ -9,7 +9,8 @@
 //! written once to `<target>/onnx-bench/`. Modes, each the best of `--repeat` runs:
 //! * `inference`: batches already in memory; only running the model (and reading its outputs);
 //! * `metrics`: CSV → batches → model → metrics ([`dagrun_onnx::evaluate_metrics`]);
-//! * `full`: the OnnxEval task: metrics + `metrics.json` + `predictions.csv` ([`dagrun_onnx::evaluate`]).
+//! * `full`: the OnnxEval task: metrics + `metrics.json` + `predictions.csv` ([`dagrun_onnx::evaluate`]);
+//! * `parquet`: `metrics` from the same rows in a Parquet file (snappy; dagrun only).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,45 @@ fn make_data(fixture_csv: &Path, rows: usize) -> PathBuf {
     path
 }
 
+/// The same rows as Parquet (Float64 features, Int64 label; snappy), next to the CSV.
+fn make_parquet(csv_path: &Path) -> PathBuf {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    let path = csv_path.with_extension("parquet");
+    if std::fs::metadata(&path).is_ok_and(|m| m.modified().ok() >= std::fs::metadata(csv_path).unwrap().modified().ok())
+    {
+        return path;
+    }
+    let text = std::fs::read_to_string(csv_path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut columns: Vec<Vec<&str>> = vec![Vec::new(); header.len()];
+    for line in lines {
+        for (c, v) in columns.iter_mut().zip(line.split(',')) {
+            c.push(v);
+        }
+    }
+    let arrays = header.iter().zip(&columns).map(|(name, values)| {
+        let array: ArrayRef = if *name == "label" {
+            Arc::new(Int64Array::from_iter_values(values.iter().map(|v| v.parse::<i64>().unwrap())))
+        } else {
+            Arc::new(Float64Array::from_iter_values(values.iter().map(|v| v.parse::<f64>().unwrap())))
+        };
+        (*name, array)
+    });
+    let batch = RecordBatch::try_from_iter(arrays).unwrap();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props))
+            .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    path
+}
+
 fn best_of<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
     let mut best = Duration::MAX;
     let mut last = None;
@@ -132,6 +172,13 @@ fn main() {
     assert_eq!(eval.rows as usize, args.rows);
     let out = tempfile::tempdir().unwrap();
     let (full_time, _) = best_of(args.repeat, || evaluate(&model_path, &data, out.path(), &opts).unwrap());
+    let parquet = make_parquet(&data);
+    let (parquet_time, from_parquet) = best_of(args.repeat, || evaluate_metrics(&model_path, &parquet, &opts).unwrap());
+    assert_eq!(
+        serde_json::to_string(&from_parquet.metrics).unwrap(),
+        serde_json::to_string(&eval.metrics).unwrap(),
+        "the same metrics from Parquet"
+    );
 
     // The repeated data has the fixture's metrics.
     let expected: serde_json::Value =
@@ -142,7 +189,7 @@ fn main() {
     }
 
     let rps = |d: Duration| args.rows as f64 / d.as_secs_f64();
-    let rust = [("inference", inference), ("metrics", metrics_time), ("full", full_time)];
+    let rust = [("inference", inference), ("metrics", metrics_time), ("full", full_time), ("parquet", parquet_time)];
 
     let python: Option<serde_json::Value> = if args.python {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/eval_python.py");

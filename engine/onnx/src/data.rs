@@ -1,5 +1,5 @@
-//! Streaming a CSV file in batches: selected feature columns parsed to `f64`, the label and passthrough
-//! columns kept as text. Only one batch of text is in memory at a time.
+//! Streaming a CSV or Parquet file in batches: selected feature columns parsed to `f64`, the label and
+//! passthrough columns kept as text. Only one batch of text is in memory at a time.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io_err};
 use crate::model::Features;
+
+mod parquet;
+
+pub(crate) use parquet::ParquetBatches;
 
 /// Which columns to read.
 #[derive(Debug, Clone, Default)]
@@ -51,8 +55,11 @@ impl TextColumn {
 pub(crate) struct Batch {
     /// Index of the first row (0-based data row; the header is not a row).
     pub first_row: u64,
-    /// Line number (1-based, header = line 1) of each row, for error messages.
+    /// Where each row is, for error messages: its line (1-based, header = line 1) in a CSV file, its row
+    /// index (0-based, as in the predictions' `row` column) in a Parquet file.
     pub lines: Vec<u64>,
+    /// `lines` holds Parquet row indices, not CSV line numbers.
+    pub parquet_rows: bool,
     /// Features, row-major `rows × width`, in single or double precision.
     pub features: FeatureBuf,
     /// The label column, if read.
@@ -65,6 +72,117 @@ impl Batch {
     pub fn rows(&self) -> usize {
         self.lines.len()
     }
+
+    /// Where row `i` of the batch is in the file: `line 12` (CSV) or `row 10` (Parquet).
+    pub fn place(&self, i: usize) -> String {
+        let word = if self.parquet_rows { "row" } else { "line" };
+        format!("{word} {}", self.lines[i])
+    }
+
+    /// Empties the batch for rows from `first_row` on.
+    fn reset(&mut self, first_row: u64, single_precision: bool, passthrough: usize, parquet_rows: bool) {
+        self.first_row = first_row;
+        self.parquet_rows = parquet_rows;
+        self.lines.clear();
+        self.features.reset(single_precision);
+        self.labels.clear();
+        self.passthrough.resize_with(passthrough, TextColumn::default);
+        for col in &mut self.passthrough {
+            col.clear();
+        }
+    }
+}
+
+/// A data file being read batch by batch: CSV or Parquet (by [`dagrun_table::Format::of`]).
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per evaluation
+pub(crate) enum Batches {
+    Csv(CsvBatches),
+    Parquet(ParquetBatches),
+}
+
+impl Batches {
+    /// Opens `path` as Parquet when it is one (magic bytes, else a `.parquet`/`.pq` name), else as CSV.
+    pub fn open(path: &Path, spec: &ColumnSpec<'_>) -> Result<Batches> {
+        Ok(match dagrun_table::Format::of(path) {
+            dagrun_table::Format::Csv => Batches::Csv(CsvBatches::open(path, spec)?),
+            dagrun_table::Format::Parquet => Batches::Parquet(ParquetBatches::open(path, spec)?),
+        })
+    }
+
+    /// Parse features into `f32` (for a model that takes floats) instead of `f64`.
+    pub fn set_single_precision(&mut self, single: bool) {
+        match self {
+            Batches::Csv(b) => b.set_single_precision(single),
+            Batches::Parquet(b) => b.set_single_precision(single),
+        }
+    }
+
+    /// The names of the selected feature columns, in order.
+    pub fn feature_names(&self) -> Vec<String> {
+        match self {
+            Batches::Csv(b) => b.feature_names(),
+            Batches::Parquet(b) => b.feature_names(),
+        }
+    }
+
+    /// Number of feature columns.
+    pub fn width(&self) -> usize {
+        match self {
+            Batches::Csv(b) => b.width(),
+            Batches::Parquet(b) => b.width(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Batches::Csv(b) => b.path(),
+            Batches::Parquet(b) => b.path(),
+        }
+    }
+
+    /// Reads up to `max_rows` rows into `batch` (reusing its buffers). Returns the number of rows read; 0 at
+    /// the end of the file.
+    pub fn fill(&mut self, batch: &mut Batch, max_rows: usize) -> Result<usize> {
+        match self {
+            Batches::Csv(b) => b.fill(batch, max_rows),
+            Batches::Parquet(b) => b.fill(batch, max_rows),
+        }
+    }
+}
+
+/// The selected columns, as indices into a file's column names.
+#[derive(Debug)]
+struct Resolved {
+    features: Vec<usize>,
+    label: Option<usize>,
+    passthrough: Vec<usize>,
+}
+
+/// Finds the columns `spec` asks for among `header` (the file's columns).
+fn resolve(path: &Path, header: &[String], spec: &ColumnSpec<'_>) -> Result<Resolved> {
+    let find = |name: &str, role: &'static str| -> Result<usize> {
+        header.iter().position(|h| h == name).ok_or_else(|| Error::MissingColumn {
+            path: path.to_path_buf(),
+            column: name.to_string(),
+            role,
+            available: header.to_vec(),
+        })
+    };
+    let label = match spec.label {
+        Some(l) if spec.label_required => Some(find(l, "label column")?),
+        Some(l) => header.iter().position(|h| h == l),
+        None => None,
+    };
+    let features = match spec.features {
+        Some(names) => names.iter().map(|n| find(n, "feature")).collect::<Result<Vec<_>>>()?,
+        None => (0..header.len()).filter(|i| Some(*i) != label).collect(),
+    };
+    if features.is_empty() {
+        return Err(Error::Data { path: path.to_path_buf(), reason: "no feature columns selected".into() });
+    }
+    let passthrough = spec.passthrough.iter().map(|n| find(n, "passthrough column")).collect::<Result<Vec<_>>>()?;
+    Ok(Resolved { features, label, passthrough })
 }
 
 /// Parsed feature values: `f32` when the model takes floats (parsed as `f64`, then rounded, as numpy's
@@ -141,27 +259,7 @@ impl CsvBatches {
         if header.is_empty() || header.iter().all(String::is_empty) {
             return Err(Error::Data { path: path.to_path_buf(), reason: "empty file: no header row".into() });
         }
-        let find = |name: &str, role: &'static str| -> Result<usize> {
-            header.iter().position(|h| h == name).ok_or_else(|| Error::MissingColumn {
-                path: path.to_path_buf(),
-                column: name.to_string(),
-                role,
-                available: header.clone(),
-            })
-        };
-        let label = match spec.label {
-            Some(l) if spec.label_required => Some(find(l, "label column")?),
-            Some(l) => header.iter().position(|h| h == l),
-            None => None,
-        };
-        let features = match spec.features {
-            Some(names) => names.iter().map(|n| find(n, "feature")).collect::<Result<Vec<_>>>()?,
-            None => (0..header.len()).filter(|i| Some(*i) != label).collect(),
-        };
-        if features.is_empty() {
-            return Err(Error::Data { path: path.to_path_buf(), reason: "no feature columns selected".into() });
-        }
-        let passthrough = spec.passthrough.iter().map(|n| find(n, "passthrough column")).collect::<Result<Vec<_>>>()?;
+        let Resolved { features, label, passthrough } = resolve(path, &header, spec)?;
         Ok(CsvBatches {
             path: path.to_path_buf(),
             reader,
@@ -197,14 +295,7 @@ impl CsvBatches {
     /// Reads up to `max_rows` rows into `batch` (reusing its buffers). Returns the number of rows read; 0 at
     /// the end of the file.
     pub fn fill(&mut self, batch: &mut Batch, max_rows: usize) -> Result<usize> {
-        batch.first_row = self.next_row;
-        batch.lines.clear();
-        batch.features.reset(self.single_precision);
-        batch.labels.clear();
-        batch.passthrough.resize_with(self.passthrough.len(), TextColumn::default);
-        for col in &mut batch.passthrough {
-            col.clear();
-        }
+        batch.reset(self.next_row, self.single_precision, self.passthrough.len(), false);
         while batch.lines.len() < max_rows {
             if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_err(&self.path, e))? {
                 break;

@@ -1,4 +1,4 @@
-//! Evaluation (`OnnxEval`) and batch prediction (`OnnxPredict`): CSV in, batches through the model,
+//! Evaluation (`OnnxEval`) and batch prediction (`OnnxPredict`): CSV or Parquet in, batches through the model,
 //! metrics and predictions out.
 
 use std::fs::File;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, ColumnSpec, CsvBatches};
+use crate::data::{Batch, Batches, ColumnSpec};
 use crate::error::{Error, Result, io_err};
 use crate::metrics::{self, Metrics, RegressionAccumulator};
 use crate::model::{ClassLabel, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions};
@@ -137,7 +137,7 @@ pub struct Prediction {
     pub elapsed: Duration,
 }
 
-/// Evaluates `model` on the CSV `data`; writes `out_dir/metrics.json` and (unless
+/// Evaluates `model` on the CSV or Parquet `data`; writes `out_dir/metrics.json` and (unless
 /// `write_predictions` is false) `out_dir/predictions.csv`. Creates `out_dir` if needed.
 ///
 /// `predictions.csv` columns: `row` (0-based data row), the passthrough columns, `label` (the true value as
@@ -159,7 +159,7 @@ pub fn evaluate_metrics(model: &Path, data: &Path, opts: &EvalOptions) -> Result
     run_evaluation(model, data, opts, None)
 }
 
-/// Batch prediction: runs `model` on the CSV `data` and writes `output` (CSV): `row`, the passthrough
+/// Batch prediction: runs `model` on the CSV or Parquet `data` and writes `output` (CSV): `row`, the passthrough
 /// columns, `prediction`, and for classifiers with probabilities one `proba_<class>` per class.
 pub fn predict(model: &Path, data: &Path, output: &Path, opts: &PredictOptions) -> Result<Prediction> {
     let start = Instant::now();
@@ -174,7 +174,7 @@ pub fn predict(model: &Path, data: &Path, output: &Path, opts: &PredictOptions) 
         label_required: false,
         passthrough: &opts.passthrough,
     };
-    let mut reader = CsvBatches::open(data, &spec)?;
+    let mut reader = Batches::open(data, &spec)?;
     reader.set_single_precision(model.takes_f32());
     let feature_names = reader.feature_names();
     let mut writer = PredictionWriter::create(output, &opts.passthrough, false)?;
@@ -209,7 +209,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
         label_required: true,
         passthrough: &opts.passthrough,
     };
-    let mut reader = CsvBatches::open(data, &spec)?;
+    let mut reader = Batches::open(data, &spec)?;
     reader.set_single_precision(model.takes_f32());
     let feature_names = reader.feature_names();
     let data_path = reader.path().to_path_buf();
@@ -270,7 +270,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
 /// predictions, to `sink`. Returns the number of rows.
 fn run_batches(
     model: &mut OnnxModel,
-    mut reader: CsvBatches,
+    mut reader: Batches,
     batch_size: usize,
     mut sink: impl FnMut(&OnnxModel, &Batch, &Predictions) -> Result<()>,
 ) -> Result<u64> {
@@ -346,8 +346,8 @@ impl Accumulator {
                     let t = crate::data::parse_f64(raw).filter(|v| !v.is_nan()).ok_or_else(|| Error::Data {
                         path: path.to_path_buf(),
                         reason: format!(
-                            "line {}: label `{}` is not a number (the model is a regressor)",
-                            batch.lines[i],
+                            "{}: label `{}` is not a number (the model is a regressor)",
+                            batch.place(i),
                             String::from_utf8_lossy(raw)
                         ),
                     })?;
@@ -366,9 +366,9 @@ impl Accumulator {
                     let t = class_index(classes, raw).ok_or_else(|| Error::Data {
                         path: path.to_path_buf(),
                         reason: format!(
-                            "line {}: label `{}` is not one of the model's classes {classes:?} (set `class_labels` if \
+                            "{}: label `{}` is not one of the model's classes {classes:?} (set `class_labels` if \
                              the model's class list was not found or is wrong)",
-                            batch.lines[i],
+                            batch.place(i),
                             String::from_utf8_lossy(raw)
                         ),
                     })?;

@@ -3,9 +3,9 @@
 //! * [`runtime`]: finds the ONNX Runtime shared library (`ORT_DYLIB_PATH`, the active Python's
 //!   `onnxruntime` package, common locations), loads it once per process, and says exactly what to install
 //!   when it cannot.
-//! * [`evaluate`]: runs an ONNX classifier or regressor over a CSV in batches and writes `metrics.json` and
+//! * [`evaluate`]: runs an ONNX classifier or regressor over a CSV or Parquet file in batches and writes `metrics.json` and
 //!   `predictions.csv`; [`evaluate_metrics`] computes the metrics without writing anything.
-//! * [`predict`]: batch inference, CSV in, predictions CSV out.
+//! * [`predict`]: batch inference, CSV or Parquet in, predictions CSV out.
 //! * [`metrics`]: the metric definitions (scikit-learn's), usable on their own.
 //!
 //! ```no_run

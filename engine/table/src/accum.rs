@@ -58,6 +58,21 @@ impl Acc {
         self.values = Vec::new();
     }
 
+    /// Adds the values of the same column from later rows. When `self` is text and `other` is not,
+    /// `other`'s numbers are dropped (the caller recounts their text).
+    pub fn absorb(&mut self, other: Acc) {
+        self.missing.empty += other.missing.empty;
+        self.missing.nan += other.missing.nan;
+        self.missing.inf += other.missing.inf;
+        if self.text {
+            for (value, n) in other.counts {
+                *self.counts.entry(value).or_default() += n;
+            }
+        } else {
+            self.values.extend_from_slice(&other.values);
+        }
+    }
+
     pub fn finish(self) -> Column {
         let data = if self.text {
             ColumnData::Categorical(self.counts.into_iter().collect::<BTreeMap<_, _>>())

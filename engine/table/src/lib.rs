@@ -55,18 +55,21 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Columns never read (ignored when absent from the file).
     pub exclude: Vec<String>,
-    /// Columns read as categories even when every value is a number.
+    /// Columns read as categories even when every value is a number (CSV: the numbers' text as
+    /// written; Parquet: as Rust prints them, `1`, `2.5`). Names not in the file are ignored.
     pub categorical: Vec<String>,
 }
 
-/// Values that are not usable numbers, counted per column.
+/// Values that are not usable, counted per column. They are counted the same way in text and
+/// declared-categorical columns: a CSV cell `nan` or `inf` there is missing, not a category.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Missing {
-    /// Empty cells, `NA`, `N/A`, `null`, `None` (any case), Parquet nulls.
+    /// Empty cells, `NA`, `N/A`, `null`, `None` (any case, trimmed), Parquet nulls.
     pub empty: u64,
-    /// `NaN` values (numeric columns only).
+    /// `NaN` values: `nan` in any case, optionally signed, in CSV; NaN floats in Parquet.
     pub nan: u64,
-    /// `inf` / `-inf` values (numeric columns only).
+    /// Infinities: `inf`, `Infinity` (any case, optionally signed) and numbers beyond `f64` in CSV;
+    /// infinite floats in Parquet.
     pub inf: u64,
 }
 
@@ -200,7 +203,16 @@ pub enum TableError {
     },
 }
 
-/// The column names of a file (CSV header / Parquet schema), without reading its data.
+/// Whether a Parquet column is pandas' unnamed index (`__index_level_0__`, `__index_level_1__`, ...): row
+/// labels, not data. [`column_names`] and reading every column leave such columns out.
+pub fn is_pandas_index(name: &str) -> bool {
+    name.strip_prefix("__index_level_")
+        .and_then(|rest| rest.strip_suffix("__"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The column names of a file (CSV header / Parquet schema, without pandas' index columns), without
+/// reading its data.
 pub fn column_names(path: &Path) -> Result<Vec<String>, TableError> {
     match Format::of(path) {
         Format::Csv => csv::column_names(path),
@@ -236,10 +248,12 @@ pub(crate) fn select(path: &Path, names: &[String], opts: &ReadOptions) -> Resul
     };
     let mut seen = std::collections::HashSet::new();
     selected.retain(|&i| seen.insert(i));
-    for &i in &selected {
-        if names.iter().filter(|n| **n == names[i]).count() > 1 {
-            return Err(TableError::DuplicateColumn { path: path.to_path_buf(), column: names[i].clone() });
-        }
+    let mut count: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    for name in names {
+        *count.entry(name).or_default() += 1;
     }
-    Ok(selected)
+    match selected.iter().find(|&&i| count[names[i].as_str()] > 1) {
+        Some(&i) => Err(TableError::DuplicateColumn { path: path.to_path_buf(), column: names[i].clone() }),
+        None => Ok(selected),
+    }
 }

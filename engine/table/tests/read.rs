@@ -92,7 +92,7 @@ fn csv_header_only_has_no_rows() {
 #[test]
 fn csv_empty_file_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, text) in [("empty.csv", ""), ("blank.csv", "  \n\n \n")] {
+    for (name, text) in [("empty.csv", ""), ("blank.csv", "  \n\n \n"), ("bom.csv", "\u{feff}\n")] {
         let p = write(dir.path(), name, text);
         let e = read_table(&p, &ReadOptions::default()).unwrap_err();
         assert!(matches!(e, TableError::Empty { .. }), "{name}: {e:?}");
@@ -288,6 +288,39 @@ fn parquet_many_columns_and_batches_keep_their_order() {
 }
 
 #[test]
+fn parquet_row_groups_read_in_parallel_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 10_000;
+    let x: Vec<Option<f64>> = (0..n).map(|r| (r % 7 != 0).then_some(r as f64)).collect();
+    let s: Vec<Option<String>> = (0..n).map(|r| (r % 5 != 0).then(|| format!("v{}", r % 3))).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("x", Arc::new(Float64Array::from(x.clone())) as ArrayRef),
+        ("s", Arc::new(StringArray::from(s.clone()))),
+    ])
+    .unwrap();
+    let p = dir.path().join("groups.parquet");
+    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_size(999).build();
+    let mut w = ArrowWriter::try_new(std::fs::File::create(&p).unwrap(), batch.schema(), Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    for columns in [vec!["x"], vec!["s"], vec!["s", "x"]] {
+        let opts = ReadOptions { columns: Some(columns.iter().map(|c| c.to_string()).collect()), ..Default::default() };
+        let t = read_table(&p, &opts).unwrap();
+        assert_eq!(t.rows, n as u64);
+        if let Some(col) = t.column("x") {
+            let want: Vec<f64> = x.iter().flatten().copied().collect();
+            assert_eq!(numeric(col), want);
+            assert_eq!(col.missing, missing(x.iter().filter(|v| v.is_none()).count() as u64, 0, 0));
+        }
+        if let Some(col) = t.column("s") {
+            let count = |v: &str| s.iter().filter(|x| x.as_deref() == Some(v)).count() as u64;
+            assert_eq!(categories(col), [("v0", count("v0")), ("v1", count("v1")), ("v2", count("v2"))]);
+            assert_eq!(col.missing, missing(n as u64 / 5, 0, 0));
+        }
+    }
+}
+
+#[test]
 fn parquet_unsupported_types_name_the_column() {
     let dir = tempfile::tempdir().unwrap();
     let mut list = ListBuilder::new(arrow_array::builder::Int64Builder::new());
@@ -325,6 +358,25 @@ fn parquet_unsupported_types_name_the_column() {
     );
     let t = read_table(&p, &ReadOptions { exclude: vec!["tags".into(), "at".into()], ..Default::default() }).unwrap();
     assert_eq!(numeric(&t.columns[0]), [1.0, 2.0]);
+}
+
+#[test]
+fn pandas_index_columns_are_left_out_unless_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_parquet(
+        dir.path(),
+        "pandas.parquet",
+        vec![
+            ("x", Arc::new(Float64Array::from(vec![1.0, 2.0])) as ArrayRef),
+            ("__index_level_0__", Arc::new(Int64Array::from(vec![10, 11]))),
+            ("__index_level_x__", Arc::new(Int64Array::from(vec![1, 2]))),
+        ],
+    );
+    assert_eq!(column_names(&p).unwrap(), ["x", "__index_level_x__"]);
+    let t = read(&p);
+    assert_eq!(t.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["x", "__index_level_x__"]);
+    let opts = ReadOptions { columns: Some(vec!["__index_level_0__".into()]), ..Default::default() };
+    assert_eq!(numeric(&read_table(&p, &opts).unwrap().columns[0]), [10.0, 11.0]);
 }
 
 #[test]

@@ -47,6 +47,9 @@ pub struct Outcome {
 }
 
 fn by_p_value(label: &str, p: f64, statistic: f64, detail: String, threshold: f64) -> Outcome {
+    if p.is_nan() || statistic.is_nan() {
+        return not_computed(label);
+    }
     let drifted = p < threshold;
     let op = if drifted { "<" } else { "≥" };
     Outcome {
@@ -57,7 +60,23 @@ fn by_p_value(label: &str, p: f64, statistic: f64, detail: String, threshold: f6
     }
 }
 
+/// A statistic that could not be computed (NaN: values so large that sums overflow) is never
+/// "no drift": the column is flagged with the reason, so odd data is looked at, not hidden.
+fn not_computed(label: &str) -> Outcome {
+    Outcome {
+        statistic: None,
+        p_value: None,
+        drifted: true,
+        reason: format!(
+            "{label} could not be computed (values too large for double precision: the sums overflow); flagged so the data is looked at"
+        ),
+    }
+}
+
 fn by_distance(method: Method, distance: f64, threshold: f64) -> Outcome {
+    if distance.is_nan() {
+        return not_computed(method.label());
+    }
     let drifted = distance >= threshold;
     let op = if drifted { "≥" } else { "<" };
     Outcome {
@@ -207,6 +226,15 @@ mod tests {
     }
 
     use DriftStatus::{Drift, InsufficientData as Insufficient, NoDrift};
+
+    #[test]
+    fn a_statistic_that_cannot_be_computed_is_flagged_not_quiet() {
+        let o = by_distance(Method::Wasserstein, f64::NAN, 0.1);
+        assert!(o.drifted && o.statistic.is_none() && o.reason.contains("could not be computed"), "{o:?}");
+        let o = by_p_value("KS", f64::NAN, 0.3, String::new(), 0.05);
+        assert!(o.drifted && o.p_value.is_none(), "{o:?}");
+        assert!(!by_distance(Method::Psi, 0.01, 0.1).drifted);
+    }
 
     #[test]
     fn numbers_read_well() {

@@ -141,13 +141,19 @@ fn sample(s: &Sample) -> String {
     }
 }
 
+/// A coordinate with one decimal, without a trailing `.0`.
+fn coord(x: f64) -> String {
+    let s = format!("{x:.1}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
+
 /// A step outline of proportions over `bins` equal slots, as an SVG path.
 fn step_path(proportions: &[f64], top: f64, closed: bool) -> String {
     let w = WIDTH / proportions.len().max(1) as f64;
     let mut d = format!("M0 {HEIGHT}");
     for (i, p) in proportions.iter().enumerate() {
         let y = HEIGHT - if top > 0.0 { p / top * (HEIGHT - 2.0) } else { 0.0 };
-        let _ = write!(d, "V{y:.1}H{:.1}", w * (i + 1) as f64);
+        let _ = write!(d, "V{}H{}", coord(y), coord(w * (i + 1) as f64));
     }
     let _ = write!(d, "V{HEIGHT}");
     if closed {
@@ -188,7 +194,7 @@ mod tests {
 
     #[test]
     fn step_paths_stay_in_the_box() {
-        assert_eq!(step_path(&[0.5, 1.0], 1.0, true), "M0 40V21.0H90.0V2.0H180.0V40Z");
-        assert_eq!(step_path(&[0.0], 0.0, false), "M0 40V40.0H180.0V40");
+        assert_eq!(step_path(&[0.5, 1.0], 1.0, true), "M0 40V21H90V2H180V40Z");
+        assert_eq!(step_path(&[0.0, 0.25], 1.0, false), "M0 40V40H90V30.5H180V40");
     }
 }

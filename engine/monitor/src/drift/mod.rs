@@ -128,7 +128,8 @@ pub fn detect(inputs: &DriftInputs, opts: &DriftOptions) -> Result<DriftReport, 
     select::validate(opts)?;
     let ref_names = column_names(&inputs.reference)?;
     let cur_names = column_names(&inputs.current)?;
-    let plan = plan::plan((&inputs.reference, &ref_names), (&inputs.current, &cur_names), opts)?;
+    let with_model = inputs.model.is_some();
+    let plan = plan::plan((&inputs.reference, &ref_names), (&inputs.current, &cur_names), opts, with_model)?;
     let read = ReadOptions {
         columns: Some(plan.compared.clone()),
         exclude: Vec::new(),

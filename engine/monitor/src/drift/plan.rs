@@ -31,11 +31,18 @@ fn list(names: &[String]) -> String {
     s
 }
 
-/// Plans the comparison of `reference` (columns `ref_names`) with `current` (`cur_names`).
+/// Whether `tests` may name this column of the predictions (with a model).
+fn is_prediction_column(c: &str) -> bool {
+    c == "prediction" || c.starts_with("proba_")
+}
+
+/// Plans the comparison of `reference` (columns `ref_names`) with `current` (`cur_names`);
+/// `with_model`: `tests` may also name prediction columns.
 pub fn plan(
     (reference, ref_names): (&Path, &[String]),
     (current, cur_names): (&Path, &[String]),
     opts: &DriftOptions,
+    with_model: bool,
 ) -> Result<Plan, DriftError> {
     let in_ref: HashSet<&str> = ref_names.iter().map(String::as_str).collect();
     let in_cur: HashSet<&str> = cur_names.iter().map(String::as_str).collect();
@@ -89,12 +96,23 @@ pub fn plan(
     if let Some(c) = opts.critical.iter().find(|c| !is_compared.contains(c.as_str())) {
         return Err(DriftError::Options(format!("critical column `{c}` is not compared: {}", why_not(c))));
     }
-    if let Some(c) = opts.tests.keys().find(|c| !in_ref.contains(c.as_str()) && !in_cur.contains(c.as_str())) {
-        return Err(DriftError::Options(format!(
-            "`tests` names column `{c}`, which is in neither {} nor {}",
-            reference.display(),
-            current.display()
-        )));
+    let known = |c: &str| in_ref.contains(c) || in_cur.contains(c) || (with_model && is_prediction_column(c));
+    // A name in neither file is a typo more often than not: an excluded label that is not
+    // excluded, a categorical column compared as numbers. Say so instead of ignoring it.
+    let named = [
+        ("tests", opts.tests.keys().collect::<Vec<_>>()),
+        ("exclude", opts.exclude.iter().collect()),
+        ("categorical", opts.categorical.iter().collect()),
+    ];
+    for (field, names) in named {
+        if let Some(c) = names.into_iter().find(|c| !known(c.as_str())) {
+            return Err(DriftError::Options(format!(
+                "`{field}` names column `{c}`, which is in neither {} nor {} (columns: {})",
+                reference.display(),
+                current.display(),
+                list(ref_names)
+            )));
+        }
     }
     if compared.is_empty() {
         return Err(DriftError::Options(format!(
@@ -118,12 +136,12 @@ mod tests {
     }
 
     fn run(r: &[&str], c: &[&str], opts: &DriftOptions) -> Result<Plan, DriftError> {
-        plan((Path::new("ref.csv"), &names(r)), (Path::new("cur.csv"), &names(c)), opts)
+        plan((Path::new("ref.csv"), &names(r)), (Path::new("cur.csv"), &names(c)), opts, false)
     }
 
     #[test]
     fn common_columns_in_reference_order_the_rest_skipped() {
-        let opts = DriftOptions { exclude: names(&["id", "nowhere"]), ..DriftOptions::default() };
+        let opts = DriftOptions { exclude: names(&["id"]), ..DriftOptions::default() };
         let p = run(&["id", "b", "a", "old"], &["a", "new", "b", "id"], &opts).unwrap();
         assert_eq!(p.compared, ["b", "a"]);
         assert_eq!(p.skipped.only_in_reference, ["old"]);
@@ -154,8 +172,16 @@ mod tests {
         let mut opts = DriftOptions::default();
         opts.tests.insert("typo".into(), Default::default());
         let e = run(&["a"], &["a"], &opts).unwrap_err().to_string();
-        assert_eq!(e, "`tests` names column `typo`, which is in neither ref.csv nor cur.csv");
+        assert_eq!(e, "`tests` names column `typo`, which is in neither ref.csv nor cur.csv (columns: a)");
+        opts.tests = [("prediction".to_string(), Default::default())].into();
+        assert!(run(&["a"], &["a"], &opts).is_err());
+        let with_model = plan((Path::new("r"), &names(&["a"])), (Path::new("c"), &names(&["a"])), &opts, true);
+        assert!(with_model.is_ok(), "a test for the predictions");
         let e = run(&["a"], &["b"], &DriftOptions::default()).unwrap_err().to_string();
         assert_eq!(e, "no column to compare: ref.csv has a; cur.csv has b; excluded: none");
+        let typo = DriftOptions { exclude: names(&["lable"]), ..DriftOptions::default() };
+        let e = plan((Path::new("ref.csv"), &names(&["a"])), (Path::new("cur.csv"), &names(&["a"])), &typo, false);
+        let e = e.unwrap_err().to_string();
+        assert_eq!(e, "`exclude` names column `lable`, which is in neither ref.csv nor cur.csv (columns: a)");
     }
 }

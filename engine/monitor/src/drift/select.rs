@@ -71,7 +71,8 @@ pub fn choose(
     if kind == ColumnKind::Categorical && method.is_numeric_only() {
         let from = if own.method.is_some() { "its test in `tests`" } else { "`categorical_test`" };
         return Err(DriftError::Options(format!(
-            "column `{column}` is categorical, but {from} is `{method}`, which needs numbers: use chi_square, psi or jensen_shannon for it"
+            "column `{column}` is categorical, but {from} is `{}`, which needs numbers: use ChiSquare, Psi or JensenShannon for it",
+            method.ron_name()
         )));
     }
     let threshold = threshold.unwrap_or(method.default_threshold());
@@ -89,7 +90,10 @@ fn check_threshold(column: &str, method: Method, threshold: f64) -> Result<(), D
         return Ok(());
     }
     let expected = if method.is_p_value() { "a p-value in (0, 1]" } else { "a finite distance ≥ 0" };
-    Err(DriftError::Options(format!("column `{column}`: threshold {threshold} for `{method}` is not {expected}")))
+    Err(DriftError::Options(format!(
+        "column `{column}`: threshold {threshold} for `{}` is not {expected}",
+        method.ron_name()
+    )))
 }
 
 /// Checks what does not depend on the data.
@@ -108,7 +112,8 @@ pub fn validate(opts: &DriftOptions) -> Result<(), DriftError> {
         if let Some(TestSpec { method: Some(m), threshold }) = spec {
             if name == "categorical_test" && m.is_numeric_only() {
                 return Err(DriftError::Options(format!(
-                    "categorical_test is `{m}`, which needs numbers: use chi_square, psi or jensen_shannon"
+                    "categorical_test is `{}`, which needs numbers: use ChiSquare, Psi or JensenShannon",
+                    m.ron_name()
                 )));
             }
             check_threshold(name, m, threshold.unwrap_or(m.default_threshold()))?;
@@ -170,11 +175,11 @@ mod tests {
         let e = choose("city", ColumnKind::Categorical, 10, &o).unwrap_err().to_string();
         assert_eq!(
             e,
-            "column `city` is categorical, but its test in `tests` is `wasserstein`, which needs numbers: use chi_square, psi or jensen_shannon for it"
+            "column `city` is categorical, but its test in `tests` is `Wasserstein`, which needs numbers: use ChiSquare, Psi or JensenShannon for it"
         );
         assert!(wants_numeric("city", &o) && !wants_numeric("other", &o));
         let o = DriftOptions { categorical_test: spec(Some(Method::Ks), None), ..DriftOptions::default() };
-        assert!(validate(&o).unwrap_err().to_string().starts_with("categorical_test is `ks`"));
+        assert!(validate(&o).unwrap_err().to_string().starts_with("categorical_test is `Ks`"));
     }
 
     #[test]
@@ -195,6 +200,6 @@ mod tests {
             ..DriftOptions::default()
         };
         let e = choose("x", ColumnKind::Numeric, 10, &o).unwrap_err().to_string();
-        assert_eq!(e, "column `x`: threshold 0 for `ks` is not a p-value in (0, 1]");
+        assert_eq!(e, "column `x`: threshold 0 for `Ks` is not a p-value in (0, 1]");
     }
 }
