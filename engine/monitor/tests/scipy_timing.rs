@@ -37,24 +37,24 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_nanos(stat.split_whitespace().next()?.parse().ok()?))
 }
 
-/// The mean time of `runs` calls of `f` on fresh copies of `input` (the copying excluded), in
-/// this thread's CPU time when the system tells it (the counter is only updated at scheduler
-/// ticks, so single short runs cannot be timed with it, but the total over back-to-back runs
-/// can), else in wall time.
+/// The mean time of calls of `f` on fresh copies of `input` (the copying excluded), repeated
+/// until 0.3 s have been spent (at least `runs` times), in this thread's CPU time when the
+/// system tells it (the counter is only updated at scheduler ticks, so single short runs cannot
+/// be timed with it, but the total over back-to-back runs can), else in wall time.
 fn best<T: Clone, R>(runs: usize, input: &T, mut f: impl FnMut(T) -> R) -> (Duration, R) {
     let clock = || cpu_time().unwrap_or_else(|| Instant::now().duration_since(*EPOCH.get_or_init(Instant::now)));
-    let copies_start = clock();
-    for _ in 0..runs {
-        std::hint::black_box(input.clone());
-    }
-    let copying = clock().saturating_sub(copies_start);
     let mut result = None;
-    let start = clock();
-    for _ in 0..runs {
-        result = Some(std::hint::black_box(f(input.clone())));
+    let (mut total, mut count) = (Duration::ZERO, 0u32);
+    while count < runs as u32 || total < Duration::from_millis(300) {
+        let copies = (0..8).map(|_| input.clone()).collect::<Vec<_>>();
+        let start = clock();
+        for copy in copies {
+            result = Some(std::hint::black_box(f(copy)));
+        }
+        total += clock().saturating_sub(start);
+        count += 8;
     }
-    let total = clock().saturating_sub(start).saturating_sub(copying);
-    (total / runs as u32, result.expect("runs > 0"))
+    (total / count, result.expect("runs > 0"))
 }
 
 static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();

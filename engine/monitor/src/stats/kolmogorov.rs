@@ -2,7 +2,7 @@
 //! (`scipy.stats.kstwo`), as SciPy's `_kolmogn` evaluates it following Simard & L'Ecuyer
 //! (2011): Ruben–Gambino's closed forms at the ends, Durbin's matrix (Marsaglia–Tsang–Wang),
 //! Pomeranz's recursion, Pelz–Good's asymptotic series, and `2·smirnov(n, d)` for the upper
-//! tail ([`smirnov`](super::smirnov::smirnov): the one-sided Birnbaum–Tingey sum).
+//! tail ([`smirnov`]: the one-sided Birnbaum–Tingey sum).
 
 use super::smirnov::smirnov;
 use super::special::ln_factorial_over_power;
