@@ -66,9 +66,8 @@ pub fn deploy(
     }
     registry::validate_name(name).map_err(|e| Error::invalid_params(e.to_string()))?;
     let reference_digest = reference.map(file_digest).transpose()?;
-    let new_reference = reference
-        .zip(reference_digest.as_deref())
-        .map(|(path, digest)| registry::NewReference { path, digest });
+    let new_reference =
+        reference.zip(reference_digest.as_deref()).map(|(path, digest)| registry::NewReference { path, digest });
     let done = registry::promote(registry, name, &bytes, &digest, &verdict_bytes, new_reference)
         .map_err(|e| Error::failed(format!("cannot deploy into {}: {e}", registry.display())))?;
     Ok(Receipt { name: name.to_owned(), version: done.version, digest, unchanged: done.unchanged })
