@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
-use crate::accum::Acc;
+use crate::accum::{Acc, boolean};
 use crate::cell::{Cell, classify};
 use crate::{Format, ReadOptions, Table, TableError, select};
 
@@ -150,7 +150,11 @@ struct Plan<'a> {
 impl Plan<'_> {
     /// Empty columns.
     fn accs(&self) -> Vec<Acc> {
-        self.names.iter().zip(&self.declared).map(|(n, &d)| Acc::new(n, d)).collect()
+        self.names
+            .iter()
+            .zip(&self.declared)
+            .map(|(n, &d)| if d { Acc::declared(n) } else { Acc::new(n, false) })
+            .collect()
     }
 }
 
@@ -305,7 +309,12 @@ fn add_cell(acc: &mut Acc, flip: &mut Option<u64>, row: u64, field: &[u8]) -> Re
         Cell::Nan => acc.missing.nan += 1,
         Cell::Inf => acc.missing.inf += 1,
         Cell::Number(v) if !acc.text => acc.values.push(v),
-        Cell::Number(_) | Cell::Text => {
+        Cell::Number(v) if acc.declared => acc.number_category(t, v),
+        Cell::Number(_) => {
+            let s = std::str::from_utf8(t).map_err(|_| ())?;
+            acc.category(s, 1); // a number in a text column: its text as written
+        }
+        Cell::Text => {
             let s = std::str::from_utf8(t).map_err(|_| ())?;
             if !acc.text {
                 if !acc.values.is_empty() {
@@ -313,7 +322,7 @@ fn add_cell(acc: &mut Acc, flip: &mut Option<u64>, row: u64, field: &[u8]) -> Re
                 }
                 acc.become_text();
             }
-            acc.category(s, 1);
+            acc.category(boolean(s).unwrap_or(s), 1);
         }
     }
     Ok(())

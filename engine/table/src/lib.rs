@@ -55,8 +55,13 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Columns never read (ignored when absent from the file).
     pub exclude: Vec<String>,
-    /// Columns read as categories even when every value is a number (CSV: the numbers' text as
-    /// written; Parquet: as Rust prints them, `1`, `2.5`). Names not in the file are ignored.
+    /// Columns read as categories even when every value is a number. A number is counted as one
+    /// category however it is written, the same in CSV and Parquet: an integer as an integer, any
+    /// other number as Rust prints the `f64` — so CSV cells `1`, `1.0`, ` 1 `, `1.00`, `+01` and a
+    /// Parquet `1` (integer or float) are all category `1`, and `2.50` is `2.5` (pandas writes an
+    /// integer column with a missing value as `1.0`, `2.0`, …). In these and in text columns, CSV
+    /// booleans in any case (`True`, `FALSE`) are `true` / `false`, as in Parquet; other text is
+    /// taken as written. Names not in the file are ignored.
     pub categorical: Vec<String>,
 }
 

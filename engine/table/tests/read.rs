@@ -142,15 +142,24 @@ fn csv_column_turning_to_text_keeps_the_original_text_of_its_numbers() {
 }
 
 #[test]
-fn csv_declared_categorical_keeps_number_text() {
+fn csv_declared_categorical_numbers_are_one_category_however_written() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "c.csv", "zip,x\n02134,1\n2134,2\n02134.0,3\n,4\n");
+    let p = write(dir.path(), "c.csv", "zip,x\n02134,1\n2134,2\n02134.0,3\n,4\n 1 ,5\n1.00,6\n2.50,7\nab,8\n");
     let opts = ReadOptions { categorical: vec!["zip".into()], ..Default::default() };
     let t = read_table(&p, &opts).unwrap();
     let zip = t.column("zip").unwrap();
-    assert_eq!(categories(zip), [("02134", 1), ("02134.0", 1), ("2134", 1)]);
+    assert_eq!(categories(zip), [("1", 2), ("2.5", 1), ("2134", 3), ("ab", 1)]);
     assert_eq!(zip.missing, missing(1, 0, 0));
-    assert_eq!(numeric(t.column("x").unwrap()), [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(numeric(t.column("x").unwrap()), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+}
+
+#[test]
+fn csv_text_columns_keep_number_text_and_count_booleans_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "b.csv", "s,b\n1.0,True\n1,TRUE\nx,false\n01,FALSE\n");
+    let t = read(&p);
+    assert_eq!(categories(&t.columns[0]), [("01", 1), ("1", 1), ("1.0", 1), ("x", 1)]);
+    assert_eq!(categories(&t.columns[1]), [("false", 2), ("true", 2)]);
 }
 
 #[test]
@@ -407,6 +416,28 @@ fn parquet_and_csv_of_the_same_data_agree() {
     assert_eq!(a.rows, b.rows);
     let want: BTreeMap<String, u64> = [("a".to_string(), 2), ("b".to_string(), 1)].into();
     assert_eq!(b.columns[1].data, ColumnData::Categorical(want));
+}
+
+#[test]
+fn pandas_csv_and_parquet_of_the_same_frame_count_the_same_categories() {
+    // pandas writes an integer column with a missing value as floats, and booleans as `True`/`False`.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "pd.csv", "i,f,b\n1.0,2.5,True\n,1.0,False\n1.0,2.50,True\n3.0,-0.5,\n");
+    let pq = write_parquet(
+        dir.path(),
+        "pd.parquet",
+        vec![
+            ("i", Arc::new(Int64Array::from(vec![Some(1), None, Some(1), Some(3)])) as ArrayRef),
+            ("f", Arc::new(Float64Array::from(vec![2.5, 1.0, 2.5, -0.5]))),
+            ("b", Arc::new(BooleanArray::from(vec![Some(true), Some(false), Some(true), None]))),
+        ],
+    );
+    let opts = ReadOptions { categorical: vec!["i".into(), "f".into()], ..Default::default() };
+    let (a, b) = (read_table(&csv, &opts).unwrap(), read_table(&pq, &opts).unwrap());
+    assert_eq!(a.columns, b.columns);
+    assert_eq!(categories(&a.columns[0]), [("1", 2), ("3", 1)]);
+    assert_eq!(categories(&a.columns[1]), [("-0.5", 1), ("1", 1), ("2.5", 2)]);
+    assert_eq!(categories(&a.columns[2]), [("false", 1), ("true", 2)]);
 }
 
 #[test]
