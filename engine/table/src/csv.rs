@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::accum::{Acc, boolean};
 use crate::cell::{Cell, classify};
+use crate::quotes::unclosed_quote;
 use crate::{Format, ReadOptions, Table, TableError, select};
 
 /// Files smaller than this are read by one thread.
@@ -20,7 +21,7 @@ type CsvReader = csv::Reader<BufReader<File>>;
 /// A UTF-8 byte order mark, dropped from the start of the header.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io { path: path.to_path_buf(), source }
 }
 
@@ -255,6 +256,7 @@ fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room
     let mut part = Part { accs: plan.accs(), flips: vec![None; plan.selected.len()], rows: 0, end: None };
     let mut record = csv::ByteRecord::new();
     let mut next = 0;
+    let mut last_start: Option<csv::Position> = None;
     loop {
         let pos = base + reader.position().byte();
         // `pos + 1`: a record ended by CR before the LF the split follows.
@@ -265,9 +267,14 @@ fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room
             part.end = Some(next);
             return Ok(part);
         }
+        let start = reader.position().clone();
         if !reader.read_byte_record(&mut record).map_err(|e| csv_error(plan.path, e))? {
+            if let Some(last) = last_start {
+                unclosed_quote(plan.path, base, &last)?;
+            }
             return Ok(part);
         }
+        last_start = Some(start);
         if record.len() != plan.width {
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue; // a blank line

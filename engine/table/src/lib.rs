@@ -17,6 +17,7 @@ mod arrow_values;
 mod cell;
 mod csv;
 mod parquet;
+mod quotes;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -115,6 +115,64 @@ fn csv_wrong_field_count_names_the_line() {
 }
 
 #[test]
+fn csv_unclosed_quote_is_an_error_not_the_rest_of_the_file_as_one_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("x,s\n");
+    for r in 0..200 {
+        text.push_str(if r == 100 { "0.5,\"p\n" } else { "1.5,a\n" });
+    }
+    let p = write(dir.path(), "q.csv", &text);
+    assert_eq!(
+        err(&p, &ReadOptions::default()),
+        format!(
+            "{}:102: a quoted field opens here and is never closed, so the rest of the file would be read as one \
+             value; close the quote (a `\"` inside a quoted field is written `\"\"`) or remove it",
+            p.display()
+        )
+    );
+    // Closed, a quoted field may hold newlines, also at the end of the file.
+    let p = write(dir.path(), "ok.csv", text.replace("\"p\n", "\"p\n\"\"q\"\"\"\n") + "2,\"r\ns\"");
+    let t = read(&p);
+    assert_eq!(t.rows, 201);
+    assert_eq!(categories(&t.columns[1]), [("a", 199), ("p\n\"q\"", 1), ("r\ns", 1)]);
+}
+
+/// Files of 8 MiB or more are read in parts (one per core): the quote is found in whichever part it is.
+#[test]
+fn csv_unclosed_quote_in_a_large_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 460_000; // about 9.5 MB
+    let p = dir.path().join("big.csv");
+    for (bad, closed) in [(rows / 4, false), (rows * 3 / 4, false), (rows * 3 / 4, true)] {
+        let mut text = String::with_capacity(10 << 20);
+        text.push_str("id,x,s\n");
+        for r in 0..rows {
+            if r == bad {
+                text.push_str(if closed { "1,0.5,\"p\nq\"\n" } else { "1,0.5,\"p\n" });
+            } else {
+                text.push_str(&format!("{r},{},word{}\n", r as f64 * 0.25, r % 10));
+            }
+        }
+        assert!(text.len() > 9_000_000, "{}", text.len());
+        std::fs::write(&p, &text).unwrap();
+        drop(text);
+        match read_table(&p, &ReadOptions::default()) {
+            Ok(t) => {
+                assert!(closed);
+                assert_eq!(t.rows, rows as u64);
+            }
+            Err(TableError::Csv { line, message, .. }) => {
+                assert!(!closed, "{message}");
+                assert_eq!(line, bad as u64 + 2);
+                assert!(message.contains("never closed"), "{message}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
 fn csv_invalid_utf8_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "u.csv", b"a,b\nx,1\n\xff\xfe,2\n");
