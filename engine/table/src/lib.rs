@@ -176,18 +176,13 @@ pub enum TableError {
         /// The decoder's message.
         message: String,
     },
-    /// A column has a Parquet type dagrun cannot compare.
-    #[error(
-        "{}: column `{column}` has type {data_type}, which dagrun cannot read; leave it out with `exclude: [\"{column}\"]` or list the `columns` to read",
-        path.display()
-    )]
+    /// Selected columns have Parquet types dagrun cannot compare: all of them, in the order selected.
+    #[error("{}: {}", path.display(), unsupported_message(columns))]
     UnsupportedType {
         /// The file.
         path: PathBuf,
-        /// The column.
-        column: String,
-        /// Its Arrow type, as Arrow prints it.
-        data_type: String,
+        /// The columns and their types (at least one).
+        columns: Vec<Unsupported>,
     },
     /// A requested column is not in the file.
     #[error("{}: no column `{column}` (columns: {})", path.display(), columns.join(", "))]
@@ -207,6 +202,27 @@ pub enum TableError {
         /// The column.
         column: String,
     },
+}
+
+/// A column whose type dagrun cannot read ([`TableError::UnsupportedType`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The column.
+    pub column: String,
+    /// Its Arrow type, as Arrow prints it (`List(Int64)`, `Timestamp(ms)`).
+    pub data_type: String,
+}
+
+/// `column `tags` (List(Int64)) has a type dagrun cannot read; leave it out with ...`, or for several,
+/// `columns `ts` (Timestamp(ms)), `tags` (List(Int64)) have types ...; leave them out with ...`.
+fn unsupported_message(columns: &[Unsupported]) -> String {
+    let list = columns.iter().map(|c| format!("`{}` ({})", c.column, c.data_type)).collect::<Vec<_>>().join(", ");
+    let names = columns.iter().map(|c| format!("{:?}", c.column)).collect::<Vec<_>>().join(", ");
+    let (what, it) = match columns.len() {
+        1 => ("column", "has a type dagrun cannot read; leave it out"),
+        _ => ("columns", "have types dagrun cannot read; leave them out"),
+    };
+    format!("{what} {list} {it} with `exclude: [{names}]` or list the `columns` to read")
 }
 
 /// Whether a Parquet column is pandas' unnamed index (`__index_level_0__`, `__index_level_1__`, ...): row

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Date32Array, Date64Array, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt8Array,
 };
 use dagrun_table::{Column, ColumnData, Format, Missing, ReadOptions, Table, TableError, column_names, read_table};
@@ -388,7 +388,7 @@ fn parquet_row_groups_read_in_parallel_keep_their_order() {
 }
 
 #[test]
-fn parquet_unsupported_types_name_the_column() {
+fn parquet_unsupported_types_are_named_all_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut list = ListBuilder::new(arrow_array::builder::Int64Builder::new());
     list.values().append_value(1);
@@ -410,21 +410,50 @@ fn parquet_unsupported_types_name_the_column() {
     assert_eq!(
         err(&p, &opts(&["x", "tags"])),
         format!(
-            "{}: column `tags` has type List(Int64), which dagrun cannot read; leave it out with `exclude: [\"tags\"]` \
+            "{}: column `tags` (List(Int64)) has a type dagrun cannot read; leave it out with `exclude: [\"tags\"]` \
              or list the `columns` to read",
             p.display()
         )
     );
+    let e = read_table(&p, &opts(&["at", "x", "tags"])).unwrap_err();
+    let TableError::UnsupportedType { columns, .. } = &e else { panic!("{e:?}") };
+    let names: Vec<(&str, &str)> = columns.iter().map(|c| (c.column.as_str(), c.data_type.as_str())).collect();
+    assert_eq!(names, [("at", "Timestamp(ms)"), ("tags", "List(Int64)")]);
     assert_eq!(
-        err(&p, &opts(&["at"])),
+        e.to_string(),
         format!(
-            "{}: column `at` has type Timestamp(ms), which dagrun cannot read; leave it out with `exclude: [\"at\"]` \
-             or list the `columns` to read",
+            "{}: columns `at` (Timestamp(ms)), `tags` (List(Int64)) have types dagrun cannot read; leave them out \
+             with `exclude: [\"at\", \"tags\"]` or list the `columns` to read",
             p.display()
         )
     );
+    // Reading every column: in file order.
+    assert!(err(&p, &ReadOptions::default()).contains("columns `tags` (List(Int64)), `at` (Timestamp(ms)) have"));
     let t = read_table(&p, &ReadOptions { exclude: vec!["tags".into(), "at".into()], ..Default::default() }).unwrap();
     assert_eq!(numeric(&t.columns[0]), [1.0, 2.0]);
+}
+
+#[test]
+fn parquet_dates_are_categories_by_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000i64;
+    let p = write_parquet(
+        dir.path(),
+        "d.parquet",
+        vec![
+            ("d32", Arc::new(Date32Array::from(vec![Some(20_148), None, Some(20_148), Some(-1)])) as ArrayRef),
+            ("d64", Arc::new(Date64Array::from(vec![Some(20_148 * day), Some(0), None, Some(-day)]))),
+        ],
+    );
+    let t = read(&p);
+    assert_eq!(categories(&t.columns[0]), [("1969-12-31", 1), ("2025-03-01", 2)]);
+    assert_eq!(t.columns[0].missing, missing(1, 0, 0));
+    assert_eq!(categories(&t.columns[1]), [("1969-12-31", 1), ("1970-01-01", 1), ("2025-03-01", 1)]);
+    assert_eq!(t.columns[1].missing, missing(1, 0, 0));
+    // The same dates in a CSV are the same categories.
+    let csv =
+        write(dir.path(), "d.csv", "d32,d64\n2025-03-01,2025-03-01\n,1970-01-01\n2025-03-01,\n1969-12-31,1969-12-31\n");
+    assert_eq!(read(&csv).columns, t.columns);
 }
 
 #[test]
