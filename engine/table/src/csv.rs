@@ -90,11 +90,16 @@ fn wrong_width(path: &Path, record: &csv::ByteRecord, width: usize) -> TableErro
         path: path.to_path_buf(),
         line: line_of(record),
         message: format!(
-            "{} fields, but the header has {width}; quote values that contain commas (\"1,5\") and give every row \
-             {width} fields",
-            record.len()
+            "{}, but the header has {width}; quote values that contain commas (\"1,5\") and give every row {}",
+            fields(record.len()),
+            fields(width),
         ),
     }
+}
+
+/// `1 field`, `2 fields`.
+fn fields(n: usize) -> String {
+    format!("{n} field{}", if n == 1 { "" } else { "s" })
 }
 
 fn not_utf8(path: &Path, record: &csv::ByteRecord, column: &str) -> TableError {
@@ -531,6 +536,18 @@ mod tests {
             let part = scan(&plan, &mut first, 0, &splits, 0).unwrap();
             assert_eq!(part.end, Some(0), "{nl:?}: the first part stops at the first split");
         }
+    }
+
+    #[test]
+    fn field_counts_are_pluralised() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.csv");
+        std::fs::write(&p, "a\n1\n2,3\n").unwrap();
+        let e = read_in_parts(&p, &ReadOptions::default(), 1, 0).unwrap_err().to_string();
+        assert!(e.ends_with(":3: 2 fields, but the header has 1; quote values that contain commas (\"1,5\") and give every row 1 field"), "{e}");
+        std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
+        let e = read_in_parts(&p, &ReadOptions::default(), 1, 0).unwrap_err().to_string();
+        assert!(e.ends_with(":3: 1 field, but the header has 2; quote values that contain commas (\"1,5\") and give every row 2 fields"), "{e}");
     }
 
     #[test]
