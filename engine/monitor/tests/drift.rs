@@ -344,7 +344,7 @@ fn an_unsupported_parquet_type_is_an_error_naming_the_column_unless_excluded() {
     let times: Vec<String> = (0..100).map(|i| i.to_string()).collect();
     let r = write_csv(dir.path(), "ref.csv", &[("x", text(&x)), ("seen_at", times)]);
     let e = run(dir.path(), &r, &p, &DriftOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("column `seen_at` has type Timestamp"), "{e}");
+    assert!(e.contains("column `seen_at` (Timestamp(ms)) has a type dagrun cannot read"), "{e}");
     assert!(e.contains("exclude: [\"seen_at\"]"), "{e}");
     let opts = DriftOptions { exclude: vec!["seen_at".into()], ..DriftOptions::default() };
     let report = run(dir.path(), &r, &p, &opts).unwrap();

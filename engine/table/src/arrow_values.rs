@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    ArrowPrimitiveType, Decimal32Type, Decimal64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int8Type,
-    Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, Date32Type, Date64Type, Decimal32Type, Decimal64Type, Decimal128Type, Float16Type, Float32Type,
+    Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{AnyDictionaryArray, Array, PrimitiveArray};
 use arrow_schema::DataType;
@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     Bool,
     /// A column of nulls only: numeric, every value missing.
     Null,
+    /// Dates (`Date32`, `Date64`): categorical, ISO 8601 (`2025-03-01`).
+    Date,
 }
 
 /// How `data_type` is read; `None`: not readable.
@@ -38,6 +40,7 @@ pub(crate) fn kind(data_type: &DataType) -> Option<Kind> {
         Dictionary(_, values) if matches!(**values, Utf8 | LargeUtf8 | Utf8View) => Some(Kind::Text),
         Boolean => Some(Kind::Bool),
         Null => Some(Kind::Null),
+        Date32 | Date64 => Some(Kind::Date),
         _ => None,
     }
 }
@@ -95,6 +98,8 @@ pub(crate) fn push(acc: &mut Acc, array: &dyn Array) {
             acc.missing.empty += b.null_count() as u64;
         }
         Null => acc.missing.empty += array.len() as u64,
+        Date32 => dates(acc, array.as_primitive::<Date32Type>(), i64::from),
+        Date64 => dates(acc, array.as_primitive::<Date64Type>(), |ms| ms.div_euclid(86_400_000)),
         other => unreachable!("{other} was checked by kind()"),
     }
 }
@@ -138,6 +143,41 @@ fn numbers<T: ArrowPrimitiveType>(
     }
 }
 
+/// A date array: each day counted as a category, `2025-03-01`; nulls counted as missing.
+fn dates<T: ArrowPrimitiveType>(acc: &mut Acc, array: &PrimitiveArray<T>, to_days: impl Fn(T::Native) -> i64) {
+    let mut text = String::new();
+    for v in array.iter() {
+        match v {
+            Some(v) => {
+                text.clear();
+                write_date(to_days(v), &mut text);
+                acc.category(&text, 1);
+            }
+            None => acc.missing.empty += 1,
+        }
+    }
+}
+
+/// Writes the day `days` after 1970-01-01 as ISO 8601, `2025-03-01` (a year beyond 0–9999 signed, as
+/// `+10000-01-01`). The proleptic Gregorian calendar, by Howard Hinnant's `civil_from_days`.
+fn write_date(days: i64, out: &mut String) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // day of the era, 0..=146096
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // year of the era, 0..=399
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year from March 1st, 0..=365
+    let mp = (5 * doy + 2) / 153; // month from March, 0..=11
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let written = if (0..=9999).contains(&year) {
+        write!(out, "{year:04}-{month:02}-{day:02}")
+    } else {
+        write!(out, "{year:+05}-{month:02}-{day:02}")
+    };
+    written.expect("writing to a String");
+}
+
 /// The values of a string array (any of the three layouts).
 fn strings(array: &dyn Array) -> Box<dyn Iterator<Item = Option<&str>> + '_> {
     match array.data_type() {
@@ -170,6 +210,29 @@ fn dictionary(acc: &mut Acc, dict: &dyn AnyDictionaryArray) {
             _ if n == 0 => {}
             Some(s) => acc.category(s, n),
             None => acc.missing.empty += n,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_written_as_chrono_writes_them() {
+        let date = |days: i64| {
+            let mut s = String::new();
+            write_date(days, &mut s);
+            s
+        };
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(20_148), "2025-03-01");
+        assert_eq!(date(-1), "1969-12-31");
+        let mut rng = fastrand::Rng::with_seed(5);
+        let days = (-800_000..-700_000).chain(-1000..30_000).chain(2_900_000..3_000_000).step_by(7);
+        for d in days.chain((0..10_000).map(|_| rng.i64(-3_000_000..3_000_000))) {
+            let want = arrow_array::temporal_conversions::date32_to_datetime(d as i32).unwrap().date().to_string();
+            assert_eq!(date(d), want, "{d}");
         }
     }
 }

@@ -8,8 +8,9 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
-use crate::accum::Acc;
+use crate::accum::{Acc, boolean};
 use crate::cell::{Cell, classify};
+use crate::quotes::unclosed_quote;
 use crate::{Format, ReadOptions, Table, TableError, select};
 
 /// Files smaller than this are read by one thread.
@@ -20,7 +21,7 @@ type CsvReader = csv::Reader<BufReader<File>>;
 /// A UTF-8 byte order mark, dropped from the start of the header.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TableError + '_ {
     move |source| TableError::Io { path: path.to_path_buf(), source }
 }
 
@@ -89,11 +90,16 @@ fn wrong_width(path: &Path, record: &csv::ByteRecord, width: usize) -> TableErro
         path: path.to_path_buf(),
         line: line_of(record),
         message: format!(
-            "{} fields, but the header has {width}; quote values that contain commas (\"1,5\") and give every row \
-             {width} fields",
-            record.len()
+            "{}, but the header has {width}; quote values that contain commas (\"1,5\") and give every row {}",
+            fields(record.len()),
+            fields(width),
         ),
     }
+}
+
+/// `1 field`, `2 fields`.
+fn fields(n: usize) -> String {
+    format!("{n} field{}", if n == 1 { "" } else { "s" })
 }
 
 fn not_utf8(path: &Path, record: &csv::ByteRecord, column: &str) -> TableError {
@@ -150,7 +156,11 @@ struct Plan<'a> {
 impl Plan<'_> {
     /// Empty columns.
     fn accs(&self) -> Vec<Acc> {
-        self.names.iter().zip(&self.declared).map(|(n, &d)| Acc::new(n, d)).collect()
+        self.names
+            .iter()
+            .zip(&self.declared)
+            .map(|(n, &d)| if d { Acc::declared(n) } else { Acc::new(n, false) })
+            .collect()
     }
 }
 
@@ -251,6 +261,7 @@ fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room
     let mut part = Part { accs: plan.accs(), flips: vec![None; plan.selected.len()], rows: 0, end: None };
     let mut record = csv::ByteRecord::new();
     let mut next = 0;
+    let mut last_start: Option<csv::Position> = None;
     loop {
         let pos = base + reader.position().byte();
         // `pos + 1`: a record ended by CR before the LF the split follows.
@@ -261,9 +272,14 @@ fn scan(plan: &Plan<'_>, reader: &mut CsvReader, base: u64, splits: &[u64], room
             part.end = Some(next);
             return Ok(part);
         }
+        let start = reader.position().clone();
         if !reader.read_byte_record(&mut record).map_err(|e| csv_error(plan.path, e))? {
+            if let Some(last) = last_start {
+                unclosed_quote(plan.path, base, &last)?;
+            }
             return Ok(part);
         }
+        last_start = Some(start);
         if record.len() != plan.width {
             if record.len() == 1 && record[0].trim_ascii().is_empty() {
                 continue; // a blank line
@@ -305,7 +321,12 @@ fn add_cell(acc: &mut Acc, flip: &mut Option<u64>, row: u64, field: &[u8]) -> Re
         Cell::Nan => acc.missing.nan += 1,
         Cell::Inf => acc.missing.inf += 1,
         Cell::Number(v) if !acc.text => acc.values.push(v),
-        Cell::Number(_) | Cell::Text => {
+        Cell::Number(v) if acc.declared => acc.number_category(t, v),
+        Cell::Number(_) => {
+            let s = std::str::from_utf8(t).map_err(|_| ())?;
+            acc.category(s, 1); // a number in a text column: its text as written
+        }
+        Cell::Text => {
             let s = std::str::from_utf8(t).map_err(|_| ())?;
             if !acc.text {
                 if !acc.values.is_empty() {
@@ -313,7 +334,7 @@ fn add_cell(acc: &mut Acc, flip: &mut Option<u64>, row: u64, field: &[u8]) -> Re
                 }
                 acc.become_text();
             }
-            acc.category(s, 1);
+            acc.category(boolean(s).unwrap_or(s), 1);
         }
     }
     Ok(())
@@ -515,6 +536,18 @@ mod tests {
             let part = scan(&plan, &mut first, 0, &splits, 0).unwrap();
             assert_eq!(part.end, Some(0), "{nl:?}: the first part stops at the first split");
         }
+    }
+
+    #[test]
+    fn field_counts_are_pluralised() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.csv");
+        std::fs::write(&p, "a\n1\n2,3\n").unwrap();
+        let e = read_in_parts(&p, &ReadOptions::default(), 1, 0).unwrap_err().to_string();
+        assert!(e.ends_with(":3: 2 fields, but the header has 1; quote values that contain commas (\"1,5\") and give every row 1 field"), "{e}");
+        std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
+        let e = read_in_parts(&p, &ReadOptions::default(), 1, 0).unwrap_err().to_string();
+        assert!(e.ends_with(":3: 1 field, but the header has 2; quote values that contain commas (\"1,5\") and give every row 2 fields"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod arrow_values;
 mod cell;
 mod csv;
 mod parquet;
+mod quotes;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -55,8 +56,13 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Columns never read (ignored when absent from the file).
     pub exclude: Vec<String>,
-    /// Columns read as categories even when every value is a number (CSV: the numbers' text as
-    /// written; Parquet: as Rust prints them, `1`, `2.5`). Names not in the file are ignored.
+    /// Columns read as categories even when every value is a number. A number is counted as one
+    /// category however it is written, the same in CSV and Parquet: an integer as an integer, any
+    /// other number as Rust prints the `f64` — so CSV cells `1`, `1.0`, ` 1 `, `1.00`, `+01` and a
+    /// Parquet `1` (integer or float) are all category `1`, and `2.50` is `2.5` (pandas writes an
+    /// integer column with a missing value as `1.0`, `2.0`, …). In these and in text columns, CSV
+    /// booleans in any case (`True`, `FALSE`) are `true` / `false`, as in Parquet; other text is
+    /// taken as written. Names not in the file are ignored.
     pub categorical: Vec<String>,
 }
 
@@ -170,18 +176,13 @@ pub enum TableError {
         /// The decoder's message.
         message: String,
     },
-    /// A column has a Parquet type dagrun cannot compare.
-    #[error(
-        "{}: column `{column}` has type {data_type}, which dagrun cannot read; leave it out with `exclude: [\"{column}\"]` or list the `columns` to read",
-        path.display()
-    )]
+    /// Selected columns have Parquet types dagrun cannot compare: all of them, in the order selected.
+    #[error("{}: {}", path.display(), unsupported_message(columns))]
     UnsupportedType {
         /// The file.
         path: PathBuf,
-        /// The column.
-        column: String,
-        /// Its Arrow type, as Arrow prints it.
-        data_type: String,
+        /// The columns and their types (at least one).
+        columns: Vec<Unsupported>,
     },
     /// A requested column is not in the file.
     #[error("{}: no column `{column}` (columns: {})", path.display(), columns.join(", "))]
@@ -201,6 +202,27 @@ pub enum TableError {
         /// The column.
         column: String,
     },
+}
+
+/// A column whose type dagrun cannot read ([`TableError::UnsupportedType`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The column.
+    pub column: String,
+    /// Its Arrow type, as Arrow prints it (`List(Int64)`, `Timestamp(ms)`).
+    pub data_type: String,
+}
+
+/// `column `tags` (List(Int64)) has a type dagrun cannot read; leave it out with ...`, or for several,
+/// `columns `ts` (Timestamp(ms)), `tags` (List(Int64)) have types ...; leave them out with ...`.
+fn unsupported_message(columns: &[Unsupported]) -> String {
+    let list = columns.iter().map(|c| format!("`{}` ({})", c.column, c.data_type)).collect::<Vec<_>>().join(", ");
+    let names = columns.iter().map(|c| format!("{:?}", c.column)).collect::<Vec<_>>().join(", ");
+    let (what, it) = match columns.len() {
+        1 => ("column", "has a type dagrun cannot read; leave it out"),
+        _ => ("columns", "have types dagrun cannot read; leave them out"),
+    };
+    format!("{what} {list} {it} with `exclude: [{names}]` or list the `columns` to read")
 }
 
 /// Whether a Parquet column is pandas' unnamed index (`__index_level_0__`, `__index_level_1__`, ...): row

@@ -9,7 +9,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, Parq
 
 use crate::accum::Acc;
 use crate::arrow_values::{Kind, kind, push};
-use crate::{Format, ReadOptions, Table, TableError, is_pandas_index as pandas_index, select};
+use crate::{Format, ReadOptions, Table, TableError, Unsupported, is_pandas_index as pandas_index, select};
 
 /// Rows per record batch.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -50,17 +50,19 @@ pub(crate) fn read(path: &Path, opts: &ReadOptions) -> Result<Table, TableError>
     };
     let schema = meta.schema().clone();
     let mut columns = Vec::with_capacity(selected.len());
+    let mut unsupported = Vec::new();
     for &i in &selected {
         let field = schema.field(i);
         let Some(k) = kind(field.data_type()) else {
-            return Err(TableError::UnsupportedType {
-                path: path.to_path_buf(),
-                column: field.name().clone(),
-                data_type: field.data_type().to_string(),
-            });
+            let data_type = field.data_type().to_string();
+            unsupported.push(Unsupported { column: field.name().clone(), data_type });
+            continue;
         };
-        let text = matches!(k, Kind::Text | Kind::Bool) || opts.categorical.contains(field.name());
+        let text = matches!(k, Kind::Text | Kind::Bool | Kind::Date) || opts.categorical.contains(field.name());
         columns.push(ColumnPlan { root: i, name: field.name(), text });
+    }
+    if !unsupported.is_empty() {
+        return Err(TableError::UnsupportedType { path: path.to_path_buf(), columns: unsupported });
     }
     let rows = u64::try_from(meta.metadata().file_metadata().num_rows()).unwrap_or(0);
     let jobs = jobs(&meta, &columns);

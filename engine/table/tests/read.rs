@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    ArrayRef, BooleanArray, Date32Array, Date64Array, Float32Array, Float64Array, Int64Array, RecordBatch, StringArray,
     TimestampMillisecondArray, UInt8Array,
 };
 use dagrun_table::{Column, ColumnData, Format, Missing, ReadOptions, Table, TableError, column_names, read_table};
@@ -115,6 +115,64 @@ fn csv_wrong_field_count_names_the_line() {
 }
 
 #[test]
+fn csv_unclosed_quote_is_an_error_not_the_rest_of_the_file_as_one_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("x,s\n");
+    for r in 0..200 {
+        text.push_str(if r == 100 { "0.5,\"p\n" } else { "1.5,a\n" });
+    }
+    let p = write(dir.path(), "q.csv", &text);
+    assert_eq!(
+        err(&p, &ReadOptions::default()),
+        format!(
+            "{}:102: a quoted field opens here and is never closed, so the rest of the file would be read as one \
+             value; close the quote (a `\"` inside a quoted field is written `\"\"`) or remove it",
+            p.display()
+        )
+    );
+    // Closed, a quoted field may hold newlines, also at the end of the file.
+    let p = write(dir.path(), "ok.csv", text.replace("\"p\n", "\"p\n\"\"q\"\"\"\n") + "2,\"r\ns\"");
+    let t = read(&p);
+    assert_eq!(t.rows, 201);
+    assert_eq!(categories(&t.columns[1]), [("a", 199), ("p\n\"q\"", 1), ("r\ns", 1)]);
+}
+
+/// Files of 8 MiB or more are read in parts (one per core): the quote is found in whichever part it is.
+#[test]
+fn csv_unclosed_quote_in_a_large_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 460_000; // about 9.5 MB
+    let p = dir.path().join("big.csv");
+    for (bad, closed) in [(rows / 4, false), (rows * 3 / 4, false), (rows * 3 / 4, true)] {
+        let mut text = String::with_capacity(10 << 20);
+        text.push_str("id,x,s\n");
+        for r in 0..rows {
+            if r == bad {
+                text.push_str(if closed { "1,0.5,\"p\nq\"\n" } else { "1,0.5,\"p\n" });
+            } else {
+                text.push_str(&format!("{r},{},word{}\n", r as f64 * 0.25, r % 10));
+            }
+        }
+        assert!(text.len() > 9_000_000, "{}", text.len());
+        std::fs::write(&p, &text).unwrap();
+        drop(text);
+        match read_table(&p, &ReadOptions::default()) {
+            Ok(t) => {
+                assert!(closed);
+                assert_eq!(t.rows, rows as u64);
+            }
+            Err(TableError::Csv { line, message, .. }) => {
+                assert!(!closed, "{message}");
+                assert_eq!(line, bad as u64 + 2);
+                assert!(message.contains("never closed"), "{message}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
 fn csv_invalid_utf8_names_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "u.csv", b"a,b\nx,1\n\xff\xfe,2\n");
@@ -142,15 +200,24 @@ fn csv_column_turning_to_text_keeps_the_original_text_of_its_numbers() {
 }
 
 #[test]
-fn csv_declared_categorical_keeps_number_text() {
+fn csv_declared_categorical_numbers_are_one_category_however_written() {
     let dir = tempfile::tempdir().unwrap();
-    let p = write(dir.path(), "c.csv", "zip,x\n02134,1\n2134,2\n02134.0,3\n,4\n");
+    let p = write(dir.path(), "c.csv", "zip,x\n02134,1\n2134,2\n02134.0,3\n,4\n 1 ,5\n1.00,6\n2.50,7\nab,8\n");
     let opts = ReadOptions { categorical: vec!["zip".into()], ..Default::default() };
     let t = read_table(&p, &opts).unwrap();
     let zip = t.column("zip").unwrap();
-    assert_eq!(categories(zip), [("02134", 1), ("02134.0", 1), ("2134", 1)]);
+    assert_eq!(categories(zip), [("1", 2), ("2.5", 1), ("2134", 3), ("ab", 1)]);
     assert_eq!(zip.missing, missing(1, 0, 0));
-    assert_eq!(numeric(t.column("x").unwrap()), [1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(numeric(t.column("x").unwrap()), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+}
+
+#[test]
+fn csv_text_columns_keep_number_text_and_count_booleans_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "b.csv", "s,b\n1.0,True\n1,TRUE\nx,false\n01,FALSE\n");
+    let t = read(&p);
+    assert_eq!(categories(&t.columns[0]), [("01", 1), ("1", 1), ("1.0", 1), ("x", 1)]);
+    assert_eq!(categories(&t.columns[1]), [("false", 2), ("true", 2)]);
 }
 
 #[test]
@@ -321,7 +388,7 @@ fn parquet_row_groups_read_in_parallel_keep_their_order() {
 }
 
 #[test]
-fn parquet_unsupported_types_name_the_column() {
+fn parquet_unsupported_types_are_named_all_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut list = ListBuilder::new(arrow_array::builder::Int64Builder::new());
     list.values().append_value(1);
@@ -343,21 +410,50 @@ fn parquet_unsupported_types_name_the_column() {
     assert_eq!(
         err(&p, &opts(&["x", "tags"])),
         format!(
-            "{}: column `tags` has type List(Int64), which dagrun cannot read; leave it out with `exclude: [\"tags\"]` \
+            "{}: column `tags` (List(Int64)) has a type dagrun cannot read; leave it out with `exclude: [\"tags\"]` \
              or list the `columns` to read",
             p.display()
         )
     );
+    let e = read_table(&p, &opts(&["at", "x", "tags"])).unwrap_err();
+    let TableError::UnsupportedType { columns, .. } = &e else { panic!("{e:?}") };
+    let names: Vec<(&str, &str)> = columns.iter().map(|c| (c.column.as_str(), c.data_type.as_str())).collect();
+    assert_eq!(names, [("at", "Timestamp(ms)"), ("tags", "List(Int64)")]);
     assert_eq!(
-        err(&p, &opts(&["at"])),
+        e.to_string(),
         format!(
-            "{}: column `at` has type Timestamp(ms), which dagrun cannot read; leave it out with `exclude: [\"at\"]` \
-             or list the `columns` to read",
+            "{}: columns `at` (Timestamp(ms)), `tags` (List(Int64)) have types dagrun cannot read; leave them out \
+             with `exclude: [\"at\", \"tags\"]` or list the `columns` to read",
             p.display()
         )
     );
+    // Reading every column: in file order.
+    assert!(err(&p, &ReadOptions::default()).contains("columns `tags` (List(Int64)), `at` (Timestamp(ms)) have"));
     let t = read_table(&p, &ReadOptions { exclude: vec!["tags".into(), "at".into()], ..Default::default() }).unwrap();
     assert_eq!(numeric(&t.columns[0]), [1.0, 2.0]);
+}
+
+#[test]
+fn parquet_dates_are_categories_by_day() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 86_400_000i64;
+    let p = write_parquet(
+        dir.path(),
+        "d.parquet",
+        vec![
+            ("d32", Arc::new(Date32Array::from(vec![Some(20_148), None, Some(20_148), Some(-1)])) as ArrayRef),
+            ("d64", Arc::new(Date64Array::from(vec![Some(20_148 * day), Some(0), None, Some(-day)]))),
+        ],
+    );
+    let t = read(&p);
+    assert_eq!(categories(&t.columns[0]), [("1969-12-31", 1), ("2025-03-01", 2)]);
+    assert_eq!(t.columns[0].missing, missing(1, 0, 0));
+    assert_eq!(categories(&t.columns[1]), [("1969-12-31", 1), ("1970-01-01", 1), ("2025-03-01", 1)]);
+    assert_eq!(t.columns[1].missing, missing(1, 0, 0));
+    // The same dates in a CSV are the same categories.
+    let csv =
+        write(dir.path(), "d.csv", "d32,d64\n2025-03-01,2025-03-01\n,1970-01-01\n2025-03-01,\n1969-12-31,1969-12-31\n");
+    assert_eq!(read(&csv).columns, t.columns);
 }
 
 #[test]
@@ -407,6 +503,28 @@ fn parquet_and_csv_of_the_same_data_agree() {
     assert_eq!(a.rows, b.rows);
     let want: BTreeMap<String, u64> = [("a".to_string(), 2), ("b".to_string(), 1)].into();
     assert_eq!(b.columns[1].data, ColumnData::Categorical(want));
+}
+
+#[test]
+fn pandas_csv_and_parquet_of_the_same_frame_count_the_same_categories() {
+    // pandas writes an integer column with a missing value as floats, and booleans as `True`/`False`.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "pd.csv", "i,f,b\n1.0,2.5,True\n,1.0,False\n1.0,2.50,True\n3.0,-0.5,\n");
+    let pq = write_parquet(
+        dir.path(),
+        "pd.parquet",
+        vec![
+            ("i", Arc::new(Int64Array::from(vec![Some(1), None, Some(1), Some(3)])) as ArrayRef),
+            ("f", Arc::new(Float64Array::from(vec![2.5, 1.0, 2.5, -0.5]))),
+            ("b", Arc::new(BooleanArray::from(vec![Some(true), Some(false), Some(true), None]))),
+        ],
+    );
+    let opts = ReadOptions { categorical: vec!["i".into(), "f".into()], ..Default::default() };
+    let (a, b) = (read_table(&csv, &opts).unwrap(), read_table(&pq, &opts).unwrap());
+    assert_eq!(a.columns, b.columns);
+    assert_eq!(categories(&a.columns[0]), [("1", 2), ("3", 1)]);
+    assert_eq!(categories(&a.columns[1]), [("-0.5", 1), ("1", 1), ("2.5", 2)]);
+    assert_eq!(categories(&a.columns[2]), [("false", 1), ("true", 2)]);
 }
 
 #[test]
