@@ -236,12 +236,11 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
         }
         Ok(())
     })?;
+    if rows == 0 && unlabelled > 0 {
+        return Err(Error::NoLabelledRows { path: data_path, label: opts.label.clone(), unlabelled });
+    }
     if rows == 0 {
-        let reason = match unlabelled {
-            0 => "no data rows".to_owned(),
-            n => format!("no labelled rows: all {n} rows lack a label (`{}`)", opts.label),
-        };
-        return Err(Error::Data { path: data_path, reason });
+        return Err(Error::Data { path: data_path, reason: "no data rows".into() });
     }
     if let Some(w) = writer {
         w.finish()?;
