@@ -271,8 +271,7 @@ fn bad_data_is_reported_not_crashed() {
         1 => "inf,,0".to_owned(),
         2 => ",3,0".to_owned(),
         _ => format!("{},{},{}", i % 17, (i * 7) % 13, i % 2),
-    })
-    .replace("x,y,label\n", "x,y,label\n");
+    });
     let current = current.replacen("x,y,label", "x,y,z", 1);
     let dir = drift_dir(&reference, &current, ", min_rows: 30");
     let (_, out) = dagrun(dir.path(), &["run", "wf.ron"]);
