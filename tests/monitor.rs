@@ -145,6 +145,73 @@ fn live_checks_follow_the_deployed_model() {
     assert_eq!(out.status.code(), Some(0), "a quiet day does not alert: {}", stderr(&out));
 }
 
+/// A `Performance` task over a labelled CSV where every 10th label has not arrived yet (empty,
+/// `NA`, `null`, ...): those rows are skipped and counted, the decision is made on the rest, and
+/// `min_rows` counts labelled rows only.
+#[test]
+fn performance_skips_and_counts_rows_without_a_label() {
+    let fixture = repo().join("tests/fixtures/onnx/logreg_binary");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture.join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    let text = std::fs::read_to_string(fixture.join("test.csv")).unwrap();
+    let missing = ["", "NA", "null", "N/A", "None", "nan"];
+    let mut lines: Vec<String> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        match line.rsplit_once(',') {
+            Some((head, _)) if i > 0 && i % 10 == 1 => {
+                lines.push(format!("{head},{}", missing[i / 10 % missing.len()]))
+            }
+            _ => lines.push(line.to_owned()),
+        }
+    }
+    std::fs::write(dir.path().join("labelled.csv"), lines.join("\n") + "\n").unwrap();
+    // The gate's baseline: accuracy far above what the model scores (about 0.77), f1 below it.
+    std::fs::write(dir.path().join("metrics.json"), r#"{"accuracy": 0.99, "f1": 0.5, "rows": 1000}"#).unwrap();
+    let workflow = |settings: &str| {
+        format!(
+            r#"Workflow(name: "p", tasks: [
+            Task(name: "perf", kind: Performance(model: "m", data: "d", baseline: "b"{settings}),
+                 inputs: {{"m": File("model.onnx"), "d": File("labelled.csv"), "b": File("metrics.json")}},
+                 outputs: {{"report": "out/performance.json"}}),
+        ])"#
+        )
+    };
+
+    std::fs::write(dir.path().join("wf.ron"), workflow("")).unwrap();
+    let (events, out) = dagrun(dir.path(), &["run", "wf.ron", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&dir.path().join("out/performance.json"));
+    assert_eq!((report["rows"].as_u64(), report["unlabelled"].as_u64()), (Some(900), Some(100)), "{report}");
+    assert_eq!((report["status"].as_str(), report["regressed"].as_bool()), (Some("regressed"), Some(true)));
+    let checked: Vec<(&str, bool)> = report["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["metric"].as_str().unwrap(), m["regressed"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(checked, [("accuracy", true), ("f1", false)], "without `tolerance`, every metric on both sides");
+    let task = finished(&events, "perf");
+    assert_eq!(task["status"], "succeeded");
+    assert_eq!(task["summary"]["regressed"], true, "{task}");
+    assert_eq!(task["summary"]["unlabelled"], 100, "{task}");
+    assert_eq!(task["summary"]["rows"], 900, "{task}");
+
+    // 1000 rows, but only 900 labelled: below min_rows 950 there is too little to judge.
+    std::fs::write(dir.path().join("wf.ron"), workflow(", min_rows: 950, tolerance: {\"accuracy\": 0.5}")).unwrap();
+    let (events, out) = dagrun(dir.path(), &["run", "wf.ron", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report = json(&dir.path().join("out/performance.json"));
+    assert_eq!(report["status"], "insufficient_data", "{report}");
+    assert_eq!(report["regressed"], false);
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("only 900 labelled rows") && reason.contains("100 more rows have no label yet"),
+        "{reason}"
+    );
+    assert_eq!(report["metrics"].as_array().unwrap().len(), 1, "only the metrics `tolerance` lists: {report}");
+    assert_eq!(finished(&events, "perf")["summary"]["status"], "insufficient_data");
+}
+
 /// A `Drift` task over two files written by the test.
 fn drift_dir(reference: &str, current: &str, settings: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 //! ```json
 //! {"version": 1, "status": "regressed", "regressed": true,
 //!  "reason": "accuracy 0.81 fell 0.07 below the baseline 0.88 (tolerance 0.05)", "rows": 512,
+//!  "unlabelled": 40,
 //!  "metrics": [{"metric": "accuracy", "baseline": 0.88, "current": 0.81, "change": -0.07,
 //!               "tolerance": 0.05, "regressed": true}]}
 //! ```
@@ -64,6 +65,10 @@ pub struct PerformanceReport {
     pub reason: String,
     /// Labelled rows the current metrics were computed on.
     pub rows: u64,
+    /// Rows of the data left out because their label was missing (not yet known). Absent in files
+    /// written before it existed (read as 0).
+    #[serde(default)]
+    pub unlabelled: u64,
     /// Every metric compared, by name.
     pub metrics: Vec<MetricComparison>,
 }
@@ -116,6 +121,7 @@ mod tests {
             regressed: true,
             reason: "accuracy fell".into(),
             rows: 512,
+            unlabelled: 40,
             metrics: vec![MetricComparison {
                 metric: "accuracy".into(),
                 baseline: 0.88,
@@ -130,6 +136,10 @@ mod tests {
         assert_eq!(j["status"], "regressed");
         assert_eq!(j["metrics"][0]["metric"], "accuracy");
         assert_eq!(PerformanceReport::from_json(text.as_bytes()).unwrap(), r);
+        assert_eq!(j["unlabelled"], 40);
+        let mut older = j.clone();
+        older.as_object_mut().unwrap().remove("unlabelled");
+        assert_eq!(PerformanceReport::from_json(older.to_string().as_bytes()).unwrap().unlabelled, 0);
         let mut newer = j.clone();
         newer["version"] = json!(PERFORMANCE_VERSION + 1);
         let e = PerformanceReport::from_json(newer.to_string().as_bytes()).unwrap_err();

@@ -120,6 +120,7 @@ pub fn compare(
         regressed: status == PerformanceStatus::Regressed,
         reason,
         rows,
+        unlabelled: 0,
         metrics,
     })
 }

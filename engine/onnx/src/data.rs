@@ -23,6 +23,8 @@ pub(crate) struct ColumnSpec<'a> {
     pub label_required: bool,
     /// Columns copied to the predictions file.
     pub passthrough: &'a [String],
+    /// Leave out rows whose label is missing (see [`missing_label`]), counting them in [`Batch::unlabelled`].
+    pub skip_unlabelled: bool,
 }
 
 /// A text column of a batch: all values in one buffer.
@@ -55,6 +57,11 @@ impl TextColumn {
 pub(crate) struct Batch {
     /// Index of the first row (0-based data row; the header is not a row).
     pub first_row: u64,
+    /// The index of each row (0-based data row, as in the predictions' `row` column): consecutive from
+    /// `first_row` unless unlabelled rows were skipped.
+    pub row_ids: Vec<u64>,
+    /// Rows left out of this batch because their label was missing (with [`ColumnSpec::skip_unlabelled`]).
+    pub unlabelled: u64,
     /// Where each row is, for error messages: its line (1-based, header = line 1) in a CSV file, its row
     /// index (0-based, as in the predictions' `row` column) in a Parquet file.
     pub lines: Vec<u64>,
@@ -79,10 +86,24 @@ impl Batch {
         format!("{word} {}", self.lines[i])
     }
 
+    /// One past the index of the last row (`first_row` for an empty batch).
+    pub fn end_row(&self) -> u64 {
+        self.row_ids.last().map_or(self.first_row, |r| r + 1)
+    }
+
+    /// Sets `first_row` to the first row actually in the batch (after skipped rows).
+    fn set_first_row(&mut self) {
+        if let Some(&r) = self.row_ids.first() {
+            self.first_row = r;
+        }
+    }
+
     /// Empties the batch for rows from `first_row` on.
     fn reset(&mut self, first_row: u64, single_precision: bool, passthrough: usize, parquet_rows: bool) {
         self.first_row = first_row;
         self.parquet_rows = parquet_rows;
+        self.row_ids.clear();
+        self.unlabelled = 0;
         self.lines.clear();
         self.features.reset(single_precision);
         self.labels.clear();
@@ -237,6 +258,7 @@ pub(crate) struct CsvBatches {
     passthrough: Vec<usize>,
     next_row: u64,
     single_precision: bool,
+    skip_unlabelled: bool,
 }
 
 impl CsvBatches {
@@ -270,6 +292,7 @@ impl CsvBatches {
             passthrough,
             next_row: 0,
             single_precision: false,
+            skip_unlabelled: spec.skip_unlabelled && label.is_some(),
         })
     }
 
@@ -304,6 +327,12 @@ impl CsvBatches {
             if self.record.len() == 1 && self.record[0].is_empty() {
                 continue; // blank line
             }
+            let row = self.next_row;
+            self.next_row += 1;
+            if self.skip_unlabelled && self.label.is_some_and(|l| missing_label(&self.record[l])) {
+                batch.unlabelled += 1;
+                continue;
+            }
             for &i in &self.features {
                 let field = &self.record[i];
                 match parse_f64(field) {
@@ -327,8 +356,9 @@ impl CsvBatches {
                 col.push(&self.record[i]);
             }
             batch.lines.push(line);
+            batch.row_ids.push(row);
         }
-        self.next_row += batch.lines.len() as u64;
+        batch.set_first_row();
         Ok(batch.lines.len())
     }
 }
@@ -341,6 +371,12 @@ fn csv_err(path: &Path, e: csv::Error) -> Error {
         },
         _ => Error::Data { path: path.to_path_buf(), reason: e.to_string() },
     }
+}
+
+/// Whether a label is missing: empty (or a Parquet null), or `NA`, `N/A`, `null`, `None`, `NaN` in any case.
+pub(crate) fn missing_label(raw: &[u8]) -> bool {
+    let t = trim(raw);
+    t.is_empty() || [&b"na"[..], b"n/a", b"null", b"none", b"nan"].iter().any(|m| t.eq_ignore_ascii_case(m))
 }
 
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
@@ -372,7 +408,13 @@ mod tests {
         let p = write(dir.path(), "id, a ,y,b\n1,0.5,yes,2\n2,,no,3e2\n\n3,-1,yes,4\n");
         let features = vec!["a".to_string(), "b".to_string()];
         let pass = vec!["id".to_string()];
-        let spec = ColumnSpec { features: Some(&features), label: Some("y"), label_required: true, passthrough: &pass };
+        let spec = ColumnSpec {
+            features: Some(&features),
+            label: Some("y"),
+            label_required: true,
+            passthrough: &pass,
+            ..Default::default()
+        };
         let mut r = CsvBatches::open(&p, &spec).unwrap();
         assert_eq!(r.feature_names(), ["a", "b"]);
         let mut b = Batch::default();
@@ -393,6 +435,30 @@ mod tests {
         r.set_single_precision(true);
         r.fill(&mut b, 1).unwrap();
         assert_eq!(b.features, FeatureBuf::F32(vec![0.5, 2.0]));
+    }
+
+    #[test]
+    fn unlabelled_rows_are_skipped_and_counted() {
+        for m in ["", " ", "NA", "na", "N/A", "null", "NULL", "None", "NaN", " nan "] {
+            assert!(missing_label(m.as_bytes()), "{m:?}");
+        }
+        for l in ["0", "no", "nana", "n", "Nope"] {
+            assert!(!missing_label(l.as_bytes()), "{l:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(dir.path(), "x,y\n1,a\nbad,NA\n\n2,\n3,b\n4,null\n");
+        let spec = ColumnSpec { label: Some("y"), label_required: true, skip_unlabelled: true, ..Default::default() };
+        let mut r = CsvBatches::open(&p, &spec).unwrap();
+        let mut b = Batch::default();
+        assert_eq!(r.fill(&mut b, 2).unwrap(), 2);
+        assert_eq!(
+            (b.first_row, b.row_ids.as_slice(), b.lines.as_slice(), b.unlabelled),
+            (0, &[0, 3][..], &[2, 6][..], 2)
+        );
+        assert_eq!(b.end_row(), 4);
+        assert_eq!(b.features, FeatureBuf::F64(vec![1.0, 3.0]));
+        assert_eq!(r.fill(&mut b, 2).unwrap(), 0); // only an unlabelled row left: counted
+        assert_eq!(b.unlabelled, 1);
     }
 
     #[test]

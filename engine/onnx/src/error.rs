@@ -56,6 +56,16 @@ pub enum Error {
         /// What is wrong, with the line number where there is one.
         reason: String,
     },
+    /// With [`EvalOptions::skip_unlabelled`](crate::EvalOptions::skip_unlabelled): no row has a label (yet).
+    #[error("{}: no labelled rows: all {unlabelled} rows lack a label (`{label}`)", .path.display())]
+    NoLabelledRows {
+        /// The data file.
+        path: PathBuf,
+        /// The label column.
+        label: String,
+        /// Rows without a label (at least 1).
+        unlabelled: u64,
+    },
     /// Reading or writing a file failed.
     #[error("{}: {source}", .path.display())]
     Io {

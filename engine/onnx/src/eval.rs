@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::data::{Batch, Batches, ColumnSpec};
+use crate::data::{Batch, Batches, ColumnSpec, missing_label};
 use crate::error::{Error, Result, io_err};
 use crate::metrics::{self, Metrics, RegressionAccumulator};
 use crate::model::{ClassLabel, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions};
@@ -56,6 +56,11 @@ pub struct EvalOptions {
     /// Whether [`evaluate`] writes `predictions.csv` (default true).
     #[serde(default = "default_true")]
     pub write_predictions: bool,
+    /// Rows whose label is missing (empty, `NA`, `N/A`, `null`, `None` or `NaN` in any case, or a Parquet
+    /// null) are not scored, only counted ([`Evaluation::unlabelled`]), e.g. for data whose labels arrive
+    /// late. Default false: every row must have a label.
+    #[serde(default)]
+    pub skip_unlabelled: bool,
 }
 
 impl EvalOptions {
@@ -71,6 +76,7 @@ impl EvalOptions {
             passthrough: Vec::new(),
             intra_threads: None,
             write_predictions: true,
+            skip_unlabelled: false,
         }
     }
 
@@ -114,8 +120,10 @@ pub struct Evaluation {
     pub metrics_path: Option<PathBuf>,
     /// Where `predictions.csv` was written, if it was.
     pub predictions_path: Option<PathBuf>,
-    /// Rows evaluated.
+    /// Rows evaluated (with a label).
     pub rows: u64,
+    /// Rows left out because their label was missing ([`EvalOptions::skip_unlabelled`]; else 0).
+    pub unlabelled: u64,
     /// Wall time of the whole evaluation.
     pub elapsed: Duration,
 }
@@ -173,12 +181,13 @@ pub fn predict(model: &Path, data: &Path, output: &Path, opts: &PredictOptions) 
         label: opts.label.as_deref(),
         label_required: false,
         passthrough: &opts.passthrough,
+        skip_unlabelled: false,
     };
     let mut reader = Batches::open(data, &spec)?;
     reader.set_single_precision(model.takes_f32());
     let feature_names = reader.feature_names();
     let mut writer = PredictionWriter::create(output, &opts.passthrough, false)?;
-    let rows = run_batches(&mut model, reader, batch_size, |model, batch, preds| {
+    let (rows, _) = run_batches(&mut model, reader, batch_size, |model, batch, preds| {
         writer.write_batch(model, batch, preds, None)
     })?;
     writer.finish()?;
@@ -208,6 +217,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
         label: Some(&opts.label),
         label_required: true,
         passthrough: &opts.passthrough,
+        skip_unlabelled: opts.skip_unlabelled,
     };
     let mut reader = Batches::open(data, &spec)?;
     reader.set_single_precision(model.takes_f32());
@@ -219,13 +229,16 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
     };
 
     let mut acc = Accumulator::default();
-    let rows = run_batches(&mut model, reader, opts.batch_size, |model, batch, preds| {
-        let truth = acc.add(model, batch, preds, &data_path)?;
+    let (rows, unlabelled) = run_batches(&mut model, reader, opts.batch_size, |model, batch, preds| {
+        let truth = acc.add(model, batch, preds, &data_path, &opts.label)?;
         if let Some(w) = writer.as_mut() {
             w.write_batch(model, batch, preds, Some(truth))?;
         }
         Ok(())
     })?;
+    if rows == 0 && unlabelled > 0 {
+        return Err(Error::NoLabelledRows { path: data_path, label: opts.label.clone(), unlabelled });
+    }
     if rows == 0 {
         return Err(Error::Data { path: data_path, reason: "no data rows".into() });
     }
@@ -239,7 +252,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
             let classes = model.classes().unwrap_or_default().to_vec();
             let positive = match &opts.positive_class {
                 Some(p) => Some(class_index(&classes, p.as_bytes()).ok_or_else(|| {
-                    Error::Options(format!("positive_class `{p}` is not one of the classes {classes:?}"))
+                    Error::Options(format!("positive_class `{p}` is not one of the classes ({})", class_list(&classes)))
                 })?),
                 None => None,
             };
@@ -256,6 +269,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
     };
     Ok(Evaluation {
         rows,
+        unlabelled,
         metrics,
         model: model.info().clone(),
         runtime: runtime::init()?.info().clone(),
@@ -267,13 +281,13 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
 }
 
 /// Reads batches on a second thread (parsing overlaps inference) and hands each, with the model's
-/// predictions, to `sink`. Returns the number of rows.
+/// predictions, to `sink`. Returns the number of rows run, and of rows skipped for lack of a label.
 fn run_batches(
     model: &mut OnnxModel,
     mut reader: Batches,
     batch_size: usize,
     mut sink: impl FnMut(&OnnxModel, &Batch, &Predictions) -> Result<()>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let width = reader.width();
     std::thread::scope(|scope| {
         let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
@@ -282,7 +296,13 @@ fn run_batches(
             loop {
                 let mut batch = empty_rx.try_recv().unwrap_or_default();
                 match reader.fill(&mut batch, batch_size) {
-                    Ok(0) => return,
+                    // The end; trailing unlabelled rows still need counting.
+                    Ok(0) => {
+                        if batch.unlabelled > 0 {
+                            let _ = full_tx.send(Ok(batch));
+                        }
+                        return;
+                    }
                     Ok(_) => {
                         if full_tx.send(Ok(batch)).is_err() {
                             return; // the consumer stopped (error)
@@ -295,15 +315,26 @@ fn run_batches(
                 }
             }
         });
-        let mut rows = 0u64;
+        let (mut rows, mut unlabelled) = (0u64, 0u64);
         for batch in full_rx {
             let batch = batch?;
-            let preds = model.predict(batch.features.view(), batch.rows(), width, batch.first_row)?;
-            sink(model, &batch, &preds)?;
-            rows += batch.rows() as u64;
+            unlabelled += batch.unlabelled;
+            if batch.rows() > 0 {
+                let preds = model.predict(batch.features.view(), batch.rows(), width, batch.first_row).map_err(
+                    |e| match e {
+                        // Skipped rows make the batch span more rows than it holds.
+                        Error::Inference { path, first_row, reason, .. } => {
+                            Error::Inference { path, first_row, end_row: batch.end_row(), reason }
+                        }
+                        e => e,
+                    },
+                )?;
+                sink(model, &batch, &preds)?;
+                rows += batch.rows() as u64;
+            }
             let _ = empty_tx.send(batch);
         }
-        Ok(rows)
+        Ok((rows, unlabelled))
     })
 }
 
@@ -327,7 +358,14 @@ enum Truth<'a> {
 }
 
 impl Accumulator {
-    fn add(&mut self, model: &OnnxModel, batch: &Batch, preds: &Predictions, path: &Path) -> Result<Truth<'_>> {
+    fn add(
+        &mut self,
+        model: &OnnxModel,
+        batch: &Batch,
+        preds: &Predictions,
+        path: &Path,
+        label: &str,
+    ) -> Result<Truth<'_>> {
         if matches!(self, Accumulator::Empty) {
             *self = match preds {
                 Predictions::Values { .. } => Accumulator::Regression(RegressionAccumulator::default()),
@@ -366,10 +404,12 @@ impl Accumulator {
                     let t = class_index(classes, raw).ok_or_else(|| Error::Data {
                         path: path.to_path_buf(),
                         reason: format!(
-                            "{}: label `{}` is not one of the model's classes {classes:?} (set `class_labels` if \
-                             the model's class list was not found or is wrong)",
+                            "{}: label `{}` is not one of the model's classes ({}); check the label column `{}`{}",
                             batch.place(i),
-                            String::from_utf8_lossy(raw)
+                            String::from_utf8_lossy(raw),
+                            class_list(classes),
+                            label,
+                            if missing_label(raw) { " (every row needs a label)" } else { "" },
                         ),
                     })?;
                     scratch.push(t);
@@ -384,6 +424,14 @@ impl Accumulator {
             _ => unreachable!("a model's predictions keep their kind"),
         }
     }
+}
+
+/// The classes as a workflow author writes them: `0, 1` or `cat, dog`.
+fn class_list(classes: &[ClassLabel]) -> String {
+    if classes.is_empty() {
+        return "none known".to_owned();
+    }
+    classes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Index of the class written as `raw` in the data (`1`, `1.0` and ` 1 ` all match the class 1).
@@ -469,7 +517,7 @@ impl PredictionWriter {
         for i in 0..batch.rows() {
             let line = &mut self.line;
             line.clear();
-            line.extend_from_slice(itoa.format(batch.first_row + i as u64).as_bytes());
+            line.extend_from_slice(itoa.format(batch.row_ids[i]).as_bytes());
             for col in &batch.passthrough {
                 line.push(b',');
                 push_field(line, col.get(i));

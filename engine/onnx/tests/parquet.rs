@@ -132,3 +132,96 @@ fn parquet_label_errors_name_the_row() {
     let err = dagrun_onnx::evaluate_metrics(&model, &garbage, &opts).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}: not a readable Parquet file: ", garbage.display())), "{err}");
 }
+
+/// Drops the `row` column (the first) of a predictions file.
+fn without_row_column(text: &str) -> Vec<String> {
+    text.lines().map(|l| l.split_once(',').unwrap().1.to_string()).collect()
+}
+
+#[test]
+fn unlabelled_rows_are_skipped_and_counted_in_csv_and_parquet() {
+    if !runtime_required() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = ["", "NA", "n/a", "NULL", "None", " nan "];
+    for name in ["logreg_binary", "ridge_regressor"] {
+        let (model, csv, mut opts) = fixture(name);
+        let text = std::fs::read_to_string(csv).unwrap();
+        let mut lines = text.lines();
+        let header = lines.next().unwrap();
+        // Every 10th label is missing (in every spelling); the first of them also has a feature that is not a
+        // number, which is never parsed. The last rows are unlabelled too.
+        let (mut partial, mut labelled) = (vec![header.to_string()], vec![header.to_string()]);
+        let mut kept_rows = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let (head, _) = line.rsplit_once(',').unwrap();
+            if i % 10 == 3 || i >= 995 {
+                let head = if i == 3 { format!("abc{}", &head[head.find(',').unwrap()..]) } else { head.to_string() };
+                partial.push(format!("{head},{}", missing[i / 10 % missing.len()]));
+            } else {
+                partial.push(line.to_string());
+                labelled.push(line.to_string());
+                kept_rows.push(i.to_string());
+            }
+        }
+        let unlabelled = (partial.len() - labelled.len()) as u64;
+        assert_eq!(unlabelled, 100 + 5, "{name}");
+        let (partial_csv, labelled_csv) = (tmp.path().join(format!("{name}-partial.csv")), tmp.path().join("l.csv"));
+        std::fs::write(&partial_csv, partial.join("\n") + "\n").unwrap();
+        std::fs::write(&labelled_csv, labelled.join("\n") + "\n").unwrap();
+        let partial_pq = tmp.path().join(format!("{name}-partial.parquet"));
+        csv_to_parquet(&partial_csv, &partial_pq);
+
+        // By default a missing label is an error that says so.
+        let err = dagrun_onnx::evaluate_metrics(&model, &partial_csv, &opts).unwrap_err().to_string();
+        assert!(err.ends_with("line 5: column `f0`: `abc` is not a number"), "{name}: {err}");
+
+        let reference = evaluate(&model, &labelled_csv, &tmp.path().join("ref"), &opts).unwrap();
+        let expected = std::fs::read_to_string(tmp.path().join("ref/metrics.json")).unwrap();
+        let expected_preds = std::fs::read_to_string(tmp.path().join("ref/predictions.csv")).unwrap();
+        opts.skip_unlabelled = true;
+        for data in [&partial_csv, &partial_pq] {
+            for batch_size in [1000, 7] {
+                opts.batch_size = batch_size;
+                let out = tmp.path().join(format!("out-{batch_size}"));
+                let e = evaluate(&model, data, &out, &opts).unwrap_or_else(|e| panic!("{name} {data:?}: {e}"));
+                assert_eq!((e.rows, e.unlabelled), (reference.rows, unlabelled), "{name} {data:?}");
+                assert_eq!(std::fs::read_to_string(out.join("metrics.json")).unwrap(), expected, "{name} {data:?}");
+                let preds = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+                assert_eq!(without_row_column(&preds), without_row_column(&expected_preds), "{name} {data:?}");
+                // `row` is still the row's index in the data.
+                let rows: Vec<&str> = preds.lines().skip(1).map(|l| l.split_once(',').unwrap().0).collect();
+                assert_eq!(rows, kept_rows, "{name} {data:?}");
+            }
+        }
+
+        // Nothing labelled at all.
+        let none = tmp.path().join("none.csv");
+        std::fs::write(&none, format!("{header}\n{}\n", partial[4])).unwrap();
+        let err = dagrun_onnx::evaluate_metrics(&model, &none, &opts).unwrap_err().to_string();
+        assert!(err.ends_with(&format!("no labelled rows: all 1 rows lack a label (`{}`)", opts.label)), "{err}");
+    }
+}
+
+#[test]
+fn a_missing_label_is_an_error_by_default_and_names_the_classes_plainly() {
+    if !runtime_required() {
+        return;
+    }
+    let (model, csv, opts) = fixture("logreg_binary");
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines: Vec<String> = text.lines().take(5).map(String::from).collect();
+    lines[1] = lines[1].rsplit_once(',').map(|(head, _)| format!("{head},")).unwrap();
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, lines.join("\n")).unwrap();
+    let err = dagrun_onnx::evaluate_metrics(&model, &bad, &opts).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "line 2: label `` is not one of the model's classes (0, 1); check the label column `label` (every row \
+             needs a label)"
+        ),
+        "{err}"
+    );
+}

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dagrun_monitor::performance::{PerformanceOptions, compare};
+use dagrun_monitor::performance::{
+    PERFORMANCE_VERSION, PerformanceOptions, PerformanceReport, PerformanceStatus, compare,
+};
 use dagrun_onnx::EvalOptions;
 use dagrun_workflow::{DataSource, PerformanceTask};
 
@@ -52,24 +54,49 @@ impl PerformanceKind {
         let mut opts = EvalOptions::new(self.spec.label.clone());
         opts.features.clone_from(&self.spec.features);
         opts.write_predictions = false;
-        let eval = dagrun_onnx::evaluate_metrics(&self.model, &self.data, &opts)
-            .map_err(|e| TaskError::new(Failure::Model, e.to_string()))?;
-        let current: BTreeMap<String, f64> =
-            METRICS.iter().filter_map(|m| eval.metrics.get(m).map(|v| ((*m).to_owned(), v))).collect();
+        // Labels arrive late: rows without one are counted, not scored.
+        opts.skip_unlabelled = true;
         let defaults = PerformanceOptions::default();
         let popts = PerformanceOptions {
             tolerance: self.spec.tolerance.clone(),
             min_rows: self.spec.min_rows.unwrap_or(defaults.min_rows),
         };
-        let report = compare(&baseline, &current, eval.rows, &popts)
-            .map_err(|e| TaskError::permanent(Failure::Data, e.to_string()))?;
+        let report = match dagrun_onnx::evaluate_metrics(&self.model, &self.data, &opts) {
+            Ok(eval) => {
+                let current: BTreeMap<String, f64> =
+                    METRICS.iter().filter_map(|m| eval.metrics.get(m).map(|v| ((*m).to_owned(), v))).collect();
+                let mut report = compare(&baseline, &current, eval.rows, &popts)
+                    .map_err(|e| TaskError::permanent(Failure::Data, e.to_string()))?;
+                report.unlabelled = eval.unlabelled;
+                if report.status == PerformanceStatus::InsufficientData && eval.unlabelled > 0 {
+                    report.reason.push_str(&format!(" ({} more rows have no label yet)", eval.unlabelled));
+                }
+                report
+            }
+            // No label has arrived yet: too few to judge, like any count below `min_rows`.
+            Err(dagrun_onnx::Error::NoLabelledRows { unlabelled, .. }) => PerformanceReport {
+                version: PERFORMANCE_VERSION,
+                status: PerformanceStatus::InsufficientData,
+                regressed: false,
+                reason: format!("no labelled rows: all {unlabelled} rows have no label yet"),
+                rows: 0,
+                unlabelled,
+                metrics: Vec::new(),
+            },
+            Err(e) => return Err(TaskError::new(Failure::Model, e.to_string()).into()),
+        };
         dagrun_cache::ensure_dir(stage).map_err(|e| data_error(format!("cannot create {}: {e}", stage.display())))?;
         let json = stage.join("performance.json");
         std::fs::write(&json, report.to_json())
             .map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
         place(&self.outputs, "report", &json)?;
-        let summary =
-            serde_json::json!({"regressed": report.regressed, "status": report.status, "reason": report.reason});
+        let summary = serde_json::json!({
+            "regressed": report.regressed,
+            "status": report.status,
+            "reason": report.reason,
+            "rows": report.rows,
+            "unlabelled": report.unlabelled,
+        });
         if report.regressed && self.spec.fail_on_regression {
             let reason = format!("performance regression: {}", report.reason);
             return Err(AttemptError::Alert { reason, summary: Some(summary) });

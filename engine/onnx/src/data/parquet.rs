@@ -11,14 +11,14 @@ use arrow_array::types::{
     ArrowPrimitiveType, Decimal32Type, Decimal64Type, Decimal128Type, Float16Type, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
 };
 
-use super::{Batch, ColumnSpec, FeatureBuf, Resolved, TextColumn, parse_f64, resolve};
+use super::{Batch, ColumnSpec, FeatureBuf, Resolved, TextColumn, missing_label, parse_f64, resolve};
 use crate::error::{Error, Result, io_err};
 
 /// Rows decoded per Arrow record batch (independent of the evaluation's batch size).
@@ -40,8 +40,11 @@ pub(crate) struct ParquetBatches {
     pending: Option<(RecordBatch, usize)>,
     next_row: u64,
     single_precision: bool,
+    skip_unlabelled: bool,
     scratch: Vec<f64>,
     text: Vec<u8>,
+    /// Which rows of a slice have a label (with `skip_unlabelled`).
+    keep: Vec<bool>,
 }
 
 impl ParquetBatches {
@@ -106,8 +109,10 @@ impl ParquetBatches {
             pending: None,
             next_row: 0,
             single_precision: false,
+            skip_unlabelled: spec.skip_unlabelled && label.is_some(),
             scratch: Vec::new(),
             text: Vec::new(),
+            keep: Vec::new(),
         })
     }
 
@@ -146,6 +151,7 @@ impl ParquetBatches {
             self.append(batch, &record, used, n)?;
             self.pending = Some((record, used + n));
         }
+        batch.set_first_row();
         Ok(batch.rows())
     }
 
@@ -153,9 +159,45 @@ impl ParquetBatches {
         Error::Data { path: self.path.clone(), reason: format!("cannot decode Parquet data: {e}") }
     }
 
-    /// Appends rows `offset..offset + n` of `record` to `batch`.
+    /// Appends rows `offset..offset + n` of `record` to `batch` (with `skip_unlabelled`, those with a label).
     fn append(&mut self, batch: &mut Batch, record: &RecordBatch, offset: usize, n: usize) -> Result<()> {
         let first = self.next_row;
+        if let Some(col) = self.label.filter(|_| self.skip_unlabelled) {
+            let labels = record.column(col).slice(offset, n);
+            self.keep.clear();
+            let keep = &mut self.keep;
+            let _ = each_text(labels.as_ref(), &mut self.text, |_, value| {
+                keep.push(value.is_some_and(|v| !missing_label(v)));
+                Ok::<(), ()>(())
+            });
+            let kept = self.keep.iter().filter(|&&k| k).count();
+            if kept < n {
+                batch.unlabelled += (n - kept) as u64;
+                self.next_row += n as u64;
+                if kept == 0 {
+                    return Ok(());
+                }
+                // Only the labelled rows are decoded further (so an unlabelled row is never parsed).
+                let mask = BooleanArray::from(self.keep.clone());
+                let labelled = arrow_select::filter::filter_record_batch(&record.slice(offset, n), &mask)
+                    .map_err(|e| self.decode_error(e))?;
+                let ids: Vec<u64> = mask.values().set_indices().map(|i| first + i as u64).collect();
+                return self.append_rows(batch, &labelled, 0, kept, ids.iter().copied());
+            }
+        }
+        self.next_row += n as u64;
+        self.append_rows(batch, record, offset, n, first..first + n as u64)
+    }
+
+    /// Appends rows `offset..offset + n` of `record` to `batch`; `ids` are their data row indices.
+    fn append_rows(
+        &mut self,
+        batch: &mut Batch,
+        record: &RecordBatch,
+        offset: usize,
+        n: usize,
+        ids: impl Iterator<Item = u64> + Clone,
+    ) -> Result<()> {
         let start = batch.rows();
         let width = self.features.len();
         batch.features.grow(n * width);
@@ -167,7 +209,7 @@ impl ParquetBatches {
                     path: self.path.clone(),
                     reason: format!(
                         "row {}: column `{}`: `{text}` is not a number",
-                        first + i as u64,
+                        ids.clone().nth(i).unwrap_or_default(),
                         self.names[self.feature_roots[j]]
                     ),
                 });
@@ -180,8 +222,8 @@ impl ParquetBatches {
         for (out, &col) in batch.passthrough.iter_mut().zip(&self.passthrough) {
             text_column(&record.column(col).slice(offset, n), out, &mut self.text);
         }
-        batch.lines.extend(first..first + n as u64);
-        self.next_row += n as u64;
+        batch.lines.extend(ids.clone());
+        batch.row_ids.extend(ids);
         Ok(())
     }
 }
@@ -397,7 +439,13 @@ mod tests {
         );
         let features = strings(&["b", "a"]);
         let pass = strings(&["region", "id", "ok", "score"]);
-        let spec = ColumnSpec { features: Some(&features), label: Some("y"), label_required: true, passthrough: &pass };
+        let spec = ColumnSpec {
+            features: Some(&features),
+            label: Some("y"),
+            label_required: true,
+            passthrough: &pass,
+            ..Default::default()
+        };
         let mut r = ParquetBatches::open(&p, &spec).unwrap();
         assert_eq!(r.feature_names(), ["b", "a"]);
         assert_eq!(r.width(), 2);
