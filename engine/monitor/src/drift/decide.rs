@@ -138,8 +138,8 @@ pub fn insufficient(reference: u64, current: u64, min_rows: u64) -> String {
         (true, true) => {
             format!("reference and current have {reference} and {current} usable values, fewer than min_rows {min}")
         }
-        (true, false) => format!("reference has {reference} usable values, fewer than min_rows {min}"),
-        _ => format!("current has {current} usable values, fewer than min_rows {min}"),
+        (true, false) => format!("reference has {}, fewer than min_rows {min}", usable(reference)),
+        _ => format!("current has {}, fewer than min_rows {min}", usable(current)),
     }
 }
 
@@ -199,6 +199,11 @@ pub fn dataset(columns: &[ColumnResult], predictions: &[ColumnResult], drift_sha
         rules.push(format!("{insufficient} more column{s} too little data"));
     }
     Dataset { status, reason: rules.join("; "), share, drifted_columns }
+}
+
+/// `1 usable value`, `3 usable values`.
+fn usable(n: u64) -> String {
+    if n == 1 { "1 usable value".to_owned() } else { format!("{n} usable values") }
 }
 
 #[cfg(test)]
@@ -316,6 +321,7 @@ mod tests {
         let o = numeric(&ks, Choice { method: Method::Ks, threshold: 0.05 });
         assert_eq!((o.p_value, o.drifted, o.reason.as_str()), (Some(0.2), false, "KS p-value 0.2 ≥ 0.05 (D = 0.2)"));
         assert_eq!(insufficient(100, 10, 30), "current has 10 usable values, fewer than min_rows 30");
+        assert_eq!(insufficient(100, 1, 30), "current has 1 usable value, fewer than min_rows 30");
         assert_eq!(insufficient(0, 0, 0), "reference and current have 0 and 0 usable values, fewer than min_rows 1");
     }
 }
