@@ -402,18 +402,7 @@ fn drift_json_round_trips() {
     }
 }
 
-/// `false` (skip) if DAGRUN_SKIP_ONNX=1; otherwise ONNX Runtime must load, or the test fails
-/// saying what to install (as engine/onnx's tests do).
-fn runtime_required() -> bool {
-    if std::env::var("DAGRUN_SKIP_ONNX").is_ok_and(|v| v == "1") {
-        eprintln!("DAGRUN_SKIP_ONNX=1: skipping a test that needs ONNX Runtime");
-        return false;
-    }
-    if let Err(e) = dagrun_onnx::runtime::init() {
-        panic!("{e}\n(set DAGRUN_SKIP_ONNX=1 to skip the tests that need ONNX Runtime)");
-    }
-    true
-}
+use dagrun_onnx::runtime::required_by_tests as runtime_required;
 
 #[test]
 fn prediction_drift_with_an_onnx_classifier() {

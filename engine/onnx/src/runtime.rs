@@ -135,6 +135,19 @@ pub fn discover() -> Result<RuntimeInfo, OrtError> {
     init().map(|rt| rt.info.clone())
 }
 
+/// For test suites that need ONNX Runtime: `false` when `DAGRUN_SKIP_ONNX=1` (the caller skips
+/// the test); otherwise loads the runtime and panics with what to install when it cannot.
+pub fn required_by_tests() -> bool {
+    if std::env::var("DAGRUN_SKIP_ONNX").is_ok_and(|v| v == "1") {
+        eprintln!("DAGRUN_SKIP_ONNX=1: skipping a test that needs ONNX Runtime");
+        return false;
+    }
+    if let Err(e) = init() {
+        panic!("{e}\n(set DAGRUN_SKIP_ONNX=1 to skip the tests that need ONNX Runtime)");
+    }
+    true
+}
+
 /// Finds and loads ONNX Runtime and creates its environment, once per process; later calls return the
 /// same runtime, or the same error.
 pub fn init() -> Result<&'static Runtime, OrtError> {

@@ -16,16 +16,7 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx")
 }
 
-fn runtime_required() -> bool {
-    if std::env::var("DAGRUN_SKIP_ONNX").is_ok_and(|v| v == "1") {
-        eprintln!("DAGRUN_SKIP_ONNX=1: skipping a test that needs ONNX Runtime");
-        return false;
-    }
-    if let Err(e) = dagrun_onnx::runtime::init() {
-        panic!("{e}\n(set DAGRUN_SKIP_ONNX=1 to skip the tests that need ONNX Runtime)");
-    }
-    true
-}
+use dagrun_onnx::runtime::required_by_tests as runtime_required;
 
 /// Writes `csv` as Parquet: a column of integers as Int64, of other numbers as Float64, else Utf8 (an
 /// empty cell is null). Small row groups and batches, so reading crosses their boundaries.

@@ -37,17 +37,14 @@ pub(crate) fn check_drift(file: &File, def: &TaskDef, d: &DriftTask, sp: &TaskSp
             .help("the share of compared columns that must drift for the dataset to count as drifted, e.g. 0.5"),
         );
     }
-    if d.min_rows == Some(0) {
-        diags.push(
-            Diagnostic::new(
-                "dagrun::invalid-threshold",
-                format!("min_rows of task `{}` must be at least 1", def.name),
-                file,
-            )
-            .label(sp.kind_field("min_rows"), "zero")
-            .help("the usable values a column needs on each side before it can be judged; default 30"),
-        );
-    }
+    check_min_rows(
+        file,
+        def,
+        d.min_rows,
+        "the usable values a column needs on each side before it can be judged; default 30",
+        sp,
+        diags,
+    );
     if let Some(bins) = d.bins
         && !(2..=1000).contains(&bins)
     {
@@ -192,7 +189,26 @@ pub(crate) fn check_performance(
             );
         }
     }
-    if p.min_rows == Some(0) {
+    check_min_rows(
+        file,
+        def,
+        p.min_rows,
+        "the labelled rows needed before the model is judged; default 100",
+        sp,
+        diags,
+    );
+}
+
+/// `min_rows: 0` would judge a column (or a model) on no data at all.
+fn check_min_rows(
+    file: &File,
+    def: &TaskDef,
+    min_rows: Option<u64>,
+    meaning: &str,
+    sp: &TaskSpans<'_>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if min_rows == Some(0) {
         diags.push(
             Diagnostic::new(
                 "dagrun::invalid-threshold",
@@ -200,7 +216,7 @@ pub(crate) fn check_performance(
                 file,
             )
             .label(sp.kind_field("min_rows"), "zero")
-            .help("the labelled rows needed before the model is judged; default 100"),
+            .help(meaning.to_owned()),
         );
     }
 }
