@@ -5,7 +5,9 @@
 #   3. runs a deliberately worse model: the gate refuses it (exit code 4), nothing is deployed;
 #   4. shows what `plan` explains after a parameter change;
 #   5. creates a plugin of your own with `dagrun plugin new` and runs it;
-#   6. backfills a quarter of daily partitions.
+#   6. backfills a quarter of daily partitions;
+#   7. monitors: a quarter of daily drift checks, then checks of the deployed model (drift against
+#      its training data, prediction drift, live accuracy) before and after the data drifts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +58,18 @@ echo
 echo "== 6. a backfill: a quarter of daily partitions, weekly retraining on a 28-day window"
 "$dagrun" backfill workflows/backfill.ron --from 2025-01-01 --to 2025-03-31
 "$dagrun" backfill workflows/backfill.ron --from 2025-01-01 --to 2025-03-31 --plan | sed -n '1,3p'
+echo
+echo "== 7. monitoring: daily drift checks (the generated data drifts after 2025-03-01)"
+"$dagrun" backfill workflows/monitor.ron --from 2025-01-01 --to 2025-03-31
+for day in 2025-03-01 2025-03-02; do
+    echo "$day: $(grep -m1 '"reason"' "workflows/out/monitor/drift/$day.json")"
+done
+echo "   and the deployed model: drift against its training data, live accuracy on labelled days"
+"$dagrun" backfill workflows/live.ron --from 2025-02-27 --to 2025-03-04
+for day in 2025-03-01 2025-03-02; do
+    echo "$day: $(grep -m1 '"reason"' "workflows/out/live/performance/$day.json")"
+done
+echo "   report pages: workflows/out/monitor/drift/2025-03-02.html (opens offline)"
 echo
 echo "run history:"
 "$dagrun" runs workflows/retrain.ron -n 5

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-pub use dagrun_contracts::registry::{ModelVersion, current, names, versions};
+pub use dagrun_contracts::registry::{ModelVersion, VERDICT_FILE, current, names, reference, verdict_file, versions};
 
 /// Points `current` at `version` atomically (temp file + fsync + rename); an error if the
 /// version has no `model.onnx` or the name or version is not valid.

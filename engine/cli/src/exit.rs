@@ -20,6 +20,9 @@ pub enum Exit {
     GateRefused = 4,
     /// 5: `cache verify` found corrupt or broken entries (they were removed).
     CacheCorrupt = 5,
+    /// 6: a monitoring check raised an alert: drift with `fail_on_drift`, a performance
+    /// regression with `fail_on_regression` (and nothing failed or was refused).
+    Alert = 6,
     /// 75: another run holds the state directory (try again later).
     Busy = 75,
     /// 70: dagrun itself failed (state directory unwritable, I/O error).
@@ -35,6 +38,7 @@ impl Exit {
             RunStatus::Succeeded => Exit::Success,
             // A scheduler can tell "a worse model was blocked" from "something broke".
             RunStatus::Refused => Exit::GateRefused,
+            RunStatus::Alerted => Exit::Alert,
             RunStatus::Failed => Exit::TaskFailed,
             RunStatus::Interrupted | RunStatus::Running => Exit::Interrupted,
         }
@@ -72,10 +76,11 @@ mod tests {
 
     #[test]
     fn run_outcomes_map_to_documented_codes() {
-        let codes: Vec<u8> = [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Refused, RunStatus::Interrupted]
-            .into_iter()
-            .map(|s| Exit::of_run(s) as u8)
-            .collect();
-        assert_eq!(codes, [0, 1, 4, 130]);
+        let codes: Vec<u8> =
+            [RunStatus::Succeeded, RunStatus::Failed, RunStatus::Refused, RunStatus::Alerted, RunStatus::Interrupted]
+                .into_iter()
+                .map(|s| Exit::of_run(s) as u8)
+                .collect();
+        assert_eq!(codes, [0, 1, 4, 6, 130]);
     }
 }

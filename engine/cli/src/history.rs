@@ -94,7 +94,9 @@ pub fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs)
         c.skipped,
         ms(r.saved_ms)
     );
-    for t in r.tasks.iter().filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Refused)) {
+    for t in
+        r.tasks.iter().filter(|t| matches!(t.status, TaskStatus::Failed | TaskStatus::Refused | TaskStatus::Alerted))
+    {
         if let Some(log) = &t.log {
             println!("log of {}: {log}", t.task);
         }

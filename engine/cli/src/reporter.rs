@@ -39,6 +39,7 @@ fn finished_line(event: &Event) -> String {
         }
         TaskStatus::Failed => log_line(format!("  FAILED   {task} ({d}): {}", error.unwrap_or("failed"))),
         TaskStatus::Refused => log_line(format!("  REFUSED  {task} ({d}): {}", error.unwrap_or("refused"))),
+        TaskStatus::Alerted => log_line(format!("  ALERT    {task} ({d}): {}", error.unwrap_or("alert"))),
         TaskStatus::Skipped => format!("  skipped  {task}: {}", error.unwrap_or("skipped")),
     }
 }

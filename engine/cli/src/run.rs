@@ -198,13 +198,17 @@ fn summary(r: &RunRecord) -> String {
     }
     let c = r.counts;
     let took = r.finished_ms.unwrap_or(r.started_ms).saturating_sub(r.started_ms);
-    let refused = if c.refused > 0 { format!(", {} refused", c.refused) } else { String::new() };
+    let mut refused = if c.refused > 0 { format!(", {} refused", c.refused) } else { String::new() };
+    if c.alerted > 0 {
+        refused.push_str(&format!(", {} alerted", c.alerted));
+    }
     s.push_str(&format!(
         "\n{}: {} ran, {} cached, {} failed{refused}, {} skipped in {}; the cache saved {} of compute (run {})\n",
         match r.status {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "FAILED",
             RunStatus::Refused => "REFUSED (a gate refused a model; nothing else failed)",
+            RunStatus::Alerted => "ALERT (a monitoring check found drift or a regression; nothing else failed)",
             _ => "interrupted",
         },
         c.succeeded,

@@ -2,6 +2,9 @@
 //!
 //! * [`verdict`]: `verdict.json`, what the `OnnxEval` gate decided (written by the engine, read
 //!   by the deploy plugin).
+//! * [`drift`]: `drift.json`, what a `Drift` task found per column and for the dataset.
+//! * [`performance`]: `performance.json`, how a model's metrics on fresh labelled data compare
+//!   with its baseline.
 //! * [`registry`]: the model registry layout (`<registry>/<name>/current`,
 //!   `<registry>/<name>/vNNNN/{model.onnx,verdict.json,metadata.json}`) and the filesystem
 //!   operations on it (read, list, move `current`, promote).
@@ -12,7 +15,9 @@
 //! Every versioned file is checked on read: a newer version than this build understands is a
 //! clear error ([`ContractError::NewerVersion`]), not a confusing parse failure.
 
+pub mod drift;
 mod error;
+pub mod performance;
 pub mod registry;
 #[cfg(feature = "csv")]
 pub mod table;

@@ -5,7 +5,10 @@
 //! <registry>/<name>/v0003/model.onnx     the model
 //! <registry>/<name>/v0003/verdict.json   the gate's verdict that allowed it (verbatim)
 //! <registry>/<name>/v0003/metadata.json  [`Metadata`]: layout version, name, version, digest
+//! <registry>/<name>/v0003/reference.csv   the data the model was trained on (optional; or .parquet)
 //! ```
+//! The reference data is what `Drift(reference: Deployed(registry, name))` compares new data
+//! with: it follows the model, so a deploy or a rollback moves it too.
 //! Written by the deploy plugin ([`promote`]) and `dagrun models rollback` ([`set_current`]);
 //! read by the `OnnxEval` gate (the champion), `OnnxPredict` and `dagrun models list`.
 //! A version directory appears whole (staged, then renamed); `current` is replaced atomically
@@ -98,6 +101,49 @@ pub struct Metadata {
     pub model_version: String,
     /// blake3 (hex) of `model.onnx`.
     pub digest: String,
+    /// The data the model was trained on, copied beside it (absent for versions deployed
+    /// without one, and in metadata written before it existed: older readers ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceData>,
+}
+
+/// The reference (training) data recorded with a model version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceData {
+    /// Its file in the version directory: `reference.csv` or `reference.parquet`.
+    pub file: String,
+    /// blake3 (hex) of its bytes.
+    pub digest: String,
+    /// Where it came from (the file name the deploy task was given), for people.
+    pub source: String,
+}
+
+/// A reference dataset to record with a new version (see [`promote`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewReference<'a> {
+    /// The file to copy.
+    pub path: &'a Path,
+    /// blake3 (hex) of its bytes.
+    pub digest: &'a str,
+}
+
+impl NewReference<'_> {
+    /// The file name it gets in the version directory: `reference.parquet` for Parquet (by
+    /// extension), else `reference.csv`.
+    pub fn file_name(&self) -> &'static str {
+        match self.path.extension().and_then(|e| e.to_str()) {
+            Some(e) if e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq") => "reference.parquet",
+            _ => "reference.csv",
+        }
+    }
+}
+
+/// The reference data recorded with `version`: its path and metadata; `None` when the
+/// version has none (or its metadata cannot be read).
+pub fn reference(registry: &Path, name: &str, version: &str) -> Option<(PathBuf, ReferenceData)> {
+    let meta = read_metadata(registry, name, version).ok()?;
+    let r = meta.reference?;
+    Some((version_dir(registry, name, version).join(&r.file), r))
 }
 
 impl Metadata {
@@ -108,6 +154,7 @@ impl Metadata {
             name: name.to_owned(),
             model_version: model_version.to_owned(),
             digest: digest.to_owned(),
+            reference: None,
         }
     }
 
@@ -224,8 +271,8 @@ pub struct Promotion {
     pub unchanged: bool,
 }
 
-/// Adds `model` as the next version of `name` with its verdict (copied verbatim) and
-/// [`Metadata`], then makes it current. The version directory is written as a hidden staging
+/// Adds `model` as the next version of `name` with its verdict (copied verbatim), its
+/// reference data (copied, when given) and [`Metadata`], then makes it current. The version directory is written as a hidden staging
 /// directory and renamed into place, so readers never see half a version. When the current
 /// version's model has exactly these bytes, nothing is written.
 ///
@@ -236,6 +283,7 @@ pub fn promote(
     model: &[u8],
     digest: &str,
     verdict: &[u8],
+    reference: Option<NewReference<'_>>,
 ) -> Result<Promotion, ContractError> {
     validate_name(name)?;
     if let Some((version, path)) = current(registry, name)
@@ -247,7 +295,7 @@ pub fn promote(
     fs::create_dir_all(&dir).map_err(ContractError::io(&dir))?;
     let version = format_version(next_version(registry, name));
     let staging = dir.join(format!(".{version}.staging.{}", unique_suffix()));
-    let staged = stage(&staging, name, &version, model, digest, verdict);
+    let staged = stage(&staging, Staged { name, version: &version, model, digest, verdict, reference });
     let target = version_dir(registry, name, &version);
     let placed = staged.and_then(|()| fs::rename(&staging, &target).map_err(ContractError::io(&target)));
     if let Err(e) = placed {
@@ -259,19 +307,31 @@ pub fn promote(
     Ok(Promotion { version, unchanged: false })
 }
 
+/// What goes into a new version directory.
+struct Staged<'a> {
+    name: &'a str,
+    version: &'a str,
+    model: &'a [u8],
+    digest: &'a str,
+    verdict: &'a [u8],
+    reference: Option<NewReference<'a>>,
+}
+
 /// Writes a version directory's files into `staging`.
-fn stage(
-    staging: &Path,
-    name: &str,
-    version: &str,
-    model: &[u8],
-    digest: &str,
-    verdict: &[u8],
-) -> Result<(), ContractError> {
+fn stage(staging: &Path, s: Staged<'_>) -> Result<(), ContractError> {
     fs::create_dir(staging).map_err(ContractError::io(staging))?;
-    write_synced(&staging.join(MODEL_FILE), model)?;
-    write_synced(&staging.join(VERDICT_FILE), verdict)?;
-    write_synced(&staging.join(METADATA_FILE), Metadata::new(name, version, digest).to_json().as_bytes())?;
+    write_synced(&staging.join(MODEL_FILE), s.model)?;
+    write_synced(&staging.join(VERDICT_FILE), s.verdict)?;
+    let mut meta = Metadata::new(s.name, s.version, s.digest);
+    if let Some(r) = s.reference {
+        let file = r.file_name();
+        let dest = staging.join(file);
+        fs::copy(r.path, &dest).map_err(ContractError::io(r.path))?;
+        File::open(&dest).and_then(|f| f.sync_all()).map_err(ContractError::io(&dest))?;
+        let source = r.path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        meta.reference = Some(ReferenceData { file: file.to_owned(), digest: r.digest.to_owned(), source });
+    }
+    write_synced(&staging.join(METADATA_FILE), meta.to_json().as_bytes())?;
     sync_dir(staging);
     Ok(())
 }
@@ -393,26 +453,26 @@ mod tests {
     fn promote_stages_then_moves_current_and_same_bytes_are_a_noop() {
         let dir = tempfile::tempdir().unwrap();
         let reg = dir.path().join("registry");
-        let p = promote(&reg, "churn", b"model-1", "d1", b"{\"verdict\":1}\n").unwrap();
+        let p = promote(&reg, "churn", b"model-1", "d1", b"{\"verdict\":1}\n", None).unwrap();
         assert_eq!(p, Promotion { version: "v0001".into(), unchanged: false });
         assert_eq!(fs::read(model_file(&reg, "churn", "v0001")).unwrap(), b"model-1");
         assert_eq!(fs::read(verdict_file(&reg, "churn", "v0001")).unwrap(), b"{\"verdict\":1}\n", "verbatim");
         assert_eq!(read_metadata(&reg, "churn", "v0001").unwrap(), Metadata::new("churn", "v0001", "d1"));
         assert_eq!(read_current(&reg, "churn").unwrap().as_deref(), Some("v0001"));
 
-        let again = promote(&reg, "churn", b"model-1", "d1", b"other verdict").unwrap();
+        let again = promote(&reg, "churn", b"model-1", "d1", b"other verdict", None).unwrap();
         assert_eq!(again, Promotion { version: "v0001".into(), unchanged: true });
         assert_eq!(fs::read(verdict_file(&reg, "churn", "v0001")).unwrap(), b"{\"verdict\":1}\n", "untouched");
 
-        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}").unwrap();
+        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
         assert_eq!(p2, Promotion { version: "v0002".into(), unchanged: false });
         set_current(&reg, "churn", "v0001").unwrap();
-        let p3 = promote(&reg, "churn", b"model-2", "d2", b"{}").unwrap();
+        let p3 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
         assert_eq!(p3.version, "v0003", "bytes of a version that is not current make a new version");
         let entries: Vec<String> =
             fs::read_dir(reg.join("churn")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
         assert!(entries.iter().all(|e| !e.starts_with('.')), "no staging or temp leftovers: {entries:?}");
-        assert!(matches!(promote(&reg, "a/b", b"m", "d", b"{}"), Err(ContractError::InvalidName(_))));
+        assert!(matches!(promote(&reg, "a/b", b"m", "d", b"{}", None), Err(ContractError::InvalidName(_))));
     }
 
     #[test]
@@ -422,7 +482,7 @@ mod tests {
         fs::create_dir_all(model_dir(reg, "churn")).unwrap();
         // A stray *file* named like the next version: not a version (not a directory), and in the way.
         fs::write(version_dir(reg, "churn", "v0001"), "stray").unwrap();
-        let e = promote(reg, "churn", b"m", "d", b"{}").unwrap_err();
+        let e = promote(reg, "churn", b"m", "d", b"{}", None).unwrap_err();
         assert!(matches!(e, ContractError::Io { .. }), "{e}");
         assert_eq!(read_current(reg, "churn").unwrap(), None, "current untouched");
         let hidden =
@@ -443,5 +503,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = read_metadata(dir.path(), "churn", "v0001").unwrap_err().to_string();
         assert!(e.contains("metadata.json"), "{e}");
+    }
+
+    #[test]
+    fn promote_records_the_reference_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().join("registry");
+        let data = dir.path().join("train.parquet");
+        fs::write(&data, b"PAR1 data").unwrap();
+        let r = NewReference { path: &data, digest: "rd" };
+        let p = promote(&reg, "churn", b"model-1", "d1", b"{}", Some(r)).unwrap();
+        let (path, meta) = reference(&reg, "churn", &p.version).unwrap();
+        assert_eq!(path, version_dir(&reg, "churn", "v0001").join("reference.parquet"));
+        assert_eq!(fs::read(&path).unwrap(), b"PAR1 data");
+        assert_eq!(
+            meta,
+            ReferenceData { file: "reference.parquet".into(), digest: "rd".into(), source: "train.parquet".into() }
+        );
+        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
+        assert_eq!(reference(&reg, "churn", &p2.version), None, "a version deployed without data has none");
+        let old = r#"{"version": 1, "name": "churn", "model_version": "v0001", "digest": "d"}"#;
+        assert_eq!(Metadata::from_json(old.as_bytes()).unwrap().reference, None, "older metadata still reads");
     }
 }

@@ -16,6 +16,9 @@ pub enum TaskStatus {
     Failed,
     /// An evaluation gate refused the model: a decision, not a failure.
     Refused,
+    /// A monitoring check (`Drift`, `Performance`) found drift or a regression and was set to
+    /// fail on it: a finding, not a failure.
+    Alerted,
     /// It did not run because something it needs failed or was refused (or the run was
     /// interrupted).
     Skipped,
@@ -29,6 +32,7 @@ impl TaskStatus {
             TaskStatus::Cached => "cached",
             TaskStatus::Failed => "failed",
             TaskStatus::Refused => "refused",
+            TaskStatus::Alerted => "alerted",
             TaskStatus::Skipped => "skipped",
         }
     }
@@ -48,6 +52,9 @@ pub struct Counts {
     /// Refused by an evaluation gate (not counted in `failed`).
     #[serde(default)]
     pub refused: usize,
+    /// Monitoring alerts that stopped their task (not counted in `failed`).
+    #[serde(default)]
+    pub alerted: usize,
 }
 
 impl Counts {
@@ -58,13 +65,14 @@ impl Counts {
             TaskStatus::Cached => self.cached += 1,
             TaskStatus::Failed => self.failed += 1,
             TaskStatus::Refused => self.refused += 1,
+            TaskStatus::Alerted => self.alerted += 1,
             TaskStatus::Skipped => self.skipped += 1,
         }
     }
 
     /// All tasks counted.
     pub fn total(&self) -> usize {
-        self.succeeded + self.cached + self.failed + self.refused + self.skipped
+        self.succeeded + self.cached + self.failed + self.refused + self.alerted + self.skipped
     }
 }
 
@@ -80,6 +88,9 @@ pub enum RunStatus {
     Failed,
     /// Nothing failed, but an evaluation gate refused a model.
     Refused,
+    /// Nothing failed or was refused, but a monitoring check raised an alert (drift or a
+    /// performance regression, with `fail_on_drift` / `fail_on_regression`).
+    Alerted,
     /// Stopped by Ctrl-C.
     Interrupted,
 }
@@ -92,6 +103,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Refused => "refused",
+            RunStatus::Alerted => "alerted",
             RunStatus::Interrupted => "interrupted",
         }
     }

@@ -211,6 +211,12 @@ async fn attempts(
                     ..JobResult::new(i, TaskStatus::Refused, key.clone())
                 }));
             }
+            Err(AttemptError::Alert(reason)) => {
+                return Err(end(JobResult {
+                    error: Some(reason),
+                    ..JobResult::new(i, TaskStatus::Alerted, key.clone())
+                }));
+            }
             Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, key.clone(), e))),
             Err(AttemptError::Failed(e)) => e,
         };

@@ -39,6 +39,8 @@ pub enum Failure {
     Plugin,
     /// An ONNX evaluation or prediction failed.
     Model,
+    /// A data file could not be read or compared (`Drift`, `Performance`).
+    Data,
     /// Its outputs could not be stored in or restored from the cache.
     Cache,
     /// The process could not be started or its log not written.
@@ -82,6 +84,9 @@ pub(crate) enum AttemptError {
     Failed(TaskError),
     /// An evaluation gate refused the model (a decision: never retried).
     Refused(String),
+    /// A monitoring check found drift or a regression and was told to fail on it
+    /// (`fail_on_drift`, `fail_on_regression`): a finding, never retried.
+    Alert(String),
     /// The run was interrupted.
     Cancelled,
 }

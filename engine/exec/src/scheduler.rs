@@ -159,6 +159,7 @@ impl<'a> Book<'a> {
         let why = match status {
             TaskStatus::Failed => format!("upstream `{name}` failed"),
             TaskStatus::Refused => format!("upstream `{name}` was refused by its gate"),
+            TaskStatus::Alerted => format!("upstream `{name}` raised an alert"),
             _ => format!("upstream `{name}` did not run"),
         };
         for d in graph.with_descendants(i) {
@@ -185,6 +186,8 @@ impl<'a> Book<'a> {
             RunStatus::Failed
         } else if record.counts.refused > 0 {
             RunStatus::Refused
+        } else if record.counts.alerted > 0 {
+            RunStatus::Alerted
         } else {
             RunStatus::Succeeded
         };

@@ -136,6 +136,18 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             );
             Ok(Digest(*h.finalize().as_bytes()))
         }
+        TaskKind::Drift(d) => {
+            let mut h = blake3::Hasher::new();
+            h.update(concat!("dagrun-drift/", env!("CARGO_PKG_VERSION")).as_bytes());
+            h.update(serde_json::to_string(d).expect("serializes").as_bytes());
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
+        TaskKind::Performance(p) => {
+            let mut h = blake3::Hasher::new();
+            h.update(concat!("dagrun-performance/", env!("CARGO_PKG_VERSION")).as_bytes());
+            h.update(serde_json::to_string(p).expect("serializes").as_bytes());
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
         TaskKind::OnnxEval(o) => {
             // The evaluator's version and the gate (the champion is an input: see `champion_input`).
             let mut h = blake3::Hasher::new();
@@ -216,6 +228,10 @@ pub struct Resolved {
     pub deployed: Option<RegistryModel>,
     /// `OnnxEval` with a champion gate: the deployed champion (also when it is the candidate).
     pub champion: Option<RegistryModel>,
+    /// `Drift` with `reference: Deployed(...)`: the data the deployed model was trained on.
+    pub reference: Option<InputFile>,
+    /// `Performance` with a deployed model: the verdict that promoted it (its recorded metrics).
+    pub baseline: Option<InputFile>,
 }
 
 /// Resolves the key inputs of instance `i`, given the manifests of its finished upstream instances.
@@ -239,12 +255,13 @@ pub fn key_inputs(
         TaskKind::OnnxEval(o) => champion_input(ctx, o, &mut inputs)?,
         _ => None,
     };
+    let monitor = crate::registry_inputs::monitor_inputs(ctx, &task.kind, &mut inputs)?;
     let deployed = match &task.kind {
         TaskKind::OnnxPredict(p) => match &p.deployed {
             Some(d) => Some(deployed_input(ctx, d, &mut inputs)?),
             None => None,
         },
-        _ => None,
+        _ => monitor.deployed,
     };
     let mut after = BTreeMap::new();
     for dep in &task.after {
@@ -261,7 +278,7 @@ pub fn key_inputs(
         upstream: after,
         partition: node.partition.as_ref().map(|p| p.key.clone()),
     };
-    Ok(Resolved { inputs, files, deployed, champion })
+    Ok(Resolved { inputs, files, deployed, champion, reference: monitor.reference, baseline: monitor.baseline })
 }
 
 /// One named input: what goes into the key, and the files the task receives.
@@ -319,7 +336,7 @@ fn single(f: InputFile) -> ResolvedInput {
 pub const DEPLOYED_INPUT: &str = "@deployed";
 
 /// The deployed model an `OnnxPredict` task scores with: looked up once, hashed into the key.
-fn deployed_input(
+pub(crate) fn deployed_input(
     ctx: &KeyContext<'_>,
     d: &dagrun_workflow::DeployedDef,
     inputs: &mut BTreeMap<String, InputDigest>,
@@ -482,6 +499,16 @@ fn describe_change(c: &Change) -> String {
             if n == DEPLOYED_INPUT =>
         {
             "the deployed model changed".to_owned()
+        }
+        Change::InputAdded(n) | Change::InputChanged { name: n, .. } | Change::InputRemoved(n)
+            if n == crate::REFERENCE_INPUT =>
+        {
+            "the deployed model's reference data changed".to_owned()
+        }
+        Change::InputAdded(n) | Change::InputChanged { name: n, .. } | Change::InputRemoved(n)
+            if n == crate::BASELINE_INPUT =>
+        {
+            "the deployed model's verdict (the baseline) changed".to_owned()
         }
         other => other.to_string(),
     }

@@ -4,6 +4,7 @@ mod graph;
 mod instances;
 mod keys;
 mod plan;
+mod registry_inputs;
 mod render;
 mod select;
 
@@ -15,5 +16,6 @@ pub use keys::{
     resolve_path,
 };
 pub use plan::{Decision, PlannedTask, plan};
+pub use registry_inputs::{BASELINE_INPUT, REFERENCE_INPUT};
 pub use render::{dot, mermaid};
 pub use select::{Force, Selection, UnknownTask};

@@ -12,7 +12,14 @@
 //! # }
 //! ```
 
+mod accum;
+mod arrow_values;
+mod cell;
+mod csv;
+mod parquet;
+
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The file formats dagrun reads.
@@ -28,7 +35,15 @@ impl Format {
     /// The format of a file: Parquet when it starts with the `PAR1` magic bytes (or, when it
     /// cannot be read yet, when its name ends in `.parquet`/`.pq`), else CSV.
     pub fn of(path: &Path) -> Format {
-        todo!("{}", path.display())
+        let mut magic = [0u8; 4];
+        let sniffed = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic));
+        if sniffed.is_ok() && &magic == b"PAR1" {
+            return Format::Parquet;
+        }
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("parquet" | "pq") => Format::Parquet,
+            _ => Format::Csv,
+        }
     }
 }
 
@@ -187,10 +202,44 @@ pub enum TableError {
 
 /// The column names of a file (CSV header / Parquet schema), without reading its data.
 pub fn column_names(path: &Path) -> Result<Vec<String>, TableError> {
-    todo!("{}", path.display())
+    match Format::of(path) {
+        Format::Csv => csv::column_names(path),
+        Format::Parquet => parquet::column_names(path),
+    }
 }
 
 /// Reads the columns `opts` asks for.
 pub fn read_table(path: &Path, opts: &ReadOptions) -> Result<Table, TableError> {
-    todo!("{} {opts:?}", path.display())
+    match Format::of(path) {
+        Format::Csv => csv::read(path, opts),
+        Format::Parquet => parquet::read(path, opts),
+    }
+}
+
+/// The indices (into `names`, the file's columns) of the columns `opts` selects, in the order asked for,
+/// each once. A selected name that appears twice in the file is [`TableError::DuplicateColumn`].
+pub(crate) fn select(path: &Path, names: &[String], opts: &ReadOptions) -> Result<Vec<usize>, TableError> {
+    let keep = |name: &str| !opts.exclude.iter().any(|e| e == name);
+    let mut selected: Vec<usize> = match &opts.columns {
+        Some(wanted) => wanted
+            .iter()
+            .filter(|w| keep(w))
+            .map(|w| {
+                names.iter().position(|n| n == w).ok_or_else(|| TableError::NoColumn {
+                    path: path.to_path_buf(),
+                    column: w.clone(),
+                    columns: names.to_vec(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => (0..names.len()).filter(|&i| keep(&names[i])).collect(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    selected.retain(|&i| seen.insert(i));
+    for &i in &selected {
+        if names.iter().filter(|n| **n == names[i]).count() > 1 {
+            return Err(TableError::DuplicateColumn { path: path.to_path_buf(), column: names[i].clone() });
+        }
+    }
+    Ok(selected)
 }

@@ -139,6 +139,9 @@ pub enum When<V = ron::Value> {
     Failed,
     /// Its gate refused the candidate.
     Refused,
+    /// A monitoring check (`Drift` with `fail_on_drift`, `Performance` with
+    /// `fail_on_regression`) raised an alert.
+    Alerted,
     /// It ran and ended, whatever the outcome.
     Finished,
     /// It ran, succeeded, and its JSON output `output` has `equals` at `pointer`
@@ -586,6 +589,7 @@ fn task_outcome(
         When::Succeeded => Outcome::Succeeded,
         When::Failed => Outcome::Failed,
         When::Refused => Outcome::Refused,
+        When::Alerted => Outcome::Alerted,
         When::Finished => Outcome::Finished,
         When::Json { output, pointer, equals } => {
             if !(pointer.is_empty() || pointer.starts_with('/')) {

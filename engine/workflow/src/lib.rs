@@ -15,6 +15,7 @@ pub mod automation;
 mod diag;
 pub mod duration;
 mod kinds;
+mod kinds_monitor;
 mod load;
 mod model;
 mod overlap;
@@ -30,9 +31,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
+pub use kinds::KNOWN_METRICS;
 pub use model::{
-    ChampionDef, CommandTask, Defaults, DeployedDef, GateDef, Input, MountDef, NoChampion, OnnxEvalTask,
-    OnnxPredictTask, TaskDef, TaskKind, WasmTask,
+    ChampionDef, CommandTask, DataSource, Defaults, DeployedDef, DriftMethod, DriftTask, GateDef, Input, MountDef,
+    NoChampion, OnnxEvalTask, OnnxPredictTask, PerformanceTask, TaskDef, TaskKind, TestDef, WasmTask,
 };
 
 /// A loaded, valid workflow.

@@ -87,6 +87,10 @@ pub enum TaskKind {
     OnnxEval(OnnxEvalTask),
     /// Native batch inference with an ONNX model (a given one, or the deployed one).
     OnnxPredict(OnnxPredictTask),
+    /// Native drift detection: a current dataset compared with a reference one.
+    Drift(DriftTask),
+    /// Native live performance check of a model on freshly labelled data.
+    Performance(PerformanceTask),
 }
 
 impl TaskKind {
@@ -97,6 +101,8 @@ impl TaskKind {
             TaskKind::Wasm(_) => "wasm",
             TaskKind::OnnxEval(_) => "onnx-eval",
             TaskKind::OnnxPredict(_) => "onnx-predict",
+            TaskKind::Drift(_) => "drift",
+            TaskKind::Performance(_) => "performance",
         }
     }
 }
@@ -184,6 +190,160 @@ pub struct OnnxPredictTask {
     /// A column to leave out of the default features (e.g. a label present in the data).
     #[serde(default)]
     pub label: Option<String>,
+}
+
+/// Where a `Drift` or `Performance` task gets a file: one of its inputs (`"reference"`), or
+/// the registry (`Deployed(registry: "registry", name: "churn")`): the deployed model, or for
+/// a `reference`, the data that model was trained on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum DataSource {
+    /// The named input.
+    Input(String),
+    /// The model deployed as `name` in `registry` (or its recorded training data).
+    Deployed(DeployedDef),
+}
+
+impl<'de> Deserialize<'de> for DataSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{EnumAccess, Error, MapAccess, VariantAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = DataSource;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an input name (\"reference\") or Deployed(registry: \"registry\", name: \"churn\")")
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<DataSource, E> {
+                Ok(DataSource::Input(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DataSource, A::Error> {
+                DeployedDef::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(DataSource::Deployed)
+            }
+            fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<DataSource, A::Error> {
+                let (name, variant): (String, _) = data.variant()?;
+                if name != "Deployed" {
+                    return Err(A::Error::custom(format!(
+                        "expected an input name (\"reference\") or Deployed(registry: ..., name: ...), found `{name}`"
+                    )));
+                }
+                variant.struct_variant(&["registry", "name"], DeployedVisitor).map(DataSource::Deployed)
+            }
+        }
+        struct DeployedVisitor;
+        impl<'de> Visitor<'de> for DeployedVisitor {
+            type Value = DeployedDef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Deployed(registry: \"registry\", name: \"churn\")")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DeployedDef, A::Error> {
+                DeployedDef::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `Drift(reference: "reference", current: "current", ...)`: compares the current data with the
+/// reference data column by column (and, with a `model`, their predictions).
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Drift")]
+pub struct DriftTask {
+    /// The reference data: an input name, or `Deployed(...)`: what the deployed model was trained on.
+    pub reference: DataSource,
+    /// Name of the input holding the current data.
+    pub current: String,
+    /// Columns to compare (default: every column in both files but `exclude`).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Columns never compared (an id, the label).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Columns compared as categories even when their values are numbers.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// Columns whose drift alone makes the dataset drifted.
+    #[serde(default)]
+    pub critical: Vec<String>,
+    /// Share of drifted columns at which the dataset is drifted (default 0.5).
+    #[serde(default)]
+    pub drift_share: Option<f64>,
+    /// Usable values needed on each side, else `insufficient data` (default 30).
+    #[serde(default)]
+    pub min_rows: Option<u64>,
+    /// Bins for PSI and Jensen–Shannon on numeric columns (default 10).
+    #[serde(default)]
+    pub bins: Option<u32>,
+    /// The test for numeric columns without their own (default: KS up to 1,000 reference rows, else Wasserstein).
+    #[serde(default)]
+    pub numeric_test: Option<TestDef>,
+    /// The test for categorical columns without their own (default: chi-square up to 1,000 rows, else Jensen–Shannon).
+    #[serde(default)]
+    pub categorical_test: Option<TestDef>,
+    /// Per-column tests: `{"income": (method: Psi, threshold: 0.2)}`.
+    #[serde(default)]
+    pub tests: BTreeMap<String, TestDef>,
+    /// A model to score both datasets with: prediction drift is reported too.
+    #[serde(default)]
+    pub model: Option<DataSource>,
+    /// Drift fails the task (exit code 6) instead of being reported in a successful one.
+    #[serde(default)]
+    pub fail_on_drift: bool,
+}
+
+/// `(method: Psi, threshold: 0.2)`: one column's drift test; either may be left out.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Test")]
+pub struct TestDef {
+    /// The test.
+    #[serde(default)]
+    pub method: Option<DriftMethod>,
+    /// p-values: drift when p < threshold (default 0.05); distances: when ≥ threshold (default 0.1).
+    #[serde(default)]
+    pub threshold: Option<f64>,
+}
+
+/// A drift test, as written in a workflow file.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, serde::Serialize)]
+pub enum DriftMethod {
+    /// Kolmogorov–Smirnov (numeric; p-value).
+    Ks,
+    /// Wasserstein distance / reference std (numeric).
+    Wasserstein,
+    /// Population Stability Index.
+    Psi,
+    /// Jensen–Shannon distance.
+    JensenShannon,
+    /// Chi-square contingency test (categorical; p-value).
+    ChiSquare,
+}
+
+/// `Performance(model: Deployed(registry: "registry", name: "churn"), data: "labelled")`: scores
+/// a model on freshly labelled data and compares with the metrics its gate verdict recorded.
+#[derive(Debug, Clone, Deserialize, PartialEq, serde::Serialize)]
+#[serde(deny_unknown_fields, rename = "Performance")]
+pub struct PerformanceTask {
+    /// The model: `Deployed(...)` (its verdict is the baseline) or an input name (then `baseline` is required).
+    pub model: DataSource,
+    /// Name of the input holding the labelled data.
+    pub data: String,
+    /// The label column (default `"label"`).
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// Feature columns in the model's input order (default: the model's own list, else every other column).
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// Name of the input holding the baseline `verdict.json` or `metrics.json` (with a model input).
+    #[serde(default)]
+    pub baseline: Option<String>,
+    /// How far each metric may fall behind the baseline (absolute), e.g. `{"accuracy": 0.05}`
+    /// (default: 0.05 on every metric the gate checked, else accuracy / rmse).
+    #[serde(default)]
+    pub tolerance: BTreeMap<String, f64>,
+    /// Labelled rows needed, else `insufficient data` (default 100).
+    #[serde(default)]
+    pub min_rows: Option<u64>,
+    /// A regression fails the task (exit code 6) instead of being reported in a successful one.
+    #[serde(default)]
+    pub fail_on_regression: bool,
 }
 
 /// `Deployed(registry: "registry", name: "churn")`.

@@ -283,3 +283,56 @@ fn invalid_utf8_is_located() {
         format!("{}:2:13: the file is not valid UTF-8 (byte 22, line 2, column 13)", path.display())
     );
 }
+
+#[test]
+fn drift_and_performance_tasks_load() {
+    let wf = load(
+        r#"Workflow(name: "m", tasks: [
+    Task(name: "drift", kind: Drift(reference: Deployed(registry: "reg", name: "churn"), current: "cur",
+         model: "model", categorical: ["region"], critical: ["income"], drift_share: 0.3,
+         tests: {"income": (method: Psi, threshold: 0.2), "region": (threshold: 0.01)}),
+         inputs: {"cur": File("c.csv"), "model": File("m.onnx")}, outputs: {"report": "d.json", "html": "d.html"}),
+    Task(name: "drift2", kind: Drift(reference: "ref", current: "cur", fail_on_drift: true),
+         inputs: {"cur": File("c.csv"), "ref": File("r.parquet")}, outputs: {"report": "d2.json"}),
+    Task(name: "perf", kind: Performance(model: Deployed(registry: "reg", name: "churn"), data: "labelled",
+         tolerance: {"accuracy": 0.02}), inputs: {"labelled": File("l.csv")}, outputs: {"report": "p.json"}),
+])"#,
+    )
+    .unwrap();
+    let TaskKind::Drift(d) = &wf.tasks[0].kind else { panic!("not a drift task") };
+    assert_eq!(d.reference, DataSource::Deployed(DeployedDef { registry: "reg".into(), name: "churn".into() }));
+    assert_eq!(d.model, Some(DataSource::Input("model".into())));
+    assert_eq!(d.tests["income"].method, Some(DriftMethod::Psi));
+    assert_eq!(d.tests["region"].threshold, Some(0.01));
+    let TaskKind::Drift(d2) = &wf.tasks[1].kind else { panic!("not a drift task") };
+    assert_eq!(d2.reference, DataSource::Input("ref".into()));
+    assert!(d2.fail_on_drift);
+    assert!(matches!(&wf.tasks[2].kind, TaskKind::Performance(p) if p.tolerance["accuracy"] == 0.02));
+}
+
+#[test]
+fn drift_and_performance_settings_are_checked() {
+    let errs = errors(
+        r#"Workflow(name: "m", tasks: [
+    Task(name: "a", kind: Drift(reference: "ref", current: "cur", drift_share: 1.5, critical: ["id"], exclude: ["id"],
+         categorical: ["region"], tests: {"region": (method: Ks), "x": (method: Ks, threshold: 2.0)}),
+         inputs: {"cur": File("c.csv")}, outputs: {"report": "a.json", "plot": "a.png"}),
+    Task(name: "b", kind: Performance(model: "m", data: "d", tolerance: {"acuracy": 0.1}),
+         inputs: {"m": File("m.onnx"), "d": File("d.csv")}),
+])"#,
+    );
+    let errs = errors_sorted(errs).join("\n");
+    for expected in [
+        "`reference` of task `a` names no input `ref`",
+        "Drift task `a` cannot write an output `plot`",
+        "drift_share 1.5 of task `a` is not in (0, 1]",
+        "the test of column `region` of task `a` uses Ks on categories",
+        "threshold 2 in the test of column `x` of task `a` is invalid",
+        "critical column `id` of task `a` is not compared",
+        "Performance task `b` has no baseline to compare with",
+        "Performance task `b` must declare output `report`",
+        "unknown metric `acuracy` in the tolerance of task `b`",
+    ] {
+        assert!(errs.contains(expected), "missing {expected:?} in:\n{errs}");
+    }
+}

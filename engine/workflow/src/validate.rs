@@ -41,6 +41,16 @@ impl<'a> TaskSpans<'a> {
         let v = self.node.and_then(|x| x.field(f)).and_then(|m| m.map_entry(key)).map(|(_, v)| v)?;
         v.index(n).map(|a| a.span.clone())
     }
+    /// Span of key `key` of the map in field `f` of the task's kind.
+    pub(crate) fn map_key_in_kind(&self, f: &str, key: &str) -> Option<Range<usize>> {
+        let m = self.node.and_then(|n| n.field("kind")).and_then(|k| k.field(f))?;
+        m.map_entry(key).map(|(k, _)| k.span.clone()).or_else(|| Some(m.span.clone()))
+    }
+    /// Span of the value under `key` of the map in field `f` of the task's kind.
+    pub(crate) fn map_value_in_kind(&self, f: &str, key: &str) -> Option<Range<usize>> {
+        let m = self.node.and_then(|n| n.field("kind")).and_then(|k| k.field(f))?;
+        m.map_entry(key).map(|(_, v)| v.span.clone()).or_else(|| Some(m.span.clone()))
+    }
     pub(crate) fn kind_field(&self, f: &str) -> Option<Range<usize>> {
         self.node.and_then(|n| n.field("kind")).and_then(|k| k.field(f)).map(|n| n.span.clone())
     }

@@ -1,10 +1,12 @@
 //! `deploy`: promotes a model into a versioned registry, only with a passing verdict for its
 //! exact bytes.
 //!
-//! Inputs: `model` (model.onnx) and `verdict` (the `OnnxEval` gate's verdict.json). Mount:
-//! `registry` (writable). Params: `{"name": "churn"}`. Output: `receipt` (JSON).
+//! Inputs: `model` (model.onnx), `verdict` (the `OnnxEval` gate's verdict.json) and, optionally,
+//! `reference` (the data the model was trained on, CSV or Parquet: copied beside the model so a
+//! `Drift(reference: Deployed(...))` task compares new data with it). Mount: `registry`
+//! (writable). Params: `{"name": "churn"}`. Output: `receipt` (JSON).
 //!
-//! Layout written: `<registry>/<name>/v0001/{model.onnx, verdict.json, metadata.json}` and
+//! Layout written: `<registry>/<name>/v0001/{model.onnx, verdict.json, metadata.json[, reference.csv]}` and
 //! `<registry>/<name>/current` (replaced atomically: temp file + rename). Deploying bytes that
 //! are already current is a no-op. The verdict format and the registry layout and operations
 //! are `dagrun-contracts`', shared with the engine.
@@ -40,7 +42,13 @@ pub struct Receipt {
 }
 
 /// The deploy logic, on plain paths (tested natively).
-pub fn deploy(model: &Path, verdict_path: &Path, registry: &Path, name: &str) -> Result<Receipt, Error> {
+pub fn deploy(
+    model: &Path,
+    verdict_path: &Path,
+    registry: &Path,
+    name: &str,
+    reference: Option<&Path>,
+) -> Result<Receipt, Error> {
     let bytes = fs::read(model).map_err(|e| Error::bad_input(format!("cannot read the model: {e}")))?;
     let digest = blake3::hash(&bytes).to_hex().to_string();
     let verdict_bytes =
@@ -57,9 +65,30 @@ pub fn deploy(model: &Path, verdict_path: &Path, registry: &Path, name: &str) ->
         )));
     }
     registry::validate_name(name).map_err(|e| Error::invalid_params(e.to_string()))?;
-    let done = registry::promote(registry, name, &bytes, &digest, &verdict_bytes)
+    let reference_digest = reference.map(file_digest).transpose()?;
+    let new_reference = reference
+        .zip(reference_digest.as_deref())
+        .map(|(path, digest)| registry::NewReference { path, digest });
+    let done = registry::promote(registry, name, &bytes, &digest, &verdict_bytes, new_reference)
         .map_err(|e| Error::failed(format!("cannot deploy into {}: {e}", registry.display())))?;
     Ok(Receipt { name: name.to_owned(), version: done.version, digest, unchanged: done.unchanged })
+}
+
+/// blake3 (hex) of a file, read in chunks (training data can be large).
+fn file_digest(path: &Path) -> Result<String, Error> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| Error::bad_input(format!("cannot read the reference data: {e}"));
+    let mut file = fs::File::open(path).map_err(unreadable)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf).map_err(unreadable)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().to_hex().to_string())
 }
 
 fn short(d: &str) -> &str {
@@ -82,7 +111,9 @@ impl Task for Deploy {
         let model = ctx.input("model")?;
         let verdict = ctx.input("verdict")?;
         let registry = ctx.mount("registry")?;
-        let receipt = deploy(&model, &verdict, &registry, &params.name)?;
+        // Optional: the training data, recorded with the model as its drift reference.
+        let reference = ctx.input("reference").ok();
+        let receipt = deploy(&model, &verdict, &registry, &params.name, reference.as_deref())?;
         ctx.log_info(if receipt.unchanged {
             format!("{} {} is already current", receipt.name, receipt.version)
         } else {
@@ -127,15 +158,15 @@ mod tests {
     fn deploys_then_noop_then_refuses_tampered_and_refused() {
         let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
         let reg = dir.path().join("registry");
-        let r = deploy(&m, &v, &reg, "churn").unwrap();
+        let r = deploy(&m, &v, &reg, "churn", None).unwrap();
         assert_eq!((r.version.as_str(), r.unchanged), ("v0001", false));
         assert_eq!(fs::read_to_string(reg.join("churn/current")).unwrap(), "v0001\n");
-        assert!(deploy(&m, &v, &reg, "churn").unwrap().unchanged, "same bytes: no-op");
+        assert!(deploy(&m, &v, &reg, "churn", None).unwrap().unchanged, "same bytes: no-op");
         fs::write(&m, b"model-bytEs").unwrap();
-        let e = deploy(&m, &v, &reg, "churn").unwrap_err();
+        let e = deploy(&m, &v, &reg, "churn", None).unwrap_err();
         assert!(e.to_string().contains("the verdict is for model"), "{e}");
         let (dir2, m2, v2) = setup(Decision::Refuse, b"model-bytes");
-        let e = deploy(&m2, &v2, &dir2.path().join("registry"), "churn").unwrap_err();
+        let e = deploy(&m2, &v2, &dir2.path().join("registry"), "churn", None).unwrap_err();
         assert!(e.to_string().contains("the gate refused this model"), "{e}");
     }
 
@@ -143,13 +174,13 @@ mod tests {
     fn registry_files_follow_the_contract() {
         let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
         let reg = dir.path().join("registry");
-        deploy(&m, &v, &reg, "churn").unwrap();
+        deploy(&m, &v, &reg, "churn", None).unwrap();
         assert_eq!(registry::current(&reg, "churn").unwrap().0, "v0001");
         let meta = registry::read_metadata(&reg, "churn", "v0001").unwrap();
         assert_eq!((meta.model_version.as_str(), meta.digest.len()), ("v0001", 64));
         let copied = Verdict::<serde_json::Value>::read(&registry::verdict_file(&reg, "churn", "v0001")).unwrap();
         assert_eq!(copied, Verdict::read(&v).unwrap());
-        let e = deploy(&m, &v, &reg, "../escape").unwrap_err();
+        let e = deploy(&m, &v, &reg, "../escape", None).unwrap_err();
         assert!(e.to_string().contains("invalid model name `../escape`"), "{e}");
     }
 
@@ -159,12 +190,25 @@ mod tests {
         let newer = fs::read_to_string(&v).unwrap().replacen("\"version\": 1", "\"version\": 2", 1);
         fs::write(&v, newer).unwrap();
         let reg = dir.path().join("registry");
-        let e = deploy(&m, &v, &reg, "churn").unwrap_err();
+        let e = deploy(&m, &v, &reg, "churn", None).unwrap_err();
         assert_eq!(e.kind(), dagrun_sdk::ErrorKind::BadInput);
         assert!(
             e.to_string().contains("verdict.json version 2 is newer than this dagrun/plugin understands (1): upgrade"),
             "{e}"
         );
         assert!(!reg.exists(), "nothing deployed");
+    }
+
+    #[test]
+    fn records_the_reference_data_with_the_model() {
+        let (dir, m, v) = setup(Decision::Pass, b"model-bytes");
+        let data = dir.path().join("train.csv");
+        fs::write(&data, "a,label\n1,0\n").unwrap();
+        let reg = dir.path().join("registry");
+        let r = deploy(&m, &v, &reg, "churn", Some(&data)).unwrap();
+        let (path, meta) = registry::reference(&reg, "churn", &r.version).unwrap();
+        assert_eq!(fs::read_to_string(path).unwrap(), "a,label\n1,0\n");
+        assert_eq!(meta.digest, blake3::hash(b"a,label\n1,0\n").to_hex().to_string());
+        assert_eq!(meta.source, "train.csv");
     }
 }

@@ -421,7 +421,10 @@ fn fires(when: &Outcome, rec: &dagrun_exec::TaskRecord, wf: &dagrun_workflow::Wo
         Outcome::Succeeded => rec.status == TaskStatus::Succeeded,
         Outcome::Failed => rec.status == TaskStatus::Failed,
         Outcome::Refused => rec.status == TaskStatus::Refused,
-        Outcome::Finished => matches!(rec.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Refused),
+        Outcome::Alerted => rec.status == TaskStatus::Alerted,
+        Outcome::Finished => {
+            matches!(rec.status, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Refused | TaskStatus::Alerted)
+        }
         Outcome::Json { output, pointer, equals } => {
             rec.status == TaskStatus::Succeeded && json_output(wf, &rec.task, output, pointer).as_ref() == Some(equals)
         }

@@ -154,7 +154,12 @@ impl Target {
             slug: slug(&wf.name),
             id: blake3::hash(path.as_bytes()).to_hex()[..8].to_owned(),
             has_wasm: kinds().any(|k| matches!(k, TaskKind::Wasm(_))),
-            has_onnx: kinds().any(|k| matches!(k, TaskKind::OnnxEval(_) | TaskKind::OnnxPredict(_))),
+            has_onnx: kinds().any(|k| {
+                matches!(
+                    k,
+                    TaskKind::OnnxEval(_) | TaskKind::OnnxPredict(_) | TaskKind::Drift(_) | TaskKind::Performance(_)
+                )
+            }),
             path,
             persist,
             outputs,
@@ -189,10 +194,21 @@ fn registries(wf: &Workflow) -> Vec<String> {
             TaskKind::OnnxEval(e) => out.extend(e.gate.iter().flat_map(|g| &g.champion).map(|c| c.registry.clone())),
             TaskKind::OnnxPredict(p) => out.extend(p.deployed.iter().map(|d| d.registry.clone())),
             TaskKind::Wasm(w) => out.extend(w.mounts.values().filter(|m| m.writable).map(|m| m.path.clone())),
+            TaskKind::Drift(d) => {
+                out.extend([Some(&d.reference), d.model.as_ref()].into_iter().flatten().filter_map(deployed_registry))
+            }
+            TaskKind::Performance(p) => out.extend(deployed_registry(&p.model)),
             TaskKind::Command(_) => {}
         }
     }
     out
+}
+
+fn deployed_registry(s: &dagrun_workflow::DataSource) -> Option<String> {
+    match s {
+        dagrun_workflow::DataSource::Deployed(d) => Some(d.registry.clone()),
+        dagrun_workflow::DataSource::Input(_) => None,
+    }
 }
 
 /// `path` (relative to the workflow directory `dir`) relative to the repository root, or `None`

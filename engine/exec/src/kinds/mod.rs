@@ -2,9 +2,11 @@
 //! job runner know nothing of kinds: a new kind is one module here plus one arm in [`prepare`].
 
 mod command;
+mod drift;
 mod gate;
 mod onnx_eval;
 mod onnx_predict;
+mod performance;
 mod wasm;
 
 use std::collections::BTreeMap;
@@ -96,7 +98,20 @@ pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
         TaskKind::Wasm(w) => Box::new(wasm::WasmKind::new(job, w)?),
         TaskKind::OnnxEval(o) => Box::new(onnx_eval::OnnxEvalKind::new(job, o)?),
         TaskKind::OnnxPredict(p) => Box::new(onnx_predict::OnnxPredictKind::new(job, p)?),
+        TaskKind::Drift(d) => Box::new(drift::DriftKind::new(job, d)?),
+        TaskKind::Performance(p) => Box::new(performance::PerformanceKind::new(job, p)?),
     })
+}
+
+/// Copies a produced file to the declared output `name`, if declared.
+pub(crate) fn place(outputs: &BTreeMap<String, PathBuf>, name: &str, from: &Path) -> Result<(), TaskError> {
+    let Some(dest) = outputs.get(name) else { return Ok(()) };
+    let fail = |e: String| TaskError::new(Failure::Cache, e);
+    if let Some(dir) = dest.parent() {
+        dagrun_cache::ensure_dir(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::copy(from, dest).map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))?;
+    Ok(())
 }
 
 /// Runs blocking work on tokio's blocking pool; a panic there becomes a task failure.
