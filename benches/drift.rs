@@ -12,7 +12,8 @@
 //!   each per format (`scripts/bench-drift.py evidently|scipy DIR FORMAT`).
 //!
 //! Every tool is timed and measured the same way: wall time of the whole process, from spawn to
-//! exit, and its peak resident memory from `wait4`'s `ru_maxrss`. Prints a markdown table and
+//! exit, its CPU time (`wait4`'s `ru_utime` + `ru_stime`; steadier than wall time when other work
+//! shares the cores) and its peak resident memory (`ru_maxrss`). Prints a markdown table and
 //! writes `<target dir>/bench-drift/results.json`. Checks that dagrun's drifted columns are the
 //! ones SciPy decides with the same rule; a mismatch exits non-zero.
 //!
@@ -44,9 +45,11 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// One finished process: wall time from spawn to exit, peak resident memory, its stdout.
+/// One finished process: wall time from spawn to exit, CPU time (user + system), peak resident
+/// memory, its stdout.
 struct Measured {
     wall: Duration,
+    cpu: Duration,
     max_rss_kb: u64,
     stdout: String,
 }
@@ -62,26 +65,27 @@ fn measure(cmd: &mut Command, stderr_to: &Path) -> Measured {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err).spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     let mut stdout = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    let (status, max_rss_kb) = wait4(child.id());
+    let (status, cpu, max_rss_kb) = wait4(child.id());
     let wall = start.elapsed();
     if status != 0 {
         let stderr = std::fs::read_to_string(stderr_to).unwrap_or_default();
         let tail: Vec<&str> = stderr.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect();
         panic!("{cmd:?} failed (wait status {status}):\n{}\n{stdout}", tail.join("\n"));
     }
-    Measured { wall, max_rss_kb, stdout }
+    Measured { wall, cpu, max_rss_kb, stdout }
 }
 
-/// Reaps child `pid`: its wait status and `ru_maxrss`. The `Child` it came from must not be
+/// Reaps child `pid`: its wait status, CPU time (`ru_utime` + `ru_stime`) and `ru_maxrss`. The `Child` it came from must not be
 /// waited on afterwards (dropping it does not wait).
 #[allow(unsafe_code)]
-fn wait4(pid: u32) -> (i32, u64) {
+fn wait4(pid: u32) -> (i32, Duration, u64) {
     let mut status = 0;
     // SAFETY: rusage is plain data that wait4 fills in; both pointers are valid for the call.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(r, pid as libc::pid_t, "wait4: {}", std::io::Error::last_os_error());
-    (status, usage.ru_maxrss as u64)
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    (status, tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss as u64)
 }
 
 /// The venv's python, made or reused by `scripts/bench-drift-venv.sh` (its last stdout line).
@@ -165,6 +169,7 @@ struct Sample {
     tool: &'static str,
     format: &'static str,
     walls: Vec<Duration>,
+    cpus: Vec<Duration>,
     max_rss_kb: u64,
     /// dagrun: the run before the timed ones (hashes the inputs); else none.
     first: Option<Duration>,
@@ -179,16 +184,21 @@ struct Sample {
 impl Sample {
     fn add(&mut self, m: &Measured) {
         self.walls.push(m.wall);
+        self.cpus.push(m.cpu);
         self.max_rss_kb = self.max_rss_kb.max(m.max_rss_kb);
     }
     fn median(&self) -> Duration {
-        let mut v = self.walls.clone();
-        v.sort();
-        v[v.len() / 2]
+        median(&self.walls)
     }
     fn min(&self) -> Duration {
         *self.walls.iter().min().unwrap()
     }
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
 }
 
 fn median_f64(v: &[f64]) -> Option<f64> {
@@ -235,7 +245,12 @@ fn run_dagrun(dir: &Path, format: &'static str, repeat: usize) -> Sample {
             s.self_reported_rss_kb = Some(s.self_reported_rss_kb.unwrap_or(0).max(kb));
         }
         s.add(&m);
-        eprintln!("  dagrun {format}: {:.3} s, {} MiB", m.wall.as_secs_f64(), m.max_rss_kb / 1024);
+        eprintln!(
+            "  dagrun {format}: {:.3} s, CPU {:.3} s, {} MiB",
+            m.wall.as_secs_f64(),
+            m.cpu.as_secs_f64(),
+            m.max_rss_kb / 1024
+        );
     }
     s.drifted_columns = dagrun_drifted(&dir.join("out/drift.json"));
     s
@@ -256,7 +271,12 @@ fn run_python(python: &Path, data: &Path, tool: &'static str, format: &'static s
         s.drifted_columns =
             line["drifted_columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
         s.add(&m);
-        eprintln!("  {tool} {format}: {:.2} s, {} MiB", m.wall.as_secs_f64(), m.max_rss_kb / 1024);
+        eprintln!(
+            "  {tool} {format}: {:.2} s, CPU {:.2} s, {} MiB",
+            m.wall.as_secs_f64(),
+            m.cpu.as_secs_f64(),
+            m.max_rss_kb / 1024
+        );
     }
     s
 }
@@ -312,8 +332,10 @@ fn main() {
     }
 
     println!();
-    println!("| tool | format | wall (median of n) | min | peak RSS | speedup vs Evidently | notes |");
-    println!("|---|---|---:|---:|---:|---:|---|");
+    println!(
+        "| tool | format | wall (median of n) | min | CPU user+sys (median) | peak RSS | speedup vs Evidently | notes |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
     for s in &samples {
         let evidently = samples.iter().find(|e| e.tool == "evidently" && e.format == s.format).unwrap();
         let speedup = evidently.median().as_secs_f64() / s.median().as_secs_f64();
@@ -325,12 +347,13 @@ fn main() {
             },
         };
         println!(
-            "| {} | {} | {} (n={}) | {} | {} | {:.1}× | {inside} |",
+            "| {} | {} | {} (n={}) | {} | {} | {} | {:.1}× | {inside} |",
             s.tool,
             s.format,
             secs(s.median()),
             s.walls.len(),
             secs(s.min()),
+            secs(median(&s.cpus)),
             mib(s.max_rss_kb),
             speedup
         );
@@ -370,13 +393,14 @@ fn main() {
         "loadavg_after": load_after,
         "dagrun": BIN,
         "python": python,
-        "measurement": "whole process: wall time from spawn to exit; peak RSS = wait4 ru_maxrss",
+        "measurement": "whole process: wall time from spawn to exit; CPU = wait4 ru_utime + ru_stime; peak RSS = wait4 ru_maxrss",
         "results": samples.iter().map(|s| json!({
             "tool": s.tool,
             "format": s.format,
             "walls_s": s.walls.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
             "median_s": s.median().as_secs_f64(),
             "min_s": s.min().as_secs_f64(),
+            "cpu_s": s.cpus.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
             "max_rss_kb": s.max_rss_kb,
             "first_run_s": s.first.map(|d| d.as_secs_f64()),
             "self_reported_peak_rss_kb": s.self_reported_rss_kb,
