@@ -448,4 +448,11 @@ fn prediction_drift_with_an_onnx_classifier() {
     assert!(report.predictions.iter().any(|c| c.decision == DriftStatus::Drift), "{:?}", report.predictions);
     assert!(report.drifted);
     assert!(report.reason.contains("the predictions drifted"), "{}", report.reason);
+
+    // Data that still holds its label: excluding it leaves it out of the model's features too.
+    let labelled = DriftInputs { reference: fixture.join("test.csv"), ..inputs(&fixture.join("test.csv")) };
+    let opts = DriftOptions { exclude: vec!["label".into()], ..DriftOptions::default() };
+    let report = detect(&labelled, &opts).unwrap();
+    assert!(report.predictions.iter().all(|c| c.decision == DriftStatus::NoDrift), "{:?}", report.predictions);
+    assert!(!report.drifted, "{}", report.reason);
 }

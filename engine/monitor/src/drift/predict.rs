@@ -4,8 +4,9 @@
 //! Compared: `prediction` (a classifier's label, as categories; a regressor's value, as
 //! numbers) and the class probabilities `proba_<class>` (numbers; a binary classifier's
 //! `proba_<positive>` only, the other being its complement). The model picks its feature
-//! columns itself (`PredictOptions` defaults: the model's named inputs, else every column), so
-//! the files must hold what the model takes; no label column is left out for it.
+//! columns itself (`PredictOptions` defaults: the model's named inputs, else every column but
+//! one left out): the first `exclude`d column present in the reference data (typically the
+//! label) is left out of a model that does not name its inputs.
 
 use std::path::{Path, PathBuf};
 
@@ -23,9 +24,11 @@ pub const CURRENT_PREDICTIONS: &str = "current_predictions.csv";
 /// The predicted label or value.
 const PREDICTION: &str = "prediction";
 
-/// Scores `data` into `output`; whether the model is a classifier.
-fn score(model: &Path, data: &Path, output: &Path) -> Result<bool, DriftError> {
-    let done = dagrun_onnx::predict(model, data, output, &PredictOptions::default())
+/// Scores `data` into `output`, leaving `label` out of the default features; whether the model
+/// is a classifier.
+fn score(model: &Path, data: &Path, output: &Path, label: Option<&String>) -> Result<bool, DriftError> {
+    let opts = PredictOptions { label: label.cloned(), ..PredictOptions::default() };
+    let done = dagrun_onnx::predict(model, data, output, &opts)
         .map_err(|source| DriftError::Model { data: data.to_path_buf(), source })?;
     Ok(done.model.kind == Some(ModelKind::Classifier))
 }
@@ -49,8 +52,10 @@ pub fn prediction_drift(
     let dir = &inputs.work_dir;
     std::fs::create_dir_all(dir).map_err(|source| DriftError::Write { path: dir.clone(), source })?;
     let outputs: [PathBuf; 2] = [dir.join(REFERENCE_PREDICTIONS), dir.join(CURRENT_PREDICTIONS)];
-    let classifier = score(model, &inputs.reference, &outputs[0])?;
-    score(model, &inputs.current, &outputs[1])?;
+    let in_data = column_names(&inputs.reference)?;
+    let label = opts.exclude.iter().find(|c| in_data.contains(c));
+    let classifier = score(model, &inputs.reference, &outputs[0], label)?;
+    score(model, &inputs.current, &outputs[1], label)?;
     let columns = prediction_columns(&column_names(&outputs[0])?);
     let categorical = if classifier { vec![PREDICTION.to_string()] } else { Vec::new() };
     let read = ReadOptions { columns: Some(columns), exclude: Vec::new(), categorical };
