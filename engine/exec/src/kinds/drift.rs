@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use dagrun_monitor::drift::{DriftInputs, DriftOptions, DriftReport, Method, TestSpec};
 use dagrun_workflow::{DataSource, DriftMethod, DriftTask, TestDef};
 
-use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, place};
+use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, data_error, place};
 use crate::outcome::{AttemptError, Failure, TaskError};
 
 /// A `Drift` task prepared for one instance: the exact files whose bytes are in its key.
@@ -62,11 +62,11 @@ impl DriftKind {
         let report = dagrun_monitor::drift::detect(&inputs, &self.opts).map_err(|e| data_error(e.to_string()))?;
         let json = stage.join(dagrun_contracts::drift::DRIFT_FILE);
         std::fs::write(&json, report.to_json()).map_err(|e| data_error(format!("cannot write drift.json: {e}")))?;
-        place(&self.outputs, "report", &json)?;
+        place(&self.outputs, "report", &json, Failure::Cache)?;
         if self.outputs.contains_key("html") {
             let html = stage.join("drift.html");
             dagrun_monitor::drift::write_html(&report, &html).map_err(|e| data_error(e.to_string()))?;
-            place(&self.outputs, "html", &html)?;
+            place(&self.outputs, "html", &html, Failure::Cache)?;
         }
         if report.drifted && self.fail_on_drift {
             return Err(AttemptError::Alert {
@@ -100,10 +100,6 @@ impl Kind for DriftKind {
             result
         })
     }
-}
-
-fn data_error(message: String) -> TaskError {
-    TaskError::permanent(Failure::Data, message)
 }
 
 /// The workflow's settings as the monitor's options (defaults filled in).

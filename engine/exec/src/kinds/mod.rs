@@ -103,15 +103,27 @@ pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
     })
 }
 
-/// Copies a produced file to the declared output `name`, if declared.
-pub(crate) fn place(outputs: &BTreeMap<String, PathBuf>, name: &str, from: &Path) -> Result<(), TaskError> {
+/// Copies a produced file to the declared output `name`, if declared; a write error is a
+/// (retryable) failure of kind `failure`.
+pub(crate) fn place(
+    outputs: &BTreeMap<String, PathBuf>,
+    name: &str,
+    from: &Path,
+    failure: Failure,
+) -> Result<(), TaskError> {
     let Some(dest) = outputs.get(name) else { return Ok(()) };
-    let fail = |e: String| TaskError::new(Failure::Cache, e);
+    let fail = |e: String| TaskError::new(failure.clone(), e);
     if let Some(dir) = dest.parent() {
         dagrun_cache::ensure_dir(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
     }
     std::fs::copy(from, dest).map_err(|e| fail(format!("cannot write {}: {e}", dest.display())))?;
     Ok(())
+}
+
+/// A data file that cannot be read or compared (`Drift`, `Performance`): it would fail the same
+/// way again.
+pub(crate) fn data_error(message: String) -> TaskError {
+    TaskError::permanent(Failure::Data, message)
 }
 
 /// Runs blocking work on tokio's blocking pool; a panic there becomes a task failure.

@@ -120,11 +120,6 @@ impl OnnxEvalKind {
 
     /// Copies a produced file to the declared output `name`, if declared.
     fn place(&self, name: &str, from: &Path) -> Result<(), TaskError> {
-        let Some(dest) = self.outputs.get(name) else { return Ok(()) };
-        if let Some(dir) = dest.parent() {
-            dagrun_cache::ensure_dir(dir).map_err(|e| model_error(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        std::fs::copy(from, dest).map_err(|e| model_error(format!("cannot write {}: {e}", dest.display())))?;
-        Ok(())
+        crate::kinds::place(&self.outputs, name, from, Failure::Model)
     }
 }

@@ -11,7 +11,7 @@ use dagrun_monitor::performance::{
 use dagrun_onnx::EvalOptions;
 use dagrun_workflow::{DataSource, PerformanceTask};
 
-use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, place};
+use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, data_error, place};
 use crate::outcome::{AttemptError, Failure, TaskError};
 
 /// Every metric a baseline may hold.
@@ -89,7 +89,7 @@ impl PerformanceKind {
         let json = stage.join("performance.json");
         std::fs::write(&json, report.to_json())
             .map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
-        place(&self.outputs, "report", &json)?;
+        place(&self.outputs, "report", &json, Failure::Cache)?;
         let summary = serde_json::json!({
             "regressed": report.regressed,
             "status": report.status,
@@ -116,10 +116,6 @@ impl Kind for PerformanceKind {
             result
         })
     }
-}
-
-fn data_error(message: String) -> TaskError {
-    TaskError::permanent(Failure::Data, message)
 }
 
 /// The recorded metrics: a `verdict.json` (its candidate's metrics) or a `metrics.json`.

@@ -139,7 +139,10 @@ pub fn detect(inputs: &DriftInputs, opts: &DriftOptions) -> Result<DriftReport, 
     let (ref_summary, cur_summary) = (summary(&inputs.reference, &reference), summary(&inputs.current, &current));
     let columns = compare_tables(reference, current, opts)?;
     let predictions = match &inputs.model {
-        Some(model) => predict::prediction_drift(model, inputs, opts)?,
+        Some(model) => {
+            let label = opts.exclude.iter().find(|c| ref_names.contains(c));
+            predict::prediction_drift(model, inputs, opts, label)?
+        }
         None => Vec::new(),
     };
     let d = decide::dataset(&columns, &predictions, opts.drift_share, opts.min_rows);

@@ -43,17 +43,17 @@ pub fn prediction_columns(names: &[String]) -> Vec<String> {
 }
 
 /// Scores both datasets and compares the predictions (`opts` as for the data columns, but
-/// with no critical column and no column selection).
+/// with no critical column and no column selection); `label`: the column left out of the
+/// default features (the first `exclude`d one in the reference data).
 pub fn prediction_drift(
     model: &Path,
     inputs: &DriftInputs,
     opts: &DriftOptions,
+    label: Option<&String>,
 ) -> Result<Vec<ColumnResult>, DriftError> {
     let dir = &inputs.work_dir;
     std::fs::create_dir_all(dir).map_err(|source| DriftError::Write { path: dir.clone(), source })?;
     let outputs: [PathBuf; 2] = [dir.join(REFERENCE_PREDICTIONS), dir.join(CURRENT_PREDICTIONS)];
-    let in_data = column_names(&inputs.reference)?;
-    let label = opts.exclude.iter().find(|c| in_data.contains(c));
     let classifier = score(model, &inputs.reference, &outputs[0], label)?;
     score(model, &inputs.current, &outputs[1], label)?;
     let columns = prediction_columns(&column_names(&outputs[0])?);
