@@ -210,6 +210,19 @@ fn performance_skips_and_counts_rows_without_a_label() {
     );
     assert_eq!(report["metrics"].as_array().unwrap().len(), 1, "only the metrics `tolerance` lists: {report}");
     assert_eq!(finished(&events, "perf")["summary"]["status"], "insufficient_data");
+
+    // A baseline without metrics: a data failure that names the file and what it should hold.
+    std::fs::write(dir.path().join("metrics.json"), r#"{"task": "classification"}"#).unwrap();
+    let (events, out) = dagrun(dir.path(), &["run", "wf.ron", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let task = finished(&events, "perf");
+    assert_eq!(task["failure"]["kind"], "data");
+    let expected = format!(
+        "baseline {}: no metrics found; expected a verdict.json or metrics.json holding some of: {}",
+        dir.path().join("metrics.json").canonicalize().unwrap().display(),
+        dagrun_workflow::KNOWN_METRICS.join(", ")
+    );
+    assert_eq!(task["error"], expected.as_str());
 }
 
 /// A `Drift` task over two files written by the test.
