@@ -204,6 +204,7 @@ impl Observer for Printer {
                 let s = match status {
                     RunStatus::Refused => "REFUSED (a gate refused the model)".to_owned(),
                     RunStatus::Alerted => "ALERT (a monitoring check found drift or a regression)".to_owned(),
+                    RunStatus::Waiting => "WAITING for approval (dagrun approvals)".to_owned(),
                     RunStatus::Failed => "FAILED".to_owned(),
                     s => s.as_str().to_owned(),
                 };

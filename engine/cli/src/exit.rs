@@ -23,6 +23,9 @@ pub enum Exit {
     /// 6: a monitoring check raised an alert: drift with `fail_on_drift`, a performance
     /// regression with `fail_on_regression` (and nothing failed or was refused).
     Alert = 6,
+    /// 7: an `Approval` step waits for a person: the run is parked (`dagrun approvals` lists
+    /// it, `dagrun approve RUN` lets it go on); nothing failed or was refused.
+    Waiting = 7,
     /// 75: another run holds the state directory (try again later).
     Busy = 75,
     /// 70: dagrun itself failed (state directory unwritable, I/O error).
@@ -39,6 +42,7 @@ impl Exit {
             // A scheduler can tell "a worse model was blocked" from "something broke".
             RunStatus::Refused => Exit::GateRefused,
             RunStatus::Alerted => Exit::Alert,
+            RunStatus::Waiting => Exit::Waiting,
             RunStatus::Failed => Exit::TaskFailed,
             RunStatus::Interrupted | RunStatus::Running => Exit::Interrupted,
         }

@@ -41,6 +41,8 @@ fn finished_line(event: &Event) -> String {
         TaskStatus::Refused => log_line(format!("  REFUSED  {task} ({d}): {}", error.unwrap_or("refused"))),
         TaskStatus::Alerted => log_line(format!("  ALERT    {task} ({d}): {}", error.unwrap_or("alert"))),
         TaskStatus::Skipped => format!("  skipped  {task}: {}", error.unwrap_or("skipped")),
+        TaskStatus::Held => format!("  HELD     {task} ({d}): {}", error.unwrap_or("alert held")),
+        TaskStatus::Waiting => format!("  WAITING  {task}: {}", error.unwrap_or("waits for approval")),
     }
 }
 

@@ -202,6 +202,12 @@ fn summary(r: &RunRecord) -> String {
     if c.alerted > 0 {
         refused.push_str(&format!(", {} alerted", c.alerted));
     }
+    if c.held > 0 {
+        refused.push_str(&format!(", {} held", c.held));
+    }
+    if c.waiting > 0 {
+        refused.push_str(&format!(", {} waiting for approval", c.waiting));
+    }
     s.push_str(&format!(
         "\n{}: {} ran, {} cached, {} failed{refused}, {} skipped in {}; the cache saved {} of compute (run {})\n",
         match r.status {
@@ -209,6 +215,7 @@ fn summary(r: &RunRecord) -> String {
             RunStatus::Failed => "FAILED",
             RunStatus::Refused => "REFUSED (a gate refused a model; nothing else failed)",
             RunStatus::Alerted => "ALERT (a monitoring check found drift or a regression; nothing else failed)",
+            RunStatus::Waiting => "WAITING for approval (the run is parked: `dagrun approvals` lists it)",
             _ => "interrupted",
         },
         c.succeeded,

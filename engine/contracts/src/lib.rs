@@ -2,6 +2,8 @@
 //!
 //! * [`verdict`]: `verdict.json`, what the `OnnxEval` gate decided (written by the engine, read
 //!   by the deploy plugin).
+//! * [`approval`]: `approval.json`, how an `Approval` step let a model through (automatically
+//!   or a person), read by the deploy plugin and recorded in the registry.
 //! * [`drift`]: `drift.json`, what a `Drift` task found per column and for the dataset.
 //! * [`performance`]: `performance.json`, how a model's metrics on fresh labelled data compare
 //!   with its baseline.
@@ -15,6 +17,7 @@
 //! Every versioned file is checked on read: a newer version than this build understands is a
 //! clear error ([`ContractError::NewerVersion`]), not a confusing parse failure.
 
+pub mod approval;
 pub mod drift;
 mod error;
 pub mod performance;
@@ -23,6 +26,7 @@ pub mod registry;
 pub mod table;
 pub mod verdict;
 
+pub use approval::{APPROVAL_VERSION, ApprovalDecision, ApprovalRecord};
 pub use error::{ContractError, check_version};
 pub use registry::{Metadata, ModelVersion, Promotion, REGISTRY_VERSION};
 pub use verdict::{Decision, Scored, VERDICT_VERSION, Verdict};

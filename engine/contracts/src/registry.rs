@@ -105,6 +105,16 @@ pub struct Metadata {
     /// without one, and in metadata written before it existed: older readers ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceData>,
+    /// When it was promoted (Unix ms; absent in metadata written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_ms: Option<i64>,
+    /// The version that was current when it was promoted (what a rollback returns to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// How it was let through, when an `Approval` step ran before the deploy (absent: the
+    /// deploy was automatic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::approval::ApprovalRecord>,
 }
 
 /// The reference (training) data recorded with a model version.
@@ -155,6 +165,9 @@ impl Metadata {
             model_version: model_version.to_owned(),
             digest: digest.to_owned(),
             reference: None,
+            promoted_ms: None,
+            previous: None,
+            approval: None,
         }
     }
 

@@ -20,8 +20,14 @@ pub enum TaskStatus {
     /// fail on it: a finding, not a failure.
     Alerted,
     /// It did not run because something it needs failed or was refused (or the run was
-    /// interrupted).
+    /// interrupted), or its `only_if` condition did not hold.
     Skipped,
+    /// A monitoring check found drift during its cooldown: reported and notified, but its
+    /// `only_if` dependents (a retrain) do not run. Not cached.
+    Held,
+    /// An `Approval` step asked a person and the run is parked: `dagrun approve RUN` (or
+    /// `reject`) decides, and the next run of the workflow goes on from here. Not cached.
+    Waiting,
 }
 
 impl TaskStatus {
@@ -34,6 +40,8 @@ impl TaskStatus {
             TaskStatus::Refused => "refused",
             TaskStatus::Alerted => "alerted",
             TaskStatus::Skipped => "skipped",
+            TaskStatus::Held => "held",
+            TaskStatus::Waiting => "waiting",
         }
     }
 }
@@ -55,6 +63,12 @@ pub struct Counts {
     /// Monitoring alerts that stopped their task (not counted in `failed`).
     #[serde(default)]
     pub alerted: usize,
+    /// Monitoring alerts held by a cooldown.
+    #[serde(default)]
+    pub held: usize,
+    /// Approval steps waiting for a person.
+    #[serde(default)]
+    pub waiting: usize,
 }
 
 impl Counts {
@@ -67,12 +81,21 @@ impl Counts {
             TaskStatus::Refused => self.refused += 1,
             TaskStatus::Alerted => self.alerted += 1,
             TaskStatus::Skipped => self.skipped += 1,
+            TaskStatus::Held => self.held += 1,
+            TaskStatus::Waiting => self.waiting += 1,
         }
     }
 
     /// All tasks counted.
     pub fn total(&self) -> usize {
-        self.succeeded + self.cached + self.failed + self.refused + self.alerted + self.skipped
+        self.succeeded
+            + self.cached
+            + self.failed
+            + self.refused
+            + self.alerted
+            + self.skipped
+            + self.held
+            + self.waiting
     }
 }
 
@@ -93,6 +116,9 @@ pub enum RunStatus {
     Alerted,
     /// Stopped by Ctrl-C.
     Interrupted,
+    /// Nothing failed or was refused, but an `Approval` step waits for a person: the run is
+    /// parked (`dagrun approvals` lists it; `dagrun approve RUN` lets it go on).
+    Waiting,
 }
 
 impl RunStatus {
@@ -105,6 +131,7 @@ impl RunStatus {
             RunStatus::Refused => "refused",
             RunStatus::Alerted => "alerted",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Waiting => "waiting",
         }
     }
 }

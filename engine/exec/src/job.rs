@@ -74,7 +74,7 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
     let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &upstream)
         .map_err(|e| TaskError::permanent(Failure::Input, e.to_string()))?;
-    if forced {
+    if forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs() {
         p.hit = None;
     }
     if let Some(source) = p.rejected.take() {
@@ -216,6 +216,20 @@ async fn attempts(
                     error: Some(reason),
                     summary,
                     ..JobResult::new(i, TaskStatus::Alerted, key.clone())
+                }));
+            }
+            Err(AttemptError::Held { reason, summary }) => {
+                return Err(end(JobResult {
+                    error: Some(reason),
+                    summary,
+                    ..JobResult::new(i, TaskStatus::Held, key.clone())
+                }));
+            }
+            Err(AttemptError::Waiting { reason, summary }) => {
+                return Err(end(JobResult {
+                    error: Some(reason),
+                    summary,
+                    ..JobResult::new(i, TaskStatus::Waiting, key.clone())
                 }));
             }
             Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, key.clone(), e))),

@@ -92,6 +92,20 @@ pub(crate) enum AttemptError {
         /// The task's summary (what it found), kept in the run history like a success's.
         summary: Option<serde_json::Value>,
     },
+    /// A monitoring check found drift during its cooldown: reported, not acted on.
+    Held {
+        /// Why, for people.
+        reason: String,
+        /// What it found.
+        summary: Option<serde_json::Value>,
+    },
+    /// An `Approval` step asked a person: the run is parked until they decide.
+    Waiting {
+        /// What it waits for, for people (with the command to act).
+        reason: String,
+        /// The request.
+        summary: Option<serde_json::Value>,
+    },
     /// The run was interrupted.
     Cancelled,
 }

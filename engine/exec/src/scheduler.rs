@@ -69,11 +69,7 @@ pub(crate) async fn schedule(
                     let _ = book.record.save(&run.store);
                     last_save = Instant::now();
                 }
-                if matches!(status, TaskStatus::Succeeded | TaskStatus::Cached) {
-                    queue.release(&graph, i, &book);
-                } else {
-                    book.skip_downstream(&graph, i, status);
-                }
+                queue.settle(&graph, i, status, &mut book);
             }
             Ok(()) = cancel_rx.changed(), if !interrupted => {
                 interrupted = *cancel_rx.borrow();
@@ -91,6 +87,8 @@ struct Queue {
     ready: BinaryHeap<(Reverse<(i64, usize)>, usize)>,
     position: Vec<usize>,
     reverse: bool,
+    /// Per instance: an upstream its `only_if` looks at raised an alert.
+    met: Vec<bool>,
 }
 
 impl Queue {
@@ -102,7 +100,7 @@ impl Queue {
         }
         let waiting: Vec<usize> = (0..n).map(|i| graph.upstream(i).count()).collect();
         let roots: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-        let mut q = Queue { waiting, ready: BinaryHeap::new(), position, reverse };
+        let mut q = Queue { waiting, ready: BinaryHeap::new(), position, reverse, met: vec![false; n] };
         for i in roots {
             q.push(graph, i);
         }
@@ -118,14 +116,56 @@ impl Queue {
         self.ready.pop().map(|(_, i)| i)
     }
 
-    /// `i` succeeded (or was cached): its downstream instances whose upstream all did are ready.
-    fn release(&mut self, graph: &Instances, i: usize, book: &Book<'_>) {
-        for d in graph.downstream(i) {
+    /// `i` ended as `status`. Each downstream instance waits for one upstream less, or, when
+    /// `i` did not give it what it needs, is skipped with everything below it. An instance with
+    /// `only_if: Alerted(<i's task>)` takes `i`'s alert as the go-ahead; once all its upstream
+    /// ended, it runs if one of them alerted, else it is skipped (not a failure).
+    fn settle(&mut self, graph: &Instances, i: usize, status: TaskStatus, book: &mut Book<'_>) {
+        let name = &graph.nodes[i].name;
+        let task = &book.run.workflow.tasks[graph.nodes[i].task].name;
+        let downstream: Vec<usize> = graph.downstream(i).collect();
+        for d in downstream {
+            if book.is_done(d) {
+                continue;
+            }
+            let cond = book.run.workflow.tasks[graph.nodes[d].task].only_if.as_ref();
+            let on_this = cond.is_some_and(|c| c.task() == task);
+            let go = match status {
+                TaskStatus::Succeeded | TaskStatus::Cached => true,
+                TaskStatus::Alerted if on_this => {
+                    self.met[d] = true;
+                    true
+                }
+                _ => false,
+            };
+            if !go {
+                book.skip_subtree(graph, d, skip_reason(name, status, on_this));
+                continue;
+            }
             self.waiting[d] -= 1;
-            if self.waiting[d] == 0 && !book.is_done(d) {
-                self.push(graph, d);
+            if self.waiting[d] > 0 {
+                continue;
+            }
+            match cond {
+                Some(c) if !self.met[d] => {
+                    book.skip_subtree(graph, d, format!("only_if: `{}` raised no alert", c.task()));
+                }
+                _ => self.push(graph, d),
             }
         }
+    }
+}
+
+/// Why an instance is skipped when upstream `name` ended as `status`.
+fn skip_reason(name: &str, status: TaskStatus, conditional: bool) -> String {
+    match status {
+        TaskStatus::Failed => format!("upstream `{name}` failed"),
+        TaskStatus::Refused => format!("upstream `{name}` was refused by its gate"),
+        TaskStatus::Alerted => format!("upstream `{name}` raised an alert"),
+        TaskStatus::Held if conditional => format!("only_if: `{name}`'s alert is held by its cooldown"),
+        TaskStatus::Held => format!("upstream `{name}` raised an alert (held by its cooldown)"),
+        TaskStatus::Waiting => format!("upstream `{name}` waits for approval"),
+        _ => format!("upstream `{name}` did not run"),
     }
 }
 
@@ -153,18 +193,11 @@ impl<'a> Book<'a> {
         self.done[i]
     }
 
-    /// `i` failed, was refused or did not run: everything downstream of it is skipped.
-    fn skip_downstream(&mut self, graph: &Instances, i: usize, status: TaskStatus) {
-        let name = &graph.nodes[i].name;
-        let why = match status {
-            TaskStatus::Failed => format!("upstream `{name}` failed"),
-            TaskStatus::Refused => format!("upstream `{name}` was refused by its gate"),
-            TaskStatus::Alerted => format!("upstream `{name}` raised an alert"),
-            _ => format!("upstream `{name}` did not run"),
-        };
-        for d in graph.with_descendants(i) {
-            if d != i && !self.is_done(d) {
-                self.finish(JobResult::skipped(d, why.clone()));
+    /// `d` and everything below it that has not ended are skipped, for `why`.
+    fn skip_subtree(&mut self, graph: &Instances, d: usize, why: String) {
+        for x in graph.with_descendants(d) {
+            if !self.is_done(x) {
+                self.finish(JobResult::skipped(x, why.clone()));
             }
         }
     }
@@ -186,7 +219,9 @@ impl<'a> Book<'a> {
             RunStatus::Failed
         } else if record.counts.refused > 0 {
             RunStatus::Refused
-        } else if record.counts.alerted > 0 {
+        } else if record.counts.waiting > 0 {
+            RunStatus::Waiting
+        } else if record.counts.alerted + record.counts.held > 0 {
             RunStatus::Alerted
         } else {
             RunStatus::Succeeded

@@ -148,6 +148,12 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
             h.update(serde_json::to_string(p).expect("serializes").as_bytes());
             Ok(Digest(*h.finalize().as_bytes()))
         }
+        TaskKind::Approval(a) => {
+            let mut h = blake3::Hasher::new();
+            h.update(concat!("dagrun-approval/", env!("CARGO_PKG_VERSION")).as_bytes());
+            h.update(serde_json::to_string(a).expect("serializes").as_bytes());
+            Ok(Digest(*h.finalize().as_bytes()))
+        }
         TaskKind::OnnxEval(o) => {
             // The evaluator's version and the gate (the champion is an input: see `champion_input`).
             let mut h = blake3::Hasher::new();

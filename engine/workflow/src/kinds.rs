@@ -60,6 +60,7 @@ pub(crate) fn check_kind(source: &Source, def: &TaskDef, sp: &TaskSpans<'_>, dia
         TaskKind::OnnxPredict(p) => check_predict(source, def, p, sp, diags),
         TaskKind::Drift(d) => crate::kinds_monitor::check_drift(source, def, d, sp, diags),
         TaskKind::Performance(p) => crate::kinds_monitor::check_performance(source, def, p, sp, diags),
+        TaskKind::Approval(a) => crate::heal_checks::check_approval(source, def, a, sp, diags),
         TaskKind::OnnxEval(o) => {
             for (field, input) in [("model", &o.model), ("data", &o.data)] {
                 if !def.inputs.contains_key(input) {

@@ -222,7 +222,13 @@ fn check_min_rows(
 }
 
 /// Every `(field, input)` must name a declared input.
-fn check_inputs(file: &File, def: &TaskDef, named: &[(&str, &str)], sp: &TaskSpans<'_>, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_inputs(
+    file: &File,
+    def: &TaskDef,
+    named: &[(&str, &str)],
+    sp: &TaskSpans<'_>,
+    diags: &mut Vec<Diagnostic>,
+) {
     for (field, input) in named {
         if !def.inputs.contains_key(*input) {
             let known: Vec<&str> = def.inputs.keys().map(String::as_str).collect();
@@ -245,7 +251,7 @@ fn check_inputs(file: &File, def: &TaskDef, named: &[(&str, &str)], sp: &TaskSpa
 
 /// A `Deployed(...)` source: written with that name (RON reads any struct name there), with a
 /// registry and a valid model name.
-fn check_source(
+pub(crate) fn check_source(
     file: &File,
     def: &TaskDef,
     field: &str,

@@ -14,6 +14,8 @@
 pub mod automation;
 mod diag;
 pub mod duration;
+pub mod heal;
+mod heal_checks;
 mod kinds;
 mod kinds_monitor;
 mod load;
@@ -52,6 +54,8 @@ pub struct Workflow {
     pub schemes: BTreeMap<String, partition::Scheme>,
     /// Its schedule, triggers and concurrency policy (used by the daemon).
     pub automation: automation::Automation,
+    /// Where notifications go (`notify: [...]`).
+    pub notify: Vec<heal::NotifyDef>,
     doc: Option<spans::Node>,
 }
 
@@ -78,6 +82,8 @@ pub struct Task {
     pub backoff: Duration,
     /// The partition scheme it runs per, if partitioned.
     pub partitioned: Option<String>,
+    /// Runs only when this condition holds (else it is skipped, which is not a failure).
+    pub only_if: Option<heal::Condition>,
 }
 
 impl Task {
@@ -133,11 +139,12 @@ impl Workflow {
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
         let automation = automation::validate(&source, &raw.name, &raw, &tasks, parsed.doc.as_ref(), &mut diags);
+        heal_checks::check_notify(&source, &raw.notify, parsed.doc.as_ref(), &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);
         }
-        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, automation, doc: parsed.doc })
+        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, automation, notify: raw.notify, doc: parsed.doc })
     }
 
     /// The partition schemes its tasks are partitioned by, by name (validated: each exists).
@@ -147,6 +154,41 @@ impl Workflow {
             .filter_map(|t| t.partitioned.as_deref())
             .filter_map(|name| self.schemes.get(name).map(|s| (name, s)))
             .collect()
+    }
+
+    /// The registry models the workflow names (a gate's champion, `Deployed(...)` sources,
+    /// `OnnxPredict`'s deployed model, an `Approval`'s `deploys`): `(registry as written, name)`,
+    /// sorted, without duplicates. Their `current` is what a run may move.
+    pub fn registry_models(&self) -> Vec<(String, String)> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut add = |d: &DeployedDef| out.insert((d.registry.clone(), d.name.clone()));
+        for task in &self.tasks {
+            match &task.kind {
+                TaskKind::OnnxEval(e) => {
+                    if let Some(c) = e.gate.as_ref().and_then(|g| g.champion.as_ref()) {
+                        add(&DeployedDef { registry: c.registry.clone(), name: c.name.clone() });
+                    }
+                }
+                TaskKind::OnnxPredict(p) => p.deployed.iter().for_each(|d| {
+                    add(d);
+                }),
+                TaskKind::Drift(d) => [Some(&d.reference), d.model.as_ref()].into_iter().flatten().for_each(|s| {
+                    if let DataSource::Deployed(d) = s {
+                        add(d);
+                    }
+                }),
+                TaskKind::Performance(p) => {
+                    if let DataSource::Deployed(d) = &p.model {
+                        add(d);
+                    }
+                }
+                TaskKind::Approval(a) => {
+                    add(&a.deploys);
+                }
+                TaskKind::Command(_) | TaskKind::Wasm(_) => {}
+            }
+        }
+        out.into_iter().collect()
     }
 
     /// Index of the task called `name`.

@@ -26,6 +26,8 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub triggers: Vec<crate::automation::TriggerDef>,
     #[serde(default)]
     pub concurrency: crate::automation::Concurrency,
+    #[serde(default)]
+    pub notify: Vec<crate::heal::NotifyDef>,
     pub tasks: Vec<T>,
 }
 
@@ -73,6 +75,9 @@ pub struct TaskDef {
     /// The partition scheme this task runs per (a name under the workflow's `partitions`).
     #[serde(default)]
     pub partitioned: Option<String>,
+    /// Run only when an upstream task raised an alert: `only_if: Alerted("drift")`.
+    #[serde(default)]
+    pub only_if: Option<crate::heal::Condition>,
 }
 
 /// What a task runs.
@@ -91,9 +96,17 @@ pub enum TaskKind {
     Drift(DriftTask),
     /// Native live performance check of a model on freshly labelled data.
     Performance(PerformanceTask),
+    /// A person's approval, when a deploy needs one (else it passes by itself).
+    Approval(crate::heal::ApprovalTask),
 }
 
 impl TaskKind {
+    /// Whether an instance runs every time, never served from the cache: its result depends
+    /// on state outside its inputs (an `Approval` asks the approvals store and the registry).
+    pub fn always_runs(&self) -> bool {
+        matches!(self, TaskKind::Approval(_))
+    }
+
     /// A stable lower-case name for this kind, used in cache keys and messages.
     pub fn label(&self) -> &'static str {
         match self {
@@ -103,6 +116,7 @@ impl TaskKind {
             TaskKind::OnnxPredict(_) => "onnx-predict",
             TaskKind::Drift(_) => "drift",
             TaskKind::Performance(_) => "performance",
+            TaskKind::Approval(_) => "approval",
         }
     }
 }
@@ -287,6 +301,11 @@ pub struct DriftTask {
     /// Drift fails the task (exit code 6) instead of being reported in a successful one.
     #[serde(default)]
     pub fail_on_drift: bool,
+    /// With `reference: Deployed(...)`: for this long after that model was promoted, drift is
+    /// reported and notified but held (status `held`), so `only_if: Alerted(...)` tasks (a
+    /// retrain) do not run, e.g. `"1d"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<String>,
 }
 
 /// `(method: Psi, threshold: 0.2)`: one column's drift test; either may be left out.
@@ -344,6 +363,10 @@ pub struct PerformanceTask {
     /// A regression fails the task (exit code 6) instead of being reported in a successful one.
     #[serde(default)]
     pub fail_on_regression: bool,
+    /// With `model: Deployed(...)`: a regression of the deployed model moves the registry back
+    /// to the version deployed before it (atomically) and says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rollback: bool,
 }
 
 /// `Deployed(registry: "registry", name: "churn")`.

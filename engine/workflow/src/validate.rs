@@ -303,6 +303,8 @@ pub(crate) fn validate(
         crate::kinds::check_kind(source, def, &sp, diags);
         crate::overlap::check_output_paths(source, def, &sp, diags);
         check_partitioning(source, def, &sp, defs, &by_name, &raw.partitions, diags);
+        crate::heal_checks::check_only_if(source, def, &sp, defs, &by_name, diags);
+        crate::heal_checks::check_monitor_heal(source, def, &sp, diags);
         let timeout = match &def.timeout {
             Some(t) => parse_duration(source, t, sp.field("timeout"), diags),
             None => defaults.timeout,
@@ -320,6 +322,7 @@ pub(crate) fn validate(
                 timeout,
                 backoff: defaults.backoff,
                 partitioned: def.partitioned.clone(),
+                only_if: def.only_if.clone(),
             });
         }
     }
@@ -350,7 +353,7 @@ fn resolve_defaults(
     }
 }
 
-fn parse_duration(
+pub(crate) fn parse_duration(
     source: &Source,
     text: &str,
     span: Option<Range<usize>>,

@@ -198,6 +198,7 @@ fn registries(wf: &Workflow) -> Vec<String> {
                 out.extend([Some(&d.reference), d.model.as_ref()].into_iter().flatten().filter_map(deployed_registry))
             }
             TaskKind::Performance(p) => out.extend(deployed_registry(&p.model)),
+            TaskKind::Approval(a) => out.push(a.deploys.registry.clone()),
             TaskKind::Command(_) => {}
         }
     }

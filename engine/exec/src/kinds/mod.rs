@@ -100,6 +100,9 @@ pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
         TaskKind::OnnxPredict(p) => Box::new(onnx_predict::OnnxPredictKind::new(job, p)?),
         TaskKind::Drift(d) => Box::new(drift::DriftKind::new(job, d)?),
         TaskKind::Performance(p) => Box::new(performance::PerformanceKind::new(job, p)?),
+        TaskKind::Approval(_) => {
+            return Err(TaskError::permanent(Failure::Input, "the Approval kind is being built"));
+        }
     })
 }
 

@@ -1,0 +1,194 @@
+//! The history store: one SQLite database per state directory (`<state>/history.sqlite`) with
+//! a schema version and migrations. It holds what outlives a run and must survive a crash:
+//! approval requests and decisions ([`approvals`]), the notification outbox ([`outbox`]) and
+//! drift incidents with their time to recovery ([`incidents`]). WAL, `synchronous=FULL`, one
+//! transaction per step: a `kill -9` at any moment leaves it consistent.
+
+pub mod approvals;
+pub mod incidents;
+pub mod outbox;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, Transaction};
+
+pub use approvals::{Approval, ApprovalState, Binding, DecideError, Decision, NewApproval};
+pub use incidents::Incident;
+pub use outbox::{Delivery, DeliveryState, Fact, Notification};
+
+/// The schema version this build writes; older ones are migrated on open.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The database's file name inside a state directory.
+pub const FILE_NAME: &str = "history.sqlite";
+
+/// Why the history store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// SQLite reported an error.
+    #[error("history {path}: {source}")]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The state directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database was written by a newer dagrun.
+    #[error("history {path} has schema version {found}; this dagrun knows up to {SCHEMA_VERSION}: upgrade dagrun")]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+    },
+}
+
+/// Migrations: entry `n` brings the schema from version `n` to `n + 1`.
+const MIGRATIONS: [&str; 1] = ["
+CREATE TABLE approvals (
+    id INTEGER PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    workflow_path TEXT NOT NULL,
+    task TEXT NOT NULL,
+    partition TEXT NOT NULL DEFAULT '',
+    run_id TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_digest TEXT NOT NULL,
+    verdict_digest TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    requested_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    on_timeout TEXT NOT NULL,
+    state TEXT NOT NULL,
+    decided_ms INTEGER,
+    decided_by TEXT,
+    note TEXT,
+    UNIQUE (workflow, task, model_digest, verdict_digest)
+);
+CREATE INDEX approvals_by_run ON approvals (run_id);
+CREATE INDEX approvals_by_state ON approvals (state, expires_ms);
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY,
+    dedup TEXT NOT NULL UNIQUE,
+    workflow TEXT NOT NULL,
+    run_id TEXT,
+    event TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    workflow_dir TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_ms INTEGER NOT NULL,
+    last_error TEXT,
+    delivered_ms INTEGER
+);
+CREATE INDEX notifications_due ON notifications (state, next_ms);
+CREATE INDEX notifications_by_run ON notifications (run_id);
+CREATE TABLE incidents (
+    id INTEGER PRIMARY KEY,
+    workflow TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    model TEXT NOT NULL,
+    detected_ms INTEGER NOT NULL,
+    detected_run TEXT NOT NULL,
+    alerts INTEGER NOT NULL DEFAULT 1,
+    resolved_ms INTEGER,
+    resolved_run TEXT,
+    resolution TEXT
+);
+CREATE INDEX incidents_open ON incidents (registry, model, resolved_ms);
+"];
+
+/// The history store of one state directory. Cheap to open; safe to share between threads
+/// and with other processes (SQLite locking, busy timeout 10 s).
+#[derive(Debug)]
+pub struct History {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl History {
+    /// Opens (creating or migrating) the store in state directory `state`.
+    pub fn open(state: &Path) -> Result<History, HistoryError> {
+        std::fs::create_dir_all(state).map_err(|source| HistoryError::Io { path: state.to_owned(), source })?;
+        let path = state.join(FILE_NAME);
+        let err = |source| HistoryError::Sql { path: path.clone(), source };
+        let conn = Connection::open(&path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
+        if found > SCHEMA_VERSION {
+            return Err(HistoryError::TooNew { path, found });
+        }
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
+            let tx = conn.unchecked_transaction().map_err(err)?;
+            tx.execute_batch(sql).map_err(err)?;
+            tx.pragma_update(None, "user_version", from as i64 + 1).map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(History { conn: Mutex::new(conn), path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in one immediate transaction.
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, HistoryError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let run = |conn: &mut Connection| {
+            let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let out = f(&mut tx)?;
+            tx.commit()?;
+            Ok(out)
+        };
+        run(&mut conn).map_err(|source| self.sql(source))
+    }
+
+    pub(crate) fn sql(&self, source: rusqlite::Error) -> HistoryError {
+        HistoryError::Sql { path: self.path.clone(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_creates_and_reopens_at_the_current_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        assert!(h.path().ends_with(FILE_NAME));
+        drop(h);
+        let h = History::open(dir.path()).unwrap();
+        let v: i64 = h.with(|tx| tx.pragma_query_value(None, "user_version", |r| r.get(0))).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        h.with(|tx| tx.pragma_update(None, "user_version", 99)).unwrap();
+        drop(h);
+        let e = History::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("schema version 99") && e.contains("upgrade dagrun"), "{e}");
+    }
+}
