@@ -63,7 +63,7 @@ impl Exit {
     pub fn of_run_error(e: &RunError) -> Exit {
         match e {
             RunError::Busy(_) => Exit::Busy,
-            RunError::Store(_) => Exit::Internal,
+            RunError::Store(_) | RunError::History(_) => Exit::Internal,
         }
     }
 }

@@ -52,6 +52,9 @@ pub enum RunError {
     /// The state directory could not be read or written.
     #[error(transparent)]
     Store(StoreError),
+    /// The history store (`history.sqlite`) could not be opened or written.
+    #[error(transparent)]
+    History(#[from] dagrun_history::HistoryError),
 }
 
 impl From<StoreError> for RunError {
@@ -192,12 +195,20 @@ impl RunOptions {
 pub struct Engine {
     store: Arc<Store>,
     host: Arc<HostCell>,
+    history: Arc<dagrun_history::History>,
 }
 
 impl Engine {
     /// Opens (creating if needed) a state directory.
     pub fn open(state_dir: &Path, durability: Durability) -> Result<Engine, RunError> {
-        Ok(Engine { store: Arc::new(Store::open(state_dir, durability)?), host: Arc::new(HostCell::new()) })
+        let store = Arc::new(Store::open(state_dir, durability)?);
+        let history = Arc::new(dagrun_history::History::open(store.root())?);
+        Ok(Engine { store, host: Arc::new(HostCell::new()), history })
+    }
+
+    /// The history store (approvals, notifications, incidents) of the state directory.
+    pub fn history(&self) -> &Arc<dagrun_history::History> {
+        &self.history
     }
 
     /// The state directory.
@@ -256,6 +267,8 @@ impl Engine {
             roots: Roots::new(&plan.workflow.dir, store.root()),
             log_bytes: opts.log_bytes,
             host: self.host.clone(),
+            history: self.history.clone(),
+            plan_path: plan.path.clone(),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
         // Staging of this run never outlives it (also when the run was abandoned).

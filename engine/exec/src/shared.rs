@@ -40,6 +40,10 @@ pub(crate) struct RunShared {
     /// Cap of each task log, in bytes.
     pub log_bytes: u64,
     pub(crate) host: Arc<HostCell>,
+    /// The history store (approvals, notifications, incidents).
+    pub history: Arc<dagrun_history::History>,
+    /// The workflow file (recorded with approval requests, to resume the run).
+    pub plan_path: PathBuf,
 }
 
 impl RunShared {
