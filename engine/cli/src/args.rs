@@ -183,6 +183,26 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Approve a run an `Approval` step parked: its deploy goes ahead (the run resumes).
+    Approve(DecideArgs),
+    /// Reject a run an `Approval` step parked: its model is never deployed.
+    Reject(DecideArgs),
+    /// List approval requests: those waiting for a person (`--all`: decided ones too).
+    Approvals {
+        /// Workflow whose state directory to read (default: ./.dagrun).
+        workflow: Option<PathBuf>,
+        /// Decided requests too (approved, rejected, timed out, superseded).
+        #[arg(long)]
+        all: bool,
+        /// How many requests.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Run workflows by themselves: cron schedules, files landing, webhooks, other workflows'
     /// outcomes (every event written to a durable log first).
     Daemon(DaemonArgs),
@@ -199,6 +219,23 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+}
+
+/// `dagrun approve|reject RUN [WORKFLOW] [--by NAME] [--note TEXT]`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// The run that waits (its id or a unique prefix; `dagrun approvals` lists them).
+    pub run: String,
+    /// Workflow whose state directory to use (default: ./.dagrun).
+    pub workflow: Option<PathBuf>,
+    /// Who decides (recorded; default: $USER).
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+    /// Why (recorded, and sent with the notification).
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub state: StateArgs,
 }
 
 /// `dagrun daemon [PATHS] [--listen ADDR]` or `dagrun daemon status [PATHS]`.

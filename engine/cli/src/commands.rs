@@ -47,6 +47,25 @@ pub fn dispatch(cmd: Command) -> Exit {
             crate::history::runs(workflow.as_deref(), limit, json, &state)
         }
         Command::Show { run, workflow, json, state } => crate::history::show(&run, workflow.as_deref(), json, &state),
+        Command::Approve(a) => crate::approve::decide(
+            &a.run,
+            a.workflow.as_deref(),
+            dagrun_exec::history_store::Decision::Approve,
+            a.by.as_deref(),
+            a.note.as_deref(),
+            &a.state,
+        ),
+        Command::Reject(a) => crate::approve::decide(
+            &a.run,
+            a.workflow.as_deref(),
+            dagrun_exec::history_store::Decision::Reject,
+            a.by.as_deref(),
+            a.note.as_deref(),
+            &a.state,
+        ),
+        Command::Approvals { workflow, all, limit, json, state } => {
+            crate::approve::list(workflow.as_deref(), all, limit, json, &state)
+        }
         Command::Daemon(args) => crate::daemon::dispatch(args),
         Command::Trigger { workflow, partition, reason, state } => {
             crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)

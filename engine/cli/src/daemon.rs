@@ -218,6 +218,9 @@ impl Observer for Printer {
                 errln!("[{t}] {workflow}: event(s) {} not run: {why}", ids.join(" "));
             }
             Notice::HookRefused(line) => errln!("[{t}] {line}"),
+            Notice::ApprovalTimedOut { workflow, request, run_id, decision } => {
+                outln!("[{t}] approval request #{request} of {workflow} (run {run_id}) timed out: {decision}")
+            }
             Notice::Warning(w) => errln!("[{t}] warning: {w}"),
             Notice::Stopping => outln!("[{t}] dagrun daemon: stopped"),
         }

@@ -1,5 +1,6 @@
 //! The `dagrun` binary: parses arguments and hands over to the commands.
 
+mod approve;
 mod args;
 mod commands;
 mod daemon;

@@ -1,6 +1,7 @@
 //! Execution: the run API ([`prepare`], [`Engine::run`]), the scheduler, one module per task
 //! kind, the cache commit step, events for reporters, and run history.
 
+pub mod approvals;
 mod cancel;
 mod commit;
 mod engine;
@@ -14,6 +15,7 @@ mod scheduler;
 mod shared;
 
 pub use cancel::Cancel;
+pub use dagrun_history as history_store;
 pub use engine::{
     Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare, prepare_loaded,
 };

@@ -82,6 +82,15 @@ pub(crate) fn check_approval(
 ) {
     crate::kinds_monitor::check_inputs(source, def, &[("model", &a.model), ("verdict", &a.verdict)], sp, diags);
     crate::kinds_monitor::check_source(source, def, "deploys", &DataSource::Deployed(a.deploys.clone()), sp, diags);
+    crate::kinds_monitor::check_outputs(
+        source,
+        def,
+        "Approval",
+        &["approval"],
+        "`approval` (approval.json, for the deploy task's `approval` input)",
+        sp,
+        diags,
+    );
     if let Some(v) = a.max_label_change
         && !(0.0..=1.0).contains(&v)
     {

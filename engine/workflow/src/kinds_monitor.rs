@@ -285,7 +285,8 @@ pub(crate) fn check_source(
     }
 }
 
-fn check_outputs(
+/// Outputs of a native kind: only `allowed` ones, and the first of them is required.
+pub(crate) fn check_outputs(
     file: &File,
     def: &TaskDef,
     kind: &str,
@@ -305,15 +306,16 @@ fn check_outputs(
             .help(format!("{kind} writes {what}")),
         );
     }
-    if !def.outputs.contains_key("report") {
+    let required = allowed[0];
+    if !def.outputs.contains_key(required) {
         diags.push(
             Diagnostic::new(
                 "dagrun::missing-output",
-                format!("{kind} task `{}` must declare output `report`", def.name),
+                format!("{kind} task `{}` must declare output `{required}`", def.name),
                 file,
             )
             .label(sp.field("outputs").or(sp.field("name")), "in this task")
-            .help("add it under `outputs`, e.g. \"report\": \"out/report.json\""),
+            .help(format!("add it under `outputs`, e.g. \"{required}\": \"out/{required}.json\"")),
         );
     }
 }

@@ -99,6 +99,17 @@ pub enum Notice {
         /// Why.
         why: String,
     },
+    /// An approval request timed out and took its `on_timeout` decision.
+    ApprovalTimedOut {
+        /// The workflow.
+        workflow: String,
+        /// The request's id.
+        request: i64,
+        /// The run that asked.
+        run_id: String,
+        /// `rejected` or `approved`.
+        decision: String,
+    },
     /// A webhook request was refused.
     HookRefused(String),
     /// Something went wrong that the daemon survives (it retries).

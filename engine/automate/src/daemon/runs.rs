@@ -72,6 +72,7 @@ impl Brain {
                 break;
             }
             self.fire_due_ticks();
+            let expiry = self.expire_approvals();
             self.start_next();
             let deadline = self.next_deadline();
             let retry = self.retry_at;
@@ -84,6 +85,7 @@ impl Brain {
                 _ = async { tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)).await }, if retry.is_some() => {
                     self.retry_at = None;
                 }
+                _ = tokio::time::sleep(expiry.unwrap_or_default()), if expiry.is_some() => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -110,6 +112,47 @@ impl Brain {
                 }
             }
         }
+    }
+
+    /// Approval requests nobody answered in time take their `on_timeout` decision (and notify);
+    /// returns how long until the next pending one times out (wall clock, as requests are).
+    fn expire_approvals(&mut self) -> Option<Duration> {
+        let history = self.ctx.engine.history().clone();
+        match block_in_place(|| dagrun_exec::approvals::expire(&history)) {
+            Ok(expired) => {
+                for a in expired {
+                    if a.state == dagrun_exec::history_store::ApprovalState::Approved {
+                        self.resume_approved(&a);
+                    }
+                    self.ctx.observer.notice(Notice::ApprovalTimedOut {
+                        workflow: a.binding.workflow.clone(),
+                        request: a.id,
+                        run_id: a.run_id.clone(),
+                        decision: a.state.as_str().to_owned(),
+                    });
+                }
+            }
+            Err(e) => self.warn(format!("approval timeouts: {e}")),
+        }
+        let next = block_in_place(|| history.next_expiry()).ok().flatten()?;
+        let left = next.saturating_sub(dagrun_cache::now_ms() as i64).max(0) as u64;
+        // At least 10 ms, so that a deadline that is just passing does not spin the loop.
+        Some(Duration::from_millis(left.max(10)))
+    }
+
+    /// A request approved by its timeout (`on_timeout: Approve`): its run resumes, as after
+    /// `dagrun approve`.
+    fn resume_approved(&self, a: &dagrun_exec::history_store::Approval) {
+        let event = crate::log::NewEvent {
+            workflow: a.binding.workflow.clone(),
+            source: crate::log::Source::Manual,
+            key: format!("approval:{}", a.id),
+            partition: a.partition.clone(),
+            detail: serde_json::json!({"reason": format!("approval request #{} approved by its timeout", a.id)}),
+            at_ms: self.ctx.clock.now_ms(),
+        };
+        let r = block_in_place(|| self.ctx.log.record(&[event]));
+        self.log_result(r.map(drop));
     }
 
     /// When the loop must look again at the latest: the next tick of any schedule.

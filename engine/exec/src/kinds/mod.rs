@@ -1,6 +1,7 @@
 //! Task kinds: one module per kind behind one small interface, [`Kind`]. The scheduler and the
 //! job runner know nothing of kinds: a new kind is one module here plus one arm in [`prepare`].
 
+mod approval;
 mod command;
 mod drift;
 mod gate;
@@ -100,9 +101,7 @@ pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
         TaskKind::OnnxPredict(p) => Box::new(onnx_predict::OnnxPredictKind::new(job, p)?),
         TaskKind::Drift(d) => Box::new(drift::DriftKind::new(job, d)?),
         TaskKind::Performance(p) => Box::new(performance::PerformanceKind::new(job, p)?),
-        TaskKind::Approval(_) => {
-            return Err(TaskError::permanent(Failure::Input, "the Approval kind is being built"));
-        }
+        TaskKind::Approval(a) => Box::new(approval::ApprovalKind::new(job, a)?),
     })
 }
 

@@ -1,0 +1,174 @@
+//! `dagrun approve`, `dagrun reject` and `dagrun approvals`: a person's decisions on the runs
+//! an `Approval` step parked, and the list of requests. An approval resumes the run like
+//! `dagrun trigger` (a running daemon runs it; without one it runs here): its upstream tasks
+//! are cache hits, its `Approval` step finds the decision, and the deploy goes ahead.
+
+use std::path::Path;
+
+use dagrun_exec::history_store::{Approval, ApprovalState, DecideError, Decision, History};
+use dagrun_exec::{RunRecord, RunStatus};
+
+use crate::args::StateArgs;
+use crate::commands::{error, existing_store, state_dir};
+use crate::daemon::when;
+use crate::exit::Exit;
+use crate::printer::{errln, outln};
+
+/// `dagrun approve|reject RUN [WORKFLOW] [--by NAME] [--note TEXT]`.
+pub fn decide(
+    run: &str,
+    workflow: Option<&Path>,
+    decision: Decision,
+    by: Option<&str>,
+    note: Option<&str>,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let by = decider(by)?;
+    let store = match existing_store(state, workflow)? {
+        Ok(store) => store,
+        Err(dir) => return Err(error(format!("no state directory at {}: nothing waits for approval there", dir.display()), Exit::Usage)),
+    };
+    let history = History::open(store.root()).map_err(|e| error(e, Exit::Internal))?;
+    let record = RunRecord::find(&store, run).ok();
+    let run_id = record.as_ref().map_or(run, |r| r.id.as_str());
+    let decided = match dagrun_exec::approvals::decide(&history, run_id, decision, &by, note) {
+        Ok(d) => d,
+        Err(DecideError::NoRequest(_)) => return Err(no_request(run, record.as_ref(), store.root())),
+        Err(e @ DecideError::History(_)) => return Err(error(e, Exit::Internal)),
+        Err(e) => return Err(error(e, Exit::Usage)),
+    };
+    for a in &decided {
+        let verb = if a.state == ApprovalState::Approved { "approved" } else { "rejected" };
+        outln!(
+            "request #{} {verb} by {by}: {} model {} for {} (run {})",
+            a.id,
+            a.model,
+            short(&a.binding.model_digest),
+            a.binding.task,
+            a.run_id
+        );
+    }
+    if decision == Decision::Reject {
+        outln!("the model is not deployed; the next model the workflow trains asks again");
+        return Ok(Exit::Success);
+    }
+    resume(&decided, state)
+}
+
+/// Resumes the approved run's workflow (each partition it parked) like `dagrun trigger`.
+fn resume(decided: &[Approval], state: &StateArgs) -> Result<Exit, Exit> {
+    let mut exit = Exit::Success;
+    for a in decided {
+        let reason = format!("approval request #{} granted", a.id);
+        outln!("resuming {}: its Approval step now lets the deploy go ahead", a.workflow_path.display());
+        let code = crate::daemon::trigger(&a.workflow_path, a.partition.as_deref(), Some(&reason), state)?;
+        if code != Exit::Success {
+            exit = code;
+        }
+    }
+    Ok(exit)
+}
+
+/// Who decides: `--by`, else the login name.
+fn decider(by: Option<&str>) -> Result<String, Exit> {
+    let name = by.map(str::to_owned).or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok());
+    match name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) {
+        Some(n) => Ok(n),
+        None => Err(error("who decides? say it with --by NAME (recorded with the decision)", Exit::Usage)),
+    }
+}
+
+/// The error for a run that asked nothing: an unknown id, or a run that does not wait.
+fn no_request(run: &str, record: Option<&RunRecord>, dir: &Path) -> Exit {
+    match record {
+        None => error(
+            format!("no run `{run}` in {}: `dagrun approvals` lists the runs waiting for approval", dir.display()),
+            Exit::Usage,
+        ),
+        Some(r) if r.status == RunStatus::Waiting => error(
+            format!("run {} waits, but its request is not in {}: was the history store replaced?", r.id, dir.display()),
+            Exit::Internal,
+        ),
+        Some(r) => error(
+            format!(
+                "run {} is not waiting for approval (it {}): `dagrun approvals` lists the runs that are",
+                r.id,
+                r.status.as_str()
+            ),
+            Exit::Usage,
+        ),
+    }
+}
+
+/// `dagrun approvals [WORKFLOW] [--all] [-n N] [--json]`.
+pub fn list(workflow: Option<&Path>, all: bool, limit: usize, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+    let dir = state_dir(state, workflow);
+    if !dir.join(dagrun_exec::history_store::FILE_NAME).is_file() {
+        if !json {
+            outln!("no approval requests: no history in {}", dir.display());
+        }
+        return Ok(Exit::Success);
+    }
+    let history = History::open(&dir).map_err(|e| error(e, Exit::Internal))?;
+    // Due timeouts are decided (and notified) before anything is listed.
+    if let Err(e) = dagrun_exec::approvals::expire(&history) {
+        errln!("warning: {e}");
+    }
+    let now = dagrun_cache::now_ms() as i64;
+    let filter = if all { None } else { Some(ApprovalState::Pending) };
+    let listed = history.approvals(filter, limit, now).map_err(|e| error(e, Exit::Internal))?;
+    if json {
+        for a in &listed {
+            outln!("{}", serde_json::to_string(a).expect("serializes"));
+        }
+        return Ok(Exit::Success);
+    }
+    if listed.is_empty() {
+        let more = if all { "" } else { " (--all lists decided ones too)" };
+        outln!("no run waits for approval{more}");
+        return Ok(Exit::Success);
+    }
+    for a in &listed {
+        outln!("{}", describe(a, now));
+    }
+    Ok(Exit::Success)
+}
+
+/// A request as `dagrun approvals` prints it.
+fn describe(a: &Approval, now: i64) -> String {
+    let head = format!(
+        "#{:<3} {:10} {} · {} model {} · run {} · asked {}",
+        a.id,
+        a.state.as_str().to_uppercase(),
+        a.binding.workflow,
+        a.model,
+        short(&a.binding.model_digest),
+        a.run_id,
+        when(a.requested_ms)
+    );
+    let mut lines = vec![head, format!("      why:  {}", a.reasons.join("; "))];
+    match a.state {
+        ApprovalState::Pending => {
+            let left = dagrun_workflow::duration::format(std::time::Duration::from_secs(
+                ((a.expires_ms - now).max(0) / 1000) as u64,
+            ));
+            let then = match a.on_timeout {
+                dagrun_workflow::heal::OnTimeout::Reject => "rejected",
+                dagrun_workflow::heal::OnTimeout::Approve => "approved",
+            };
+            lines.push(format!("      act:  dagrun approve {id} --by NAME   or   dagrun reject {id} --note TEXT", id = a.run_id));
+            lines.push(format!("      then: {then} by the timeout in {left} ({})", when(a.expires_ms)));
+        }
+        _ => {
+            let by = a.decided_by.as_deref().unwrap_or("?");
+            let at = a.decided_ms.map(when).unwrap_or_default();
+            let note = a.note.as_deref().map(|n| format!(": \"{n}\"")).unwrap_or_default();
+            lines.push(format!("      by:   {by} at {at}{note}"));
+        }
+    }
+    lines.join("\n")
+}
+
+fn short(digest: &str) -> &str {
+    dagrun_exec::history_store::approvals::short(digest)
+}
