@@ -105,6 +105,7 @@ impl OnnxEvalKind {
             reason: judgement.reason.clone(),
             candidate: Scored { digest: self.model_digest.clone(), version: None, metrics: eval.metrics },
             champion: champion.and_then(|(_, s)| s),
+            behaviour: None,
             data_digest: self.data_digest.clone(),
             gate: gate.clone(),
         };
