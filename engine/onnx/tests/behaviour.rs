@@ -221,7 +221,10 @@ fn models_that_cannot_be_compared_are_an_error() {
     let zero_one = outputs("rf_binary", &separable, &options("label", features.clone()));
     let signs = outputs("rf_binary_signs", &separable, &options("sign", features));
     let e = behaviour(&zero_one, &signs).unwrap_err().to_string();
-    assert!(e.starts_with("cannot compare the two models' predictions: the candidate's classes (0, 1)"), "{e}");
+    assert_eq!(
+        e,
+        "cannot compare the two models' predictions: the candidate's classes (0, 1) are not the champion's (-1, 1)"
+    );
 
     let data = fixture("logreg_binary/test.csv");
     let classifier = outputs("logreg_binary", &data, &options("label", None));
