@@ -129,14 +129,19 @@ fn the_candidate_must_beat_the_deployed_champion() {
     std::fs::write(dir.path().join("wf.ron"), workflow(&gate("0.0"))).unwrap();
     let (_, out) = run(dir.path());
     assert_eq!(out.status.code(), Some(0), "as good as the champion passes with margin 0");
-    assert_eq!(verdict(dir.path())["champion"]["version"], "v0001");
+    let v = verdict(dir.path());
+    assert_eq!(v["champion"]["version"], "v0001");
+    // The same predictions (the probabilities, through a ZipMap, to float rounding at most).
+    let b = &v["behaviour"];
+    assert_eq!((&b["rows"], &b["changed"], &b["changed_share"]), (&1000.into(), &0.into(), &0.0.into()), "{b}");
+    assert!(b["mean_abs_change"].as_f64().unwrap() < 1e-7, "{b}");
 
     std::fs::write(dir.path().join("wf.ron"), workflow(&gate("0.01"))).unwrap();
     let (events, out) = run(dir.path());
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(
         finished(&events, "evaluate")["error"],
-        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0.01)"
+        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0.01); 0 of 1000 predictions (0%) differ from the champion's"
     );
 }
 
@@ -164,7 +169,10 @@ fn a_promoted_candidate_is_not_evaluated_against_itself() {
     std::fs::write(dir.path().join("wf.ron"), wf).unwrap();
     let (events, out) = run(dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(verdict(dir.path())["reason"], "accuracy 0.768 ties champion v0001 0.768");
+    assert_eq!(
+        verdict(dir.path())["reason"],
+        "accuracy 0.768 ties champion v0001 0.768; 0 of 1000 predictions (0%) differ from the champion's"
+    );
     assert_eq!(finished(&events, "deploy")["status"], "succeeded");
     assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0002\n");
 
@@ -181,7 +189,14 @@ fn a_promoted_candidate_is_not_evaluated_against_itself() {
     // Forced, it still does not compare the champion with itself.
     let out = Command::new(BIN).args(["run", "wf.ron", "--force=evaluate"]).current_dir(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(verdict(dir.path())["reason"], "the candidate is the deployed champion v0002 (accuracy 0.768)");
+    let v = verdict(dir.path());
+    assert_eq!(v["reason"], "the candidate is the deployed champion v0002 (accuracy 0.768)");
+    assert_eq!(v["champion"], Value::Null);
+    assert_eq!(
+        v["behaviour"],
+        serde_json::json!({"rows": 1000, "changed": 0, "changed_share": 0.0, "mean_abs_change": 0.0}),
+        "compared with itself, nothing changes"
+    );
 }
 
 #[test]
@@ -194,8 +209,47 @@ fn a_strict_gate_refuses_a_tie() {
     assert_eq!(out.status.code(), Some(4));
     assert_eq!(
         finished(&events, "evaluate")["error"],
-        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0, strict)"
+        "gate refused: accuracy 0.768 ties champion v0001 0.768 (margin 0, strict); 0 of 1000 predictions (0%) differ from the champion's"
     );
+}
+
+/// The verdict records how differently the candidate behaves from the champion: 118 of the 1000
+/// predicted labels differ between these two fixtures (engine/onnx/tests/behaviour.rs counts them
+/// from both models' `predict` files). The decision is still the metric's.
+#[test]
+fn the_verdict_says_how_many_predictions_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = r#"Gate(champion: Champion(registry: "registry", name: "churn", metric: "accuracy"))"#;
+    let note = "; 118 of 1000 predictions (11.8%) differ from the champion's";
+    let check = |b: &Value| {
+        assert_eq!((&b["rows"], &b["changed"], &b["changed_share"]), (&1000.into(), &118.into(), &0.118.into()), "{b}");
+        assert!((b["mean_abs_change"].as_f64().unwrap() - 0.0943).abs() < 1e-4, "{b}");
+    };
+
+    // A better candidate (gradient boosting, accuracy 0.818) than the champion (0.768).
+    deploy_fixture(dir.path(), "logreg_binary");
+    std::fs::write(dir.path().join("wf.ron"), workflow(gate).replace("logreg_binary/model", "gb_binary/model"))
+        .unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v = verdict(dir.path());
+    assert_eq!(v["reason"], format!("accuracy 0.818 beats champion v0001 0.768{note}"));
+    check(&v["behaviour"]);
+    let summary = &finished(&events, "evaluate")["summary"];
+    assert_eq!(summary["reason"], v["reason"]);
+    assert_eq!(summary["behaviour"], v["behaviour"]);
+
+    // The other way round: refused, and the same change.
+    let dir = tempfile::tempdir().unwrap();
+    deploy_fixture(dir.path(), "gb_binary");
+    std::fs::write(dir.path().join("wf.ron"), workflow(gate)).unwrap();
+    let (events, out) = run(dir.path());
+    assert_eq!(out.status.code(), Some(4));
+    let error = format!("gate refused: accuracy 0.768 < champion v0001 0.818 (margin 0){note}");
+    assert_eq!(finished(&events, "evaluate")["error"], error);
+    let v = verdict(dir.path());
+    assert_eq!(v["decision"], "refuse");
+    check(&v["behaviour"]);
 }
 
 #[test]
@@ -252,6 +306,7 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
     assert_eq!(out.status.code(), Some(4));
     let error = finished(&events, "evaluate")["error"].as_str().unwrap().to_owned();
     assert!(error.starts_with("gate refused: accuracy 0.") && error.contains(" < champion v0001 0."), "{error}");
+    assert!(error.contains(" predictions (") && error.ends_with("%) differ from the champion's"), "{error}");
     assert_eq!(finished(&events, "deploy")["status"], "skipped");
     assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");
     let verdict: Value =
@@ -259,6 +314,7 @@ fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
             .unwrap();
     assert_eq!(verdict["decision"], "refuse");
     assert_eq!(verdict["champion"]["version"], "v0001");
+    assert_eq!(verdict["behaviour"]["rows"], verdict["candidate"]["metrics"]["rows"]);
 }
 
 #[test]

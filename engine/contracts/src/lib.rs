@@ -29,4 +29,4 @@ pub mod verdict;
 pub use approval::{APPROVAL_VERSION, ApprovalDecision, ApprovalRecord};
 pub use error::{ContractError, check_version};
 pub use registry::{Metadata, ModelVersion, Promotion, REGISTRY_VERSION};
-pub use verdict::{Decision, Scored, VERDICT_VERSION, Verdict};
+pub use verdict::{Behaviour, Decision, Scored, VERDICT_VERSION, Verdict};

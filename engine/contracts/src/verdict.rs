@@ -8,8 +8,12 @@
 //! {"version": 1, "decision": "pass", "reason": "...",
 //!  "candidate": {"digest": "<blake3>", "metrics": {...}},
 //!  "champion": {"digest": "...", "version": "v0003", "metrics": {...}} | null,
+//!  "behaviour": {"rows": 1000, "changed": 31, "changed_share": 0.031, "mean_abs_change": 0.012},
 //!  "data_digest": "<blake3>", "gate": {...}}
 //! ```
+//!
+//! `behaviour` ([`Behaviour`]) is absent when no champion was compared (no champion gate, or none
+//! deployed yet); files written before it existed read with `behaviour: None`.
 //!
 //! The metrics and the gate are typed in the engine (`dagrun_onnx::Metrics`,
 //! `dagrun_workflow::GateDef`) but only JSON here: [`Verdict`] and [`Scored`] are generic over
@@ -69,6 +73,10 @@ pub struct Verdict<M = serde_json::Value, G = serde_json::Value> {
     /// The deployed model it was compared with, if any (`null` otherwise).
     #[serde(default = "none")]
     pub champion: Option<Scored<M>>,
+    /// How differently the candidate behaves from the champion on the same data: present when a
+    /// deployed champion was compared (absent, not `null`, otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
     /// blake3 (hex) of the evaluation data.
     pub data_digest: String,
     /// The gate as configured.
@@ -90,6 +98,32 @@ pub struct Scored<M = serde_json::Value> {
     pub version: Option<String>,
     /// Its metrics on the data (`metrics.json`'s content).
     pub metrics: M,
+}
+
+/// How differently the candidate behaves from the champion on the evaluation data: the rows both
+/// models scored, compared row by row (the engine errors rather than compare models of different
+/// kinds or class lists).
+///
+/// A measure of change, not of quality: the gate's decision does not use it; an approval step
+/// may (e.g. ask for a human when many predictions change). When the candidate is the deployed
+/// champion itself it is compared with itself: nothing changes (`changed` 0, `mean_abs_change` 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Behaviour {
+    /// Rows compared (the labelled rows both models scored).
+    pub rows: u64,
+    /// Classifiers: rows whose predicted label differs (`None` for regressors).
+    #[serde(default)]
+    pub changed: Option<u64>,
+    /// Classifiers: `changed / rows`, in [0, 1] (`None` for regressors).
+    #[serde(default)]
+    pub changed_share: Option<f64>,
+    /// Regressors: the mean over rows of |candidate − champion| of the predicted value.
+    /// Classifiers with probabilities: the mean over rows of the total variation distance between
+    /// the two probability vectors, ½ Σ_class |p_candidate − p_champion| (in [0, 1]; for a binary
+    /// classifier, the mean |Δ| of the positive class's probability). `None` when either
+    /// classifier outputs no probabilities.
+    #[serde(default)]
+    pub mean_abs_change: Option<f64>,
 }
 
 impl Scored {
@@ -178,6 +212,7 @@ mod tests {
         assert_eq!(v.candidate.metric("roc_auc"), None, "null metric");
         assert_eq!(v.champion.as_ref().unwrap().version.as_deref(), Some("v0001"));
         assert_eq!(v.gate["champion"]["name"], "churn");
+        assert_eq!(v.behaviour, None, "files written before `behaviour` existed read without it");
         let back: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
         assert_eq!(back, serde_json::from_str::<serde_json::Value>(TODAY).unwrap());
     }
@@ -192,12 +227,14 @@ mod tests {
             reason: "accuracy 0.5 < min 0.8".into(),
             candidate: Scored { digest: "aa".into(), version: None, metrics: json!({"accuracy": 0.5}) },
             champion: None,
+            behaviour: None,
             data_digest: "cc".into(),
             gate: json!({"min": {"accuracy": 0.8}}),
         };
         let j: serde_json::Value = serde_json::from_str(&v.to_json()).unwrap();
         assert_eq!(j["champion"], serde_json::Value::Null, "no champion is written as null, as before");
         assert!(j["candidate"].get("version").is_none(), "the candidate has no registry version");
+        assert!(j.get("behaviour").is_none(), "no behaviour is left out, not written as null");
         assert!(!Verdict::<serde_json::Value>::from_json(v.to_json().as_bytes()).unwrap().passed());
         let unknown = r#"{"version":1,"decision":"maybe","reason":"","candidate":{"digest":"a","metrics":{}},"data_digest":"","gate":{}}"#;
         let e = Verdict::<serde_json::Value>::from_json(unknown.as_bytes()).unwrap_err().to_string();
@@ -221,11 +258,41 @@ mod tests {
             reason: "thresholds met".into(),
             candidate: Scored { digest: "aa".into(), version: None, metrics: Metrics { accuracy: 0.9 } },
             champion: None,
+            behaviour: None,
             data_digest: "cc".into(),
             gate: Gate { min: [("accuracy".to_owned(), 0.8)].into() },
         };
         let untyped = Verdict::<serde_json::Value>::from_json(typed.to_json().as_bytes()).unwrap();
         assert_eq!(untyped.to_json(), typed.to_json());
+    }
+
+    #[test]
+    fn behaviour_is_written_after_the_champion_and_read_back() {
+        let mut v = Verdict::<serde_json::Value>::from_json(TODAY.as_bytes()).unwrap();
+        v.behaviour =
+            Some(Behaviour { rows: 4, changed: Some(1), changed_share: Some(0.25), mean_abs_change: Some(0.125) });
+        let text = v.to_json();
+        let (champion, behaviour, data) = (
+            text.find("\"champion\"").unwrap(),
+            text.find("\"behaviour\"").unwrap(),
+            text.find("\"data_digest\"").unwrap(),
+        );
+        assert!(champion < behaviour && behaviour < data, "{text}");
+        let j: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(j["behaviour"], json!({"rows": 4, "changed": 1, "changed_share": 0.25, "mean_abs_change": 0.125}));
+        assert_eq!(Verdict::<serde_json::Value>::from_json(text.as_bytes()).unwrap(), v);
+
+        // A regressor's: no label changes; missing keys read as `None`.
+        let regressor = TODAY.replacen(
+            "\"data_digest\"",
+            "\"behaviour\": {\"rows\": 4, \"mean_abs_change\": 0.5},\n  \"data_digest\"",
+            1,
+        );
+        let v = Verdict::<serde_json::Value>::from_json(regressor.as_bytes()).unwrap();
+        let b = v.behaviour.unwrap();
+        assert_eq!(b, Behaviour { rows: 4, changed: None, changed_share: None, mean_abs_change: Some(0.5) });
+        let j = serde_json::to_value(&b).unwrap();
+        assert_eq!(j, json!({"rows": 4, "changed": null, "changed_share": null, "mean_abs_change": 0.5}));
     }
 
     #[test]

@@ -75,6 +75,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Two evaluations' predictions cannot be compared ([`behaviour`](crate::behaviour())): different rows,
+    /// a classifier and a regressor, or different classes.
+    #[error("cannot compare the two models' predictions: {0}")]
+    Incomparable(String),
     /// The options contradict each other or the model.
     #[error("invalid options: {0}")]
     Options(String),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::behaviour::{Keeper, Outputs};
 use crate::data::{Batch, Batches, ColumnSpec, missing_label};
 use crate::error::{Error, Result, io_err};
 use crate::metrics::{self, Metrics, RegressionAccumulator};
@@ -61,6 +62,12 @@ pub struct EvalOptions {
     /// late. Default false: every row must have a label.
     #[serde(default)]
     pub skip_unlabelled: bool,
+    /// Whether the evaluation keeps each scored row's prediction in memory ([`Evaluation::outputs`]), to
+    /// compare with another model's on the same data ([`behaviour`](crate::behaviour())). About 8 bytes
+    /// per row for a regressor; nothing more for a classifier, whose predictions the metrics hold anyway.
+    /// Default false. Not a task parameter.
+    #[serde(skip)]
+    pub keep_outputs: bool,
 }
 
 impl EvalOptions {
@@ -77,6 +84,7 @@ impl EvalOptions {
             intra_threads: None,
             write_predictions: true,
             skip_unlabelled: false,
+            keep_outputs: false,
         }
     }
 
@@ -126,6 +134,9 @@ pub struct Evaluation {
     pub unlabelled: u64,
     /// Wall time of the whole evaluation.
     pub elapsed: Duration,
+    /// Each scored row's prediction, with [`EvalOptions::keep_outputs`] (else `None`).
+    #[serde(skip)]
+    pub outputs: Option<Outputs>,
 }
 
 /// What [`predict`] did.
@@ -229,7 +240,11 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
     };
 
     let mut acc = Accumulator::default();
+    let mut keeper = opts.keep_outputs.then(Keeper::default);
     let (rows, unlabelled) = run_batches(&mut model, reader, opts.batch_size, |model, batch, preds| {
+        if let Some(k) = keeper.as_mut() {
+            k.add(&batch.row_ids, preds);
+        }
         let truth = acc.add(model, batch, preds, &data_path, &opts.label)?;
         if let Some(w) = writer.as_mut() {
             w.write_batch(model, batch, preds, Some(truth))?;
@@ -246,27 +261,7 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
         w.finish()?;
     }
 
-    let metrics = match acc {
-        Accumulator::Regression(r) => Metrics::Regression(r.finish()),
-        Accumulator::Classification { truth, predicted, probabilities, .. } => {
-            let classes = model.classes().unwrap_or_default().to_vec();
-            let positive = match &opts.positive_class {
-                Some(p) => Some(class_index(&classes, p.as_bytes()).ok_or_else(|| {
-                    Error::Options(format!("positive_class `{p}` is not one of the classes ({})", class_list(&classes)))
-                })?),
-                None => None,
-            };
-            let probabilities = (!probabilities.is_empty()).then_some(probabilities.as_slice());
-            Metrics::Classification(metrics::classification_metrics(
-                &classes,
-                &truth,
-                &predicted,
-                probabilities,
-                positive,
-            ))
-        }
-        Accumulator::Empty => unreachable!("rows > 0"),
-    };
+    let (metrics, outputs) = finish(acc, keeper, &model, opts)?;
     Ok(Evaluation {
         rows,
         unlabelled,
@@ -277,6 +272,38 @@ fn run_evaluation(model: &Path, data: &Path, opts: &EvalOptions, predictions: Op
         metrics_path: None,
         predictions_path: predictions.map(Path::to_path_buf),
         elapsed: start.elapsed(),
+        outputs,
+    })
+}
+
+/// The metrics from what the batches accumulated, and the kept outputs (with a `keeper`).
+fn finish(
+    acc: Accumulator,
+    keeper: Option<Keeper>,
+    model: &OnnxModel,
+    opts: &EvalOptions,
+) -> Result<(Metrics, Option<Outputs>)> {
+    Ok(match acc {
+        Accumulator::Regression(r) => (Metrics::Regression(r.finish()), keeper.map(Keeper::values)),
+        Accumulator::Classification { truth, predicted, probabilities, .. } => {
+            let classes = model.classes().unwrap_or_default().to_vec();
+            let positive = match &opts.positive_class {
+                Some(p) => Some(class_index(&classes, p.as_bytes()).ok_or_else(|| {
+                    Error::Options(format!("positive_class `{p}` is not one of the classes ({})", class_list(&classes)))
+                })?),
+                None => None,
+            };
+            let probabilities = (!probabilities.is_empty()).then_some(probabilities);
+            let m = Metrics::Classification(metrics::classification_metrics(
+                &classes,
+                &truth,
+                &predicted,
+                probabilities.as_deref(),
+                positive,
+            ));
+            (m, keeper.map(|k| k.classes(classes, predicted, probabilities)))
+        }
+        Accumulator::Empty => unreachable!("rows > 0"),
     })
 }
 

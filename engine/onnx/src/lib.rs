@@ -7,6 +7,8 @@
 //!   `predictions.csv`; [`evaluate_metrics`] computes the metrics without writing anything.
 //! * [`predict`]: batch inference, CSV or Parquet in, predictions CSV out.
 //! * [`metrics`]: the metric definitions (scikit-learn's), usable on their own.
+//! * [`behaviour()`]: how differently two models behave on the same data (predicted labels changed, mean
+//!   change), from the outputs two evaluations kept ([`EvalOptions::keep_outputs`]).
 //!
 //! ```no_run
 //! use dagrun_onnx::{EvalOptions, evaluate};
@@ -17,6 +19,7 @@
 //! # }
 //! ```
 
+mod behaviour;
 mod data;
 mod error;
 mod eval;
@@ -28,6 +31,7 @@ pub mod runtime;
 mod scores;
 mod types;
 
+pub use behaviour::{Behaviour, Outputs, behaviour};
 pub use error::{Error, Result};
 pub use eval::{
     DEFAULT_BATCH_SIZE, EvalOptions, Evaluation, PredictOptions, Prediction, evaluate, evaluate_metrics, predict,

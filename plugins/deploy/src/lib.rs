@@ -138,6 +138,7 @@ mod tests {
             reason: "r".into(),
             candidate: Scored { digest: digest.into(), version: None, metrics: json!({"accuracy": 0.9}) },
             champion: None,
+            behaviour: None,
             data_digest: "d".into(),
             gate: json!({"min": {"accuracy": 0.8}}),
         }

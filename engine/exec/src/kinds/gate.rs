@@ -1,8 +1,9 @@
-//! The promotion gate of `OnnxEval`: thresholds, then the comparison with the deployed champion.
-//! Pure: no I/O, unit-tested here.
+//! The promotion gate of `OnnxEval`: thresholds, then the comparison with the deployed champion;
+//! and the words for how differently the candidate behaves from the champion (which the decision
+//! does not use). Pure: no I/O, unit-tested here.
 
-use dagrun_onnx::Metrics;
 use dagrun_onnx::metrics::higher_is_better;
+use dagrun_onnx::{Behaviour, Metrics};
 use dagrun_workflow::{GateDef, NoChampion};
 
 /// The gate's decision.
@@ -82,6 +83,26 @@ pub(crate) fn judge(gate: &GateDef, cand: &Metrics, champion: Option<ChampionSco
     pass(format!("{m} {vs} {verb} champion {} {ws}", champ.version))
 }
 
+/// What the reason adds about how differently the candidate behaves from the champion it was
+/// compared with: `; 118 of 1000 predictions (11.8%) differ from the champion's` (classifiers),
+/// `; predictions differ from the champion's by 0.031 on average` (regressors: the mean |Δ|), or,
+/// when the two cannot be compared, why not. Nothing for a behaviour with neither measure.
+pub(crate) fn behaviour_note(behaviour: Result<&Behaviour, &str>) -> String {
+    match behaviour {
+        Ok(Behaviour { rows, changed: Some(changed), changed_share: Some(share), .. }) => {
+            let percent = share * 100.0;
+            let percent = if *changed > 0 && fmt(percent) == "0" { "<0.0001".to_owned() } else { fmt(percent) };
+            format!("; {changed} of {rows} predictions ({percent}%) differ from the champion's")
+        }
+        Ok(Behaviour { mean_abs_change: Some(m), .. }) => {
+            let m = if *m != 0.0 && m.abs() < 1e-3 { format!("{m:.3e}") } else { fmt(*m) };
+            format!("; predictions differ from the champion's by {m} on average")
+        }
+        Ok(_) => String::new(),
+        Err(why) => format!("; predictions not compared with the champion's: {why}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +170,33 @@ mod tests {
         let j = judge(&gate(true, 0.0), &cand, Some(ChampionScore { version: "v0002", metrics: None })).unwrap();
         assert_eq!(j.refusal, None);
         assert_eq!(j.reason, "the candidate is the deployed champion v0002 (r2 0.9)");
+    }
+
+    #[test]
+    fn behaviour_in_words() {
+        let classes = |rows, changed: u64| Behaviour {
+            rows,
+            changed: Some(changed),
+            changed_share: Some(changed as f64 / rows as f64),
+            mean_abs_change: Some(0.1),
+        };
+        let note = |b: &Behaviour| behaviour_note(Ok(b));
+        assert_eq!(note(&classes(1000, 118)), "; 118 of 1000 predictions (11.8%) differ from the champion's");
+        assert_eq!(note(&classes(8, 1)), "; 1 of 8 predictions (12.5%) differ from the champion's");
+        assert_eq!(note(&classes(1000, 0)), "; 0 of 1000 predictions (0%) differ from the champion's");
+        assert_eq!(
+            note(&classes(100_000_000, 1)),
+            "; 1 of 100000000 predictions (<0.0001%) differ from the champion's",
+            "a change is never shown as 0%"
+        );
+        let regressor = |m| Behaviour { rows: 4, changed: None, changed_share: None, mean_abs_change: Some(m) };
+        assert_eq!(note(&regressor(0.031)), "; predictions differ from the champion's by 0.031 on average");
+        assert_eq!(note(&regressor(0.0)), "; predictions differ from the champion's by 0 on average");
+        assert_eq!(note(&regressor(0.0000123)), "; predictions differ from the champion's by 1.230e-5 on average");
+        assert_eq!(note(&Behaviour { rows: 4, changed: None, changed_share: None, mean_abs_change: None }), "");
+        assert_eq!(
+            behaviour_note(Err("the classes differ")),
+            "; predictions not compared with the champion's: the classes differ"
+        );
     }
 }
