@@ -26,7 +26,12 @@ pub fn decide(
     let by = decider(by)?;
     let store = match existing_store(state, workflow)? {
         Ok(store) => store,
-        Err(dir) => return Err(error(format!("no state directory at {}: nothing waits for approval there", dir.display()), Exit::Usage)),
+        Err(dir) => {
+            return Err(error(
+                format!("no state directory at {}: nothing waits for approval there", dir.display()),
+                Exit::Usage,
+            ));
+        }
     };
     let history = History::open(store.root()).map_err(|e| error(e, Exit::Internal))?;
     let record = RunRecord::find(&store, run).ok();
@@ -156,7 +161,10 @@ fn describe(a: &Approval, now: i64) -> String {
                 dagrun_workflow::heal::OnTimeout::Reject => "rejected",
                 dagrun_workflow::heal::OnTimeout::Approve => "approved",
             };
-            lines.push(format!("      act:  dagrun approve {id} --by NAME   or   dagrun reject {id} --note TEXT", id = a.run_id));
+            lines.push(format!(
+                "      act:  dagrun approve {id} --by NAME   or   dagrun reject {id} --note TEXT",
+                id = a.run_id
+            ));
             lines.push(format!("      then: {then} by the timeout in {left} ({})", when(a.expires_ms)));
         }
         _ => {

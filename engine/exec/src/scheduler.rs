@@ -46,8 +46,10 @@ pub(crate) async fn schedule(
         interrupted |= cancel.is_cancelled();
         while !interrupted && running.len() < jobs.max(1) {
             let Some(i) = queue.pop() else { break };
+            // Every upstream finished; only one whose alert an `only_if` took as its go-ahead has
+            // no outputs.
             let ups: HashMap<usize, Arc<Manifest>> =
-                graph.upstream(i).map(|u| (u, manifests[u].clone().expect("upstream finished"))).collect();
+                graph.upstream(i).filter_map(|u| Some((u, manifests[u].clone()?))).collect();
             running.spawn(run_job(run.clone(), i, ups, forced[graph.nodes[i].task], cancel.receiver()));
         }
         if running.is_empty() || cancel.is_abandoned() {

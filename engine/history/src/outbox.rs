@@ -116,7 +116,8 @@ fn select(tx: &Transaction<'_>, filter: &str, p: impl rusqlite::Params) -> rusql
 }
 
 impl History {
-    /// Queues `n` for every sink in `sinks` that wants its event (one row each), due now.
+    /// Queues `n` for every sink in `sinks` that wants its event and is active (an optional
+    /// sink whose variable is unset is left out), one row each, due now.
     /// `dedup` names the occurrence (e.g. `run 2026…/deploy churn v0004`): queuing the same
     /// occurrence again adds nothing, so a retried step never notifies twice. Returns how many
     /// rows were added.
@@ -131,7 +132,8 @@ impl History {
         let payload = serde_json::to_string(n).expect("a notification serializes");
         self.with(|tx| {
             let mut added = 0;
-            for (i, sink) in sinks.iter().enumerate().filter(|(_, s)| s.events().contains(&n.event)) {
+            let wanted = |s: &NotifyDef| s.events().contains(&n.event) && s.active();
+            for (i, sink) in sinks.iter().enumerate().filter(|(_, s)| wanted(s)) {
                 let sink_json = serde_json::to_string(sink).expect("a sink serializes");
                 added += tx.execute(
                     "INSERT OR IGNORE INTO notifications (dedup, workflow, run_id, event, sink, workflow_dir, payload, \
@@ -230,7 +232,11 @@ mod tests {
 
     fn sinks() -> Vec<NotifyDef> {
         vec![
-            NotifyDef::Slack(SlackSink { webhook_env: "SLACK_URL".into(), events: vec![NotifyEvent::ModelDeployed] }),
+            NotifyDef::Slack(SlackSink {
+                webhook_env: "PATH".into(), // set in every test environment
+                optional: false,
+                events: vec![NotifyEvent::ModelDeployed],
+            }),
             NotifyDef::Command(CommandSink { run: "cat".into(), events: vec![NotifyEvent::RolledBack] }),
         ]
     }

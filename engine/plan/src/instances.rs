@@ -143,6 +143,7 @@ impl Instances {
             sources: Vec::new(),
             edges: Vec::new(),
             run_end,
+            after_all: Vec::new(),
         };
         let mut queue = VecDeque::new();
         for &t in tasks.topo_order() {
@@ -170,6 +171,10 @@ impl Instances {
             let before = b.nodes.len();
             b.resolve(i);
             queue.extend(before..b.nodes.len());
+        }
+        for (u, i) in std::mem::take(&mut b.after_all) {
+            let ups: Vec<usize> = (0..b.nodes.len()).filter(|&j| b.nodes[j].task == u).collect();
+            b.edges.extend(ups.into_iter().map(|j| (j, i)));
         }
         let mut graph = DiGraph::with_capacity(b.nodes.len(), b.edges.len());
         for i in 0..b.nodes.len() {
@@ -240,7 +245,8 @@ fn whole_history_tasks(
     let reads_truncated = |task: &dagrun_workflow::Task| {
         task.partitioned.is_none()
             && task.inputs.values().any(|input| match input {
-                Input::Partitions { task: up, .. } => {
+                // A trailing window (`last: N`) ends where the run ends: complete in any run.
+                Input::Partitions { task: up, last: None, .. } => {
                     wf.task_index(up).and_then(|u| wf.tasks[u].partitioned.as_deref()).is_some_and(&truncated)
                 }
                 _ => false,
@@ -313,6 +319,9 @@ struct Builder<'a> {
     sources: Vec<BTreeMap<String, Source>>,
     edges: Vec<(usize, usize)>,
     run_end: Option<i64>,
+    /// `(task, instance)`: an unpartitioned instance runs after every instance of a
+    /// partitioned task.
+    after_all: Vec<(usize, usize)>,
 }
 
 impl Builder<'_> {
@@ -386,6 +395,13 @@ impl Builder<'_> {
             sources.insert(name.clone(), source);
         }
         for dep in &task.after {
+            let u = self.by_name[dep.as_str()];
+            if task.partitioned.is_none() && wf.tasks[u].partitioned.is_some() {
+                // After a partitioned task: after every instance of it in the run (known once
+                // all instances exist).
+                self.after_all.push((u, i));
+                continue;
+            }
             let u = upstream_of(self, dep);
             self.edges.push((u, i));
         }

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, Manifest, ObjectDigest, StatCache,
-    Store, StoreError, canonical_json, manifest_digest,
+    ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, Manifest, ManifestDigest, ObjectDigest,
+    StatCache, Store, StoreError, canonical_json, manifest_digest,
 };
 use dagrun_workflow::partition::render;
 use dagrun_workflow::{Task, TaskKind, Workflow};
@@ -271,9 +271,7 @@ pub fn key_inputs(
     };
     let mut after = BTreeMap::new();
     for dep in &task.after {
-        let missing = || KeyError::MissingUpstream { task: dep.clone(), output: "*".into() };
-        let u = inst.upstream(i).find(|&u| wf.tasks[inst.nodes[u].task].name == *dep).ok_or_else(missing)?;
-        after.insert(dep.clone(), manifest_digest(upstream.get(&u).ok_or_else(missing)?));
+        after.insert(dep.clone(), after_digest(inst, i, dep, upstream)?);
     }
     let inputs = KeyInputs {
         kind: task.kind.label().to_owned(),
@@ -285,6 +283,37 @@ pub fn key_inputs(
         partition: node.partition.as_ref().map(|p| p.key.clone()),
     };
     Ok(Resolved { inputs, files, deployed, champion, reference: monitor.reference, baseline: monitor.baseline })
+}
+
+/// What an `after` dependency puts into the key: its instance's outputs (one instance, as
+/// always), or for an unpartitioned task after every partition of a partitioned one, each
+/// instance's outputs by name. An instance without outputs (it raised the alert an `only_if`
+/// waited for) counts as `alerted`; any other missing upstream is an error.
+fn after_digest(
+    inst: &Instances,
+    i: usize,
+    dep: &str,
+    upstream: &HashMap<usize, &Manifest>,
+) -> Result<ManifestDigest, KeyError> {
+    let missing = || KeyError::MissingUpstream { task: dep.to_owned(), output: "*".into() };
+    let mut ups: Vec<usize> = inst.upstream(i).filter(|&u| inst.nodes[u].name.split('@').next() == Some(dep)).collect();
+    ups.sort_by(|a, b| inst.nodes[*a].name.cmp(&inst.nodes[*b].name));
+    let conditional = ups.len() > 1 || ups.first().is_some_and(|&u| !upstream.contains_key(&u));
+    if !conditional {
+        let u = *ups.first().ok_or_else(missing)?;
+        return Ok(manifest_digest(upstream.get(&u).ok_or_else(missing)?));
+    }
+    let mut h = blake3::Hasher::new();
+    for u in ups {
+        let name = &inst.nodes[u].name;
+        h.update(&(name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        match upstream.get(&u) {
+            Some(m) => h.update(&manifest_digest(m).0.0),
+            None => h.update(b"alerted"),
+        };
+    }
+    Ok(ManifestDigest(Digest(*h.finalize().as_bytes())))
 }
 
 /// One named input: what goes into the key, and the files the task receives.

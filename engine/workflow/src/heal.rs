@@ -131,6 +131,21 @@ impl NotifyDef {
         }
     }
 
+    /// Whether the sink may be left out when its environment variables are unset.
+    pub fn optional(&self) -> bool {
+        match self {
+            NotifyDef::Slack(s) => s.optional,
+            NotifyDef::Webhook(s) => s.optional,
+            NotifyDef::Command(_) => false,
+        }
+    }
+
+    /// Whether the sink takes notifications here: every variable it reads is set (a required
+    /// sink with an unset variable is refused when the workflow is loaded).
+    pub fn active(&self) -> bool {
+        self.env_vars().iter().all(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+    }
+
     /// `slack`, `webhook` or `command`.
     pub fn label(&self) -> &'static str {
         match self {
@@ -147,6 +162,9 @@ impl NotifyDef {
 pub struct SlackSink {
     /// The environment variable holding the webhook URL.
     pub webhook_env: String,
+    /// When the variable is unset, leave this sink out instead of refusing the workflow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
     /// Which events (default: all but `FileLanded`).
     #[serde(default = "default_events")]
     pub events: Vec<NotifyEvent>,
@@ -158,6 +176,9 @@ pub struct SlackSink {
 pub struct WebhookSink {
     /// The environment variable holding the URL.
     pub url_env: String,
+    /// When the variable is unset, leave this sink out instead of refusing the workflow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
     /// The environment variable holding extra headers, one `Name: value` per line.
     #[serde(default)]
     pub headers_env: Option<String>,

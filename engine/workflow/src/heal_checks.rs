@@ -190,6 +190,9 @@ pub(crate) fn check_notify(source: &Source, sinks: &[NotifyDef], doc: Option<&No
             NotifyDef::Webhook(_) => &["url_env", "headers_env"],
             NotifyDef::Command(_) => &[],
         };
+        if sink.optional() {
+            continue;
+        }
         for (var, field) in sink.env_vars().into_iter().zip(fields) {
             if std::env::var_os(var).is_none_or(|v| v.is_empty()) {
                 diags.push(

@@ -225,6 +225,7 @@ fn check_partitioning(
     for dep in &def.after {
         if let Some(up_def) = by_name.get(dep.as_str()).and_then(|&u| defs[u].as_ref())
             && up_def.partitioned.is_some()
+            && def.partitioned.is_some()
             && up_def.partitioned != def.partitioned
         {
             diags.push(
@@ -234,7 +235,9 @@ fn check_partitioning(
                     source,
                 )
                 .label(sp.field("after"), "here")
-                .help(format!("depend on a range of `{dep}` with a Partitions(...) input instead")),
+                .help(format!(
+                    "depend on a range of `{dep}` with a Partitions(...) input instead (an unpartitioned task may run after all of `{dep}`'s partitions in the run)"
+                )),
             );
         }
     }

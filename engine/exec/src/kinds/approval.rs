@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use dagrun_contracts::approval::{APPROVAL_FILE, APPROVAL_VERSION, ApprovalDecision, ApprovalRecord};
 use dagrun_history::{Approval, ApprovalState, Binding, NewApproval};
-use dagrun_workflow::heal::{
-    ApprovalTask, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MAX_LABEL_CHANGE, OnTimeout,
-};
+use dagrun_workflow::heal::{ApprovalTask, DEFAULT_APPROVAL_TIMEOUT, DEFAULT_MAX_LABEL_CHANGE, OnTimeout};
 
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, place};
 use crate::outcome::{AttemptError, Failure, TaskError};
