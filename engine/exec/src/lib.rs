@@ -12,6 +12,7 @@ mod outcome;
 mod paths;
 mod scheduler;
 mod shared;
+mod when;
 
 pub use cancel::Cancel;
 pub use engine::{
