@@ -10,6 +10,8 @@
 //! * [`registry`]: the model registry layout (`<registry>/<name>/current`,
 //!   `<registry>/<name>/vNNNN/{model.onnx,verdict.json,metadata.json}`) and the filesystem
 //!   operations on it (read, list, move `current`, promote).
+//! * [`promotions`]: when each version was promoted, whether a person approved it, and the
+//!   version before it (the circuit breaker, the drift cooldown, rollbacks).
 //! * [`table`] (feature `csv`): the one CSV reader (RFC 4180: quoted fields may hold commas,
 //!   quotes and newlines) for the tables the engine writes and the plugins read.
 //!
@@ -21,6 +23,7 @@ pub mod approval;
 pub mod drift;
 mod error;
 pub mod performance;
+pub mod promotions;
 pub mod registry;
 #[cfg(feature = "csv")]
 pub mod table;

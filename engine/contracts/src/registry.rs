@@ -9,8 +9,10 @@
 //! ```
 //! The reference data is what `Drift(reference: Deployed(registry, name))` compares new data
 //! with: it follows the model, so a deploy or a rollback moves it too.
-//! Written by the deploy plugin ([`promote`]) and `dagrun models rollback` ([`set_current`]);
-//! read by the `OnnxEval` gate (the champion), `OnnxPredict` and `dagrun models list`.
+//! Written by the deploy plugin ([`promote`]), `dagrun models rollback` and the `Performance`
+//! kind's automatic rollback ([`set_current`]); read by the `OnnxEval` gate (the champion),
+//! `OnnxPredict`, `dagrun models list`, and (promotion times, approvals, the version before:
+//! [`crate::promotions`]) the circuit breaker, cooldowns and rollbacks.
 //! A version directory appears whole (staged, then renamed); `current` is replaced atomically
 //! (temp file, fsync, rename, fsync of the directory where the platform allows it).
 
@@ -20,7 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::approval::ApprovalRecord;
 use crate::error::{ContractError, parse_versioned};
+
+pub use crate::promotions::{automatic_promotions, last_promotion, previous_of};
 
 /// Version of the registry layout, recorded in every `metadata.json`.
 pub const REGISTRY_VERSION: u32 = 1;
@@ -114,7 +119,7 @@ pub struct Metadata {
     /// How it was let through, when an `Approval` step ran before the deploy (absent: the
     /// deploy was automatic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approval: Option<crate::approval::ApprovalRecord>,
+    pub approval: Option<ApprovalRecord>,
 }
 
 /// The reference (training) data recorded with a model version.
@@ -285,9 +290,11 @@ pub struct Promotion {
 }
 
 /// Adds `model` as the next version of `name` with its verdict (copied verbatim), its
-/// reference data (copied, when given) and [`Metadata`], then makes it current. The version directory is written as a hidden staging
-/// directory and renamed into place, so readers never see half a version. When the current
-/// version's model has exactly these bytes, nothing is written.
+/// reference data (copied, when given) and [`Metadata`] — when it was promoted, the version
+/// current before it (what a rollback returns to) and how it was let through (`approval.json`,
+/// when given: the circuit breaker counts the automatic ones) — then makes it current. The version directory is written as a hidden staging directory and renamed into
+/// place, so readers never see half a version. When the current version's model has exactly
+/// these bytes, nothing is written.
 ///
 /// Whether the model may be promoted (a passing verdict for its digest) is the caller's check.
 pub fn promote(
@@ -297,6 +304,7 @@ pub fn promote(
     digest: &str,
     verdict: &[u8],
     reference: Option<NewReference<'_>>,
+    approval: Option<&ApprovalRecord>,
 ) -> Result<Promotion, ContractError> {
     validate_name(name)?;
     if let Some((version, path)) = current(registry, name)
@@ -308,7 +316,11 @@ pub fn promote(
     fs::create_dir_all(&dir).map_err(ContractError::io(&dir))?;
     let version = format_version(next_version(registry, name));
     let staging = dir.join(format!(".{version}.staging.{}", unique_suffix()));
-    let staged = stage(&staging, Staged { name, version: &version, model, digest, verdict, reference });
+    let mut meta = Metadata::new(name, &version, digest);
+    meta.promoted_ms = Some(now_ms());
+    meta.previous = read_current(registry, name).ok().flatten();
+    meta.approval = approval.cloned();
+    let staged = stage(&staging, Staged { meta, model, verdict, reference });
     let target = version_dir(registry, name, &version);
     let placed = staged.and_then(|()| fs::rename(&staging, &target).map_err(ContractError::io(&target)));
     if let Err(e) = placed {
@@ -322,12 +334,15 @@ pub fn promote(
 
 /// What goes into a new version directory.
 struct Staged<'a> {
-    name: &'a str,
-    version: &'a str,
+    meta: Metadata,
     model: &'a [u8],
-    digest: &'a str,
     verdict: &'a [u8],
     reference: Option<NewReference<'a>>,
+}
+
+/// Now, in Unix milliseconds (0 if the clock is before 1970; WASI has a wall clock).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Writes a version directory's files into `staging`.
@@ -335,7 +350,7 @@ fn stage(staging: &Path, s: Staged<'_>) -> Result<(), ContractError> {
     fs::create_dir(staging).map_err(ContractError::io(staging))?;
     write_synced(&staging.join(MODEL_FILE), s.model)?;
     write_synced(&staging.join(VERDICT_FILE), s.verdict)?;
-    let mut meta = Metadata::new(s.name, s.version, s.digest);
+    let mut meta = s.meta;
     if let Some(r) = s.reference {
         let file = r.file_name();
         let dest = staging.join(file);
@@ -466,26 +481,28 @@ mod tests {
     fn promote_stages_then_moves_current_and_same_bytes_are_a_noop() {
         let dir = tempfile::tempdir().unwrap();
         let reg = dir.path().join("registry");
-        let p = promote(&reg, "churn", b"model-1", "d1", b"{\"verdict\":1}\n", None).unwrap();
+        let p = promote(&reg, "churn", b"model-1", "d1", b"{\"verdict\":1}\n", None, None).unwrap();
         assert_eq!(p, Promotion { version: "v0001".into(), unchanged: false });
         assert_eq!(fs::read(model_file(&reg, "churn", "v0001")).unwrap(), b"model-1");
         assert_eq!(fs::read(verdict_file(&reg, "churn", "v0001")).unwrap(), b"{\"verdict\":1}\n", "verbatim");
-        assert_eq!(read_metadata(&reg, "churn", "v0001").unwrap(), Metadata::new("churn", "v0001", "d1"));
+        let meta = read_metadata(&reg, "churn", "v0001").unwrap();
+        assert_eq!(Metadata { promoted_ms: None, ..meta.clone() }, Metadata::new("churn", "v0001", "d1"));
+        assert!(meta.promoted_ms.is_some_and(|t| (now_ms() - t).abs() < 60_000), "{meta:?}");
         assert_eq!(read_current(&reg, "churn").unwrap().as_deref(), Some("v0001"));
 
-        let again = promote(&reg, "churn", b"model-1", "d1", b"other verdict", None).unwrap();
+        let again = promote(&reg, "churn", b"model-1", "d1", b"other verdict", None, None).unwrap();
         assert_eq!(again, Promotion { version: "v0001".into(), unchanged: true });
         assert_eq!(fs::read(verdict_file(&reg, "churn", "v0001")).unwrap(), b"{\"verdict\":1}\n", "untouched");
 
-        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
+        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None, None).unwrap();
         assert_eq!(p2, Promotion { version: "v0002".into(), unchanged: false });
         set_current(&reg, "churn", "v0001").unwrap();
-        let p3 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
+        let p3 = promote(&reg, "churn", b"model-2", "d2", b"{}", None, None).unwrap();
         assert_eq!(p3.version, "v0003", "bytes of a version that is not current make a new version");
         let entries: Vec<String> =
             fs::read_dir(reg.join("churn")).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
         assert!(entries.iter().all(|e| !e.starts_with('.')), "no staging or temp leftovers: {entries:?}");
-        assert!(matches!(promote(&reg, "a/b", b"m", "d", b"{}", None), Err(ContractError::InvalidName(_))));
+        assert!(matches!(promote(&reg, "a/b", b"m", "d", b"{}", None, None), Err(ContractError::InvalidName(_))));
     }
 
     #[test]
@@ -495,7 +512,7 @@ mod tests {
         fs::create_dir_all(model_dir(reg, "churn")).unwrap();
         // A stray *file* named like the next version: not a version (not a directory), and in the way.
         fs::write(version_dir(reg, "churn", "v0001"), "stray").unwrap();
-        let e = promote(reg, "churn", b"m", "d", b"{}", None).unwrap_err();
+        let e = promote(reg, "churn", b"m", "d", b"{}", None, None).unwrap_err();
         assert!(matches!(e, ContractError::Io { .. }), "{e}");
         assert_eq!(read_current(reg, "churn").unwrap(), None, "current untouched");
         let hidden =
@@ -525,7 +542,7 @@ mod tests {
         let data = dir.path().join("train.parquet");
         fs::write(&data, b"PAR1 data").unwrap();
         let r = NewReference { path: &data, digest: "rd" };
-        let p = promote(&reg, "churn", b"model-1", "d1", b"{}", Some(r)).unwrap();
+        let p = promote(&reg, "churn", b"model-1", "d1", b"{}", Some(r), None).unwrap();
         let (path, meta) = reference(&reg, "churn", &p.version).unwrap();
         assert_eq!(path, version_dir(&reg, "churn", "v0001").join("reference.parquet"));
         assert_eq!(fs::read(&path).unwrap(), b"PAR1 data");
@@ -533,7 +550,7 @@ mod tests {
             meta,
             ReferenceData { file: "reference.parquet".into(), digest: "rd".into(), source: "train.parquet".into() }
         );
-        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None).unwrap();
+        let p2 = promote(&reg, "churn", b"model-2", "d2", b"{}", None, None).unwrap();
         assert_eq!(reference(&reg, "churn", &p2.version), None, "a version deployed without data has none");
         let old = r#"{"version": 1, "name": "churn", "model_version": "v0001", "digest": "d"}"#;
         assert_eq!(Metadata::from_json(old.as_bytes()).unwrap().reference, None, "older metadata still reads");

@@ -13,6 +13,7 @@ mod outcome;
 mod paths;
 mod scheduler;
 mod shared;
+mod when;
 
 pub use cancel::Cancel;
 pub use dagrun_history as history_store;

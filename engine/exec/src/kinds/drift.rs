@@ -1,6 +1,7 @@
 //! The `Drift` kind: compares the current data with the reference data natively
 //! (`dagrun_monitor`) and writes `drift.json` and, if declared, the HTML report. Drift is a
-//! finding in a successful task's summary, or with `fail_on_drift` an alert.
+//! finding in a successful task's summary, or with `fail_on_drift` an alert — held instead
+//! (reported, not acted on) while the deployed model's `cooldown` runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use dagrun_workflow::{DataSource, DriftMethod, DriftTask, TestDef};
 
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, data_error, place};
 use crate::outcome::{AttemptError, Failure, TaskError};
+use crate::when;
 
 /// A `Drift` task prepared for one instance: the exact files whose bytes are in its key.
 #[derive(Debug, Clone)]
@@ -19,7 +21,70 @@ pub(crate) struct DriftKind {
     current: PathBuf,
     model: Option<PathBuf>,
     fail_on_drift: bool,
+    cooldown: Option<Cooldown>,
     outputs: BTreeMap<String, PathBuf>,
+}
+
+/// `cooldown` with `reference: Deployed(...)`: where to read the last promotion.
+#[derive(Debug, Clone)]
+struct Cooldown {
+    registry: PathBuf,
+    name: String,
+    /// As written (`"1d"`), for people.
+    text: String,
+    length_ms: i64,
+}
+
+impl Cooldown {
+    fn new(job: &Job<'_>, spec: &DriftTask) -> Option<Cooldown> {
+        let (text, DataSource::Deployed(d)) = (spec.cooldown.as_ref()?, &spec.reference) else { return None };
+        // Validated when the workflow was loaded.
+        let length = dagrun_workflow::duration::parse(text).ok()?;
+        Some(Cooldown {
+            registry: dagrun_plan::resolve_path(&job.run.workflow, &d.registry),
+            name: d.name.clone(),
+            text: text.clone(),
+            length_ms: i64::try_from(length.as_millis()).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Whether drift found now is held: the last promotion of the model is less than the
+    /// cooldown ago.
+    fn hold(&self, now_ms: i64) -> Option<Hold> {
+        let (version, promoted_ms) = dagrun_contracts::registry::last_promotion(&self.registry, &self.name)?;
+        hold(self, version, promoted_ms, now_ms)
+    }
+}
+
+/// Drift held by a cooldown: which promotion started it and when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hold {
+    /// `held: churn v0003 was deployed 5h ago; cooldown 1d, until 2026-11-29T07:00:00Z`.
+    text: String,
+    /// For the summary.
+    json: serde_json::Value,
+}
+
+fn hold(c: &Cooldown, version: String, promoted_ms: i64, now_ms: i64) -> Option<Hold> {
+    let until_ms = promoted_ms.saturating_add(c.length_ms);
+    if now_ms >= until_ms {
+        return None;
+    }
+    let text = format!(
+        "held: {} {version} was deployed {} ago; cooldown {}, until {}",
+        c.name,
+        when::span(now_ms - promoted_ms),
+        c.text,
+        when::utc(until_ms)
+    );
+    let json = serde_json::json!({
+        "model": c.name,
+        "version": version,
+        "promoted_ms": promoted_ms,
+        "cooldown": c.text,
+        "until_ms": until_ms,
+    });
+    Some(Hold { text, json })
 }
 
 impl DriftKind {
@@ -46,6 +111,7 @@ impl DriftKind {
             current: job.input_file(&spec.current)?.path.clone(),
             model,
             fail_on_drift: spec.fail_on_drift,
+            cooldown: Cooldown::new(job, spec),
             outputs: job.outputs.clone(),
         })
     }
@@ -69,10 +135,13 @@ impl DriftKind {
             place(&self.outputs, "html", &html, Failure::Cache)?;
         }
         if report.drifted && self.fail_on_drift {
-            return Err(AttemptError::Alert {
-                reason: format!("drift: {}", report.reason),
-                summary: Some(summary(&report)),
-            });
+            let reason = format!("drift: {}", report.reason);
+            if let Some(h) = self.cooldown.as_ref().and_then(|c| c.hold(when::now_ms())) {
+                let mut summary = summary(&report);
+                summary["held"] = h.json;
+                return Err(AttemptError::Held { reason: format!("{reason} ({})", h.text), summary: Some(summary) });
+            }
+            return Err(AttemptError::Alert { reason, summary: Some(summary(&report)) });
         }
         Ok(Some(summary(&report)))
     }
@@ -130,5 +199,34 @@ fn method(m: DriftMethod) -> Method {
         DriftMethod::Psi => Method::Psi,
         DriftMethod::JensenShannon => Method::JensenShannon,
         DriftMethod::ChiSquare => Method::ChiSquare,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_is_held_until_the_cooldown_after_the_last_promotion_ends() {
+        let c = Cooldown { registry: PathBuf::new(), name: "churn".into(), text: "1d".into(), length_ms: 86_400_000 };
+        let promoted = 1_764_331_200_000; // 2025-11-28T12:00:00Z
+        let h = hold(&c, "v0003".into(), promoted, promoted + 5 * 3_600_000).unwrap();
+        assert_eq!(h.text, "held: churn v0003 was deployed 5h ago; cooldown 1d, until 2025-11-29T12:00:00Z");
+        assert_eq!(h.json["until_ms"], promoted + 86_400_000);
+        assert_eq!(h.json["version"], "v0003");
+        assert!(hold(&c, "v0003".into(), promoted, promoted + 86_400_000).is_none(), "over at the end");
+        assert!(hold(&c, "v0003".into(), promoted, promoted + 90_000_000).is_none());
+    }
+
+    #[test]
+    fn the_last_promotion_is_read_from_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().to_path_buf();
+        let c = Cooldown { registry: reg.clone(), name: "churn".into(), text: "1h".into(), length_ms: 3_600_000 };
+        assert_eq!(c.hold(when::now_ms()), None, "nothing deployed: nothing to cool down after");
+        dagrun_contracts::registry::promote(&reg, "churn", b"m", "d", b"{}", None, None).unwrap();
+        let h = c.hold(when::now_ms()).unwrap();
+        assert!(h.text.starts_with("held: churn v0001 was deployed "), "{}", h.text);
+        assert_eq!(c.hold(when::now_ms() + 3_600_000), None);
     }
 }

@@ -1,6 +1,8 @@
 //! The `Performance` kind: scores a model (usually the deployed one) on freshly labelled data
 //! natively and compares its metrics with those its gate verdict recorded. A regression is a
-//! finding in a successful task's summary, or with `fail_on_regression` an alert.
+//! finding in a successful task's summary, or with `fail_on_regression` an alert. With
+//! `rollback: true`, a regression of the deployed model moves the registry's `current` back to
+//! the version deployed before it (atomically), unless a deploy moved it since the check.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +26,17 @@ pub(crate) struct PerformanceKind {
     model: PathBuf,
     data: PathBuf,
     baseline: PathBuf,
+    rollback: Option<Rollback>,
     outputs: BTreeMap<String, PathBuf>,
+}
+
+/// `rollback: true`: the deployed model that was checked.
+#[derive(Debug, Clone)]
+struct Rollback {
+    registry: PathBuf,
+    name: String,
+    /// The version checked (its bytes are in the key).
+    version: String,
 }
 
 impl PerformanceKind {
@@ -40,7 +52,16 @@ impl PerformanceKind {
             (None, Some(b)) => b.path.clone(),
             (None, None) => return Err(unresolved()),
         };
+        let rollback = match (&spec.model, &job.probe.resolved.deployed) {
+            (DataSource::Deployed(d), Some(m)) if spec.rollback => Some(Rollback {
+                registry: dagrun_plan::resolve_path(&job.run.workflow, &d.registry),
+                name: d.name.clone(),
+                version: m.version.clone(),
+            }),
+            _ => None,
+        };
         Ok(PerformanceKind {
+            rollback,
             spec: spec.clone(),
             model,
             data: job.input_file(&spec.data)?.path.clone(),
@@ -90,15 +111,29 @@ impl PerformanceKind {
         std::fs::write(&json, report.to_json())
             .map_err(|e| data_error(format!("cannot write performance.json: {e}")))?;
         place(&self.outputs, "report", &json, Failure::Cache)?;
-        let summary = serde_json::json!({
+        let regressed: Vec<serde_json::Value> = report
+            .metrics
+            .iter()
+            .filter(|m| m.regressed)
+            .map(|m| {
+                serde_json::json!({"metric": m.metric, "baseline": m.baseline, "current": m.current, "tolerance": m.tolerance})
+            })
+            .collect();
+        let mut summary = serde_json::json!({
             "regressed": report.regressed,
             "status": report.status,
             "reason": report.reason,
             "rows": report.rows,
             "unlabelled": report.unlabelled,
+            "regressed_metrics": regressed,
         });
+        let mut reason = format!("performance regression: {}", report.reason);
+        if let Some(rb) = self.rollback.as_ref().filter(|_| report.regressed) {
+            let done = rb.roll_back();
+            reason.push_str(&format!("; {}", done.text(&rb.name)));
+            done.record(&mut summary);
+        }
         if report.regressed && self.spec.fail_on_regression {
-            let reason = format!("performance regression: {}", report.reason);
             return Err(AttemptError::Alert { reason, summary: Some(summary) });
         }
         Ok(Some(summary))
@@ -118,6 +153,59 @@ impl Kind for PerformanceKind {
     }
 }
 
+/// What a rollback did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RolledBack {
+    /// `current` moved from `from` to `to`.
+    Done { from: String, to: String },
+    /// It did not, and why.
+    NotDone { from: String, why: String },
+}
+
+impl Rollback {
+    /// Moves `current` back to the version before the one checked — if `current` still names
+    /// the one checked (re-read just before: a deploy since the check is not undone).
+    fn roll_back(&self) -> RolledBack {
+        use dagrun_contracts::registry;
+        let from = self.version.clone();
+        let not_done = |why: String| RolledBack::NotDone { from: from.clone(), why };
+        match registry::read_current(&self.registry, &self.name) {
+            Ok(Some(now)) if now == self.version => {}
+            Ok(Some(now)) => return not_done(format!("`current` is now {now}: it was deployed since the check")),
+            Ok(None) => return not_done("nothing is current any more".to_owned()),
+            Err(e) => return not_done(format!("cannot read `current`: {e}")),
+        }
+        let Some(to) = registry::previous_of(&self.registry, &self.name, &self.version) else {
+            return not_done(format!("nothing to roll back to: no version before {} has a model", self.version));
+        };
+        match registry::set_current(&self.registry, &self.name, &to) {
+            Ok(()) => RolledBack::Done { from, to },
+            Err(e) => not_done(format!("cannot move `current` to {to}: {e}")),
+        }
+    }
+}
+
+impl RolledBack {
+    /// For the alert's reason: `rolled back churn v0003 → v0002`.
+    fn text(&self, name: &str) -> String {
+        match self {
+            RolledBack::Done { from, to } => format!("rolled back {name} {from} → {to}"),
+            RolledBack::NotDone { from, why } => format!("not rolled back from {from}: {why}"),
+        }
+    }
+
+    /// Into the summary: `"rolled_back": {"from": "v0003", "to": "v0002"}`, or
+    /// `"rollback_failed": {"from": "v0003", "why": "..."}`.
+    fn record(&self, summary: &mut serde_json::Value) {
+        match self {
+            RolledBack::Done { from, to } => summary["rolled_back"] = serde_json::json!({"from": from, "to": to}),
+            RolledBack::NotDone { from, why } => {
+                summary["rollback_failed"] = serde_json::json!({"from": from, "why": why});
+            }
+        }
+    }
+}
+
 /// The recorded metrics: a `verdict.json` (its candidate's metrics) or a `metrics.json`.
 fn read_baseline(path: &Path) -> Result<BTreeMap<String, f64>, TaskError> {
     let bad = |why: String| data_error(format!("baseline {}: {why}", path.display()));
@@ -133,4 +221,66 @@ fn read_baseline(path: &Path) -> Result<BTreeMap<String, f64>, TaskError> {
         )));
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dagrun_contracts::registry::{promote, read_current, set_current};
+
+    fn setup(models: usize) -> (tempfile::TempDir, Rollback) {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..models {
+            promote(dir.path(), "churn", format!("m{i}").as_bytes(), "d", b"{}", None, None).unwrap();
+        }
+        let version = read_current(dir.path(), "churn").unwrap().unwrap_or_default();
+        let rb = Rollback { registry: dir.path().to_owned(), name: "churn".into(), version };
+        (dir, rb)
+    }
+
+    #[test]
+    fn rolls_back_to_the_version_before() {
+        let (dir, rb) = setup(3);
+        let done = rb.roll_back();
+        assert_eq!(done, RolledBack::Done { from: "v0003".into(), to: "v0002".into() });
+        assert_eq!(read_current(dir.path(), "churn").unwrap().as_deref(), Some("v0002"));
+        assert_eq!(done.text("churn"), "rolled back churn v0003 → v0002");
+        let mut summary = serde_json::json!({"regressed": true});
+        done.record(&mut summary);
+        assert_eq!(summary["rolled_back"], serde_json::json!({"from": "v0003", "to": "v0002"}));
+    }
+
+    #[test]
+    fn a_deploy_since_the_check_is_not_undone() {
+        let (dir, rb) = setup(2);
+        promote(dir.path(), "churn", b"newer", "d", b"{}", None, None).unwrap();
+        let done = rb.roll_back();
+        assert_eq!(
+            done,
+            RolledBack::NotDone {
+                from: "v0002".into(),
+                why: "`current` is now v0003: it was deployed since the check".into()
+            }
+        );
+        assert_eq!(read_current(dir.path(), "churn").unwrap().as_deref(), Some("v0003"), "untouched");
+        // Rolled back by hand meanwhile: not rolled back again.
+        let (dir, rb) = setup(3);
+        set_current(dir.path(), "churn", "v0001").unwrap();
+        assert!(matches!(rb.roll_back(), RolledBack::NotDone { .. }));
+        assert_eq!(read_current(dir.path(), "churn").unwrap().as_deref(), Some("v0001"));
+    }
+
+    #[test]
+    fn nothing_to_roll_back_to_is_said() {
+        let (dir, rb) = setup(1);
+        let done = rb.roll_back();
+        assert_eq!(
+            done.text("churn"),
+            "not rolled back from v0001: nothing to roll back to: no version before v0001 has a model"
+        );
+        let mut summary = serde_json::json!({});
+        done.record(&mut summary);
+        assert_eq!(summary["rollback_failed"]["from"], "v0001");
+        assert_eq!(read_current(dir.path(), "churn").unwrap().as_deref(), Some("v0001"));
+    }
 }
