@@ -115,12 +115,13 @@ fn note() -> Notification {
 }
 
 fn slack(var: &str) -> NotifyDef {
-    NotifyDef::Slack(SlackSink { webhook_env: var.into(), events: vec![NotifyEvent::ModelDeployed] })
+    NotifyDef::Slack(SlackSink { webhook_env: var.into(), optional: false, events: vec![NotifyEvent::ModelDeployed] })
 }
 
 fn webhook(var: &str, headers: Option<&str>) -> NotifyDef {
     NotifyDef::Webhook(WebhookSink {
         url_env: var.into(),
+        optional: false,
         headers_env: headers.map(str::to_owned),
         events: vec![NotifyEvent::ModelDeployed],
     })

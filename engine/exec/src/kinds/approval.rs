@@ -183,7 +183,10 @@ impl ApprovalKind {
         let window = dagrun_workflow::duration::parse(&breaker.window)
             .map_err(|e| input_error(format!("breaker window `{}`: {e}", breaker.window)))?;
         let since = now.saturating_sub(window.as_millis() as i64);
-        let auto = automatic_promotions(&self.registry, name, since);
+        let auto: Vec<String> = dagrun_contracts::promotions::automatic_promotions(&self.registry, name, since)
+            .into_iter()
+            .map(|(v, _)| v)
+            .collect();
         if auto.len() as u64 >= u64::from(breaker.max) {
             reasons.push(format!(
                 "circuit breaker: {} automatic promotion(s) of `{name}` in the last {} ({}; max {})",
@@ -217,17 +220,6 @@ impl ApprovalKind {
         std::fs::write(&path, record.to_json()).map_err(fail)?;
         place(&self.outputs, "approval", &path, Failure::Input)
     }
-}
-
-/// Versions of `name` promoted at or after `since_ms` without a person's approval.
-fn automatic_promotions(registry: &Path, name: &str, since_ms: i64) -> Vec<String> {
-    dagrun_contracts::registry::versions(registry, name)
-        .into_iter()
-        .filter_map(|v| dagrun_contracts::registry::read_metadata(registry, name, &v.version).ok())
-        .filter(|m| m.promoted_ms.is_some_and(|t| t >= since_ms))
-        .filter(|m| m.approval.as_ref().is_none_or(|a| !a.by_person()))
-        .map(|m| m.model_version)
-        .collect()
 }
 
 /// The step's summary: the request, and the commands to act on it.
