@@ -68,9 +68,8 @@ fn a_quiet_check_skips_the_conditional_chain_and_the_run_succeeds() {
             ("report@2025-03-02", "succeeded"),
         ])
     );
-    let why = |t: &str| {
-        events.iter().find(|e| e["event"] == "task_finished" && e["task"] == t).unwrap()["error"].clone()
-    };
+    let why =
+        |t: &str| events.iter().find(|e| e["event"] == "task_finished" && e["task"] == t).unwrap()["error"].clone();
     assert_eq!(why("retrain"), "only_if: `drift` raised no alert");
     assert_eq!(why("deploy"), "only_if: `drift` raised no alert");
     assert!(!s.path("out/model.txt").exists());
@@ -97,7 +96,8 @@ fn an_alert_runs_the_conditional_chain_and_skips_plain_dependents() {
     assert_eq!((code, st["retrain"].as_str()), (0, "skipped"), "the quiet day alone does not retrain");
     let out = s.dagrun(&["backfill", "wf.ron", "--from", "2025-03-01", "--to", "2025-03-02", "--json"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let retrains = text.lines().filter(|l| l.contains("\"task_finished\"") && l.contains("\"task\":\"retrain\"")).count();
+    let retrains =
+        text.lines().filter(|l| l.contains("\"task_finished\"") && l.contains("\"task\":\"retrain\"")).count();
     assert_eq!(retrains, 1, "{}\n{text}", stderr(&out));
     assert!(text.contains("\"task\":\"retrain\",\"status\":\"succeeded\""), "{text}");
 }

@@ -1,10 +1,14 @@
 //! What the circuit breaker, the drift cooldown and rollbacks read from a model registry: when
 //! each version was promoted, whether a person approved it, and the version deployed before it.
 //!
+//! Only the promotions a self-healing loop made count: versions deployed through an `Approval`
+//! step (their `metadata.json` records its `approval`). A model deployed by hand, or by a
+//! pipeline without an `Approval` step, starts no cooldown and is not counted by the breaker.
+//!
 //! The promotion time is `metadata.json`'s `promoted_ms`; versions deployed before it was
 //! recorded fall back to the modification time of their `metadata.json` (written once, when
 //! the version was staged). Metadata that cannot be parsed (a newer layout) still counts, by
-//! that time, as an automatic promotion: the breaker errs on the side of asking a person.
+//! that time, as an automatic loop promotion: the breaker errs on the side of asking a person.
 
 use std::fs;
 use std::path::Path;
@@ -12,21 +16,35 @@ use std::path::Path;
 use crate::approval::ApprovalDecision;
 use crate::registry::{Metadata, metadata_file, model_file, parse_version, read_metadata, versions};
 
-/// When `version` was promoted (Unix ms) and whether it went through automatically (no
-/// approval recorded, or `decision: automatic`); `None` when it has no `metadata.json`.
-fn promotion(registry: &Path, name: &str, version: &str) -> Option<(i64, bool)> {
+/// How a version was promoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Without an `Approval` step (by hand, or a pipeline without one).
+    Outside,
+    /// Through an `Approval` step that let it through by itself.
+    Automatic,
+    /// Through an `Approval` step, approved by a person.
+    Approved,
+}
+
+/// When `version` was promoted (Unix ms) and how; `None` when it has no `metadata.json`.
+fn promotion(registry: &Path, name: &str, version: &str) -> Option<(i64, How)> {
     let meta = read_metadata(registry, name, version);
     let recorded = meta.as_ref().ok().and_then(|m| m.promoted_ms);
     let at = match recorded {
         Some(t) => t,
         None => mtime_ms(&metadata_file(registry, name, version))?,
     };
-    let automatic = meta.as_ref().map_or(true, is_automatic);
-    Some((at, automatic))
+    let how = meta.as_ref().map_or(How::Automatic, how);
+    Some((at, how))
 }
 
-fn is_automatic(m: &Metadata) -> bool {
-    m.approval.as_ref().is_none_or(|a| a.decision == ApprovalDecision::Automatic)
+fn how(m: &Metadata) -> How {
+    match m.approval.as_ref().map(|a| a.decision) {
+        None => How::Outside,
+        Some(ApprovalDecision::Automatic) => How::Automatic,
+        Some(ApprovalDecision::Approved) => How::Approved,
+    }
 }
 
 /// A file's modification time in Unix ms.
@@ -37,9 +55,9 @@ fn mtime_ms(path: &Path) -> Option<i64> {
 }
 
 /// Every version with a known promotion time, oldest promotion first (ties: lower version
-/// first): `(version, promoted_ms, automatic)`.
-fn promotions(registry: &Path, name: &str) -> Vec<(String, i64, bool)> {
-    let mut out: Vec<(String, i64, bool)> = versions(registry, name)
+/// first): `(version, promoted_ms, how)`.
+fn promotions(registry: &Path, name: &str) -> Vec<(String, i64, How)> {
+    let mut out: Vec<(String, i64, How)> = versions(registry, name)
         .into_iter()
         .filter_map(|v| promotion(registry, name, &v.version).map(|(at, auto)| (v.version, at, auto)))
         .collect();
@@ -48,21 +66,22 @@ fn promotions(registry: &Path, name: &str) -> Vec<(String, i64, bool)> {
     out
 }
 
-/// Versions promoted automatically (no approval recorded, or `decision: automatic`) at or
-/// after `since_ms`, oldest first: what the circuit breaker counts within its window.
+/// Versions an `Approval` step let through by itself (`decision: automatic`) at or after
+/// `since_ms`, oldest first: what the circuit breaker counts within its window.
 pub fn automatic_promotions(registry: &Path, name: &str, since_ms: i64) -> Vec<(String, i64)> {
     promotions(registry, name)
         .into_iter()
-        .filter(|(_, at, auto)| *auto && *at >= since_ms)
+        .filter(|(_, at, how)| *how == How::Automatic && *at >= since_ms)
         .map(|(v, at, _)| (v, at))
         .collect()
 }
 
-/// The most recent promotion of any version of `name`: `(version, promoted_ms)`; `None` when
-/// nothing was ever promoted. A rollback is not a promotion: after one, this is still the
-/// version rolled back from (a cooldown runs from the last promotion).
+/// The most recent promotion of `name` through an `Approval` step (automatic or approved):
+/// `(version, promoted_ms)`; `None` when the loop never promoted one. A rollback is not a
+/// promotion: after one, this is still the version rolled back from (a cooldown runs from the
+/// last promotion).
 pub fn last_promotion(registry: &Path, name: &str) -> Option<(String, i64)> {
-    promotions(registry, name).pop().map(|(v, at, _)| (v, at))
+    promotions(registry, name).into_iter().rev().find(|(_, _, how)| *how != How::Outside).map(|(v, at, _)| (v, at))
 }
 
 /// The version a rollback from `version` returns to: the one current when it was promoted
@@ -141,26 +160,23 @@ mod tests {
         for (v, at) in [("v0001", 1_000), ("v0002", 2_000), ("v0003", 3_000), ("v0004", 4_000)] {
             set_promoted(reg, v, Some(at));
         }
-        assert_eq!(
-            automatic_promotions(reg, "churn", 0),
-            [("v0001".to_owned(), 1_000), ("v0003".into(), 3_000), ("v0004".into(), 4_000)]
-        );
-        assert_eq!(
-            automatic_promotions(reg, "churn", 3_000),
-            [("v0003".to_owned(), 3_000), ("v0004".into(), 4_000)],
-            "at or after"
-        );
-        assert!(automatic_promotions(reg, "churn", 4_001).is_empty());
-        assert_eq!(last_promotion(reg, "churn"), Some(("v0004".into(), 4_000)));
+        // v0001 and v0004 were deployed without an Approval step: not the loop's promotions.
+        assert_eq!(automatic_promotions(reg, "churn", 0), [("v0003".to_owned(), 3_000)]);
+        assert_eq!(automatic_promotions(reg, "churn", 3_000), [("v0003".to_owned(), 3_000)], "at or after");
+        assert!(automatic_promotions(reg, "churn", 3_001).is_empty());
+        assert_eq!(last_promotion(reg, "churn"), Some(("v0003".into(), 3_000)), "the loop's last promotion");
+        promote(reg, "churn", b"m5", "d5", b"{}", None, Some(&approval(ApprovalDecision::Approved))).unwrap();
+        set_promoted(reg, "v0005", Some(5_000));
+        assert_eq!(last_promotion(reg, "churn"), Some(("v0005".into(), 5_000)), "approved ones start a cooldown too");
         set_current(reg, "churn", "v0002").unwrap();
-        assert_eq!(last_promotion(reg, "churn"), Some(("v0004".into(), 4_000)), "a rollback is not a promotion");
+        assert_eq!(last_promotion(reg, "churn"), Some(("v0005".into(), 5_000)), "a rollback is not a promotion");
     }
 
     #[test]
     fn metadata_without_a_promotion_time_falls_back_to_its_mtime() {
         let dir = tempfile::tempdir().unwrap();
         let reg = dir.path();
-        promote(reg, "churn", b"m1", "d1", b"{}", None, None).unwrap();
+        promote(reg, "churn", b"m1", "d1", b"{}", None, Some(&approval(ApprovalDecision::Automatic))).unwrap();
         set_promoted(reg, "v0001", None);
         let mtime = mtime_ms(&metadata_file(reg, "churn", "v0001")).unwrap();
         assert_eq!(last_promotion(reg, "churn"), Some(("v0001".into(), mtime)));

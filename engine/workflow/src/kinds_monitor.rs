@@ -302,7 +302,10 @@ pub(crate) fn check_outputs(
                 format!("{kind} task `{}` cannot write an output `{name}`", def.name),
                 file,
             )
-            .label(sp.map_key("outputs", name), format!("not {} {kind} output", if kind.starts_with('A') { "an" } else { "a" }))
+            .label(
+                sp.map_key("outputs", name),
+                format!("not {} {kind} output", if kind.starts_with('A') { "an" } else { "a" }),
+            )
             .help(format!("{kind} writes {what}")),
         );
     }

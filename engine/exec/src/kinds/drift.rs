@@ -224,9 +224,22 @@ mod tests {
         let reg = dir.path().to_path_buf();
         let c = Cooldown { registry: reg.clone(), name: "churn".into(), text: "1h".into(), length_ms: 3_600_000 };
         assert_eq!(c.hold(when::now_ms()), None, "nothing deployed: nothing to cool down after");
-        dagrun_contracts::registry::promote(&reg, "churn", b"m", "d", b"{}", None, None).unwrap();
+        dagrun_contracts::registry::promote(&reg, "churn", b"m0", "d0", b"{}", None, None).unwrap();
+        assert_eq!(c.hold(when::now_ms()), None, "deployed without an Approval step: no cooldown");
+        let automatic = dagrun_contracts::ApprovalRecord {
+            version: 1,
+            decision: dagrun_contracts::ApprovalDecision::Automatic,
+            model_digest: "d".into(),
+            verdict_digest: "v".into(),
+            reasons: vec![],
+            by: None,
+            note: None,
+            decided_ms: None,
+            request: None,
+        };
+        dagrun_contracts::registry::promote(&reg, "churn", b"m", "d", b"{}", None, Some(&automatic)).unwrap();
         let h = c.hold(when::now_ms()).unwrap();
-        assert!(h.text.starts_with("held: churn v0001 was deployed "), "{}", h.text);
+        assert!(h.text.starts_with("held: churn v0002 was deployed "), "{}", h.text);
         assert_eq!(c.hold(when::now_ms() + 3_600_000), None);
     }
 }
