@@ -74,3 +74,81 @@ pub fn stdout(o: &Output) -> String {
 pub fn statuses(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
 }
+
+/// A request an [`HttpReceiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The request path.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+}
+
+/// A real HTTP/1.1 receiver on 127.0.0.1 that records every request and answers 200.
+pub struct HttpReceiver {
+    pub addr: std::net::SocketAddr,
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl HttpReceiver {
+    pub fn start() -> HttpReceiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    if let Some(r) = read_request(&mut conn) {
+                        seen.lock().unwrap().push(r);
+                        let _ = std::io::Write::write_all(
+                            &mut conn,
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        );
+                    }
+                });
+            }
+        });
+        HttpReceiver { addr, got }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The bodies received on `path`, parsed as JSON, in arrival order.
+    pub fn json(&self, path: &str) -> Vec<Value> {
+        let got = self.got.lock().unwrap();
+        got.iter().filter(|r| r.path == path).map(|r| serde_json::from_str(&r.body).unwrap()).collect()
+    }
+}
+
+fn read_request(conn: &mut std::net::TcpStream) -> Option<Received> {
+    use std::io::Read;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        let n = conn.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.lines();
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_lowercase(), v.trim().to_owned())).collect();
+    let len: usize = headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap_or(0));
+    while buf.len() < head_end + len {
+        let n = conn.read(&mut chunk).ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(Received { path, headers, body: String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string() })
+}

@@ -31,7 +31,8 @@ pub struct NewApproval {
     pub binding: Binding,
     /// The workflow file (to resume the run).
     pub workflow_path: PathBuf,
-    /// The instance's partition key, if partitioned (to resume that partition).
+    /// The partition to resume: the instance's, or for an unpartitioned step the run's newest
+    /// (`None` when the workflow is not partitioned).
     pub partition: Option<String>,
     /// The run that asks.
     pub run_id: String,

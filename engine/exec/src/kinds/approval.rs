@@ -43,7 +43,13 @@ impl ApprovalKind {
             registry: dagrun_plan::resolve_path(&job.run.workflow, &spec.deploys.registry),
             outputs: job.outputs.clone(),
             instance: node.name.clone(),
-            partition: node.partition.as_ref().map(|p| p.key.clone()),
+            // The instance's partition, or for an unpartitioned step the run's newest one:
+            // resuming that partition rebuilds the same window, so the same model asks again.
+            partition: node
+                .partition
+                .as_ref()
+                .map(|p| p.key.clone())
+                .or_else(|| job.run.instances.partition_keys().pop()),
         })
     }
 }

@@ -1,0 +1,230 @@
+//! The self-healing loop end to end with the real binary (`workflows/self-heal.ron`): drift on
+//! a landed day → retrain → gate → an automatic deploy; the cooldown holding a second alert;
+//! the circuit breaker asking a person; a rejection that never deploys; an approval that
+//! does; and a post-deploy regression rolled back. Notifications go to a real HTTP receiver.
+//!
+//! Needs ONNX Runtime and the wasm32-wasip2 target (as tests/monitor.rs).
+
+#[allow(dead_code)] // shared helpers, not all used here
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::HttpReceiver;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Landing days `(day, generated as date, label noise)`: the generate plugin's concept drifts
+/// after 2025-03-01; 03-04 carries a pre-drift day's data; on 03-07 the features look as
+/// before but the labels are much noisier (the model's accuracy falls, nothing drifts).
+const DAYS: [(&str, &str, f64); 7] = [
+    ("2025-02-27", "2025-02-27", 1.0),
+    ("2025-03-02", "2025-03-02", 1.0),
+    ("2025-03-03", "2025-03-03", 1.0),
+    ("2025-03-04", "2025-02-25", 1.0),
+    ("2025-03-05", "2025-03-05", 1.0),
+    ("2025-03-06", "2025-03-06", 1.0),
+    ("2025-03-07", "2025-03-07", 4.0),
+];
+
+fn landing_workflow(plugins: &Path) -> String {
+    let tasks: Vec<String> = DAYS
+        .iter()
+        .map(|(day, date, noise)| {
+            format!(
+                r#"Task(name: "d{day}", kind: Wasm(plugin: "{}/generate"), params: {{"rows": 4000, "features": 10, "seed": 1, "date": "{date}", "drift_after": "2025-03-01", "noise": {noise:.1}}}, outputs: {{"data": "landing/{day}.csv"}})"#,
+                plugins.display()
+            )
+        })
+        .collect();
+    format!("Workflow(name: \"landing\", tasks: [{}])", tasks.join(",\n"))
+}
+
+/// A copy of the repository's workflows in a temp dir, with notifications to a receiver.
+struct Loop {
+    dir: tempfile::TempDir,
+    hook: HttpReceiver,
+}
+
+impl Loop {
+    /// `cooldown` replaces the shipped `1d` so the test need not wait a day.
+    fn new(cooldown: &str) -> Loop {
+        let dir = tempfile::tempdir().unwrap();
+        let plugins = repo().join("plugins");
+        for name in ["retrain.ron", "self-heal.ron"] {
+            let text = std::fs::read_to_string(repo().join("workflows").join(name)).unwrap();
+            let text = text.replace("\"../plugins/", &format!("\"{}/", plugins.display()));
+            let text = text.replace("cooldown: \"1d\"", &format!("cooldown: \"{cooldown}\""));
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        std::fs::write(dir.path().join("landing.ron"), landing_workflow(&plugins)).unwrap();
+        Loop { dir, hook: HttpReceiver::start() }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn dagrun(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(common::BIN);
+        for var in dagrun_wasm::OUTER_CARGO_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("NO_COLOR", "1")
+            .env_remove("DAGRUN_STATE_DIR")
+            .env("SLACK_WEBHOOK_URL", self.hook.url("/slack/T000/B000/secret"))
+            .env("DAGRUN_WEBHOOK_URL", self.hook.url("/hook"))
+            .env("USER", "tester");
+        cmd.args(args).current_dir(self.dir.path()).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs the loop on one landed day: task → status, and the exit code.
+    fn day(&self, day: &str) -> (BTreeMap<String, String>, Vec<Value>, i32) {
+        let out = self.dagrun(&["run", "self-heal.ron", "--partition", day, "--json"]);
+        let events: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        let statuses = events
+            .iter()
+            .filter(|e| e["event"] == "task_finished")
+            .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
+            .collect();
+        (statuses, events, out.status.code().unwrap_or(-1))
+    }
+
+    fn current(&self) -> String {
+        std::fs::read_to_string(self.path("registry/churn/current")).unwrap().trim().to_owned()
+    }
+
+    fn metadata(&self, version: &str) -> Value {
+        json(&self.path(&format!("registry/churn/{version}/metadata.json")))
+    }
+
+    fn edit(&self, from: &str, to: &str) {
+        let path = self.path("self-heal.ron");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{from} not in self-heal.ron");
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+    }
+
+    /// The run id of the one request `dagrun approvals` lists as waiting.
+    fn waiting_run(&self) -> Value {
+        let out = self.dagrun(&["approvals", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        let lines: Vec<Value> =
+            String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 1, "one request waits: {lines:?}");
+        lines[0].clone()
+    }
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+fn status<'a>(st: &'a BTreeMap<String, String>, task: &str) -> &'a str {
+    st.get(task).map_or("<none>", String::as_str)
+}
+
+fn error_of(events: &[Value], task: &str) -> String {
+    let e = events.iter().find(|e| e["event"] == "task_finished" && e["task"] == task).unwrap();
+    e["error"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn the_loop_deploys_holds_escalates_rejects_approves_and_rolls_back() {
+    let l = Loop::new("4s");
+    for wf in ["retrain.ron", "landing.ron"] {
+        let out = l.dagrun(&["run", wf]);
+        assert_eq!(out.status.code(), Some(0), "{wf}: {}", common::stderr(&out));
+    }
+    assert_eq!(l.current(), "v0001", "the first model, deployed without an Approval step");
+
+    // A quiet day: the chain after the drift check is skipped; the model is scored on the day.
+    let (st, ev, code) = l.day("2025-02-27");
+    assert_eq!((code, status(&st, "drift@2025-02-27"), status(&st, "train")), (0, "succeeded", "skipped"), "{ev:?}");
+    assert_eq!(status(&st, "performance@2025-02-27"), "succeeded");
+
+    // The first drifted day: retrain, gate, and an automatic deploy (36% of predictions change,
+    // under the 40% limit; no promotion by the loop yet).
+    let (st, ev, code) = l.day("2025-03-02");
+    assert_eq!(code, 6, "drift is still reported: {ev:?}");
+    for (task, want) in
+        [("drift@2025-03-02", "alerted"), ("train", "succeeded"), ("approve", "succeeded"), ("deploy", "succeeded")]
+    {
+        assert_eq!(status(&st, task), want, "{task}: {ev:?}");
+    }
+    assert_eq!(l.current(), "v0002");
+    assert_eq!(l.metadata("v0002")["approval"]["decision"], "automatic");
+    assert_eq!(l.metadata("v0002")["previous"], "v0001");
+
+    // The next day compares with the new model's reference: quiet again.
+    let (st, ev, code) = l.day("2025-03-03");
+    assert_eq!((code, status(&st, "drift@2025-03-03")), (0, "succeeded"), "{ev:?}");
+    assert_eq!(status(&st, "performance@2025-03-03"), "succeeded", "{ev:?}");
+
+    // Drift within the cooldown after a deploy: held, notified, no retrain.
+    let (st, ev, code) = l.day("2025-03-04");
+    assert_eq!((code, status(&st, "drift@2025-03-04"), status(&st, "train")), (6, "held", "skipped"), "{ev:?}");
+    assert!(error_of(&ev, "drift@2025-03-04").contains("(held: churn v0002 was deployed "), "{ev:?}");
+    std::thread::sleep(Duration::from_secs(4));
+    let (st, ev, code) = l.day("2025-03-04");
+    assert_eq!((code, status(&st, "deploy")), (6, "succeeded"), "after the cooldown: retrained: {ev:?}");
+    assert_eq!(l.current(), "v0003");
+
+    // A third automatic promotion within 7 days: the breaker asks a person; rejected: never deployed.
+    std::thread::sleep(Duration::from_secs(4));
+    let (st, ev, code) = l.day("2025-03-05");
+    assert_eq!((code, status(&st, "approve"), status(&st, "deploy")), (7, "waiting", "skipped"), "{ev:?}");
+    let req = l.waiting_run();
+    assert_eq!(
+        req["reasons"],
+        serde_json::json!([
+            "circuit breaker: 2 automatic promotion(s) of `churn` in the last 7d (v0002, v0003; max 2)"
+        ])
+    );
+    let run = req["run_id"].as_str().unwrap().to_owned();
+    let out = l.dagrun(&["reject", &run, "--by", "ana", "--note", "two retrains this week already"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let again = l.dagrun(&["reject", &run, "--by", "bo"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        common::stderr(&again).contains(&format!("run {run} was already rejected by ana")),
+        "{}",
+        common::stderr(&again)
+    );
+    let (st, ev, code) = l.day("2025-03-05");
+    assert_eq!((code, status(&st, "approve"), status(&st, "deploy")), (4, "refused", "skipped"), "{ev:?}");
+    assert!(error_of(&ev, "approve").starts_with("rejected by ana: two retrains this week already"), "{ev:?}");
+    assert_eq!(l.current(), "v0003", "a rejected model is never deployed");
+
+    // The team tightens the behaviour limit to 25%: the next retrain waits for both reasons;
+    // approved, it is deployed (the run resumes from the cache).
+    l.edit("max_label_change: 0.4", "max_label_change: 0.25");
+    let (st, ev, code) = l.day("2025-03-06");
+    assert_eq!((code, status(&st, "approve")), (7, "waiting"), "{ev:?}");
+    let req = l.waiting_run();
+    let reasons: Vec<&str> = req["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("of predictions change (") && reasons[0].ends_with("rows; max 25%)"), "{reasons:?}");
+    assert!(reasons[1].starts_with("circuit breaker: 2 automatic promotion(s)"), "{reasons:?}");
+    let run = req["run_id"].as_str().unwrap().to_owned();
+    let out = l.dagrun(&["approve", &run, "--by", "ana", "--note", "checked the slices"]);
+    assert_eq!(out.status.code(), Some(6), "the resumed run reports its drift: {}", common::stderr(&out));
+    assert_eq!(l.current(), "v0004");
+    let approval = &l.metadata("v0004")["approval"];
+    assert_eq!((approval["decision"].as_str(), approval["by"].as_str()), (Some("approved"), Some("ana")));
+
+    // A day whose features look the same but whose labels are much noisier: no drift,
+    // but the new model does worse than its verdict promised: rolled back.
+    let (st, ev, code) = l.day("2025-03-07");
+    assert_eq!(code, 6, "{ev:?}");
+    assert_eq!((status(&st, "drift@2025-03-07"), status(&st, "performance@2025-03-07")), ("succeeded", "alerted"));
+    assert!(error_of(&ev, "performance@2025-03-07").contains("v0004"), "{ev:?}");
+    assert_eq!(l.current(), "v0003", "rolled back to the version before");
+}
