@@ -56,6 +56,7 @@ fn notice(event: &Event) -> Option<String> {
     match event {
         Event::TasksLeftOut { tasks, reason } => Some(left_out_line(tasks, reason)),
         Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache: {error}")),
+        Event::Warning { message } => Some(format!("  warning  {message}")),
         _ => None,
     }
 }
@@ -82,7 +83,7 @@ impl Reporter for PlainReporter {
                 duration::format(Duration::from_millis(*delay_ms))
             ),
             Event::TaskFinished { .. } => finished_line(event),
-            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } => notice(event).unwrap_or_default(),
+            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => notice(event).unwrap_or_default(),
             Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
             Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
                 format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
@@ -171,7 +172,7 @@ impl Reporter for ProgressReporter {
                     let _ = self.multi.println(finished_line(event));
                 }
             }
-            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } => {
+            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
                 let _ = self.multi.println(notice(event).unwrap_or_default());
             }
             Event::PluginBuildStarted { plugin } => self.overall.set_message(format!("building {plugin}")),

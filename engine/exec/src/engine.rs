@@ -10,6 +10,7 @@ use dagrun_cache::{Durability, StatCache, Store, StoreError, now_ms};
 use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, TaskGraph, UnknownTask};
 use dagrun_workflow::{Diagnostic, LoadError, Workflow};
 
+use crate::aftermath::Aftermath;
 use crate::cancel::Cancel;
 use crate::commit::LastKeys;
 use crate::events::{Counts, Event, Reporter, RunStatus};
@@ -217,7 +218,8 @@ impl Engine {
     }
 
     /// Runs a planned workflow to the end (or until `cancel`), holding the state directory's
-    /// lock meanwhile; returns its record, also saved under `<state>/runs/`.
+    /// lock meanwhile; returns its record, also saved under `<state>/runs/`. Then its
+    /// aftermath: registry changes recorded, notifications queued, drift incidents updated.
     pub async fn run(
         &self,
         plan: &RunPlan,
@@ -241,6 +243,7 @@ impl Engine {
             counts: Counts::default(),
             saved_ms: 0,
             tasks: Vec::with_capacity(plan.instances.len()),
+            registry: Vec::new(),
         };
         record.save(store)?;
         let jobs = opts.jobs.max(1);
@@ -250,6 +253,7 @@ impl Engine {
         if let Some(reason) = plan.left_out_reason() {
             reporter.report(&Event::TasksLeftOut { tasks: plan.left_out(), reason });
         }
+        let before = crate::aftermath::snapshot(&plan.workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
         let run = Arc::new(RunShared {
@@ -274,6 +278,15 @@ impl Engine {
         // Staging of this run never outlives it (also when the run was abandoned).
         remove_staging(store, &run.run_id);
         let record = record?;
+        let after = Aftermath {
+            history: self.history.clone(),
+            store: store.clone(),
+            workflow: plan.workflow.clone(),
+            instances: plan.instances.clone(),
+            reporter: run.reporter.clone(),
+            before,
+        };
+        let record = after.run(record).await;
         let keys = run.last_keys.save(store);
         run.stat.save(store)?;
         keys?;

@@ -227,6 +227,12 @@ pub enum Event {
         /// The build error, if it failed.
         error: Option<String>,
     },
+    /// Something went wrong that does not fail the run (after it: recording registry changes,
+    /// queuing notifications, updating drift incidents).
+    Warning {
+        /// What, for people.
+        message: String,
+    },
     /// The run ended.
     RunFinished {
         /// Run id.

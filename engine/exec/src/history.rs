@@ -66,6 +66,37 @@ pub struct RunRecord {
     pub saved_ms: u64,
     /// Per task, in completion order.
     pub tasks: Vec<TaskRecord>,
+    /// The registry models the workflow names, with the version `current` named before the run
+    /// started and after it ended (absent in records written before it existed).
+    #[serde(default)]
+    pub registry: Vec<RegistryChange>,
+}
+
+/// One registry model's `current` before and after a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryChange {
+    /// The registry directory, as the workflow writes it.
+    pub registry: String,
+    /// The model's name.
+    pub name: String,
+    /// The version `current` named before the run (`None`: nothing deployed).
+    pub before: Option<String>,
+    /// The version it names after the run.
+    pub after: Option<String>,
+}
+
+impl RegistryChange {
+    /// `Some(true)`: `current` moved to a higher version (a deploy); `Some(false)`: to a lower
+    /// one (a rollback); `None`: it did not move (or moved away from every version).
+    pub fn moved_up(&self) -> Option<bool> {
+        let n = |v: &Option<String>| v.as_deref().and_then(dagrun_contracts::registry::parse_version);
+        match (n(&self.before), n(&self.after)) {
+            (_, None) => None,
+            (None, Some(_)) => Some(true),
+            (Some(b), Some(a)) if a == b => None,
+            (Some(b), Some(a)) => Some(a > b),
+        }
+    }
 }
 
 fn runs_dir(store: &Store) -> PathBuf {
@@ -151,6 +182,23 @@ mod tests {
         let r = RunRecord::load(&store, "20260101-000000000-00").unwrap();
         assert_eq!((r.status, r.counts.failed, r.counts.refused), (RunStatus::Refused, 0, 1));
         assert_eq!(r.version, RUN_RECORD_VERSION);
+        assert!(r.registry.is_empty(), "older records have no registry changes");
+    }
+
+    #[test]
+    fn registry_moves() {
+        let c = |b: Option<&str>, a: Option<&str>| RegistryChange {
+            registry: "registry".into(),
+            name: "churn".into(),
+            before: b.map(Into::into),
+            after: a.map(Into::into),
+        };
+        assert_eq!(c(None, Some("v0001")).moved_up(), Some(true));
+        assert_eq!(c(Some("v0001"), Some("v0002")).moved_up(), Some(true));
+        assert_eq!(c(Some("v0003"), Some("v0002")).moved_up(), Some(false));
+        assert_eq!(c(Some("v0002"), Some("v0002")).moved_up(), None);
+        assert_eq!(c(Some("v0002"), None).moved_up(), None);
+        assert_eq!(c(None, None).moved_up(), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Execution: the run API ([`prepare`], [`Engine::run`]), the scheduler, one module per task
 //! kind, the cache commit step, events for reporters, and run history.
 
+mod aftermath;
 pub mod approvals;
 mod cancel;
 mod commit;
@@ -9,6 +10,7 @@ mod events;
 mod history;
 mod job;
 mod kinds;
+mod notices;
 mod outcome;
 mod paths;
 mod scheduler;
@@ -21,6 +23,6 @@ pub use engine::{
     Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare, prepare_loaded,
 };
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
-pub use history::{RUN_RECORD_VERSION, RunRecord, TaskRecord, new_run_id};
+pub use history::{RUN_RECORD_VERSION, RegistryChange, RunRecord, TaskRecord, new_run_id};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
