@@ -1,4 +1,5 @@
 //! What the end-to-end tests of the `dagrun` binary share: a temp-dir sandbox and output helpers.
+#![allow(dead_code)] // each test binary uses some of these helpers
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
