@@ -9,9 +9,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use common::HttpReceiver;
 use serde_json::Value;
@@ -33,12 +35,13 @@ const DAYS: [(&str, &str, f64); 7] = [
     ("2025-03-07", "2025-03-07", 4.0),
 ];
 
-fn landing_workflow(plugins: &Path) -> String {
+/// Generates the landing days into `dir/<day>.csv`.
+fn landing_workflow(plugins: &Path, dir: &str) -> String {
     let tasks: Vec<String> = DAYS
         .iter()
         .map(|(day, date, noise)| {
             format!(
-                r#"Task(name: "d{day}", kind: Wasm(plugin: "{}/generate"), params: {{"rows": 4000, "features": 10, "seed": 1, "date": "{date}", "drift_after": "2025-03-01", "noise": {noise:.1}}}, outputs: {{"data": "landing/{day}.csv"}})"#,
+                r#"Task(name: "d{day}", kind: Wasm(plugin: "{}/generate"), params: {{"rows": 4000, "features": 10, "seed": 1, "date": "{date}", "drift_after": "2025-03-01", "noise": {noise:.1}}}, outputs: {{"data": "{dir}/{day}.csv"}})"#,
                 plugins.display()
             )
         })
@@ -63,7 +66,8 @@ impl Loop {
             let text = text.replace("cooldown: \"1d\"", &format!("cooldown: \"{cooldown}\""));
             std::fs::write(dir.path().join(name), text).unwrap();
         }
-        std::fs::write(dir.path().join("landing.ron"), landing_workflow(&plugins)).unwrap();
+        std::fs::write(dir.path().join("landing.ron"), landing_workflow(&plugins, "landing")).unwrap();
+        std::fs::write(dir.path().join("staging.ron"), landing_workflow(&plugins, "staging")).unwrap();
         Loop { dir, hook: HttpReceiver::start() }
     }
 
@@ -72,6 +76,10 @@ impl Loop {
     }
 
     fn dagrun(&self, args: &[&str]) -> Output {
+        self.command(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(common::BIN);
         for var in dagrun_wasm::OUTER_CARGO_ENV {
             cmd.env_remove(var);
@@ -80,10 +88,94 @@ impl Loop {
             .env_remove("DAGRUN_STATE_DIR")
             .env("SLACK_WEBHOOK_URL", self.hook.url("/slack/T000/B000/secret"))
             .env("DAGRUN_WEBHOOK_URL", self.hook.url("/hook"))
-            .env("USER", "tester");
-        cmd.args(args).current_dir(self.dir.path()).stdin(Stdio::null()).output().unwrap()
+            .env("USER", "tester")
+            .env("DAGRUN_FSYNC", "0")
+            .env_remove("DAGRUN_LISTEN");
+        cmd.args(args).current_dir(self.dir.path());
+        cmd
     }
 
+    /// Starts `dagrun daemon self-heal.ron`; its output lines arrive on a channel.
+    fn daemon(&self) -> Daemon {
+        let mut child = self
+            .command(&["daemon", "self-heal.ron", "--listen", "127.0.0.1:0", "--rescan", "1s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        let outs =
+            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())];
+        for out in outs {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let d = Daemon { child, lines };
+        d.expect("dagrun daemon (pid");
+        d
+    }
+
+    /// Moves a generated day into `landing/` whole (rename), as a careful uploader does.
+    fn land(&self, day: &str) {
+        std::fs::create_dir_all(self.path("landing")).unwrap();
+        std::fs::rename(self.path(&format!("staging/{day}.csv")), self.path(&format!("landing/{day}.csv"))).unwrap();
+    }
+
+    /// The daemon's event states for `self-heal`, oldest first.
+    fn event_states(&self) -> Vec<String> {
+        let out = self.dagrun(&["daemon", "status", "self-heal.ron", "--json", "--last", "100"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut recent: Vec<Value> = v["workflows"][0]["recent"].as_array().cloned().unwrap_or_default();
+        recent.reverse();
+        recent.iter().map(|e| e["state"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+}
+
+/// A daemon child and its output lines.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    /// Waits (up to 120 s) for an output line containing `text`.
+    fn expect(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no daemon line containing `{text}` within 120 s"),
+            }
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn stop(mut self) {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the daemon did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+impl Loop {
     /// Runs the loop on one landed day: task → status, and the exit code.
     fn day(&self, day: &str) -> (BTreeMap<String, String>, Vec<Value>, i32) {
         let out = self.dagrun(&["run", "self-heal.ron", "--partition", day, "--json"]);
@@ -227,4 +319,99 @@ fn the_loop_deploys_holds_escalates_rejects_approves_and_rolls_back() {
     assert_eq!((status(&st, "drift@2025-03-07"), status(&st, "performance@2025-03-07")), ("succeeded", "alerted"));
     assert!(error_of(&ev, "performance@2025-03-07").contains("v0004"), "{ev:?}");
     assert_eq!(l.current(), "v0003", "rolled back to the version before");
+}
+
+#[test]
+fn the_daemon_runs_the_loop_on_a_landed_day_and_a_parked_run_survives_a_restart() {
+    let l = Loop::new("1d");
+    l.edit("max_label_change: 0.4", "max_label_change: 0.25");
+    for wf in ["retrain.ron", "staging.ron"] {
+        let out = l.dagrun(&["run", wf]);
+        assert_eq!(out.status.code(), Some(0), "{wf}: {}", common::stderr(&out));
+    }
+    let d = l.daemon();
+    l.land("2025-03-02");
+    let line = d.expect("of self-heal: WAITING for approval");
+    assert!(line.contains("run "), "{line}");
+    // Killed while the run waits: nothing is lost; the request is still there after a restart.
+    d.kill9();
+    let d = l.daemon();
+    let req = l.waiting_run();
+    assert_eq!(req["state"], "pending");
+    assert!(req["reasons"][0].as_str().unwrap().ends_with("rows; max 25%)"), "{req}");
+    let run = req["run_id"].as_str().unwrap().to_owned();
+    let out = l.dagrun(&["approve", &run, "--by", "ana", "--note", "ok"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("queued for self-heal; the daemon"), "{}", common::stdout(&out));
+    d.expect("of self-heal: ALERT");
+    assert_eq!(l.current(), "v0002", "deployed after the approval");
+    assert_eq!(l.metadata("v0002")["approval"]["by"], "ana");
+    let none = l.dagrun(&["approvals"]);
+    assert!(common::stdout(&none).starts_with("no run waits for approval"), "{}", common::stdout(&none));
+    d.stop();
+}
+
+#[test]
+fn a_drift_storm_retrains_once_and_holds_the_other_alerts() {
+    let l = Loop::new("1d");
+    // Twenty days land within seconds, alternating between the drifted and the old data: every
+    // day drifts from what one of the two models learned.
+    let days: Vec<String> = (2..=21).map(|d| format!("2025-03-{d:02}")).collect();
+    let plugins = repo().join("plugins");
+    let tasks: Vec<String> = days
+        .iter()
+        .enumerate()
+        .map(|(i, day)| {
+            let date = if i % 2 == 0 { day.clone() } else { format!("2025-02-{:02}", i + 1) };
+            format!(
+                r#"Task(name: "d{day}", kind: Wasm(plugin: "{}/generate"), params: {{"rows": 4000, "features": 10, "seed": 1, "date": "{date}", "drift_after": "2025-03-01"}}, outputs: {{"data": "staging/{day}.csv"}})"#,
+                plugins.display()
+            )
+        })
+        .collect();
+    std::fs::write(l.path("storm.ron"), format!("Workflow(name: \"storm\", tasks: [{}])", tasks.join(",\n"))).unwrap();
+    for wf in ["retrain.ron", "storm.ron"] {
+        let out = l.dagrun(&["run", wf]);
+        assert_eq!(out.status.code(), Some(0), "{wf}: {}", common::stderr(&out));
+    }
+    let d = l.daemon();
+    for day in &days {
+        l.land(day);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let states = l.event_states();
+        if states.len() == days.len() && states.iter().all(|s| s == "done") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the storm was not handled within 240 s: {states:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    d.stop();
+    let versions: Vec<String> = std::fs::read_dir(l.path("registry/churn"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with('v'))
+        .collect();
+    assert_eq!(versions.len(), 2, "one retrain for the whole storm: {versions:?}");
+    assert_eq!(l.current(), "v0002");
+    // Every day was checked; after the deploy the drifted days are quiet or held, never retrained.
+    let runs = l.dagrun(&["runs", "self-heal.ron", "--json", "-n", "100"]);
+    let records: Vec<Value> =
+        String::from_utf8_lossy(&runs.stdout).lines().map(|x| serde_json::from_str(x).unwrap()).collect();
+    let tasks: Vec<Value> = records
+        .iter()
+        .filter(|r| r["workflow_name"] == "self-heal")
+        .flat_map(|r| r["tasks"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let count = |name: &str, status: &str| {
+        tasks
+            .iter()
+            .filter(|t| t["task"].as_str().is_some_and(|n| n.starts_with(name)) && t["status"] == status)
+            .count()
+    };
+    assert_eq!(count("train", "succeeded"), 1, "{records:?}");
+    assert_eq!(count("drift@", "alerted") + count("drift@", "held") + count("drift@", "succeeded"), days.len());
+    assert!(count("drift@", "held") >= 5, "the alerts after the deploy are held: {records:?}");
 }
