@@ -83,7 +83,9 @@ impl Reporter for PlainReporter {
                 duration::format(Duration::from_millis(*delay_ms))
             ),
             Event::TaskFinished { .. } => finished_line(event),
-            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => notice(event).unwrap_or_default(),
+            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
+                notice(event).unwrap_or_default()
+            }
             Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
             Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
                 format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
