@@ -57,6 +57,9 @@ pub(crate) fn notices(record: &RunRecord, wf: &Workflow, found: &Found) -> Vec<N
     }
     for t in &record.tasks {
         match (t.status, ctx.task(t).map(|d| &d.kind)) {
+            // A rejected approval is a refusal too: `approval_rejected` tells it (queued where
+            // the decision is made).
+            (TaskStatus::Refused, Some(TaskKind::Approval(_))) => {}
             (TaskStatus::Refused, _) => out.push(ctx.gate_refused(t, found.verdicts.get(&t.task))),
             (TaskStatus::Alerted | TaskStatus::Held, Some(TaskKind::Drift(d))) => {
                 out.push(ctx.drift_detected(t, deployed(&d.reference)));

@@ -28,6 +28,12 @@ const WORKFLOW: &str = r#"Workflow(
             outputs: {"report": "perf.json"},
         ),
         Task(name: "train", kind: Command(run: "false"), after: ["data"]),
+        Task(
+            name: "approve",
+            kind: Approval(model: "m", verdict: "v", deploys: Deployed(registry: "registry", name: "churn")),
+            inputs: {"m": Output("data", "m"), "v": Output("evaluate", "verdict")},
+            outputs: {"approval": "approval.json"},
+        ),
     ],
 )"#;
 
@@ -279,7 +285,10 @@ fn a_refusal_shows_the_gate_metrics_and_an_approval_request_the_command() {
     assert_eq!((ask.subject.as_str(), ask.once), ("approval_needed/request 7", true));
     assert!(facts(ask).contains(&("expires".into(), "2025-12-01T12:00:00Z".into())));
     assert!(facts(ask).contains(&("reject".into(), "dagrun reject 20251128-120000000-ab".into())));
-    // A waiting task without a request in its summary notifies nothing.
+    // A rejected approval is not a gate refusal; a waiting task without a request notifies nothing.
+    let rejected =
+        record(RunStatus::Refused, vec![task("approve", TaskStatus::Refused, Some("rejected by ana"), None)], vec![]);
+    assert!(notices(&rejected, &workflow(), &Found::default()).is_empty());
     let bare = record(RunStatus::Waiting, vec![task("approve", TaskStatus::Waiting, None, None)], vec![]);
     assert!(notices(&bare, &workflow(), &Found::default()).is_empty());
 }

@@ -171,7 +171,7 @@ impl Rollback {
         let not_done = |why: String| RolledBack::NotDone { from: from.clone(), why };
         match registry::read_current(&self.registry, &self.name) {
             Ok(Some(now)) if now == self.version => {}
-            Ok(Some(now)) => return not_done(format!("`current` is now {now}: it was deployed since the check")),
+            Ok(Some(now)) => return not_done(format!("`current` moved to {now} since the check (left as it is)")),
             Ok(None) => return not_done("nothing is current any more".to_owned()),
             Err(e) => return not_done(format!("cannot read `current`: {e}")),
         }
@@ -259,7 +259,7 @@ mod tests {
             done,
             RolledBack::NotDone {
                 from: "v0002".into(),
-                why: "`current` is now v0003: it was deployed since the check".into()
+                why: "`current` moved to v0003 since the check (left as it is)".into()
             }
         );
         assert_eq!(read_current(dir.path(), "churn").unwrap().as_deref(), Some("v0003"), "untouched");
