@@ -1,5 +1,6 @@
 //! `dagrun daemon status`: whether a daemon runs, and per workflow its next scheduled tick,
-//! triggers, last events with their runs, and the queue, read from the event log.
+//! triggers, last events with their runs, and the queue, read from the event log; and the
+//! notifications not delivered, read from the history store.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,43 @@ pub struct Status {
     pub workflows: Vec<WorkflowStatus>,
     /// Files that are not valid workflows, with their first problem.
     pub invalid: Vec<Invalid>,
+    /// Notifications not delivered.
+    pub notifications: Notifications,
+}
+
+/// Notifications not delivered (still retried, or given up), from `history.sqlite`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Notifications {
+    /// Not delivered (counted up to [`NOTIFICATIONS_COUNTED`]).
+    pub undelivered: usize,
+    /// Of those, given up after the last attempt.
+    pub given_up: usize,
+    /// The most recent failure's error (never a secret), or why the history could not be read.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (Unix ms).
+    pub next_try_ms: Option<i64>,
+}
+
+/// Undelivered notifications counted at most.
+pub const NOTIFICATIONS_COUNTED: usize = 10_000;
+
+fn notifications(state: &Path) -> Notifications {
+    if !state.join(dagrun_history::FILE_NAME).exists() {
+        return Notifications::default();
+    }
+    let rows = dagrun_history::History::open(state)
+        .and_then(|h| Ok((h.undelivered(None, NOTIFICATIONS_COUNTED)?, h.next_due()?)));
+    match rows {
+        Ok((rows, next)) => Notifications {
+            undelivered: rows.len(),
+            given_up: rows.iter().filter(|d| d.state == dagrun_history::DeliveryState::Failed).count(),
+            last_error: rows.iter().find_map(|d| d.last_error.clone()),
+            next_try_ms: next,
+        },
+        Err(e) => {
+            Notifications { last_error: Some(format!("cannot read the history: {e}")), ..Notifications::default() }
+        }
+    }
 }
 
 /// A file that is not a valid workflow.
@@ -114,5 +152,5 @@ pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> 
             recent,
         });
     }
-    Ok(Status { daemon, workflows, invalid })
+    Ok(Status { daemon, workflows, invalid, notifications: notifications(state) })
 }

@@ -145,6 +145,9 @@ pub enum Command {
         /// How many runs.
         #[arg(short = 'n', long, default_value_t = 20)]
         limit: usize,
+        /// List undelivered notifications instead (event, sink, attempts, next try, last error).
+        #[arg(long)]
+        notifications: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

@@ -43,8 +43,8 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Plugin { action } => crate::plugin::dispatch(action),
         Command::Doctor => Ok(crate::maintenance::doctor()),
         Command::Models { action } => crate::maintenance::models(action),
-        Command::Runs { workflow, limit, json, state } => {
-            crate::history::runs(workflow.as_deref(), limit, json, &state)
+        Command::Runs { workflow, limit, notifications, json, state } => {
+            crate::history::runs(workflow.as_deref(), limit, notifications, json, &state)
         }
         Command::Show { run, workflow, json, state } => crate::history::show(&run, workflow.as_deref(), json, &state),
         Command::Approve(a) => crate::approve::decide(

@@ -217,6 +217,21 @@ impl Observer for Printer {
                 let ids: Vec<String> = events.iter().map(|i| format!("#{i}")).collect();
                 errln!("[{t}] {workflow}: event(s) {} not run: {why}", ids.join(" "));
             }
+            Notice::Notifications { delivered, retrying, gave_up, first_error } => {
+                let mut what = vec![format!("{delivered} delivered")];
+                if retrying > 0 {
+                    what.push(format!("{retrying} to retry"));
+                }
+                if gave_up > 0 {
+                    what.push(format!("{gave_up} given up (`dagrun runs --notifications`)"));
+                }
+                let why = first_error.map(|e| format!(": {e}")).unwrap_or_default();
+                if retrying + gave_up > 0 {
+                    errln!("[{t}] notifications: {}{why}", what.join(", "));
+                } else {
+                    outln!("[{t}] notifications: {}{why}", what.join(", "));
+                }
+            }
             Notice::HookRefused(line) => errln!("[{t}] {line}"),
             Notice::ApprovalTimedOut { workflow, request, run_id, decision } => {
                 outln!("[{t}] approval request #{request} of {workflow} (run {run_id}) timed out: {decision}")
@@ -271,6 +286,18 @@ fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Resu
     }
     for i in &st.invalid {
         outln!("\n{}: invalid: {} (dagrun validate lists every problem)", i.path.display(), i.problem);
+    }
+    let n = &st.notifications;
+    if n.undelivered > 0 || n.last_error.is_some() {
+        let given_up = if n.given_up > 0 { format!(", {} given up", n.given_up) } else { String::new() };
+        let next = n.next_try_ms.map(|t| format!("; next try {}", when(t))).unwrap_or_default();
+        outln!(
+            "\nnotifications: {} not delivered{given_up}{next} (`dagrun runs --notifications` lists them)",
+            n.undelivered
+        );
+        if let Some(e) = &n.last_error {
+            outln!("  last error  {e}");
+        }
     }
     Ok(Exit::Success)
 }

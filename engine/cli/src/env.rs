@@ -13,6 +13,9 @@ pub const SDK: &str = "DAGRUN_SDK";
 pub const LOG_MAX: &str = "DAGRUN_LOG_MAX";
 /// Where `dagrun daemon` serves webhooks (same as `--listen`; default `127.0.0.1:7878`).
 pub const LISTEN: &str = "DAGRUN_LISTEN";
+/// Milliseconds `run`, `backfill` and `trigger` spend delivering due notifications after a run
+/// (default 5000); `0`: none (the daemon or the next run delivers them).
+pub const NOTIFY_BUDGET_MS: &str = "DAGRUN_NOTIFY_BUDGET_MS";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -27,5 +30,18 @@ pub fn log_max() -> Result<u64, crate::exit::Exit> {
         Err(_) => Ok(dagrun_wasm::DEFAULT_LOG_BYTES),
         Ok(v) => dagrun_workflow::size::parse(&v)
             .map_err(|why| crate::commands::error(format!("invalid {LOG_MAX}={v:?}: {why}"), crate::exit::Exit::Usage)),
+    }
+}
+
+/// The time for notifications after a run: [`NOTIFY_BUDGET_MS`] or 5 s.
+pub fn notify_budget() -> Result<std::time::Duration, crate::exit::Exit> {
+    match std::env::var(NOTIFY_BUDGET_MS) {
+        Err(_) => Ok(std::time::Duration::from_secs(5)),
+        Ok(v) => v.trim().parse().map(std::time::Duration::from_millis).map_err(|_| {
+            crate::commands::error(
+                format!("invalid {NOTIFY_BUDGET_MS}={v:?}: expected a number of milliseconds, e.g. 5000 (0: none)"),
+                crate::exit::Exit::Usage,
+            )
+        }),
     }
 }

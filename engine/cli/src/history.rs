@@ -8,7 +8,13 @@ use crate::args::StateArgs;
 use crate::commands::{error, existing_store, ms};
 use crate::exit::Exit;
 
-pub fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs) -> Result<Exit, Exit> {
+pub fn runs(
+    workflow: Option<&Path>,
+    limit: usize,
+    notifications: bool,
+    json: bool,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
     let store = match existing_store(state, workflow)? {
         Ok(store) => store,
         Err(dir) => {
@@ -18,6 +24,9 @@ pub fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs
             return Ok(Exit::Success);
         }
     };
+    if notifications {
+        return crate::notifications::list(&store, limit, json);
+    }
     let records = RunRecord::list(&store, limit);
     if json {
         for r in &records {
@@ -48,6 +57,8 @@ pub fn runs(workflow: Option<&Path>, limit: usize, json: bool, state: &StateArgs
             ms(r.saved_ms)
         );
     }
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    crate::notifications::mention_undelivered(&store, &ids)?;
     Ok(Exit::Success)
 }
 

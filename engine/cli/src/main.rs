@@ -9,6 +9,7 @@ mod exit;
 mod export;
 mod history;
 mod maintenance;
+mod notifications;
 mod plugin;
 mod printer;
 mod render;

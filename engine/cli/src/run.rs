@@ -139,6 +139,7 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
     };
     let jobs = default_jobs(jobs);
     let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: flags.run_id.clone() };
+    let notify_budget = crate::env::notify_budget()?;
     let runtime = runtime()?;
     let cancel = Cancel::new();
     let record = runtime.block_on(async {
@@ -170,6 +171,11 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
     if cancel.is_abandoned() {
         // Abandoned plugin threads may still be running: do not wait for them.
         runtime.shutdown_background();
+        return Ok(record);
+    }
+    if !cancel.is_cancelled() {
+        // After the summary, never changing the run's outcome: what is left is retried later.
+        crate::notifications::after_run(&runtime, engine.history(), notify_budget);
     }
     Ok(record)
 }

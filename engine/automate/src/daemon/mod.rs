@@ -4,6 +4,7 @@
 //! meanwhile.
 
 mod lock;
+mod notify;
 mod runs;
 mod set;
 mod sources;
@@ -112,6 +113,17 @@ pub enum Notice {
     },
     /// A webhook request was refused.
     HookRefused(String),
+    /// A round of notification deliveries did something.
+    Notifications {
+        /// Delivered.
+        delivered: usize,
+        /// Failed, retried later.
+        retrying: usize,
+        /// Failed for the last time (`dagrun runs --notifications` lists them).
+        gave_up: usize,
+        /// The first failure's error (never a secret), or the history store's problem.
+        first_error: Option<String>,
+    },
     /// Something went wrong that the daemon survives (it retries).
     Warning(String),
     /// Shutting down.
@@ -201,6 +213,8 @@ pub(crate) struct Ctx {
     pub log: Arc<EventLog>,
     pub engine: Arc<Engine>,
     pub wake: Arc<Notify>,
+    /// Wakes the notification deliverer (new rows may be due).
+    pub notify_wake: Arc<Notify>,
     /// The workflows loaded now, by name (for the webhook server's checks).
     pub workflows: std::sync::RwLock<std::collections::HashMap<String, Arc<dagrun_workflow::Workflow>>>,
     /// What `daemon.json` says (the workflows it runs change on reloads).
@@ -248,12 +262,15 @@ pub async fn run(
         log,
         engine: Arc::new(engine),
         wake: Arc::new(Notify::new()),
+        notify_wake: Arc::new(Notify::new()),
         workflows: Default::default(),
         info: std::sync::Mutex::new(info),
     });
+    let notifier = notify::Deliverer::start(&ctx);
     let mut brain = runs::Brain::new(ctx.clone(), WorkflowSet::new(ctx.cfg.paths.clone()));
     brain.start(listener, addr, shutdown.subscribe()).await;
     brain.run(shutdown.subscribe()).await;
+    notifier.stop().await;
     ctx.observer.notice(Notice::Stopping);
     drop(lock);
     Ok(())

@@ -296,6 +296,8 @@ impl Brain {
         if self.current.as_ref().is_some_and(|c| c.run_id == done.run_id) {
             self.current = None;
         }
+        // The run queued its notifications as it ended.
+        self.ctx.notify_wake.notify_one();
         let now = self.ctx.clock.now_ms();
         let log = &self.ctx.log;
         match done.result {

@@ -320,8 +320,32 @@ impl Brain {
         }
         let log = self.ctx.log.clone();
         match block_in_place(|| log.record_files(&rows)) {
-            Ok(recorded) => self.announce(recorded.into_iter().flatten().filter(|r| r.new).map(|r| r.id)),
+            Ok(recorded) => {
+                self.notify_landed(&rows, &recorded);
+                self.announce(recorded.into_iter().flatten().filter(|r| r.new).map(|r| r.id))
+            }
             Err(e) => self.warn(format!("files landed but could not be recorded (they will be seen again): {e}")),
+        }
+    }
+
+    /// Queues the `file_landed` notifications of the files just recorded as new events.
+    fn notify_landed(&self, rows: &[(NewEvent, String, FileRow)], recorded: &[Option<crate::log::Recorded>]) {
+        for ((event, path, row), r) in rows.iter().zip(recorded) {
+            let (Some(r), Some(l)) = (r, self.set.by_name(&event.workflow)) else { continue };
+            if !r.new {
+                continue;
+            }
+            let f = super::notify::LandedFile {
+                event_id: r.id,
+                path,
+                partition: event.partition.as_deref(),
+                size: row.size,
+                digest: &row.digest,
+                at_ms: event.at_ms,
+            };
+            if let Err(e) = super::notify::file_landed(&self.ctx, &l.workflow, &f) {
+                self.warn(e);
+            }
         }
     }
 
