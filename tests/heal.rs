@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::HttpReceiver;
+use dagrun_workflow::heal::NotifyEvent;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -319,6 +320,66 @@ fn the_loop_deploys_holds_escalates_rejects_approves_and_rolls_back() {
     assert_eq!((status(&st, "drift@2025-03-07"), status(&st, "performance@2025-03-07")), ("succeeded", "alerted"));
     assert!(error_of(&ev, "performance@2025-03-07").contains("v0004"), "{ev:?}");
     assert_eq!(l.current(), "v0003", "rolled back to the version before");
+    check_notifications(&l);
+}
+
+/// Every notification of the scenario reached both sinks, once, in the documented shapes:
+/// the webhook body is exactly `webhook_body` of the notification, the Slack message exactly
+/// `slack_payload`; per run, the events are the ones that happened.
+fn check_notifications(l: &Loop) {
+    let hooks = l.hook.json("/hook");
+    let slacks = l.hook.json("/slack/T000/B000/secret");
+    assert_eq!(hooks.len(), slacks.len(), "each notification goes to both sinks");
+    let mut by_run: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for h in &hooks {
+        // The webhook names the event in snake_case; the notification type by its variant.
+        let event = NotifyEvent::ALL.into_iter().find(|e| h["event"] == e.as_str()).unwrap();
+        let mut typed = h.clone();
+        typed["event"] = serde_json::to_value(event).unwrap();
+        let n: dagrun_history::Notification = serde_json::from_value(typed).unwrap();
+        assert_eq!(h, &serde_json::from_str::<Value>(&dagrun_notify::webhook_body(&n)).unwrap(), "webhook shape");
+        let slack = dagrun_notify::slack_payload(&n);
+        assert_eq!(slacks.iter().filter(|s| **s == slack).count(), 1, "the Slack message of {h}");
+        let event = h["event"].as_str().unwrap().to_owned();
+        by_run.entry(h["run_id"].as_str().unwrap().to_owned()).or_default().push(event);
+    }
+    for events in by_run.values_mut() {
+        events.sort();
+    }
+    let expected: Vec<Vec<&str>> = vec![
+        vec!["drift_detected", "model_deployed"], // 03-02: automatic deploy
+        vec!["drift_detected"],                   // 03-04: held
+        vec!["drift_detected", "model_deployed"], // 03-04: after the cooldown
+        vec!["approval_needed", "approval_rejected", "drift_detected"], // 03-05: breaker, rejected
+        vec!["drift_detected"],                   // 03-05 again: refused
+        vec!["approval_granted", "approval_needed", "drift_detected"], // 03-06: asked, approved
+        vec!["drift_detected", "model_deployed"], // the resumed run deploys
+        vec!["rolled_back"],                      // 03-07
+    ];
+    assert_eq!(by_run.values().cloned().collect::<Vec<_>>(), expected, "{hooks:#?}");
+    let titles: Vec<&str> = hooks.iter().map(|h| h["title"].as_str().unwrap()).collect();
+    for title in [
+        "self-heal: model churn v0002 deployed (was v0001)",
+        "self-heal: model churn v0004 deployed (was v0003) — approved by ana",
+    ] {
+        assert!(titles.contains(&title), "{title}: {titles:?}");
+    }
+    assert!(
+        titles.iter().any(|t| t.starts_with("self-heal: churn rolled back v0004 → v0003 — accuracy ")),
+        "{titles:?}"
+    );
+    assert!(titles.iter().any(|t| t.contains("(held: cooldown until ")), "{titles:?}");
+    let asked: Vec<&Value> = hooks.iter().filter(|h| h["event"] == "approval_needed").collect();
+    for a in asked {
+        let run = a["run_id"].as_str().unwrap();
+        assert_eq!(a["action"], format!("dagrun approve {run}"));
+        assert_eq!(a["details"]["approval"]["reject"], format!("dagrun reject {run}"));
+    }
+    // Secrets (the Slack URL's path) appear nowhere dagrun writes or prints.
+    let listed = l.dagrun(&["runs", "--notifications"]);
+    assert!(!common::stdout(&listed).contains("secret"), "{}", common::stdout(&listed));
+    let db = std::fs::read(l.path(".dagrun/history.sqlite")).unwrap();
+    assert!(!db.windows(6).any(|w| w == b"secret"), "history holds no secret");
 }
 
 #[test]
