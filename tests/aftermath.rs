@@ -10,7 +10,6 @@ use dagrun_history::History;
 use dagrun_workflow::heal::NotifyEvent;
 use serde_json::Value;
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 use common::{Sandbox, stderr};
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use dagrun_cache::ActionEntry;
 use serde_json::Value;
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 
 use common::{Sandbox, stderr, stdout};

@@ -1,7 +1,6 @@
 //! `only_if` end to end with the real binary: a task that runs only when an upstream check
 //! raised an alert, across partitions, and what is skipped (never failed) otherwise.
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 
 use common::{Sandbox, statuses, stderr};

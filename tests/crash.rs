@@ -7,7 +7,6 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 
 use common::{Sandbox, stdout};

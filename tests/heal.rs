@@ -5,7 +5,6 @@
 //!
 //! Needs ONNX Runtime and the wasm32-wasip2 target (as tests/monitor.rs).
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 
 use std::collections::BTreeMap;

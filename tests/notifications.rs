@@ -13,7 +13,6 @@ use dagrun_history::{Fact, History, Notification};
 use dagrun_workflow::heal::{NotifyDef, NotifyEvent, WebhookSink};
 use serde_json::Value;
 
-#[allow(dead_code)] // shared helpers, not all used here
 mod common;
 
 use common::{Sandbox, stderr, stdout};
