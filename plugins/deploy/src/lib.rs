@@ -318,6 +318,8 @@ mod tests {
         assert_eq!(r.version, "v0002");
         let meta = registry::read_metadata(&reg, "churn", "v0002").unwrap();
         assert_eq!(meta.previous.as_deref(), Some("v0001"));
-        assert_eq!(registry::automatic_promotions(&reg, "churn", 0).len(), 2, "automatic, like no approval");
+        let auto = registry::automatic_promotions(&reg, "churn", 0);
+        assert_eq!(auto.len(), 1, "only the Approval step's automatic promotion counts for the breaker");
+        assert_eq!(auto[0].0, "v0002");
     }
 }
