@@ -1,7 +1,8 @@
 //! A run's aftermath through the real binary, without plugins or ONNX: a drift check against
 //! the deployed model's reference data, held by its cooldown right after a deploy and acted on
 //! after it; the retrain "deploys" (a command moving the registry). The run record holds the
-//! registry changes, the outbox the notifications, the history store the drift incident.
+//! registry changes, the outbox the notifications (which `dagrun run` then delivers to a
+//! command sink), the history store the drift incident.
 
 use std::path::Path;
 
@@ -15,7 +16,8 @@ use common::{Sandbox, stderr};
 
 const WORKFLOW: &str = r#"Workflow(
     name: "heal",
-    notify: [Command(run: "cat >> notes.jsonl")],
+    // One file per delivery: deliveries run concurrently.
+    notify: [Command(run: "mkdir -p notes && cat > notes/$DAGRUN_RUN_ID-$DAGRUN_EVENT.json")],
     tasks: [
         Task(
             name: "drift",
@@ -79,6 +81,16 @@ fn record(dir: &Path, run_id: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// What the `Command` sink received: the payloads of one run, by event.
+fn notes(dir: &Path, run_id: &str) -> std::collections::BTreeMap<String, Value> {
+    let read = |e: std::fs::DirEntry| -> Option<(String, Value)> {
+        let name = e.file_name().into_string().ok()?;
+        let event = name.strip_prefix(&format!("{run_id}-"))?.strip_suffix(".json")?.to_owned();
+        Some((event, serde_json::from_str(&std::fs::read_to_string(e.path()).ok()?).unwrap()))
+    };
+    std::fs::read_dir(dir.join("notes")).map(|d| d.flatten().filter_map(read).collect()).unwrap_or_default()
+}
+
 fn run_id(events: &[Value]) -> String {
     events.iter().find(|e| e["event"] == "run_started").unwrap()["run_id"].as_str().unwrap().to_owned()
 }
@@ -103,6 +115,11 @@ fn drift_is_held_in_the_cooldown_then_retrained_deployed_notified_and_its_incide
     assert_eq!(n.event, NotifyEvent::DriftDetected);
     assert!(n.title.starts_with("heal: drift detected on churn — 1 of 1 columns drifted"), "{}", n.title);
     assert!(n.title.contains("(held: cooldown until "), "{}", n.title);
+    // `dagrun run` delivered it after the run: the command got the payload on its stdin.
+    let delivered = notes(sb.dir.path(), &first);
+    assert_eq!(delivered.keys().collect::<Vec<_>>(), ["drift_detected"]);
+    assert_eq!(delivered["drift_detected"]["title"].as_str(), Some(n.title.as_str()));
+    assert_eq!(delivered["drift_detected"]["details"]["held"]["version"], "v0001");
     let r = record(sb.dir.path(), &first);
     assert_eq!(
         r["registry"],
@@ -124,6 +141,13 @@ fn drift_is_held_in_the_cooldown_then_retrained_deployed_notified_and_its_incide
     let events: Vec<NotifyEvent> =
         history.deliveries_of_run(&second).unwrap().iter().map(|d| d.notification.event).collect();
     assert_eq!(events, [NotifyEvent::DriftDetected, NotifyEvent::ModelDeployed]);
+
+    let delivered = notes(sb.dir.path(), &second);
+    assert_eq!(delivered.keys().collect::<Vec<_>>(), ["drift_detected", "model_deployed"]);
+    let drifted = delivered["drift_detected"]["title"].as_str().unwrap();
+    assert!(drifted.starts_with("heal: drift detected on churn — 1 of 1 columns drifted"), "{drifted}");
+    assert!(!drifted.contains("held"), "{drifted}");
+    assert_eq!(delivered["model_deployed"]["title"], "heal: model churn v0002 deployed (was v0001)");
 
     let incidents = history.incidents(10).unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:?}");
