@@ -1,0 +1,75 @@
+//! `dagrun approve`, `reject` and `approvals` given bad input: each refusal says why and what to
+//! do, with exit code 2, and records nothing.
+
+mod common;
+
+use common::{Sandbox, stderr, stdout};
+use dagrun_history::{Binding, History, NewApproval};
+use dagrun_workflow::heal::OnTimeout;
+
+fn request(run: &str, model: &str) -> NewApproval {
+    NewApproval {
+        binding: Binding {
+            workflow: "wf".into(),
+            task: "approve".into(),
+            model_digest: model.into(),
+            verdict_digest: format!("verdict-of-{model}"),
+        },
+        workflow_path: "/nowhere/wf.ron".into(),
+        partition: None,
+        run_id: run.into(),
+        registry: "registry".into(),
+        model: "churn".into(),
+        reasons: vec!["always".into()],
+        detail: serde_json::Value::Null,
+        requested_ms: 0,
+        expires_ms: i64::MAX,
+        on_timeout: OnTimeout::Reject,
+    }
+}
+
+#[test]
+fn decisions_on_the_wrong_run_are_refused_with_the_reason() {
+    let s = Sandbox::new(r#"Workflow(name: "wf", tasks: [Task(name: "a", kind: Command(run: "true"))])"#);
+    let out = s.dagrun(&["approve", "20990101-000000000-aa", "--by", "ana"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "error: no state directory at ./.dagrun: nothing waits for approval there\n");
+
+    let (_, events, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    let run = events[0]["run_id"].as_str().unwrap().to_owned();
+    let out = s.dagrun(&["approve", &run, "--by", "ana"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("error: run {run} is not waiting for approval (it succeeded): `dagrun approvals` lists the runs that are\n")
+    );
+    let out = s.dagrun(&["reject", "20990101-000000000-aa", "--by", "ana"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: no run `20990101-000000000-aa` in ./.dagrun: `dagrun approvals` lists the runs waiting for approval\n"
+    );
+
+    // A request whose model changed since: the newer request is the one to decide.
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    h.ask(&request("r-old", "aaaaaaaaaaaaaaaa"), 0).unwrap();
+    h.ask(&request("r-new", "bbbbbbbbbbbbbbbb"), 0).unwrap();
+    let out = s.dagrun(&["approve", "r-old", "--by", "ana"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: the model of run r-old (request #1) has changed since: run r-new asks about model bbbbbbbbbbbb now; decide that one\n"
+    );
+    let listed = s.dagrun(&["approvals"]);
+    assert!(stdout(&listed).starts_with("#2   PENDING    wf · churn model bbbbbbbbbbbb · run r-new"), "{}", stdout(&listed));
+    // Nobody named: $USER is the decider; with neither, the command asks for --by.
+    let out = s.cmd(&["reject", "r-new"]).env_remove("USER").env_remove("LOGNAME").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), "error: who decides? say it with --by NAME (recorded with the decision)\n");
+    let out = s.cmd(&["reject", "r-new", "--note", "too risky"]).env("USER", "bo").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let all = s.dagrun(&["approvals", "--all"]);
+    assert!(stdout(&all).contains("      by:   bo at "), "{}", stdout(&all));
+    assert!(stdout(&all).contains(": \"too risky\""), "{}", stdout(&all));
+}
