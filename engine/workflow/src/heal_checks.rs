@@ -24,14 +24,16 @@ pub(crate) fn check_only_if(
     let span = sp.field("only_if");
     let name = cond.task();
     let Some(&j) = by_name.get(name) else {
-        diags.push(
-            Diagnostic::new(
-                "dagrun::unknown-task",
-                format!("`only_if` of task `{}` names no task `{name}`", def.name),
-                source,
-            )
-            .label(span, "no such task"),
-        );
+        let mut d = Diagnostic::new(
+            "dagrun::unknown-task",
+            format!("`only_if` of task `{}` names no task `{name}`", def.name),
+            source,
+        )
+        .label(span, "no such task");
+        if let Some(close) = crate::diag::did_you_mean(name, by_name.keys().copied()) {
+            d = d.help(format!("did you mean `{close}`?"));
+        }
+        diags.push(d);
         return;
     };
     let upstream = def.after.iter().any(|a| a == name)
@@ -65,9 +67,15 @@ pub(crate) fn check_only_if(
                 source,
             )
             .label(span, "never alerts")
-            .help(format!(
-                "only a Drift task with `fail_on_drift: true` or a Performance task with `fail_on_regression: true` raises alerts; set it on `{name}`"
-            )),
+            .help(match defs.get(j).and_then(Option::as_ref).map(|d| &d.kind) {
+                Some(TaskKind::Drift(_)) => format!("set `fail_on_drift: true` on `{name}`: only then does drift raise an alert"),
+                Some(TaskKind::Performance(_)) => {
+                    format!("set `fail_on_regression: true` on `{name}`: only then does a regression raise an alert")
+                }
+                _ => format!(
+                    "only a Drift task with `fail_on_drift: true` or a Performance task with `fail_on_regression: true` raises alerts, and `{name}` is neither"
+                ),
+            }),
         );
     }
 }
@@ -207,6 +215,40 @@ pub(crate) fn check_notify(source: &Source, sinks: &[NotifyDef], doc: Option<&No
                     )),
                 );
             }
+        }
+    }
+}
+
+/// Every `Approval` step gates something: its `approval` output is an input of another task (the
+/// deploy). Otherwise the deploy would go ahead whatever the person decides.
+pub(crate) fn check_approvals_gate(
+    source: &Source,
+    defs: &[Option<TaskDef>],
+    doc: Option<&Node>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for (i, def) in defs.iter().enumerate() {
+        let Some(def) = def else { continue };
+        if !matches!(def.kind, TaskKind::Approval(_)) {
+            continue;
+        }
+        let consumed = defs.iter().flatten().any(|d| {
+            d.inputs.values().any(|input| matches!(input, crate::Input::Output(t, o) if *t == def.name && o == "approval"))
+        });
+        if !consumed {
+            let sp = TaskSpans::new(doc, i);
+            diags.push(
+                Diagnostic::new(
+                    "dagrun::approval-gates-nothing",
+                    format!("the Approval step `{}` gates nothing: no task reads its `approval` output", def.name),
+                    source,
+                )
+                .label(sp.field("name"), "its decision is not used")
+                .help(format!(
+                    "give the deploy task its decision, so that it deploys only what was approved: inputs: {{..., \"approval\": Output(\"{}\", \"approval\")}}",
+                    def.name
+                )),
+            );
         }
     }
 }

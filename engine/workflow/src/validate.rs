@@ -330,6 +330,7 @@ pub(crate) fn validate(
         }
     }
     crate::overlap::check_overlaps(source, defs, doc, diags);
+    crate::heal_checks::check_approvals_gate(source, defs, doc, diags);
     tasks
 }
 
