@@ -55,6 +55,8 @@ pub fn decide(
     }
     if decision == Decision::Reject {
         outln!("the model is not deployed; the next model the workflow trains asks again");
+        // The rejection's notification (an approval resumes a run, which delivers after it).
+        crate::notifications::deliver_here(&history)?;
         return Ok(Exit::Success);
     }
     resume(&decided, state)

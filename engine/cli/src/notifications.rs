@@ -26,6 +26,15 @@ pub(crate) fn after_run(runtime: &tokio::runtime::Runtime, history: &History, bu
     }
 }
 
+/// [`after_run`] for a command that ran no workflow (`dagrun reject`), in a runtime of its own.
+pub(crate) fn deliver_here(history: &History) -> Result<(), Exit> {
+    let budget = crate::env::notify_budget()?;
+    if !budget.is_zero() {
+        after_run(&crate::commands::runtime()?, history, budget);
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     i64::try_from(dagrun_cache::now_ms()).unwrap_or(i64::MAX)
 }

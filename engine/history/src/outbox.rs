@@ -116,8 +116,9 @@ fn select(tx: &Transaction<'_>, filter: &str, p: impl rusqlite::Params) -> rusql
 }
 
 impl History {
-    /// Queues `n` for every sink in `sinks` that wants its event and is active (an optional
-    /// sink whose variable is unset is left out), one row each, due now.
+    /// Queues `n` for every sink in `sinks` that wants its event, one row each, due now. An
+    /// optional sink whose variable is unset here is left out; a required one is always queued
+    /// (its deliverer reports the missing variable and retries: the daemon may have it).
     /// `dedup` names the occurrence (e.g. `run 2026…/deploy churn v0004`): queuing the same
     /// occurrence again adds nothing, so a retried step never notifies twice. Returns how many
     /// rows were added.
@@ -132,7 +133,7 @@ impl History {
         let payload = serde_json::to_string(n).expect("a notification serializes");
         self.with(|tx| {
             let mut added = 0;
-            let wanted = |s: &NotifyDef| s.events().contains(&n.event) && s.active();
+            let wanted = |s: &NotifyDef| s.events().contains(&n.event) && (!s.optional() || s.active());
             for (i, sink) in sinks.iter().enumerate().filter(|(_, s)| wanted(s)) {
                 let sink_json = serde_json::to_string(sink).expect("a sink serializes");
                 added += tx.execute(
@@ -252,6 +253,25 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!((&due[0].notification, &due[0].sink), (&n, &sinks()[0]));
         assert_eq!(h.next_due().unwrap(), Some(10));
+    }
+
+    #[test]
+    fn a_required_sink_is_queued_without_its_variable_and_an_optional_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let unset = "DAGRUN_TEST_NEVER_SET_8c1f";
+        let sink = |optional| {
+            NotifyDef::Slack(SlackSink {
+                webhook_env: unset.into(),
+                optional,
+                events: vec![NotifyEvent::ModelDeployed],
+            })
+        };
+        assert_eq!(
+            h.enqueue(&note(NotifyEvent::ModelDeployed), &[sink(false), sink(true)], dir.path(), "a", 0).unwrap(),
+            1
+        );
+        assert!(matches!(&h.due(0, 10).unwrap()[0].sink, NotifyDef::Slack(s) if !s.optional));
     }
 
     #[test]

@@ -120,6 +120,10 @@ impl Brain {
         let history = self.ctx.engine.history().clone();
         match block_in_place(|| dagrun_exec::approvals::expire(&history)) {
             Ok(expired) => {
+                if !expired.is_empty() {
+                    // Each decision queued its notification.
+                    self.ctx.notify_wake.notify_one();
+                }
                 for a in expired {
                     if a.state == dagrun_exec::history_store::ApprovalState::Approved {
                         self.resume_approved(&a);
