@@ -25,6 +25,8 @@ fn request(run: &str, model: &str) -> NewApproval {
         requested_ms: 0,
         expires_ms: i64::MAX,
         on_timeout: OnTimeout::Reject,
+        sinks: vec![],
+        workflow_dir: "/w".into(),
     }
 }
 
@@ -42,7 +44,9 @@ fn decisions_on_the_wrong_run_are_refused_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
-        format!("error: run {run} is not waiting for approval (it succeeded): `dagrun approvals` lists the runs that are\n")
+        format!(
+            "error: run {run} is not waiting for approval (it succeeded): `dagrun approvals` lists the runs that are\n"
+        )
     );
     let out = s.dagrun(&["reject", "20990101-000000000-aa", "--by", "ana"]);
     assert_eq!(out.status.code(), Some(2));
@@ -62,7 +66,11 @@ fn decisions_on_the_wrong_run_are_refused_with_the_reason() {
         "error: the model of run r-old (request #1) has changed since: run r-new asks about model bbbbbbbbbbbb now; decide that one\n"
     );
     let listed = s.dagrun(&["approvals"]);
-    assert!(stdout(&listed).starts_with("#2   PENDING    wf · churn model bbbbbbbbbbbb · run r-new"), "{}", stdout(&listed));
+    assert!(
+        stdout(&listed).starts_with("#2   PENDING    wf · churn model bbbbbbbbbbbb · run r-new"),
+        "{}",
+        stdout(&listed)
+    );
     // Nobody named: $USER is the decider; with neither, the command asks for --by.
     let out = s.cmd(&["reject", "r-new"]).env_remove("USER").env_remove("LOGNAME").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use dagrun_exec::history_store::{Approval, ApprovalState, DecideError, Decision, History};
-use dagrun_exec::{RunRecord, RunStatus};
+use dagrun_exec::{RunRecord, RunRequest, RunStatus};
+use dagrun_plan::PartitionSelection;
 
 use crate::args::StateArgs;
 use crate::commands::{error, existing_store, state_dir};
@@ -15,6 +16,10 @@ use crate::exit::Exit;
 use crate::printer::{errln, outln};
 
 /// `dagrun approve|reject RUN [WORKFLOW] [--by NAME] [--note TEXT]`.
+///
+/// An approval is recorded only when its run can resume here (a daemon runs the workflow, or the
+/// workflow loads in this environment): a decision never strands a run. Approving a run that was
+/// approved but never resumed resumes it.
 pub fn decide(
     run: &str,
     workflow: Option<&Path>,
@@ -36,9 +41,23 @@ pub fn decide(
     let history = History::open(store.root()).map_err(|e| error(e, Exit::Internal))?;
     let record = RunRecord::find(&store, run).ok();
     let run_id = record.as_ref().map_or(run, |r| r.id.as_str());
+    let asked = history.approvals_of_run(run_id).map_err(|e| error(e, Exit::Internal))?;
+    if decision == Decision::Approve
+        && let Some(a) = asked.first()
+    {
+        check_resumable(a, state)?;
+    }
     let decided = match dagrun_exec::approvals::decide(&history, run_id, decision, &by, note) {
         Ok(d) => d,
         Err(DecideError::NoRequest(_)) => return Err(no_request(run, record.as_ref(), store.root())),
+        Err(DecideError::AlreadyDecided(a)) if decision == Decision::Approve && a.state == ApprovalState::Approved => {
+            outln!(
+                "request #{} was approved already (by {}); resuming its run",
+                a.id,
+                a.decided_by.as_deref().unwrap_or("?")
+            );
+            return resume(&[*a], state);
+        }
         Err(e @ DecideError::History(_)) => return Err(error(e, Exit::Internal)),
         Err(e) => return Err(error(e, Exit::Usage)),
     };
@@ -62,15 +81,67 @@ pub fn decide(
     resume(&decided, state)
 }
 
-/// Resumes the approved run's workflow (each partition it parked) like `dagrun trigger`.
+/// Whether the approved run can resume: a daemon runs its workflow, or the workflow loads here.
+fn check_resumable(a: &Approval, state: &StateArgs) -> Result<(), Exit> {
+    if daemon_for(a, state).is_some() {
+        return Ok(());
+    }
+    let mut req = RunRequest::new(dagrun_cache::now_ms() as i64 / 1000);
+    if let Some(p) = &a.partition {
+        req.partitions = PartitionSelection::Keys(vec![p.clone()]);
+    }
+    match dagrun_exec::prepare(&a.workflow_path, &req) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let code = Exit::of_prepare(&e);
+            crate::commands::report_prepare_error(e);
+            Err(error(
+                format!(
+                    "cannot resume run {} from {} here (see above), so nothing was recorded: fix it (or start the daemon that runs it), then approve again",
+                    a.run_id,
+                    a.workflow_path.display()
+                ),
+                code,
+            ))
+        }
+    }
+}
+
+/// The daemon that runs the request's workflow on this state directory, if any.
+fn daemon_for(a: &Approval, state: &StateArgs) -> Option<dagrun_automate::daemon::DaemonInfo> {
+    let dir = state_dir(state, Some(&a.workflow_path));
+    let d = dagrun_automate::daemon::running(&dir)?;
+    (d.workflows.is_empty() || d.workflows.contains(&a.binding.workflow)).then_some(d)
+}
+
+/// Resumes each approved run's workflow (the partition it parked) like `dagrun trigger`, and says
+/// whether the approved model is deployed now.
 fn resume(decided: &[Approval], state: &StateArgs) -> Result<Exit, Exit> {
     let mut exit = Exit::Success;
     for a in decided {
         let reason = format!("approval request #{} granted", a.id);
+        let queued = daemon_for(a, state).is_some();
         outln!("resuming {}: its Approval step now lets the deploy go ahead", a.workflow_path.display());
         let code = crate::daemon::trigger(&a.workflow_path, a.partition.as_deref(), Some(&reason), state)?;
-        if code != Exit::Success {
-            exit = code;
+        if queued {
+            continue; // the daemon runs it; `dagrun approvals --all` and the notifications tell
+        }
+        let registry = std::path::Path::new(&a.registry);
+        let current = dagrun_contracts::registry::read_current(registry, &a.model).ok().flatten();
+        let deployed = current.as_ref().filter(|v| {
+            dagrun_contracts::registry::read_metadata(registry, &a.model, v)
+                .is_ok_and(|m| m.digest == a.binding.model_digest)
+        });
+        match deployed {
+            Some(v) => outln!("deployed: {} {v} is the approved model {}", a.model, short(&a.binding.model_digest)),
+            None => {
+                errln!(
+                    "not deployed: the resumed run did not deploy model {} (its Approval step was not reached: \
+                     the drift that started it may no longer alert, or a task failed; see `dagrun show last`)",
+                    short(&a.binding.model_digest)
+                );
+                exit = if matches!(code, Exit::Success | Exit::Alert) { Exit::TaskFailed } else { code };
+            }
         }
     }
     Ok(exit)
@@ -117,9 +188,19 @@ pub fn list(workflow: Option<&Path>, all: bool, limit: usize, json: bool, state:
         return Ok(Exit::Success);
     }
     let history = History::open(&dir).map_err(|e| error(e, Exit::Internal))?;
-    // Due timeouts are decided (and notified) before anything is listed.
-    if let Err(e) = dagrun_exec::approvals::expire(&history) {
-        errln!("warning: {e}");
+    // Due timeouts are decided (and notified) before anything is listed; one that approves
+    // resumes its run, as an approval does.
+    match dagrun_exec::approvals::expire(&history) {
+        Ok(expired) => {
+            let approved: Vec<Approval> = expired.into_iter().filter(|a| a.state == ApprovalState::Approved).collect();
+            for a in &approved {
+                outln!("request #{} was approved by its timeout (on_timeout: Approve)", a.id);
+            }
+            if !approved.is_empty() {
+                resume(&approved, state)?;
+            }
+        }
+        Err(e) => errln!("warning: {e}"),
     }
     let now = dagrun_cache::now_ms() as i64;
     let filter = if all { None } else { Some(ApprovalState::Pending) };
@@ -168,6 +249,9 @@ fn describe(a: &Approval, now: i64) -> String {
                 id = a.run_id
             ));
             lines.push(format!("      then: {then} by the timeout in {left} ({})", when(a.expires_ms)));
+        }
+        ApprovalState::Superseded => {
+            lines.push("      by:   nobody: a newer model of the same step asked since (listed above)".to_owned());
         }
         _ => {
             let by = a.decided_by.as_deref().unwrap_or("?");

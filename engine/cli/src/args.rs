@@ -321,7 +321,15 @@ pub struct BackfillArgs {
 impl Command {
     /// Whether the command keeps going when stdout is closed (a run must not die half-way).
     pub fn survives_closed_pipe(&self) -> bool {
-        matches!(self, Command::Run { .. } | Command::Backfill(BackfillArgs { plan: false, .. }))
+        matches!(
+            self,
+            Command::Run { .. }
+                | Command::Backfill(BackfillArgs { plan: false, .. })
+                | Command::Approve(_)
+                | Command::Reject(_)
+                | Command::Approvals { .. }
+                | Command::Trigger { .. }
+        )
     }
 }
 

@@ -93,6 +93,14 @@ pub(crate) fn prepare_error(e: PrepareError) -> Exit {
     }
 }
 
+/// Prints why a workflow could not be prepared (every diagnostic), without an exit line.
+pub(crate) fn report_prepare_error(e: PrepareError) {
+    match e {
+        PrepareError::Invalid(diags) => crate::printer::err(format_args!("{}", render::diagnostics(&diags))),
+        e => crate::printer::err(format_args!("error: {e}\n")),
+    }
+}
+
 /// Loads and validates a workflow and its graph, printing every problem.
 pub(crate) fn load(path: &Path) -> Result<(Workflow, TaskGraph), Exit> {
     dagrun_exec::load_workflow(path).map_err(prepare_error)

@@ -3,7 +3,6 @@
 //! `approval_granted` / `approval_rejected` notification for the workflow's sinks.
 
 use dagrun_history::{Approval, ApprovalState, DecideError, Decision, Fact, History, HistoryError, Notification};
-use dagrun_workflow::Workflow;
 use dagrun_workflow::heal::NotifyEvent;
 
 /// Records `decision` on the requests run `run_id` made; returns them as decided.
@@ -32,16 +31,15 @@ pub fn expire(history: &History) -> Result<Vec<Approval>, HistoryError> {
     Ok(expired)
 }
 
-/// Queues the decision's notification for the sinks of the request's workflow (read from its
-/// file now; a workflow that no longer loads gets none, which is said on stderr of nobody:
-/// the decision itself stands).
+/// Queues the decision's notification for the sinks the workflow had when the request was
+/// made (recorded with it: the person deciding need not have the sinks' secrets).
 fn queue(history: &History, a: &Approval, now: i64) {
-    let Ok(wf) = Workflow::load(&a.workflow_path) else { return };
-    if wf.notify.is_empty() {
+    if a.sinks.is_empty() {
         return;
     }
-    let n = notification(a, &wf.name, now);
-    let _ = history.enqueue(&n, &wf.notify, &wf.dir, &format!("approval/{}/{}", a.id, a.state.as_str()), now);
+    let n = notification(a, &a.binding.workflow, now);
+    let dedup = format!("approval/{}/{}", a.id, a.state.as_str());
+    let _ = history.enqueue(&n, &a.sinks, &a.workflow_dir, &dedup, now);
 }
 
 /// The notification of a decided request.

@@ -190,7 +190,12 @@ impl Ctx<'_> {
             "drifted_columns": columns,
             "held": held.is_object().then_some(held),
         });
-        self.notice(NotifyEvent::DriftDetected, format!("drift_detected/{}", t.task), title, facts, details)
+        // Once per finding: the same check (same data, same reference: the same key) alerting
+        // again — a run resumed after an approval, a re-run — is not news.
+        let subject = format!("drift_detected/{}/{}/{}", t.task, t.status.as_str(), t.key.as_deref().unwrap_or("-"));
+        let mut n = self.notice(NotifyEvent::DriftDetected, subject, title, facts, details);
+        n.once = t.key.is_some();
+        n
     }
 
     fn approval_needed(&self, t: &TaskRecord) -> Option<Notice> {

@@ -34,6 +34,7 @@ const WORKFLOW: &str = r#"Workflow(
             inputs: {"m": Output("data", "m"), "v": Output("evaluate", "verdict")},
             outputs: {"approval": "approval.json"},
         ),
+        Task(name: "deploy", kind: Command(run: "true"), inputs: {"a": Output("approve", "approval")}),
     ],
 )"#;
 
@@ -132,7 +133,8 @@ fn a_held_drift_says_so_and_a_failed_run_names_its_task() {
     assert_eq!((failed.run_id.as_deref(), failed.at_ms), (Some("20251128-120000000-ab"), 1_764_331_260_000));
 
     let drift = &all[1];
-    assert_eq!(drift.subject, "drift_detected/drift");
+    assert_eq!(drift.subject, "drift_detected/drift/held/-");
+    assert!(!drift.once, "a check without a key is told per run");
     assert_eq!(
         drift.notification.title,
         "self-heal: drift detected on churn — 4 of 10 columns drifted (share 0.4 ≥ drift_share 0.3) \

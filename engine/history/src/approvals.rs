@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
-use dagrun_workflow::heal::OnTimeout;
+use dagrun_workflow::heal::{NotifyDef, OnTimeout};
 
 use crate::{History, HistoryError};
 
@@ -50,6 +50,11 @@ pub struct NewApproval {
     pub expires_ms: i64,
     /// What it becomes then.
     pub on_timeout: OnTimeout,
+    /// The workflow's notification sinks (the decision is notified without reading the
+    /// workflow again, where its secrets may not be set).
+    pub sinks: Vec<NotifyDef>,
+    /// The workflow's directory (where a `Command` sink runs).
+    pub workflow_dir: PathBuf,
 }
 
 /// Where a request stands.
@@ -135,6 +140,10 @@ pub struct Approval {
     pub decided_by: Option<String>,
     /// Their note.
     pub note: Option<String>,
+    /// The workflow's notification sinks when the request was made.
+    pub sinks: Vec<NotifyDef>,
+    /// The workflow's directory.
+    pub workflow_dir: PathBuf,
 }
 
 /// Why a decision could not be recorded.
@@ -165,7 +174,8 @@ pub fn short(digest: &str) -> &str {
 }
 
 const COLUMNS: &str = "id, workflow, task, model_digest, verdict_digest, workflow_path, partition, run_id, registry, \
-     model, reasons, detail, requested_ms, expires_ms, on_timeout, state, decided_ms, decided_by, note";
+     model, reasons, detail, requested_ms, expires_ms, on_timeout, state, decided_ms, decided_by, note, sinks, \
+     workflow_dir";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Approval> {
     let json = |i: usize| -> rusqlite::Result<serde_json::Value> {
@@ -189,6 +199,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Approval> {
         decided_ms: r.get(16)?,
         decided_by: r.get(17)?,
         note: r.get(18)?,
+        sinks: serde_json::from_str(&r.get::<_, String>(19)?).unwrap_or_default(),
+        workflow_dir: PathBuf::from(r.get::<_, String>(20)?),
     })
 }
 
@@ -358,8 +370,8 @@ fn insert(tx: &Transaction<'_>, a: &NewApproval) -> rusqlite::Result<()> {
     let b = &a.binding;
     tx.execute(
         "INSERT INTO approvals (workflow, task, model_digest, verdict_digest, workflow_path, partition, run_id, \
-         registry, model, reasons, detail, requested_ms, expires_ms, on_timeout, state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending')",
+         registry, model, reasons, detail, requested_ms, expires_ms, on_timeout, state, sinks, workflow_dir) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 'pending', ?15, ?16)",
         params![
             b.workflow,
             b.task,
@@ -378,6 +390,8 @@ fn insert(tx: &Transaction<'_>, a: &NewApproval) -> rusqlite::Result<()> {
                 OnTimeout::Approve => "approve",
                 OnTimeout::Reject => "reject",
             },
+            serde_json::to_string(&a.sinks).expect("sinks serialize"),
+            a.workflow_dir.display().to_string(),
         ],
     )?;
     Ok(())

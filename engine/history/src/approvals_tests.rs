@@ -18,6 +18,8 @@ fn new(run: &str, model: &str, now: i64) -> NewApproval {
         requested_ms: now,
         expires_ms: now + 1_000,
         on_timeout: OnTimeout::Reject,
+        sinks: vec![],
+        workflow_dir: "/w".into(),
     }
 }
 

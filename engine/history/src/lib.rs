@@ -74,6 +74,8 @@ CREATE TABLE approvals (
     decided_ms INTEGER,
     decided_by TEXT,
     note TEXT,
+    sinks TEXT NOT NULL DEFAULT '[]',
+    workflow_dir TEXT NOT NULL DEFAULT '',
     UNIQUE (workflow, task, model_digest, verdict_digest)
 );
 CREATE INDEX approvals_by_run ON approvals (run_id);

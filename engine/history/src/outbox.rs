@@ -74,9 +74,9 @@ use rusqlite::{Row, Transaction, params};
 
 use crate::{History, HistoryError};
 
-/// Attempts before a delivery is given up (with [`retry_delay_ms`] between them: about 2 hours
-/// in all).
-pub const MAX_ATTEMPTS: u32 = 8;
+/// Attempts before a delivery is given up: with [`retry_delay_ms`] between them, the last one
+/// comes about 2½ hours after the first (a receiver down for two hours loses nothing).
+pub const MAX_ATTEMPTS: u32 = 12;
 
 /// The delay before retry `attempt` (1-based): 5 s doubling up to 1 h, with ±20% jitter from
 /// `jitter` (a number in [0, 1)), so that many failed deliveries do not retry in step.

@@ -233,7 +233,9 @@ pub(crate) fn check_approvals_gate(
             continue;
         }
         let consumed = defs.iter().flatten().any(|d| {
-            d.inputs.values().any(|input| matches!(input, crate::Input::Output(t, o) if *t == def.name && o == "approval"))
+            d.inputs
+                .values()
+                .any(|input| matches!(input, crate::Input::Output(t, o) if *t == def.name && o == "approval"))
         });
         if !consumed {
             let sp = TaskSpans::new(doc, i);

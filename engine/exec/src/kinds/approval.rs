@@ -103,6 +103,8 @@ impl ApprovalKind {
             requested_ms: now,
             expires_ms: now.saturating_add(timeout.as_millis() as i64),
             on_timeout: self.spec.on_timeout,
+            sinks: run.workflow.notify.clone(),
+            workflow_dir: run.workflow.dir.clone(),
         };
         let (a, created) = run
             .history
