@@ -42,8 +42,11 @@ pub fn decide(
     let record = RunRecord::find(&store, run).ok();
     let run_id = record.as_ref().map_or(run, |r| r.id.as_str());
     let asked = history.approvals_of_run(run_id).map_err(|e| error(e, Exit::Internal))?;
+    // Only a request that can still be approved (or was, and its run did not resume) is checked:
+    // every other one gets its own error from `decide`.
+    let live = asked.iter().find(|a| matches!(a.state, ApprovalState::Pending | ApprovalState::Approved));
     if decision == Decision::Approve
-        && let Some(a) = asked.first()
+        && let Some(a) = live
     {
         check_resumable(a, state)?;
     }
