@@ -81,3 +81,40 @@ fn decisions_on_the_wrong_run_are_refused_with_the_reason() {
     assert!(stdout(&all).contains("      by:   bo at "), "{}", stdout(&all));
     assert!(stdout(&all).contains(": \"too risky\""), "{}", stdout(&all));
 }
+
+#[test]
+fn an_approval_that_could_not_resume_is_not_recorded() {
+    // The workflow needs a notification secret this shell does not have: resuming here would
+    // fail, so the approval is refused and nothing changes.
+    let s = Sandbox::new(
+        r#"Workflow(
+    name: "wf",
+    notify: [Webhook(url_env: "DAGRUN_TEST_APPROVE_HOOK")],
+    tasks: [Task(name: "a", kind: Command(run: "true"))],
+)"#,
+    );
+    let run = s
+        .cmd(&["run", "wf.ron"])
+        .env("DAGRUN_TEST_APPROVE_HOOK", "http://127.0.0.1:9/")
+        .env("DAGRUN_NOTIFY_BUDGET_MS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    let mut req = request("r1", "aaaaaaaaaaaaaaaa");
+    req.workflow_path = s.path("wf.ron");
+    h.ask(&req, 0).unwrap();
+    let out = s.cmd(&["approve", "r1", "--by", "ana"]).env_remove("DAGRUN_TEST_APPROVE_HOOK").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("environment variable DAGRUN_TEST_APPROVE_HOOK (`url_env` of the webhook sink) is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("so nothing was recorded: fix it (or start the daemon that runs it), then approve again"),
+        "{err}"
+    );
+    let listed = s.dagrun(&["approvals"]);
+    assert!(stdout(&listed).starts_with("#1   PENDING"), "still waiting: {}", stdout(&listed));
+}
