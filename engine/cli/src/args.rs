@@ -50,7 +50,8 @@ pub struct Cli {
 }
 
 const EXIT_CODES: &str = "Exit codes: 0 success, 1 a task failed, 2 usage error, 3 invalid workflow, \
-4 gate refused, 5 cache corruption found, 6 monitoring alert, 70 internal error, 75 state directory busy, 130 interrupted.";
+4 gate refused, 5 cache corruption found, 6 monitoring alert, 7 waiting for approval, 70 internal error, \
+75 state directory busy, 130 interrupted.";
 
 /// Where the state directory is.
 #[derive(Debug, Args, Clone)]
