@@ -63,6 +63,9 @@ struct Root {
     recursive: bool,
     /// The directory the current watch is on; `None` while unwatched.
     watched: Option<DirId>,
+    /// While `path` does not exist: its nearest existing ancestor, watched (not recursively) so
+    /// that the directory's creation is seen at once, not at the next rescan.
+    waiting_on: Option<PathBuf>,
 }
 
 /// The base directories of `specs`, without those inside another one watched recursively.
@@ -76,7 +79,7 @@ fn roots(specs: &[Spec]) -> Vec<Root> {
     by_path
         .into_iter()
         .filter(|(p, _)| !recursive.iter().any(|r| r != p && p.starts_with(r)))
-        .map(|(path, recursive)| Root { path, recursive, watched: None })
+        .map(|(path, recursive)| Root { path, recursive, watched: None, waiting_on: None })
         .collect()
 }
 
@@ -223,6 +226,11 @@ impl Loop {
 
     /// Something happened at `path`.
     fn touched(&mut self, path: PathBuf, now: Instant) {
+        let awaited = |r: &Root| r.watched.is_none() && r.path.starts_with(&path);
+        if scan::is_real_dir(&path) && self.roots.iter().any(awaited) {
+            // A base directory (or one on the way to it) was created: watch and scan it now.
+            return self.request_full_scan();
+        }
         if scan::is_real_dir(&path) {
             // A directory created or moved in: the files it already holds raised no events.
             let inside = |r: &Root| r.recursive && r.path != path && path.starts_with(&r.path);
@@ -299,7 +307,17 @@ impl Loop {
             if root.watched.take().is_some() {
                 let _ = self.watcher.unwatch(&root.path);
             }
-            let Some(id) = id else { continue };
+            let Some(id) = id else {
+                // Not there yet: watch the nearest ancestor that is, to see it created.
+                let ancestor = root.path.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_path_buf);
+                if ancestor.is_some() && ancestor != root.waiting_on {
+                    let a = ancestor.expect("checked");
+                    if self.watcher.watch(&a, RecursiveMode::NonRecursive).is_ok() {
+                        root.waiting_on = Some(a);
+                    }
+                }
+                continue;
+            };
             let mode = if root.recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
             match self.watcher.watch(&root.path, mode) {
                 Ok(()) => root.watched = Some(id),

@@ -352,3 +352,21 @@ async fn idle_cost() {
     println!("idle: {:.3} % of a core (500 files, rescan every 5 s)", share * 100.0);
     assert!(share < 0.005, "idle cost {:.3} % of a core", share * 100.0);
 }
+
+/// A base directory that does not exist when the daemon starts (`landing/` made later, two
+/// levels deep) is watched as soon as it appears: its files land within the settle time, not at
+/// the next rescan (30 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_base_directory_created_later_is_watched_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_w, mut rx) = start(vec![spec(0, dir, "data/landing/*.csv", 50)], HashMap::new(), 16);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    std::fs::create_dir(dir.join("data")).unwrap();
+    std::fs::create_dir(dir.join("data/landing")).unwrap();
+    write(&dir.join("data/landing/2025-03-02.csv"), "a,b\n1,2\n");
+    let got = next(&mut rx).await;
+    assert_eq!(got.rel_path, "data/landing/2025-03-02.csv");
+    assert!(started.elapsed() < Duration::from_secs(5), "landed after {:?}", started.elapsed());
+}
