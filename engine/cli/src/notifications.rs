@@ -221,7 +221,7 @@ mod tests {
         s.errors.push(("slack", "x".into()));
         assert_eq!(
             summary_line(&s).unwrap(),
-            "notifications: 0 delivered, 1 given up after 8 attempts (x; `dagrun runs --notifications` lists it)"
+            "notifications: 0 delivered, 1 given up after 12 attempts (x; `dagrun runs --notifications` lists it)"
         );
     }
 }
