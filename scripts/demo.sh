@@ -7,7 +7,9 @@
 #   5. creates a plugin of your own with `dagrun plugin new` and runs it;
 #   6. backfills a quarter of daily partitions;
 #   7. monitors: a quarter of daily drift checks, then checks of the deployed model (drift against
-#      its training data, prediction drift, live accuracy) before and after the data drifts.
+#      its training data, prediction drift, live accuracy) before and after the data drifts;
+#   8. heals itself: a landed day drifts, the model is retrained, gated and deployed by itself,
+#      the next day is quiet again; every step notified (workflows/out/self-heal/notifications.jsonl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +72,21 @@ for day in 2025-03-01 2025-03-02; do
     echo "$day: $(grep -m1 '"reason"' "workflows/out/live/performance/$day.json")"
 done
 echo "   report pages: workflows/out/monitor/drift/2025-03-02.html (opens offline)"
+echo
+echo "== 8. self-healing: a drifted day → retrain → gate → deploy (no person needed: 36% of predictions"
+echo "   change, under the 40% limit), then the next day is quiet against the new model's data"
+"$dagrun" backfill workflows/landing.ron --from 2025-02-27 --to 2025-03-03
+for day in 2025-02-27 2025-03-02 2025-03-03; do
+    set +e
+    "$dagrun" run workflows/self-heal.ron --partition "$day" 2>&1 | tail -1
+    code=${PIPESTATUS[0]}
+    set -e
+    echo "$day: exit code $code (0 = quiet, 6 = drift found and handled)"
+done
+"$dagrun" models list --registry workflows/registry
+echo "notifications (also to Slack when SLACK_WEBHOOK_URL is set):"
+python3 -c 'import json,sys; [print("  " + json.loads(l)["title"]) for l in open(sys.argv[1]) if l.strip()]' workflows/out/self-heal/notifications.jsonl
+"$dagrun" approvals workflows/self-heal.ron
 echo
 echo "run history:"
 "$dagrun" runs workflows/retrain.ron -n 5

@@ -124,7 +124,7 @@ impl Ctx<'_> {
     fn run_failed(&self) -> Notice {
         let failed: Vec<&TaskRecord> = self.record.tasks.iter().filter(|t| t.status == TaskStatus::Failed).collect();
         let names: Vec<&str> = failed.iter().map(|t| t.task.as_str()).collect();
-        let error = |t: &TaskRecord| first_line(t.error.as_deref().unwrap_or("failed"));
+        let error = |t: &TaskRecord| failure_line(t.error.as_deref().unwrap_or("failed"));
         let title = match failed.as_slice() {
             [one] => format!("{}: run failed — {} failed: {}", self.wf.name, one.task, error(one)),
             _ => format!("{}: run failed — {} tasks failed: {}", self.wf.name, failed.len(), names.join(", ")),
@@ -382,6 +382,16 @@ fn short(d: &str) -> &str {
 /// The first non-empty line of a text.
 fn first_line(s: &str) -> String {
     s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_owned()
+}
+
+/// A failure in one line: its first line, and for a command's `…; last output:` the last line
+/// it printed (`exit code 1; last output: … KeyError: 'income'`).
+fn failure_line(s: &str) -> String {
+    let head = first_line(s);
+    let Some(stem) = head.strip_suffix("; last output:") else { return head };
+    let last = s.lines().map(str::trim).rev().find(|l| !l.is_empty()).unwrap_or("");
+    let last: String = last.chars().take(200).collect();
+    if last.is_empty() || last == head { stem.to_owned() } else { format!("{stem}; last output: … {last}") }
 }
 
 /// A title on one line, at most 300 characters.

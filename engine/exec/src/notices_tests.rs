@@ -309,3 +309,13 @@ fn quiet_runs_notify_nothing_and_numbers_read_well() {
     assert_eq!(percent(0.123), "12.3%");
     assert_eq!(one_line("a\n  b"), "a b");
 }
+
+#[test]
+fn a_failed_command_is_told_with_the_last_line_it_printed() {
+    assert_eq!(
+        super::failure_line("exit code 1; last output:\nloading\nKeyError: 'income'\n"),
+        "exit code 1; last output: … KeyError: 'income'"
+    );
+    assert_eq!(super::failure_line("exit code 2; last output:\n"), "exit code 2");
+    assert_eq!(super::failure_line("timed out after 30s\nmore"), "timed out after 30s");
+}

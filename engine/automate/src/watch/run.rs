@@ -310,11 +310,10 @@ impl Loop {
             let Some(id) = id else {
                 // Not there yet: watch the nearest ancestor that is, to see it created.
                 let ancestor = root.path.ancestors().skip(1).find(|a| a.is_dir()).map(Path::to_path_buf);
-                if ancestor.is_some() && ancestor != root.waiting_on {
-                    let a = ancestor.expect("checked");
-                    if self.watcher.watch(&a, RecursiveMode::NonRecursive).is_ok() {
-                        root.waiting_on = Some(a);
-                    }
+                if let Some(a) = ancestor.filter(|a| root.waiting_on.as_ref() != Some(a))
+                    && self.watcher.watch(&a, RecursiveMode::NonRecursive).is_ok()
+                {
+                    root.waiting_on = Some(a);
                 }
                 continue;
             };
