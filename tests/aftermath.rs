@@ -62,6 +62,7 @@ fn sandbox() -> Sandbox {
     let automatic = ApprovalRecord {
         version: 1,
         decision: ApprovalDecision::Automatic,
+        model: None,
         model_digest: "d1".into(),
         verdict_digest: "v1".into(),
         reasons: vec![],

@@ -40,6 +40,10 @@ pub struct ApprovalRecord {
     pub version: u32,
     /// Automatic or approved.
     pub decision: ApprovalDecision,
+    /// The registry name of the model the step guards (its `deploys`): the deploy refuses to
+    /// promote the approval under another name (absent in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// blake3 (hex) of the model it lets through.
     pub model_digest: String,
     /// blake3 (hex) of the verdict it was asked about.
@@ -92,6 +96,7 @@ mod tests {
         let auto = ApprovalRecord {
             version: 1,
             decision: ApprovalDecision::Automatic,
+            model: None,
             model_digest: "aa".into(),
             verdict_digest: "bb".into(),
             reasons: vec![],

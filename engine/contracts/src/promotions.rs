@@ -113,6 +113,7 @@ mod tests {
         ApprovalRecord {
             version: 1,
             decision,
+            model: None,
             model_digest: "m".into(),
             verdict_digest: "v".into(),
             reasons: vec![],

@@ -119,6 +119,7 @@ fn a_drift_then_a_deploy_records_the_change_queues_both_and_resolves_the_inciden
     let approved = ApprovalRecord {
         version: 1,
         decision: ApprovalDecision::Approved,
+        model: None,
         model_digest: "digest-2".into(),
         verdict_digest: "v".into(),
         reasons: vec![],

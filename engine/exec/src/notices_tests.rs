@@ -165,6 +165,7 @@ fn a_deploy_carries_the_verdict_and_who_approved_it() {
     let approval = ApprovalRecord {
         version: 1,
         decision: ApprovalDecision::Approved,
+        model: None,
         model_digest: "c".repeat(64),
         verdict_digest: "v".into(),
         reasons: vec!["23.1% of predictions change (max 10%)".into()],

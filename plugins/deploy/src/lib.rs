@@ -77,7 +77,7 @@ pub fn deploy(
             short(&verdict.candidate.digest)
         )));
     }
-    let approval = extras.approval.map(|p| read_approval(p, &digest, &verdict_bytes)).transpose()?;
+    let approval = extras.approval.map(|p| read_approval(p, name, &digest, &verdict_bytes)).transpose()?;
     registry::validate_name(name).map_err(|e| Error::invalid_params(e.to_string()))?;
     let reference = extras.reference;
     let reference_digest = reference.map(file_digest).transpose()?;
@@ -89,8 +89,13 @@ pub fn deploy(
 }
 
 /// Reads `approval.json` and checks that it lets through exactly this model and this verdict.
-fn read_approval(path: &Path, model_digest: &str, verdict_bytes: &[u8]) -> Result<ApprovalRecord, Error> {
+fn read_approval(path: &Path, name: &str, model_digest: &str, verdict_bytes: &[u8]) -> Result<ApprovalRecord, Error> {
     let approval = ApprovalRecord::read(path).map_err(|e| Error::bad_input(format!("input `approval`: {e}")))?;
+    if let Some(guarded) = approval.model.as_deref().filter(|g| *g != name) {
+        return Err(Error::bad_input(format!(
+            "refusing to deploy: the approval is for registry model `{guarded}` but this task deploys `{name}`: make the Approval step's `deploys` name `{name}`"
+        )));
+    }
     if approval.model_digest != model_digest {
         return Err(Error::failed(format!(
             "refusing to deploy: the approval is for model {} but this model is {} (a different model needs its own approval)",
@@ -259,6 +264,7 @@ mod tests {
         let a = ApprovalRecord {
             version: dagrun_contracts::APPROVAL_VERSION,
             decision,
+            model: None,
             model_digest: model_digest.into(),
             verdict_digest: blake3::hash(&fs::read(verdict).unwrap()).to_hex().to_string(),
             reasons: vec!["23.1% of predictions change (max 10%)".into()],
@@ -282,6 +288,17 @@ mod tests {
         let e = deploy(&m, &v, &reg, "churn", with(&other_model)).unwrap_err();
         assert_eq!(e.kind(), dagrun_sdk::ErrorKind::Failed);
         assert!(e.to_string().contains("the approval is for model abababababab but this model is"), "{e}");
+        assert!(!reg.exists(), "nothing deployed");
+
+        let a = approval_file(dir.path(), &digest, &v, ApprovalDecision::Approved);
+        let mut named = ApprovalRecord::read(&a).unwrap();
+        named.model = Some("churnn".into());
+        fs::write(&a, named.to_json()).unwrap();
+        let e = deploy(&m, &v, &reg, "churn", with(&a)).unwrap_err();
+        assert!(
+            e.to_string().contains("the approval is for registry model `churnn` but this task deploys `churn`"),
+            "{e}"
+        );
         assert!(!reg.exists(), "nothing deployed");
 
         let a = approval_file(dir.path(), &digest, &v, ApprovalDecision::Approved);

@@ -211,6 +211,7 @@ impl ApprovalKind {
         ApprovalRecord {
             version: APPROVAL_VERSION,
             decision,
+            model: Some(self.spec.deploys.name.clone()),
             model_digest: self.model_digest.clone(),
             verdict_digest: self.verdict_digest.clone(),
             reasons: a.map(|a| a.reasons.clone()).unwrap_or_default(),

@@ -229,6 +229,7 @@ mod tests {
         let automatic = dagrun_contracts::ApprovalRecord {
             version: 1,
             decision: dagrun_contracts::ApprovalDecision::Automatic,
+            model: None,
             model_digest: "d".into(),
             verdict_digest: "v".into(),
             reasons: vec![],
