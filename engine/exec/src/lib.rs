@@ -13,6 +13,7 @@ mod kinds;
 mod notices;
 mod outcome;
 mod paths;
+pub mod process;
 mod scheduler;
 mod shared;
 mod when;

@@ -3,6 +3,7 @@
 //! delivered; anything else fails with the first line of its stderr. On a timeout the whole
 //! process group is killed.
 
+use dagrun_exec::process::group as process_group;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -77,34 +78,4 @@ pub(crate) async fn run(
         None => "was killed by a signal".to_owned(),
     };
     Err(fail(if line.is_empty() { how } else { format!("{how}: {line}") }))
-}
-
-#[cfg(unix)]
-#[allow(unsafe_code)]
-mod process_group {
-    use tokio::process::Command;
-
-    /// The shell leads its own process group, so a timeout kills everything it started.
-    pub fn configure(cmd: &mut Command) {
-        cmd.process_group(0);
-    }
-
-    /// Kills the process group led by `pid`.
-    pub fn kill(pid: Option<u32>) {
-        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()).filter(|p| *p > 0) {
-            // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
-        }
-    }
-}
-
-#[cfg(not(unix))]
-mod process_group {
-    use tokio::process::Command;
-
-    pub fn configure(_cmd: &mut Command) {}
-
-    pub fn kill(_pid: Option<u32>) {}
 }
