@@ -39,7 +39,13 @@ pub fn decide(
         }
     };
     let history = History::open(store.root()).map_err(|e| error(e, Exit::Internal))?;
-    let record = RunRecord::find(&store, run).ok();
+    let record = match RunRecord::find(&store, run) {
+        Ok(r) => Some(r),
+        // A prefix of several runs: say so (an id no record has may still have asked: a
+        // history store copied without its run records).
+        Err(e) if e.contains(" matches ") => return Err(error(e, Exit::Usage)),
+        Err(_) => None,
+    };
     let run_id = record.as_ref().map_or(run, |r| r.id.as_str());
     let asked = history.approvals_of_run(run_id).map_err(|e| error(e, Exit::Internal))?;
     // Only a request that can still be approved (or was, and its run did not resume) is checked:
