@@ -223,21 +223,11 @@ impl EventLog {
         let path = state.join(FILE_NAME);
         let err = |source| LogError::Sql { path: path.clone(), source };
         std::fs::create_dir_all(state).map_err(|e| err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
-        if found > SCHEMA_VERSION {
-            return Err(LogError::TooNew { path, found });
+        match dagrun_history::open_db(&path, &[SCHEMA]) {
+            Ok(conn) => Ok(EventLog { conn: Mutex::new(conn), path }),
+            Err(dagrun_history::OpenError::Sql(source)) => Err(err(source)),
+            Err(dagrun_history::OpenError::TooNew(found)) => Err(LogError::TooNew { path, found }),
         }
-        if found < SCHEMA_VERSION {
-            let tx = conn.unchecked_transaction().map_err(err)?;
-            tx.execute_batch(SCHEMA).map_err(err)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(EventLog { conn: Mutex::new(conn), path })
     }
 
     /// The database file.

@@ -113,6 +113,36 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_open ON incidents (registry, model, resolved_ms);
 "];
 
+/// Why [`open_db`] failed.
+#[derive(Debug)]
+pub enum OpenError {
+    /// SQLite reported an error.
+    Sql(rusqlite::Error),
+    /// The database's schema version is newer than the migrations know.
+    TooNew(i64),
+}
+
+/// Opens a dagrun SQLite database the way every one is kept: WAL, `synchronous=FULL`, a 10 s
+/// busy timeout, and its schema brought up to date: migration `n` takes `user_version` from `n`
+/// to `n + 1`, each in one transaction (the history store here, the daemon's event log).
+pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
+    let conn = Connection::open(path).map_err(OpenError::Sql)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(OpenError::Sql)?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(OpenError::Sql)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(OpenError::Sql)?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(OpenError::Sql)?;
+    if found > migrations.len() as i64 {
+        return Err(OpenError::TooNew(found));
+    }
+    for (from, sql) in migrations.iter().enumerate().skip(found.max(0) as usize) {
+        let tx = conn.unchecked_transaction().map_err(OpenError::Sql)?;
+        tx.execute_batch(sql).map_err(OpenError::Sql)?;
+        tx.pragma_update(None, "user_version", from as i64 + 1).map_err(OpenError::Sql)?;
+        tx.commit().map_err(OpenError::Sql)?;
+    }
+    Ok(conn)
+}
+
 /// The history store of one state directory. Cheap to open; safe to share between threads
 /// and with other processes (SQLite locking, busy timeout 10 s).
 #[derive(Debug)]
@@ -126,22 +156,11 @@ impl History {
     pub fn open(state: &Path) -> Result<History, HistoryError> {
         std::fs::create_dir_all(state).map_err(|source| HistoryError::Io { path: state.to_owned(), source })?;
         let path = state.join(FILE_NAME);
-        let err = |source| HistoryError::Sql { path: path.clone(), source };
-        let conn = Connection::open(&path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
-        if found > SCHEMA_VERSION {
-            return Err(HistoryError::TooNew { path, found });
+        match open_db(&path, &MIGRATIONS) {
+            Ok(conn) => Ok(History { conn: Mutex::new(conn), path }),
+            Err(OpenError::Sql(source)) => Err(HistoryError::Sql { path, source }),
+            Err(OpenError::TooNew(found)) => Err(HistoryError::TooNew { path, found }),
         }
-        for (from, sql) in MIGRATIONS.iter().enumerate().skip(found.max(0) as usize) {
-            let tx = conn.unchecked_transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", from as i64 + 1).map_err(err)?;
-            tx.commit().map_err(err)?;
-        }
-        Ok(History { conn: Mutex::new(conn), path })
     }
 
     /// The database file.
