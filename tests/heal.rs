@@ -312,6 +312,9 @@ fn the_loop_deploys_holds_escalates_rejects_approves_and_rolls_back() {
     assert_eq!(l.current(), "v0004");
     let approval = &l.metadata("v0004")["approval"];
     assert_eq!((approval["decision"].as_str(), approval["by"].as_str()), (Some("approved"), Some("ana")));
+    let again = l.dagrun(&["approve", &run, "--by", "bo"]);
+    assert_eq!(again.status.code(), Some(2), "a deployed approval is not approved twice: {}", common::stdout(&again));
+    assert!(common::stderr(&again).contains("was already approved by ana"), "{}", common::stderr(&again));
 
     // A day whose features look the same but whose labels are much noisier: no drift,
     // but the new model does worse than its verdict promised: rolled back.
@@ -386,6 +389,8 @@ fn check_notifications(l: &Loop) {
 fn the_daemon_runs_the_loop_on_a_landed_day_and_a_parked_run_survives_a_restart() {
     let l = Loop::new("1d");
     l.edit("max_label_change: 0.4", "max_label_change: 0.25");
+    // A required sink: the daemon has its secret; the person approving does not need it.
+    l.edit("Webhook(url_env: \"DAGRUN_WEBHOOK_URL\", optional: true)", "Webhook(url_env: \"DAGRUN_WEBHOOK_URL\")");
     for wf in ["retrain.ron", "staging.ron"] {
         let out = l.dagrun(&["run", wf]);
         assert_eq!(out.status.code(), Some(0), "{wf}: {}", common::stderr(&out));
@@ -401,7 +406,12 @@ fn the_daemon_runs_the_loop_on_a_landed_day_and_a_parked_run_survives_a_restart(
     assert_eq!(req["state"], "pending");
     assert!(req["reasons"][0].as_str().unwrap().ends_with("rows; max 25%)"), "{req}");
     let run = req["run_id"].as_str().unwrap().to_owned();
-    let out = l.dagrun(&["approve", &run, "--by", "ana", "--note", "ok"]);
+    let out = l
+        .command(&["approve", &run, "--by", "ana", "--note", "ok"])
+        .env_remove("DAGRUN_WEBHOOK_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     assert!(common::stdout(&out).contains("queued for self-heal; the daemon"), "{}", common::stdout(&out));
     d.expect("of self-heal: ALERT");

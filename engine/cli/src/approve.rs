@@ -59,7 +59,11 @@ pub fn decide(
     let decided = match dagrun_exec::approvals::decide(&history, run_id, decision, &by, note) {
         Ok(d) => d,
         Err(DecideError::NoRequest(_)) => return Err(no_request(run, record.as_ref(), store.root())),
-        Err(DecideError::AlreadyDecided(a)) if decision == Decision::Approve && a.state == ApprovalState::Approved => {
+        Err(DecideError::AlreadyDecided(a))
+            if decision == Decision::Approve
+                && a.state == ApprovalState::Approved
+                && deployed_version(&a).is_none() =>
+        {
             outln!(
                 "request #{} was approved already (by {}); resuming its run",
                 a.id,
@@ -129,31 +133,86 @@ fn resume(decided: &[Approval], state: &StateArgs) -> Result<Exit, Exit> {
     let mut exit = Exit::Success;
     for a in decided {
         let reason = format!("approval request #{} granted", a.id);
-        let queued = daemon_for(a, state).is_some();
+        if let Some(d) = daemon_for(a, state) {
+            // The daemon runs it, in its own environment: nothing is loaded here.
+            let dir = state_dir(state, Some(&a.workflow_path));
+            let now = dagrun_cache::now_ms() as i64;
+            let (_, rec) = dagrun_automate::trigger::record_manual(
+                &dir,
+                &a.binding.workflow,
+                a.partition.as_deref(),
+                Some(&reason),
+                now,
+            )
+            .map_err(|e| error(e, Exit::Internal))?;
+            let woke = d.addr.as_deref().is_some_and(dagrun_automate::trigger::wake);
+            let when = if woke { "now" } else { "at its next look at the log" };
+            outln!(
+                "event #{} queued for {}; the daemon (pid {}) resumes the run {when}: `dagrun runs` and the notifications tell whether the model was deployed",
+                rec.id,
+                a.binding.workflow,
+                d.pid
+            );
+            continue;
+        }
         outln!("resuming {}: its Approval step now lets the deploy go ahead", a.workflow_path.display());
         let code = crate::daemon::trigger(&a.workflow_path, a.partition.as_deref(), Some(&reason), state)?;
-        if queued {
-            continue; // the daemon runs it; `dagrun approvals --all` and the notifications tell
-        }
-        let registry = std::path::Path::new(&a.registry);
-        let current = dagrun_contracts::registry::read_current(registry, &a.model).ok().flatten();
-        let deployed = current.as_ref().filter(|v| {
-            dagrun_contracts::registry::read_metadata(registry, &a.model, v)
-                .is_ok_and(|m| m.digest == a.binding.model_digest)
-        });
-        match deployed {
+        match deployed_version(a) {
             Some(v) => outln!("deployed: {} {v} is the approved model {}", a.model, short(&a.binding.model_digest)),
             None => {
-                errln!(
-                    "not deployed: the resumed run did not deploy model {} (its Approval step was not reached: \
-                     the drift that started it may no longer alert, or a task failed; see `dagrun show last`)",
-                    short(&a.binding.model_digest)
-                );
+                errln!("not deployed: {}", why_not_deployed(state, a));
                 exit = if matches!(code, Exit::Success | Exit::Alert) { Exit::TaskFailed } else { code };
             }
         }
     }
     Ok(exit)
+}
+
+/// The registry version holding the approved model, when it is the current one.
+fn deployed_version(a: &Approval) -> Option<String> {
+    let registry = Path::new(&a.registry);
+    let current = dagrun_contracts::registry::read_current(registry, &a.model).ok().flatten()?;
+    let meta = dagrun_contracts::registry::read_metadata(registry, &a.model, &current).ok()?;
+    (meta.digest == a.binding.model_digest).then_some(current)
+}
+
+/// The registry version that holds (or held) the approved model, current or not: `None` when
+/// it was never deployed (its run did not resume, or did not get that far).
+fn ever_deployed(a: &Approval) -> Option<String> {
+    let registry = Path::new(&a.registry);
+    dagrun_contracts::registry::versions(registry, &a.model).into_iter().map(|v| v.version).find(|v| {
+        dagrun_contracts::registry::read_metadata(registry, &a.model, v)
+            .is_ok_and(|m| m.digest == a.binding.model_digest)
+    })
+}
+
+/// Why the run that resumed `a` did not deploy it, from its record (the newest run).
+fn why_not_deployed(state: &StateArgs, a: &Approval) -> String {
+    let model = short(&a.binding.model_digest);
+    let dir = state_dir(state, Some(&a.workflow_path));
+    let run = dagrun_cache::Store::open_existing(&dir, crate::commands::durability())
+        .ok()
+        .flatten()
+        .and_then(|store| RunRecord::list(&store, 1).pop());
+    let Some(run) = run else { return format!("model {model} is not the deployed one") };
+    let failed = run.tasks.iter().find(|t| t.status == dagrun_exec::TaskStatus::Failed);
+    let step = run.tasks.iter().find(|t| t.task == a.binding.task);
+    match (failed, step) {
+        (Some(t), _) => format!(
+            "`{}` failed in run {}: {} (dagrun show {})",
+            t.task,
+            run.id,
+            t.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("failed"),
+            run.id
+        ),
+        (None, Some(t)) if t.status == dagrun_exec::TaskStatus::Skipped => format!(
+            "run {} did not reach `{}` ({}): the data or the deployed model changed since the request, so model {model} was not trained again; the next drift asks anew",
+            run.id,
+            t.task,
+            t.error.as_deref().unwrap_or("skipped")
+        ),
+        _ => format!("run {} did not deploy model {model} (dagrun show {})", run.id, run.id),
+    }
 }
 
 /// Who decides: `--by`, else the login name.
@@ -212,8 +271,11 @@ pub fn list(workflow: Option<&Path>, all: bool, limit: usize, json: bool, state:
         Err(e) => errln!("warning: {e}"),
     }
     let now = dagrun_cache::now_ms() as i64;
-    let filter = if all { None } else { Some(ApprovalState::Pending) };
-    let listed = history.approvals(filter, limit, now).map_err(|e| error(e, Exit::Internal))?;
+    let listed = if all {
+        history.approvals(None, limit, now).map_err(|e| error(e, Exit::Internal))?
+    } else {
+        waiting(&history, limit, now)?
+    };
     if json {
         for a in &listed {
             outln!("{}", serde_json::to_string(a).expect("serializes"));
@@ -229,6 +291,27 @@ pub fn list(workflow: Option<&Path>, all: bool, limit: usize, json: bool, state:
         outln!("{}", describe(a, now));
     }
     Ok(Exit::Success)
+}
+
+/// What waits for someone: pending requests, and approved ones whose model is not deployed
+/// while no newer request of the same step exists (their run did not resume: `dagrun approve`
+/// again resumes it).
+fn waiting(history: &History, limit: usize, now: i64) -> Result<Vec<Approval>, Exit> {
+    let every = history.approvals(None, usize::MAX, now).map_err(|e| error(e, Exit::Internal))?;
+    let mut newest: std::collections::HashMap<(&str, &str), i64> = std::collections::HashMap::new();
+    for a in &every {
+        let id = newest.entry((&a.binding.workflow, &a.binding.task)).or_insert(a.id);
+        *id = (*id).max(a.id);
+    }
+    let stuck = |a: &Approval| {
+        a.state == ApprovalState::Approved
+            && newest.get(&(a.binding.workflow.as_str(), a.binding.task.as_str())) == Some(&a.id)
+            && ever_deployed(a).is_none()
+    };
+    let mut out: Vec<Approval> =
+        every.iter().filter(|a| a.state == ApprovalState::Pending || stuck(a)).cloned().collect();
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// A request as `dagrun approvals` prints it.
@@ -258,6 +341,13 @@ fn describe(a: &Approval, now: i64) -> String {
                 id = a.run_id
             ));
             lines.push(format!("      then: {then} by the timeout in {left} ({})", when(a.expires_ms)));
+        }
+        ApprovalState::Approved if ever_deployed(a).is_none() => {
+            let by = a.decided_by.as_deref().unwrap_or("?");
+            lines.push(format!(
+                "      by:   {by}, but the model is not deployed: its run did not resume or did not deploy it"
+            ));
+            lines.push(format!("      act:  dagrun approve {} (resumes the run again)", a.run_id));
         }
         ApprovalState::Superseded => {
             lines.push("      by:   nobody: a newer model of the same step asked since (listed above)".to_owned());
