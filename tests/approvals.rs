@@ -117,4 +117,9 @@ fn an_approval_that_could_not_resume_is_not_recorded() {
     );
     let listed = s.dagrun(&["approvals"]);
     assert!(stdout(&listed).starts_with("#1   PENDING"), "still waiting: {}", stdout(&listed));
+    // A look at the workflow from this shell does not need the secret the daemon has.
+    let status = s.cmd(&["daemon", "status", "wf.ron"]).env_remove("DAGRUN_TEST_APPROVE_HOOK").output().unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", stderr(&status));
+    assert!(!stdout(&status).contains("invalid"), "{}", stdout(&status));
+    assert!(stdout(&status).contains("wf"), "{}", stdout(&status));
 }

@@ -111,7 +111,7 @@ pub fn describe(t: &Trigger, workflow: &str, addr: Option<&str>) -> String {
 /// Reads the status of the workflows in `paths` (files, or directories of `*.ron`) from state
 /// directory `state`.
 pub fn status(paths: Vec<PathBuf>, state: &Path, now_ms: i64, recent: usize) -> Result<Status, LogError> {
-    let mut set = WorkflowSet::new(paths);
+    let mut set = WorkflowSet::for_status(paths);
     let mut invalid = Vec::new();
     for c in set.refresh() {
         match c {

@@ -134,7 +134,16 @@ impl RunPlan {
 
 /// Loads and validates a workflow and builds its task graph.
 pub fn load_workflow(path: &Path) -> Result<(Workflow, TaskGraph), PrepareError> {
-    let wf = Workflow::load(path).map_err(|e| match e {
+    load_workflow_with(path, dagrun_workflow::LoadOptions::default())
+}
+
+/// [`load_workflow`] with options (e.g. not requiring the notification secrets, for a look at
+/// a workflow another process runs).
+pub fn load_workflow_with(
+    path: &Path,
+    opts: dagrun_workflow::LoadOptions,
+) -> Result<(Workflow, TaskGraph), PrepareError> {
+    let wf = Workflow::load_with(path, opts).map_err(|e| match e {
         LoadError::Invalid(diags) => PrepareError::Invalid(diags),
         e => PrepareError::Read(e),
     })?;

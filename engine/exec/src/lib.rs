@@ -21,7 +21,8 @@ mod when;
 pub use cancel::Cancel;
 pub use dagrun_history as history_store;
 pub use engine::{
-    Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, prepare, prepare_loaded,
+    Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, load_workflow_with, prepare,
+    prepare_loaded,
 };
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
 pub use history::{RUN_RECORD_VERSION, RegistryChange, RunRecord, TaskRecord, new_run_id};

@@ -168,7 +168,13 @@ pub(crate) fn check_monitor_heal(source: &Source, def: &TaskDef, sp: &TaskSpans<
 
 /// The `notify` sinks: events listed, commands non-empty, and every environment variable they
 /// read set (its value is never shown).
-pub(crate) fn check_notify(source: &Source, sinks: &[NotifyDef], doc: Option<&Node>, diags: &mut Vec<Diagnostic>) {
+pub(crate) fn check_notify(
+    source: &Source,
+    sinks: &[NotifyDef],
+    doc: Option<&Node>,
+    check_env: bool,
+    diags: &mut Vec<Diagnostic>,
+) {
     let node = |i: usize| doc.and_then(|d| d.field("notify")).and_then(|n| n.index(i));
     let span = |i: usize, f: &str| -> Option<Range<usize>> {
         node(i).and_then(|n| n.field(f).or(Some(n))).map(|n| n.span.clone())
@@ -198,7 +204,7 @@ pub(crate) fn check_notify(source: &Source, sinks: &[NotifyDef], doc: Option<&No
             NotifyDef::Webhook(_) => &["url_env", "headers_env"],
             NotifyDef::Command(_) => &[],
         };
-        if sink.optional() {
+        if sink.optional() || !check_env {
             continue;
         }
         for (var, field) in sink.env_vars().into_iter().zip(fields) {

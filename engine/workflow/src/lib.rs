@@ -116,15 +116,36 @@ pub enum LoadError {
     Invalid(Vec<Diagnostic>),
 }
 
+/// How strictly a workflow is checked when it is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Whether the environment variables of the `notify` sinks must be set here: yes for
+    /// whatever runs the workflow, no for a look at it from another shell (`daemon status`).
+    pub check_env: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { check_env: true }
+    }
+}
+
 impl Workflow {
     /// Reads and validates the workflow file at `path`.
     pub fn load(path: &Path) -> Result<Workflow, LoadError> {
+        Workflow::load_with(path, LoadOptions::default())
+    }
+
+    /// [`Workflow::load`] with options.
+    pub fn load_with(path: &Path, opts: LoadOptions) -> Result<Workflow, LoadError> {
         let text = load::read(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
         let abs = std::path::absolute(path).map_err(|source| LoadError::Io { path: path.to_owned(), source })?;
         let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let name = path.display().to_string();
         match text {
-            load::Text::Utf8(text) => Workflow::from_source(Source::new(name, text), dir).map_err(LoadError::Invalid),
+            load::Text::Utf8(text) => {
+                Workflow::from_source_with(Source::new(name, text), dir, opts).map_err(LoadError::Invalid)
+            }
             load::Text::Invalid { lossy, offset } => {
                 Err(LoadError::Invalid(vec![load::not_utf8(&Source::new(name, lossy), offset)]))
             }
@@ -133,13 +154,18 @@ impl Workflow {
 
     /// Validates workflow text; `dir` is where its relative paths resolve.
     pub fn from_source(source: Source, dir: PathBuf) -> Result<Workflow, Vec<Diagnostic>> {
+        Workflow::from_source_with(source, dir, LoadOptions::default())
+    }
+
+    /// [`Workflow::from_source`] with options.
+    pub fn from_source_with(source: Source, dir: PathBuf, opts: LoadOptions) -> Result<Workflow, Vec<Diagnostic>> {
         let parsed = load::parse(&source);
         let mut diags = parsed.diagnostics;
         let Some(raw) = parsed.raw else { return Err(diags) };
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
         let automation = automation::validate(&source, &raw.name, &raw, &tasks, parsed.doc.as_ref(), &mut diags);
-        heal_checks::check_notify(&source, &raw.notify, parsed.doc.as_ref(), &mut diags);
+        heal_checks::check_notify(&source, &raw.notify, parsed.doc.as_ref(), opts.check_env, &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);

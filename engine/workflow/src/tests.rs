@@ -336,3 +336,17 @@ fn drift_and_performance_settings_are_checked() {
         assert!(errs.contains(expected), "missing {expected:?} in:\n{errs}");
     }
 }
+
+#[test]
+fn notification_secrets_are_required_to_run_but_not_to_look() {
+    let src = r#"Workflow(
+    name: "w",
+    notify: [Webhook(url_env: "DAGRUN_TEST_NEVER_SET_HOOK")],
+    tasks: [Task(name: "a", kind: Command(run: "true"))],
+)"#;
+    let strict = Workflow::from_source(Source::new("w.ron", src), "/tmp".into()).unwrap_err();
+    assert_eq!(strict[0].code, "dagrun::missing-env");
+    let look = crate::LoadOptions { check_env: false };
+    let wf = Workflow::from_source_with(Source::new("w.ron", src), "/tmp".into(), look).unwrap();
+    assert_eq!(wf.notify.len(), 1);
+}
