@@ -181,12 +181,7 @@ impl Loop {
         let out = self.dagrun(&["run", "self-heal.ron", "--partition", day, "--json"]);
         let events: Vec<Value> =
             String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let statuses = events
-            .iter()
-            .filter(|e| e["event"] == "task_finished")
-            .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
-            .collect();
-        (statuses, events, out.status.code().unwrap_or(-1))
+        (common::task_statuses(&events), events, out.status.code().unwrap_or(-1))
     }
 
     fn current(&self) -> String {

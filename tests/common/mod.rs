@@ -55,13 +55,17 @@ impl Sandbox {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
             .collect();
-        let statuses = events
-            .iter()
-            .filter(|e| e["event"] == "task_finished")
-            .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
-            .collect();
-        (statuses, events, out.status.code().unwrap_or(-1))
+        (task_statuses(&events), events, out.status.code().unwrap_or(-1))
     }
+}
+
+/// Task → final status, from a run's `--json` events.
+pub fn task_statuses(events: &[Value]) -> BTreeMap<String, String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_finished")
+        .map(|e| (e["task"].as_str().unwrap().to_owned(), e["status"].as_str().unwrap().to_owned()))
+        .collect()
 }
 
 pub fn stderr(o: &Output) -> String {
