@@ -210,6 +210,8 @@ pub enum Command {
     /// Run workflows by themselves: cron schedules, files landing, webhooks, other workflows'
     /// outcomes (every event written to a durable log first).
     Daemon(DaemonArgs),
+    /// Serve the deployed models of a registry over HTTP (Open Inference Protocol, /predict, /metrics).
+    Serve(ServeArgs),
     /// Hand a workflow an event: a running daemon runs it; without one it runs here and now.
     Trigger {
         /// The workflow file.
@@ -330,6 +332,7 @@ impl Command {
                 | Command::Reject(_)
                 | Command::Approvals { .. }
                 | Command::Trigger { .. }
+                | Command::Serve(_)
         )
     }
 }
@@ -469,4 +472,40 @@ mod tests {
         assert!(!command("dagrun backfill wf.ron --partitions a --plan").survives_closed_pipe());
         assert!(!command("dagrun plan wf.ron").survives_closed_pipe());
     }
+}
+
+/// `dagrun serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The registry directory.
+    #[arg(long, default_value = "registry")]
+    pub registry: PathBuf,
+    /// A model to serve (repeat for several; default: every model in the registry).
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// Where to listen (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080", env = crate::env::SERVE_ADDR)]
+    pub addr: std::net::SocketAddr,
+    /// Worker threads (ONNX Runtime sessions) per model (default: number of CPU cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Most rows run as one batch when concurrent requests are combined.
+    #[arg(long, default_value_t = 64, value_name = "ROWS")]
+    pub max_batch: usize,
+    /// How long a worker waits for more requests to combine (`0ms`: only those already waiting).
+    #[arg(long, default_value = "0ms", value_name = "DURATION")]
+    pub max_wait: String,
+    /// Largest request body (larger: 413).
+    #[arg(long, default_value = "16MiB", value_name = "SIZE")]
+    pub max_body: String,
+    /// Append sampled request features and predictions to DIR/<name>/<YYYY-MM-DD>.csv (UTC days),
+    /// the `current` data of a Drift task.
+    #[arg(long, value_name = "DIR")]
+    pub prediction_log: Option<PathBuf>,
+    /// Share of requests written to the prediction log (0 to 1).
+    #[arg(long, default_value_t = 1.0, value_name = "SHARE", requires = "prediction_log")]
+    pub log_sample: f64,
+    /// How often the registry is looked at when no request comes (deploys are loaded before traffic).
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub poll: String,
 }

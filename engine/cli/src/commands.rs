@@ -67,6 +67,7 @@ pub fn dispatch(cmd: Command) -> Exit {
             crate::approve::list(workflow.as_deref(), all, limit, json, &state)
         }
         Command::Daemon(args) => crate::daemon::dispatch(args),
+        Command::Serve(args) => crate::serve::serve(&args),
         Command::Trigger { workflow, partition, reason, state } => {
             crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)
         }

@@ -16,6 +16,8 @@ pub const LISTEN: &str = "DAGRUN_LISTEN";
 /// Milliseconds `run`, `backfill` and `trigger` spend delivering due notifications after a run
 /// (default 5000); `0`: none (the daemon or the next run delivers them).
 pub const NOTIFY_BUDGET_MS: &str = "DAGRUN_NOTIFY_BUDGET_MS";
+/// Where `dagrun serve` listens (same as `--addr`; default `127.0.0.1:8080`).
+pub const SERVE_ADDR: &str = "DAGRUN_SERVE_ADDR";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

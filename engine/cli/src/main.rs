@@ -15,6 +15,7 @@ mod printer;
 mod render;
 mod reporter;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 

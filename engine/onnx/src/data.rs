@@ -2,7 +2,7 @@
 //! passthrough columns kept as text. Only one batch of text is in memory at a time.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result, io_err};
@@ -195,10 +195,9 @@ fn resolve(path: &Path, header: &[String], spec: &ColumnSpec<'_>) -> Result<Reso
         Some(l) => header.iter().position(|h| h == l),
         None => None,
     };
-    let features = match spec.features {
-        Some(names) => names.iter().map(|n| find(n, "feature")).collect::<Result<Vec<_>>>()?,
-        None => (0..header.len()).filter(|i| Some(*i) != label).collect(),
-    };
+    let features = crate::rows::feature_columns(header, spec.features, label).map_err(|column| {
+        Error::MissingColumn { path: path.to_path_buf(), column, role: "feature", available: header.to_vec() }
+    })?;
     if features.is_empty() {
         return Err(Error::Data { path: path.to_path_buf(), reason: "no feature columns selected".into() });
     }
@@ -209,8 +208,10 @@ fn resolve(path: &Path, header: &[String], spec: &ColumnSpec<'_>) -> Result<Reso
 /// Parsed feature values: `f32` when the model takes floats (parsed as `f64`, then rounded, as numpy's
 /// `astype(np.float32)` does), else `f64`.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum FeatureBuf {
+pub enum FeatureBuf {
+    /// For a model that takes `float` inputs.
     F32(Vec<f32>),
+    /// For any other model.
     F64(Vec<f64>),
 }
 
@@ -221,6 +222,7 @@ impl Default for FeatureBuf {
 }
 
 impl FeatureBuf {
+    /// The values, for [`OnnxModel::predict`](crate::OnnxModel::predict).
     pub fn view(&self) -> Features<'_> {
         match self {
             FeatureBuf::F32(v) => Features::F32(v),
@@ -228,7 +230,7 @@ impl FeatureBuf {
         }
     }
 
-    fn reset(&mut self, single: bool) {
+    pub(crate) fn reset(&mut self, single: bool) {
         match (self, single) {
             (FeatureBuf::F32(v), true) => v.clear(),
             (FeatureBuf::F64(v), false) => v.clear(),
@@ -237,8 +239,9 @@ impl FeatureBuf {
         }
     }
 
+    /// Appends one value (rounded to `f32` in a single-precision buffer).
     #[inline]
-    fn push(&mut self, v: f64) {
+    pub fn push(&mut self, v: f64) {
         match self {
             FeatureBuf::F32(b) => b.push(v as f32),
             FeatureBuf::F64(b) => b.push(v),
@@ -247,10 +250,9 @@ impl FeatureBuf {
 }
 
 /// A CSV file being read batch by batch.
-#[derive(Debug)]
 pub(crate) struct CsvBatches {
     path: PathBuf,
-    reader: csv::Reader<BufReader<File>>,
+    reader: csv::Reader<Box<dyn Read + Send>>,
     record: csv::ByteRecord,
     header: Vec<String>,
     features: Vec<usize>,
@@ -261,12 +263,23 @@ pub(crate) struct CsvBatches {
     skip_unlabelled: bool,
 }
 
+impl std::fmt::Debug for CsvBatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvBatches").field("path", &self.path).field("header", &self.header).finish_non_exhaustive()
+    }
+}
+
 impl CsvBatches {
     /// Opens `path`, reads its header and resolves the columns.
     pub fn open(path: &Path, spec: &ColumnSpec<'_>) -> Result<CsvBatches> {
         let file = File::open(path).map_err(io_err(path))?;
-        let mut reader =
-            csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file));
+        CsvBatches::from_reader(path, Box::new(BufReader::with_capacity(1 << 20, file)), spec)
+    }
+
+    /// Reads CSV text from `input` (e.g. a request body); `name` stands for it in error messages.
+    pub fn from_reader(name: &Path, input: Box<dyn Read + Send>, spec: &ColumnSpec<'_>) -> Result<CsvBatches> {
+        let path = name;
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
         let header: Vec<String> = reader
             .byte_headers()
             .map_err(|e| csv_err(path, e))?

@@ -7,6 +7,8 @@
 //!   `predictions.csv`; [`evaluate_metrics`] computes the metrics without writing anything.
 //! * [`predict`]: batch inference, CSV or Parquet in, predictions CSV out.
 //! * [`metrics`]: the metric definitions (scikit-learn's), usable on their own.
+//! * [`rows`]: named rows (a CSV body, JSON records or arrays) → a model's features; the one column mapping
+//!   `predict` and `dagrun serve` share.
 //! * [`behaviour()`]: how differently two models behave on the same data (predicted labels changed, mean
 //!   change), from the outputs two evaluations kept ([`EvalOptions::keep_outputs`]).
 //!
@@ -27,6 +29,7 @@ mod io;
 pub mod metrics;
 mod model;
 mod proto;
+pub mod rows;
 pub mod runtime;
 mod scores;
 mod types;

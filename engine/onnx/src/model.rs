@@ -20,7 +20,7 @@ pub use crate::types::{ClassLabel, ClassSource, Features, IoDesc, ModelInfo, Mod
 pub struct OnnxModel {
     session: Session,
     path: PathBuf,
-    input: InputLayout,
+    pub(crate) input: InputLayout,
     label_output: Option<(String, LabelElem)>,
     score_output: Option<ScoreOutput>,
     kind: Option<ModelKind>,

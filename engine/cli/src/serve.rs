@@ -1,0 +1,82 @@
+//! `dagrun serve`: parses the options, starts the service from `dagrun-serve`, prints its events,
+//! and stops it cleanly on SIGTERM or Ctrl-C (exit 0 once the requests in flight are answered).
+
+use std::time::Duration;
+
+use dagrun_serve::{Event, LogOptions, ServeOptions, Server};
+use dagrun_workflow::{duration, size};
+
+use crate::args::ServeArgs;
+use crate::commands::{Interrupts, error, runtime};
+use crate::exit::Exit;
+use crate::printer::errln;
+
+pub fn serve(args: &ServeArgs) -> Result<Exit, Exit> {
+    let options = options(args)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let events: dagrun_serve::Events = std::sync::Arc::new(print_event);
+        let server = Server::bind(options, events).await.map_err(|e| error(e, Exit::Usage))?;
+        let mut interrupts =
+            Interrupts::new().ok_or_else(|| error("cannot install signal handlers", Exit::Internal))?;
+        server
+            .run(async move {
+                interrupts.next().await;
+            })
+            .await
+            .map_err(|e| error(e, Exit::Internal))?;
+        errln!("stopped");
+        Ok(Exit::Success)
+    })
+}
+
+fn options(args: &ServeArgs) -> Result<ServeOptions, Exit> {
+    let usage = |flag: &str, value: &str, why: &str| error(format!("--{flag} {value:?}: {why}"), Exit::Usage);
+    let mut o = ServeOptions::new(&args.registry, args.addr);
+    o.names = args.names.clone();
+    if let Some(w) = args.workers {
+        o.workers = w;
+    }
+    o.max_batch = args.max_batch;
+    o.max_wait = parse_duration(&args.max_wait).map_err(|why| usage("max-wait", &args.max_wait, why))?;
+    o.poll = parse_duration(&args.poll).map_err(|why| usage("poll", &args.poll, why))?;
+    if o.poll.is_zero() {
+        return Err(usage("poll", &args.poll, "must be more than 0"));
+    }
+    o.body_limit = size::parse(&args.max_body).map_err(|why| usage("max-body", &args.max_body, why))? as usize;
+    if !(0.0..=1.0).contains(&args.log_sample) {
+        return Err(usage("log-sample", &args.log_sample.to_string(), "a share from 0 to 1"));
+    }
+    o.log = args.prediction_log.as_ref().map(|dir| LogOptions { dir: dir.clone(), sample: args.log_sample });
+    Ok(o)
+}
+
+/// `0ms`, `5ms`, `1s` (a bare `0` too).
+fn parse_duration(text: &str) -> Result<Duration, &'static str> {
+    if text.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic()) == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        duration::parse(text)
+    }
+}
+
+fn print_event(event: Event) {
+    match event {
+        Event::Listening { addr } => {
+            errln!("listening on http://{addr}  (POST /predict/{{name}}, /v2/models/{{name}}/infer, GET /metrics)")
+        }
+        Event::Serving { name, version, digest, replaced, load } => {
+            let short = &digest[..digest.len().min(12)];
+            let was = replaced.map(|r| format!(" (was {r})")).unwrap_or_default();
+            errln!("serving {name} {version}{was}  digest {short}…  loaded in {}", duration::format(load));
+        }
+        Event::LoadFailed { name, version, reason, still_serving } => {
+            let keep = match still_serving {
+                Some(v) => format!("still serving {v}"),
+                None => "nothing to serve yet".to_owned(),
+            };
+            errln!("warning: {name} {version} not served: {reason} ({keep})");
+        }
+        Event::Draining => errln!("shutting down: finishing requests in flight"),
+    }
+}

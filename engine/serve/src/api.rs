@@ -1,0 +1,399 @@
+//! The HTTP surface: routes, the shared state, `POST /predict/{name}`, health, `/metrics`, and what
+//! every answer carries (the version and digest that produced it). The Open Inference Protocol's
+//! model endpoints are in [`crate::oip`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use dagrun_contracts::registry;
+use dagrun_onnx::rows::{self, Rows};
+use dagrun_onnx::{ClassLabel, Predictions};
+use serde_json::Value;
+
+use crate::error::{ApiError, ServeError};
+use crate::metrics::Metrics;
+use crate::predlog::PredLog;
+use crate::slot::Slot;
+use crate::worker::{Batching, Output, Served};
+use crate::{Events, ServeOptions};
+
+/// What every request handler shares.
+pub(crate) struct State {
+    pub options: ServeOptions,
+    pub events: Events,
+    pub metrics: Arc<Metrics>,
+    slots: RwLock<BTreeMap<String, Arc<Slot>>>,
+    pub log: Option<PredLog>,
+}
+
+impl State {
+    pub async fn new(options: ServeOptions, events: Events) -> Result<Arc<State>, ServeError> {
+        if !options.registry.is_dir() {
+            return Err(ServeError::NoRegistry(options.registry.clone()));
+        }
+        if options.workers == 0 || options.max_batch == 0 {
+            return Err(ServeError::Options("workers and max batch must be at least 1".into()));
+        }
+        for name in &options.names {
+            registry::validate_name(name).map_err(|_| ServeError::BadName(name.clone()))?;
+        }
+        dagrun_onnx::runtime::init()?;
+        let metrics = Arc::new(Metrics::default());
+        let log = match &options.log {
+            Some(o) => Some(PredLog::start(o, metrics.clone())?),
+            None => None,
+        };
+        let names = if options.names.is_empty() { registry::names(&options.registry) } else { options.names.clone() };
+        let slots = names.iter().map(|n| (n.clone(), Arc::new(Slot::new(n)))).collect();
+        let state = Arc::new(State { options, events, metrics, slots: RwLock::new(slots), log });
+        for slot in state.slots() {
+            // Failures are reported as events; the name is served once a loadable version is deployed.
+            let _ = slot.refresh(&state, true).await;
+        }
+        Ok(state)
+    }
+
+    pub fn batching(&self) -> Batching {
+        Batching { workers: self.options.workers, max_batch: self.options.max_batch, max_wait: self.options.max_wait }
+    }
+
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().expect("slots lock").values().cloned().collect()
+    }
+
+    /// Serving every model of the registry: adds names that appeared since.
+    pub fn discover(&self) {
+        if !self.options.names.is_empty() {
+            return;
+        }
+        for name in registry::names(&self.options.registry) {
+            self.slot_for(&name);
+        }
+    }
+
+    fn slot_for(&self, name: &str) -> Option<Arc<Slot>> {
+        if let Some(s) = self.slots.read().expect("slots lock").get(name) {
+            return Some(s.clone());
+        }
+        let known = self.options.names.is_empty()
+            && registry::validate_name(name).is_ok()
+            && registry::model_dir(&self.options.registry, name).is_dir();
+        known.then(|| {
+            self.slots
+                .write()
+                .expect("slots lock")
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Slot::new(name)))
+                .clone()
+        })
+    }
+
+    /// The slot of a model name, or 404 naming the served ones.
+    pub fn slot(&self, name: &str) -> Result<Arc<Slot>, ApiError> {
+        self.slot_for(name).ok_or_else(|| {
+            let served: Vec<String> = self.slots.read().expect("slots lock").keys().cloned().collect();
+            let list = if served.is_empty() { "none".to_owned() } else { served.join(", ") };
+            ApiError::not_found(format!("no model `{name}` is served here; served: {list}"))
+        })
+    }
+
+    /// The version to answer with, counting a refusal before one was chosen.
+    pub async fn served(&self, name: &str) -> Result<Arc<Served>, ApiError> {
+        let result = match self.slot(name) {
+            Ok(slot) => slot.get(self).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            self.metrics.unrouted(e.status.as_u16());
+        }
+        result
+    }
+
+    /// Stops serving: the workers end once the last request holding a version is answered.
+    pub fn close(&self) {
+        for slot in self.slots() {
+            slot.close();
+        }
+        if let Some(log) = &self.log {
+            log.close();
+        }
+    }
+}
+
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new()
+        .route("/v2", get(crate::oip::server_metadata))
+        .route("/v2/health/live", get(live))
+        .route("/v2/health/ready", get(ready))
+        .route("/v2/models/{name}", get(crate::oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(crate::oip::model_ready))
+        .route("/v2/models/{name}/infer", post(crate::oip::infer))
+        .route("/v2/models/{name}/versions/{version}", get(crate::oip::version_metadata))
+        .route("/v2/models/{name}/versions/{version}/ready", get(crate::oip::version_ready))
+        .route("/v2/models/{name}/versions/{version}/infer", post(crate::oip::version_infer))
+        .route("/predict/{name}", post(predict))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn live() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({ "live": true }))
+}
+
+/// Ready when every served name has a version loaded.
+async fn ready(Extract(state): Extract<Arc<State>>) -> Response {
+    let waiting: Vec<String> = state.slots().iter().filter(|s| s.served().is_none()).map(|s| s.name.clone()).collect();
+    let status = if waiting.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &serde_json::json!({ "ready": waiting.is_empty(), "not_loaded": waiting }))
+}
+
+async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
+    let mut r = state.metrics.render().into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    r
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "no such endpoint; try POST /predict/{name}, POST /v2/models/{name}/infer, GET /v2/models/{name}, /metrics",
+    )
+}
+
+/// Reads a body of at most `limit` bytes (413 past it).
+pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is over the limit of {limit} bytes (dagrun serve --max-body)"),
+        )
+    };
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("cannot read the request body: {e}"))
+        }
+    })
+}
+
+/// `POST /predict/{name}`: JSON rows (`[{"f0": 1.2, ...}]`, `[[1.2, ...]]` or one object) or CSV
+/// (`Content-Type: text/csv`, a header row first).
+async fn predict(
+    Extract(state): Extract<Arc<State>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let start = Instant::now();
+    let served = state.served(&name).await?;
+    let result = predict_with(&state, &served, &headers, body).await;
+    let rows = result.as_ref().map_or(0, |(rows, _)| rows.rows);
+    served.stats.record(result.is_ok(), rows, start.elapsed());
+    let (rows, output) = result.map_err(|e| e.by(&served.version, &served.digest))?;
+    let body = predictions_json(&served, &output, rows.rows);
+    if let Some(log) = &state.log {
+        log.record(&served, &rows, &output.predictions);
+    }
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    name_version(h, &served.version, &served.digest);
+    Ok(response)
+}
+
+async fn predict_with(
+    state: &State,
+    served: &Served,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Rows, Output), ApiError> {
+    let bytes = read_body(headers, body, state.options.body_limit).await?;
+    let csv =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/csv"));
+    let rows = if csv { csv_rows(bytes, served)? } else { json_rows(&bytes, served)? };
+    check_rows(&rows, served)?;
+    let output = served.infer(rows.clone()).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((rows, output))
+}
+
+fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {
+    rows::from_csv(bytes.to_vec(), &served.schema).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+fn json_rows(bytes: &[u8], served: &Served) -> Result<Rows, ApiError> {
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "expected rows: an array of objects (`[{{\"feature\": 1.5}}]`) or of arrays of numbers, not {}",
+                kind(&other)
+            )));
+        }
+    };
+    let rows = match items.first() {
+        None => return Ok(Rows::new(served.schema.width.unwrap_or(0), served.schema.single_precision)),
+        Some(Value::Object(_)) => {
+            let records = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Object(m) => Ok(m),
+                    other => {
+                        Err(ApiError::bad_request(format!("row {i} is {}, the first row an object", kind(&other))))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rows::from_records(&records, &served.schema)
+        }
+        Some(Value::Array(_)) => {
+            let arrays = items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Array(a) => Ok(a),
+                    other => Err(ApiError::bad_request(format!("row {i} is {}, the first row an array", kind(&other)))),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rows::from_arrays(&arrays, &served.schema)
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "row 0 is {}: send an object of features or an array of numbers per row",
+                kind(other)
+            )));
+        }
+    };
+    rows.map_err(|e| ApiError::bad_request(e.0))
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Rows the model can take: at least one, the right width, every value finite.
+pub(crate) fn check_rows(rows: &Rows, served: &Served) -> Result<(), ApiError> {
+    if rows.rows == 0 {
+        return Err(ApiError::bad_request("empty batch: send at least one row"));
+    }
+    if let Some(w) = served.schema.width
+        && rows.width != w
+    {
+        return Err(ApiError::bad_request(format!("rows have {} features; the model takes {w}", rows.width)));
+    }
+    if let Some((i, j)) = rows.first_not_finite() {
+        let feature = served.schema.features.as_ref().map_or_else(|| format!("#{j}"), |f| format!("`{}`", f[j]));
+        return Err(ApiError::bad_request(format!(
+            "row {i}, feature {feature}: {} is not a number the model can use (missing values are not accepted)",
+            rows.get(i, j)
+        )));
+    }
+    Ok(())
+}
+
+/// `{"model", "version", "digest", "rows", "predictions": [...], "classes": [...], "probabilities": [[...]]}`.
+fn predictions_json(served: &Served, out: &Output, rows: usize) -> String {
+    let mut s = String::with_capacity(128 + rows * 32);
+    let _ = write!(
+        s,
+        "{{\"model\":{},\"version\":{},\"digest\":\"{}\",\"rows\":{rows},\"predictions\":[",
+        Value::from(served.name.as_str()),
+        Value::from(served.version.as_str()),
+        served.digest
+    );
+    let classes = out.classes.as_deref().map_or(&[][..], Vec::as_slice);
+    match &out.predictions {
+        Predictions::Values { values, single_precision } => {
+            join(&mut s, values, |s, &v| push_float(s, v, *single_precision));
+            s.push(']');
+        }
+        Predictions::Classes { predicted, probabilities, single_precision } => {
+            join(&mut s, predicted, |s, &i| push_label(s, &classes[i]));
+            s.push_str("],\"classes\":[");
+            join(&mut s, classes, push_label);
+            s.push(']');
+            if let Some(p) = probabilities {
+                s.push_str(",\"probabilities\":[");
+                let c = classes.len().max(1);
+                join(&mut s, &p.chunks(c).collect::<Vec<_>>(), |s, row| {
+                    s.push('[');
+                    join(s, row, |s, &v| push_float(s, v, *single_precision));
+                    s.push(']');
+                });
+                s.push(']');
+            }
+        }
+    }
+    s.push('}');
+    s
+}
+
+fn join<T>(s: &mut String, items: &[T], mut each: impl FnMut(&mut String, &T)) {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        each(s, item);
+    }
+}
+
+pub(crate) fn push_label(s: &mut String, label: &ClassLabel) {
+    match label {
+        ClassLabel::Int(i) => {
+            let _ = write!(s, "{i}");
+        }
+        ClassLabel::Str(t) => s.push_str(&Value::from(t.as_str()).to_string()),
+    }
+}
+
+/// A number as JSON: the shortest text that reads back to the same `f32` (single precision) or
+/// `f64`; non-finite values (which JSON cannot hold) as `null`.
+pub(crate) fn push_float(s: &mut String, v: f64, single: bool) {
+    if !v.is_finite() {
+        s.push_str("null");
+    } else if single {
+        let _ = write!(s, "{}", v as f32);
+    } else {
+        let _ = write!(s, "{v}");
+    }
+}
+
+/// Names the version and digest that answered (`dagrun-model-version`, `dagrun-model-digest`).
+pub(crate) fn name_version(headers: &mut HeaderMap, version: &str, digest: &str) {
+    if let (Ok(v), Ok(d)) = (HeaderValue::from_str(version), HeaderValue::from_str(digest)) {
+        headers.insert("dagrun-model-version", v);
+        headers.insert("dagrun-model-digest", d);
+    }
+}
+
+pub(crate) fn json_body(v: &Value) -> String {
+    v.to_string()
+}
+
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut r = (status, json_body(v)).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}

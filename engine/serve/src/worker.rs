@@ -1,0 +1,226 @@
+//! One served model version: its ONNX Runtime sessions on worker threads, and the queue requests
+//! wait in. A worker takes every request already waiting (up to `max_batch` rows, or waits up to
+//! `max_wait` for more) and runs them as one batch: under load, many small requests cost one
+//! inference call; an idle service answers each at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use dagrun_contracts::registry;
+use dagrun_onnx::rows::{Rows, Schema};
+use dagrun_onnx::{ClassLabel, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions};
+use tokio::sync::oneshot;
+
+use crate::metrics::VersionStats;
+
+/// What one request gets back.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Its rows' predictions.
+    pub predictions: Predictions,
+    /// The classes in probability-column order (classifiers).
+    pub classes: Option<Arc<Vec<ClassLabel>>>,
+}
+
+struct Job {
+    rows: Rows,
+    reply: oneshot::Sender<Result<Output, String>>,
+}
+
+/// How workers batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    /// Worker threads (sessions).
+    pub workers: usize,
+    /// Most rows in one combined batch.
+    pub max_batch: usize,
+    /// How long to wait for more requests to combine.
+    pub max_wait: Duration,
+}
+
+/// A loaded, warmed model version answering requests.
+pub struct Served {
+    /// The model name.
+    pub name: String,
+    /// `v0003`.
+    pub version: String,
+    /// blake3 (hex) of its `model.onnx`.
+    pub digest: String,
+    /// What it takes.
+    pub schema: Schema,
+    /// What dagrun made of it.
+    pub info: ModelInfo,
+    /// Its classes, in probability-column order (classifiers, once known).
+    pub classes: Option<Arc<Vec<ClassLabel>>>,
+    queue: Sender<Job>,
+    pub(crate) stats: Arc<VersionStats>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served").field("name", &self.name).field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+impl Served {
+    /// Loads `<registry>/<name>/<version>/model.onnx` into one session per worker, checks its bytes
+    /// against the digest in `metadata.json` (when there is one) and warms every session with a row
+    /// of zeros. Blocking: call it off the async threads.
+    pub(crate) fn load(
+        registry: &Path,
+        name: &str,
+        version: &str,
+        batching: Batching,
+        stats: Arc<VersionStats>,
+    ) -> Result<Served, String> {
+        let path = registry::model_file(registry, name, version);
+        let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let digest = blake3::hash(&bytes).to_hex().to_string();
+        if let Ok(meta) = registry::read_metadata(registry, name, version)
+            && meta.digest != digest
+        {
+            return Err(format!(
+                "{} is corrupt: its blake3 is {digest}, metadata.json records {}",
+                path.display(),
+                meta.digest
+            ));
+        }
+        drop(bytes);
+        let options = ModelOptions { intra_threads: Some(1), ..Default::default() };
+        let mut models = Vec::new();
+        for _ in 0..batching.workers.max(1) {
+            let mut model = OnnxModel::load(&path, &options).map_err(|e| e.to_string())?;
+            warm(&mut model)?;
+            models.push(model);
+        }
+        let first = &models[0];
+        let (schema, info) = (first.schema(), first.info().clone());
+        let classes = first.classes().map(|c| Arc::new(c.to_vec()));
+        let (queue, rx) = crossbeam_channel::unbounded::<Job>();
+        for (i, model) in models.into_iter().enumerate() {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("serve-{name}-{version}-{i}"))
+                .spawn(move || work(model, rx, batching))
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+        }
+        Ok(Served {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            digest: digest.clone(),
+            schema,
+            info,
+            classes,
+            queue,
+            stats,
+        })
+    }
+
+    /// Classifier or regressor.
+    pub fn kind(&self) -> Option<ModelKind> {
+        self.info.kind
+    }
+
+    /// Runs `rows` (already checked against [`Served::schema`]) and waits for the predictions.
+    pub async fn infer(&self, rows: Rows) -> Result<Output, String> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(Job { rows, reply }).map_err(|_| "the model's workers stopped".to_owned())?;
+        answer.await.map_err(|_| "the model's worker stopped while running the request".to_owned())?
+    }
+}
+
+/// Runs the model once on a row of zeros, so the first request does not pay for ONNX Runtime's
+/// lazy initialisation, and the classes are known.
+fn warm(model: &mut OnnxModel) -> Result<(), String> {
+    let Some(width) = model.feature_count() else { return Ok(()) };
+    let zeros = vec![0.0f64; width];
+    model.predict(&zeros, 1, width, 0).map(drop).map_err(|e| format!("warm-up failed: {e}"))
+}
+
+/// A worker: takes a request, adds those already waiting (same width, up to `max_batch` rows),
+/// runs them as one batch and answers each with its rows. Ends when the version is dropped.
+fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching) {
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut combined: Option<Rows> = None;
+    let mut held: Option<Job> = None;
+    let mut classes: Option<Arc<Vec<ClassLabel>>> = model.classes().map(|c| Arc::new(c.to_vec()));
+    loop {
+        let first = match held.take() {
+            Some(j) => j,
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => return,
+            },
+        };
+        let width = first.rows.width;
+        let mut rows = first.rows.rows;
+        jobs.push(first);
+        let deadline = Instant::now() + batching.max_wait;
+        while rows < batching.max_batch {
+            let next = match rx.try_recv() {
+                Ok(j) => j,
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) if batching.max_wait.is_zero() => break,
+                Err(TryRecvError::Empty) => match rx.recv_deadline(deadline) {
+                    Ok(j) => j,
+                    Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            if next.rows.width != width || rows + next.rows.rows > batching.max_batch {
+                held = Some(next);
+                break;
+            }
+            rows += next.rows.rows;
+            jobs.push(next);
+        }
+        let result = if jobs.len() == 1 {
+            let r = &jobs[0].rows;
+            model.predict(r.values.view(), r.rows, r.width, 0)
+        } else {
+            let all = combined.get_or_insert_with(|| Rows::new(width, model.takes_f32()));
+            all.clear();
+            all.width = width;
+            jobs.iter().for_each(|j| all.append(&j.rows));
+            model.predict(all.values.view(), all.rows, width, 0)
+        };
+        if classes.is_none() {
+            classes = model.classes().map(|c| Arc::new(c.to_vec()));
+        }
+        if result.is_err() && jobs.len() > 1 {
+            // One request's rows must not fail the others it was combined with: run each alone.
+            for job in std::mem::take(&mut jobs) {
+                let r = model.predict(job.rows.values.view(), job.rows.rows, job.rows.width, 0);
+                answer(&mut vec![job], r, classes.as_ref());
+            }
+            continue;
+        }
+        answer(&mut jobs, result, classes.as_ref());
+    }
+}
+
+fn answer(jobs: &mut Vec<Job>, result: dagrun_onnx::Result<Predictions>, classes: Option<&Arc<Vec<ClassLabel>>>) {
+    let n_classes = classes.map_or(0, |c| c.len());
+    match result {
+        Ok(predictions) if jobs.len() == 1 => {
+            let job = jobs.pop().expect("one job");
+            let _ = job.reply.send(Ok(Output { predictions, classes: classes.cloned() }));
+        }
+        Ok(predictions) => {
+            let mut start = 0;
+            for job in jobs.drain(..) {
+                let end = start + job.rows.rows;
+                let part = predictions.slice(start..end, n_classes);
+                start = end;
+                let _ = job.reply.send(Ok(Output { predictions: part, classes: classes.cloned() }));
+            }
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            for job in jobs.drain(..) {
+                let _ = job.reply.send(Err(reason.clone()));
+            }
+        }
+    }
+}
