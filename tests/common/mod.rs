@@ -1,6 +1,8 @@
 //! What the end-to-end tests of the `dagrun` binary share: a temp-dir sandbox and output helpers.
 #![allow(dead_code)] // each test binary uses some of these helpers
 
+pub mod serve;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,1 @@
+//! `dagrun serve` tests (being written).
