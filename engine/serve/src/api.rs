@@ -142,6 +142,7 @@ pub(crate) fn router(state: Arc<State>) -> Router {
         .route("/predict/{name}", post(predict))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -165,6 +166,18 @@ async fn metrics(Extract(state): Extract<Arc<State>>) -> Response {
 async fn not_found() -> ApiError {
     ApiError::not_found(
         "no such endpoint; try POST /predict/{name}, POST /v2/models/{name}/infer, GET /v2/models/{name}, /metrics",
+    )
+}
+
+/// A known path with the wrong method: a JSON error like every other refusal (axum's is empty),
+/// the `Allow` header naming the right one.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{method} {} is not allowed: POST /predict/{{name}} and /v2/models/{{name}}/infer, GET the others",
+            uri.path()
+        ),
     )
 }
 

@@ -168,8 +168,10 @@ impl Slot {
     ) {
         let repeat = failed.as_ref().is_some_and(|f| f.version == version && f.reason == reason);
         *failed = Some(Failed { version: version.to_owned(), reason: reason.clone(), at: Instant::now() });
-        state.metrics.load_failed(&self.name);
+        // Counted once, like the event: retries and polls of the same failure are not new ones
+        // (an unreadable `current` is read again at every poll).
         if !repeat {
+            state.metrics.load_failed(&self.name);
             (state.events)(Event::LoadFailed {
                 name: self.name.clone(),
                 version: version.to_owned(),
