@@ -102,7 +102,25 @@ impl Slot {
                 (None, None) => Err(unavailable(&format!("model `{}` has no deployed version", self.name))),
             };
         }
+        let decided = self.follow(state, &mut failed, served, force).await;
+        // Only once the version `current` names serves (or failed to load): until then, requests
+        // that find `current` moved wait for the lock above rather than take the version it no
+        // longer names. (A request dropped while a version loads leaves `seen` as it was: the next
+        // one decides again.)
         *self.seen.lock().expect("seen lock") = now;
+        decided
+    }
+
+    /// Makes the version `current` names now the served one, or says why it cannot be.
+    async fn follow(
+        &self,
+        state: &State,
+        failed: &mut Option<Failed>,
+        served: Option<Arc<Served>>,
+        force: bool,
+    ) -> Result<Arc<Served>, ApiError> {
+        let registry_dir = &state.options.registry;
+        let unavailable = |reason: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason);
         let version = match registry::read_current(registry_dir, &self.name) {
             Ok(Some(v)) => v,
             Ok(None) => {
@@ -117,7 +135,7 @@ impl Slot {
             }
             Err(e) => {
                 let reason = format!("model `{}`: {e}", self.name);
-                self.report_failure(state, &mut failed, "?", reason.clone(), served.as_deref());
+                self.report_failure(state, failed, "?", reason.clone(), served.as_deref());
                 return served.ok_or_else(|| unavailable(&reason));
             }
         };
@@ -152,7 +170,7 @@ impl Slot {
             }
             Err(reason) => {
                 let reason = format!("model `{}` {version} cannot be served: {reason}", self.name);
-                self.report_failure(state, &mut failed, &version, reason.clone(), served.as_deref());
+                self.report_failure(state, failed, &version, reason.clone(), served.as_deref());
                 served.ok_or_else(|| unavailable(&reason))
             }
         }

@@ -1,0 +1,403 @@
+//! `dagrun serve` under load: hot swap while requests run (every answer comes from a version that
+//! was current while its request ran, with that version's predictions), and a graceful shutdown
+//! that answers the requests in flight.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::serve::{Serve, add_version, fixture_data, fixture_model, set_current, with_feature_names};
+use serde_json::Value;
+
+const FEATURES: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
+const WAIT: Duration = Duration::from_secs(30);
+
+fn model8(fixture: &str) -> Vec<u8> {
+    with_feature_names(&std::fs::read(fixture_model(fixture)).unwrap(), &FEATURES)
+}
+
+fn fixture_rows(n: usize) -> Vec<Vec<f64>> {
+    let text = std::fs::read_to_string(fixture_data("logreg_binary")).unwrap();
+    text.lines().skip(1).take(n).map(|l| l.split(',').take(8).map(|v| v.parse().unwrap()).collect()).collect()
+}
+
+fn records<'a>(rows: impl IntoIterator<Item = &'a Vec<f64>>) -> String {
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|r| Value::Object(FEATURES.iter().zip(r).map(|(f, v)| (f.to_string(), (*v).into())).collect()))
+        .collect();
+    Value::Array(rows).to_string()
+}
+
+/// One row's answer: the predicted class and its probabilities.
+#[derive(Debug, Clone, PartialEq)]
+struct RowAnswer {
+    class: Value,
+    probabilities: Vec<f64>,
+}
+
+fn row_answers(body: &Value) -> Vec<RowAnswer> {
+    let predictions = body["predictions"].as_array().unwrap_or_else(|| panic!("no predictions: {body}"));
+    let probabilities = body["probabilities"].as_array().unwrap_or_else(|| panic!("no probabilities: {body}"));
+    predictions
+        .iter()
+        .zip(probabilities)
+        .map(|(c, p)| RowAnswer {
+            class: c.clone(),
+            probabilities: p.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect(),
+        })
+        .collect()
+}
+
+/// Same class, probabilities equal up to float noise (a row's answer may come from a batch of any size).
+fn same(a: &RowAnswer, b: &RowAnswer) -> bool {
+    a.class == b.class
+        && a.probabilities.len() == b.probabilities.len()
+        && a.probabilities.iter().zip(&b.probabilities).all(|(x, y)| (x - y).abs() <= 1e-5)
+}
+
+/// Each model's answer for each row, from a separate `dagrun serve`, one row a request.
+fn reference_answers(models: &[(&str, &[u8])], rows: &[Vec<f64>]) -> BTreeMap<String, Vec<RowAnswer>> {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    for (name, bytes) in models {
+        add_version(&reg, name, "v0001", bytes);
+        set_current(&reg, name, "v0001");
+    }
+    let serve = Serve::start(&reg, &["--workers", "1"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let out = models
+        .iter()
+        .map(|(name, _)| {
+            let answers = rows
+                .iter()
+                .map(|row| {
+                    rt.block_on(async {
+                        let r = client.post(serve.url(&format!("/predict/{name}"))).body(records([row])).send();
+                        let body: Value = r.await.unwrap().json().await.unwrap();
+                        row_answers(&body).remove(0)
+                    })
+                })
+                .collect();
+            (name.to_string(), answers)
+        })
+        .collect();
+    assert_eq!(serve.terminate(), Some(0));
+    out
+}
+
+/// What one request of the load saw.
+#[derive(Debug)]
+struct Sent {
+    sent: Instant,
+    answered: Instant,
+    first_row: usize,
+    rows: usize,
+    outcome: Result<(u16, Option<String>, Value), String>,
+}
+
+/// A move of `current`: to `version`, between `start` and `end`.
+#[derive(Debug, Clone)]
+struct Move {
+    version: String,
+    start: Instant,
+    end: Instant,
+}
+
+/// Moves `current` with `how` a little after the last move, timing it.
+fn timed(moves: &mut Vec<Move>, version: &str, how: impl FnOnce()) {
+    std::thread::sleep(Duration::from_millis(150));
+    let start = Instant::now();
+    how();
+    moves.push(Move { version: version.to_owned(), start, end: Instant::now() });
+}
+
+/// `dagrun models rollback NAME --to VERSION --registry REG`, the real command.
+fn rollback(reg: &Path, name: &str, version: &str) {
+    let out = std::process::Command::new(common::BIN)
+        .args(["models", "rollback", name, "--to", version, "--registry"])
+        .arg(reg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rollback: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The acceptance test of hot swap: 16 clients send requests in a loop while `current` moves 10
+/// times (deploys of new versions, rollbacks by the real command). No request fails; each answer
+/// names (header and body) a version that was current at some point while its request ran, and
+/// carries that version's predictions for the request's rows.
+#[test]
+fn hot_swap_under_load_answers_every_request_from_a_version_current_during_it() {
+    let rows = fixture_rows(40);
+    let (logreg, gb) = (model8("logreg_binary"), model8("gb_binary"));
+    let reference = reference_answers(&[("logreg", &logreg), ("gb", &gb)], &rows);
+    let differ = (0..rows.len()).filter(|&i| !same(&reference["logreg"][i], &reference["gb"][i])).count();
+    assert_eq!(differ, rows.len(), "the two models must answer every row differently");
+    // Odd versions are logreg_binary, even ones gb_binary.
+    let model_of =
+        |version: &str| if version.trim_start_matches('v').parse::<u32>().unwrap() % 2 == 1 { "logreg" } else { "gb" };
+    let digest_of =
+        |version: &str| blake3::hash(if model_of(version) == "logreg" { &logreg } else { &gb }).to_hex().to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    add_version(&reg, "churn", "v0001", &logreg);
+    add_version(&reg, "churn", "v0002", &gb);
+    set_current(&reg, "churn", "v0001");
+    let start = Instant::now();
+    let serve = Serve::start(&reg, &["--workers", "2"]);
+    let url = serve.url("/predict/churn");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (client, url, stop, n) = (client.clone(), url.clone(), stop.clone(), rows.len());
+            let rows = rows.clone();
+            rt.spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..5000 {
+                    if stop.load(Ordering::Relaxed) || start.elapsed() > Duration::from_secs(120) {
+                        break;
+                    }
+                    let (first_row, count) = ((t * 7 + i * 3) % n, 1 + (t + i) % 4);
+                    let body = records((0..count).map(|k| &rows[(first_row + k) % n]));
+                    let sent = Instant::now();
+                    let outcome = async {
+                        let r = client.post(&url).body(body).send().await.map_err(|e| e.to_string())?;
+                        let status = r.status().as_u16();
+                        let header = r.headers().get("dagrun-model-version").map(|v| v.to_str().unwrap().to_owned());
+                        let body: Value = r.json().await.map_err(|e| e.to_string())?;
+                        Ok((status, header, body))
+                    }
+                    .await;
+                    seen.push(Sent { sent, answered: Instant::now(), first_row, rows: count, outcome });
+                }
+                seen
+            })
+        })
+        .collect();
+
+    // The moves: v0001 is current from before the start.
+    let mut moves = vec![Move { version: "v0001".into(), start, end: start }];
+    let mut next = 3;
+    for k in 0..10 {
+        if k % 2 == 0 {
+            // A deploy: v0002 the first time, then a new version each time.
+            let v = if k == 0 { "v0002".to_owned() } else { format!("v{next:04}") };
+            if k > 0 {
+                add_version(&reg, "churn", &v, if model_of(&v) == "logreg" { &logreg } else { &gb });
+                next += 1;
+            }
+            timed(&mut moves, &v, || set_current(&reg, "churn", &v));
+        } else {
+            // A rollback to the version before the one just deployed.
+            let last = moves.last().unwrap().version.clone();
+            let n: u32 = last.trim_start_matches('v').parse().unwrap();
+            let v = format!("v{:04}", n - 1);
+            timed(&mut moves, &v, || rollback(&reg, "churn", &v));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let sent: Vec<Sent> = rt.block_on(async {
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all
+    });
+
+    // Version `moves[k].version` may be current from `moves[k].start` to `moves[k + 1].end`.
+    let current_during = |version: &str, from: Instant, to: Instant| {
+        moves.iter().enumerate().any(|(k, m)| {
+            let until = moves.get(k + 1).map(|n| n.end);
+            m.version == version && m.start <= to && until.is_none_or(|u| from <= u)
+        })
+    };
+    let mut problems = Vec::new();
+    let mut versions: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &sent {
+        let (status, header, body) = match &s.outcome {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(format!("request failed: {e}"));
+                continue;
+            }
+        };
+        if *status != 200 {
+            problems.push(format!("status {status}: {body}"));
+            continue;
+        }
+        let version = body["version"].as_str().unwrap_or_default();
+        *versions.entry(version.to_owned()).or_default() += 1;
+        if header.as_deref() != Some(version) {
+            problems.push(format!("header {header:?}, body {version}"));
+        }
+        if body["digest"] != digest_of(version).as_str() {
+            problems.push(format!("{version} answered with digest {}", body["digest"]));
+        }
+        let expected = &reference[model_of(version)];
+        let got = row_answers(body);
+        let wrong =
+            (0..s.rows).filter(|&k| !got.get(k).is_some_and(|g| same(g, &expected[(s.first_row + k) % rows.len()])));
+        if got.len() != s.rows || wrong.count() > 0 {
+            problems.push(format!("{version} answered rows {}+{} with {got:?}", s.first_row, s.rows));
+        }
+        if !current_during(version, s.sent, s.answered) {
+            let at = |i: Instant| i.duration_since(start).as_secs_f64() * 1000.0;
+            let timeline: Vec<String> =
+                moves.iter().map(|m| format!("{} at {:.1}..{:.1}ms", m.version, at(m.start), at(m.end))).collect();
+            problems.push(format!(
+                "{version} was not current between {:.1}ms and {:.1}ms; moves: {}",
+                at(s.sent),
+                at(s.answered),
+                timeline.join(", ")
+            ));
+        }
+    }
+    let total = sent.len();
+    problems.truncate(10);
+    assert!(
+        problems.is_empty(),
+        "{total} requests, by version {versions:?}; problems:\n{}\nserver: {:#?}",
+        problems.join("\n"),
+        serve.lines()
+    );
+    assert!(versions.len() >= 2, "the swaps happened under load: {versions:?} ({total} requests)");
+    let lines = serve.lines();
+    assert!(!lines.iter().any(|l| l.contains("panicked") || l.contains("not served")), "{lines:#?}");
+    assert_eq!(serve.terminate(), Some(0));
+}
+
+/// Reads from `s` until the end of a response head (`\r\n\r\n`); the head.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut byte).await.unwrap();
+        assert_eq!(n, 1, "connection closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
+}
+
+/// SIGTERM while requests run: the requests in flight are answered (those whose head the server
+/// had read and whose body it was waiting for, sent only after the shutdown began, and a load of
+/// concurrent ones), later ones find no server (a connection error, never an error status), and
+/// the exit code is 0.
+#[test]
+fn sigterm_answers_the_requests_in_flight_and_exits_0() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    add_version(&reg, "churn", "v0001", &model8("logreg_binary"));
+    set_current(&reg, "churn", "v0001");
+    let mut serve = Serve::start(&reg, &["--workers", "1"]);
+    let rows = fixture_rows(40);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+
+    // In flight for certain: the server read the head and asked for the body (100 Continue).
+    let body = records(&rows[..3]);
+    let held: Vec<tokio::net::TcpStream> = rt.block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut s = tokio::net::TcpStream::connect(serve.addr).await.unwrap();
+            let head = format!(
+                "POST /predict/churn HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+                serve.addr,
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            let answer = read_head(&mut s).await;
+            assert!(answer.starts_with("HTTP/1.1 100 Continue"), "{answer}");
+            held.push(s);
+        }
+        held
+    });
+
+    // A load of concurrent requests, each client until its first connection error.
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let client = reqwest::Client::new();
+    let url = serve.url("/predict/churn");
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (client, url, answered) = (client.clone(), url.clone(), answered.clone());
+            let body = records(rows.iter().cycle().skip(t).take(1 + t % 5));
+            rt.spawn(async move {
+                let mut statuses = Vec::new();
+                for _ in 0..20_000 {
+                    match client.post(&url).body(body.clone()).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let ok = r.json::<Value>().await.is_ok_and(|b| b["version"] == "v0001");
+                            statuses.push((status, ok));
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => return (statuses, Some(e.to_string())),
+                    }
+                }
+                (statuses, None)
+            })
+        })
+        .collect();
+    while answered.load(Ordering::Relaxed) < 200 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    #[allow(unsafe_code)]
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(serve.child.id() as i32, libc::SIGTERM);
+    }
+    serve.wait_for_line("shutting down", WAIT);
+
+    let finished: Vec<String> = rt.block_on(async {
+        let mut out = Vec::new();
+        for mut s in held {
+            s.write_all(body.as_bytes()).await.unwrap();
+            let mut response = Vec::new();
+            let _ = s.read_to_end(&mut response).await;
+            out.push(String::from_utf8_lossy(&response).into_owned());
+        }
+        out
+    });
+    for r in &finished {
+        assert!(r.starts_with("HTTP/1.1 200"), "a request in flight at SIGTERM: {r:?}");
+        assert!(r.contains("\"version\":\"v0001\"") && r.contains("\"rows\":3"), "{r}");
+    }
+    let outcomes = rt.block_on(async {
+        let mut all = Vec::new();
+        for t in tasks {
+            all.push(t.await.unwrap());
+        }
+        all
+    });
+    let mut statuses: BTreeMap<(u16, bool), usize> = BTreeMap::new();
+    for (s, _) in &outcomes {
+        s.iter().for_each(|k| *statuses.entry(*k).or_default() += 1);
+    }
+    assert_eq!(statuses.keys().collect::<Vec<_>>(), [&(200, true)], "{statuses:?}");
+    assert!(
+        outcomes.iter().all(|(_, e)| e.is_some()),
+        "every client ends on a connection error once the server is gone"
+    );
+    let start = Instant::now();
+    let code = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(start.elapsed() < WAIT, "dagrun serve did not stop after SIGTERM: {:?}", serve.lines());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0), "{:?}", serve.lines());
+    let lines = serve.lines();
+    assert!(lines.last().is_some_and(|l| l == "stopped"), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:?}");
+}
