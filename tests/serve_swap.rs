@@ -401,3 +401,44 @@ fn sigterm_answers_the_requests_in_flight_and_exits_0() {
     assert!(lines.last().is_some_and(|l| l == "stopped"), "{lines:?}");
     assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:?}");
 }
+
+/// A second SIGTERM while a request in flight holds the shutdown up (its body never comes) stops
+/// the service at once, with the exit code of an interrupt, instead of after the drain deadline.
+#[test]
+fn a_second_sigterm_stops_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    add_version(&reg, "churn", "v0001", &model8("logreg_binary"));
+    set_current(&reg, "churn", "v0001");
+    let mut serve = Serve::start(&reg, &[]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _stalled = rt.block_on(async {
+        let mut s = tokio::net::TcpStream::connect(serve.addr).await.unwrap();
+        let head = "POST /predict/churn HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n";
+        s.write_all(head.as_bytes()).await.unwrap();
+        assert!(read_head(&mut s).await.starts_with("HTTP/1.1 100 Continue"));
+        s
+    });
+    let sigterm = |serve: &Serve| {
+        #[allow(unsafe_code)]
+        // SAFETY: sends a signal to our own child process.
+        unsafe {
+            libc::kill(serve.child.id() as i32, libc::SIGTERM);
+        }
+    };
+    sigterm(&serve);
+    serve.wait_for_line("shutting down", WAIT);
+    sigterm(&serve);
+    let start = Instant::now();
+    let code = loop {
+        if let Some(status) = serve.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(start.elapsed() < 2 * WAIT, "dagrun serve did not stop: {:?}", serve.lines());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(130), "{:?}", serve.lines());
+    let lines = serve.lines();
+    assert!(lines.iter().any(|l| l.contains("interrupted again")), "{lines:?}");
+}

@@ -1,5 +1,6 @@
 //! `dagrun serve`: parses the options, starts the service from `dagrun-serve`, prints its events,
-//! and stops it cleanly on SIGTERM or Ctrl-C (exit 0 once the requests in flight are answered).
+//! and stops it cleanly on SIGTERM or Ctrl-C (exit 0 once the requests in flight are answered; a
+//! second signal stops it at once, exit 130).
 
 use std::time::Duration;
 
@@ -22,6 +23,13 @@ pub fn serve(args: &ServeArgs) -> Result<Exit, Exit> {
         server
             .run(async move {
                 interrupts.next().await;
+                // A second signal while the requests in flight finish: stop at once.
+                tokio::spawn(async move {
+                    if interrupts.next().await {
+                        errln!("interrupted again: stopping without waiting for the requests in flight");
+                        std::process::exit(Exit::Interrupted as i32);
+                    }
+                });
             })
             .await
             .map_err(|e| error(e, Exit::Internal))?;
@@ -77,6 +85,6 @@ fn print_event(event: Event) {
             };
             errln!("warning: {name} {version} not served: {reason} ({keep})");
         }
-        Event::Draining => errln!("shutting down: finishing requests in flight"),
+        Event::Draining => errln!("shutting down: finishing requests in flight (signal again to stop at once)"),
     }
 }
