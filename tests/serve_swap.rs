@@ -442,3 +442,52 @@ fn a_second_sigterm_stops_at_once() {
     let lines = serve.lines();
     assert!(lines.iter().any(|l| l.contains("interrupted again")), "{lines:?}");
 }
+
+/// Requests waiting together run as one batch (`--max-wait` holds the first one for the others, up
+/// to `--max-batch` rows): each still gets the predictions of its own rows, and `/metrics` counts
+/// the combined batch.
+#[test]
+fn requests_run_as_one_batch_each_get_their_own_rows() {
+    let rows = fixture_rows(16);
+    let logreg = model8("logreg_binary");
+    let reference = reference_answers(&[("logreg", &logreg)], &rows);
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    add_version(&reg, "churn", "v0001", &logreg);
+    set_current(&reg, "churn", "v0001");
+    let serve = Serve::start(&reg, &["--workers", "1", "--max-wait", "10s", "--max-batch", "16"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let answers: Vec<Value> = rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let (client, url, body) =
+                    (client.clone(), serve.url("/predict/churn"), records(&rows[2 * i..2 * i + 2]));
+                tokio::spawn(
+                    async move { client.post(url).body(body).send().await.unwrap().json::<Value>().await.unwrap() },
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    for (i, a) in answers.iter().enumerate() {
+        let got = row_answers(a);
+        assert_eq!(got.len(), 2, "{a}");
+        for (k, g) in got.iter().enumerate() {
+            assert!(
+                same(g, &reference["logreg"][2 * i + k]),
+                "request {i} row {k}: {g:?}, expected {:?}",
+                reference["logreg"][2 * i + k]
+            );
+        }
+    }
+    let text = rt.block_on(async { reqwest::get(serve.url("/metrics")).await.unwrap().text().await.unwrap() });
+    let value = |series: &str| text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok());
+    assert!(value("dagrun_serve_combined_batches_total").is_some_and(|n| n >= 1.0), "{text}");
+    assert_eq!(value(r#"dagrun_serve_rows_total{model="churn",version="v0001"}"#), Some(16.0), "{text}");
+    assert_eq!(serve.terminate(), Some(0));
+}

@@ -149,10 +149,9 @@ impl Slot {
         let start = Instant::now();
         let (dir, name, v, batching, metrics) =
             (registry_dir.clone(), self.name.clone(), version.clone(), state.batching(), state.metrics.clone());
-        let loaded =
-            tokio::task::spawn_blocking(move || Served::load(&dir, &name, &v, batching, metrics.version(&name, &v)))
-                .await
-                .unwrap_or_else(|e| Err(format!("loading panicked: {e}")));
+        let loaded = tokio::task::spawn_blocking(move || Served::load(&dir, &name, &v, batching, metrics))
+            .await
+            .unwrap_or_else(|e| Err(format!("loading panicked: {e}")));
         match loaded {
             Ok(new) => {
                 let new = Arc::new(new);

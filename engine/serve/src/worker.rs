@@ -13,7 +13,7 @@ use dagrun_onnx::rows::{Rows, Schema};
 use dagrun_onnx::{ClassLabel, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions};
 use tokio::sync::oneshot;
 
-use crate::metrics::VersionStats;
+use crate::metrics::{Metrics, VersionStats};
 
 /// What one request gets back.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ impl Served {
         name: &str,
         version: &str,
         batching: Batching,
-        stats: Arc<VersionStats>,
+        metrics: Arc<Metrics>,
     ) -> Result<Served, String> {
         let path = registry::model_file(registry, name, version);
         let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -100,10 +100,10 @@ impl Served {
         let classes = first.classes().map(|c| Arc::new(c.to_vec()));
         let (queue, rx) = crossbeam_channel::unbounded::<Job>();
         for (i, model) in models.into_iter().enumerate() {
-            let rx = rx.clone();
+            let (rx, metrics) = (rx.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("serve-{name}-{version}-{i}"))
-                .spawn(move || work(model, rx, batching))
+                .spawn(move || work(model, rx, batching, &metrics))
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?;
         }
         Ok(Served {
@@ -114,7 +114,7 @@ impl Served {
             info,
             classes,
             queue,
-            stats,
+            stats: metrics.version(name, version),
         })
     }
 
@@ -141,7 +141,7 @@ fn warm(model: &mut OnnxModel) -> Result<(), String> {
 
 /// A worker: takes a request, adds those already waiting (same width, up to `max_batch` rows),
 /// runs them as one batch and answers each with its rows. Ends when the version is dropped.
-fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching) {
+fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching, metrics: &Metrics) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut combined: Option<Rows> = None;
     let mut held: Option<Job> = None;
@@ -195,6 +195,9 @@ fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching) {
                 answer(&mut vec![job], r, classes.as_ref());
             }
             continue;
+        }
+        if result.is_ok() && jobs.len() > 1 {
+            metrics.combined_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         answer(&mut jobs, result, classes.as_ref());
     }
