@@ -1,102 +1,14 @@
-//! `dagrun serve` end to end: the real binary on a registry in a temp dir. Bad requests and broken
-//! registries are refused with a status and a message naming the problem, and the service keeps
-//! answering; several names; `/metrics`. Hot swap under load and shutdown: `tests/serve_swap.rs`.
+//! `dagrun serve` end to end: the real binary on a registry in a temp dir. Bad requests are
+//! refused with a status and a message naming the problem and the service keeps answering; several
+//! names; `/metrics`. Broken registries: `tests/serve_registry.rs`; hot swap under load, batching
+//! and shutdown: `tests/serve_swap.rs`.
 
 mod common;
-
-use std::path::Path;
-use std::time::Duration;
+mod serve_support;
 
 use common::serve::{Serve, add_version, fixture_data, fixture_model, set_current, with_feature_names};
 use serde_json::Value;
-
-const FEATURES: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A fixture model with the feature names `FEATURES` (8 features) recorded in its metadata.
-fn model8(fixture: &str) -> Vec<u8> {
-    with_feature_names(&std::fs::read(fixture_model(fixture)).unwrap(), &FEATURES)
-}
-
-/// The first `n` rows of logreg_binary's test data (the 8 features).
-fn fixture_rows(n: usize) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(fixture_data("logreg_binary")).unwrap();
-    text.lines().skip(1).take(n).map(|l| l.split(',').take(8).map(|v| v.parse().unwrap()).collect()).collect()
-}
-
-/// `[{"f0": .., ..}, ..]`.
-fn records(rows: &[Vec<f64>]) -> String {
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| Value::Object(FEATURES.iter().zip(r).map(|(f, v)| (f.to_string(), (*v).into())).collect()))
-        .collect();
-    Value::Array(rows).to_string()
-}
-
-/// One answer: status, the `dagrun-model-version` header, the body (JSON, or the text as a string).
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    version: Option<String>,
-    body: Value,
-}
-
-impl Answer {
-    fn error(&self) -> &str {
-        self.body["error"].as_str().unwrap_or_else(|| panic!("no error message: {self:?}"))
-    }
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
-async fn answer(r: reqwest::Response) -> Answer {
-    let status = r.status().as_u16();
-    let version = r.headers().get("dagrun-model-version").map(|v| v.to_str().unwrap().to_owned());
-    let bytes = r.bytes().await.unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
-    Answer { status, version, body }
-}
-
-async fn post(url: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Answer {
-    let r = reqwest::Client::new().post(url).header("content-type", content_type).body(body).send().await;
-    answer(r.unwrap_or_else(|e| panic!("POST {url}: {e}"))).await
-}
-
-async fn get(url: &str) -> Answer {
-    answer(reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))).await
-}
-
-/// A good request to `name` is answered by `version` (and nothing panicked so far).
-async fn answers_with(serve: &Serve, name: &str, version: &str) {
-    let a = post(&serve.url(&format!("/predict/{name}")), "application/json", records(&fixture_rows(2))).await;
-    assert_eq!((a.status, a.version.as_deref()), (200, Some(version)), "{a:?}\n{:?}", serve.lines());
-    assert_eq!(a.body["version"], version);
-    assert_eq!(a.body["rows"], 2);
-    no_panic(serve);
-}
-
-fn no_panic(serve: &Serve) {
-    let lines = serve.lines();
-    assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:?}");
-}
-
-/// Writes `current` with any text, atomically (what `set_current` refuses to write).
-fn write_current(reg: &Path, name: &str, text: &str) {
-    let tmp = reg.join(name).join(".current.test.tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, reg.join(name).join("current")).unwrap();
-}
-
-/// `churn` v0001 (logreg_binary) deployed.
-fn churn_registry() -> (tempfile::TempDir, std::path::PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = dir.path().join("registry");
-    add_version(&reg, "churn", "v0001", &model8("logreg_binary"));
-    set_current(&reg, "churn", "v0001");
-    (dir, reg)
-}
+use serve_support::*;
 
 #[test]
 fn serves_the_current_version_and_names_it() {
@@ -164,9 +76,6 @@ fn bad(
 ) -> Bad {
     Bad { case, path: "/predict/churn", content_type, body: body.into(), status, says }
 }
-
-const JSON: &str = "application/json";
-const CSV: &str = "text/csv";
 
 fn csv_with(header: &str, row: &str) -> String {
     format!("{header}\n{row}\n")
@@ -288,11 +197,11 @@ fn bad_requests_are_refused_naming_the_problem_and_the_service_keeps_answering()
         ),
         Bad {
             path: "/predict/nope",
-            ..bad("an unknown model", JSON, records(&[row.clone()]), 404, &["no model `nope`", "served: churn"])
+            ..bad("an unknown model", JSON, records([&row]), 404, &["no model `nope`", "served: churn"])
         },
         Bad {
             path: "/predict/..%2Fchurn",
-            ..bad("a model name that is a path", JSON, records(&[row.clone()]), 404, &["served: churn"])
+            ..bad("a model name that is a path", JSON, records([&row]), 404, &["served: churn"])
         },
         Bad { path: "/nope", ..bad("an unknown endpoint", JSON, "{}", 404, &["no such endpoint"]) },
     ];
@@ -355,158 +264,6 @@ fn a_body_over_the_limit_is_413_with_or_without_content_length() {
         assert!(body.contains("\"rows\":100"), "{body}");
         answers_with(&serve, "churn", "v0001").await;
     });
-    assert_eq!(serve.terminate(), Some(0));
-}
-
-/// POST `body` with `Transfer-Encoding: chunked` (no Content-Length) in chunks of `chunk` bytes,
-/// reading the answer while writing (as a client would): the status and the response text.
-async fn chunked_post(addr: std::net::SocketAddr, path: &str, body: &[u8], chunk: usize) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut rd, mut wr) = stream.into_split();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
-    )
-    .into_bytes();
-    for c in body.chunks(chunk) {
-        request.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
-        request.extend_from_slice(c);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    // The server may answer (413) before reading everything: writing may then fail; reading must not.
-    let writer = tokio::spawn(async move {
-        let _ = wr.write_all(&request).await;
-        wr
-    });
-    let mut response = Vec::new();
-    let read = rd.read_to_end(&mut response).await;
-    let _ = writer.await;
-    let text = String::from_utf8_lossy(&response).into_owned();
-    assert!(read.is_ok() || text.contains("\r\n\r\n"), "reading the answer: {read:?} after {text:?}");
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
-    (status, text)
-}
-
-/// A value of `/metrics`: the sample whose name and labels are exactly `series`.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
-/// While v0001 serves, `current` is moved to versions that cannot be served: a missing directory,
-/// a directory without model.onnx, a model.onnx changed after its digest was recorded, bytes that
-/// are no ONNX model (with their true digest), and garbage in `current` itself. Each is reported
-/// once with the reason, v0001 keeps answering (requests see each move at once), and a good
-/// deploy afterwards is served.
-#[test]
-fn a_version_that_cannot_be_loaded_is_reported_and_the_old_one_keeps_serving() {
-    let (_dir, reg) = churn_registry();
-    let gb = model8("gb_binary");
-    std::fs::create_dir_all(reg.join("churn/v0003")).unwrap();
-    std::fs::write(reg.join("churn/v0003/metadata.json"), r#"{"name":"churn"}"#).unwrap();
-    add_version(&reg, "churn", "v0004", &gb);
-    let mut changed = gb.clone();
-    let mid = changed.len() / 2;
-    changed[mid] ^= 0x55;
-    std::fs::write(reg.join("churn/v0004/model.onnx"), &changed).unwrap();
-    add_version(&reg, "churn", "v0005", b"this is not an ONNX model at all");
-    add_version(&reg, "churn", "v0006", &gb);
-    // Polling often, so that the poller's retries race with the requests too.
-    let serve = Serve::start(&reg, &["--poll", "50ms"]);
-    let cases: [(&str, &str, &[&str]); 5] = [
-        ("v0002\n", "churn v0002 not served", &["v0002", "model.onnx", "No such file"]),
-        ("v0003\n", "churn v0003 not served", &["v0003", "model.onnx", "No such file"]),
-        ("v0004\n", "churn v0004 not served", &["is corrupt", "metadata.json records"]),
-        ("v0005\n", "churn v0005 not served", &["v0005", "cannot be served"]),
-        ("../../etc\n", "churn ? not served", &["../../etc"]),
-    ];
-    rt().block_on(async {
-        for (text, event, says) in cases {
-            write_current(&reg, "churn", text);
-            answers_with(&serve, "churn", "v0001").await;
-            let line = serve.wait_for_line(event, WAIT);
-            assert!(line.contains("(still serving v0001)"), "{line}");
-            for s in says {
-                assert!(line.contains(s), "{line} does not say {s:?}");
-            }
-            answers_with(&serve, "churn", "v0001").await;
-            assert_eq!(get(&serve.url("/v2/health/ready")).await.status, 200);
-        }
-        // Each failure is reported once, not on every request or retry.
-        let lines = serve.lines();
-        for (_, event, _) in cases {
-            assert_eq!(lines.iter().filter(|l| l.contains(event)).count(), 1, "{event}: {lines:#?}");
-        }
-        // Counted once each too, however often the poll looks again (20 polls here).
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let text = get(&serve.url("/metrics")).await.body.as_str().unwrap().to_owned();
-        assert_eq!(metric(&text, r#"dagrun_serve_load_failures_total{model="churn"}"#), Some(5.0), "{text}");
-        set_current(&reg, "churn", "v0006");
-        answers_with(&serve, "churn", "v0006").await;
-        let line = serve.wait_for_line("serving churn v0006", WAIT);
-        assert!(line.contains("(was v0001)"), "{line}");
-    });
-    no_panic(&serve);
-    assert_eq!(serve.terminate(), Some(0));
-}
-
-/// The acceptance test of a failed load: the old version keeps answering, the service stays ready,
-/// `/metrics` counts the failure and still names the old version; a good deploy is then picked up.
-#[test]
-fn a_failed_load_keeps_the_old_version_ready_and_counted_until_a_good_deploy() {
-    let (_dir, reg) = churn_registry();
-    let serve = Serve::start(&reg, &[]);
-    rt().block_on(async {
-        add_version(&reg, "churn", "v0002", &model8("gb_binary")[..100]);
-        std::fs::write(reg.join("churn/v0002/model.onnx"), model8("gb_binary")).unwrap(); // digest mismatch
-        set_current(&reg, "churn", "v0002");
-        for _ in 0..3 {
-            answers_with(&serve, "churn", "v0001").await;
-        }
-        serve.wait_for_line("churn v0002 not served", WAIT);
-        let ready = get(&serve.url("/v2/health/ready")).await;
-        assert_eq!(ready.status, 200, "{ready:?}");
-        let text = get(&serve.url("/metrics")).await.body.as_str().unwrap().to_owned();
-        assert!(
-            metric(&text, r#"dagrun_serve_load_failures_total{model="churn"}"#).is_some_and(|n| n >= 1.0),
-            "{text}"
-        );
-        assert!(text.contains(r#"dagrun_serve_model_info{model="churn",version="v0001""#), "{text}");
-        assert!(!text.contains(r#"dagrun_serve_model_info{model="churn",version="v0002""#), "{text}");
-        add_version(&reg, "churn", "v0003", &model8("gb_binary"));
-        set_current(&reg, "churn", "v0003");
-        answers_with(&serve, "churn", "v0003").await;
-        let text = get(&serve.url("/metrics")).await.body.as_str().unwrap().to_owned();
-        assert!(text.contains(r#"dagrun_serve_model_info{model="churn",version="v0003""#), "{text}");
-        assert!(!text.contains(r#"dagrun_serve_model_info{model="churn",version="v0001""#), "{text}");
-    });
-    no_panic(&serve);
-    assert_eq!(serve.terminate(), Some(0));
-}
-
-/// Nothing loadable at start (current names a missing version): the service starts, says why,
-/// is not ready and refuses with 503 naming the problem; a good deploy makes it serve.
-#[test]
-fn nothing_loadable_at_start_is_503_until_a_good_version_is_deployed() {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = dir.path().join("registry");
-    add_version(&reg, "churn", "v0001", &model8("logreg_binary"));
-    write_current(&reg, "churn", "v0007\n");
-    let serve = Serve::start(&reg, &[]);
-    let line = serve.wait_for_line("churn v0007 not served", WAIT);
-    assert!(line.contains("nothing to serve yet"), "{line}");
-    rt().block_on(async {
-        let a = post(&serve.url("/predict/churn"), JSON, records(&fixture_rows(1))).await;
-        assert_eq!(a.status, 503, "{a:?}");
-        assert!(a.error().contains("v0007") && a.error().contains("model.onnx"), "{a:?}");
-        let ready = get(&serve.url("/v2/health/ready")).await;
-        assert_eq!(ready.status, 503, "{ready:?}");
-        assert_eq!(ready.body["not_loaded"], serde_json::json!(["churn"]));
-        set_current(&reg, "churn", "v0001");
-        answers_with(&serve, "churn", "v0001").await;
-        assert_eq!(get(&serve.url("/v2/health/ready")).await.status, 200);
-    });
-    no_panic(&serve);
     assert_eq!(serve.terminate(), Some(0));
 }
 
@@ -614,5 +371,46 @@ fn metrics_count_each_request_by_model_and_version() {
         assert!(!text.contains(r#"dagrun_serve_model_info{model="churn",version="v0001""#), "{text}");
     });
     no_panic(&serve);
+    assert_eq!(serve.terminate(), Some(0));
+}
+
+/// A body far over the default limit (16 MiB), declared or sent chunked, several times over: the
+/// client reads the 413 each time instead of finding its connection reset (the server answering
+/// and closing while the client still sends); a client that waits for `100 Continue` gets the 413
+/// without sending its body.
+#[test]
+fn a_body_far_over_the_default_limit_is_a_413_the_client_reads() {
+    let (_dir, reg) = churn_registry();
+    let serve = Serve::start(&reg, &[]);
+    let row = records(&fixture_rows(1));
+    let mut big = String::with_capacity(24 << 20);
+    big.push('[');
+    while big.len() < 20 << 20 {
+        big.push_str(&row[1..row.len() - 1]);
+        big.push(',');
+    }
+    big.push_str(&row[1..]);
+    rt().block_on(async {
+        let url = serve.url("/predict/churn");
+        for round in 0..6 {
+            let r = reqwest::Client::new().post(&url).header("content-type", JSON).body(big.clone()).send().await;
+            let declared = answer(r.unwrap_or_else(|e| panic!("round {round}: {e:?}"))).await;
+            assert_eq!(declared.status, 413, "{declared:?}");
+            assert!(declared.error().contains("over the limit of 16777216 bytes"), "{declared:?}");
+        }
+        for _ in 0..3 {
+            let (status, body) = chunked_post(serve.addr, "/predict/churn", big.as_bytes(), 64 << 10).await;
+            assert_eq!(status, 413, "{body}");
+        }
+        let mut s = tokio::net::TcpStream::connect(serve.addr).await.unwrap();
+        let head = format!(
+            "POST /predict/churn HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n",
+            big.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut s, head.as_bytes()).await.unwrap();
+        let answer = read_head(&mut s).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        answers_with(&serve, "churn", "v0001").await;
+    });
     assert_eq!(serve.terminate(), Some(0));
 }

@@ -3,6 +3,7 @@
 //! that answers the requests in flight.
 
 mod common;
+mod serve_support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,86 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::serve::{Serve, add_version, fixture_data, fixture_model, set_current, with_feature_names};
+use common::serve::{Serve, add_version, set_current};
 use serde_json::Value;
-
-const FEATURES: [&str; 8] = ["f0", "f1", "f2", "f3", "f4", "f5", "f6", "f7"];
-const WAIT: Duration = Duration::from_secs(30);
-
-fn model8(fixture: &str) -> Vec<u8> {
-    with_feature_names(&std::fs::read(fixture_model(fixture)).unwrap(), &FEATURES)
-}
-
-fn fixture_rows(n: usize) -> Vec<Vec<f64>> {
-    let text = std::fs::read_to_string(fixture_data("logreg_binary")).unwrap();
-    text.lines().skip(1).take(n).map(|l| l.split(',').take(8).map(|v| v.parse().unwrap()).collect()).collect()
-}
-
-fn records<'a>(rows: impl IntoIterator<Item = &'a Vec<f64>>) -> String {
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|r| Value::Object(FEATURES.iter().zip(r).map(|(f, v)| (f.to_string(), (*v).into())).collect()))
-        .collect();
-    Value::Array(rows).to_string()
-}
-
-/// One row's answer: the predicted class and its probabilities.
-#[derive(Debug, Clone, PartialEq)]
-struct RowAnswer {
-    class: Value,
-    probabilities: Vec<f64>,
-}
-
-fn row_answers(body: &Value) -> Vec<RowAnswer> {
-    let predictions = body["predictions"].as_array().unwrap_or_else(|| panic!("no predictions: {body}"));
-    let probabilities = body["probabilities"].as_array().unwrap_or_else(|| panic!("no probabilities: {body}"));
-    predictions
-        .iter()
-        .zip(probabilities)
-        .map(|(c, p)| RowAnswer {
-            class: c.clone(),
-            probabilities: p.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect(),
-        })
-        .collect()
-}
-
-/// Same class, probabilities equal up to float noise (a row's answer may come from a batch of any size).
-fn same(a: &RowAnswer, b: &RowAnswer) -> bool {
-    a.class == b.class
-        && a.probabilities.len() == b.probabilities.len()
-        && a.probabilities.iter().zip(&b.probabilities).all(|(x, y)| (x - y).abs() <= 1e-5)
-}
-
-/// Each model's answer for each row, from a separate `dagrun serve`, one row a request.
-fn reference_answers(models: &[(&str, &[u8])], rows: &[Vec<f64>]) -> BTreeMap<String, Vec<RowAnswer>> {
-    let dir = tempfile::tempdir().unwrap();
-    let reg = dir.path().join("registry");
-    for (name, bytes) in models {
-        add_version(&reg, name, "v0001", bytes);
-        set_current(&reg, name, "v0001");
-    }
-    let serve = Serve::start(&reg, &["--workers", "1"]);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = reqwest::Client::new();
-    let out = models
-        .iter()
-        .map(|(name, _)| {
-            let answers = rows
-                .iter()
-                .map(|row| {
-                    rt.block_on(async {
-                        let r = client.post(serve.url(&format!("/predict/{name}"))).body(records([row])).send();
-                        let body: Value = r.await.unwrap().json().await.unwrap();
-                        row_answers(&body).remove(0)
-                    })
-                })
-                .collect();
-            (name.to_string(), answers)
-        })
-        .collect();
-    assert_eq!(serve.terminate(), Some(0));
-    out
-}
+use serve_support::*;
 
 /// What one request of the load saw.
 #[derive(Debug)]
@@ -274,19 +198,6 @@ fn hot_swap_under_load_answers_every_request_from_a_version_current_during_it() 
     let lines = serve.lines();
     assert!(!lines.iter().any(|l| l.contains("panicked") || l.contains("not served")), "{lines:#?}");
     assert_eq!(serve.terminate(), Some(0));
-}
-
-/// Reads from `s` until the end of a response head (`\r\n\r\n`); the head.
-async fn read_head(s: &mut tokio::net::TcpStream) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = s.read(&mut byte).await.unwrap();
-        assert_eq!(n, 1, "connection closed after {:?}", String::from_utf8_lossy(&head));
-        head.push(byte[0]);
-    }
-    String::from_utf8(head).unwrap()
 }
 
 /// SIGTERM while requests run: the requests in flight are answered (those whose head the server

@@ -181,25 +181,62 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
+/// How long the rest of a body over the limit is read (and dropped) before the 413 is sent.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Reads a body of at most `limit` bytes (413 past it).
+///
+/// Past the limit, the rest of the body is still read and dropped (at most as much again as the
+/// limit, for at most [`DRAIN_TIME`]) before answering: a server that answers and closes while the
+/// client is still sending resets the connection, and the client sees a broken pipe instead of
+/// the 413. A client waiting for `100 Continue` has sent nothing: it gets the 413 at once.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body is over the limit of {limit} bytes (dagrun serve --max-body)"),
         )
     };
+    let waits_to_send = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    let drain_up_to = if waits_to_send { 0 } else { limit.saturating_mul(2) as u64 };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = declared.filter(|&n| n > limit as u64) {
+        if n <= drain_up_to {
+            drain(body, n).await;
+        }
         return Err(too_large());
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) {
-            too_large()
-        } else {
-            ApiError::bad_request(format!("cannot read the request body: {e}"))
+    let mut body = body;
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > limit {
+            drain(body, drain_up_to.saturating_sub((bytes.len() + data.len()) as u64)).await;
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// Reads and drops up to `up_to` more bytes of `body` (for at most [`DRAIN_TIME`]).
+async fn drain(mut body: Body, up_to: u64) {
+    use http_body_util::BodyExt;
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while read < up_to {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len() as u64),
+                _ => break,
+            }
         }
     })
+    .await;
 }
 
 /// `POST /predict/{name}`: JSON rows (`[{"f0": 1.2, ...}]`, `[[1.2, ...]]` or one object) or CSV
