@@ -126,3 +126,41 @@ fn nothing_loadable_at_start_is_503_until_a_good_version_is_deployed() {
     no_panic(&serve);
     assert_eq!(serve.terminate(), Some(0));
 }
+
+/// Serving the whole registry, a directory without a deployed model (a stray folder, a model staged
+/// but not deployed yet) does not make the service unready: it serves what is deployed. A name
+/// asked for with `--name` that is not deployed does, until it is.
+#[test]
+fn readiness_waits_for_deployed_or_named_models_only() {
+    let (_dir, reg) = churn_registry();
+    std::fs::create_dir_all(reg.join("notes")).unwrap();
+    add_version(&reg, "staged", "v0001", &model8("gb_binary"));
+    let all = Serve::start(&reg, &["--poll", "50ms"]);
+    let named = Serve::start(&reg, &["--name", "churn", "--name", "staged"]);
+    rt().block_on(async {
+        let ready = get(&all.url("/v2/health/ready")).await;
+        assert_eq!((ready.status, &ready.body["not_loaded"]), (200, &serde_json::json!([])), "{ready:?}");
+        let ready = get(&named.url("/v2/health/ready")).await;
+        assert_eq!((ready.status, &ready.body["not_loaded"]), (503, &serde_json::json!(["staged"])), "{ready:?}");
+        let staged = post(&all.url("/predict/staged"), JSON, records(&fixture_rows(1))).await;
+        assert_eq!(staged.status, 503, "{staged:?}");
+        assert!(staged.error().contains("model `staged` has no deployed version"), "{staged:?}");
+        answers_with(&all, "churn", "v0001").await;
+
+        set_current(&reg, "staged", "v0001");
+        for serve in [&all, &named] {
+            answers_with(serve, "staged", "v0001").await;
+            assert_eq!(get(&serve.url("/v2/health/ready")).await.status, 200);
+        }
+        // Deployed but not loadable: not ready.
+        std::fs::create_dir_all(reg.join("broken")).unwrap();
+        write_current(&reg, "broken", "v0001\n");
+        all.wait_for_line("broken v0001 not served", WAIT);
+        let ready = get(&all.url("/v2/health/ready")).await;
+        assert_eq!((ready.status, &ready.body["not_loaded"]), (503, &serde_json::json!(["broken"])), "{ready:?}");
+    });
+    no_panic(&all);
+    no_panic(&named);
+    assert_eq!(all.terminate(), Some(0));
+    assert_eq!(named.terminate(), Some(0));
+}

@@ -150,9 +150,18 @@ async fn live() -> Response {
     json_response(StatusCode::OK, &serde_json::json!({ "live": true }))
 }
 
-/// Ready when every served name has a version loaded.
+/// Ready when every model to serve has a version loaded: the names given with `--name`, or (serving
+/// the whole registry) every model deployed. A directory without `current` (a model staged but not
+/// deployed yet, or no model at all) does not hold the service up.
 async fn ready(Extract(state): Extract<Arc<State>>) -> Response {
-    let waiting: Vec<String> = state.slots().iter().filter(|s| s.served().is_none()).map(|s| s.name.clone()).collect();
+    let named = !state.options.names.is_empty();
+    let deployed = |name: &str| registry::current_file(&state.options.registry, name).exists();
+    let waiting: Vec<String> = state
+        .slots()
+        .iter()
+        .filter(|s| s.served().is_none() && (named || deployed(&s.name)))
+        .map(|s| s.name.clone())
+        .collect();
     let status = if waiting.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_response(status, &serde_json::json!({ "ready": waiting.is_empty(), "not_loaded": waiting }))
 }
