@@ -164,3 +164,28 @@ fn readiness_waits_for_deployed_or_named_models_only() {
     assert_eq!(all.terminate(), Some(0));
     assert_eq!(named.terminate(), Some(0));
 }
+
+/// `current` rewritten in place with its modification time put back (`cp -p`, `rsync -t
+/// --inplace`, `touch -r`): same inode, size and mtime, yet the next request sees the move (the
+/// poll, an hour away here, does not help).
+#[test]
+fn current_rewritten_in_place_with_its_old_mtime_is_seen_at_once() {
+    let (_dir, reg) = churn_registry();
+    add_version(&reg, "churn", "v0002", &model8("gb_binary"));
+    let serve = Serve::start(&reg, &["--poll", "1h"]);
+    let path = reg.join("churn/current");
+    // Old enough for its times to be trusted.
+    std::thread::sleep(Duration::from_millis(100));
+    rt().block_on(async {
+        answers_with(&serve, "churn", "v0001").await;
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, b"v0002\n").unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(mtime)).unwrap();
+        drop(f);
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+        answers_with(&serve, "churn", "v0002").await;
+    });
+    no_panic(&serve);
+    assert_eq!(serve.terminate(), Some(0));
+}

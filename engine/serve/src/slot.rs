@@ -22,23 +22,39 @@ use crate::worker::Served;
 pub const RETRY: Duration = Duration::from_secs(10);
 
 /// Identity of the `current` file as `stat` sees it: a deploy replaces it (a new inode), an edit
-/// in place changes its time or size.
+/// in place changes its status-change time (which, unlike the modification time, cannot be put
+/// back) or size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     dev: u64,
     ino: u64,
     mtime_ns: i128,
+    ctime_ns: i128,
     size: u64,
 }
 
+/// File times are kept at the kernel's tick (a few ms): `current` changed twice within one tick,
+/// or replaced by a file that reuses the inode of one seen within that tick, can show the same
+/// stamp. A stamp taken this close to the last change of `current` is not trusted: requests read
+/// `current` again until it has been still for longer.
+const RACY: Duration = Duration::from_millis(50);
+
 fn stamp(path: &Path) -> Option<Stamp> {
     let m = std::fs::metadata(path).ok()?;
+    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
     Some(Stamp {
         dev: m.dev(),
         ino: m.ino(),
-        mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         size: m.size(),
     })
+}
+
+/// Whether `stamp`, taken at `taken`, can stand for `current` until it changes (see [`RACY`]).
+fn settled(stamp: &Stamp, taken: std::time::SystemTime) -> bool {
+    let taken = taken.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
+    (taken - stamp.mtime_ns.max(stamp.ctime_ns)).abs() > RACY.as_nanos() as i128
 }
 
 /// The last version that could not be served.
@@ -92,6 +108,7 @@ impl Slot {
     pub async fn refresh(&self, state: &State, force: bool) -> Result<Arc<Served>, ApiError> {
         let mut failed = self.reload.lock().await;
         let registry_dir = &state.options.registry;
+        let taken = std::time::SystemTime::now();
         let now = stamp(&registry::current_file(registry_dir, &self.name));
         let served = self.served();
         let unavailable = |reason: &str| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason);
@@ -107,7 +124,7 @@ impl Slot {
         // that find `current` moved wait for the lock above rather than take the version it no
         // longer names. (A request dropped while a version loads leaves `seen` as it was: the next
         // one decides again.)
-        *self.seen.lock().expect("seen lock") = now;
+        *self.seen.lock().expect("seen lock") = now.filter(|n| settled(n, taken));
         decided
     }
 
@@ -216,5 +233,30 @@ pub(crate) async fn poll(state: Arc<State>) {
         for slot in state.slots() {
             let _ = slot.refresh(&state, true).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn a_stamp_is_trusted_once_current_has_been_still_for_a_while() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("current");
+        std::fs::write(&path, "v0001\n").unwrap();
+        let s = stamp(&path).unwrap();
+        let changed = SystemTime::UNIX_EPOCH + Duration::from_nanos(s.mtime_ns.max(s.ctime_ns) as u64);
+        assert!(!settled(&s, changed), "taken in the tick it changed");
+        assert!(!settled(&s, changed + RACY / 2));
+        assert!(settled(&s, changed + RACY * 2));
+        assert!(settled(&s, changed - Duration::from_secs(3600)), "a clock far behind the file's");
+        // An edit in place with the modification time put back still changes the stamp.
+        std::thread::sleep(Duration::from_millis(20));
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_modified(mtime)).unwrap();
+        assert_ne!(stamp(&path), Some(s));
     }
 }
