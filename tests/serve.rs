@@ -115,6 +115,7 @@ fn bad_requests_are_refused_naming_the_problem_and_the_service_keeps_answering()
             400,
             &["row 0", "no feature `f7`", "f0, f1, f2, f3, f4, f5, f6, f7"],
         ),
+        bad("a number too large for float32", JSON, with("f1", 1e300.into()), 400, &["row 0", "feature `f1`"]),
         bad("an unknown extra feature", JSON, with("zz", 1.into()), 400, &["row 0", "`zz` is not a feature"]),
         bad(
             "a misspelt feature",
@@ -412,5 +413,59 @@ fn a_body_far_over_the_default_limit_is_a_413_the_client_reads() {
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
         answers_with(&serve, "churn", "v0001").await;
     });
+    assert_eq!(serve.terminate(), Some(0));
+}
+
+/// Every ONNX fixture (classifiers with numeric or string labels, ZipMap outputs, regressors, one
+/// input per feature) served at once: each answers rows of the width it takes, and nothing panics.
+#[test]
+fn every_fixture_model_answers_rows_of_its_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("registry");
+    let fixtures = common::serve::fixture_model("x").parent().unwrap().parent().unwrap().to_path_buf();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let Ok(model) = std::fs::read(path.join("model.onnx")) else { continue };
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        add_version(&reg, &name, "v0001", &model);
+        set_current(&reg, &name, "v0001");
+        names.push(name);
+    }
+    names.sort();
+    assert!(names.len() >= 20, "{names:?}");
+    let serve = Serve::start(&reg, &["--workers", "1"]);
+    let failures: Vec<String> = rt().block_on(async {
+        let mut failures = Vec::new();
+        for name in &names {
+            let url = serve.url(&format!("/predict/{name}"));
+            // The refusal of a row of one value says how many the model takes.
+            let probe = post(&url, JSON, "[[0.5]]").await;
+            let width = match probe.status {
+                200 => 1,
+                400 => match probe.error().split("the model takes ").nth(1).and_then(|t| t.split(' ').next()) {
+                    Some(n) => n.parse::<usize>().unwrap(),
+                    None => {
+                        failures.push(format!("{name}: {probe:?}"));
+                        continue;
+                    }
+                },
+                _ => {
+                    failures.push(format!("{name}: {probe:?}"));
+                    continue;
+                }
+            };
+            let rows: Vec<Vec<f64>> =
+                (0..3).map(|i| (0..width).map(|j| (i * width + j) as f64 / 7.0 - 1.0).collect()).collect();
+            let a = post(&url, JSON, Value::from(rows).to_string()).await;
+            if a.status != 200 || a.body["rows"] != 3 || a.body["predictions"].as_array().map(Vec::len) != Some(3) {
+                failures.push(format!("{name} ({width} features): {a:?}"));
+            }
+        }
+        failures
+    });
+    assert!(failures.is_empty(), "{}\n{:?}", failures.join("\n"), serve.lines());
+    no_panic(&serve);
+    assert!(!serve.lines().iter().any(|l| l.contains("not served")), "{:?}", serve.lines());
     assert_eq!(serve.terminate(), Some(0));
 }
