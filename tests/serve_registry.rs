@@ -34,8 +34,8 @@ fn a_version_that_cannot_be_loaded_is_reported_and_the_old_one_keeps_serving() {
         ("v0002\n", "churn v0002 not served", &["v0002", "model.onnx", "No such file"]),
         ("v0003\n", "churn v0003 not served", &["v0003", "model.onnx", "No such file"]),
         ("v0004\n", "churn v0004 not served", &["is corrupt", "metadata.json records"]),
-        ("v0005\n", "churn v0005 not served", &["v0005", "cannot be served"]),
-        ("../../etc\n", "churn ? not served", &["../../etc"]),
+        ("v0005\n", "churn v0005 not served", &["v0005", "cannot load model", "protobuf parsing failed"]),
+        ("../../etc\n", "churn ? not served", &["invalid model version `../../etc`"]),
     ];
     rt().block_on(async {
         for (text, event, says) in cases {
