@@ -37,8 +37,11 @@ fn serves_the_current_version_and_names_it() {
             .take(4)
             .map(|l| format!("{l}\n"))
             .collect();
-        let by_csv = post(&serve.url("/predict/churn"), "text/csv", csv).await;
-        for a in [&by_records, &by_arrays, &by_csv] {
+        let by_csv = post(&serve.url("/predict/churn"), "text/csv", csv.clone()).await;
+        // Media types are case-insensitive; parameters may follow.
+        let by_csv_upper =
+            post(&serve.url("/predict/churn"), "Text/CSV; charset=utf-8", csv.replace('\n', "\r\n")).await;
+        for a in [&by_records, &by_arrays, &by_csv, &by_csv_upper] {
             assert_eq!(a.status, 200, "{a:?}");
             assert_eq!(a.body["rows"], 3);
             assert_eq!(a.body["predictions"], by_records.body["predictions"]);

@@ -280,8 +280,10 @@ async fn predict_with(
     body: Body,
 ) -> Result<(Rows, Output), ApiError> {
     let bytes = read_body(headers, body, state.options.body_limit).await?;
-    let csv =
-        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/csv"));
+    let csv = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| {
+        // Media types are case-insensitive (`Text/CSV; charset=utf-8`).
+        t.trim_start().get(..8).is_some_and(|m| m.eq_ignore_ascii_case("text/csv"))
+    });
     let rows = if csv { csv_rows(bytes, served)? } else { json_rows(&bytes, served)? };
     check_rows(&rows, served)?;
     let output = served.infer(rows.clone()).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
