@@ -225,8 +225,11 @@ async fn predict_with(
         headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("text/csv"));
     let rows = if csv { csv_rows(bytes, served)? } else { json_rows(&bytes, served)? };
     check_rows(&rows, served)?;
-    let output = served.infer(rows.clone()).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok((rows, output))
+    let n = rows.rows;
+    // The rows go to a worker thread; a copy is kept only for the prediction log.
+    let kept = if state.log.is_some() { rows.clone() } else { Rows::new(rows.width, false) };
+    let output = served.infer(rows).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((Rows { rows: n, ..kept }, output))
 }
 
 fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {
