@@ -102,10 +102,13 @@ impl Slot {
                 (None, None) => Err(unavailable(&format!("model `{}` has no deployed version", self.name))),
             };
         }
-        *self.seen.lock().expect("seen lock") = now;
+        // `seen` moves to `now` only once `served` matches what `current` said (or the failure is
+        // recorded): a request that sees the new stamp must never get the old version.
+        let seen = || *self.seen.lock().expect("seen lock") = now;
         let version = match registry::read_current(registry_dir, &self.name) {
             Ok(Some(v)) => v,
             Ok(None) => {
+                seen();
                 let path = registry::current_file(registry_dir, &self.name);
                 return served.ok_or_else(|| {
                     unavailable(&format!(
@@ -118,14 +121,17 @@ impl Slot {
             Err(e) => {
                 let reason = format!("model `{}`: {e}", self.name);
                 self.report_failure(state, &mut failed, "?", reason.clone(), served.as_deref());
+                seen();
                 return served.ok_or_else(|| unavailable(&reason));
             }
         };
         if let Some(s) = served.as_ref().filter(|s| s.version == version) {
             *failed = None;
+            seen();
             return Ok(s.clone());
         }
         if let Some(f) = failed.as_ref().filter(|f| f.version == version && (!force || f.at.elapsed() < RETRY)) {
+            seen();
             return served.ok_or_else(|| unavailable(&f.reason));
         }
         let start = Instant::now();
@@ -139,6 +145,7 @@ impl Slot {
             Ok(new) => {
                 let new = Arc::new(new);
                 *self.served.write().expect("served lock") = Some(new.clone());
+                seen();
                 *failed = None;
                 state.metrics.serving(&self.name, &new.version, &new.digest);
                 (state.events)(Event::Serving {
@@ -153,6 +160,7 @@ impl Slot {
             Err(reason) => {
                 let reason = format!("model `{}` {version} cannot be served: {reason}", self.name);
                 self.report_failure(state, &mut failed, &version, reason.clone(), served.as_deref());
+                seen();
                 served.ok_or_else(|| unavailable(&reason))
             }
         }
