@@ -80,12 +80,10 @@ impl Layout {
             Some(f) if f.len() == shape.width => f.to_vec(),
             _ => (0..shape.width).map(|j| format!("f{j}")).collect(),
         };
-        let labels: Vec<String> = match spec.classes {
-            Some(c) if !shape.classifier || shape.probas == 0 || c.len() == shape.probas => {
-                c.iter().map(ToString::to_string).collect()
-            }
-            _ => (0..shape.probas).map(|i| i.to_string()).collect(),
-        };
+        let numbered = || (0..shape.probas).map(|i| i.to_string()).collect::<Vec<_>>();
+        let labels: Vec<String> = spec.classes.map_or_else(numbered, |c| c.iter().map(ToString::to_string).collect());
+        // Probability columns are named after the classes when there is one per class.
+        let probas = if labels.len() == shape.probas { labels.clone() } else { numbered() };
         let mut taken: HashSet<String> = columns.iter().cloned().collect();
         let mut add = |columns: &mut Vec<String>, name: String| {
             let mut name = name;
@@ -96,7 +94,7 @@ impl Layout {
             columns.push(name);
         };
         add(&mut columns, "prediction".into());
-        for label in labels.iter().take(shape.probas) {
+        for label in &probas {
             add(&mut columns, format!("proba_{label}"));
         }
         for meta in [SERVED_AT, MODEL_VERSION, MODEL_DIGEST] {
@@ -286,6 +284,16 @@ mod tests {
         // Names that do not fit the width are not used.
         let layout = Layout::new(4, &spec(Some(&features[..1]), None, Shape { width: 2, ..shape }));
         assert!(layout.header.starts_with("f0,f1,prediction,"), "{}", layout.header);
+        // Classes that do not match the probabilities still name the predictions.
+        let classes = [ClassLabel::Str("a".into()), ClassLabel::Str("b".into()), ClassLabel::Str("c".into())];
+        let layout = Layout::new(5, &spec(None, Some(&classes), Shape { width: 1, ..shape }));
+        assert!(layout.header.starts_with("f0,prediction,proba_0,proba_1,_served_at,"), "{}", layout.header);
+        let r = rows(FeatureBuf::F64(vec![1.0]), 1);
+        let p =
+            Predictions::Classes { predicted: vec![2], probabilities: Some(vec![0.5, 0.5]), single_precision: false };
+        let mut out = Vec::new();
+        layout.push_lines(&mut out, at(), &r, &p);
+        assert!(out.starts_with(b"1.0,c,0.5,0.5,"), "{}", String::from_utf8_lossy(&out));
     }
 
     #[test]

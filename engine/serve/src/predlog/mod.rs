@@ -32,8 +32,8 @@ mod layout;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 
@@ -52,6 +52,10 @@ use crate::worker::Served;
 
 /// Logged requests waiting for the writer; past this many, requests are not logged.
 const QUEUE: usize = 1024;
+
+/// Feature values waiting for the writer (about 32 MB); past this many, requests are not logged
+/// (unless the queue is empty).
+const QUEUE_VALUES: usize = 4 << 20;
 
 /// Model versions whose columns are remembered.
 const LAYOUTS: usize = 64;
@@ -73,6 +77,8 @@ pub(crate) struct PredLog {
     sample: f64,
     metrics: Arc<Metrics>,
     queue: Sender<Msg>,
+    /// Feature values queued (the writer subtracts what it took).
+    queued: Arc<AtomicUsize>,
     writer: Mutex<Option<JoinHandle<()>>>,
     layouts: RwLock<Vec<Arc<Layout>>>,
     next_id: AtomicU64,
@@ -107,12 +113,14 @@ impl PredLog {
         std::fs::write(&probe, b"").map_err(fail)?;
         let _ = std::fs::remove_file(&probe);
         let (queue, rx) = crossbeam_channel::bounded(QUEUE);
-        let writer = Writer::new(dir, metrics.clone(), events);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let writer = Writer::new(dir, metrics.clone(), events, queued.clone());
         let handle = std::thread::Builder::new()
             .name("prediction-log".into())
             .spawn(move || writer::run(rx, writer))
             .map_err(fail)?;
         let mut log = PredLog::with_queue(options.sample, metrics, clock, queue);
+        log.queued = queued;
         log.writer = Mutex::new(Some(handle));
         Ok(log)
     }
@@ -123,6 +131,7 @@ impl PredLog {
             sample,
             metrics,
             queue,
+            queued: Arc::new(AtomicUsize::new(0)),
             writer: Mutex::new(None),
             layouts: RwLock::new(Vec::new()),
             next_id: AtomicU64::new(0),
@@ -158,13 +167,17 @@ impl PredLog {
         if n == 0 {
             return;
         }
-        let entry = Entry {
-            layout: self.layout(spec),
-            at: (self.clock)(),
-            rows: rows.clone(),
-            predictions: predictions.clone(),
-        };
+        let weight = rows.rows * rows.width.max(1);
+        let before = self.queued.fetch_add(weight, Relaxed);
+        if before > 0 && before + weight > QUEUE_VALUES {
+            self.queued.fetch_sub(weight, Relaxed);
+            self.metrics.log_dropped.fetch_add(n as u64, Relaxed);
+            return;
+        }
+        let layout = self.layout(spec);
+        let entry = Entry { layout, at: (self.clock)(), rows: rows.clone(), predictions: predictions.clone(), weight };
         if self.queue.try_send(Msg::Entry(entry)).is_err() {
+            self.queued.fetch_sub(weight, Relaxed);
             self.metrics.log_dropped.fetch_add(n as u64, Relaxed);
         }
     }

@@ -207,6 +207,27 @@ fn a_full_queue_drops_and_counts_rows() {
 }
 
 #[test]
+fn a_queue_past_its_budget_of_values_drops_rows() {
+    let metrics = Arc::new(Metrics::default());
+    let (queue, rx) = crossbeam_channel::bounded(10);
+    let log = PredLog::with_queue(1.0, metrics.clone(), Arc::new(Utc::now), queue);
+    let request = |rows: usize, width: usize| {
+        let r = Rows { values: FeatureBuf::F32(vec![0.5; rows * width]), rows, width };
+        let p = Predictions::Values { values: vec![1.0; rows], single_precision: true };
+        let shape = Shape::of(&r, &p, None);
+        let spec = Spec { name: "m", version: "v0001", digest: "ab", features: None, classes: None, shape };
+        log.submit(&spec, &r, &p);
+    };
+    request(QUEUE_VALUES / 1024 + 1, 1024); // alone in the queue: taken, however large
+    request(1, 4);
+    assert_eq!((rx.len(), metrics.log_dropped.load(Relaxed)), (1, 1), "past the budget");
+    let Ok(Msg::Entry(big)) = rx.try_recv() else { panic!("an entry") };
+    log.queued.fetch_sub(big.weight, Relaxed); // what the writer does
+    request(1, 4);
+    assert_eq!((rx.len(), metrics.log_dropped.load(Relaxed)), (1, 1), "room again");
+}
+
+#[test]
 fn write_errors_drop_rows_are_reported_once_and_logging_resumes() {
     let dir = tempfile::tempdir().unwrap();
     // A file where the model's directory should be: every open fails, even for root.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,8 @@ pub(crate) struct Entry {
     pub at: DateTime<Utc>,
     pub rows: Rows,
     pub predictions: Predictions,
+    /// What it counts for in the queue's budget of feature values.
+    pub weight: usize,
 }
 
 /// What the queue carries.
@@ -60,6 +63,8 @@ pub(crate) struct Writer {
     dir: PathBuf,
     metrics: Arc<Metrics>,
     events: Events,
+    /// Feature values queued for the writer.
+    queued: Arc<AtomicUsize>,
     /// (layout id, day) → file.
     routes: HashMap<(u64, NaiveDate), PathBuf>,
     files: HashMap<PathBuf, Open>,
@@ -99,11 +104,12 @@ pub(crate) fn file_name(day: NaiveDate, version: &str, attempt: usize) -> String
 }
 
 impl Writer {
-    pub fn new(dir: &Path, metrics: Arc<Metrics>, events: Events) -> Writer {
+    pub fn new(dir: &Path, metrics: Arc<Metrics>, events: Events, queued: Arc<AtomicUsize>) -> Writer {
         Writer {
             dir: dir.to_path_buf(),
             metrics,
             events,
+            queued,
             routes: HashMap::new(),
             files: HashMap::new(),
             failing: false,
@@ -112,6 +118,7 @@ impl Writer {
 
     /// Adds an entry's lines to its file (written once enough are gathered, or at the next flush).
     pub fn write(&mut self, e: Entry) {
+        self.queued.fetch_sub(e.weight, Relaxed);
         let rows = e.rows.rows.min(e.predictions.len());
         if rows == 0 {
             return;
