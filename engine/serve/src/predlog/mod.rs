@@ -1,7 +1,9 @@
 //! The prediction log: sampled request features and predictions appended to
 //! `<dir>/<name>/<YYYY-MM-DD>.csv` (UTC days), the `current` data a `Drift` task reads. Rows are
-//! handed to a writer thread and never hold a request up: when it falls behind, rows are dropped
-//! and counted (`dagrun_serve_prediction_log_dropped_total`).
+//! handed to a writer thread and never hold a request up: when it falls behind (1024 requests,
+//! or about 4 million feature values, waiting), rows are dropped and counted
+//! (`dagrun_serve_prediction_log_dropped_total`; `dagrun_serve_prediction_log_rows_total` counts
+//! the rows written). `--log-sample` logs that share of the requests, each with all its rows.
 //!
 //! **Columns.** The model's feature names (`f0`, `f1`, ... when it names none), `prediction` (the
 //! class label, or the value), `proba_<class>` per class (classifiers with probabilities) — the
