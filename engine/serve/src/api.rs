@@ -48,7 +48,7 @@ impl State {
         dagrun_onnx::runtime::init()?;
         let metrics = Arc::new(Metrics::default());
         let log = match &options.log {
-            Some(o) => Some(PredLog::start(o, metrics.clone())?),
+            Some(o) => Some(PredLog::start(o, metrics.clone(), events.clone())?),
             None => None,
         };
         let names = if options.names.is_empty() { registry::names(&options.registry) } else { options.names.clone() };
