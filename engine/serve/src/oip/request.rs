@@ -391,7 +391,7 @@ pub(crate) fn to_rows(mut tensors: Vec<Tensor>, schema: &Schema) -> Result<Rows,
                 spec.name, tensor.shape
             )));
         };
-        if schema.width.is_some_and(|f| f != w) {
+        if w == 0 || schema.width.is_some_and(|f| f != w) {
             return Err(ApiError::bad_request(format!(
                 "input `{}` has shape {:?}: rows of {w} features; the model takes [N, {width}]",
                 spec.name, tensor.shape

@@ -100,6 +100,13 @@ pub(crate) fn select(
                 names.join(", ")
             )));
         };
+        if out.parameters.contains_key("classification") {
+            return Err(ApiError::bad_request(format!(
+                "output `{}`: the classification extension is not supported; ask for the label output, \
+                 which holds each row's predicted class",
+                out.name
+            )));
+        }
         if selected.iter().any(|s: &Selected| s.spec == spec) {
             return Err(ApiError::bad_request(format!("output `{}` is asked for twice; ask once", out.name)));
         }

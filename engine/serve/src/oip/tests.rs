@@ -190,6 +190,10 @@ fn shapes_must_match_data_and_model() {
         "input `input` has shape [1, 3]: rows of 3 features; the model takes [N, 2]"
     );
     assert_eq!(
+        error(&matrix(0, true), &input(&[1, 0], json!([])), &[]),
+        "input `input` has shape [1, 0]: rows of 0 features; the model takes [N, 0]"
+    );
+    assert_eq!(
         error(&s, &input(&[2], json!([1, 2])), &[]),
         "input `input` has shape [2]; the model takes [N, 2] (N rows of 2 features)"
     );
@@ -247,6 +251,8 @@ fn outputs_asked_for_by_name() {
     let mut body = input(&[1, 2], json!([1, 2]));
     body["outputs"] = json!([{"name": "probabilities", "parameters": {"binary_data": true}}]);
     assert_eq!(read(&s, &body, &[]).unwrap().selected, vec![Selected { spec: 1, binary: true }]);
+    body["outputs"] = json!([{"name": "label", "parameters": {"classification": 2}}]);
+    assert!(error(&s, &body, &[]).starts_with("output `label`: the classification extension is not supported"));
     body["outputs"] = json!([{"name": "proba"}]);
     assert_eq!(error(&s, &body, &[]), "the model has no output `proba`; its outputs are `label`, `probabilities`");
 }
