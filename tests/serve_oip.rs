@@ -260,7 +260,7 @@ fn serve_churn() -> (tempfile::TempDir, Serve) {
 
 #[test]
 fn metadata_and_readiness_name_the_version() {
-    let (_dir, serve) = serve_churn();
+    let (dir, serve) = serve_churn();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let meta = get(&rt, &serve, "/v2/models/churn");
     assert_eq!(meta.version.as_deref(), Some("v0001"));
@@ -279,6 +279,17 @@ fn metadata_and_readiness_name_the_version() {
         "{}",
         other.body
     );
+
+    // A deploy: the new version answers, and the old one is no longer served by its name.
+    let reg = dir.path().join("registry");
+    add_version(&reg, "churn", "v0002", &std::fs::read(fixture_model("mlp_binary")).unwrap());
+    set_current(&reg, "churn", "v0002");
+    let meta = get(&rt, &serve, "/v2/models/churn/versions/v0002");
+    assert_eq!((meta.status, meta.version.as_deref()), (200, Some("v0002")), "{}", meta.body);
+    assert_eq!(meta.body["versions"], json!(["v0002"]));
+    let old = get(&rt, &serve, "/v2/models/churn/versions/1");
+    assert_eq!((old.status, old.version.as_deref()), (404, Some("v0002")), "{}", old.body);
+    assert!(old.body["error"].as_str().unwrap().contains("current version, v0002"), "{}", old.body);
     assert_eq!(serve.terminate(), Some(0));
 }
 

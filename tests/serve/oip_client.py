@@ -63,6 +63,8 @@ def main():
     client = httpclient.InferenceServerClient(url=url)
     assert client.is_server_live(), "server not live"
     assert client.is_server_ready(), "server not ready"
+    server = client.get_server_metadata()
+    assert server["name"] == "dagrun" and "binary_tensor_data" in server["extensions"], server
     assert client.is_model_ready(model), f"model {model} not ready"
     metadata = client.get_model_metadata(model)
     version = metadata["versions"][0]
