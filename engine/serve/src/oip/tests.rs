@@ -161,6 +161,17 @@ fn malformed_requests_say_what_to_send() {
         error(&s, &body, &f32_bytes(&[1.0, 2.0])),
         "input `input` has both `data` and binary data (binary_data_size): send one"
     );
+    let deep = format!(
+        "{{\"inputs\": [{{\"name\": \"input\", \"shape\": [1], \"datatype\": \"FP32\", \"data\": {}1{}}}]}}",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let e = parse(deep.as_bytes(), None, &s, &[]).unwrap_err().message;
+    assert!(e.starts_with("malformed inference request: recursion limit exceeded"), "{e}");
+    assert_eq!(
+        error(&s, &input(&[1 << 62, 8], json!([1])), &[]),
+        "input `input` has shape [4611686018427387904, 8]: too many elements"
+    );
     let body = json!({"inputs": [], "parameters": {"binary_data_output": "yes"}});
     assert_eq!(error(&s, &body, &[]), "parameter `binary_data_output` of the request is \"yes\"; send true or false");
 }
