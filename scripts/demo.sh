@@ -9,7 +9,8 @@
 #   7. monitors: a quarter of daily drift checks, then checks of the deployed model (drift against
 #      its training data, prediction drift, live accuracy) before and after the data drifts;
 #   8. heals itself: a landed day drifts, the model is retrained, gated and deployed by itself,
-#      the next day is quiet again; every step notified (workflows/out/self-heal/notifications.jsonl).
+#      the next day is quiet again; every step notified (workflows/out/self-heal/notifications.jsonl);
+#   9. serves the deployed model over HTTP (dagrun serve) and follows a rollback without a restart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +88,26 @@ done
 echo "notifications (also to Slack when SLACK_WEBHOOK_URL is set):"
 python3 -c 'import json,sys; [print("  " + json.loads(l)["title"]) for l in open(sys.argv[1]) if l.strip()]' workflows/out/self-heal/notifications.jsonl
 "$dagrun" approvals workflows/self-heal.ron
+echo
+echo "== 9. serving: dagrun serve answers with the deployed model and follows the registry"
+serve_log=$(mktemp)
+"$dagrun" serve --registry workflows/registry --addr 127.0.0.1:0 2>"$serve_log" &
+serve_pid=$!
+trap 'kill $serve_pid 2>/dev/null; rm -f "$tmp" "$serve_log"; rm -rf "$plugin_dir"' EXIT
+for _ in $(seq 100); do grep -q '^listening on' "$serve_log" && break; sleep 0.1; done
+addr=$(sed -n 's/^listening on http:\/\/\([^ ]*\).*/\1/p' "$serve_log")
+row='[{"age": 39, "income": 19350, "tenure_months": 37, "region": 1, "num_purchases": 3, "avg_basket": 27.44, "days_since_last": 20, "support_calls": 0, "discount_rate": 0.21, "session_minutes": 0.9}]'
+echo "\$ curl -s $addr/predict/churn -d '$row'"
+curl -s "$addr/predict/churn" -d "$row"; echo
+deployed=$(cat workflows/registry/churn/current)
+if [ "$deployed" != v0001 ]; then
+    echo "   a rollback is picked up by the running service (no restart):"
+    "$dagrun" models rollback churn --registry workflows/registry
+    curl -s "$addr/predict/churn" -d "$row"; echo
+    "$dagrun" models rollback churn --to "$deployed" --registry workflows/registry >/dev/null
+fi
+kill -TERM $serve_pid; wait $serve_pid
+sed 's/^/   serve: /' "$serve_log"
 echo
 echo "run history:"
 "$dagrun" runs workflows/retrain.ron -n 5

@@ -85,6 +85,12 @@ fn print_event(event: Event) {
             };
             errln!("warning: {name} {version} not served: {reason} ({keep})");
         }
+        Event::LogFailed { path, reason } => {
+            errln!(
+                "warning: prediction log: cannot write {}: {reason} (rows are dropped and counted until it works again)",
+                path.display()
+            )
+        }
         Event::Draining => errln!("shutting down: finishing requests in flight (signal again to stop at once)"),
     }
 }

@@ -48,7 +48,7 @@ impl State {
         dagrun_onnx::runtime::init()?;
         let metrics = Arc::new(Metrics::default());
         let log = match &options.log {
-            Some(o) => Some(PredLog::start(o, metrics.clone())?),
+            Some(o) => Some(PredLog::start(o, metrics.clone(), events.clone())?),
             None => None,
         };
         let names = if options.names.is_empty() { registry::names(&options.registry) } else { options.names.clone() };
@@ -286,8 +286,11 @@ async fn predict_with(
     });
     let rows = if csv { csv_rows(bytes, served)? } else { json_rows(&bytes, served)? };
     check_rows(&rows, served)?;
-    let output = served.infer(rows.clone()).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok((rows, output))
+    let n = rows.rows;
+    // The rows go to a worker thread; a copy is kept only for the prediction log.
+    let kept = if state.log.is_some() { rows.clone() } else { Rows::new(rows.width, false) };
+    let output = served.infer(rows).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((Rows { rows: n, ..kept }, output))
 }
 
 fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {

@@ -111,6 +111,15 @@ pub enum Event {
         /// The version still serving.
         still_serving: Option<String>,
     },
+    /// The prediction log cannot write (disk full, permissions): its rows are dropped and counted
+    /// (`dagrun_serve_prediction_log_dropped_total`) and requests are answered as usual. Reported
+    /// once, and again only after writing worked in between.
+    LogFailed {
+        /// The file (or directory) that could not be written.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Shutting down: no new connections; requests in flight finish.
     Draining,
 }
