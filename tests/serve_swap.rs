@@ -271,7 +271,9 @@ fn sigterm_answers_the_requests_in_flight_and_exits_0() {
             })
         })
         .collect();
+    let since = Instant::now();
     while answered.load(Ordering::Relaxed) < 200 {
+        assert!(since.elapsed() < WAIT, "the load got no answers: {:?}", serve.lines());
         std::thread::sleep(Duration::from_millis(5));
     }
     #[allow(unsafe_code)]
