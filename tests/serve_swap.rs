@@ -197,16 +197,19 @@ fn hot_swap_under_load_answers_every_request_from_a_version_current_during_it() 
     assert!(versions.len() >= 2, "the swaps happened under load: {versions:?} ({total} requests)");
     let lines = serve.lines();
     assert!(!lines.iter().any(|l| l.contains("panicked") || l.contains("not served")), "{lines:#?}");
+    // A rollback to the version just replaced swaps to it without loading it again.
+    assert!(lines.iter().any(|l| l.contains("kept loaded since it was replaced")), "{lines:#?}");
     // The replaced versions' workers end once their last request is answered: only the serving
-    // version's two remain (no thread leak per swap).
+    // version's two and the previous version's two (kept loaded for an instant rollback) remain
+    // (no thread leak per swap).
     let workers = || {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", serve.child.id())).unwrap();
         let comm = |t: std::fs::DirEntry| std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
         tasks.filter_map(Result::ok).map(comm).filter(|c| c.starts_with("serve-churn")).count()
     };
     let since = Instant::now();
-    while workers() != 2 {
-        assert!(since.elapsed() < WAIT, "{} worker threads after the swaps, 2 expected", workers());
+    while workers() != 4 {
+        assert!(since.elapsed() < WAIT, "{} worker threads after the swaps, 4 expected", workers());
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(serve.terminate(), Some(0));

@@ -76,7 +76,11 @@ fn print_event(event: Event) {
         Event::Serving { name, version, digest, replaced, load } => {
             let short = &digest[..digest.len().min(12)];
             let was = replaced.map(|r| format!(" (was {r})")).unwrap_or_default();
-            errln!("serving {name} {version}{was}  digest {short}…  loaded in {}", duration::format(load));
+            let how = match load {
+                Some(load) => format!("loaded in {}", duration::format(load)),
+                None => "kept loaded since it was replaced".to_owned(),
+            };
+            errln!("serving {name} {version}{was}  digest {short}…  {how}");
         }
         Event::LoadFailed { name, version, reason, still_serving } => {
             let keep = match still_serving {

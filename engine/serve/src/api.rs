@@ -106,7 +106,7 @@ impl State {
     }
 
     /// The version to answer with, counting a refusal before one was chosen.
-    pub async fn served(&self, name: &str) -> Result<Arc<Served>, ApiError> {
+    pub async fn served(self: &Arc<Self>, name: &str) -> Result<Arc<Served>, ApiError> {
         let result = match self.slot(name) {
             Ok(slot) => slot.get(self).await,
             Err(e) => Err(e),

@@ -97,8 +97,9 @@ pub enum Event {
         digest: String,
         /// The version it replaced, if any.
         replaced: Option<String>,
-        /// Loading, checking and warming it took this long.
-        load: Duration,
+        /// Loading, checking and warming it took this long; `None`: it was still loaded (a
+        /// rollback to the version it replaced).
+        load: Option<Duration>,
     },
     /// `current` names a version that cannot be served; the one before (if any) keeps serving.
     LoadFailed {

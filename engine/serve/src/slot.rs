@@ -2,7 +2,8 @@
 //! like when it was last read. A request costs one `stat` of `current`; when it moved (a deploy, a
 //! rollback), the named version is loaded, checked, warmed and swapped in before the request is
 //! answered, so every answer comes from a version that was current while the request ran. Requests
-//! already holding the old version finish on it. A version that fails to load is reported once and
+//! already holding the old version finish on it, and it stays loaded: a rollback to it swaps at
+//! once. A version that fails to load is reported once and
 //! retried every [`RETRY`]; the old version keeps serving meanwhile.
 
 use std::os::unix::fs::MetadataExt;
@@ -70,6 +71,8 @@ struct Failed {
 pub(crate) struct Slot {
     pub name: String,
     served: RwLock<Option<Arc<Served>>>,
+    /// The version `served` replaced, kept loaded: a rollback to it swaps at once.
+    previous: Mutex<Option<Arc<Served>>>,
     /// `current` as it was when `served` (or the failed attempt) was decided.
     seen: Mutex<Option<Stamp>>,
     /// Held while deciding and loading: one load at a time per name.
@@ -81,6 +84,7 @@ impl Slot {
         Slot {
             name: name.to_owned(),
             served: RwLock::new(None),
+            previous: Mutex::new(None),
             seen: Mutex::new(None),
             reload: tokio::sync::Mutex::new(None),
         }
@@ -92,7 +96,7 @@ impl Slot {
     }
 
     /// The version to answer a request with: the current one, loaded first if `current` moved.
-    pub async fn get(&self, state: &State) -> Result<Arc<Served>, ApiError> {
+    pub async fn get(self: &Arc<Self>, state: &Arc<State>) -> Result<Arc<Served>, ApiError> {
         let now = stamp(&registry::current_file(&state.options.registry, &self.name));
         if now.is_some()
             && now == *self.seen.lock().expect("seen lock")
@@ -105,7 +109,16 @@ impl Slot {
 
     /// Reads `current` and makes the version it names the served one (loading it if needed).
     /// `force`: read it even if its stamp did not change, and retry a failed version after [`RETRY`].
-    pub async fn refresh(&self, state: &State, force: bool) -> Result<Arc<Served>, ApiError> {
+    /// Runs as its own task: a client that disconnects while a version loads does not cancel the
+    /// load (the next request finds it in place).
+    pub async fn refresh(self: &Arc<Self>, state: &Arc<State>, force: bool) -> Result<Arc<Served>, ApiError> {
+        let (slot, state) = (self.clone(), state.clone());
+        tokio::spawn(async move { slot.decide(&state, force).await }).await.unwrap_or_else(|e| {
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("following the registry failed: {e}")))
+        })
+    }
+
+    async fn decide(&self, state: &State, force: bool) -> Result<Arc<Served>, ApiError> {
         let mut failed = self.reload.lock().await;
         let registry_dir = &state.options.registry;
         let taken = std::time::SystemTime::now();
@@ -164,15 +177,22 @@ impl Slot {
             return served.ok_or_else(|| unavailable(&f.reason));
         }
         let start = Instant::now();
-        let (dir, name, v, batching, metrics) =
-            (registry_dir.clone(), self.name.clone(), version.clone(), state.batching(), state.metrics.clone());
-        let loaded = tokio::task::spawn_blocking(move || Served::load(&dir, &name, &v, batching, metrics))
-            .await
-            .unwrap_or_else(|e| Err(format!("loading panicked: {e}")));
+        let warm = self.previous.lock().expect("previous lock").take_if(|p| p.version == version);
+        let was_loaded = warm.is_some();
+        let loaded = match warm {
+            Some(p) => Ok(p),
+            None => {
+                let (dir, name, v, batching, metrics) =
+                    (registry_dir.clone(), self.name.clone(), version.clone(), state.batching(), state.metrics.clone());
+                tokio::task::spawn_blocking(move || Served::load(&dir, &name, &v, batching, metrics).map(Arc::new))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("loading panicked: {e}")))
+            }
+        };
         match loaded {
             Ok(new) => {
-                let new = Arc::new(new);
                 *self.served.write().expect("served lock") = Some(new.clone());
+                *self.previous.lock().expect("previous lock") = served.clone();
                 *failed = None;
                 state.metrics.serving(&self.name, &new.version, &new.digest);
                 (state.events)(Event::Serving {
@@ -180,7 +200,7 @@ impl Slot {
                     version: new.version.clone(),
                     digest: new.digest.clone(),
                     replaced: served.map(|s| s.version.clone()),
-                    load: start.elapsed(),
+                    load: (!was_loaded).then(|| start.elapsed()),
                 });
                 Ok(new)
             }
@@ -218,6 +238,7 @@ impl Slot {
     /// Stops serving (the workers end once the requests holding the version finish).
     pub fn close(&self) {
         self.served.write().expect("served lock").take();
+        self.previous.lock().expect("previous lock").take();
     }
 }
 

@@ -76,7 +76,7 @@ pub(crate) async fn version_infer(
 }
 
 /// The served version of `name`, if it is the one the path names (`v0003` and `3` are the same).
-async fn served(state: &State, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
+async fn served(state: &Arc<State>, name: &str, version: Option<&str>) -> Result<Arc<Served>, ApiError> {
     let served = state.served(name).await?;
     if let Some(asked) = version
         && !same_version(asked, &served.version)
@@ -111,7 +111,7 @@ fn named(mut response: Response, served: &Served) -> Response {
 }
 
 /// `{"name", "versions", "platform", "inputs": [{"name", "datatype", "shape"}], "outputs": [...]}`.
-async fn metadata(state: &State, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+async fn metadata(state: &Arc<State>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let served = served(state, name, version).await?;
     let outputs = specs(&served);
     let body = serde_json::json!({
@@ -124,7 +124,7 @@ async fn metadata(state: &State, name: &str, version: Option<&str>) -> Result<Re
     Ok(named(json_response(StatusCode::OK, &body), &served))
 }
 
-async fn ready(state: &State, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
+async fn ready(state: &Arc<State>, name: &str, version: Option<&str>) -> Result<Response, ApiError> {
     let served = served(state, name, version).await?;
     let body = serde_json::json!({"name": served.name, "version": served.version, "ready": true});
     Ok(named(json_response(StatusCode::OK, &body), &served))
@@ -143,7 +143,7 @@ struct Parsed {
 }
 
 async fn infer_version(
-    state: &State,
+    state: &Arc<State>,
     name: &str,
     version: Option<&str>,
     headers: &HeaderMap,
