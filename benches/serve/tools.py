@@ -1,0 +1,239 @@
+"""Helpers of benches/serve/run.sh (standard library only).
+
+    tools.py bodies REFERENCE_CSV OUTDIR ROWS   single.json (1 row) and batch.json (ROWS rows) from a CSV
+    tools.py wait URL SECONDS                   until GET URL answers 200
+    tools.py check DAGRUN_URL FASTAPI_URL DIR   both services give the same predictions for the same rows
+    tools.py procs PID                          {"pids", "rss_kib", "pss_kib", "cpu_ticks"} of PID and its descendants
+    tools.py record NAME LABEL ROWS CONNS LOAD PROCS_BEFORE PROCS_AFTER WRK_OUTPUT   one run as a JSON line
+    tools.py summary RESULTS_JSONL              the last run, one line
+    tools.py format RESULTS_JSONL               the tables (Markdown)
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+FEATURES = [
+    "age", "income", "tenure_months", "region", "num_purchases",
+    "avg_basket", "days_since_last", "support_calls", "discount_rate", "session_minutes",
+]
+
+
+def bodies(reference, outdir, n):
+    """Rows of the model's own reference data, as JSON objects, numbers written as in the CSV."""
+    n = int(n)
+    rows = []
+    with open(reference, newline="") as f:
+        for rec in csv.DictReader(f):
+            for k in FEATURES:
+                float(rec[k])  # a number, written as the CSV has it (a JSON number too)
+            rows.append("{" + ",".join(f'"{k}":{rec[k]}' for k in FEATURES) + "}")
+            if len(rows) == n:
+                break
+    if len(rows) < n:
+        sys.exit(f"{reference} has {len(rows)} rows, {n} wanted")
+    os.makedirs(outdir, exist_ok=True)
+    with open(os.path.join(outdir, "single.json"), "w") as f:
+        f.write("[" + rows[0] + "]")
+    with open(os.path.join(outdir, "batch.json"), "w") as f:
+        f.write("[" + ",".join(rows) + "]")
+    with open(os.path.join(outdir, "rows.json"), "w") as f:
+        f.write("[" + ",".join(rows) + "]")
+
+
+def wait(url, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            sys.exit(f"{url} did not answer 200 within {seconds} s")
+        time.sleep(0.1)
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        if r.status != 200:
+            sys.exit(f"{url}: HTTP {r.status}")
+        return json.load(r)
+
+
+def check(dagrun_url, fastapi_url, bodydir):
+    """Labels equal, probabilities within 1e-6, for single rows and a whole batch."""
+    with open(os.path.join(bodydir, "rows.json")) as f:
+        rows = json.load(f)
+    requests = [[r] for r in rows[:20]] + [rows]
+    compared = mismatches = 0
+    for req in requests:
+        body = json.dumps(req)
+        a, b = post(dagrun_url, body), post(fastapi_url, body)
+        if len(a["predictions"]) != len(req) or len(b["predictions"]) != len(req):
+            sys.exit(f"wrong number of predictions: dagrun {len(a['predictions'])}, FastAPI {len(b['predictions'])}, sent {len(req)}")
+        for i in range(len(req)):
+            la, lb = a["predictions"][i], b["predictions"][i]
+            pa, pb = a["probabilities"][i], b["probabilities"][i]
+            compared += 1
+            if la != lb or len(pa) != len(pb) or any(abs(x - y) > 1e-6 for x, y in zip(pa, pb)):
+                mismatches += 1
+                if mismatches <= 5:
+                    print(f"  mismatch: row {i}: dagrun {la} {pa}, FastAPI {lb} {pb}", file=sys.stderr)
+    if mismatches:
+        sys.exit(f"predictions differ on {mismatches} of {compared} rows")
+    labels = [r for r in post(dagrun_url, json.dumps(rows))["predictions"]]
+    print(f"same predictions from both services on {compared} rows "
+          f"(20 single-row requests and one of {len(rows)} rows; {sum(1 for l in labels if l == 1)} predicted 1)")
+
+
+def descendants(pid):
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [int(pid)]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def procs(pid):
+    pids = descendants(pid)
+    rss = pss = ticks = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        except OSError:
+            continue
+    print(json.dumps({"pids": pids, "rss_kib": rss, "pss_kib": pss, "cpu_ticks": ticks}))
+
+
+def record(name, label, rows, conns, load, before, after, out):
+    """One run as a JSON line: wrk's RESULT, the server's CPU ticks during it, its memory after it."""
+    wrk = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
+    before, after = json.loads(before), json.loads(after)
+    print(json.dumps({"service": name, "label": label, "rows": int(rows), "connections": int(conns),
+                      "load_before": load, "wrk": wrk, "cpu_ticks": after["cpu_ticks"] - before["cpu_ticks"],
+                      "mem": after}))
+
+
+def summary(results_path):
+    """The last run, one line."""
+    with open(results_path) as f:
+        r = json.loads(f.read().splitlines()[-1])
+    w, l = r["wrk"], r["wrk"]["latency_us"]
+    s = w["duration_us"] / 1e6
+    print(f"  {r['rows']:>5} row(s) x {r['connections']:>2} conns: {w['requests'] / s:10,.0f} req/s "
+          f"{w['requests'] * r['rows'] / s:12,.0f} rows/s  p50 {l['p50'] / 1000:7.2f} ms  p99 {l['p99'] / 1000:7.2f} ms  "
+          f"errors {sum(w['errors'].values())}  server CPU {r['cpu_ticks'] / os.sysconf('SC_CLK_TCK') / s:.2f} cores  "
+          f"RSS {r['mem']['rss_kib'] / 1024:.0f} MiB  (load before: {r['load_before']})", flush=True)
+
+
+def fmt_int(x):
+    return f"{x:,.0f}"
+
+
+def fmt_ms(us):
+    return f"{us / 1000:.2f}" if us < 10_000 else f"{us / 1000:.1f}"
+
+
+def fmt(results_path):
+    runs = [json.loads(line) for line in open(results_path) if line.strip()]
+    hz = os.sysconf("SC_CLK_TCK")
+    services, seen = [], set()
+    for r in runs:
+        if r["service"] not in seen:
+            seen.add(r["service"])
+            services.append((r["service"], r["label"]))
+
+    def stats(r):
+        w = r["wrk"]
+        secs = w["duration_us"] / 1e6
+        reqs = w["requests"] / secs
+        errors = sum(w["errors"].values())
+        cpu = r["cpu_ticks"] / hz / secs  # cores busy in the server
+        return {
+            "rps": reqs, "rows": reqs * r["rows"], "p50": w["latency_us"]["p50"], "p99": w["latency_us"]["p99"],
+            "errors": errors, "cpu": cpu, "cpu_us": (r["cpu_ticks"] / hz) / max(w["requests"], 1) * 1e6,
+        }
+
+    print("### Every run\n")
+    print("| service | request | conns | req/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | CPU µs/req | load avg before |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        s = stats(r)
+        what = "1 row" if r["rows"] == 1 else f"{r['rows']:,} rows"
+        print(f"| {r['label']} | {what} | {r['connections']} | {fmt_int(s['rps'])} | {fmt_int(s['rows'])} | "
+              f"{fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | {s['errors']} | {s['cpu']:.2f} | {fmt_int(s['cpu_us'])} | "
+              f"{r['load_before']} |")
+
+    print("\n### Resident memory after the load (all of the service's processes)\n")
+    print("| service | processes | RSS MiB | PSS MiB |")
+    print("|---|---:|---:|---:|")
+    for name, label in services:
+        last = [r for r in runs if r["service"] == name][-1]["mem"]
+        print(f"| {label} | {len(last['pids'])} | {last['rss_kib'] / 1024:.1f} | {last['pss_kib'] / 1024:.1f} |")
+
+    names = [n for n, _ in services]
+    base = os.environ.get("BENCH_BASE", "fastapi")
+    subject = os.environ.get("BENCH_SUBJECT", "dagrun")
+    if base not in names or subject not in names:
+        return
+    labels = dict(services)
+    print(f"\n### {labels[subject]} vs {labels[base]}\n")
+    print("| request | conns | throughput ratio | p50 ratio (FastAPI ÷ dagrun) | p99 ratio (FastAPI ÷ dagrun) | memory |")
+    print("|---|---:|---:|---:|---:|---:|")
+    key = lambda r: (r["rows"], r["connections"])
+    by = {n: {key(r): stats(r) for r in runs if r["service"] == n} for n in (base, subject)}
+    mem = {n: [r for r in runs if r["service"] == n][-1]["mem"]["rss_kib"] for n in (base, subject)}
+    first = True
+    for k, s in by[subject].items():
+        b = by[base].get(k)
+        if not b:
+            continue
+        what = "1 row" if k[0] == 1 else f"{k[0]:,} rows"
+        m = f"{mem[base] / mem[subject]:.1f}× less" if first else ""
+        first = False
+        print(f"| {what} | {k[1]} | **{s['rps'] / b['rps']:.1f}×** | {b['p50'] / s['p50']:.1f}× | {b['p99'] / s['p99']:.1f}× | {m} |")
+
+    print("\nTargets:")
+    singles = {c: (by[subject][(1, c)], by[base][(1, c)]) for (rows, c) in by[subject] if rows == 1 and (1, c) in by[base]}
+    for c, (s, b) in sorted(singles.items()):
+        ratio = s["rps"] / b["rps"]
+        print(f"* single-row throughput at {c} connection(s): {ratio:.1f}× FastAPI (target ≥ 5×): "
+              f"{'met' if ratio >= 5 else 'MISSED'}")
+    if (1, 16) in by[subject]:
+        p99 = by[subject][(1, 16)]["p99"] / 1000
+        print(f"* p99 at 16 connections: {p99:.2f} ms (target ≤ 2 ms): {'met' if p99 <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    cmd, *args = sys.argv[1:]
+    {"bodies": bodies, "wait": wait, "check": check, "procs": procs, "record": record, "summary": summary,
+     "format": fmt}[cmd](*args)
