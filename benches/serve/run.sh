@@ -17,7 +17,11 @@
 #
 # Environment (all optional):
 #   BENCH_DURATION=10  BENCH_WARMUP=2      seconds per measured run / warm-up before it
-#   BENCH_SERVICES="dagrun dagrun-wait dagrun-w1 fastapi fastapi-w1"   which services, in order
+#   BENCH_SERVICES="dagrun dagrun-wait dagrun-w1 fastapi fastapi-1t fastapi-w1"   which, in order:
+#     dagrun: defaults (a worker per core, --max-wait 0ms); dagrun-wait: --max-wait 0.2ms --max-batch 64;
+#     dagrun-w1 / dagrun-w2: --workers 1 / 2; fastapi: uvicorn --workers 2, onnxruntime's default
+#     session options (as users write it); fastapi-1t: the same with intra_op_num_threads=1 per
+#     worker (tuned); fastapi-w1: uvicorn --workers 1
 #   BENCH_CONNECTIONS="1 16 64"  BENCH_BATCH_CONNECTIONS="1 16"  BENCH_BATCH_ROWS=1000
 #   BENCH_WRK_THREADS=2                    wrk threads (at most one per connection)
 #   BENCH_PORT=18480                       first of the two loopback ports used
@@ -31,7 +35,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
-SERVICES=${BENCH_SERVICES:-"dagrun dagrun-wait dagrun-w1 fastapi fastapi-w1"}
+SERVICES=${BENCH_SERVICES:-"dagrun dagrun-wait dagrun-w1 fastapi fastapi-1t fastapi-w1"}
 CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64"}
 BATCH_CONNECTIONS=${BENCH_BATCH_CONNECTIONS:-"1 16"}
 BATCH_ROWS=${BENCH_BATCH_ROWS:-1000}
@@ -116,7 +120,8 @@ start() {
         dagrun-w2) label="dagrun serve (--workers 2)"; flags=(--workers 2) ;;
         fastapi) label="FastAPI + uvicorn (2 workers)" ;;
         fastapi-w1) label="FastAPI + uvicorn (1 worker)" ;;
-        *) die "unknown service $name (dagrun, dagrun-wait, dagrun-w1, dagrun-w2, fastapi, fastapi-w1)" ;;
+        fastapi-1t) label="FastAPI + uvicorn (2 workers, 1 ORT thread each)" ;;
+        *) die "unknown service $name (dagrun, dagrun-wait, dagrun-w1, dagrun-w2, fastapi, fastapi-w1, fastapi-1t)" ;;
     esac
     case $name in
         dagrun*)
@@ -126,9 +131,10 @@ start() {
             tools wait "http://127.0.0.1:$port/v2/health/ready" 60 || { cat "$work/$name.log"; die "$name did not start"; }
             ;;
         fastapi*)
-            local workers=2
+            local workers=2 threads=
             [ "$name" = fastapi-w1 ] && workers=1
-            MODEL=$model "$VENV/bin/uvicorn" fastapi_app:app --app-dir "$here" --host 127.0.0.1 --port "$port" \
+            [ "$name" = fastapi-1t ] && threads=1
+            MODEL=$model ORT_INTRA_THREADS=$threads "$VENV/bin/uvicorn" fastapi_app:app --app-dir "$here" --host 127.0.0.1 --port "$port" \
                 --workers "$workers" --loop uvloop --http httptools --no-access-log --log-level warning 2>"$work/$name.log" &
             pid=$!
             url=http://127.0.0.1:$port/predict
