@@ -114,7 +114,7 @@ echo "model: churn $version ($(stat -c %s "$model") bytes, blake3 $("$py" -c 'im
 start() {
     local name=$1 port=$2 flags=()
     case $name in
-        dagrun) label="dagrun serve (2 workers)" ;;
+        dagrun) label="dagrun serve (defaults: $(nproc) workers)" ;;
         dagrun-wait) label="dagrun serve (2 workers, --max-wait 0.2ms)"; flags=(--max-wait 0.2ms --max-batch 64) ;;
         dagrun-w1) label="dagrun serve (--workers 1)"; flags=(--workers 1) ;;
         dagrun-w2) label="dagrun serve (--workers 2)"; flags=(--workers 2) ;;
