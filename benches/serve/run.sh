@@ -163,7 +163,11 @@ mkdir -p "$OUT"
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 results=$OUT/results-$stamp.jsonl
 : >"$results"
+load_start=$(loadavg)
 say "load: ${WARMUP}s warm-up + ${DURATION}s per run; machine: $(nproc) cores, load average $(loadavg)"
+if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
+    echo "warning: the machine is busy (load average $(loadavg)): other work shares the cores, the numbers will be low and noisy"
+fi
 # run NAME LABEL PID URL ROWS CONNECTIONS
 run() {
     local name=$1 label=$2 pid=$3 url=$4 rows=$5 conns=$6 body threads before after out load
@@ -192,7 +196,7 @@ done
 # --- 5. tables -------------------------------------------------------------------------------
 table=$OUT/results-$stamp.md
 {
-    echo "dagrun $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), churn $version, $(nproc) cores, load average at the end $(loadavg);"
+    echo "dagrun $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), churn $version, $(nproc) cores, load average $load_start at the start of the load, $(loadavg) at the end;"
     echo "wrk $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s per run, loopback."
     echo
     tools format "$results"
