@@ -177,9 +177,13 @@ run() {
     load=$(loadavg)
     BODY_FILE=$body wrk -t"$threads" -c"$conns" -d"${WARMUP}s" --timeout 10s -s "$here/post.lua" "$url" >/dev/null
     before=$(tools procs "$pid")
+    head -1 /proc/stat >"$work/stat0"
+    times >"$work/times0"   # CPU of this shell's children: wrk's, once it is waited for
     out=$(BODY_FILE=$body wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency -s "$here/post.lua" "$url")
+    times >"$work/times1"
+    head -1 /proc/stat >"$work/stat1"
     after=$(tools procs "$pid")
-    tools record "$name" "$label" "$rows" "$conns" "$load" "$before" "$after" "$out" >>"$results"
+    tools record "$name" "$label" "$rows" "$conns" "$load" "$before" "$after" "$out" "$work" >>"$results"
     tools summary "$results"
 }
 

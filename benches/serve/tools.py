@@ -4,7 +4,8 @@
     tools.py wait URL SECONDS                   until GET URL answers 200
     tools.py check DAGRUN_URL FASTAPI_URL DIR   both services give the same predictions for the same rows
     tools.py procs PID                          {"pids", "rss_kib", "pss_kib", "cpu_ticks"} of PID and its descendants
-    tools.py record NAME LABEL ROWS CONNS LOAD PROCS_BEFORE PROCS_AFTER WRK_OUTPUT   one run as a JSON line
+    tools.py record NAME LABEL ROWS CONNS LOAD PROCS_BEFORE PROCS_AFTER WRK_OUTPUT [DIR]   one run as a JSON line
+                                                (DIR: times0/1 of the shell around wrk, stat0/1 from /proc/stat)
     tools.py summary RESULTS_JSONL              the last run, one line
     tools.py format RESULTS_JSONL               the tables (Markdown)
 """
@@ -134,13 +135,33 @@ def procs(pid):
     print(json.dumps({"pids": pids, "rss_kib": rss, "pss_kib": pss, "cpu_ticks": ticks}))
 
 
-def record(name, label, rows, conns, load, before, after, out):
-    """One run as a JSON line: wrk's RESULT, the server's CPU ticks during it, its memory after it."""
+def children_cpu(path):
+    """Seconds of user + system CPU of a shell's children, from bash's `times` (its second line)."""
+    total = 0.0
+    for t in open(path).read().splitlines()[1].split():
+        m, sec = t.rstrip("s").split("m")
+        total += int(m) * 60 + float(sec)
+    return total
+
+
+def busy_ticks(path):
+    """Busy CPU ticks of the whole machine, from the `cpu` line of /proc/stat."""
+    f = [int(x) for x in open(path).read().split()[1:]]
+    return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] if len(f) > 7 else 0)  # user nice system irq softirq steal
+
+
+def record(name, label, rows, conns, load, before, after, out, workdir=None):
+    """One run as a JSON line: wrk's RESULT, CPU during it (the server's, wrk's, the machine's, in
+    ticks), the server's memory after it."""
     wrk = json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[len("RESULT "):])
     before, after = json.loads(before), json.loads(after)
-    print(json.dumps({"service": name, "label": label, "rows": int(rows), "connections": int(conns),
-                      "load_before": load, "wrk": wrk, "cpu_ticks": after["cpu_ticks"] - before["cpu_ticks"],
-                      "mem": after}))
+    r = {"service": name, "label": label, "rows": int(rows), "connections": int(conns), "load_before": load,
+         "wrk": wrk, "cpu_ticks": after["cpu_ticks"] - before["cpu_ticks"], "mem": after}
+    if workdir:
+        hz = os.sysconf("SC_CLK_TCK")
+        r["wrk_cpu_ticks"] = round((children_cpu(f"{workdir}/times1") - children_cpu(f"{workdir}/times0")) * hz)
+        r["machine_busy_ticks"] = busy_ticks(f"{workdir}/stat1") - busy_ticks(f"{workdir}/stat0")
+    print(json.dumps(r))
 
 
 def summary(results_path):
@@ -152,7 +173,17 @@ def summary(results_path):
     print(f"  {r['rows']:>5} row(s) x {r['connections']:>2} conns: {w['requests'] / s:10,.0f} req/s "
           f"{w['requests'] * r['rows'] / s:12,.0f} rows/s  p50 {l['p50'] / 1000:7.2f} ms  p99 {l['p99'] / 1000:7.2f} ms  "
           f"errors {sum(w['errors'].values())}  server CPU {r['cpu_ticks'] / os.sysconf('SC_CLK_TCK') / s:.2f} cores  "
-          f"RSS {r['mem']['rss_kib'] / 1024:.0f} MiB  (load before: {r['load_before']})", flush=True)
+          f"RSS {r['mem']['rss_kib'] / 1024:.0f} MiB  {others(r)}(load before: {r['load_before']})", flush=True)
+
+
+def others(r):
+    """CPU that neither the server nor wrk used during the run (other work on the machine), as text."""
+    if "machine_busy_ticks" not in r:
+        return ""
+    s = r["wrk"]["duration_us"] / 1e6 * os.sysconf("SC_CLK_TCK")
+    wrk = r["wrk_cpu_ticks"] / s
+    rest = max(0.0, (r["machine_busy_ticks"] - r["cpu_ticks"] - r["wrk_cpu_ticks"]) / s)
+    return f"wrk CPU {wrk:.2f}  others {rest:.2f} cores  "
 
 
 def fmt_int(x):
@@ -178,20 +209,28 @@ def fmt(results_path):
         reqs = w["requests"] / secs
         errors = sum(w["errors"].values())
         cpu = r["cpu_ticks"] / hz / secs  # cores busy in the server
+        if "machine_busy_ticks" in r:
+            wrk_cpu = r["wrk_cpu_ticks"] / hz / secs
+            other = max(0.0, (r["machine_busy_ticks"] - r["cpu_ticks"] - r["wrk_cpu_ticks"]) / hz / secs)
+            wrk_cpu, other = f"{wrk_cpu:.2f}", f"{other:.2f}"
+        else:
+            wrk_cpu = other = "?"
         return {
+            "wrk_cpu": wrk_cpu, "other_cpu": other,
             "rps": reqs, "rows": reqs * r["rows"], "p50": w["latency_us"]["p50"], "p99": w["latency_us"]["p99"],
             "errors": errors, "cpu": cpu, "cpu_us": (r["cpu_ticks"] / hz) / max(w["requests"], 1) * 1e6,
         }
 
     print("### Every run\n")
-    print("| service | request | conns | req/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | CPU µs/req | load avg before |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| service | request | conns | req/s | rows/s | p50 ms | p99 ms | errors | server CPU (cores) | CPU µs/req "
+          "| wrk CPU (cores) | other CPU (cores) | load avg before |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         s = stats(r)
         what = "1 row" if r["rows"] == 1 else f"{r['rows']:,} rows"
         print(f"| {r['label']} | {what} | {r['connections']} | {fmt_int(s['rps'])} | {fmt_int(s['rows'])} | "
               f"{fmt_ms(s['p50'])} | {fmt_ms(s['p99'])} | {s['errors']} | {s['cpu']:.2f} | {fmt_int(s['cpu_us'])} | "
-              f"{r['load_before']} |")
+              f"{s['wrk_cpu']} | {s['other_cpu']} | {r['load_before']} |")
 
     print("\n### Resident memory after the load (all of the service's processes)\n")
     print("| service | processes | RSS MiB | PSS MiB |")
