@@ -8,6 +8,15 @@ local f = assert(io.open(path, "rb"))
 local body = f:read("*a")
 f:close()
 
+-- DELAY_MS: each connection waits this long before each request (a paced load, below saturation;
+-- the latency counts from sending, not the wait).
+local pause = tonumber(os.getenv("DELAY_MS") or "0")
+if pause > 0 then
+  function delay()
+    return pause
+  end
+end
+
 wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"

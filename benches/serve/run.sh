@@ -10,8 +10,9 @@
 #    model to workflows/registry (cached when it ran before); the current version is copied to a
 #    temp registry, so both services load the same model.onnx;
 # 3. checks that both services give the same predictions for the same rows;
-# 4. for each service, alone on the machine: single-row requests at 1, 16 and 64 connections and
-#    1,000-row requests at 1 and 16 connections, each WARMUP s of warm-up then DURATION s
+# 4. for each service, alone on the machine: single-row requests at 1, 16 and 64 connections, at 16
+#    connections paced below saturation (the same ~3,900 req/s for every service), and 1,000-row
+#    requests at 1 and 16 connections, each WARMUP s of warm-up then DURATION s
 #    measured, loopback only; resident memory of all the service's processes after the load;
 # 5. prints the tables (and keeps them, with the raw results, in $BENCH_OUT).
 #
@@ -24,6 +25,8 @@
 #     worker (tuned); fastapi-w1: uvicorn --workers 1
 #   BENCH_CONNECTIONS="1 16 64"  BENCH_BATCH_CONNECTIONS="1 16"  BENCH_BATCH_ROWS=1000
 #   BENCH_WRK_THREADS=2                    wrk threads (at most one per connection)
+#   BENCH_PACED_DELAY_MS=4                 also a paced single-row run: 16 connections, each waiting
+#                                          this long before each request (~3,900 req/s in all; 0: none)
 #   BENCH_PORT=18480                       first of the two loopback ports used
 #   BENCH_OUT=$CARGO_TARGET_DIR/bench-serve   where results-<time>.{jsonl,md} are written
 #   DAGRUN_BENCH_VENV=~/.cache/dagrun/venv-bench-serve   the venv (made or updated here)
@@ -40,6 +43,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64"}
 BATCH_CONNECTIONS=${BENCH_BATCH_CONNECTIONS:-"1 16"}
 BATCH_ROWS=${BENCH_BATCH_ROWS:-1000}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
+PACED_DELAY_MS=${BENCH_PACED_DELAY_MS:-4}
 PORT=${BENCH_PORT:-18480}
 VENV=${DAGRUN_BENCH_VENV:-$HOME/.cache/dagrun/venv-bench-serve}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
@@ -165,12 +169,15 @@ results=$OUT/results-$stamp.jsonl
 : >"$results"
 load_start=$(loadavg)
 say "load: ${WARMUP}s warm-up + ${DURATION}s per run; machine: $(nproc) cores, load average $(loadavg)"
-if awk '{ exit !($1 > 0.5) }' /proc/loadavg; then
-    echo "warning: the machine is busy (load average $(loadavg)): other work shares the cores, the numbers will be low and noisy"
+idle_busy=$(tools busy 3)
+echo "before the load, other work keeps $idle_busy cores busy"
+if awk -v b="$idle_busy" 'BEGIN { exit !(b > 0.2) }'; then
+    echo "warning: the machine is busy: other work shares the cores, the numbers will be low and noisy"
 fi
-# run NAME LABEL PID URL ROWS CONNECTIONS
+# run NAME LABEL PID URL ROWS CONNECTIONS [DELAY_MS]
 run() {
     local name=$1 label=$2 pid=$3 url=$4 rows=$5 conns=$6 body threads before after out load
+    export DELAY_MS=${7:-0}
     body=$work/bodies/single.json
     [ "$rows" = 1 ] || body=$work/bodies/batch.json
     threads=$((conns < WRK_THREADS ? conns : WRK_THREADS))
@@ -183,7 +190,7 @@ run() {
     times >"$work/times1"
     head -1 /proc/stat >"$work/stat1"
     after=$(tools procs "$pid")
-    tools record "$name" "$label" "$rows" "$conns" "$load" "$before" "$after" "$out" "$work" >>"$results"
+    tools record "$name" "$label" "$rows" "$conns" "$load" "$before" "$after" "$out" "$work" "$DELAY_MS" >>"$results"
     tools summary "$results"
 }
 
@@ -193,6 +200,7 @@ for name in $SERVICES; do
     start "$name" "$port"
     say "$label (pid $pid, $url)"
     for c in $CONNECTIONS; do run "$name" "$label" "$pid" "$url" 1 "$c"; done
+    [ "$PACED_DELAY_MS" = 0 ] || run "$name" "$label" "$pid" "$url" 1 16 "$PACED_DELAY_MS"
     for c in $BATCH_CONNECTIONS; do run "$name" "$label" "$pid" "$url" "$BATCH_ROWS" "$c"; done
     stop "$pid"
 done
@@ -200,7 +208,7 @@ done
 # --- 5. tables -------------------------------------------------------------------------------
 table=$OUT/results-$stamp.md
 {
-    echo "dagrun $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), churn $version, $(nproc) cores, load average $load_start at the start of the load, $(loadavg) at the end;"
+    echo "dagrun $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), churn $version, $(nproc) cores, load average $load_start at the start of the load ($idle_busy cores busy before it), $(loadavg) at the end;"
     echo "wrk $WRK_THREADS threads, ${WARMUP}s warm-up + ${DURATION}s per run, loopback."
     echo
     tools format "$results"
