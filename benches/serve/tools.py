@@ -275,7 +275,8 @@ def fmt(results_path):
             b = by[base].get(k)
             if not b:
                 continue
-            print(f"| {what(k[0], k[2])} | {k[1]} | **{s['rps'] / b['rps']:.1f}×** | {b['p50'] / s['p50']:.1f}× | "
+            tput = "(same load)" if k[2] else f"**{s['rps'] / b['rps']:.1f}×**"
+            print(f"| {what(k[0], k[2])} | {k[1]} | {tput} | {b['p50'] / s['p50']:.1f}× | "
                   f"{b['p99'] / s['p99']:.1f}× | {b['cpu_us'] / s['cpu_us']:.1f}× |")
         print(f"\nResident memory: {mem[subject] / 1024:.0f} MiB vs {mem[base] / 1024:.0f} MiB "
               f"({mem[base] / mem[subject]:.1f}× less).")
