@@ -11,7 +11,7 @@
 #    temp registry, so both services load the same model.onnx;
 # 3. checks that both services give the same predictions for the same rows;
 # 4. for each service, alone on the machine: single-row requests at 1, 16 and 64 connections, at 16
-#    connections paced below saturation (the same ~3,900 req/s for every service), and 1,000-row
+#    connections paced below saturation (about 3,400 req/s for every service), and 1,000-row
 #    requests at 1 and 16 connections, each WARMUP s of warm-up then DURATION s
 #    measured, loopback only; resident memory of all the service's processes after the load;
 # 5. prints the tables (and keeps them, with the raw results, in $BENCH_OUT).
@@ -26,8 +26,8 @@
 #   BENCH_CONNECTIONS="1 16 64"  BENCH_BATCH_CONNECTIONS="1 16"  BENCH_BATCH_ROWS=1000
 #   BENCH_WRK_THREADS=2                    wrk threads (at most one per connection)
 #   BENCH_PACED_DELAY_MS=4                 also a paced single-row run: 16 connections, each waiting
-#                                          this long before each request (~3,900 req/s in all; 0: none)
-#   BENCH_PORT=18480                       first of the two loopback ports used
+#                                          this long before each request (~3,400 req/s in all; 0: none)
+#   BENCH_PORT=18480                       first loopback port used (then PORT+1, +2, ... per service)
 #   BENCH_OUT=$CARGO_TARGET_DIR/bench-serve   where results-<time>.{jsonl,md} are written
 #   DAGRUN_BENCH_VENV=~/.cache/dagrun/venv-bench-serve   the venv (made or updated here)
 #   DAGRUN_BIN=path/to/dagrun              use this binary instead of building one
