@@ -255,14 +255,30 @@ fn the_verdict_says_how_many_predictions_change() {
 #[test]
 fn models_list_and_rollback() {
     let dir = tempfile::tempdir().unwrap();
-    for v in ["v0001", "v0002"] {
+    let model = std::fs::read(fixture("logreg_binary/model.onnx")).unwrap();
+    let digest = blake3::hash(&model).to_hex().to_string();
+    for v in ["v0001", "v0002", "v0003"] {
         let d = dir.path().join("registry/churn").join(v);
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::copy(fixture("logreg_binary/model.onnx"), d.join("model.onnx")).unwrap();
+        std::fs::write(d.join("model.onnx"), &model).unwrap();
+        let meta = dagrun_contracts::registry::Metadata::new("churn", v, &digest);
+        std::fs::write(d.join("metadata.json"), meta.to_json()).unwrap();
     }
+    // v0003's bytes are not the ones its metadata records: no rollback may make it current.
+    std::fs::write(dir.path().join("registry/churn/v0003/model.onnx"), b"not a model").unwrap();
     std::fs::write(dir.path().join("registry/churn/current"), "v0002\n").unwrap();
     let dagrun = |args: &[&str]| Command::new(BIN).args(args).current_dir(dir.path()).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&dagrun(&["models", "list"]).stdout), "churn: v0001 *v0002\n");
+    assert_eq!(String::from_utf8_lossy(&dagrun(&["models", "list"]).stdout), "churn: v0001 *v0002 v0003\n");
+    let out = dagrun(&["models", "rollback", "churn", "--to", "v0003"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot roll back `churn` to v0003") && err.contains("model.onnx is corrupt"), "{err}");
+    let out = dagrun(&["models", "rollback", "churn", "--to", "v0009"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: `churn` has no version v0009; versions: v0001, v0002, v0003\n"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0002\n");
     let out = dagrun(&["models", "rollback", "churn"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "churn: current is now v0001\n");
     assert_eq!(std::fs::read_to_string(dir.path().join("registry/churn/current")).unwrap(), "v0001\n");

@@ -118,7 +118,35 @@ fn bad_requests_are_refused_naming_the_problem_and_the_service_keeps_answering()
             400,
             &["row 0", "no feature `f7`", "f0, f1, f2, f3, f4, f5, f6, f7"],
         ),
-        bad("a number too large for float32", JSON, with("f1", 1e300.into()), 400, &["row 0", "feature `f1`"]),
+        bad(
+            "a number too large for float32",
+            JSON,
+            with("f1", 1e300.into()),
+            400,
+            &["row 0", "feature `f1`", "float32"],
+        ),
+        bad(
+            "a feature twice",
+            JSON,
+            with("f1", 1.into()).replacen(r#""f1":1"#, r#""f1":1,"f1":2"#, 1),
+            400,
+            &["row 0", "`f1` appears twice"],
+        ),
+        bad("a boolean for a number", JSON, with("f2", true.into()), 400, &["feature `f2`", "true is a boolean"]),
+        bad(
+            "CSV sent as form data",
+            "application/x-www-form-urlencoded",
+            csv_row(1, "2"),
+            400,
+            &["malformed JSON", "Content-Type: text/csv"],
+        ),
+        bad(
+            "CSV with a feature twice",
+            CSV,
+            csv_with("f0,f1,f2,f3,f4,f5,f6,f7,f1", "1,2,3,4,5,6,7,8,9"),
+            400,
+            &["`f1` appears twice in the header"],
+        ),
         bad("an unknown extra feature", JSON, with("zz", 1.into()), 400, &["row 0", "`zz` is not a feature"]),
         bad(
             "a misspelt feature",
@@ -168,14 +196,8 @@ fn bad_requests_are_refused_naming_the_problem_and_the_service_keeps_answering()
         bad("an empty batch", JSON, "[]", 400, &["empty batch"]),
         bad("an empty CSV batch", CSV, format!("{header}\n"), 400, &["empty batch"]),
         bad("an empty body", JSON, "", 400, &["malformed JSON"]),
-        bad(
-            "CSV NaN",
-            CSV,
-            csv_row(4, "NaN"),
-            400,
-            &["row 0", "feature `f4`", "NaN", "missing values are not accepted"],
-        ),
-        bad("CSV empty field", CSV, csv_row(5, ""), 400, &["row 0", "feature `f5`", "missing values are not accepted"]),
+        bad("CSV NaN", CSV, csv_row(4, "NaN"), 400, &["row 0", "feature `f4`", "NaN", "a missing value"]),
+        bad("CSV empty field", CSV, csv_row(5, ""), 400, &["row 0", "feature `f5`", "a missing value"]),
         bad("CSV infinity", CSV, csv_row(6, "inf"), 400, &["row 0", "feature `f6`", "inf"]),
         bad("CSV text for a number", CSV, csv_row(1, "abc"), 400, &["`f1`", "`abc` is not a number"]),
         bad(
@@ -471,4 +493,25 @@ fn every_fixture_model_answers_rows_of_its_width() {
     no_panic(&serve);
     assert!(!serve.lines().iter().any(|l| l.contains("not served")), "{:?}", serve.lines());
     assert_eq!(serve.terminate(), Some(0));
+}
+
+/// Options that cannot work stop `dagrun serve` at start with exit code 2 and say which.
+#[test]
+fn unusable_options_are_refused_at_start() {
+    let (_dir, reg) = churn_registry();
+    let refuse = |args: &[&str], says: &str| {
+        let out = std::process::Command::new(common::BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--registry"])
+            .arg(&reg)
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    };
+    refuse(&["--name", "nope"], "no model `nope` in registry");
+    refuse(&["--name", "nope"], "models there: churn");
+    refuse(&["--workers", "100000"], "--workers 100000: from 1 to 256");
+    refuse(&["--max-batch", "0"], "--max-batch 0");
 }

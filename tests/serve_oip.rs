@@ -335,7 +335,7 @@ fn bad_requests_get_clear_answers_and_the_service_keeps_serving() {
     refused(infer, request(&[0, 8], "FP32", Some(json!([])), &[]), 400, "empty batch");
     let mut nan = row.clone();
     nan[3] = f32::NAN;
-    refused(infer, request(&[1, 8], "FP32", None, &f32_bytes(&nan)), 400, "is not a number the model can use");
+    refused(infer, request(&[1, 8], "FP32", None, &f32_bytes(&nan)), 400, "is a missing value");
     let (mut body, n) = request(&[1, 8], "FP32", None, &f32_bytes(&row));
     body.extend_from_slice(&[0; 4]);
     refused(infer, (body, n), 400, "4 bytes of binary data follow the last input's");

@@ -199,10 +199,33 @@ pub fn models(action: ModelsAction) -> Result<Exit, Exit> {
                     versions[cur - 1].version.clone()
                 }
             };
+            check_target(&dir, &name, &target, &versions)?;
             registry::set_current(&dir, &name, &target)
                 .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {e}"), Exit::Usage))?;
             println!("{name}: current is now {target}");
             Ok(Exit::Success)
         }
     }
+}
+
+/// A rollback only moves `current` to a version that exists and is intact (its model's bytes are
+/// the ones its metadata records): a service following the registry could not serve another.
+fn check_target(
+    dir: &std::path::Path,
+    name: &str,
+    target: &str,
+    versions: &[dagrun_cache::registry::ModelVersion],
+) -> Result<(), Exit> {
+    use dagrun_contracts::registry as contract;
+    if !versions.iter().any(|v| v.version == target) {
+        let known: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+        return Err(error(format!("`{name}` has no version {target}; versions: {}", known.join(", ")), Exit::Usage));
+    }
+    let model = contract::model_file(dir, name, target);
+    let bytes = std::fs::read(&model)
+        .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {}: {e}", model.display()), Exit::Usage))?;
+    let digest = blake3::hash(&bytes).to_hex().to_string();
+    contract::check_version(dir, name, target, &digest)
+        .map(drop)
+        .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {e}"), Exit::Usage))
 }

@@ -44,6 +44,15 @@ pub enum ContractError {
         /// The OS error.
         source: io::Error,
     },
+    /// A version directory whose files disagree: the model's bytes and the digest recorded for
+    /// them, or the name or version recorded and the directory's.
+    #[error("{}: {reason}", .dir.display())]
+    Inconsistent {
+        /// The version directory.
+        dir: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
     /// A model name that cannot be a registry directory.
     #[error("invalid model name `{0}`: use letters, digits, `-` and `_`")]
     InvalidName(String),

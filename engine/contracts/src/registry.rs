@@ -193,6 +193,31 @@ pub fn read_metadata(registry: &Path, name: &str, version: &str) -> Result<Metad
     Metadata::from_json(&fs::read(&path).map_err(ContractError::io(&path))?)
 }
 
+/// Checks a version before it is served or made current: its `metadata.json` must be readable
+/// and name this model and version, and `digest` (blake3 hex of its `model.onnx`, computed by the
+/// caller) must be the one recorded. Returns the metadata.
+pub fn check_version(registry: &Path, name: &str, version: &str, digest: &str) -> Result<Metadata, ContractError> {
+    let dir = version_dir(registry, name, version);
+    let meta = read_metadata(registry, name, version).map_err(|e| ContractError::Inconsistent {
+        dir: dir.clone(),
+        reason: format!("no usable {METADATA_FILE} (every deployed version has one): {e}"),
+    })?;
+    let wrong = |reason: String| Err(ContractError::Inconsistent { dir: dir.clone(), reason });
+    if meta.name != name || meta.model_version != version {
+        return wrong(format!(
+            "{METADATA_FILE} describes `{}` {}, not `{name}` {version}",
+            meta.name, meta.model_version
+        ));
+    }
+    if meta.digest != digest {
+        return wrong(format!(
+            "{MODEL_FILE} is corrupt: its blake3 is {digest}, {METADATA_FILE} records {}",
+            meta.digest
+        ));
+    }
+    Ok(meta)
+}
+
 /// One version of a model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelVersion {

@@ -324,6 +324,14 @@ impl CsvBatches {
         self.features.len()
     }
 
+    /// A feature whose name the header holds more than once (only the first is read).
+    pub fn duplicate_feature(&self) -> Option<&str> {
+        self.features
+            .iter()
+            .map(|&i| self.header[i].as_str())
+            .find(|name| self.header.iter().filter(|h| h == name).count() > 1)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

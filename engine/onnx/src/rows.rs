@@ -158,6 +158,12 @@ pub struct RowsError(pub String);
 pub fn from_csv(text: Vec<u8>, schema: &Schema) -> Result<Rows> {
     let spec = ColumnSpec { features: schema.features.as_deref(), ..Default::default() };
     let mut reader = CsvBatches::from_reader(Path::new("CSV body"), Box::new(std::io::Cursor::new(text)), &spec)?;
+    if let Some(twice) = reader.duplicate_feature() {
+        return Err(crate::Error::Data {
+            path: "CSV body".into(),
+            reason: format!("column `{twice}` appears twice in the header: which one is the feature?"),
+        });
+    }
     reader.set_single_precision(schema.single_precision);
     let mut batch = Batch::default();
     reader.fill(&mut batch, usize::MAX)?;
@@ -218,7 +224,7 @@ fn number(v: &Value, row: usize, feature: &str) -> Result<f64, RowsError> {
         Value::Number(n) => {
             n.as_f64().ok_or_else(|| RowsError(format!("row {row}, feature `{feature}`: {n} is out of range")))
         }
-        Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+        Value::Bool(b) => Err(RowsError(format!("row {row}, feature `{feature}`: {b} is a boolean; send a number"))),
         Value::Null => Err(RowsError(format!("row {row}, feature `{feature}`: missing value (null); send a number"))),
         Value::String(s) => Err(RowsError(format!("row {row}, feature `{feature}`: {s:?} is a string; send a number"))),
         other => Err(RowsError(format!("row {row}, feature `{feature}`: {other} is not a number"))),

@@ -25,6 +25,9 @@ use crate::slot::Slot;
 use crate::worker::{Batching, Output, Served};
 use crate::{Events, ServeOptions};
 
+/// Most worker threads (sessions) per model: more only costs memory and start-up time.
+const MAX_WORKERS: usize = 256;
+
 /// What every request handler shares.
 pub(crate) struct State {
     pub options: ServeOptions,
@@ -39,11 +42,25 @@ impl State {
         if !options.registry.is_dir() {
             return Err(ServeError::NoRegistry(options.registry.clone()));
         }
-        if options.workers == 0 || options.max_batch == 0 {
-            return Err(ServeError::Options("workers and max batch must be at least 1".into()));
+        if options.workers == 0 || options.workers > MAX_WORKERS {
+            return Err(ServeError::Options(format!(
+                "--workers {}: from 1 to {MAX_WORKERS} (each worker is an ONNX Runtime session of every model)",
+                options.workers
+            )));
+        }
+        if options.max_batch == 0 {
+            return Err(ServeError::Options("--max-batch 0: at least 1 row".into()));
         }
         for name in &options.names {
             registry::validate_name(name).map_err(|_| ServeError::BadName(name.clone()))?;
+            if !registry::model_dir(&options.registry, name).is_dir() {
+                let known = registry::names(&options.registry);
+                return Err(ServeError::NoModel {
+                    name: name.clone(),
+                    registry: options.registry.clone(),
+                    known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                });
+            }
         }
         dagrun_onnx::runtime::init()?;
         let metrics = Arc::new(Metrics::default());
@@ -207,6 +224,12 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
             format!("request body is over the limit of {limit} bytes (dagrun serve --max-body)"),
         )
     };
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING).filter(|v| v.as_bytes() != b"identity") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {encoding:?} is not supported: send the request uncompressed"),
+        ));
+    }
     let waits_to_send = headers
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
@@ -298,12 +321,16 @@ fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {
 }
 
 fn json_rows(bytes: &[u8], served: &Served) -> Result<Rows, ApiError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
-    let items = match value {
-        Value::Array(items) => items,
-        one @ Value::Object(_) => vec![one],
-        other => {
+    use crate::body::{Body, Row};
+    let body: Body = serde_json::from_slice(bytes).map_err(|e| {
+        let looks_like_csv = !bytes.trim_ascii_start().starts_with(b"[") && !bytes.trim_ascii_start().starts_with(b"{");
+        let hint = if looks_like_csv { "; for CSV send `Content-Type: text/csv`" } else { "" };
+        ApiError::bad_request(format!("malformed JSON: {e}{hint}"))
+    })?;
+    let items = match body {
+        Body::Many(items) => items,
+        Body::One(record) => vec![Row::Record(record)],
+        Body::Other(other) => {
             return Err(ApiError::bad_request(format!(
                 "expected rows: an array of objects (`[{{\"feature\": 1.5}}]`) or of arrays of numbers, not {}",
                 kind(&other)
@@ -312,31 +339,34 @@ fn json_rows(bytes: &[u8], served: &Served) -> Result<Rows, ApiError> {
     };
     let rows = match items.first() {
         None => return Ok(Rows::new(served.schema.width.unwrap_or(0), served.schema.single_precision)),
-        Some(Value::Object(_)) => {
-            let records = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Object(m) => Ok(m),
+        Some(Row::Record(_)) => {
+            let mut records = Vec::with_capacity(items.len());
+            for (i, row) in items.into_iter().enumerate() {
+                match row {
+                    Row::Record(r) => match r.duplicate {
+                        Some(k) => return Err(ApiError::bad_request(format!("row {i}: `{k}` appears twice"))),
+                        None => records.push(r.map),
+                    },
                     other => {
-                        Err(ApiError::bad_request(format!("row {i} is {}, the first row an object", kind(&other))))
+                        return Err(ApiError::bad_request(format!("row {i} is {}, row 0 an object", row_kind(&other))));
                     }
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                }
+            }
             rows::from_records(&records, &served.schema)
         }
-        Some(Value::Array(_)) => {
-            let arrays = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, v)| match v {
-                    Value::Array(a) => Ok(a),
-                    other => Err(ApiError::bad_request(format!("row {i} is {}, the first row an array", kind(&other)))),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+        Some(Row::Array(_)) => {
+            let mut arrays = Vec::with_capacity(items.len());
+            for (i, row) in items.into_iter().enumerate() {
+                match row {
+                    Row::Array(a) => arrays.push(a),
+                    other => {
+                        return Err(ApiError::bad_request(format!("row {i} is {}, row 0 an array", row_kind(&other))));
+                    }
+                }
+            }
             rows::from_arrays(&arrays, &served.schema)
         }
-        Some(other) => {
+        Some(Row::Other(other)) => {
             return Err(ApiError::bad_request(format!(
                 "row 0 is {}: send an object of features or an array of numbers per row",
                 kind(other)
@@ -344,6 +374,14 @@ fn json_rows(bytes: &[u8], served: &Served) -> Result<Rows, ApiError> {
         }
     };
     rows.map_err(|e| ApiError::bad_request(e.0))
+}
+
+fn row_kind(row: &crate::body::Row) -> &'static str {
+    match row {
+        crate::body::Row::Record(_) => "an object",
+        crate::body::Row::Array(_) => "an array",
+        crate::body::Row::Other(v) => kind(v),
+    }
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -369,10 +407,15 @@ pub(crate) fn check_rows(rows: &Rows, served: &Served) -> Result<(), ApiError> {
     }
     if let Some((i, j)) = rows.first_not_finite() {
         let feature = served.schema.features.as_ref().map_or_else(|| format!("#{j}"), |f| format!("`{}`", f[j]));
-        return Err(ApiError::bad_request(format!(
-            "row {i}, feature {feature}: {} is not a number the model can use (missing values are not accepted)",
-            rows.get(i, j)
-        )));
+        let value = rows.get(i, j);
+        let why = if value.is_nan() {
+            "a missing value (NaN or an empty field); the model needs a number"
+        } else if served.schema.single_precision {
+            "not a finite number: the model takes float32 (at most ±3.4e38)"
+        } else {
+            "not a finite number"
+        };
+        return Err(ApiError::bad_request(format!("row {i}, feature {feature}: {value} is {why}")));
     }
     Ok(())
 }

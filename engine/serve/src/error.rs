@@ -16,6 +16,16 @@ pub enum ServeError {
     /// A name given with `--name` is not a valid model name.
     #[error("`{0}` is not a model name (letters, digits, `-` and `_`)")]
     BadName(String),
+    /// A name given with `--name` has no directory in the registry.
+    #[error("no model `{name}` in registry {}; models there: {known}", .registry.display())]
+    NoModel {
+        /// The name.
+        name: String,
+        /// The registry.
+        registry: PathBuf,
+        /// The models it has.
+        known: String,
+    },
     /// The options contradict each other.
     #[error("invalid option: {0}")]
     Options(String),

@@ -78,15 +78,7 @@ impl Served {
         let path = registry::model_file(registry, name, version);
         let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let digest = blake3::hash(&bytes).to_hex().to_string();
-        if let Ok(meta) = registry::read_metadata(registry, name, version)
-            && meta.digest != digest
-        {
-            return Err(format!(
-                "{} is corrupt: its blake3 is {digest}, metadata.json records {}",
-                path.display(),
-                meta.digest
-            ));
-        }
+        registry::check_version(registry, name, version, &digest).map_err(|e| e.to_string())?;
         drop(bytes);
         let options = ModelOptions { intra_threads: Some(1), ..Default::default() };
         let mut models = Vec::new();
