@@ -1,6 +1,7 @@
 //! Evaluation (`OnnxEval`) and batch prediction (`OnnxPredict`): CSV or Parquet in, batches through the model,
 //! metrics and predictions out.
 
+use crate::rows::push_field;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -615,22 +616,6 @@ impl Drop for TmpGuard {
 fn push_float(line: &mut Vec<u8>, buf: &mut ryu::Buffer, v: f64, single: bool) {
     let s = if single { buf.format(v as f32) } else { buf.format(v) };
     line.extend_from_slice(s.as_bytes());
-}
-
-/// Appends a CSV field, quoted if it needs to be.
-fn push_field(line: &mut Vec<u8>, value: &[u8]) {
-    if value.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-        line.push(b'"');
-        for &b in value {
-            if b == b'"' {
-                line.push(b'"');
-            }
-            line.push(b);
-        }
-        line.push(b'"');
-    } else {
-        line.extend_from_slice(value);
-    }
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -219,6 +219,23 @@ pub fn from_arrays(arrays: &[Vec<Value>], schema: &Schema) -> Result<Rows, RowsE
     Ok(rows)
 }
 
+/// Appends a CSV field, quoted if it needs to be (RFC 4180): the one quoting of `predictions.csv`
+/// and `dagrun serve`'s prediction log.
+pub fn push_field(line: &mut Vec<u8>, value: &[u8]) {
+    if value.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        line.push(b'"');
+        for &b in value {
+            if b == b'"' {
+                line.push(b'"');
+            }
+            line.push(b);
+        }
+        line.push(b'"');
+    } else {
+        line.extend_from_slice(value);
+    }
+}
+
 fn number(v: &Value, row: usize, feature: &str) -> Result<f64, RowsError> {
     match v {
         Value::Number(n) => {

@@ -2,6 +2,7 @@
 //! `proba_<class>`, then the `_served_at`, `_model_version`, `_model_digest` metadata. Numbers are
 //! the shortest text that reads back to the same value (`f32` for single precision).
 
+use dagrun_onnx::rows::push_field;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
@@ -192,22 +193,6 @@ fn push_float(out: &mut Vec<u8>, buf: &mut ryu::Buffer, v: f64, single: bool) {
     if v.is_finite() {
         let s = if single { buf.format(v as f32) } else { buf.format(v) };
         out.extend_from_slice(s.as_bytes());
-    }
-}
-
-/// Appends a CSV field, quoted if it needs to be (RFC 4180).
-fn push_field(out: &mut Vec<u8>, value: &[u8]) {
-    if value.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
-        out.push(b'"');
-        for &b in value {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
-    } else {
-        out.extend_from_slice(value);
     }
 }
 
