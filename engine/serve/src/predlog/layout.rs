@@ -2,11 +2,10 @@
 //! `proba_<class>`, then the `_served_at`, `_model_version`, `_model_digest` metadata. Numbers are
 //! the shortest text that reads back to the same value (`f32` for single precision).
 
-use dagrun_onnx::rows::push_field;
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use dagrun_onnx::rows::{FeatureBuf, Rows};
+use dagrun_onnx::rows::{FeatureBuf, Rows, push_field};
 use dagrun_onnx::{ClassLabel, Predictions};
 
 /// When the request was answered (UTC, milliseconds): `2025-03-02T10:15:30.123Z`.
