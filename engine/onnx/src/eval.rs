@@ -1,7 +1,6 @@
 //! Evaluation (`OnnxEval`) and batch prediction (`OnnxPredict`): CSV or Parquet in, batches through the model,
 //! metrics and predictions out.
 
-use crate::rows::push_field;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +12,7 @@ use crate::data::{Batch, Batches, ColumnSpec, missing_label};
 use crate::error::{Error, Result, io_err};
 use crate::metrics::{self, Metrics, RegressionAccumulator};
 use crate::model::{ClassLabel, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions};
+use crate::rows::push_field;
 use crate::runtime::{self, RuntimeInfo};
 
 /// Rows per batch unless told otherwise.
