@@ -93,7 +93,7 @@ echo "== 9. serving: dagrun serve answers with the deployed model and follows th
 serve_log=$(mktemp)
 "$dagrun" serve --registry workflows/registry --addr 127.0.0.1:0 2>"$serve_log" &
 serve_pid=$!
-trap 'kill $serve_pid 2>/dev/null; rm -f "$tmp" "$serve_log"; rm -rf "$plugin_dir"' EXIT
+trap 'kill $serve_pid 2>/dev/null || true; rm -f "$tmp" "$serve_log"; rm -rf "$plugin_dir"' EXIT
 for _ in $(seq 100); do grep -q '^listening on' "$serve_log" && break; sleep 0.1; done
 addr=$(sed -n 's/^listening on http:\/\/\([^ ]*\).*/\1/p' "$serve_log")
 row='[{"age": 39, "income": 19350, "tenure_months": 37, "region": 1, "num_purchases": 3, "avg_basket": 27.44, "days_since_last": 20, "support_calls": 0, "discount_rate": 0.21, "session_minutes": 0.9}]'
