@@ -282,12 +282,12 @@ async fn predict(
     let start = Instant::now();
     let served = state.served(&name).await?;
     let result = predict_with(&state, &served, &headers, body).await;
-    let rows = result.as_ref().map_or(0, |(rows, _)| rows.rows);
+    let rows = result.as_ref().map_or(0, |output| output.rows.rows);
     served.stats.record(result.is_ok(), rows, start.elapsed());
-    let (rows, output) = result.map_err(|e| e.by(&served.version, &served.digest))?;
-    let body = predictions_json(&served, &output, rows.rows);
+    let output = result.map_err(|e| e.by(&served.version, &served.digest))?;
+    let body = predictions_json(&served, &output, output.rows.rows);
     if let Some(log) = &state.log {
-        log.record(&served, &rows, &output.predictions);
+        log.record(&served, &output.rows, &output.predictions);
     }
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
@@ -296,12 +296,7 @@ async fn predict(
     Ok(response)
 }
 
-async fn predict_with(
-    state: &State,
-    served: &Served,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Rows, Output), ApiError> {
+async fn predict_with(state: &State, served: &Served, headers: &HeaderMap, body: Body) -> Result<Output, ApiError> {
     let bytes = read_body(headers, body, state.options.body_limit).await?;
     let csv = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| {
         // Media types are case-insensitive (`Text/CSV; charset=utf-8`).
@@ -309,11 +304,7 @@ async fn predict_with(
     });
     let rows = if csv { csv_rows(bytes, served)? } else { json_rows(&bytes, served)? };
     check_rows(&rows, served)?;
-    let n = rows.rows;
-    // The rows go to a worker thread; a copy is kept only for the prediction log.
-    let kept = if state.log.is_some() { rows.clone() } else { Rows::new(rows.width, false) };
-    let output = served.infer(rows).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok((Rows { rows: n, ..kept }, output))
+    served.infer(rows).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))
 }
 
 fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {

@@ -22,6 +22,8 @@ pub struct Output {
     pub predictions: Predictions,
     /// The classes in probability-column order (classifiers).
     pub classes: Option<Arc<Vec<ClassLabel>>>,
+    /// The rows it was asked about, handed back (for the prediction log; no copy is made).
+    pub rows: Rows,
 }
 
 struct Job {
@@ -115,7 +117,8 @@ impl Served {
         self.info.kind
     }
 
-    /// Runs `rows` (already checked against [`Served::schema`]) and waits for the predictions.
+    /// Runs `rows` (already checked against [`Served::schema`]) and waits for the predictions; the
+    /// rows come back in the [`Output`].
     pub async fn infer(&self, rows: Rows) -> Result<Output, String> {
         let (reply, answer) = oneshot::channel();
         self.queue.send(Job { rows, reply }).map_err(|_| "the model's workers stopped".to_owned())?;
@@ -200,7 +203,7 @@ fn answer(jobs: &mut Vec<Job>, result: dagrun_onnx::Result<Predictions>, classes
     match result {
         Ok(predictions) if jobs.len() == 1 => {
             let job = jobs.pop().expect("one job");
-            let _ = job.reply.send(Ok(Output { predictions, classes: classes.cloned() }));
+            let _ = job.reply.send(Ok(Output { predictions, classes: classes.cloned(), rows: job.rows }));
         }
         Ok(predictions) => {
             let mut start = 0;
@@ -208,7 +211,7 @@ fn answer(jobs: &mut Vec<Job>, result: dagrun_onnx::Result<Predictions>, classes
                 let end = start + job.rows.rows;
                 let part = predictions.slice(start..end, n_classes);
                 start = end;
-                let _ = job.reply.send(Ok(Output { predictions: part, classes: classes.cloned() }));
+                let _ = job.reply.send(Ok(Output { predictions: part, classes: classes.cloned(), rows: job.rows }));
             }
         }
         Err(e) => {

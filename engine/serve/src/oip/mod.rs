@@ -153,15 +153,14 @@ async fn infer_version(
     let served = served(state, name, version).await?;
     let specs = specs(&served);
     let result = infer_with(state, &served, &specs, headers, body).await;
-    let rows = result.as_ref().map_or(0, |(p, _)| p.rows.rows);
+    let rows = result.as_ref().map_or(0, |(_, _, output)| output.rows.rows);
     served.stats.record(result.is_ok(), rows, start.elapsed());
-    let (parsed, output) = result.map_err(|e| e.by(&served.version, &served.digest))?;
+    let (id, selected, output) = result.map_err(|e| e.by(&served.version, &served.digest))?;
     if let Some(log) = &state.log {
-        log.record(&served, &parsed.rows, &output.predictions);
+        log.record(&served, &output.rows, &output.predictions);
     }
-    let who =
-        Answer { model: &served.name, version: &served.version, digest: &served.digest, id: parsed.id.as_deref() };
-    let encoded = response::encode(who, &specs, &parsed.selected, &output, parsed.rows.rows);
+    let who = Answer { model: &served.name, version: &served.version, digest: &served.digest, id: id.as_deref() };
+    let encoded = response::encode(who, &specs, &selected, &output, output.rows.rows);
     let json_len = encoded.json.len();
     let response = if encoded.binary.is_empty() {
         let mut r = encoded.json.into_response();
@@ -185,13 +184,7 @@ async fn infer_with(
     specs: &[OutputSpec],
     headers: &HeaderMap,
     body: Body,
-) -> Result<(Parsed, Output), ApiError> {
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING).filter(|v| v.as_bytes() != b"identity") {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding {encoding:?} is not supported: send the request uncompressed"),
-        ));
-    }
+) -> Result<(Option<String>, Vec<Selected>, Output), ApiError> {
     let bytes = read_body(headers, body, state.options.body_limit).await?;
     let header_length = match headers.get(HEADER_LENGTH) {
         None => None,
@@ -199,11 +192,10 @@ async fn infer_with(
             ApiError::bad_request("Inference-Header-Content-Length is not text; send the JSON part's length in bytes")
         })?),
     };
-    let parsed = parse(&bytes, header_length, &served.schema, specs)?;
-    check_rows(&parsed.rows, served)?;
-    let output =
-        served.infer(parsed.rows.clone()).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    Ok((parsed, output))
+    let Parsed { id, rows, selected } = parse(&bytes, header_length, &served.schema, specs)?;
+    check_rows(&rows, served)?;
+    let output = served.infer(rows).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((id, selected, output))
 }
 
 /// Reads a request body (`header_length`: the `Inference-Header-Content-Length` header) into the

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dagrun_onnx::rows::{FeatureBuf, Schema, TensorSpec};
+use dagrun_onnx::rows::{FeatureBuf, Rows, Schema, TensorSpec};
 use dagrun_onnx::{ClassLabel, IoDesc, ModelInfo, ModelKind, Predictions, ScoreTransform};
 use serde_json::{Value, json};
 
@@ -299,7 +299,13 @@ fn classified(classes: Vec<ClassLabel>) -> Output {
             single_precision: true,
         },
         classes: Some(Arc::new(classes)),
+        rows: two_rows(),
     }
+}
+
+/// The rows an `Output` hands back (their values do not matter to the encoding).
+fn two_rows() -> Rows {
+    Rows { values: FeatureBuf::F32(vec![0.0, 0.0]), rows: 2, width: 1 }
 }
 
 #[test]
@@ -341,8 +347,11 @@ fn binary_responses() {
     assert_eq!(e.binary, b"\x03\0\0\0yes\x02\0\0\0no");
     // A regressor's values, in its precision and output shape.
     let reg = response::output_specs(&info_regressor("Tensor<f64>(dyn, 1)"), None);
-    let out =
-        Output { predictions: Predictions::Values { values: vec![1.5, -2.0], single_precision: false }, classes: None };
+    let out = Output {
+        predictions: Predictions::Values { values: vec![1.5, -2.0], single_precision: false },
+        classes: None,
+        rows: two_rows(),
+    };
     let e = response::encode(who(), &reg, &[Selected { spec: 0, binary: true }], &out, 2);
     let v: Value = serde_json::from_str(&e.json).unwrap();
     assert_eq!(v["outputs"][0]["shape"], json!([2, 1]));
