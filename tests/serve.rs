@@ -515,3 +515,33 @@ fn unusable_options_are_refused_at_start() {
     refuse(&["--workers", "100000"], "--workers 100000: from 1 to 256");
     refuse(&["--max-batch", "0"], "--max-batch 0");
 }
+
+/// A compressed body is refused with 415 on both inference endpoints (one check in `read_body`),
+/// and the service answers the next request.
+#[test]
+fn compressed_bodies_are_refused_on_both_endpoints() {
+    let (_dir, reg) = churn_registry();
+    let serve = Serve::start(&reg, &[]);
+    rt().block_on(async {
+        for path in ["/predict/churn", "/v2/models/churn/infer"] {
+            let r = reqwest::Client::new()
+                .post(serve.url(path))
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(records(&fixture_rows(1)))
+                .send()
+                .await
+                .unwrap();
+            let a = answer(r).await;
+            assert_eq!(a.status, 415, "{path}: {a:?}");
+            assert_eq!(
+                a.error(),
+                "Content-Encoding \"gzip\" is not supported: send the request uncompressed",
+                "{path}"
+            );
+            assert_eq!(a.version.as_deref(), Some("v0001"), "{path}");
+        }
+        answers_with(&serve, "churn", "v0001").await;
+    });
+    assert_eq!(serve.terminate(), Some(0));
+}
