@@ -26,6 +26,7 @@ mod data;
 mod error;
 mod eval;
 mod io;
+mod json_rows;
 pub mod metrics;
 mod model;
 mod proto;

@@ -1,11 +1,11 @@
 //! Named rows → a model's feature matrix: the one column mapping behind `predict` (files) and `dagrun serve`
-//! (request bodies). A file's header and a request's field names both go through [`feature_columns`]; CSV
-//! request bodies are read by the same reader as CSV files.
+//! (request bodies). A file's header and a JSON request's keys are both found with [`feature_position`];
+//! CSV request bodies are read by the same reader as CSV files, JSON ones by [`from_json`].
 
 use std::ops::Range;
 use std::path::Path;
 
-use serde_json::{Map, Value};
+pub use crate::json_rows::{JsonRowsError, from_json};
 
 pub use crate::data::FeatureBuf;
 use crate::data::{Batch, ColumnSpec, CsvBatches};
@@ -21,9 +21,21 @@ pub fn feature_columns(
     exclude: Option<usize>,
 ) -> Result<Vec<usize>, String> {
     match features {
-        Some(names) => names.iter().map(|n| available.iter().position(|h| h == n).ok_or_else(|| n.clone())).collect(),
+        Some(names) => {
+            names.iter().enumerate().map(|(i, n)| feature_position(available, n, i).ok_or_else(|| n.clone())).collect()
+        }
         None => Ok((0..available.len()).filter(|i| Some(*i) != exclude).collect()),
     }
+}
+
+/// Where `name` is in `names`, trying `hint` first (names usually come in the order they are
+/// expected: a row's keys in feature order, a header's columns in the model's order).
+#[inline]
+pub fn feature_position(names: &[String], name: &str, hint: usize) -> Option<usize> {
+    if names.get(hint).is_some_and(|n| n == name) {
+        return Some(hint);
+    }
+    names.iter().position(|n| n == name)
 }
 
 /// One model input as the Open Inference Protocol describes it.
@@ -148,11 +160,6 @@ impl Rows {
     }
 }
 
-/// Request rows that do not fit the model: what is wrong, and where.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct RowsError(pub String);
-
 /// CSV text (a header, then rows): the model's features by name (every column when the model names none),
 /// read by the same reader `predict` uses on files. Errors name the line and column.
 pub fn from_csv(text: Vec<u8>, schema: &Schema) -> Result<Rows> {
@@ -170,55 +177,6 @@ pub fn from_csv(text: Vec<u8>, schema: &Schema) -> Result<Rows> {
     Ok(Rows { rows: batch.rows(), width: reader.width(), values: std::mem::take(&mut batch.features) })
 }
 
-/// JSON objects, one per row, keyed by feature name. Every feature must be there; a key that is not a
-/// feature is refused (a typo would otherwise go unnoticed).
-pub fn from_records(records: &[Map<String, Value>], schema: &Schema) -> Result<Rows, RowsError> {
-    let Some(names) = &schema.features else {
-        return Err(RowsError(
-            "this model does not name its features: send each row as an array of numbers in input order".into(),
-        ));
-    };
-    let mut rows = Rows::new(names.len(), schema.single_precision);
-    for (i, record) in records.iter().enumerate() {
-        let keys: Vec<String> = record.keys().cloned().collect();
-        let columns = feature_columns(&keys, Some(names), None).map_err(|missing| {
-            RowsError(format!("row {i}: no feature `{missing}`; the model takes {}", names.join(", ")))
-        })?;
-        if let Some(extra) = keys.iter().find(|k| !names.contains(k)) {
-            return Err(RowsError(format!(
-                "row {i}: `{extra}` is not a feature of this model; it takes {}",
-                names.join(", ")
-            )));
-        }
-        for (&c, name) in columns.iter().zip(names) {
-            rows.values.push(number(&record[&keys[c]], i, name)?);
-        }
-        rows.rows += 1;
-    }
-    Ok(rows)
-}
-
-/// JSON arrays of numbers, one per row, in the model's feature order.
-pub fn from_arrays(arrays: &[Vec<Value>], schema: &Schema) -> Result<Rows, RowsError> {
-    let width = match (schema.width, arrays.first()) {
-        (Some(w), _) => w,
-        (None, Some(first)) => first.len(),
-        (None, None) => 0,
-    };
-    let mut rows = Rows::new(width, schema.single_precision);
-    for (i, values) in arrays.iter().enumerate() {
-        if values.len() != width {
-            return Err(RowsError(format!("row {i} has {} values; the model takes {width} features", values.len())));
-        }
-        for (j, v) in values.iter().enumerate() {
-            let name = schema.features.as_ref().map_or_else(|| format!("#{j}"), |n| n[j].clone());
-            rows.values.push(number(v, i, &name)?);
-        }
-        rows.rows += 1;
-    }
-    Ok(rows)
-}
-
 /// Appends a CSV field, quoted if it needs to be (RFC 4180): the one quoting of `predictions.csv`
 /// and `dagrun serve`'s prediction log.
 pub fn push_field(line: &mut Vec<u8>, value: &[u8]) {
@@ -233,18 +191,6 @@ pub fn push_field(line: &mut Vec<u8>, value: &[u8]) {
         line.push(b'"');
     } else {
         line.extend_from_slice(value);
-    }
-}
-
-fn number(v: &Value, row: usize, feature: &str) -> Result<f64, RowsError> {
-    match v {
-        Value::Number(n) => {
-            n.as_f64().ok_or_else(|| RowsError(format!("row {row}, feature `{feature}`: {n} is out of range")))
-        }
-        Value::Bool(b) => Err(RowsError(format!("row {row}, feature `{feature}`: {b} is a boolean; send a number"))),
-        Value::Null => Err(RowsError(format!("row {row}, feature `{feature}`: missing value (null); send a number"))),
-        Value::String(s) => Err(RowsError(format!("row {row}, feature `{feature}`: {s:?} is a string; send a number"))),
-        other => Err(RowsError(format!("row {row}, feature `{feature}`: {other} is not a number"))),
     }
 }
 
@@ -279,47 +225,12 @@ mod tests {
         }
     }
 
-    fn records(json: &str) -> Vec<Map<String, Value>> {
-        serde_json::from_str(json).unwrap()
-    }
-
     #[test]
     fn feature_columns_by_name_or_all_but_one() {
         let h: Vec<String> = ["a", "y", "b"].iter().map(|s| s.to_string()).collect();
         assert_eq!(feature_columns(&h, Some(&["b".into(), "a".into()]), None), Ok(vec![2, 0]));
         assert_eq!(feature_columns(&h, None, Some(1)), Ok(vec![0, 2]));
         assert_eq!(feature_columns(&h, Some(&["c".into()]), None), Err("c".to_string()));
-    }
-
-    #[test]
-    fn records_map_by_name_in_model_order() {
-        let r = from_records(&records(r#"[{"b": 2, "a": 1.5}, {"a": -1, "b": 0}]"#), &schema(&["a", "b"])).unwrap();
-        assert_eq!((r.rows, r.width), (2, 2));
-        assert_eq!(r.values, FeatureBuf::F64(vec![1.5, 2.0, -1.0, 0.0]));
-    }
-
-    #[test]
-    fn records_name_what_is_wrong() {
-        let s = schema(&["a", "b"]);
-        let err = |json: &str| from_records(&records(json), &s).unwrap_err().0;
-        assert_eq!(err(r#"[{"a": 1}]"#), "row 0: no feature `b`; the model takes a, b");
-        assert_eq!(err(r#"[{"a": 1, "b": 2, "c": 3}]"#), "row 0: `c` is not a feature of this model; it takes a, b");
-        assert_eq!(
-            err(r#"[{"a": 1, "b": 2}, {"a": "x", "b": 2}]"#),
-            r#"row 1, feature `a`: "x" is a string; send a number"#
-        );
-        assert_eq!(err(r#"[{"a": null, "b": 2}]"#), "row 0, feature `a`: missing value (null); send a number");
-    }
-
-    #[test]
-    fn arrays_need_the_right_width() {
-        let s = schema(&["a", "b"]);
-        let arrays: Vec<Vec<Value>> = serde_json::from_str("[[1, 2], [3]]").unwrap();
-        assert_eq!(from_arrays(&arrays, &s).unwrap_err().0, "row 1 has 1 values; the model takes 2 features");
-        let ok: Vec<Vec<Value>> = serde_json::from_str("[[1, 2]]").unwrap();
-        let mut single = s.clone();
-        single.single_precision = true;
-        assert_eq!(from_arrays(&ok, &single).unwrap().values, FeatureBuf::F32(vec![1.0, 2.0]));
     }
 
     #[test]
@@ -337,7 +248,7 @@ mod tests {
     fn appended_rows_and_non_finite_values() {
         let s = schema(&["a", "b"]);
         let mut all = Rows::new(2, false);
-        all.append(&from_arrays(&serde_json::from_str::<Vec<Vec<Value>>>("[[1, 2]]").unwrap(), &s).unwrap());
+        all.append(&from_csv(b"a,b\n1,2\n".to_vec(), &s).unwrap());
         all.append(&from_csv(b"a,b\n3,\n".to_vec(), &s).unwrap());
         assert_eq!(all.rows, 2);
         assert_eq!(all.first_not_finite(), Some((1, 1)));

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dagrun_contracts::registry;
-use dagrun_onnx::rows::{self, Rows};
+use dagrun_onnx::rows::{self, JsonRowsError, Rows};
 use dagrun_onnx::{ClassLabel, Predictions};
 use serde_json::Value;
 
@@ -210,10 +210,14 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
 /// How long the rest of a body over the limit is read (and dropped) before the 413 is sent.
 const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How much of a body over the limit is read (and dropped) before the 413 is sent, at least: a
+/// body a few times over a small limit is still answered cleanly.
+const DRAIN_BYTES: usize = 16 << 20;
+
 /// Reads a body of at most `limit` bytes (413 past it).
 ///
-/// Past the limit, the rest of the body is still read and dropped (at most as much again as the
-/// limit, for at most [`DRAIN_TIME`]) before answering: a server that answers and closes while the
+/// Past the limit, the rest of the body is still read and dropped (up to [`DRAIN_BYTES`] or twice
+/// the limit, whichever is more, for at most [`DRAIN_TIME`]) before answering: a server that answers and closes while the
 /// client is still sending resets the connection, and the client sees a broken pipe instead of
 /// the 413. A client waiting for `100 Continue` has sent nothing: it gets the 413 at once.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -234,7 +238,7 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> 
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-    let drain_up_to = if waits_to_send { 0 } else { limit.saturating_mul(2) as u64 };
+    let drain_up_to = if waits_to_send { 0 } else { limit.saturating_mul(2).max(DRAIN_BYTES) as u64 };
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(n) = declared.filter(|&n| n > limit as u64) {
         if n <= drain_up_to {
@@ -312,78 +316,15 @@ fn csv_rows(bytes: Bytes, served: &Served) -> Result<Rows, ApiError> {
 }
 
 fn json_rows(bytes: &[u8], served: &Served) -> Result<Rows, ApiError> {
-    use crate::body::{Body, Row};
-    let body: Body = serde_json::from_slice(bytes).map_err(|e| {
-        let looks_like_csv = !bytes.trim_ascii_start().starts_with(b"[") && !bytes.trim_ascii_start().starts_with(b"{");
-        let hint = if looks_like_csv { "; for CSV send `Content-Type: text/csv`" } else { "" };
-        ApiError::bad_request(format!("malformed JSON: {e}{hint}"))
-    })?;
-    let items = match body {
-        Body::Many(items) => items,
-        Body::One(record) => vec![Row::Record(record)],
-        Body::Other(other) => {
-            return Err(ApiError::bad_request(format!(
-                "expected rows: an array of objects (`[{{\"feature\": 1.5}}]`) or of arrays of numbers, not {}",
-                kind(&other)
-            )));
+    rows::from_json(bytes, &served.schema).map_err(|e| match e {
+        JsonRowsError::Malformed(e) => {
+            let start = bytes.trim_ascii_start();
+            let looks_like_csv = !start.starts_with(b"[") && !start.starts_with(b"{");
+            let hint = if looks_like_csv { "; for CSV send `Content-Type: text/csv`" } else { "" };
+            ApiError::bad_request(format!("malformed JSON: {e}{hint}"))
         }
-    };
-    let rows = match items.first() {
-        None => return Ok(Rows::new(served.schema.width.unwrap_or(0), served.schema.single_precision)),
-        Some(Row::Record(_)) => {
-            let mut records = Vec::with_capacity(items.len());
-            for (i, row) in items.into_iter().enumerate() {
-                match row {
-                    Row::Record(r) => match r.duplicate {
-                        Some(k) => return Err(ApiError::bad_request(format!("row {i}: `{k}` appears twice"))),
-                        None => records.push(r.map),
-                    },
-                    other => {
-                        return Err(ApiError::bad_request(format!("row {i} is {}, row 0 an object", row_kind(&other))));
-                    }
-                }
-            }
-            rows::from_records(&records, &served.schema)
-        }
-        Some(Row::Array(_)) => {
-            let mut arrays = Vec::with_capacity(items.len());
-            for (i, row) in items.into_iter().enumerate() {
-                match row {
-                    Row::Array(a) => arrays.push(a),
-                    other => {
-                        return Err(ApiError::bad_request(format!("row {i} is {}, row 0 an array", row_kind(&other))));
-                    }
-                }
-            }
-            rows::from_arrays(&arrays, &served.schema)
-        }
-        Some(Row::Other(other)) => {
-            return Err(ApiError::bad_request(format!(
-                "row 0 is {}: send an object of features or an array of numbers per row",
-                kind(other)
-            )));
-        }
-    };
-    rows.map_err(|e| ApiError::bad_request(e.0))
-}
-
-fn row_kind(row: &crate::body::Row) -> &'static str {
-    match row {
-        crate::body::Row::Record(_) => "an object",
-        crate::body::Row::Array(_) => "an array",
-        crate::body::Row::Other(v) => kind(v),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+        JsonRowsError::Rows(message) => ApiError::bad_request(message),
+    })
 }
 
 /// Rows the model can take: at least one, the right width, every value finite.

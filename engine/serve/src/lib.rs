@@ -19,7 +19,6 @@
 //! Rows are mapped onto the model's features by [`dagrun_onnx::rows`], the code `OnnxPredict` uses.
 
 mod api;
-mod body;
 mod error;
 mod metrics;
 mod oip;
