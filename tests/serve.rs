@@ -514,6 +514,7 @@ fn unusable_options_are_refused_at_start() {
     refuse(&["--name", "nope"], "models there: churn");
     refuse(&["--workers", "100000"], "--workers 100000: from 1 to 256");
     refuse(&["--max-batch", "0"], "--max-batch 0");
+    refuse(&["--threads", "0"], "--threads 0: from 1 to 256");
 }
 
 /// A compressed body is refused with 415 on both inference endpoints (one check in `read_body`),

@@ -486,6 +486,9 @@ pub struct ServeArgs {
     /// Where to listen (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:8080", env = crate::env::SERVE_ADDR)]
     pub addr: std::net::SocketAddr,
+    /// Threads answering HTTP; small requests run on them (default: half the CPU cores, at least 1).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Worker threads (ONNX Runtime sessions) per model (default: number of CPU cores).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,

@@ -8,13 +8,14 @@ use dagrun_serve::{Event, LogOptions, ServeOptions, Server};
 use dagrun_workflow::{duration, size};
 
 use crate::args::ServeArgs;
-use crate::commands::{Interrupts, error, runtime};
+use crate::commands::{Interrupts, error};
 use crate::exit::Exit;
 use crate::printer::errln;
 
 pub fn serve(args: &ServeArgs) -> Result<Exit, Exit> {
     let options = options(args)?;
-    let rt = runtime()?;
+    let rt =
+        dagrun_serve::runtime(&options).map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
     rt.block_on(async move {
         let events: dagrun_serve::Events = std::sync::Arc::new(print_event);
         let server = Server::bind(options, events).await.map_err(|e| error(e, Exit::Usage))?;
@@ -44,6 +45,12 @@ fn options(args: &ServeArgs) -> Result<ServeOptions, Exit> {
     o.names = args.names.clone();
     if let Some(w) = args.workers {
         o.workers = w;
+    }
+    if let Some(t) = args.threads {
+        if !(1..=256).contains(&t) {
+            return Err(error(format!("--threads {t}: from 1 to 256"), Exit::Usage));
+        }
+        o.threads = t;
     }
     o.max_batch = args.max_batch;
     o.max_wait = parse_duration(&args.max_wait).map_err(|why| usage("max-wait", &args.max_wait, why))?;

@@ -44,6 +44,9 @@ pub struct ServeOptions {
     pub names: Vec<String>,
     /// Where to listen (`127.0.0.1:8080`; port 0 picks a free one).
     pub addr: SocketAddr,
+    /// Threads answering HTTP ([`runtime`]); requests of up to [`worker::INLINE_ROWS`] rows run on
+    /// them when a session is free.
+    pub threads: usize,
     /// Worker threads (each with its own ONNX Runtime session) per served version.
     pub workers: usize,
     /// Most rows run as one batch when requests are combined.
@@ -60,15 +63,26 @@ pub struct ServeOptions {
     pub drain: Duration,
 }
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The tokio runtime `dagrun serve` runs on: [`ServeOptions::threads`] threads answer HTTP.
+pub fn runtime(options: &ServeOptions) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(options.threads.max(1)).enable_all().build()
+}
+
 impl ServeOptions {
-    /// Defaults for serving `registry` on `addr`: one worker per core, batches of up to 64 rows
+    /// Defaults for serving `registry` on `addr`: HTTP on half the cores (at least one: on a small
+    /// machine the clients, the workers and the prediction log need the others), one worker per core, batches of up to 64 rows
     /// formed only from requests already waiting, 16 MiB bodies, a look at the registry every second.
     pub fn new(registry: impl Into<PathBuf>, addr: SocketAddr) -> ServeOptions {
         ServeOptions {
             registry: registry.into(),
             names: Vec::new(),
             addr,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            threads: (cores() / 2).max(1),
+            workers: cores(),
             max_batch: 64,
             max_wait: Duration::ZERO,
             body_limit: 16 << 20,

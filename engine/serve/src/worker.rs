@@ -1,7 +1,9 @@
-//! One served model version: its ONNX Runtime sessions on worker threads, and the queue requests
-//! wait in. A worker takes every request already waiting (up to `max_batch` rows, or waits up to
-//! `max_wait` for more) and runs them as one batch: under load, many small requests cost one
-//! inference call; an idle service answers each at once.
+//! One served model version: a pool of ONNX Runtime sessions, worker threads and the queue requests
+//! wait in. A small request finding a session free and nobody waiting runs at once on the thread
+//! that read it (no hand-off to another thread and back); the others are queued, and a worker takes
+//! every request already waiting (up to `max_batch` rows, or waits up to `max_wait` for more) and
+//! runs them as one batch with a session from the same pool: under load, many requests cost one
+//! inference call.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,6 +27,10 @@ pub struct Output {
     /// The rows it was asked about, handed back (for the prediction log; no copy is made).
     pub rows: Rows,
 }
+
+/// The most rows a request may have to run on the thread that read it (bigger ones go to a worker,
+/// so a connection's thread is never held for long).
+pub const INLINE_ROWS: usize = 64;
 
 struct Job {
     rows: Rows,
@@ -57,7 +63,57 @@ pub struct Served {
     /// Its classes, in probability-column order (classifiers, once known).
     pub classes: Option<Arc<Vec<ClassLabel>>>,
     queue: Sender<Job>,
+    sessions: Sessions,
+    /// Whether small requests may run on the thread that read them (not when asked to wait for company).
+    inline: bool,
     pub(crate) stats: Arc<VersionStats>,
+}
+
+/// The version's sessions not running a batch now: every worker and every inline request takes one
+/// and gives it back (a session is used by one thread at a time).
+#[derive(Clone)]
+struct Sessions {
+    free: Sender<OnnxModel>,
+    take: Receiver<OnnxModel>,
+}
+
+/// A session taken from the pool; given back when dropped (even if the inference panicked).
+struct Taken<'a> {
+    model: Option<OnnxModel>,
+    pool: &'a Sessions,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(model) = self.model.take() {
+            let _ = self.pool.free.send(model);
+        }
+    }
+}
+
+impl std::ops::Deref for Taken<'_> {
+    type Target = OnnxModel;
+    fn deref(&self) -> &OnnxModel {
+        self.model.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Taken<'_> {
+    fn deref_mut(&mut self) -> &mut OnnxModel {
+        self.model.as_mut().expect("held until dropped")
+    }
+}
+
+impl Sessions {
+    /// A free session, if one is free now.
+    fn try_take(&self) -> Option<Taken<'_>> {
+        self.take.try_recv().ok().map(|m| Taken { model: Some(m), pool: self })
+    }
+
+    /// The next session given back (`None`: the pool is gone).
+    fn take(&self) -> Option<Taken<'_>> {
+        self.take.recv().ok().map(|m| Taken { model: Some(m), pool: self })
+    }
 }
 
 impl std::fmt::Debug for Served {
@@ -93,13 +149,16 @@ impl Served {
         let (schema, info) = (first.schema(), first.info().clone());
         let classes = first.classes().map(|c| Arc::new(c.to_vec()));
         let (queue, rx) = crossbeam_channel::unbounded::<Job>();
-        for (i, model) in models.into_iter().enumerate() {
-            let (rx, metrics) = (rx.clone(), metrics.clone());
+        let (free, take) = crossbeam_channel::bounded(models.len());
+        let sessions = Sessions { free, take };
+        for i in 0..models.len() {
+            let (rx, sessions, metrics) = (rx.clone(), sessions.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name(format!("serve-{name}-{version}-{i}"))
-                .spawn(move || work(model, rx, batching, &metrics))
+                .spawn(move || work(&sessions, rx, batching, &metrics))
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?;
         }
+        models.into_iter().for_each(|m| sessions.free.send(m).expect("room for every session"));
         Ok(Served {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -108,6 +167,8 @@ impl Served {
             info,
             classes,
             queue,
+            sessions,
+            inline: batching.max_wait.is_zero(),
             stats: metrics.version(name, version),
         })
     }
@@ -120,6 +181,19 @@ impl Served {
     /// Runs `rows` (already checked against [`Served::schema`]) and waits for the predictions; the
     /// rows come back in the [`Output`].
     pub async fn infer(&self, rows: Rows) -> Result<Output, String> {
+        if self.inline
+            && rows.rows <= INLINE_ROWS
+            && self.queue.is_empty()
+            && let Some(mut model) = self.sessions.try_take()
+        {
+            let result = model.predict(rows.values.view(), rows.rows, rows.width, 0);
+            let classes = self.classes.clone().or_else(|| model.classes().map(|c| Arc::new(c.to_vec())));
+            drop(model);
+            return match result {
+                Ok(predictions) => Ok(Output { predictions, classes, rows }),
+                Err(e) => Err(e.to_string()),
+            };
+        }
         let (reply, answer) = oneshot::channel();
         self.queue.send(Job { rows, reply }).map_err(|_| "the model's workers stopped".to_owned())?;
         answer.await.map_err(|_| "the model's worker stopped while running the request".to_owned())?
@@ -136,11 +210,11 @@ fn warm(model: &mut OnnxModel) -> Result<(), String> {
 
 /// A worker: takes a request, adds those already waiting (same width, up to `max_batch` rows),
 /// runs them as one batch and answers each with its rows. Ends when the version is dropped.
-fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching, metrics: &Metrics) {
+fn work(sessions: &Sessions, rx: Receiver<Job>, batching: Batching, metrics: &Metrics) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut combined: Option<Rows> = None;
     let mut held: Option<Job> = None;
-    let mut classes: Option<Arc<Vec<ClassLabel>>> = model.classes().map(|c| Arc::new(c.to_vec()));
+    let mut classes: Option<Arc<Vec<ClassLabel>>> = None;
     loop {
         let first = match held.take() {
             Some(j) => j,
@@ -170,6 +244,7 @@ fn work(mut model: OnnxModel, rx: Receiver<Job>, batching: Batching, metrics: &M
             rows += next.rows.rows;
             jobs.push(next);
         }
+        let Some(mut model) = sessions.take() else { return };
         let result = if jobs.len() == 1 {
             let r = &jobs[0].rows;
             model.predict(r.values.view(), r.rows, r.width, 0)
