@@ -18,8 +18,9 @@
 #
 # Environment (all optional):
 #   BENCH_DURATION=10  BENCH_WARMUP=2      seconds per measured run / warm-up before it
-#   BENCH_SERVICES="dagrun dagrun-wait dagrun-w1 fastapi fastapi-1t fastapi-w1"   which, in order:
-#     dagrun: defaults (a worker per core, --max-wait 0ms); dagrun-wait: --max-wait 0.2ms --max-batch 64;
+#   BENCH_SERVICES="dagrun dagrun-t dagrun-wait fastapi fastapi-1t fastapi-w1"   which, in order:
+#     dagrun: defaults (HTTP on half the cores, a worker per core, --max-wait 0ms); dagrun-t: --threads
+#     (one HTTP thread per core); dagrun-wait: --max-wait 0.2ms --max-batch 64;
 #     dagrun-w1 / dagrun-w2: --workers 1 / 2; fastapi: uvicorn --workers 2, onnxruntime's default
 #     session options (as users write it); fastapi-1t: the same with intra_op_num_threads=1 per
 #     worker (tuned); fastapi-w1: uvicorn --workers 1
@@ -38,7 +39,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
-SERVICES=${BENCH_SERVICES:-"dagrun dagrun-wait dagrun-w1 fastapi fastapi-1t fastapi-w1"}
+SERVICES=${BENCH_SERVICES:-"dagrun dagrun-t dagrun-wait fastapi fastapi-1t fastapi-w1"}
 CONNECTIONS=${BENCH_CONNECTIONS:-"1 16 64"}
 BATCH_CONNECTIONS=${BENCH_BATCH_CONNECTIONS:-"1 16"}
 BATCH_ROWS=${BENCH_BATCH_ROWS:-1000}
@@ -118,14 +119,15 @@ echo "model: churn $version ($(stat -c %s "$model") bytes, blake3 $("$py" -c 'im
 start() {
     local name=$1 port=$2 flags=()
     case $name in
-        dagrun) label="dagrun serve (defaults: $(nproc) workers)" ;;
+        dagrun) label="dagrun serve (defaults: $(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 )) HTTP threads, $(nproc) workers)" ;;
+        dagrun-t) label="dagrun serve (--threads $(nproc))"; flags=(--threads "$(nproc)") ;;
         dagrun-wait) label="dagrun serve (2 workers, --max-wait 0.2ms)"; flags=(--max-wait 0.2ms --max-batch 64) ;;
         dagrun-w1) label="dagrun serve (--workers 1)"; flags=(--workers 1) ;;
         dagrun-w2) label="dagrun serve (--workers 2)"; flags=(--workers 2) ;;
         fastapi) label="FastAPI + uvicorn (2 workers)" ;;
         fastapi-w1) label="FastAPI + uvicorn (1 worker)" ;;
         fastapi-1t) label="FastAPI + uvicorn (2 workers, 1 ORT thread each)" ;;
-        *) die "unknown service $name (dagrun, dagrun-wait, dagrun-w1, dagrun-w2, fastapi, fastapi-w1, fastapi-1t)" ;;
+        *) die "unknown service $name (dagrun, dagrun-t, dagrun-wait, dagrun-w1, dagrun-w2, fastapi, fastapi-w1, fastapi-1t)" ;;
     esac
     case $name in
         dagrun*)

@@ -10,9 +10,10 @@
 //!   it moved, the new version is loaded, checked against its recorded digest, warmed and swapped in;
 //!   requests already running finish on the old one. A version that fails to load is reported
 //!   ([`Event::LoadFailed`]) and the old one keeps serving.
-//! * Inference ([`worker`]): per version, one ONNX Runtime session per worker thread; concurrent
-//!   requests already waiting are run as one batch (micro-batching, up to `max_batch` rows; waiting
-//!   for more only with `max_wait`).
+//! * Inference ([`worker`]): per version, a pool of ONNX Runtime sessions; a small request finding
+//!   one free and nobody waiting runs on the HTTP thread that read it, the others are queued for
+//!   worker threads, which run the requests already waiting as one batch (micro-batching, up to
+//!   `max_batch` rows; waiting for more only with `max_wait`).
 //! * The prediction log ([`predlog`]): sampled request features and predictions appended to
 //!   `<dir>/<name>/<YYYY-MM-DD>.csv`, the `current` data of a `Drift` task.
 //!
