@@ -10,10 +10,10 @@
 //!   it moved, the new version is loaded, checked against its recorded digest, warmed and swapped in;
 //!   requests already running finish on the old one. A version that fails to load is reported
 //!   ([`Event::LoadFailed`]) and the old one keeps serving.
-//! * Inference ([`worker`]): per version, a pool of ONNX Runtime sessions; a small request finding
-//!   one free and nobody waiting runs on the HTTP thread that read it, the others are queued for
-//!   worker threads, which run the requests already waiting as one batch (micro-batching, up to
-//!   `max_batch` rows; waiting for more only with `max_wait`).
+//! * Inference ([`worker`]): per version, a pool of ONNX Runtime sessions; small requests run on
+//!   the HTTP thread that read them, together with those that thread read meanwhile, larger ones
+//!   are queued for worker threads, which run the requests already waiting as one batch
+//!   (micro-batching, up to `max_batch` rows; waiting for more only with `max_wait`).
 //! * The prediction log ([`predlog`]): sampled request features and predictions appended to
 //!   `<dir>/<name>/<YYYY-MM-DD>.csv`, the `current` data of a `Drift` task.
 //!

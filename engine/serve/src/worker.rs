@@ -1,12 +1,13 @@
 //! One served model version: a pool of ONNX Runtime sessions, worker threads and the queue requests
-//! wait in. A small request finding a session free and nobody waiting runs at once on the thread
-//! that read it (no hand-off to another thread and back); the others are queued, and a worker takes
+//! wait in. A small request runs on the HTTP thread that read it (no hand-off to another thread and
+//! back): it lets the requests already read by that thread join it (one yield to the runtime), then
+//! runs them all as one batch with a free session. Larger requests are queued, and a worker takes
 //! every request already waiting (up to `max_batch` rows, or waits up to `max_wait` for more) and
-//! runs them as one batch with a session from the same pool: under load, many requests cost one
-//! inference call.
+//! runs them as one batch with a session from the same pool. Either way, under load many requests
+//! cost one inference call, and an idle service answers each at once.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -64,6 +65,10 @@ pub struct Served {
     pub classes: Option<Arc<Vec<ClassLabel>>>,
     queue: Sender<Job>,
     sessions: Sessions,
+    /// Small requests gathering on an HTTP thread to run as one batch, and their rows.
+    gathering: Mutex<Option<(Vec<Job>, usize)>>,
+    max_batch: usize,
+    metrics: Arc<Metrics>,
     /// Whether small requests may run on the thread that read them (not when asked to wait for company).
     inline: bool,
     pub(crate) stats: Arc<VersionStats>,
@@ -168,6 +173,9 @@ impl Served {
             classes,
             queue,
             sessions,
+            gathering: Mutex::new(None),
+            max_batch: batching.max_batch,
+            metrics: metrics.clone(),
             inline: batching.max_wait.is_zero(),
             stats: metrics.version(name, version),
         })
@@ -181,22 +189,73 @@ impl Served {
     /// Runs `rows` (already checked against [`Served::schema`]) and waits for the predictions; the
     /// rows come back in the [`Output`].
     pub async fn infer(&self, rows: Rows) -> Result<Output, String> {
-        if self.inline
-            && rows.rows <= INLINE_ROWS
-            && self.queue.is_empty()
-            && let Some(mut model) = self.sessions.try_take()
-        {
-            let result = model.predict(rows.values.view(), rows.rows, rows.width, 0);
-            let classes = self.classes.clone().or_else(|| model.classes().map(|c| Arc::new(c.to_vec())));
-            drop(model);
-            return match result {
-                Ok(predictions) => Ok(Output { predictions, classes, rows }),
-                Err(e) => Err(e.to_string()),
-            };
-        }
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job { rows, reply }).map_err(|_| "the model's workers stopped".to_owned())?;
+        let job = Job { rows, reply };
+        if self.inline && job.rows.rows <= INLINE_ROWS.min(self.max_batch) {
+            self.gather(job).await;
+        } else {
+            self.queue.send(job).map_err(|_| "the model's workers stopped".to_owned())?;
+        }
         answer.await.map_err(|_| "the model's worker stopped while running the request".to_owned())?
+    }
+
+    /// Runs a small request on this thread: the first one to come leads (it yields once, so the
+    /// requests this thread has read meanwhile join it, up to `max_batch` rows) and runs them all
+    /// as one batch with a free session, or hands them to the workers when none is free. A request
+    /// that does not fit in the gathering batch goes to the workers.
+    async fn gather(&self, job: Job) {
+        {
+            let mut gathering = self.gathering.lock().expect("gathering lock");
+            match gathering.as_mut() {
+                None => {
+                    let rows = job.rows.rows;
+                    *gathering = Some((vec![job], rows));
+                }
+                Some((jobs, rows))
+                    if *rows + job.rows.rows <= self.max_batch && jobs[0].rows.width == job.rows.width =>
+                {
+                    *rows += job.rows.rows;
+                    jobs.push(job);
+                    return;
+                }
+                Some(_) => {
+                    let _ = self.queue.send(job);
+                    return;
+                }
+            }
+        }
+        // Led here: should this request be dropped (its client gone) before the batch runs, the
+        // guard hands the batch to the workers, so no request that joined it is left waiting.
+        let lead = Lead(self);
+        tokio::task::yield_now().await;
+        let Some(mut jobs) = lead.take() else { return };
+        match self.sessions.try_take() {
+            Some(mut model) => {
+                let mut classes = self.classes.clone();
+                run_batch(&mut model, &mut jobs, &mut None, &mut classes, &self.metrics);
+            }
+            None => jobs.into_iter().for_each(|j| drop(self.queue.send(j))),
+        }
+    }
+}
+
+/// The request leading a gathering batch; dropped before it ran the batch, it queues it.
+struct Lead<'a>(&'a Served);
+
+impl Lead<'_> {
+    /// The gathered requests, now closed to others.
+    fn take(self) -> Option<Vec<Job>> {
+        let jobs = self.0.gathering.lock().expect("gathering lock").take().map(|(jobs, _)| jobs);
+        std::mem::forget(self);
+        jobs
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if let Some((jobs, _)) = self.0.gathering.lock().expect("gathering lock").take() {
+            jobs.into_iter().for_each(|j| drop(self.0.queue.send(j)));
+        }
     }
 }
 
@@ -245,32 +304,44 @@ fn work(sessions: &Sessions, rx: Receiver<Job>, batching: Batching, metrics: &Me
             jobs.push(next);
         }
         let Some(mut model) = sessions.take() else { return };
-        let result = if jobs.len() == 1 {
-            let r = &jobs[0].rows;
-            model.predict(r.values.view(), r.rows, r.width, 0)
-        } else {
-            let all = combined.get_or_insert_with(|| Rows::new(width, model.takes_f32()));
-            all.clear();
-            all.width = width;
-            jobs.iter().for_each(|j| all.append(&j.rows));
-            model.predict(all.values.view(), all.rows, width, 0)
-        };
-        if classes.is_none() {
-            classes = model.classes().map(|c| Arc::new(c.to_vec()));
-        }
-        if result.is_err() && jobs.len() > 1 {
-            // One request's rows must not fail the others it was combined with: run each alone.
-            for job in std::mem::take(&mut jobs) {
-                let r = model.predict(job.rows.values.view(), job.rows.rows, job.rows.width, 0);
-                answer(&mut vec![job], r, classes.as_ref());
-            }
-            continue;
-        }
-        if result.is_ok() && jobs.len() > 1 {
-            metrics.combined_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        answer(&mut jobs, result, classes.as_ref());
+        run_batch(&mut model, &mut jobs, &mut combined, &mut classes, metrics);
     }
+}
+
+/// Runs `jobs` (same width) as one batch and answers each with its rows' predictions; if the
+/// combined batch fails, each is run alone, so one request's rows never fail another's.
+fn run_batch(
+    model: &mut OnnxModel,
+    jobs: &mut Vec<Job>,
+    combined: &mut Option<Rows>,
+    classes: &mut Option<Arc<Vec<ClassLabel>>>,
+    metrics: &Metrics,
+) {
+    let result = if jobs.len() == 1 {
+        let r = &jobs[0].rows;
+        model.predict(r.values.view(), r.rows, r.width, 0)
+    } else {
+        let width = jobs[0].rows.width;
+        let all = combined.get_or_insert_with(|| Rows::new(width, model.takes_f32()));
+        all.clear();
+        all.width = width;
+        jobs.iter().for_each(|j| all.append(&j.rows));
+        model.predict(all.values.view(), all.rows, width, 0)
+    };
+    if classes.is_none() {
+        *classes = model.classes().map(|c| Arc::new(c.to_vec()));
+    }
+    if result.is_err() && jobs.len() > 1 {
+        for job in std::mem::take(jobs) {
+            let r = model.predict(job.rows.values.view(), job.rows.rows, job.rows.width, 0);
+            answer(&mut vec![job], r, classes.as_ref());
+        }
+        return;
+    }
+    if result.is_ok() && jobs.len() > 1 {
+        metrics.combined_batches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    answer(jobs, result, classes.as_ref());
 }
 
 fn answer(jobs: &mut Vec<Job>, result: dagrun_onnx::Result<Predictions>, classes: Option<&Arc<Vec<ClassLabel>>>) {
