@@ -368,3 +368,7 @@ fn answer(jobs: &mut Vec<Job>, result: dagrun_onnx::Result<Predictions>, classes
         }
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
