@@ -220,6 +220,21 @@ impl Datatype {
         })
     }
 
+    /// The values an integer type holds (`None`: a float type).
+    fn range(self) -> Option<(i128, i128)> {
+        Some(match self {
+            Datatype::U8 => (0, u8::MAX.into()),
+            Datatype::U16 => (0, u16::MAX.into()),
+            Datatype::U32 => (0, u32::MAX.into()),
+            Datatype::U64 => (0, u64::MAX.into()),
+            Datatype::I8 => (i8::MIN.into(), i8::MAX.into()),
+            Datatype::I16 => (i16::MIN.into(), i16::MAX.into()),
+            Datatype::I32 => (i32::MIN.into(), i32::MAX.into()),
+            Datatype::I64 => (i64::MIN.into(), i64::MAX.into()),
+            Datatype::F32 | Datatype::F64 => return None,
+        })
+    }
+
     fn size(self) -> usize {
         match self {
             Datatype::U8 | Datatype::I8 => 1,
@@ -347,6 +362,16 @@ fn decode(input: InputTensor, takes: &str, rest: &mut &[u8], single: bool) -> Re
                 return Err(ApiError::bad_request(format!(
                     "input `{name}` has shape {shape:?} ({count} values) but its `data` holds {}",
                     flat.count
+                )));
+            }
+            if let Some((lo, hi)) = datatype.range()
+                && let Some((i, v)) =
+                    flat.values.iter().enumerate().find(|(_, v)| v.fract() != 0.0 || **v < lo as f64 || **v > hi as f64)
+            {
+                let why = if v.fract() != 0.0 { "not a whole number" } else { "out of its range" };
+                return Err(ApiError::bad_request(format!(
+                    "input `{name}`: element {i} of `data` is {v}, {why} for {} ({lo} to {hi})",
+                    input.datatype
                 )));
             }
             flat.values.into_iter().for_each(|v| values.push(v));

@@ -231,6 +231,20 @@ fn data_must_be_numbers() {
         error(&s, &input(&[1, 2], json!([1, true])), &[]),
         "input `input`: element 1 of `data` is true (a boolean); FP32 data are numbers"
     );
+    let ints = |datatype: &str, data: Value| json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": datatype, "data": data}]});
+    assert_eq!(
+        error(&s, &ints("INT8", json!([1, 300])), &[]),
+        "input `input`: element 1 of `data` is 300, out of its range for INT8 (-128 to 127)"
+    );
+    assert_eq!(
+        error(&s, &ints("UINT32", json!([-1, 2])), &[]),
+        "input `input`: element 0 of `data` is -1, out of its range for UINT32 (0 to 4294967295)"
+    );
+    assert_eq!(
+        error(&s, &ints("INT64", json!([1, 2.5])), &[]),
+        "input `input`: element 1 of `data` is 2.5, not a whole number for INT64 (-9223372036854775808 to 9223372036854775807)"
+    );
+    assert_eq!(read(&s, &ints("INT16", json!([-32768, 32767])), &[]).unwrap().rows.get(0, 1), 32767.0);
     // NaN travels in binary data; the handler refuses it (check_rows).
     let body = json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP32", "parameters": {"binary_data_size": 8}}]});
     let rows = read(&s, &body, &f32_bytes(&[1.0, f32::NAN])).unwrap().rows;
