@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
 
-pub use crate::compute::compute;
+pub use crate::compute::{completed, compute, recovery, utc_day};
 use crate::runs::{RunRow, select_runs};
 use crate::{History, HistoryError, Incident};
 
