@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use common::{BIN, Sandbox, stderr, stdout};
+use common::{Sandbox, stderr, stdout};
 use serde_json::Value;
 
 /// A command that fails until `ok` exists, then writes its output (cached afterwards: a failed
@@ -127,12 +127,9 @@ fn an_empty_history_and_bad_arguments() {
     assert_eq!(out.status.code(), Some(3), "an invalid workflow file: {}", stderr(&out));
 }
 
-/// The binary, without the outer `cargo test` settings, for workflows that build plugin crates.
-fn dagrun_for_plugins(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(BIN);
-    for var in dagrun_wasm::OUTER_CARGO_ENV {
-        cmd.env_remove(var);
-    }
+/// `dagrun ARGS` in `dir`, for workflows that build plugin crates.
+fn plugins_dagrun(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = common::dagrun_for_plugins();
     cmd.args(args).current_dir(dir).env_remove("DAGRUN_STATE_DIR").stdin(Stdio::null()).output().unwrap()
 }
 
@@ -150,10 +147,10 @@ fn the_retrain_demo_reports_a_deploy_a_cached_run_and_a_refusal() {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     for (wf, code) in [("retrain.ron", 0), ("retrain.ron", 0), ("retrain-worse.ron", 4)] {
-        let out = dagrun_for_plugins(dir.path(), &["run", wf]);
+        let out = plugins_dagrun(dir.path(), &["run", wf]);
         assert_eq!(out.status.code(), Some(code), "{wf}: {}", stderr(&out));
     }
-    let out = dagrun_for_plugins(dir.path(), &["report", "--format", "json"]);
+    let out = plugins_dagrun(dir.path(), &["report", "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let r: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let t = &r["total"];
@@ -187,14 +184,13 @@ fn the_retrain_demo_reports_a_deploy_a_cached_run_and_a_refusal() {
     assert!((b["shortfall"].as_f64().unwrap() - (champion - candidate)).abs() < 1e-12);
     assert!(b["reason"].as_str().unwrap().starts_with("accuracy 0."), "{b}");
 
-    let out =
-        dagrun_for_plugins(dir.path(), &["report", "retrain.ron", "--format", "html", "--out", "report/payoff.html"]);
+    let out = plugins_dagrun(dir.path(), &["report", "retrain.ron", "--format", "html", "--out", "report/payoff.html"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let page = std::fs::read_to_string(dir.path().join("report/payoff.html")).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains("<svg"), "{page}");
     assert!(!page.contains("http://") && !page.contains("https://"), "no external reference");
     assert!(!page.contains("<script") && !page.contains("<link"), "nothing loaded");
     assert!(page.contains("workflow retrain"));
-    let out = dagrun_for_plugins(dir.path(), &["report", "--format", "html"]);
+    let out = plugins_dagrun(dir.path(), &["report", "--format", "html"]);
     assert!(stdout(&out).contains("accuracy ") && stdout(&out).contains("short by "), "the refusal is listed");
 }

@@ -61,6 +61,16 @@ impl Sandbox {
     }
 }
 
+/// The binary, without the outer `cargo test` settings, for workflows that build plugin crates
+/// (nested cargo builds behave as for a user).
+pub fn dagrun_for_plugins() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in dagrun_wasm::OUTER_CARGO_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Task → final status, from a run's `--json` events.
 pub fn task_statuses(events: &[Value]) -> BTreeMap<String, String> {
     events
