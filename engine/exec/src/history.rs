@@ -103,6 +103,20 @@ impl RegistryChange {
     }
 }
 
+/// Why a run record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file could not be read.
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
+    /// It is not JSON of a run record.
+    #[error("not a run record: {0}")]
+    Parse(serde_json::Error),
+    /// A newer dagrun wrote it.
+    #[error("record version {0}; this dagrun reads up to {RUN_RECORD_VERSION}: upgrade dagrun")]
+    Newer(u32),
+}
+
 fn runs_dir(store: &Store) -> PathBuf {
     store.root().join("runs")
 }
@@ -143,9 +157,9 @@ impl RunRecord {
     }
 
     /// [`RunRecord::load`], saying why a record cannot be read.
-    pub fn read(store: &Store, id: &str) -> Result<RunRecord, String> {
-        let bytes = std::fs::read(Self::path(store, id)).map_err(|e| format!("cannot read it: {e}"))?;
-        let mut r = serde_json::from_slice::<RunRecord>(&bytes).map_err(|e| format!("not a run record: {e}"))?;
+    pub fn read(store: &Store, id: &str) -> Result<RunRecord, RecordError> {
+        let bytes = std::fs::read(Self::path(store, id)).map_err(RecordError::Read)?;
+        let mut r = serde_json::from_slice::<RunRecord>(&bytes).map_err(RecordError::Parse)?;
         match r.version {
             1 => {
                 // Version 1 counted refusals in `failed` too.
@@ -157,7 +171,7 @@ impl RunRecord {
                 Ok(r)
             }
             RUN_RECORD_VERSION => Ok(r),
-            v => Err(format!("record version {v}; this dagrun reads up to {RUN_RECORD_VERSION}: upgrade dagrun")),
+            v => Err(RecordError::Newer(v)),
         }
     }
 

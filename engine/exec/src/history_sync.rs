@@ -141,7 +141,10 @@ pub fn sync_history(store: &Store, history: &History) -> Result<Synced, HistoryE
     for id in RunRecord::ids(store).into_iter().filter(|id| !settled.contains(id)) {
         match RunRecord::read(store, &id) {
             Ok(r) => rows.push(r.to_row()),
-            Err(reason) => skipped.push(Skipped { path: RunRecord::path(store, &id).display().to_string(), reason }),
+            Err(e) => {
+                let path = RunRecord::path(store, &id).display().to_string();
+                skipped.push(Skipped { path, reason: e.to_string() });
+            }
         }
     }
     let imported = if rows.is_empty() { 0 } else { history.import_runs(&rows)? };

@@ -26,7 +26,7 @@ pub use engine::{
     prepare_loaded,
 };
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
-pub use history::{RUN_RECORD_VERSION, RegistryChange, RunRecord, TaskRecord, new_run_id};
+pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, TaskRecord, new_run_id};
 pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
