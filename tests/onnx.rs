@@ -287,13 +287,7 @@ fn models_list_and_rollback() {
 /// and leaves `current` unchanged.
 #[test]
 fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["retrain.ron", "retrain-worse.ron"] {
-        let text = std::fs::read_to_string(repo.join("workflows").join(name)).unwrap();
-        let text = text.replace("\"../plugins/", &format!("\"{}/plugins/", repo.display()));
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
+    let dir = common::repo_workflows(&["retrain.ron", "retrain-worse.ron"]);
     let dagrun = |wf: &str| {
         let mut cmd = common::dagrun_for_plugins();
         let out = cmd.args(["run", wf, "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();

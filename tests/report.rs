@@ -138,13 +138,7 @@ fn plugins_dagrun(dir: &Path, args: &[&str]) -> std::process::Output {
 /// the deploy as a retraining cycle, and renders a self-contained HTML file.
 #[test]
 fn the_retrain_demo_reports_a_deploy_a_cached_run_and_a_refusal() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["retrain.ron", "retrain-worse.ron"] {
-        let text = std::fs::read_to_string(repo.join("workflows").join(name)).unwrap();
-        let text = text.replace("\"../plugins/", &format!("\"{}/plugins/", repo.display()));
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
+    let dir = common::repo_workflows(&["retrain.ron", "retrain-worse.ron"]);
     // The estimate the shipped workflow sets.
     let retrain = std::fs::read_to_string(dir.path().join("retrain.ron")).unwrap();
     let estimate: u64 = retrain
