@@ -10,7 +10,9 @@
 #      its training data, prediction drift, live accuracy) before and after the data drifts;
 #   8. heals itself: a landed day drifts, the model is retrained, gated and deployed by itself,
 #      the next day is quiet again; every step notified (workflows/out/self-heal/notifications.jsonl);
-#   9. serves the deployed model over HTTP (dagrun serve) and follows a rollback without a restart.
+#   9. serves the deployed model over HTTP (dagrun serve) and follows a rollback without a restart;
+#  10. the payoff report: time saved, time to recovery after drift, bad deploys prevented
+#      (workflows/out/report.html).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -111,3 +113,7 @@ sed 's/^/   serve: /' "$serve_log"
 echo
 echo "run history:"
 "$dagrun" runs workflows/retrain.ron -n 5
+echo
+echo "== 10. the payoff: time saved, time to recovery after drift, bad deploys prevented"
+"$dagrun" report --state-dir workflows/.dagrun
+"$dagrun" report --state-dir workflows/.dagrun --format html --out workflows/out/report.html

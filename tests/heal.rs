@@ -319,6 +319,49 @@ fn the_loop_deploys_holds_escalates_rejects_approves_and_rolls_back() {
     assert!(error_of(&ev, "performance@2025-03-07").contains("v0004"), "{ev:?}");
     assert_eq!(l.current(), "v0003", "rolled back to the version before");
     check_notifications(&l);
+    check_report(&l);
+}
+
+/// `dagrun report` on the scenario: non-zero time to recovery from the real drift incidents, the
+/// deploys and the rollback the run records show, the rejection listed once with its note.
+fn check_report(l: &Loop) {
+    let out = l.dagrun(&["report", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    let r: Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+
+    let history = dagrun_history::History::open(&l.path(".dagrun")).unwrap();
+    let mut incidents = history.incidents(100).unwrap();
+    incidents.reverse();
+    let listed: Vec<(i64, Option<i64>)> = r["drift"]["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_i64().unwrap(), i["recovery_ms"].as_i64()))
+        .collect();
+    let stored: Vec<(i64, Option<i64>)> = incidents.iter().map(|i| (i.id, i.time_to_recovery_ms())).collect();
+    assert_eq!(listed, stored, "every incident, with its time to recovery");
+    assert!(r["drift"]["resolved"].as_u64().unwrap() >= 1, "{}", r["drift"]);
+    assert!(r["drift"]["median_ms"].as_i64().unwrap() > 0 && r["drift"]["worst_ms"].as_i64().unwrap() > 0);
+
+    // Deploys and rollbacks, counted from the run records themselves.
+    let records = common::stdout(&l.dagrun(&["runs", "--json", "-n", "1000"]));
+    let (mut up, mut down) = (0, 0);
+    for line in records.lines() {
+        let run: Value = serde_json::from_str(line).unwrap();
+        for c in run["registry"].as_array().unwrap() {
+            match (c["before"].as_str(), c["after"].as_str()) {
+                (b, Some(a)) if b.is_none_or(|b| a > b) => up += 1,
+                (Some(b), Some(a)) if a < b => down += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!((up, down), (4, 1), "v0001 to v0004 deployed, one rollback");
+    assert_eq!((r["total"]["deploys"].as_u64(), r["total"]["rollbacks"].as_u64()), (Some(up), Some(down)));
+    let approvals: Vec<&Value> =
+        r["prevented"].as_array().unwrap().iter().filter(|b| b["kind"] == "approval").collect();
+    assert_eq!(approvals.len(), 1, "the rejection, once (not again as the resumed run's refused step)");
+    assert!(approvals[0]["reason"].as_str().unwrap().starts_with("rejected by ana: two retrains this week already"));
 }
 
 /// Every notification of the scenario reached both sinks, once, in the documented shapes:

@@ -3,12 +3,13 @@
 //!
 //! Needs the ONNX Runtime library (`pip install onnxruntime==1.31.1`, or `ORT_DYLIB_PATH`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::BIN;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/onnx").join(name).canonicalize().unwrap()
@@ -28,15 +29,6 @@ fn workflow(gate: &str) -> String {
         fixture("logreg_binary/test.csv").display(),
         fixture("logreg_binary/model.onnx").display(),
     )
-}
-
-/// The binary, without the outer `cargo test` settings, for workflows that build plugin crates.
-fn dagrun_for_plugins() -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in dagrun_wasm::OUTER_CARGO_ENV {
-        cmd.env_remove(var);
-    }
-    cmd
 }
 
 fn run(dir: &Path) -> (Vec<Value>, Output) {
@@ -295,15 +287,9 @@ fn models_list_and_rollback() {
 /// and leaves `current` unchanged.
 #[test]
 fn retrain_deploys_then_caches_then_refuses_a_worse_model() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    for name in ["retrain.ron", "retrain-worse.ron"] {
-        let text = std::fs::read_to_string(repo.join("workflows").join(name)).unwrap();
-        let text = text.replace("\"../plugins/", &format!("\"{}/plugins/", repo.display()));
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
+    let dir = common::repo_workflows(&["retrain.ron", "retrain-worse.ron"]);
     let dagrun = |wf: &str| {
-        let mut cmd = dagrun_for_plugins();
+        let mut cmd = common::dagrun_for_plugins();
         let out = cmd.args(["run", wf, "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
         let events: Vec<Value> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -391,7 +377,7 @@ fn a_plugin_gate_checks_accuracy_per_slice() {
         )
     };
     let dagrun = || {
-        let mut cmd = dagrun_for_plugins();
+        let mut cmd = common::dagrun_for_plugins();
         let out = cmd.args(["run", "wf.ron", "--json"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
         let events: Vec<Value> =
             String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -443,7 +429,7 @@ fn train_plugin_models_predict_the_same_in_onnx_runtime() {
         ));
     }
     std::fs::write(dir.path().join("wf.ron"), format!("Workflow(name: \"agree\", tasks: [{tasks}])")).unwrap();
-    let mut cmd = dagrun_for_plugins();
+    let mut cmd = common::dagrun_for_plugins();
     let out = cmd.args(["run", "wf.ron"]).current_dir(dir.path()).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let table = |p: &str| -> (Vec<String>, Vec<Vec<String>>) {

@@ -61,6 +61,29 @@ impl Sandbox {
     }
 }
 
+/// The binary, without the outer `cargo test` settings, for workflows that build plugin crates
+/// (nested cargo builds behave as for a user).
+pub fn dagrun_for_plugins() -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in dagrun_wasm::OUTER_CARGO_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A temp dir holding copies of the repository's `workflows/NAME` files, their `../plugins/`
+/// paths made absolute.
+pub fn repo_workflows(names: &[&str]) -> tempfile::TempDir {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in names {
+        let text = std::fs::read_to_string(repo.join("workflows").join(name)).unwrap();
+        let text = text.replace("\"../plugins/", &format!("\"{}/plugins/", repo.display()));
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
 /// Task → final status, from a run's `--json` events.
 pub fn task_statuses(events: &[Value]) -> BTreeMap<String, String> {
     events

@@ -155,6 +155,9 @@ pub enum Command {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// The payoff report: time saved, time to recovery after drift, bad deploys prevented, and
+    /// the run numbers, per workflow and per model (docs/report.md).
+    Report(ReportArgs),
     /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo.
     Doctor,
     /// List deployed models and roll back to an earlier version.
@@ -421,6 +424,36 @@ pub enum PluginAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `dagrun report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A workflow file (its state directory, only its runs, and its current `manual_minutes`),
+    /// or a workflow name in the state directory (default: ./.dagrun); all workflows if absent.
+    pub workflow: Option<PathBuf>,
+    /// The window: runs that started this long ago or later, e.g. `30d`, `12h`, `1w`.
+    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    pub since: String,
+    /// How to render it.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Write it to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// `dagrun report --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned text.
+    Table,
+    /// The versioned JSON of docs/report.md.
+    Json,
+    /// One self-contained HTML page with inline SVG charts.
+    Html,
 }
 
 /// `dagrun graph --format`.

@@ -46,6 +46,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Runs { workflow, limit, notifications, json, state } => {
             crate::history::runs(workflow.as_deref(), limit, notifications, json, &state)
         }
+        Command::Report(args) => crate::report::report(&args),
         Command::Show { run, workflow, json, state } => crate::history::show(&run, workflow.as_deref(), json, &state),
         Command::Approve(a) => crate::approve::decide(
             &a.run,

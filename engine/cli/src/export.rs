@@ -106,7 +106,7 @@ fn slashes(path: &Path) -> Result<String, Exit> {
 
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, so the
 /// file is never seen half-written; creates the parent directories.
-fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),

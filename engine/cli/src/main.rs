@@ -13,6 +13,7 @@ mod notifications;
 mod plugin;
 mod printer;
 mod render;
+mod report;
 mod reporter;
 mod run;
 mod serve;

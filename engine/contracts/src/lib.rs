@@ -12,6 +12,7 @@
 //!   operations on it (read, list, move `current`, promote).
 //! * [`promotions`]: when each version was promoted, whether a person approved it, and the
 //!   version before it (the circuit breaker, the drift cooldown, rollbacks).
+//! * [`html`]: escaping text for the HTML files dagrun writes.
 //! * [`table`] (feature `csv`): the one CSV reader (RFC 4180: quoted fields may hold commas,
 //!   quotes and newlines) for the tables the engine writes and the plugins read.
 //!
@@ -22,6 +23,7 @@
 pub mod approval;
 pub mod drift;
 mod error;
+pub mod html;
 pub mod performance;
 pub mod promotions;
 pub mod registry;

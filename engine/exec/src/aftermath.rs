@@ -70,6 +70,10 @@ impl Aftermath {
         if let Err(e) = record.save(&self.store) {
             self.warn(format!("cannot save the registry changes in the run record: {e}"));
         }
+        // The JSON record is the run's own file; a store that missed it catches up from it
+        // (`sync_history`), so a failure here is a warning.
+        let r = self.history.record_run(&record.to_row());
+        self.warned(r, "record the run in the history store");
         if !wf.notify.is_empty() {
             self.notify(&record);
         }

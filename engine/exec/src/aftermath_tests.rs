@@ -108,6 +108,7 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         saved_ms: 0,
         tasks: vec![task],
         registry: Vec::new(),
+        manual_minutes: None,
     }
 }
 
@@ -140,6 +141,9 @@ fn a_drift_then_a_deploy_records_the_change_queues_both_and_resolves_the_inciden
         }]
     );
     assert_eq!(RunRecord::load(&s.store, "r1").unwrap().registry, r.registry, "saved with the record");
+    let stored = s.history.run("r1").unwrap().expect("in the history store");
+    assert_eq!(stored, r.to_row(), "the store has the run with its registry change");
+    assert_eq!(stored.registry[0].moved, 1, "a deploy");
 
     let queued = s.history.deliveries_of_run("r1").unwrap();
     let events: Vec<NotifyEvent> = queued.iter().map(|d| d.notification.event).collect();
@@ -194,10 +198,12 @@ fn a_failing_history_is_a_warning_not_a_failure() {
     let after = s.aftermath();
     // Every write to the outbox and the incidents fails.
     let db = rusqlite::Connection::open(s.history.path()).unwrap();
-    db.execute_batch("DROP TABLE notifications; DROP TABLE incidents;").unwrap();
+    db.execute_batch("DROP TABLE notifications; DROP TABLE incidents; DROP TABLE runs;").unwrap();
     let r = after.finish(record("r1", TaskStatus::Alerted, true));
     assert_eq!(r.registry.len(), 1, "the record still gets its registry changes");
     let warnings = s.reporter.0.lock().unwrap().clone();
     assert!(warnings.iter().any(|w| w.starts_with("cannot queue the drift_detected notification: ")), "{warnings:?}");
     assert!(warnings.iter().any(|w| w.starts_with("cannot record the drift incident: ")), "{warnings:?}");
+    assert!(warnings.iter().any(|w| w.starts_with("cannot record the run in the history store: ")), "{warnings:?}");
+    assert!(RunRecord::load(&s.store, "r1").is_some(), "the JSON record is written all the same");
 }

@@ -253,12 +253,17 @@ impl Engine {
             saved_ms: 0,
             tasks: Vec::with_capacity(plan.instances.len()),
             registry: Vec::new(),
+            manual_minutes: plan.workflow.manual_minutes,
         };
         record.save(store)?;
         let jobs = opts.jobs.max(1);
         let tasks = plan.instances.len();
         let workflow = plan.workflow.name.clone();
         reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow, tasks, partitions, jobs });
+        if let Err(e) = self.history.record_run(&record.to_row()) {
+            let message = format!("cannot record the run in the history store (the run goes on): {e}");
+            reporter.report(&Event::Warning { message });
+        }
         if let Some(reason) = plan.left_out_reason() {
             reporter.report(&Event::TasksLeftOut { tasks: plan.left_out(), reason });
         }

@@ -70,6 +70,10 @@ pub struct RunRecord {
     /// started and after it ended (absent in records written before it existed).
     #[serde(default)]
     pub registry: Vec<RegistryChange>,
+    /// The workflow's `manual_minutes` estimate when it ran (absent when not set, and in
+    /// records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_minutes: Option<u32>,
 }
 
 /// One registry model's `current` before and after a run.
@@ -99,6 +103,20 @@ impl RegistryChange {
     }
 }
 
+/// Why a run record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The file could not be read.
+    #[error("cannot read it: {0}")]
+    Read(std::io::Error),
+    /// It is not JSON of a run record.
+    #[error("not a run record: {0}")]
+    Parse(serde_json::Error),
+    /// A newer dagrun wrote it.
+    #[error("record version {0}; this dagrun reads up to {RUN_RECORD_VERSION}: upgrade dagrun")]
+    Newer(u32),
+}
+
 fn runs_dir(store: &Store) -> PathBuf {
     store.root().join("runs")
 }
@@ -112,18 +130,36 @@ impl RunRecord {
 
     /// Most recent runs first (at most `limit`); unreadable records are skipped.
     pub fn list(store: &Store, limit: usize) -> Vec<RunRecord> {
-        let mut names: Vec<String> = std::fs::read_dir(runs_dir(store))
+        Self::ids(store).into_iter().rev().filter_map(|id| Self::load(store, &id)).take(limit).collect()
+    }
+
+    /// The ids of the records under `<state>/runs/`, oldest first.
+    pub fn ids(store: &Store) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(runs_dir(store))
             .map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
             .unwrap_or_default();
-        names.retain(|n| n.ends_with(".json"));
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        names.into_iter().filter_map(|n| Self::load(store, n.trim_end_matches(".json"))).take(limit).collect()
+        ids.retain(|n| n.ends_with(".json"));
+        for id in &mut ids {
+            id.truncate(id.len() - ".json".len());
+        }
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The file of run `id`'s record.
+    pub fn path(store: &Store, id: &str) -> PathBuf {
+        runs_dir(store).join(format!("{id}.json"))
     }
 
     /// Loads one run by exact id (converting older versions).
     pub fn load(store: &Store, id: &str) -> Option<RunRecord> {
-        let bytes = std::fs::read(runs_dir(store).join(format!("{id}.json"))).ok()?;
-        let mut r = serde_json::from_slice::<RunRecord>(&bytes).ok()?;
+        Self::read(store, id).ok()
+    }
+
+    /// [`RunRecord::load`], saying why a record cannot be read.
+    pub fn read(store: &Store, id: &str) -> Result<RunRecord, RecordError> {
+        let bytes = std::fs::read(Self::path(store, id)).map_err(RecordError::Read)?;
+        let mut r = serde_json::from_slice::<RunRecord>(&bytes).map_err(RecordError::Parse)?;
         match r.version {
             1 => {
                 // Version 1 counted refusals in `failed` too.
@@ -132,10 +168,10 @@ impl RunRecord {
                     r.status = RunStatus::Refused;
                 }
                 r.version = RUN_RECORD_VERSION;
-                Some(r)
+                Ok(r)
             }
-            RUN_RECORD_VERSION => Some(r),
-            _ => None,
+            RUN_RECORD_VERSION => Ok(r),
+            v => Err(RecordError::Newer(v)),
         }
     }
 

@@ -205,9 +205,10 @@ async fn attempts(
             Ok(summary) => return Ok((summary, attempt_started.elapsed().as_millis() as u64, number)),
             Err(AttemptError::Cancelled) => return Err(interrupted()),
             // A refusal is a decision, not a flaky failure: never retried.
-            Err(AttemptError::Refused(reason)) => {
+            Err(AttemptError::Refused { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
+                    summary,
                     ..JobResult::new(i, TaskStatus::Refused, key.clone())
                 }));
             }

@@ -8,6 +8,7 @@ mod commit;
 mod engine;
 mod events;
 mod history;
+mod history_sync;
 mod job;
 mod kinds;
 mod notices;
@@ -25,6 +26,7 @@ pub use engine::{
     prepare_loaded,
 };
 pub use events::{Counts, Event, Reporter, RunStatus, TaskStatus, peak_rss_kb};
-pub use history::{RUN_RECORD_VERSION, RegistryChange, RunRecord, TaskRecord, new_run_id};
+pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, TaskRecord, new_run_id};
+pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};

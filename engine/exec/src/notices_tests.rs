@@ -72,6 +72,7 @@ fn record(status: RunStatus, tasks: Vec<TaskRecord>, registry: Vec<RegistryChang
         saved_ms: 0,
         tasks,
         registry,
+        manual_minutes: None,
     }
 }
 

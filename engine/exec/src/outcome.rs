@@ -82,8 +82,15 @@ pub(crate) fn bounded(message: String) -> String {
 pub(crate) enum AttemptError {
     /// It failed.
     Failed(TaskError),
-    /// An evaluation gate refused the model (a decision: never retried).
-    Refused(String),
+    /// An evaluation gate refused the model, or a person rejected it (a decision: never
+    /// retried).
+    Refused {
+        /// Why, for people: `gate refused: accuracy 0.62 < min 0.7`.
+        reason: String,
+        /// The decision (a gate's: the metric that failed and by how much), kept in the run
+        /// history.
+        summary: Option<serde_json::Value>,
+    },
     /// A monitoring check found drift or a regression and was told to fail on it
     /// (`fail_on_drift`, `fail_on_regression`): a finding, never retried.
     Alert {

@@ -42,10 +42,10 @@ impl Incident {
     }
 }
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "id, workflow, registry, model, detected_ms, detected_run, alerts, resolved_ms, resolved_run, resolution";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Incident> {
     Ok(Incident {
         id: r.get(0)?,
         workflow: r.get(1)?,

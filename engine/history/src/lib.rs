@@ -1,12 +1,17 @@
 //! The history store: one SQLite database per state directory (`<state>/history.sqlite`) with
 //! a schema version and migrations. It holds what outlives a run and must survive a crash:
-//! approval requests and decisions ([`approvals`]), the notification outbox ([`outbox`]) and
-//! drift incidents with their time to recovery ([`incidents`]). WAL, `synchronous=FULL`, one
-//! transaction per step: a `kill -9` at any moment leaves it consistent.
+//! approval requests and decisions ([`approvals`]), the notification outbox ([`outbox`]),
+//! drift incidents with their time to recovery ([`incidents`]), and the runs themselves with
+//! their tasks, gate verdicts and registry changes ([`runs`]), which the payoff report
+//! ([`report`]) and the web UI query. WAL, `synchronous=FULL`, one transaction per step: a
+//! `kill -9` at any moment leaves it consistent.
 
 pub mod approvals;
+mod compute;
 pub mod incidents;
 pub mod outbox;
+pub mod report;
+pub mod runs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -16,9 +21,11 @@ use rusqlite::{Connection, Transaction};
 pub use approvals::{Approval, ApprovalState, Binding, DecideError, Decision, NewApproval};
 pub use incidents::Incident;
 pub use outbox::{Delivery, DeliveryState, Fact, Notification};
+pub use report::{Report, ReportQuery};
+pub use runs::{RegistryRow, RunRow, TaskRow, VerdictRow};
 
 /// The schema version this build writes; older ones are migrated on open.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The database's file name inside a state directory.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -53,7 +60,8 @@ pub enum HistoryError {
 }
 
 /// Migrations: entry `n` brings the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
 CREATE TABLE approvals (
     id INTEGER PRIMARY KEY,
     workflow TEXT NOT NULL,
@@ -111,7 +119,9 @@ CREATE TABLE incidents (
     resolution TEXT
 );
 CREATE INDEX incidents_open ON incidents (registry, model, resolved_ms);
-"];
+",
+    runs::MIGRATION,
+];
 
 /// Why [`open_db`] failed.
 #[derive(Debug)]

@@ -56,6 +56,9 @@ pub struct Workflow {
     pub automation: automation::Automation,
     /// Where notifications go (`notify: [...]`).
     pub notify: Vec<heal::NotifyDef>,
+    /// The person-minutes one run of the workflow replaces (`manual_minutes`, > 0): the payoff
+    /// report's "manual effort replaced" (never mixed with the compute time the cache saved).
+    pub manual_minutes: Option<u32>,
     doc: Option<spans::Node>,
 }
 
@@ -166,11 +169,29 @@ impl Workflow {
         let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
         let automation = automation::validate(&source, &raw.name, &raw, &tasks, parsed.doc.as_ref(), &mut diags);
         heal_checks::check_notify(&source, &raw.notify, parsed.doc.as_ref(), opts.check_env, &mut diags);
+        if raw.manual_minutes == Some(0) {
+            let span = parsed.doc.as_ref().and_then(|d| d.field("manual_minutes")).map(|n| n.span.clone());
+            diags.push(
+                Diagnostic::new("dagrun::invalid-estimate", "`manual_minutes` is 0", &source)
+                    .label(span, "must be at least 1")
+                    .help("the minutes a person would spend doing one run by hand, e.g. manual_minutes: 45; leave it out when unknown"),
+            );
+        }
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);
         }
-        Ok(Workflow { name: raw.name, source, dir, tasks, schemes, automation, notify: raw.notify, doc: parsed.doc })
+        Ok(Workflow {
+            name: raw.name,
+            source,
+            dir,
+            tasks,
+            schemes,
+            automation,
+            notify: raw.notify,
+            manual_minutes: raw.manual_minutes,
+            doc: parsed.doc,
+        })
     }
 
     /// The partition schemes its tasks are partitioned by, by name (validated: each exists).

@@ -28,6 +28,8 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub concurrency: crate::automation::Concurrency,
     #[serde(default)]
     pub notify: Vec<crate::heal::NotifyDef>,
+    #[serde(default)]
+    pub manual_minutes: Option<u32>,
     pub tasks: Vec<T>,
 }
 

@@ -350,3 +350,17 @@ fn notification_secrets_are_required_to_run_but_not_to_look() {
     let wf = Workflow::from_source_with(Source::new("w.ron", src), "/tmp".into(), look).unwrap();
     assert_eq!(wf.notify.len(), 1);
 }
+
+#[test]
+fn manual_minutes_is_read_and_must_be_positive() {
+    let src = |m: &str| format!("Workflow(name: \"w\", {m} tasks: [Task(name: \"a\", kind: Command(run: \"true\"))])");
+    let wf = Workflow::from_source(Source::new("w.ron", src("manual_minutes: 45,")), "/tmp".into()).unwrap();
+    assert_eq!(wf.manual_minutes, Some(45));
+    let wf = Workflow::from_source(Source::new("w.ron", src("")), "/tmp".into()).unwrap();
+    assert_eq!(wf.manual_minutes, None, "optional");
+    let errs = Workflow::from_source(Source::new("w.ron", src("manual_minutes: 0,")), "/tmp".into()).unwrap_err();
+    assert_eq!(errs[0].code, "dagrun::invalid-estimate");
+    assert!(errs[0].labels.first().is_some_and(|l| &src("manual_minutes: 0,")[l.span.clone()] == "0"), "{errs:?}");
+    let errs = Workflow::from_source(Source::new("w.ron", src("manual_minutes: -5,")), "/tmp".into()).unwrap_err();
+    assert_eq!(errs[0].code, "dagrun::wrong-type", "a negative estimate is not a whole number: {errs:?}");
+}

@@ -123,7 +123,8 @@ impl ApprovalKind {
                     None => String::new(),
                 };
                 let note = a.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
-                Err(AttemptError::Refused(format!("rejected {who}{note} (request #{})", a.id)))
+                let reason = format!("rejected {who}{note} (request #{})", a.id);
+                Err(AttemptError::Refused { reason, summary: Some(summary) })
             }
             ApprovalState::Pending | ApprovalState::Superseded => Err(AttemptError::Waiting {
                 reason: format!(

@@ -13,6 +13,25 @@ pub(crate) struct Judgement {
     pub refusal: Option<String>,
     /// The reason in words (also for a pass).
     pub reason: String,
+    /// For a refusal by a metric: which, and by how much it missed.
+    pub shortfall: Option<Shortfall>,
+}
+
+/// The metric a refusal failed on, and by how much (what the payoff report lists).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub(crate) struct Shortfall {
+    /// The metric.
+    pub metric: String,
+    /// The candidate's value.
+    pub value: f64,
+    /// What it had to reach: the `min` or `max`, or the champion's value plus the margin.
+    pub threshold: f64,
+    /// By how much it missed, in the metric's good direction (≥ 0; 0 for a strict tie).
+    pub by: f64,
+}
+
+fn short(metric: &str, value: f64, threshold: f64, by: f64) -> Option<Shortfall> {
+    Some(Shortfall { metric: metric.to_owned(), value, threshold, by: by.max(0.0) })
 }
 
 /// A champion as the gate sees it.
@@ -39,24 +58,24 @@ fn value(m: &Metrics, name: &str) -> Result<f64, String> {
 
 /// Applies thresholds, then the champion comparison.
 pub(crate) fn judge(gate: &GateDef, cand: &Metrics, champion: Option<ChampionScore<'_>>) -> Result<Judgement, String> {
-    let refuse = |r: String| Ok(Judgement { refusal: Some(r.clone()), reason: r });
+    let refuse = |r: String, shortfall| Ok(Judgement { refusal: Some(r.clone()), reason: r, shortfall });
     for (name, min) in &gate.min {
         let v = value(cand, name)?;
         if v < *min {
-            return refuse(format!("{name} {} < min {}", fmt(v), fmt(*min)));
+            return refuse(format!("{name} {} < min {}", fmt(v), fmt(*min)), short(name, v, *min, min - v));
         }
     }
     for (name, max) in &gate.max {
         let v = value(cand, name)?;
         if v > *max {
-            return refuse(format!("{name} {} > max {}", fmt(v), fmt(*max)));
+            return refuse(format!("{name} {} > max {}", fmt(v), fmt(*max)), short(name, v, *max, v - max));
         }
     }
-    let pass = |reason: String| Ok(Judgement { refusal: None, reason });
+    let pass = |reason: String| Ok(Judgement { refusal: None, reason, shortfall: None });
     let Some(c) = &gate.champion else { return pass("thresholds met".to_owned()) };
     let Some(champ) = champion else {
         if c.if_none == NoChampion::Refuse {
-            return refuse(format!("no model `{}` is deployed yet and `if_none` is Refuse", c.name));
+            return refuse(format!("no model `{}` is deployed yet and `if_none` is Refuse", c.name), None);
         }
         return pass(format!("no model `{}` deployed yet; thresholds met", c.name));
     };
@@ -77,7 +96,11 @@ pub(crate) fn judge(gate: &GateDef, cand: &Metrics, champion: Option<ChampionSco
             (false, false) => ">",
         };
         let rule = if c.strict { ", strict" } else { "" };
-        return refuse(format!("{m} {vs} {op} champion {} {ws} (margin {}{rule})", champ.version, fmt(c.margin)));
+        let threshold = if higher { w + c.margin } else { w - c.margin };
+        return refuse(
+            format!("{m} {vs} {op} champion {} {ws} (margin {}{rule})", champ.version, fmt(c.margin)),
+            short(m, v, threshold, c.margin - gain),
+        );
     }
     let verb = if gain > 0.0 { "beats" } else { "ties" };
     pass(format!("{m} {vs} {verb} champion {} {ws}", champ.version))
@@ -134,7 +157,7 @@ mod tests {
     fn a_tie_is_not_called_beating() {
         let (cand, champ) = (metrics(0.9), metrics(0.9));
         let j = judge(&gate(false, 0.0), &cand, champion(&champ)).unwrap();
-        assert_eq!(j, Judgement { refusal: None, reason: "r2 0.9 ties champion v0002 0.9".into() });
+        assert_eq!(j, Judgement { refusal: None, reason: "r2 0.9 ties champion v0002 0.9".into(), shortfall: None });
         let j = judge(&gate(false, 0.0), &metrics(0.95), champion(&champ)).unwrap();
         assert_eq!(j.reason, "r2 0.95 beats champion v0002 0.9");
     }
@@ -162,6 +185,27 @@ mod tests {
         assert_eq!(j.refusal.as_deref(), Some("r2 0.92 < champion v0002 0.9 (margin 0.05)"));
         let j = judge(&gate(false, 0.0), &metrics(0.6418), champion(&champ)).unwrap();
         assert_eq!(j.refusal.as_deref(), Some("r2 0.6418 < champion v0002 0.9 (margin 0)"));
+    }
+
+    #[test]
+    fn a_refusal_names_its_metric_and_how_far_it_missed() {
+        let close = |s: Option<Shortfall>| {
+            s.map(|s| (s.metric, (s.value * 1e6).round(), (s.threshold * 1e6).round(), (s.by * 1e6).round()))
+        };
+        let g = GateDef {
+            min: [("r2".to_owned(), 0.7)].into(),
+            max: [("rmse".to_owned(), 0.5)].into(),
+            ..GateDef::default()
+        };
+        let j = judge(&g, &metrics(0.62), None).unwrap();
+        assert_eq!(close(j.shortfall), Some(("r2".into(), 620_000.0, 700_000.0, 80_000.0)));
+        let j = judge(&g, &metrics(0.8), None).unwrap();
+        assert_eq!(close(j.shortfall), Some(("rmse".into(), 1e6, 500_000.0, 500_000.0)), "rmse 1 > max 0.5");
+        let champ = metrics(0.9);
+        let j = judge(&gate(false, 0.05), &metrics(0.92), champion(&champ)).unwrap();
+        assert_eq!(close(j.shortfall), Some(("r2".into(), 920_000.0, 950_000.0, 30_000.0)), "needed 0.9 + 0.05");
+        let j = judge(&gate(false, 0.0), &metrics(0.95), champion(&champ)).unwrap();
+        assert_eq!(j.shortfall, None, "a pass has none");
     }
 
     #[test]

@@ -126,7 +126,11 @@ impl OnnxEvalKind {
             .map_err(|e| model_error(format!("cannot write the verdict: {e}")))?;
         self.place("verdict", &verdict_path)?;
         if let Some(r) = judgement.refusal {
-            return Err(AttemptError::Refused(format!("gate refused: {r}")));
+            let mut refused = serde_json::json!({"verdict": "refuse", "reason": judgement.reason, "metrics": summary});
+            if let Some(s) = &judgement.shortfall {
+                refused["shortfall"] = serde_json::to_value(s).unwrap_or_default();
+            }
+            return Err(AttemptError::Refused { reason: format!("gate refused: {r}"), summary: Some(refused) });
         }
         let mut done = serde_json::json!({"verdict": "pass", "reason": judgement.reason, "metrics": summary});
         if let Some(b) = behaviour {

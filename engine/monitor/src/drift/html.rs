@@ -24,21 +24,7 @@ th{background:#f4f4f4}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 svg .r{fill:#90a4ae88;stroke:#607d8b}svg .c{fill:none;stroke:#ef6c00;stroke-width:1.5}\
 .legend .r{color:#607d8b}.legend .c{color:#ef6c00}";
 
-/// Escapes text for HTML content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use dagrun_contracts::html::escape;
 
 fn tag(status: DriftStatus) -> String {
     format!("<span class=\"tag {0}\">{0}</span>", status.as_str())
