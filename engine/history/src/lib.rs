@@ -12,6 +12,7 @@ pub mod incidents;
 pub mod outbox;
 pub mod report;
 pub mod runs;
+pub mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
