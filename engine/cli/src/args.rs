@@ -215,6 +215,9 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Serve the deployed models of a registry over HTTP (Open Inference Protocol, /predict, /metrics).
     Serve(ServeArgs),
+    /// A local web page over the run history: DAGs, runs, backfill grids, models and approvals,
+    /// drift, the payoff charts (loopback; approving needs the token printed at start).
+    Ui(UiArgs),
     /// Hand a workflow an event: a running daemon runs it; without one it runs here and now.
     Trigger {
         /// The workflow file.
@@ -336,6 +339,7 @@ impl Command {
                 | Command::Approvals { .. }
                 | Command::Trigger { .. }
                 | Command::Serve(_)
+                | Command::Ui(_)
         )
     }
 }
@@ -544,4 +548,17 @@ pub struct ServeArgs {
     /// How often the registry is looked at when no request comes (deploys are loaded before traffic).
     #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub poll: String,
+}
+
+/// `dagrun ui [WORKFLOW...] [--addr ADDR]`.
+#[derive(Debug, clap::Args)]
+pub struct UiArgs {
+    /// Workflow files whose DAGs and grids to show (the first one's state directory is read,
+    /// default: ./.dagrun); without any, the workflows of the history are listed.
+    pub workflows: Vec<PathBuf>,
+    /// Where to listen (port 0: any free port). Any non-loopback address needs the token for every page.
+    #[arg(long, default_value = "127.0.0.1:8765", env = crate::env::UI_ADDR)]
+    pub addr: std::net::SocketAddr,
+    #[command(flatten)]
+    pub state: StateArgs,
 }

@@ -69,6 +69,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         }
         Command::Daemon(args) => crate::daemon::dispatch(args),
         Command::Serve(args) => crate::serve::serve(&args),
+        Command::Ui(args) => crate::ui::ui(&args),
         Command::Trigger { workflow, partition, reason, state } => {
             crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)
         }

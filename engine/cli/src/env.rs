@@ -18,6 +18,8 @@ pub const LISTEN: &str = "DAGRUN_LISTEN";
 pub const NOTIFY_BUDGET_MS: &str = "DAGRUN_NOTIFY_BUDGET_MS";
 /// Where `dagrun serve` listens (same as `--addr`; default `127.0.0.1:8080`).
 pub const SERVE_ADDR: &str = "DAGRUN_SERVE_ADDR";
+/// Where `dagrun ui` listens (same as `--addr`; default `127.0.0.1:8765`).
+pub const UI_ADDR: &str = "DAGRUN_UI_ADDR";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 

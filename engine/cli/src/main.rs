@@ -17,6 +17,7 @@ mod report;
 mod reporter;
 mod run;
 mod serve;
+mod ui;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,178 @@
+//! The start page (workflows), the runs list, one run as a timeline of its tasks, and the
+//! server-sent events a running run's page listens to (it reloads when the run's state changes).
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use dagrun_history::RunRow;
+
+use crate::html::{class, escape, seg, when};
+use crate::{App, Page};
+
+/// Most runs a list shows.
+const LIST: usize = 200;
+
+/// The workflows: those named on the command line and those with runs.
+pub fn index(app: &App) -> Page {
+    let known = match app.history.workflows() {
+        Ok(k) => k,
+        Err(e) => return Page::error(e),
+    };
+    let mut names: Vec<&str> =
+        app.graphs.iter().map(|g| g.name.as_str()).chain(known.iter().map(String::as_str)).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut body = String::from("<h1>Workflows</h1>");
+    if names.is_empty() {
+        body.push_str("<p class=\"muted\">No runs in the history yet, and no workflow file given.</p>");
+    }
+    body.push_str("<ul>");
+    for n in names {
+        let (e, s) = (escape(n), seg(n));
+        let _ = write!(
+            body,
+            "<li><a href=\"/workflows/{s}\">{e}</a> · <a href=\"/runs?workflow={s}\">runs</a> · \
+             <a href=\"/workflows/{s}/backfill\">backfill grid</a></li>"
+        );
+    }
+    body.push_str("</ul>");
+    Page::ok("workflows", &body)
+}
+
+/// The most recent runs, of one workflow if given.
+pub fn list(app: &App, workflow: Option<&str>) -> Page {
+    let runs = match app.history.runs(workflow, LIST) {
+        Ok(r) => r,
+        Err(e) => return Page::error(e),
+    };
+    let mut body = match workflow {
+        Some(w) => format!("<h1>Runs of {}</h1>", escape(w)),
+        None => "<h1>Runs</h1>".to_owned(),
+    };
+    if runs.is_empty() {
+        body.push_str("<p class=\"muted\">No runs recorded.</p>");
+        return Page::ok("runs", &body);
+    }
+    body.push_str(
+        "<table id=\"runs\"><tr><th>run</th><th>workflow</th><th>started (UTC)</th><th>took</th><th>status</th>\
+         <th>tasks</th><th>cached</th><th>failed</th><th>saved</th></tr>",
+    );
+    for r in &runs {
+        let took = r.finished_ms.map_or_else(|| "—".to_owned(), |f| dagrun_report::duration(f - r.started_ms));
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/runs/{}\">{}</a></td><td>{}</td><td>{}</td><td>{took}</td><td class=\"{}\">{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            seg(&r.id),
+            escape(&r.id),
+            escape(&r.workflow),
+            when(r.started_ms),
+            class(&r.status),
+            escape(&r.status),
+            r.counts.tasks,
+            r.counts.cached,
+            r.counts.failed,
+            dagrun_report::duration(r.saved_ms)
+        );
+    }
+    body.push_str("</table>");
+    Page::ok("runs", &body)
+}
+
+/// One run: its tasks in completion order as bars of their durations.
+pub fn one(app: &App, id: &str) -> Page {
+    let run = match app.history.run(id) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Page::not_found(format!("no run `{id}` in the history")),
+        Err(e) => return Page::error(e),
+    };
+    let live = if run.finished() { "" } else { " data-live=\"1\"" };
+    let mut body = format!(
+        "<h1 id=\"run\" data-run=\"{}\" data-status=\"{}\"{live}>Run {}</h1><p>{} · started {} UTC · \
+         <span class=\"{}\">{}</span> · {} tasks, {} cached, {} failed · the cache saved {}</p>",
+        escape(&run.id),
+        escape(&run.status),
+        escape(&run.id),
+        workflow_link(&run.workflow),
+        when(run.started_ms),
+        class(&run.status),
+        escape(&run.status),
+        run.counts.tasks,
+        run.counts.cached,
+        run.counts.failed,
+        dagrun_report::duration(run.saved_ms)
+    );
+    if !run.finished() {
+        body.push_str("<p class=\"muted\">Still going (or killed mid-run): this page reloads when it changes.</p>");
+    }
+    body.push_str(&timeline(&run));
+    if run.status == "waiting" {
+        body.push_str(&crate::models::decide_form(app, &run.id));
+    }
+    Page::ok(&format!("run {}", run.id), &body)
+}
+
+fn workflow_link(name: &str) -> String {
+    format!("<a href=\"/workflows/{}\">{}</a>", seg(name), escape(name))
+}
+
+/// Bars scaled to the longest task (the store keeps durations and completion order, not start times).
+fn timeline(run: &RunRow) -> String {
+    if run.tasks.is_empty() {
+        return "<p class=\"muted\">No task finished in this run (yet).</p>".to_owned();
+    }
+    let longest = run.tasks.iter().map(|t| t.duration_ms).max().unwrap_or(0).max(1) as f64;
+    let mut out = String::from(
+        "<table id=\"tasks\"><tr><th>task (in completion order)</th><th>status</th><th>took</th><th></th>\
+         <th>attempts</th><th>error</th></tr>",
+    );
+    for t in &run.tasks {
+        let width = (t.duration_ms.max(0) as f64 / longest * 400.0).max(2.0);
+        let hit =
+            if t.cached { format!("cache hit, saved {}", dagrun_report::duration(t.saved_ms)) } else { String::new() };
+        let error = t.error.as_deref().map(|e| escape(e.lines().next().unwrap_or(""))).unwrap_or_default();
+        let _ = write!(
+            out,
+            "<tr class=\"task\"><td>{}</td><td class=\"{}\">{}</td><td>{}</td>\
+             <td><span class=\"bar {}\" style=\"width:{width:.0}px\"></span> {hit}</td><td>{}</td><td class=\"problem\">{error}</td></tr>",
+            escape(&t.task),
+            class(&t.status),
+            escape(&t.status),
+            dagrun_report::duration(t.duration_ms),
+            class(&t.status),
+            t.attempts
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
+/// `GET /runs/{id}/events`: the run's state each time it changes (checked every second), until it ends.
+pub async fn events(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let stream = futures_util::stream::unfold((app, id, None::<String>, false), |(app, id, last, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            let (a, i) = (app.clone(), id.clone());
+            let now = tokio::task::spawn_blocking(move || a.history.run(&i).ok().flatten()).await.ok().flatten();
+            let state = now.as_ref().map(|r| format!("{} {}", r.status, r.tasks.len()));
+            let finished = now.as_ref().is_none_or(RunRow::finished);
+            if state != last {
+                let data = state.clone().unwrap_or_else(|| "unknown".to_owned());
+                return Some((Ok(Event::default().data(data)), (app, id, state, finished)));
+            }
+            if finished {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,249 @@
+//! `dagrun ui` end to end: the real binary on port 0, its pages over HTTP (a plain std client, so
+//! every header is the test's choice), 404 pages for unknown ids, the token and cross-site checks
+//! on approve/reject, the token for every page on a non-loopback address, an empty history, a
+//! run killed mid-run.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{Sandbox, stderr};
+use dagrun_history::{ApprovalState, Binding, History, NewApproval, RunRow};
+
+/// A running `dagrun ui`, stopped on drop.
+struct Ui {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+impl Ui {
+    fn start(s: &Sandbox, args: &[&str]) -> Ui {
+        let mut all = vec!["ui"];
+        if !args.contains(&"--addr") {
+            all.extend(["--addr", "127.0.0.1:0"]);
+        }
+        all.extend_from_slice(args);
+        let mut child = s.cmd(&all).stderr(Stdio::piped()).spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (mut addr, mut token) = (None, None);
+        while addr.is_none() || token.is_none() {
+            let line = lines.next().unwrap_or_else(|| panic!("dagrun ui ended before it listened")).unwrap();
+            if let Some(rest) = line.strip_prefix("listening on http://") {
+                addr = Some(rest.split('/').next().unwrap().to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("token: ") {
+                token = Some(rest.split(' ').next().unwrap().to_owned());
+            }
+        }
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ui { child, addr: addr.unwrap(), token: token.unwrap() }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, &[], "")
+    }
+
+    /// A POST from this UI's own page (same origin), with `form` as its body.
+    fn post(&self, path: &str, headers: &[(&str, &str)], form: &str) -> (u16, String) {
+        let mut all = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        all.extend_from_slice(headers);
+        self.request("POST", path, &all, form)
+    }
+
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+        let mut c = TcpStream::connect(&self.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        c.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        let status = out.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, out)
+    }
+}
+
+impl Drop for Ui {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const WF: &str = r#"Workflow(
+    name: "wf",
+    partitions: {"daily": Daily(start: "2025-01-01", end: "2025-01-31")},
+    tasks: [
+        Task(name: "prep", partitioned: "daily", kind: Command(run: "echo $DAGRUN_PARTITION > $DAGRUN_OUT_X"),
+             outputs: {"x": "out/{date}.txt"}),
+        Task(name: "total", kind: Command(run: "cat $DAGRUN_IN_ALL > $DAGRUN_OUT_T"),
+             inputs: {"all": Partitions(task: "prep", output: "x")}, outputs: {"t": "out/total.txt"}),
+        Task(name: "after", kind: Command(run: "true"), after: ["total"]),
+    ],
+)"#;
+
+#[test]
+fn an_empty_history_renders_and_unknown_ids_are_404_pages() {
+    let s = Sandbox::new(WF);
+    let ui = Ui::start(&s, &[]);
+    for page in ["/", "/runs", "/models", "/drift", "/payoff"] {
+        let (status, body) = ui.get(page);
+        assert_eq!(status, 200, "{page}: {body}");
+        assert!(body.contains("</html>"), "{page}: {body}");
+    }
+    assert!(ui.get("/runs").1.contains("No runs recorded."));
+    assert!(ui.get("/drift").1.contains("No drift incidents recorded."));
+    for page in ["/runs/20990101-000000000-aa", "/workflows/nope", "/workflows/nope/backfill", "/no/such/page"] {
+        let (status, body) = ui.get(page);
+        assert_eq!(status, 404, "{page}: {body}");
+        assert!(body.contains("<h1>Not found</h1>"), "{page}: {body}");
+    }
+    assert!(ui.get("/runs/x%3Cscript%3E").1.contains("no run `x&lt;script&gt;`"), "escaped");
+}
+
+#[test]
+fn a_run_its_dag_its_timeline_and_its_backfill_grid() {
+    let s = Sandbox::new(WF);
+    let out = s.dagrun(&["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-01-05"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let ui = Ui::start(&s, &["wf.ron"]);
+    let (status, dag) = ui.get("/workflows/wf");
+    assert_eq!(status, 200, "{dag}");
+    assert_eq!(dag.matches("<g class=\"task\"").count(), 3, "{dag}");
+    assert_eq!(dag.matches("<line ").count(), 2, "prep → total → after: {dag}");
+    // A backfill runs the partitioned tasks of its range only.
+    for (task, st) in [("prep", "succeeded"), ("total", "not run"), ("after", "not run")] {
+        assert!(dag.contains(&format!("data-task=\"{task}\" data-status=\"{st}\"")), "{task}: {dag}");
+    }
+    let runs = History::open(&s.path(".dagrun")).unwrap().runs(None, 10).unwrap();
+    assert_eq!(runs.len(), 1);
+    let (status, page) = ui.get(&format!("/runs/{}", runs[0].id));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page.matches("<tr class=\"task\">").count(), 5, "5 days of prep: {page}");
+    for day in 1..=5 {
+        assert!(page.contains(&format!("<td>prep@2025-01-0{day}</td>")), "{day}: {page}");
+    }
+    assert!(ui.get("/runs").1.contains(&runs[0].id));
+    let (status, grid) = ui.get("/workflows/wf/backfill");
+    assert_eq!(status, 200, "{grid}");
+    assert!(grid.contains("data-scheme=\"daily\">5</span> partitions"), "{grid}");
+    assert_eq!(grid.matches("class=\"s-ran\" title=\"prep").count(), 5, "{grid}");
+    let (_, part) = ui.get("/workflows/wf/backfill?from=2025-01-02&to=2025-01-03");
+    assert!(part.contains("data-scheme=\"daily\">2</span> partitions"), "{part}");
+    // Run again: every day is a cache hit, and the grid says so.
+    let again = s.dagrun(&["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-01-05"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let grid = ui.get("/workflows/wf/backfill").1;
+    assert_eq!(grid.matches("class=\"s-cached\" title=\"prep").count(), 5, "{grid}");
+}
+
+fn request(run: &str, workflow_path: std::path::PathBuf) -> NewApproval {
+    NewApproval {
+        binding: Binding {
+            workflow: "wf".into(),
+            task: "approve".into(),
+            model_digest: "aaaaaaaaaaaaaaaa".into(),
+            verdict_digest: "verdict".into(),
+        },
+        workflow_path,
+        partition: None,
+        run_id: run.into(),
+        registry: "registry".into(),
+        model: "churn".into(),
+        reasons: vec!["always".into()],
+        detail: serde_json::Value::Null,
+        requested_ms: 0,
+        expires_ms: i64::MAX,
+        on_timeout: dagrun_workflow::heal::OnTimeout::Reject,
+        sinks: vec![],
+        workflow_dir: "/w".into(),
+    }
+}
+
+#[test]
+fn deciding_needs_the_token_and_this_origin_then_does_what_dagrun_reject_does() {
+    let s = Sandbox::new(WF);
+    let out = s.dagrun(&["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-01-01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    h.ask(&request("r1", s.path("wf.ron")), 0).unwrap();
+    let ui = Ui::start(&s, &[]);
+    let models = ui.get("/models").1;
+    assert!(models.contains("<div class=\"approval\" data-run=\"r1\">"), "{models}");
+    assert!(models.contains(&format!("name=\"token\" value=\"{}\"", ui.token)), "the form carries the token");
+    let token = format!("token={}&by=ana", ui.token);
+    let refused = [
+        ui.post("/runs/r1/approve", &[], "by=ana"),
+        ui.post("/runs/r1/reject", &[], "token=0123&by=ana"),
+        ui.post("/runs/r1/approve", &[("Origin", "http://evil.example")], &token),
+        ui.post("/runs/r1/approve", &[("Sec-Fetch-Site", "cross-site")], &token),
+    ];
+    for (i, (status, body)) in refused.iter().enumerate() {
+        assert_eq!(*status, 403, "{i}: {body}");
+    }
+    assert!(refused[0].1.contains("need the token"), "{}", refused[0].1);
+    assert!(refused[2].1.contains("http://evil.example cannot approve"), "{}", refused[2].1);
+    assert_eq!(h.approvals_of_run("r1").unwrap()[0].state, ApprovalState::Pending, "nothing decided yet");
+    let (status, body) = ui.post("/runs/nobody/reject", &[], &token);
+    assert_eq!(status, 404, "{body}");
+    let origin = format!("http://{}", ui.addr);
+    let (status, body) = ui.post("/runs/r1/reject", &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")], &token);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("request #1 rejected by ana"), "dagrun reject's own words: {body}");
+    let decided = &h.approvals_of_run("r1").unwrap()[0];
+    assert_eq!((decided.state, decided.decided_by.as_deref()), (ApprovalState::Rejected, Some("ana")));
+    let (status, body) = ui.post("/runs/r1/approve", &[], &token);
+    assert_eq!(status, 409, "decided already: {body}");
+}
+
+#[test]
+fn a_non_loopback_address_needs_the_token_for_every_page() {
+    let s = Sandbox::new(WF);
+    let mut ui = Ui::start(&s, &["--addr", "0.0.0.0:0"]);
+    ui.addr = ui.addr.replace("0.0.0.0", "127.0.0.1");
+    let (status, body) = ui.get("/runs");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(ui.get("/runs?token=wrong").0, 403);
+    let (status, head) = ui.get(&format!("/runs?token={}", ui.token));
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains(&format!("dagrun_ui_token={}", ui.token)), "a cookie keeps it: {head}");
+    let cookie = format!("dagrun_ui_token={}", ui.token);
+    assert_eq!(ui.request("GET", "/models", &[("Cookie", &cookie)], "").0, 200);
+}
+
+#[test]
+fn a_run_killed_mid_run_shows_as_unfinished_and_its_events_stream() {
+    let s = Sandbox::new(WF);
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    let run = RunRow {
+        id: "20250101-000000000-aa".into(),
+        workflow: "wf".into(),
+        started_ms: 1_735_689_600_000,
+        status: "running".into(),
+        ..Default::default()
+    };
+    h.record_run(&run).unwrap();
+    let ui = Ui::start(&s, &[]);
+    let page = ui.get(&format!("/runs/{}", run.id)).1;
+    assert!(page.contains("data-live=\"1\"") && page.contains("Still going (or killed mid-run)"), "{page}");
+    assert!(page.contains("No task finished in this run (yet)."), "{page}");
+    let mut c = TcpStream::connect(&ui.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(c, "GET /runs/{}/events HTTP/1.1\r\nHost: {}\r\n\r\n", run.id, ui.addr).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while !seen.contains("data: running 0") {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+}
