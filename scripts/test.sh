@@ -49,3 +49,10 @@ scipy_cases="$(mktemp -d)"
 trap 'rm -rf "$scipy_cases"' EXIT
 scripts/scipy-fixtures.sh "$scipy_cases"
 DAGRUN_SCIPY_FIXTURES="$scipy_cases" cargo test -p dagrun-monitor --test scipy -- --nocapture
+echo "== the web UI in a headless browser (Debian chromium + chromium-driver, WebDriver)"
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then apt-get install -y chromium chromium-driver
+    else sudo apt-get install -y chromium chromium-driver
+    fi
+fi
+DAGRUN_BROWSER_TESTS=1 cargo test -p dagrun --test ui_browser -- --nocapture  # screenshots: <target>/ui-screenshots/

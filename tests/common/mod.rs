@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses some of these helpers
 
 pub mod serve;
+pub mod ui;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
