@@ -8,9 +8,14 @@
 //! - warm `dagrun report --since 365d` (every run in the window) as JSON, table and HTML:
 //!   median and worst of `DAGRUN_BENCH_REPEAT` (default 20) runs each, process start to exit.
 //!
+//! - then `dagrun ui` on that history: each page (`/`, `/runs`, one run, the DAG, the backfill
+//!   grid, `/models`, `/drift`, `/payoff`) requested `DAGRUN_BENCH_REPEAT` times over loopback,
+//!   median and worst, request sent to response read (an upper bound of the server-side render).
+//!
 //! Run with `benches/report/run.sh` (release build in its own target directory), or
 //! `cargo bench -p dagrun --bench report`. `DAGRUN_BENCH_RUNS` changes the 10,000.
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -149,4 +154,53 @@ fn main() {
             ms(*times.last().unwrap())
         );
     }
+    let newest = dagrun_history::History::open(&dir.path().join(".dagrun")).unwrap().runs(None, 1).unwrap();
+    time_ui(dir.path(), repeat, &newest[0].id);
+}
+
+/// `dagrun ui` on the generated history: every page, timed over loopback.
+fn time_ui(dir: &Path, repeat: usize, run_id: &str) {
+    let mut child = Command::new(BIN)
+        .args(["ui", "--addr", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("dagrun ui listens").unwrap();
+        if let Some(rest) = line.strip_prefix("listening on http://") {
+            break rest.trim_end_matches('/').to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let run = format!("/runs/{run_id}");
+    let pages =
+        ["/", "/runs", &run, "/workflows/retrain", "/workflows/retrain/backfill", "/models", "/drift", "/payoff"];
+    for page in pages {
+        let get = || {
+            let started = Instant::now();
+            let mut c = std::net::TcpStream::connect(&addr).unwrap();
+            write!(c, "GET {page} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+            let mut out = Vec::new();
+            c.read_to_end(&mut out).unwrap();
+            assert!(
+                out.starts_with(b"HTTP/1.1 200"),
+                "{page}: {}",
+                String::from_utf8_lossy(&out[..out.len().min(200)])
+            );
+            (started.elapsed(), out.len())
+        };
+        let mut times: Vec<Duration> = (0..repeat).map(|_| get().0).collect();
+        times.sort_unstable();
+        println!(
+            "dagrun ui {page:28} median {}, worst {} ({repeat} requests; {} bytes)",
+            ms(times[times.len() / 2]),
+            ms(*times.last().unwrap()),
+            get().1
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The report benchmark: `dagrun report` on a generated history of 10,000 runs (benches/report.rs),
+# The report benchmark: `dagrun report` and `dagrun ui` pages on a generated history of 10,000 runs (benches/report.rs),
 # release build, in its own target directory (the first build takes 7-12 minutes).
 #   benches/report/run.sh                      # 10,000 runs, 20 timings per format
 #   DAGRUN_BENCH_RUNS=50000 benches/report/run.sh
