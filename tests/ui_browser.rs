@@ -84,14 +84,19 @@ impl Browser {
         ids.iter().filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned)).collect()
     }
 
-    /// Waits (up to 60 s) for an element: a form's POST answers after the decision is made.
+    /// Waits (up to 300 s) for an element: a form's POST answers after the decision is made.
     fn wait_for(&self, css: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(300);
         while self.find(css).is_empty() {
             let source = self.session("/source", None);
-            assert!(Instant::now() < deadline, "no {css} within 60 s on: {source}");
+            assert!(Instant::now() < deadline, "no {css} within 300 s on: {source}");
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).into_iter().next().unwrap_or_else(|| panic!("no element {css}"));
+        self.session(&format!("/element/{id}/value"), Some(json!({"text": text})));
     }
 
     fn text(&self, css: &str) -> String {
@@ -249,4 +254,68 @@ fn decide_through_the_page(s: &Sandbox, b: &Browser, base: &str) {
     assert_eq!(b.text("#outcome"), "done");
     b.screenshot("rejected");
     assert_eq!(h.approvals_of_run("r-waiting").unwrap()[0].state, ApprovalState::Rejected);
+}
+
+/// The self-heal loop of `workflows/`: the first model deployed by retrain.ron, then a drifted
+/// day whose retrained model changes more predictions than a (tightened) 1% limit allows, so
+/// its run waits for a person. Approving it on the models page deploys it.
+#[test]
+fn approving_a_waiting_run_through_the_page_deploys_it() {
+    if !enabled() {
+        return;
+    }
+    let s = workflows(&["retrain.ron", "self-heal.ron"]);
+    let heal = std::fs::read_to_string(s.path("self-heal.ron")).unwrap();
+    assert!(heal.contains("max_label_change: 0.4"), "self-heal.ron changed: adapt this test");
+    std::fs::write(s.path("self-heal.ron"), heal.replace("max_label_change: 0.4", "max_label_change: 0.01")).unwrap();
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins").canonicalize().unwrap();
+    s.write(
+        "landing.ron",
+        &format!(
+            r#"Workflow(name: "landing", tasks: [Task(name: "d", kind: Wasm(plugin: "{}/generate"), params: {{"rows": 4000, "features": 10, "seed": 1, "date": "2025-03-02", "drift_after": "2025-03-01", "noise": 1.0}}, outputs: {{"data": "landing/2025-03-02.csv"}})])"#,
+            plugins.display()
+        ),
+    );
+    let dagrun = |args: &[&str]| {
+        let mut cmd = s.cmd(args);
+        for var in dagrun_wasm::OUTER_CARGO_ENV {
+            cmd.env_remove(var);
+        }
+        cmd.env("DAGRUN_FSYNC", "0");
+        cmd
+    };
+    for wf in ["retrain.ron", "landing.ron"] {
+        let out = dagrun(&["run", wf]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{wf}: {}", stderr(&out));
+    }
+    let current = || std::fs::read_to_string(s.path("registry/churn/current")).unwrap().trim().to_owned();
+    assert_eq!(current(), "v0001");
+    let out = dagrun(&["run", "self-heal.ron", "--partition", "2025-03-02"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "the run waits for approval: {}", stderr(&out));
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    let waiting = h.approvals(None, 10, 0).unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let run = waiting[0].run_id.clone();
+
+    let ui = Ui::spawn(dagrun(&["ui", "self-heal.ron", "retrain.ron", "--addr", "127.0.0.1:0"]));
+    let b = Browser::start();
+    let base = format!("http://{}", ui.addr);
+    b.open(&format!("{base}/runs/{run}"));
+    assert!(b.text("#tasks").contains("waiting"));
+    b.open(&format!("{base}/models"));
+    let form = format!("div.approval[data-run=\"{run}\"]");
+    b.type_into(&format!("{form} input[name=\"by\"]"), "ana");
+    b.screenshot("models-waiting");
+    b.click(&format!("{form} button.approve"));
+    b.wait_for("#outcome");
+    let said = b.text("pre");
+    b.screenshot("approved");
+    assert_eq!(b.text("#outcome"), "done", "{said}");
+    assert!(said.contains("approved by ana") && said.contains("deployed: churn v0002"), "{said}");
+    assert_eq!(current(), "v0002", "approved through the page: deployed");
+    let decided = &h.approvals_of_run(&run).unwrap()[0];
+    assert_eq!((decided.state, decided.decided_by.as_deref()), (ApprovalState::Approved, Some("ana")));
+    b.open(&format!("{base}/workflows/self-heal"));
+    assert_eq!(b.find("#dag g.task[data-task=\"deploy\"][data-status=\"succeeded\"]").len(), 1);
+    b.screenshot("dag-self-heal");
 }

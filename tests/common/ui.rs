@@ -22,7 +22,12 @@ impl Ui {
             all.extend(["--addr", "127.0.0.1:0"]);
         }
         all.extend_from_slice(args);
-        let mut child = s.cmd(&all).stderr(Stdio::piped()).spawn().unwrap();
+        Ui::spawn(s.cmd(&all))
+    }
+
+    /// Starts `cmd` (a `dagrun ui` command line) and reads its address and token.
+    pub fn spawn(mut cmd: std::process::Command) -> Ui {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let (mut addr, mut token) = (None, None);
         while addr.is_none() || token.is_none() {
