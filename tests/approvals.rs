@@ -3,32 +3,9 @@
 
 mod common;
 
+use common::approval_request as request;
 use common::{Sandbox, stderr, stdout};
-use dagrun_history::{Binding, History, NewApproval};
-use dagrun_workflow::heal::OnTimeout;
-
-fn request(run: &str, model: &str) -> NewApproval {
-    NewApproval {
-        binding: Binding {
-            workflow: "wf".into(),
-            task: "approve".into(),
-            model_digest: model.into(),
-            verdict_digest: format!("verdict-of-{model}"),
-        },
-        workflow_path: "/nowhere/wf.ron".into(),
-        partition: None,
-        run_id: run.into(),
-        registry: "registry".into(),
-        model: "churn".into(),
-        reasons: vec!["always".into()],
-        detail: serde_json::Value::Null,
-        requested_ms: 0,
-        expires_ms: i64::MAX,
-        on_timeout: OnTimeout::Reject,
-        sinks: vec![],
-        workflow_dir: "/w".into(),
-    }
-}
+use dagrun_history::History;
 
 #[test]
 fn decisions_on_the_wrong_run_are_refused_with_the_reason() {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::ui::Ui;
 use common::{Sandbox, stderr};
-use dagrun_history::{ApprovalState, Binding, History, NewApproval, RunRow};
+use dagrun_history::{ApprovalState, History, RunRow};
 
 const WF: &str = r#"Workflow(
     name: "wf",
@@ -80,36 +80,15 @@ fn a_run_its_dag_its_timeline_and_its_backfill_grid() {
     assert_eq!(grid.matches("class=\"s-cached\" title=\"prep").count(), 5, "{grid}");
 }
 
-fn request(run: &str, workflow_path: std::path::PathBuf) -> NewApproval {
-    NewApproval {
-        binding: Binding {
-            workflow: "wf".into(),
-            task: "approve".into(),
-            model_digest: "aaaaaaaaaaaaaaaa".into(),
-            verdict_digest: "verdict".into(),
-        },
-        workflow_path,
-        partition: None,
-        run_id: run.into(),
-        registry: "registry".into(),
-        model: "churn".into(),
-        reasons: vec!["always".into()],
-        detail: serde_json::Value::Null,
-        requested_ms: 0,
-        expires_ms: i64::MAX,
-        on_timeout: dagrun_workflow::heal::OnTimeout::Reject,
-        sinks: vec![],
-        workflow_dir: "/w".into(),
-    }
-}
-
 #[test]
 fn deciding_needs_the_token_and_this_origin_then_does_what_dagrun_reject_does() {
     let s = Sandbox::new(WF);
     let out = s.dagrun(&["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-01-01"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let h = History::open(&s.path(".dagrun")).unwrap();
-    h.ask(&request("r1", s.path("wf.ron")), 0).unwrap();
+    let mut req = common::approval_request("r1", "aaaaaaaaaaaaaaaa");
+    req.workflow_path = s.path("wf.ron");
+    h.ask(&req, 0).unwrap();
     let ui = Ui::start(&s, &[]);
     let models = ui.get("/models").1;
     assert!(models.contains("<div class=\"approval\" data-run=\"r1\">"), "{models}");

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::ui::Ui;
 use common::{Sandbox, stderr};
-use dagrun_history::{ApprovalState, Binding, History, NewApproval};
+use dagrun_history::{ApprovalState, History};
 use serde_json::{Value, json};
 
 /// A chromedriver process and one headless chromium session, both ended on drop.
@@ -225,26 +225,9 @@ fn the_pages_in_a_headless_browser() {
 /// A waiting request on the models page; its reject button records what `dagrun reject` does.
 fn decide_through_the_page(s: &Sandbox, b: &Browser, base: &str) {
     let h = History::open(&s.path(".dagrun")).unwrap();
-    let request = NewApproval {
-        binding: Binding {
-            workflow: "backfill".into(),
-            task: "approve".into(),
-            model_digest: "bbbbbbbbbbbbbbbb".into(),
-            verdict_digest: "verdict".into(),
-        },
-        workflow_path: s.path("backfill.ron"),
-        partition: None,
-        run_id: "r-waiting".into(),
-        registry: "registry".into(),
-        model: "churn".into(),
-        reasons: vec!["always".into()],
-        detail: Value::Null,
-        requested_ms: 0,
-        expires_ms: i64::MAX,
-        on_timeout: dagrun_workflow::heal::OnTimeout::Reject,
-        sinks: vec![],
-        workflow_dir: s.path(""),
-    };
+    let mut request = common::approval_request("r-waiting", "bbbbbbbbbbbbbbbb");
+    request.binding.workflow = "backfill".into();
+    request.workflow_path = s.path("backfill.ron");
     h.ask(&request, 0).unwrap();
     b.open(&format!("{base}/models"));
     assert_eq!(b.find("div.approval[data-run=\"r-waiting\"] form.decide").len(), 1);

@@ -183,3 +183,28 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<Received> {
     }
     Some(Received { path, headers, body: String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string() })
 }
+
+/// A pending approval request of workflow `wf` (task `approve`, model `churn`, never expiring)
+/// for run `run`, bound to model digest `model`, to put in a history store directly.
+pub fn approval_request(run: &str, model: &str) -> dagrun_history::NewApproval {
+    dagrun_history::NewApproval {
+        binding: dagrun_history::Binding {
+            workflow: "wf".into(),
+            task: "approve".into(),
+            model_digest: model.into(),
+            verdict_digest: format!("verdict-of-{model}"),
+        },
+        workflow_path: "/nowhere/wf.ron".into(),
+        partition: None,
+        run_id: run.into(),
+        registry: "registry".into(),
+        model: "churn".into(),
+        reasons: vec!["always".into()],
+        detail: serde_json::Value::Null,
+        requested_ms: 0,
+        expires_ms: i64::MAX,
+        on_timeout: dagrun_workflow::heal::OnTimeout::Reject,
+        sinks: vec![],
+        workflow_dir: "/w".into(),
+    }
+}

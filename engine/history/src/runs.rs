@@ -342,6 +342,18 @@ pub(crate) fn select_runs(
     stmt.query_map(p, run_from_row)?.collect()
 }
 
+/// A verdict whose reason, metric, value, threshold and shortfall are the row's columns from `at` on.
+pub(crate) fn verdict_from(r: &Row<'_>, decision: String, at: usize) -> rusqlite::Result<VerdictRow> {
+    Ok(VerdictRow {
+        decision,
+        reason: r.get(at)?,
+        metric: r.get(at + 1)?,
+        value: r.get(at + 2)?,
+        threshold: r.get(at + 3)?,
+        shortfall: r.get(at + 4)?,
+    })
+}
+
 fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
     let mut stmt = tx.prepare_cached(
         "SELECT t.task, t.status, t.duration_ms, t.cached, t.saved_ms, t.attempts, t.failure, t.error, t.key, \
@@ -352,14 +364,7 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
     stmt.query_map(params![id], |r| {
         let decision: Option<String> = r.get(10)?;
         let verdict = match decision {
-            Some(decision) => Some(VerdictRow {
-                decision,
-                reason: r.get(11)?,
-                metric: r.get(12)?,
-                value: r.get(13)?,
-                threshold: r.get(14)?,
-                shortfall: r.get(15)?,
-            }),
+            Some(decision) => Some(verdict_from(r, decision, 11)?),
             None => None,
         };
         let blocked: Option<String> = r.get(9)?;

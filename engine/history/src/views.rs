@@ -81,14 +81,7 @@ impl History {
                     workflow: r.get(1)?,
                     task: r.get(2)?,
                     started_ms: r.get(3)?,
-                    verdict: VerdictRow {
-                        decision: r.get(4)?,
-                        reason: r.get(5)?,
-                        metric: r.get(6)?,
-                        value: r.get(7)?,
-                        threshold: r.get(8)?,
-                        shortfall: r.get(9)?,
-                    },
+                    verdict: crate::runs::verdict_from(r, r.get(4)?, 5)?,
                 })
             })?
             .collect()
