@@ -42,6 +42,12 @@ fn an_empty_history_renders_and_unknown_ids_are_404_pages() {
         assert!(body.contains("<h1>Not found</h1>"), "{page}: {body}");
     }
     assert!(ui.get("/runs/x%3Cscript%3E").1.contains("no run `x&lt;script&gt;`"), "escaped");
+    // DNS rebinding: another name for 127.0.0.1 gets no page (it would be same-origin with a foreign site).
+    let mut c = TcpStream::connect(&ui.addr).unwrap();
+    write!(c, "GET /models HTTP/1.1\r\nHost: rebound.example:8765\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 403") && out.contains("not this machine"), "{out}");
 }
 
 #[test]

@@ -90,6 +90,15 @@ pub fn post(app: &App, headers: &HeaderMap, form: &HashMap<String, String>) -> R
 /// the cookie.
 pub async fn pages(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if !app.private {
+        // On loopback, a page is only served under a loopback name: another name resolving to
+        // 127.0.0.1 (DNS rebinding) would make a foreign site same-origin with this one.
+        let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+        if !loopback_host(host) {
+            return Page::forbidden(format!(
+                "host `{host}` is not this machine's loopback name: open http://127.0.0.1:…/"
+            ))
+            .into_response();
+        }
         return next.run(req).await;
     }
     let query = req.uri().query().map(form).unwrap_or_default();
@@ -109,6 +118,15 @@ pub async fn pages(State(app): State<Arc<App>>, req: Request, next: Next) -> Res
     response
 }
 
+/// `localhost`, `127.0.0.1`, `[::1]` and the like, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +140,11 @@ mod tests {
         let t = new_token().unwrap();
         assert_eq!(t.len(), 32);
         assert_ne!(t, new_token().unwrap());
+        for ok in ["127.0.0.1:8765", "localhost:1", "LOCALHOST", "[::1]:8765", "127.0.0.2"] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in ["evil.example:8765", "", "10.0.0.1:8765", "127.0.0.1.evil.example"] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 }
