@@ -36,7 +36,15 @@ fn an_empty_history_renders_and_unknown_ids_are_404_pages() {
     }
     assert!(ui.get("/runs").1.contains("No runs recorded."));
     assert!(ui.get("/drift").1.contains("No drift incidents recorded."));
-    for page in ["/runs/20990101-000000000-aa", "/workflows/nope", "/workflows/nope/backfill", "/no/such/page"] {
+    let unknown = [
+        "/runs/20990101-000000000-aa",
+        "/runs?workflow=nope",
+        "/workflows/nope",
+        "/workflows/nope/backfill",
+        "/models?model=nope",
+        "/no/such/page",
+    ];
+    for page in unknown {
         let (status, body) = ui.get(page);
         assert_eq!(status, 404, "{page}: {body}");
         assert!(body.contains("<h1>Not found</h1>"), "{page}: {body}");

@@ -165,8 +165,8 @@ async fn grid_page(
     render(app, move |app| grid::page(app, &name, q.get("from").cloned(), q.get("to").cloned())).await
 }
 
-async fn models_page(State(app): Shared) -> Response {
-    render(app, models::page).await
+async fn models_page(State(app): Shared, Query(q): Query<std::collections::HashMap<String, String>>) -> Response {
+    render(app, move |app| models::page(app, q.get("model").map(String::as_str))).await
 }
 
 async fn drift_page(State(app): Shared) -> Response {

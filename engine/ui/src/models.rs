@@ -11,11 +11,18 @@ use crate::{App, Page};
 
 const DAY_MS: i64 = 86_400_000;
 
-pub fn page(app: &App) -> Page {
-    let (models, verdicts) = match (app.history.models(), app.history.verdicts(50)) {
+/// Every model, or only `only` (`?model=NAME`; a name no run recorded: 404).
+pub fn page(app: &App, only: Option<&str>) -> Page {
+    let (mut models, verdicts) = match (app.history.models(), app.history.verdicts(50)) {
         (Ok(m), Ok(v)) => (m, v),
         (Err(e), _) | (_, Err(e)) => return Page::error(e),
     };
+    if let Some(name) = only {
+        models.retain(|(_, m)| m == name);
+        if models.is_empty() {
+            return Page::not_found(format!("no model `{name}`: no run recorded a registry model of that name"));
+        }
+    }
     let mut body = String::from("<h1>Models</h1>");
     body.push_str(&waiting(app));
     if models.is_empty() {
@@ -59,7 +66,12 @@ fn registry_dir(app: &App, registry: &str) -> PathBuf {
 /// A model's versions, each with its verdict's candidate and champion metrics side by side.
 fn versions(app: &App, registry: &str, model: &str) -> String {
     let dir = registry_dir(app, registry);
-    let mut out = format!("<h2>{} <span class=\"muted\">in {}</span></h2>", escape(model), escape(registry));
+    let mut out = format!(
+        "<h2><a href=\"/models?model={}\">{}</a> <span class=\"muted\">in {}</span></h2>",
+        seg(model),
+        escape(model),
+        escape(registry)
+    );
     let versions = dagrun_contracts::registry::versions(&dir, model);
     if versions.is_empty() {
         out.push_str("<p class=\"muted\">No versions found in the registry directory (give the workflow file so its relative path resolves).</p>");

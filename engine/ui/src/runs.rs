@@ -48,6 +48,14 @@ pub fn list(app: &App, workflow: Option<&str>) -> Page {
         Ok(r) => r,
         Err(e) => return Page::error(e),
     };
+    if let Some(w) = workflow
+        && runs.is_empty()
+        && !app.graphs.iter().any(|g| g.name == w)
+    {
+        return Page::not_found(format!(
+            "no workflow `{w}`: not given to `dagrun ui` and no runs of it in the history"
+        ));
+    }
     let mut body = match workflow {
         Some(w) => format!("<h1>Runs of {}</h1>", escape(w)),
         None => "<h1>Runs</h1>".to_owned(),
