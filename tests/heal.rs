@@ -358,6 +358,11 @@ fn check_report(l: &Loop) {
     }
     assert_eq!((up, down), (4, 1), "v0001 to v0004 deployed, one rollback");
     assert_eq!((r["total"]["deploys"].as_u64(), r["total"]["rollbacks"].as_u64()), (Some(up), Some(down)));
+    // One registry, one model: its deploys, rollback and incidents under one entry, whether the
+    // workflow names the registry by a relative path (run records) or resolved (incidents).
+    let models = r["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{models:?}");
+    assert_eq!((models[0]["deploys"].as_u64(), models[0]["rollbacks"].as_u64()), (Some(up), Some(down)));
     let approvals: Vec<&Value> =
         r["prevented"].as_array().unwrap().iter().filter(|b| b["kind"] == "approval").collect();
     assert_eq!(approvals.len(), 1, "the rejection, once (not again as the resumed run's refused step)");

@@ -72,7 +72,7 @@ impl Aftermath {
         }
         // The JSON record is the run's own file; a store that missed it catches up from it
         // (`sync_history`), so a failure here is a warning.
-        let r = self.history.record_run(&record.to_row());
+        let r = self.history.record_run(&record.to_row(Some(&wf.dir)));
         self.warned(r, "record the run in the history store");
         if !wf.notify.is_empty() {
             self.notify(&record);
@@ -186,7 +186,13 @@ fn drift_checks<'a>(wf: &'a Workflow, record: &'a RunRecord) -> Vec<(&'a TaskRec
 /// The registry directory as incidents know it: resolved against the workflow directory and,
 /// when it exists, canonical (two workflows spelling one directory differently share incidents).
 fn registry_key(wf: &Workflow, reg: &str) -> String {
-    let path: PathBuf = dagrun_plan::resolve_path(wf, reg);
+    registry_key_in(&wf.dir, reg)
+}
+
+/// A registry directory as the history store keys it: resolved against the workflow's directory
+/// `dir`, canonical when it exists.
+pub(crate) fn registry_key_in(dir: &Path, reg: &str) -> String {
+    let path: PathBuf = if Path::new(reg).is_absolute() { reg.into() } else { dir.join(reg) };
     std::fs::canonicalize(&path).unwrap_or(path).display().to_string()
 }
 

@@ -142,8 +142,10 @@ fn a_drift_then_a_deploy_records_the_change_queues_both_and_resolves_the_inciden
     );
     assert_eq!(RunRecord::load(&s.store, "r1").unwrap().registry, r.registry, "saved with the record");
     let stored = s.history.run("r1").unwrap().expect("in the history store");
-    assert_eq!(stored, r.to_row(), "the store has the run with its registry change");
+    assert_eq!(stored, r.to_row(Some(s.dir.path())), "the store has the run with its registry change");
     assert_eq!(stored.registry[0].moved, 1, "a deploy");
+    let resolved = std::fs::canonicalize(s.dir.path().join("registry")).unwrap().display().to_string();
+    assert_eq!(stored.registry[0].registry, resolved, "keyed by the resolved directory, as drift incidents are");
 
     let queued = s.history.deliveries_of_run("r1").unwrap();
     let events: Vec<NotifyEvent> = queued.iter().map(|d| d.notification.event).collect();

@@ -2,6 +2,8 @@
 //! the import of the JSON records (`<state>/runs/*.json`) the store has not seen finished. The
 //! JSON record stays the run's own file; the store is what the report and the UI query.
 
+use std::path::Path;
+
 use dagrun_cache::Store;
 use dagrun_history::runs::{Blocked, RunCounts, Skipped};
 use dagrun_history::{History, HistoryError, RegistryRow, RunRow, TaskRow, VerdictRow};
@@ -17,8 +19,11 @@ const REJECTED: &str = "rejected ";
 const DEPLOY_REFUSED: &str = "refusing to deploy";
 
 impl RunRecord {
-    /// The run as the history store keeps it.
-    pub fn to_row(&self) -> RunRow {
+    /// The run as the history store keeps it. `workflow_dir`: the workflow file's directory, so a
+    /// registry the workflow names by a relative path is keyed by the resolved directory (the key
+    /// drift incidents use), the same model whichever workflow or working directory named it;
+    /// `None`: as the record has it.
+    pub fn to_row(&self, workflow_dir: Option<&Path>) -> RunRow {
         let c = &self.counts;
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         RunRow {
@@ -43,7 +48,7 @@ impl RunRecord {
             saved_ms: ms(self.saved_ms),
             manual_minutes: self.manual_minutes,
             tasks: self.tasks.iter().map(task_row).collect(),
-            registry: self.registry.iter().map(registry_row).collect(),
+            registry: self.registry.iter().map(|c| registry_row(c, workflow_dir)).collect(),
         }
     }
 }
@@ -107,9 +112,10 @@ fn verdict(t: &TaskRecord, blocked: Option<Blocked>) -> Option<VerdictRow> {
     }
 }
 
-fn registry_row(c: &RegistryChange) -> RegistryRow {
+fn registry_row(c: &RegistryChange, workflow_dir: Option<&Path>) -> RegistryRow {
     RegistryRow {
-        registry: c.registry.clone(),
+        registry: workflow_dir
+            .map_or_else(|| c.registry.clone(), |dir| crate::aftermath::registry_key_in(dir, &c.registry)),
         model: c.name.clone(),
         before: c.before.clone(),
         after: c.after.clone(),
@@ -140,7 +146,13 @@ pub fn sync_history(store: &Store, history: &History) -> Result<Synced, HistoryE
     let mut skipped = Vec::new();
     for id in RunRecord::ids(store).into_iter().filter(|id| !settled.contains(id)) {
         match RunRecord::read(store, &id) {
-            Ok(r) => rows.push(r.to_row()),
+            Ok(r) => {
+                // The record names its workflow as it was given (relative to where it ran): when
+                // that file is found from here, its registries are resolved like a live run's.
+                let file = Path::new(&r.workflow);
+                let dir = file.is_file().then(|| file.parent().unwrap_or(Path::new(""))).map(|d| d.to_owned());
+                rows.push(r.to_row(dir.as_deref()))
+            }
             Err(e) => {
                 let path = RunRecord::path(store, &id).display().to_string();
                 skipped.push(Skipped { path, reason: e.to_string() });
