@@ -107,7 +107,8 @@ fn deciding_needs_the_token_and_this_origin_then_does_what_dagrun_reject_does() 
     let models = ui.get("/models").1;
     assert!(models.contains("<div class=\"approval\" data-run=\"r1\">"), "{models}");
     assert!(models.contains(&format!("name=\"token\" value=\"{}\"", ui.token)), "the form carries the token");
-    let token = format!("token={}&by=ana", ui.token);
+    // A name starting with `-` is a name, not an option of the `dagrun reject` the UI runs.
+    let token = format!("token={}&by=-ana", ui.token);
     let refused = [
         ui.post("/runs/r1/approve", &[], "by=ana"),
         ui.post("/runs/r1/reject", &[], "token=0123&by=ana"),
@@ -125,9 +126,9 @@ fn deciding_needs_the_token_and_this_origin_then_does_what_dagrun_reject_does() 
     let origin = format!("http://{}", ui.addr);
     let (status, body) = ui.post("/runs/r1/reject", &[("Origin", &origin), ("Sec-Fetch-Site", "same-origin")], &token);
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("request #1 rejected by ana"), "dagrun reject's own words: {body}");
+    assert!(body.contains("request #1 rejected by -ana"), "dagrun reject's own words: {body}");
     let decided = &h.approvals_of_run("r1").unwrap()[0];
-    assert_eq!((decided.state, decided.decided_by.as_deref()), (ApprovalState::Rejected, Some("ana")));
+    assert_eq!((decided.state, decided.decided_by.as_deref()), (ApprovalState::Rejected, Some("-ana")));
     let (status, body) = ui.post("/runs/r1/approve", &[], &token);
     assert_eq!(status, 409, "decided already: {body}");
 }

@@ -85,9 +85,11 @@ fn decider(dir: PathBuf) -> dagrun_ui::Decide {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find the dagrun binary: {e}"))?;
         let verb = if decision == Decision::Approve { "approve" } else { "reject" };
         let out = std::process::Command::new(exe)
-            .args([verb, run, "--by", by])
+            // `--by=` and `--` keep a name or run id that starts with `-` from reading as an option.
+            .args([verb, &format!("--by={by}")])
             .arg("--state-dir")
             .arg(&dir)
+            .args(["--", run])
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| format!("cannot run dagrun {verb}: {e}"))?;
