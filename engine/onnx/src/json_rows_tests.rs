@@ -1,15 +1,6 @@
 use super::*;
 use crate::rows::FeatureBuf;
-
-fn schema(names: &[&str]) -> Schema {
-    Schema {
-        features: Some(names.iter().map(|s| s.to_string()).collect()),
-        width: Some(names.len()),
-        single_precision: false,
-        inputs: Vec::new(),
-        per_feature: false,
-    }
-}
+use crate::rows::tests::schema;
 
 fn unnamed(width: Option<usize>) -> Schema {
     Schema { features: None, width, ..schema(&[]) }

@@ -212,10 +212,11 @@ impl Predictions {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn schema(names: &[&str]) -> Schema {
+    /// A double-precision schema naming `names` (also for the JSON rows tests).
+    pub(crate) fn schema(names: &[&str]) -> Schema {
         Schema {
             features: Some(names.iter().map(|s| s.to_string()).collect()),
             width: Some(names.len()),
