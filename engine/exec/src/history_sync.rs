@@ -150,8 +150,8 @@ pub fn sync_history(store: &Store, history: &History) -> Result<Synced, HistoryE
                 // The record names its workflow as it was given (relative to where it ran): when
                 // that file is found from here, its registries are resolved like a live run's.
                 let file = Path::new(&r.workflow);
-                let dir = file.is_file().then(|| file.parent().unwrap_or(Path::new(""))).map(|d| d.to_owned());
-                rows.push(r.to_row(dir.as_deref()))
+                let dir = file.is_file().then(|| file.parent().unwrap_or(Path::new("")));
+                rows.push(r.to_row(dir))
             }
             Err(e) => {
                 let path = RunRecord::path(store, &id).display().to_string();

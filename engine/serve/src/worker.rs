@@ -218,10 +218,7 @@ impl Served {
                     jobs.push(job);
                     return;
                 }
-                Some(_) => {
-                    let _ = self.queue.send(job);
-                    return;
-                }
+                Some(_) => return self.to_workers(vec![job]),
             }
         }
         // Led here: should this request be dropped (its client gone) before the batch runs, the
@@ -234,8 +231,18 @@ impl Served {
                 let mut classes = self.classes.clone();
                 run_batch(&mut model, &mut jobs, &mut None, &mut classes, &self.metrics);
             }
-            None => jobs.into_iter().for_each(|j| drop(self.queue.send(j))),
+            None => self.to_workers(jobs),
         }
+    }
+
+    /// Queues `jobs` for the worker threads (if they stopped, each job's caller is told so).
+    fn to_workers(&self, jobs: Vec<Job>) {
+        jobs.into_iter().for_each(|j| drop(self.queue.send(j)));
+    }
+
+    /// The gathering batch's requests, now closed to others.
+    fn close_gathering(&self) -> Option<Vec<Job>> {
+        self.gathering.lock().expect("gathering lock").take().map(|(jobs, _)| jobs)
     }
 }
 
@@ -245,7 +252,7 @@ struct Lead<'a>(&'a Served);
 impl Lead<'_> {
     /// The gathered requests, now closed to others.
     fn take(self) -> Option<Vec<Job>> {
-        let jobs = self.0.gathering.lock().expect("gathering lock").take().map(|(jobs, _)| jobs);
+        let jobs = self.0.close_gathering();
         std::mem::forget(self);
         jobs
     }
@@ -253,8 +260,8 @@ impl Lead<'_> {
 
 impl Drop for Lead<'_> {
     fn drop(&mut self) {
-        if let Some((jobs, _)) = self.0.gathering.lock().expect("gathering lock").take() {
-            jobs.into_iter().for_each(|j| drop(self.0.queue.send(j)));
+        if let Some(jobs) = self.0.close_gathering() {
+            self.0.to_workers(jobs);
         }
     }
 }
