@@ -364,10 +364,10 @@ def table(results, tools, versions, header):
     if "floor" in tools:
         cols += ["floor s"]
     if "dagrun" in tools:
-        cols += ["dagrun s", "dagrun MiB"] + (["dagrun/floor"] if "floor" in tools else [])
+        cols += ["dagrun s", "MiB"] + (["dagrun/floor"] if "floor" in tools else [])
     for t in ("snakemake", "luigi"):
         if t in tools:
-            cols += [f"{versions[t]} s", f"{versions[t]} MiB"] + (["× dagrun"] if "dagrun" in tools else [])
+            cols += [f"{versions[t].split()[0]} s", "MiB"] + (["× dagrun"] if "dagrun" in tools else [])
     lines = header + ["", "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(cols) - 2)) + "|"]
     for wl, (_, title, steps) in WORKLOADS.items():
         for step, label in steps:
