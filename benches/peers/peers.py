@@ -39,11 +39,11 @@ W3_FROM, W3_TO = "2025-01-01", "2025-12-31"
 # A workload: input files, a spec (the tasks, for the floor, Luigi and the checks), a dagrun
 # workflow and a Snakefile, written into a template directory that each run copies.
 
-def task(tid, name, inputs, output):
-    """inputs: [(path, producing task id or None)], in the order the command reads them."""
+def task(name, inputs, output):
+    """inputs: [(path, producing task or None)], in the order the command reads them."""
     paths = [p for p, _ in inputs]
     return {
-        "id": tid,
+        "id": name,
         "name": name,
         "inputs": paths,
         "deps": [d for _, d in inputs if d is not None],
@@ -53,7 +53,11 @@ def task(tid, name, inputs, output):
     }
 
 
-def dagrun_task(t, extra=""):
+def dagrun_workflow(name, tasks):
+    return f'Workflow(\n    name: "{name}",\n    tasks: [\n' + "".join(map(dagrun_task, tasks)) + "    ],\n)\n"
+
+
+def dagrun_task(t):
     names = [f"i{k}" for k in range(len(t["inputs"]))]
     ins = []
     for n, path, dep in zip(names, t["inputs"], t["input_tasks"]):
@@ -63,7 +67,7 @@ def dagrun_task(t, extra=""):
     run = '{ cat %s; echo %s; } > "$DAGRUN_OUT_OUT"' % (reads, t["name"])
     return (
         f'        Task(name: "{t["id"]}", kind: Command(run: r#"{run}"#),\n'
-        f'            inputs: {{{", ".join(ins)}}}, outputs: {{"out": "{t["output"]}"}}{extra}),\n'
+        f'            inputs: {{{", ".join(ins)}}}, outputs: {{"out": "{t["output"]}"}}),\n'
     )
 
 
@@ -73,8 +77,8 @@ def gen_w1():
     for c in range(10):
         for s in range(20):
             src = (f"in/c{c}.txt", None) if s == 0 else (f"out/c{c}/t{s - 1}.txt", f"c{c}-t{s - 1}")
-            tasks.append(task(f"c{c}-t{s}", f"c{c}-t{s}", [src], f"out/c{c}/t{s}.txt"))
-    ron = 'Workflow(\n    name: "peers-w1",\n    tasks: [\n' + "".join(dagrun_task(t) for t in tasks) + "    ],\n)\n"
+            tasks.append(task(f"c{c}-t{s}", [src], f"out/c{c}/t{s}.txt"))
+    ron = dagrun_workflow("peers-w1", tasks)
     snakefile = '''\
 wildcard_constraints:
     c="[0-9]+",
@@ -100,15 +104,15 @@ rule step:
 
 def gen_w2():
     files = {"in/seed.txt": "seed\n"}
-    tasks = [task("root", "root", [("in/seed.txt", None)], "out/root.txt")]
+    tasks = [task("root", [("in/seed.txt", None)], "out/root.txt")]
     for m in range(8):
-        tasks.append(task(f"m{m}", f"m{m}", [("out/root.txt", "root")], f"out/m{m}.txt"))
+        tasks.append(task(f"m{m}", [("out/root.txt", "root")], f"out/m{m}.txt"))
     for m in range(8):
         for k in range(5):
-            tasks.append(task(f"l{m}-{k}", f"l{m}-{k}", [(f"out/m{m}.txt", f"m{m}")], f"out/l{m}_{k}.txt"))
+            tasks.append(task(f"l{m}-{k}", [(f"out/m{m}.txt", f"m{m}")], f"out/l{m}_{k}.txt"))
     leaves = [(f"out/l{m}_{k}.txt", f"l{m}-{k}") for m in range(8) for k in range(5)]
-    tasks.append(task("sink", "sink", leaves, "out/sink.txt"))
-    ron = 'Workflow(\n    name: "peers-w2",\n    tasks: [\n' + "".join(dagrun_task(t) for t in tasks) + "    ],\n)\n"
+    tasks.append(task("sink", leaves, "out/sink.txt"))
+    ron = dagrun_workflow("peers-w2", tasks)
     snakefile = '''\
 wildcard_constraints:
     m="[0-9]+",
@@ -148,7 +152,7 @@ def days():
 def gen_w3():
     dates = list(days())
     files = {f"in/{d}.txt": f"data of {d}\n" for d in dates}
-    tasks = [task(d, d, [(f"in/{d}.txt", None)], f"out/{d}.txt") for d in dates]
+    tasks = [task(d, [(f"in/{d}.txt", None)], f"out/{d}.txt") for d in dates]
     ron = f'''\
 Workflow(
     name: "peers-w3",
