@@ -305,8 +305,10 @@ class Runner:
             wall = time.perf_counter() - t0
         if p.returncode != 0:
             with open(log, errors="replace") as f:
-                tail = "".join(f.readlines()[-30:])
-            die(f"{tool} {wl} {step} failed (exit {p.returncode}), in {d}; the end of its log ({log}):\n{tail}")
+                lines = f.readlines()
+            shell = "".join(ln for ln in lines if ln.startswith(("sh:", "cat:")))[:4000]
+            die(f"{tool} {wl} {step} failed (exit {p.returncode}), in {d}; the end of its log ({log}):\n"
+                f"{''.join(lines[-30:])}" + (f"\nthe shell's errors in it:\n{shell}" if shell else ""))
         with open(rss_file) as f:
             rss = int(f.read().split()[-1])
         return wall, rss
@@ -437,6 +439,7 @@ def main():
           f"{args.warmup} checking round(s), then {args.repeat} timed round(s); work dir {args.work}", flush=True)
     results = {}
     t_start = time.time()
+    finished = False
     try:
         for wl in wls:
             template = os.path.join(args.work, f"{wl}-template")
@@ -450,9 +453,12 @@ def main():
                 order = tools[i % len(tools):] + tools[:i % len(tools)]  # paired, the order rotating
                 one_round(runner, wl, tasks, template, order, f"{i + 1}/{args.repeat}", results, digests)
             shutil.rmtree(template, ignore_errors=True)
+        finished = True
     finally:
-        if own_work:
+        if own_work and finished:
             shutil.rmtree(args.work, ignore_errors=True)
+        elif own_work:
+            print(f"(kept {args.work} for a look: the logs are in {args.work}/logs)", file=sys.stderr)
     load1 = open("/proc/loadavg").read().split()[:3]
     header = [
         f"{versions['dagrun']} at {args.commit}, {versions['snakemake']}, {versions['luigi']}; "
