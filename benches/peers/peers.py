@@ -275,6 +275,9 @@ class Runner:
         self.args = args
         self.py = os.path.join(args.venv, "bin", "python")
         self.snakemake = os.path.join(args.venv, "bin", "snakemake")
+        # every first run starts from an empty state dir beside its workflow: a shared one
+        # would turn dagrun's first runs into cache restores
+        self.env = {k: v for k, v in os.environ.items() if k != "DAGRUN_STATE_DIR"}
 
     def command(self, tool, wl, step):
         a = self.args
@@ -297,7 +300,7 @@ class Runner:
         with open(log, "w") as out:
             t0 = time.perf_counter()
             try:
-                p = subprocess.run(cmd, cwd=d, stdout=out, stderr=subprocess.STDOUT,
+                p = subprocess.run(cmd, cwd=d, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, timeout=self.args.step_timeout)
             except subprocess.TimeoutExpired:
                 die(f"{tool} {wl} {step}: still running after {self.args.step_timeout} s "
@@ -460,8 +463,9 @@ def main():
         elif own_work:
             print(f"(kept {args.work} for a look: the logs are in {args.work}/logs)", file=sys.stderr)
     load1 = open("/proc/loadavg").read().split()[:3]
+    fsync = f" (DAGRUN_FSYNC={os.environ['DAGRUN_FSYNC']})" if "DAGRUN_FSYNC" in os.environ else ""
     header = [
-        f"{versions['dagrun']} at {args.commit}, {versions['snakemake']}, {versions['luigi']}; "
+        f"{versions['dagrun']} at {args.commit}{fsync}, {versions['snakemake']}, {versions['luigi']}; "
         f"{os.cpu_count()} cores; load average {' '.join(load0)} at the start, {' '.join(load1)} at the end "
         f"({time.time() - t_start:.0f} s in all).",
         f"Medians of {args.repeat} paired rounds (tools alternating), {args.jobs} jobs at a time; wall seconds and "
