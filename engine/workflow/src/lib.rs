@@ -60,6 +60,8 @@ pub struct Workflow {
     /// report's "manual effort replaced" (never mixed with the compute time the cache saved).
     pub manual_minutes: Option<u32>,
     doc: Option<spans::Node>,
+    /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
+    by_name: std::collections::HashMap<String, usize>,
 }
 
 /// One resolved task: defaults applied, params converted to JSON.
@@ -166,7 +168,7 @@ impl Workflow {
         let mut diags = parsed.diagnostics;
         let Some(raw) = parsed.raw else { return Err(diags) };
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
-        let tasks = validate::validate(&source, &raw, &parsed.tasks, parsed.doc.as_ref(), &mut diags);
+        let tasks = validate::validate(&source, &raw, parsed.tasks, parsed.doc.as_ref(), &mut diags);
         let automation = automation::validate(&source, &raw.name, &raw, &tasks, parsed.doc.as_ref(), &mut diags);
         heal_checks::check_notify(&source, &raw.notify, parsed.doc.as_ref(), opts.check_env, &mut diags);
         if raw.manual_minutes == Some(0) {
@@ -185,12 +187,13 @@ impl Workflow {
             name: raw.name,
             source,
             dir,
-            tasks,
             schemes,
             automation,
             notify: raw.notify,
             manual_minutes: raw.manual_minutes,
             doc: parsed.doc,
+            by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
+            tasks,
         })
     }
 
@@ -240,7 +243,10 @@ impl Workflow {
 
     /// Index of the task called `name`.
     pub fn task_index(&self, name: &str) -> Option<usize> {
-        self.tasks.iter().position(|t| t.name == name)
+        match self.by_name.get(name) {
+            Some(&i) if self.tasks.get(i).is_some_and(|t| t.name == name) => Some(i),
+            _ => self.tasks.iter().position(|t| t.name == name),
+        }
     }
 
     /// Where task `i` names its dependency `dep` (an `after` entry or an `Output` input).

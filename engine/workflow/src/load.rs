@@ -38,6 +38,14 @@ pub(crate) fn parse(source: &Source) -> Parsed {
         }
         Err(_) => None,
     };
+    // The common case, a valid file: one pass. Otherwise the top level first, then task by task,
+    // so that every task's error is reported at once.
+    if doc.is_some()
+        && let Ok(full) = options().from_str::<RawWorkflow<TaskDef>>(&text[base..])
+    {
+        let (raw, tasks) = full.split();
+        return Parsed { raw: Some(raw), tasks: tasks.into_iter().map(Some).collect(), doc, diagnostics: Vec::new() };
+    }
     let raw = match options().from_str::<RawWorkflow>(&text[base..]) {
         Ok(raw) => raw,
         Err(e) => {

@@ -33,6 +33,27 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub tasks: Vec<T>,
 }
 
+impl RawWorkflow<TaskDef> {
+    /// The top level (tasks left as [`IgnoredAny`](serde::de::IgnoredAny), one per task) and the tasks.
+    pub(crate) fn split(self) -> (RawWorkflow, Vec<TaskDef>) {
+        let RawWorkflow { name, defaults, partitions, schedule, triggers, concurrency, notify, manual_minutes, tasks } =
+            self;
+        let ignored = vec![serde::de::IgnoredAny; tasks.len()];
+        let raw = RawWorkflow {
+            name,
+            defaults,
+            partitions,
+            schedule,
+            triggers,
+            concurrency,
+            notify,
+            manual_minutes,
+            tasks: ignored,
+        };
+        (raw, tasks)
+    }
+}
+
 /// Settings every task inherits unless it sets its own.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename = "Defaults")]

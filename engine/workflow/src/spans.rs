@@ -435,6 +435,7 @@ impl Reader<'_> {
             self.skip_ws()?;
             if self.peek() == Some(close) {
                 self.pos += 1;
+                items.shrink_to_fit(); // kept for the whole run: no slack
                 return Ok(items);
             }
             items.push(self.value()?);
@@ -454,6 +455,7 @@ impl Reader<'_> {
             self.skip_ws()?;
             if self.peek() == Some(b'}') {
                 self.pos += 1;
+                entries.shrink_to_fit();
                 return Ok(Node { span: start..self.pos, kind: NodeKind::Map(entries) });
             }
             let key = self.value()?;
@@ -499,6 +501,7 @@ impl Reader<'_> {
             self.skip_ws()?;
             if self.peek() == Some(b')') {
                 self.pos += 1;
+                fields.shrink_to_fit();
                 return Ok(Node { span: start..self.pos, kind: NodeKind::Struct(fields) });
             }
             let name_span = self.ident().ok_or_else(|| self.err("a field name"))?;

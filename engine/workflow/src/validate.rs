@@ -257,10 +257,11 @@ fn with_partition(path: &str) -> String {
 pub(crate) fn validate(
     source: &Source,
     raw: &RawWorkflow,
-    defs: &[Option<TaskDef>],
+    owned: Vec<Option<TaskDef>>,
     doc: Option<&Node>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Task> {
+    let defs = owned.as_slice();
     if let Some(doc) = doc {
         duplicate_keys(source, doc, diags);
     }
@@ -297,7 +298,8 @@ pub(crate) fn validate(
     let mut names: Vec<&str> = by_name.keys().copied().collect();
     names.sort_by_key(|n| by_name[n]);
 
-    let mut tasks = Vec::new();
+    // Checked first, then moved into their tasks (the definitions are not needed after).
+    let mut checked = Vec::with_capacity(defs.len());
     for (i, def) in defs.iter().enumerate() {
         let Some(def) = def else { continue };
         let sp = TaskSpans::new(doc, i);
@@ -314,24 +316,31 @@ pub(crate) fn validate(
         };
         let params = params_json(source, def, &sp, diags);
         if diags.len() == before {
-            tasks.push(Task {
-                name: def.name.clone(),
-                kind: def.kind.clone(),
-                inputs: def.inputs.clone(),
-                outputs: def.outputs.clone(),
-                params,
-                after: def.after.clone(),
-                retries: def.retries.unwrap_or(defaults.retries),
-                timeout,
-                backoff: defaults.backoff,
-                partitioned: def.partitioned.clone(),
-                only_if: def.only_if.clone(),
-            });
+            checked.push((i, timeout, params));
         }
     }
     crate::overlap::check_overlaps(source, defs, doc, diags);
     crate::heal_checks::check_approvals_gate(source, defs, doc, diags);
-    tasks
+    let mut owned = owned;
+    checked
+        .into_iter()
+        .filter_map(|(i, timeout, params)| {
+            let def = owned[i].take()?;
+            Some(Task {
+                name: def.name,
+                kind: def.kind,
+                inputs: def.inputs,
+                outputs: def.outputs,
+                params,
+                after: def.after,
+                retries: def.retries.unwrap_or(defaults.retries),
+                timeout,
+                backoff: defaults.backoff,
+                partitioned: def.partitioned,
+                only_if: def.only_if,
+            })
+        })
+        .collect()
 }
 
 pub(crate) struct ResolvedDefaults {
