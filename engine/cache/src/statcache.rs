@@ -93,22 +93,28 @@ impl StatCache {
     pub fn digest(&self, path: &Path, verify: bool) -> Result<(ObjectDigest, u64), StoreError> {
         let meta = fs::metadata(path).at(path)?;
         let s = stat(&meta);
-        if !verify {
-            let map = self.entries.lock().expect("stat cache lock");
-            if let Some(e) = map.get(path)
-                && e.size == s.size
-                && e.mtime_ns == s.mtime_ns
-                && e.ctime_ns == s.ctime_ns
-                && e.ino == s.ino
-                && e.hashed_ns - e.mtime_ns >= RACY_WINDOW_NS
-            {
-                return Ok((e.digest, e.size));
-            }
+        if !verify && let Some(known) = self.lookup(path, &s) {
+            return Ok(known);
         }
         let hashed_ns = now_ns();
         let (digest, size) = hash_file(path).at(path)?;
         self.remember(path, &s, digest, hashed_ns);
         Ok((digest, size))
+    }
+
+    /// The digest and size of `path` when the cache vouches for the file as it is now, without
+    /// hashing: `None` when it changed since it was hashed (or was hashed too soon after a change).
+    pub fn known(&self, path: &Path) -> Result<Option<(ObjectDigest, u64)>, StoreError> {
+        let meta = fs::metadata(path).at(path)?;
+        Ok(self.lookup(path, &stat(&meta)))
+    }
+
+    /// The remembered digest of `path` if its entry matches `s` and is not racy.
+    fn lookup(&self, path: &Path, s: &Stat) -> Option<(ObjectDigest, u64)> {
+        let map = self.entries.lock().expect("stat cache lock");
+        let e = map.get(path)?;
+        let same = e.size == s.size && e.mtime_ns == s.mtime_ns && e.ctime_ns == s.ctime_ns && e.ino == s.ino;
+        (same && e.hashed_ns - e.mtime_ns >= RACY_WINDOW_NS).then_some((e.digest, e.size))
     }
 
     /// Records a digest computed elsewhere (e.g. while storing an output).
@@ -156,5 +162,24 @@ mod tests {
         cache.save(&store).unwrap();
         let reloaded = StatCache::load(&store);
         assert_eq!(reloaded.digest(&f, false).unwrap().0, d2);
+    }
+
+    #[test]
+    fn known_vouches_only_for_unchanged_files_hashed_after_the_racy_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state"), Durability::NoFsync).unwrap();
+        let f = dir.path().join("a.txt");
+        fs::write(&f, "one").unwrap();
+        let cache = StatCache::load(&store);
+        assert_eq!(cache.known(&f).unwrap(), None, "never hashed");
+        cache.digest(&f, false).unwrap();
+        assert_eq!(cache.known(&f).unwrap(), None, "hashed in the same tick as its last write");
+        std::thread::sleep(std::time::Duration::from_nanos(RACY_WINDOW_NS as u64 + 10_000_000));
+        let (d, size) = cache.digest(&f, false).unwrap();
+        assert_eq!(cache.known(&f).unwrap(), Some((d, size)));
+        fs::write(&f, "two").unwrap();
+        assert_eq!(cache.known(&f).unwrap(), None, "changed since");
+        fs::remove_file(&f).unwrap();
+        assert!(cache.known(&f).is_err(), "gone");
     }
 }

@@ -68,8 +68,24 @@ pub struct KeyContext<'a> {
     pub stat: &'a StatCache,
     /// Re-hash every file, ignoring the stat cache.
     pub verify: bool,
+    /// Hash files the stat cache cannot vouch for. `false` for a cheap look (the run's quick
+    /// hits): such a file is then an error of kind [`std::io::ErrorKind::WouldBlock`] instead.
+    pub hash: bool,
     /// Built plugin crates: the `plugin` path as written → the .wasm it built.
     pub plugins: &'a HashMap<String, PathBuf>,
+}
+
+impl KeyContext<'_> {
+    /// The digest and size of the file at `path`, through the stat cache (see [`KeyContext::hash`]).
+    pub fn digest(&self, path: &Path) -> Result<(ObjectDigest, u64), StoreError> {
+        if self.hash || self.verify {
+            return self.stat.digest(path, self.verify);
+        }
+        self.stat.known(path)?.ok_or_else(|| StoreError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::WouldBlock, "changed since it was last hashed"),
+        })
+    }
 }
 
 /// A task's key and, when cached, the entry it hits.
@@ -113,10 +129,7 @@ pub fn code_digest(ctx: &KeyContext<'_>, task: &Task) -> Result<Digest, KeyError
                 }
                 None => resolve_path(ctx.workflow, &w.plugin),
             };
-            let (wasm, _) = ctx
-                .stat
-                .digest(&path, ctx.verify)
-                .map_err(|source| KeyError::Plugin { path: w.plugin.clone(), source })?;
+            let (wasm, _) = ctx.digest(&path).map_err(|source| KeyError::Plugin { path: w.plugin.clone(), source })?;
             // The mounts are part of what the plugin can see (their contents are not hashed).
             let mut h = blake3::Hasher::new();
             h.update(&wasm.0.0);
@@ -336,7 +349,7 @@ fn resolve_source(
     Ok(match source {
         Source::File(p) => {
             let path = resolve_path(wf, p);
-            let (d, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+            let (d, _) = ctx.digest(&path).map_err(|source| KeyError::Input {
                 input: name.to_owned(),
                 path: p.clone(),
                 source,
@@ -377,7 +390,7 @@ pub(crate) fn deployed_input(
     inputs: &mut BTreeMap<String, InputDigest>,
 ) -> Result<RegistryModel, KeyError> {
     let (version, path) = deployed_model(ctx.workflow, d)?;
-    let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+    let (digest, _) = ctx.digest(&path).map_err(|source| KeyError::Input {
         input: DEPLOYED_INPUT.into(),
         path: version.clone(),
         source,
@@ -412,7 +425,7 @@ fn champion_input(
     else {
         return Ok(None);
     };
-    let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+    let (digest, _) = ctx.digest(&path).map_err(|source| KeyError::Input {
         input: CHAMPION_INPUT.into(),
         path: version.clone(),
         source,
@@ -448,7 +461,7 @@ fn glob_files(ctx: &KeyContext<'_>, name: &str, pattern: &str) -> Result<(ShownF
             (true, Ok(rel)) => rel.to_string_lossy().into_owned(),
             _ => path.to_string_lossy().into_owned(),
         };
-        let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
+        let (digest, _) = ctx.digest(&path).map_err(|source| KeyError::Input {
             input: name.to_owned(),
             path: shown.clone(),
             source,

@@ -30,7 +30,7 @@ fn pinned_code_digests() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
     let hex: Vec<String> = wf.tasks.iter().map(|t| code_digest(&ctx, t).unwrap().to_hex()).collect();
     assert_eq!(
         hex,
@@ -85,7 +85,7 @@ fn the_task_receives_the_files_whose_digests_are_in_its_key() {
     let store = Store::open(&dir.path().join(".dagrun"), Durability::NoFsync).unwrap();
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
     let prep = inst.nodes.iter().position(|n| n.name == "prep@2025-01-03").unwrap();
     let r = key_inputs(&ctx, &inst, prep, &HashMap::new()).unwrap();
     let file = &r.files["raw"].files[0];

@@ -65,11 +65,8 @@ fn registry_file(
 ) -> Result<InputFile, KeyError> {
     let (version, _) = crate::keys::deployed_model(ctx.workflow, d)?;
     let (shown, path) = find(ctx.workflow, d, &version)?;
-    let (digest, _) = ctx.stat.digest(&path, ctx.verify).map_err(|source| KeyError::Input {
-        input: input.to_owned(),
-        path: shown.clone(),
-        source,
-    })?;
+    let (digest, _) =
+        ctx.digest(&path).map_err(|source| KeyError::Input { input: input.to_owned(), path: shown.clone(), source })?;
     inputs.insert(input.to_owned(), InputDigest::Files(vec![(shown, digest)]));
     Ok(InputFile { path, digest })
 }
