@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, OutputRecord, Store, StoreError,
@@ -31,7 +31,8 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
         let path = run.workflow.dir.join(&declared[name]);
         // Reading through a link is harmless; only a write needs the path resolved and checked
         // (and resolving costs a system call per component on every cache hit).
-        let current = path.is_file().then(|| run.stat.digest(&path, run.verify).ok()).flatten();
+        // One `stat` (a directory or a missing file is simply not the output).
+        let current = run.stat.digest(&path, run.verify).ok();
         if current.map(|(d, _)| d) != Some(rec.digest) {
             let dest = run
                 .roots
@@ -94,7 +95,9 @@ pub(crate) fn store_outputs(
         digest: None,
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
-    run.last_keys.record(&run.store, &last_name(run, instance), entry.key, &entry.inputs);
+    let name = last_name(run, instance);
+    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs);
+    run.last_keys.record_outputs(&name, entry.key, &manifest, duration_ms);
     Ok(manifest)
 }
 
@@ -107,28 +110,57 @@ pub(crate) fn record_hit(run: &RunShared, instance: &str, probe: &Probe, entry: 
         let alias = ActionEntry { key: probe.key, inputs: probe.resolved.inputs.clone(), ..entry.clone() };
         let _ = run.store.put_action(&alias);
     }
-    run.last_keys.record(&run.store, &last_name(run, instance), probe.key, &probe.resolved.inputs);
+    let name = last_name(run, instance);
+    run.last_keys.record(&run.store, &name, probe.key, &probe.resolved.inputs);
+    run.last_keys.record_outputs(&name, probe.key, &entry.outputs, entry.duration_ms);
 }
 
-fn last_name(run: &RunShared, instance: &str) -> String {
+pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
     dagrun_plan::last_run_name(&run.workflow, instance)
 }
 
 /// Every task instance's last key, in one index file read once per run, so that keeping the
-/// last-run records current on cache hits costs no file access in the common case.
+/// last-run records current on cache hits costs no file access in the common case; and, for
+/// instances that succeeded or hit, the outputs and duration of that key's entry, so that the
+/// next run can confirm a hit without reading the entry (see `crate::quick`).
 ///
 /// The records themselves (`<state>/tasks/<name>.json`, read by `plan`) stay the truth; the
-/// index (`<state>/tasks/last-keys.idx`, lines of `<key hex> <name>`) only says which are known
-/// to be current. It is removed when a run starts and written back when it ends, so a run that
-/// dies half-way (`kill -9`, a second Ctrl-C) leaves no index that could be stale: the next run
-/// reads the records instead.
+/// index (`<state>/tasks/last-keys.idx`) only says which are known to be current. It is removed
+/// when a run starts and written back when it ends, so a run that dies half-way (`kill -9`, a
+/// second Ctrl-C) leaves no index that could be stale: the next run reads the records instead.
+///
+/// Lines: `<key hex> <name>`, or `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>`
+/// (JSON never holds a raw tab). A line that does not parse is left out (a slower lookup, never
+/// a wrong one).
 #[derive(Debug)]
 pub(crate) struct LastKeys {
-    known: Mutex<HashMap<String, ActionKey>>,
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// What the index knows of one instance.
+#[derive(Debug, Clone)]
+struct Known {
+    key: ActionKey,
+    /// The outputs and duration the entry under `key` records, when this index saw it.
+    outputs: Option<(Arc<Manifest>, u64)>,
 }
 
 fn index_path(store: &Store) -> PathBuf {
     store.root().join("tasks").join("last-keys.idx")
+}
+
+/// One line of the index.
+fn parse_line(l: &str) -> Option<(String, Known)> {
+    if let Some(rest) = l.strip_prefix('+') {
+        let mut parts = rest.splitn(4, '\t');
+        let key = ActionKey(Digest::from_hex(parts.next()?)?);
+        let duration: u64 = parts.next()?.parse().ok()?;
+        let outputs: Manifest = serde_json::from_str(parts.next()?).ok()?;
+        let name = parts.next()?;
+        return Some((name.to_owned(), Known { key, outputs: Some((Arc::new(outputs), duration)) }));
+    }
+    let (hex, name) = l.split_once(' ')?;
+    Some((name.to_owned(), Known { key: ActionKey(Digest::from_hex(hex)?), outputs: None }))
 }
 
 impl LastKeys {
@@ -138,40 +170,56 @@ impl LastKeys {
         let path = index_path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let _ = std::fs::remove_file(&path);
-        let known = text
-            .lines()
-            .filter_map(|l| {
-                let (hex, name) = l.split_once(' ')?;
-                Some((name.to_owned(), ActionKey(Digest::from_hex(hex)?)))
-            })
-            .collect();
+        let known = text.lines().filter_map(parse_line).collect();
         LastKeys { known: Mutex::new(known) }
     }
 
     /// Makes `key` the last key of `name`, writing its record only when that changes it.
     pub(crate) fn record(&self, store: &Store, name: &str, key: ActionKey, inputs: &KeyInputs) {
         let mut known = self.known.lock().expect("last keys lock");
-        if known.get(name) == Some(&key) {
+        if known.get(name).is_some_and(|k| k.key == key) {
             return;
         }
         // `set_last_run` itself skips the write when the record already holds this key.
         match store.set_last_run(name, key, inputs) {
-            Ok(()) => known.insert(name.to_owned(), key),
+            Ok(()) => known.insert(name.to_owned(), Known { key, outputs: None }),
             Err(_) => known.remove(name),
         };
+    }
+
+    /// Notes the outputs and duration the entry under `key` records, once `key` is `name`'s
+    /// last key ([`LastKeys::record`]).
+    pub(crate) fn record_outputs(&self, name: &str, key: ActionKey, outputs: &Manifest, duration_ms: u64) {
+        let mut known = self.known.lock().expect("last keys lock");
+        if let Some(k) = known.get_mut(name).filter(|k| k.key == key)
+            && k.outputs.as_ref().is_none_or(|(o, d)| **o != *outputs || *d != duration_ms)
+        {
+            k.outputs = Some((Arc::new(outputs.clone()), duration_ms));
+        }
+    }
+
+    /// `name`'s last key with the outputs and duration of its entry, when known.
+    pub(crate) fn last_outputs(&self, name: &str) -> Option<(ActionKey, Arc<Manifest>, u64)> {
+        let known = self.known.lock().expect("last keys lock");
+        let k = known.get(name)?;
+        let (outputs, duration) = k.outputs.as_ref()?;
+        Some((k.key, outputs.clone(), *duration))
     }
 
     /// Writes the index back (at the end of a run).
     pub(crate) fn save(&self, store: &Store) -> Result<(), StoreError> {
         let known = self.known.lock().expect("last keys lock");
-        let mut names: Vec<(&String, &ActionKey)> = known.iter().collect();
-        names.sort_unstable();
-        let mut text = String::with_capacity(names.len() * 96);
-        for (name, key) in names {
-            text.push_str(&key.0.to_hex());
-            text.push(' ');
-            text.push_str(name);
-            text.push('\n');
+        let mut names: Vec<(&String, &Known)> = known.iter().collect();
+        names.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut text = String::with_capacity(names.len() * 200);
+        for (name, k) in names {
+            match &k.outputs {
+                Some((outputs, duration)) => {
+                    let json = serde_json::to_string(&**outputs).expect("manifests serialize");
+                    text.push_str(&format!("+{}\t{duration}\t{json}\t{name}\n", k.key.0.to_hex()));
+                }
+                None => text.push_str(&format!("{} {name}\n", k.key.0.to_hex())),
+            }
         }
         store.write_atomic_cheap(&index_path(store), text.as_bytes())
     }
@@ -180,7 +228,7 @@ impl LastKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dagrun_cache::{Durability, KeyInputs};
+    use dagrun_cache::{Durability, KeyInputs, ObjectDigest};
 
     fn inputs(kind: &str) -> KeyInputs {
         KeyInputs {
@@ -204,10 +252,46 @@ mod tests {
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
         keys.save(&store).unwrap();
         let again = LastKeys::take(&store);
-        assert_eq!(again.known.lock().unwrap().get("w.t"), Some(&a.key()), "a finished run's index is kept");
+        assert_eq!(
+            again.known.lock().unwrap().get("w.t").map(|k| k.key),
+            Some(a.key()),
+            "a finished run's index is kept"
+        );
         again.record(&store, "w.t", b.key(), &b);
         again.record(&store, "w.t", a.key(), &a);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
+    }
+
+    #[test]
+    fn the_index_keeps_outputs_of_names_with_spaces_and_tabs_and_skips_what_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        let a = inputs("a");
+        let rec = OutputRecord {
+            path: "out/a b.txt".into(),
+            digest: ObjectDigest(Digest::of(b"x")),
+            size: 1,
+            executable: false,
+        };
+        let outputs: Manifest = [("o".to_owned(), rec)].into();
+        let keys = LastKeys::take(&store);
+        for name in ["w.t", "my flow.t\tx@2025-01-01", "w.only-key"] {
+            keys.record(&store, name, a.key(), &a);
+        }
+        keys.record_outputs("w.t", a.key(), &outputs, 42);
+        keys.record_outputs("my flow.t\tx@2025-01-01", a.key(), &outputs, 7);
+        keys.record_outputs("w.only-key", inputs("b").key(), &outputs, 1); // not its last key: ignored
+        keys.save(&store).unwrap();
+        let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
+        text.push_str("+zz\t1\t{}\tbroken\nnot-hex name\n");
+        std::fs::write(index_path(&store), text).unwrap();
+        let again = LastKeys::take(&store);
+        assert_eq!(again.last_outputs("w.t"), Some((a.key(), Arc::new(outputs.clone()), 42)));
+        assert_eq!(again.last_outputs("my flow.t\tx@2025-01-01").map(|o| o.2), Some(7));
+        assert_eq!(again.last_outputs("w.only-key"), None);
+        assert_eq!(again.known.lock().unwrap().get("w.only-key").map(|k| k.key), Some(a.key()));
+        assert_eq!(again.known.lock().unwrap().len(), 3, "unreadable lines are left out");
+        assert!(!index_path(&store).exists(), "taken");
     }
 
     #[test]

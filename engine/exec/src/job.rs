@@ -37,7 +37,7 @@ pub(crate) struct JobResult {
 }
 
 impl JobResult {
-    fn new(index: usize, status: TaskStatus, key: Option<String>) -> JobResult {
+    pub(crate) fn new(index: usize, status: TaskStatus, key: Option<String>) -> JobResult {
         JobResult {
             index,
             status,
@@ -128,11 +128,6 @@ async fn job(
     forced: bool,
     cancel: watch::Receiver<bool>,
 ) -> JobResult {
-    // Real paths (links resolved) before anything is deleted, restored or written.
-    let outputs = match declared_outputs(run, i) {
-        Ok(o) => o,
-        Err(e) => return JobResult::failed(i, None, e),
-    };
     let r = run.clone();
     let p = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
         Ok(Ok(p)) => p,
@@ -150,6 +145,12 @@ async fn job(
             ..JobResult::new(i, TaskStatus::Cached, key)
         };
     }
+    // Real paths (links resolved) before anything is deleted or written (a hit's restore
+    // resolves the paths it writes itself).
+    let outputs = match declared_outputs(run, i) {
+        Ok(o) => o,
+        Err(e) => return JobResult::failed(i, key, e),
+    };
     let log = run.logs.join(format!("{}.log", run.instances.nodes[i].name));
     let kind = match prepare(&Job { run, index: i, probe: &p, outputs: &outputs, log: &log }) {
         Ok(k) => k,

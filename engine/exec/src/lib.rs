@@ -15,6 +15,7 @@ mod notices;
 mod outcome;
 mod paths;
 pub mod process;
+mod quick;
 mod scheduler;
 mod shared;
 mod when;

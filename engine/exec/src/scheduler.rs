@@ -20,6 +20,7 @@ use crate::cancel::Cancel;
 use crate::events::{Event, RunStatus, TaskStatus, peak_rss_kb};
 use crate::history::{RunRecord, TaskRecord};
 use crate::job::{JobResult, run_job};
+use crate::quick::quick_hit;
 use crate::shared::RunShared;
 
 /// Runs every instance of `run`, filling in `record` (saved under `<state>/runs/` as it goes).
@@ -50,7 +51,21 @@ pub(crate) async fn schedule(
             // no outputs.
             let ups: HashMap<usize, Arc<Manifest>> =
                 graph.upstream(i).filter_map(|u| Some((u, manifests[u].clone()?))).collect();
-            running.spawn(run_job(run.clone(), i, ups, forced[graph.nodes[i].task], cancel.receiver()));
+            let forced = forced[graph.nodes[i].task];
+            // Nothing changed since the last run: settled here, without a thread hand-off.
+            if let Some(r) = (!forced).then(|| quick_hit(&run, i, &ups)).flatten() {
+                manifests[i] = r.manifest.clone();
+                book.finish(r);
+                queue.settle(&graph, i, TaskStatus::Cached, &mut book);
+                interrupted |= cancel.is_cancelled();
+                continue;
+            }
+            running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver()));
+        }
+        // Keep history useful after a crash: save progress at most every 2 seconds.
+        if last_save.elapsed() > Duration::from_secs(2) {
+            let _ = book.record.save(&run.store);
+            last_save = Instant::now();
         }
         if running.is_empty() || cancel.is_abandoned() {
             // Abandoned: running jobs are dropped (their plugins told to stop) and not waited for.
@@ -66,11 +81,6 @@ pub(crate) async fn schedule(
                 let (i, status) = (r.index, r.status);
                 manifests[i] = r.manifest.clone();
                 book.finish(r);
-                // Keep history useful after a crash: save progress at most every 2 seconds.
-                if last_save.elapsed() > Duration::from_secs(2) {
-                    let _ = book.record.save(&run.store);
-                    last_save = Instant::now();
-                }
                 queue.settle(&graph, i, status, &mut book);
             }
             Ok(()) = cancel_rx.changed(), if !interrupted => {

@@ -48,7 +48,13 @@ pub(crate) struct RunShared {
 
 impl RunShared {
     pub(crate) fn key_context(&self) -> KeyContext<'_> {
-        KeyContext { workflow: &self.workflow, stat: &self.stat, verify: self.verify, plugins: &self.plugins }
+        KeyContext {
+            workflow: &self.workflow,
+            stat: &self.stat,
+            verify: self.verify,
+            hash: true,
+            plugins: &self.plugins,
+        }
     }
 
     /// The engine's plugin host, created on first use.

@@ -1,0 +1,99 @@
+//! Quick hits (issue #16): a re-run in which nothing changed confirms its hits from the
+//! last-keys index without reading or touching the entries, and still sees every change — an
+//! edited input, an output edited or deleted in the workspace, entries removed from the store.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+mod common;
+
+use common::{Sandbox, statuses};
+
+const CHAIN: &str = r#"Workflow(name: "w", tasks: [
+    Task(name: "a", kind: Command(run: "cat $DAGRUN_IN_SRC > $DAGRUN_OUT_O"),
+         inputs: {"src": File("in.txt")}, outputs: {"o": "out/a.txt"}),
+    Task(name: "b", kind: Command(run: "cat $DAGRUN_IN_A $DAGRUN_IN_A > $DAGRUN_OUT_O"),
+         inputs: {"a": Output("a", "o")}, outputs: {"o": "out/b.txt"}),
+    Task(name: "c", kind: Command(run: "echo c > $DAGRUN_OUT_O"), outputs: {"o": "out/c.txt"}),
+])"#;
+
+/// Every action entry file of the sandbox's state directory.
+fn entries(s: &Sandbox) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for shard in std::fs::read_dir(s.path(".dagrun/actions")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            found.push(f.unwrap().path());
+        }
+    }
+    found
+}
+
+fn set_age(paths: &[PathBuf], age: Duration) -> SystemTime {
+    let t = SystemTime::now() - age;
+    for p in paths {
+        std::fs::File::options().write(true).open(p).unwrap().set_modified(t).unwrap();
+    }
+    t
+}
+
+fn mtime(p: &PathBuf) -> SystemTime {
+    std::fs::metadata(p).unwrap().modified().unwrap()
+}
+
+/// Runs until every task is cached, past the stat cache's racy window (files written in the
+/// last 100 ms are hashed again, never trusted), so that the next run can take quick hits.
+fn settle(s: &Sandbox) {
+    std::thread::sleep(Duration::from_millis(150));
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert!(st.values().all(|v| v == "cached"), "{st:?}");
+}
+
+#[test]
+fn an_unchanged_rerun_confirms_hits_without_reading_entries_and_sees_every_change() {
+    let s = Sandbox::new(CHAIN);
+    s.write("in.txt", "one\n");
+    assert_eq!(s.run_json(&[]).2, 0);
+    settle(&s);
+
+    // Quick hits: the entries are neither read nor marked used when they were marked within the
+    // hour; an entry marked longer ago is marked again (`cache gc --max-age` keeps it).
+    let files = entries(&s);
+    assert_eq!(files.len(), 3);
+    let recent = set_age(&files[..2], Duration::from_secs(1800));
+    set_age(&files[2..], Duration::from_secs(7200));
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!((code, st), (0, statuses(&[("a", "cached"), ("b", "cached"), ("c", "cached")])));
+    assert_eq!((mtime(&files[0]), mtime(&files[1])), (recent, recent), "a fresh entry is not touched");
+    assert!(mtime(&files[2]).elapsed().unwrap() < Duration::from_secs(600), "a stale entry is marked used");
+
+    // An input edited in place (same size): `a` and what reads it run again.
+    s.write("in.txt", "two\n");
+    let (st, _, _) = s.run_json(&[]);
+    assert_eq!(st, statuses(&[("a", "succeeded"), ("b", "succeeded"), ("c", "cached")]));
+    assert_eq!(s.read("out/b.txt"), "two\ntwo\n");
+    settle(&s);
+
+    // An output edited or deleted in the workspace is restored from the cache.
+    s.write("out/b.txt", "tampered\n");
+    std::fs::remove_file(s.path("out/c.txt")).unwrap();
+    let (st, _, _) = s.run_json(&[]);
+    assert_eq!(st, statuses(&[("a", "cached"), ("b", "cached"), ("c", "cached")]));
+    assert_eq!((s.read("out/b.txt"), s.read("out/c.txt")), ("two\ntwo\n".into(), "c\n".into()));
+    settle(&s);
+
+    // Entries removed from the store (as `cache gc` or `cache verify` do): every task runs.
+    std::fs::remove_dir_all(s.path(".dagrun/actions")).unwrap();
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!((code, st), (0, statuses(&[("a", "succeeded"), ("b", "succeeded"), ("c", "succeeded")])));
+    settle(&s);
+
+    // An object removed from the store: the hit is no longer complete, `c` runs again.
+    let c = blake3::hash(b"c\n").to_hex().to_string();
+    let object = s.path(&format!(".dagrun/objects/{}/{c}", &c[..2]));
+    assert!(object.is_file(), "{object:?}");
+    std::fs::remove_file(&object).unwrap();
+    let (st, _, _) = s.run_json(&[]);
+    assert_eq!(st["c"], "succeeded");
+    assert!(object.is_file(), "stored again");
+}
