@@ -1,5 +1,6 @@
 //! Engine benchmark: generates 200-, 1,000- and 10,000-task workflows of `Command` tasks and
-//! reports plan time, first-run time, cached re-run wall time and peak memory.
+//! reports plan time, first-run time beside its process-start floor (the same commands spawned
+//! directly, two at a time), cached re-run wall time and peak memory.
 //!
 //! Run with `cargo bench -p dagrun --bench engine` (release build). Optional: `-- 1000` to
 //! pick sizes, `DAGRUN_BENCH_REPEAT=N` for more cached re-runs (median is reported).
@@ -57,6 +58,36 @@ fn dagrun(dir: &Path, args: &[&str]) -> Measured {
     Measured { wall, peak_rss_kb, stdout }
 }
 
+/// The process-start floor of a first run: the same `sh -c` commands with the same inputs and
+/// environment, spawned directly two at a time (two threads taking the next task in order).
+fn floor(dir: &Path, n: usize) -> Duration {
+    std::fs::create_dir_all(dir.join("floor")).unwrap();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let status = Command::new("sh")
+                        .args(["-c", "cat $DAGRUN_IN_DATA > $DAGRUN_OUT_O"])
+                        .env("DAGRUN_IN_DATA", dir.join(format!("data/in{}.txt", i % 100)))
+                        .env("DAGRUN_OUT_O", dir.join(format!("floor/t{i}.txt")))
+                        .current_dir(dir)
+                        .stdin(Stdio::null())
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -75,16 +106,37 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:>7}  {:>12}  {:>12}  {:>12}  {:>14}  {:>14}  {:>12}",
-        "tasks", "plan (cold)", "first run", "plan (warm)", "cached re-run", "cached peak", "validate"
+        "{:>7}  {:>12}  {:>12}  {:>12}  {:>8}  {:>12}  {:>14}  {:>14}  {:>12}",
+        "tasks",
+        "plan (cold)",
+        "first run",
+        "floor",
+        "ratio",
+        "plan (warm)",
+        "cached re-run",
+        "cached peak",
+        "validate"
     );
     for n in sizes {
         let dir = tempfile::tempdir().unwrap();
         generate(dir.path(), n);
         let validate = dagrun(dir.path(), &["validate", "wf.ron"]).wall;
         let plan_cold = dagrun(dir.path(), &["plan", "wf.ron"]).wall;
-        let first = dagrun(dir.path(), &["run", "wf.ron", "--json"]);
-        assert!(first.stdout.contains(&format!("\"succeeded\":{n},")), "first run did not run every task");
+        // First runs (fresh state and outputs each time; once at 10,000 tasks) and the floor.
+        let firsts = if n <= 1000 { repeat.min(3) } else { 1 };
+        let mut first_walls = Vec::new();
+        let mut floors = Vec::new();
+        for k in 0..firsts {
+            if k > 0 {
+                std::fs::remove_dir_all(dir.path().join(".dagrun")).unwrap();
+                std::fs::remove_dir_all(dir.path().join("out")).unwrap();
+            }
+            let first = dagrun(dir.path(), &["run", "wf.ron", "--json"]);
+            assert!(first.stdout.contains(&format!("\"succeeded\":{n},")), "first run did not run every task");
+            first_walls.push(first.wall);
+            floors.push(floor(dir.path(), n));
+        }
+        let (first, floor) = (median(first_walls), median(floors));
         // One warm-up re-run lets the stat cache trust the freshly written outputs.
         dagrun(dir.path(), &["run", "wf.ron", "--json"]);
         let plan_warm = dagrun(dir.path(), &["plan", "wf.ron"]).wall;
@@ -97,9 +149,11 @@ fn main() {
             peak = peak.max(m.peak_rss_kb.unwrap_or(0));
         }
         println!(
-            "{n:>7}  {:>12}  {:>12}  {:>12}  {:>14}  {:>11} MiB  {:>12}",
+            "{n:>7}  {:>12}  {:>12}  {:>12}  {:>7.2}×  {:>12}  {:>14}  {:>11} MiB  {:>12}",
             ms(plan_cold),
-            ms(first.wall),
+            ms(first),
+            ms(floor),
+            first.as_secs_f64() / floor.as_secs_f64(),
             ms(plan_warm),
             ms(median(walls)),
             peak / 1024,

@@ -48,7 +48,7 @@ pub fn run(
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
     let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
-    execute(&plan, jobs, select.verify, false, json, state)
+    execute(plan, jobs, select.verify, false, json, state)
 }
 
 /// `dagrun backfill`: a range or list of partitions, run or (`--plan`) explained per partition.
@@ -68,7 +68,7 @@ pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
     if a.plan {
         return show_plan(&plan, a.select.verify, true, a.json, &a.state);
     }
-    execute(&plan, a.jobs, a.select.verify, a.reverse, a.json, &a.state)
+    execute(plan, a.jobs, a.select.verify, a.reverse, a.json, &a.state)
 }
 
 /// `dagrun plan`.
@@ -101,9 +101,11 @@ fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> 
     Ok(PartitionSelection::Range { from: start, to: end - 1 })
 }
 
-/// Runs a prepared plan on the engine, with Ctrl-C wired to its cancel handle.
+/// Runs a prepared plan on the engine, with Ctrl-C wired to its cancel handle. The plan and
+/// the record are not freed: the process ends next (freeing 10,000 tasks' worth of small
+/// allocations one by one took 6% of a cached re-run).
 fn execute(
-    plan: &RunPlan,
+    plan: RunPlan,
     jobs: Option<usize>,
     verify: bool,
     reverse: bool,
@@ -111,7 +113,13 @@ fn execute(
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
     let opts = Flags { jobs, verify, reverse, json, run_id: None };
-    run_plan(plan, &opts, state).map(|r| Exit::of_run(r.status))
+    let exit = run_plan(&plan, &opts, state).map(|r| {
+        let exit = Exit::of_run(r.status);
+        std::mem::forget(r);
+        exit
+    });
+    std::mem::forget(plan);
+    exit
 }
 
 /// How `run_plan` runs.
@@ -252,7 +260,7 @@ fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state
     };
     let stat = StatCache::load(&store);
     let plugins = built_plugins(wf, &store);
-    let ctx = KeyContext { workflow: wf, stat: &stat, verify, plugins: &plugins };
+    let ctx = KeyContext { workflow: wf, stat: &stat, verify, hash: true, plugins: &plugins };
     let planned = dagrun_plan::plan(&plan.instances, &plan.selection.forced, &store, &ctx);
     if exists {
         let _ = stat.save(&store);
