@@ -176,3 +176,69 @@ fn a_run_killed_mid_run_shows_as_unfinished_and_its_events_stream() {
     }
     assert!(seen.contains("text/event-stream"), "{seen}");
 }
+
+/// A `Drift` task over two files the test writes.
+const DRIFT_WF: &str = r#"Workflow(
+    name: "watch",
+    tasks: [
+        Task(name: "drift", kind: Drift(reference: "ref", current: "cur", categorical: ["city"]),
+             inputs: {"ref": File("ref.csv"), "cur": File("cur.csv")}, outputs: {"report": "out/drift.json"}),
+    ],
+)"#;
+
+/// 300 rows of `age,income,city`; `shift` is added to every income.
+fn rows(order: impl Fn(usize) -> usize, shift: usize) -> String {
+    let mut s = String::from("age,income,city\n");
+    for i in (0..300).map(order) {
+        s.push_str(&format!("{},{},{}\n", 20 + i % 45, 1000 + (i * 37) % 500 + shift, ["lyon", "nice", "caen"][i % 3]));
+    }
+    s
+}
+
+#[test]
+fn the_drift_page_charts_each_column_over_real_runs_and_marks_the_drifted_one() {
+    let s = Sandbox::new(DRIFT_WF);
+    s.write("ref.csv", &rows(|i| i, 0));
+    // The same rows in another order: no drift.
+    s.write("cur.csv", &rows(|i| (i * 7) % 300, 0));
+    let (tasks, events, code) = s.run_json(&[]);
+    assert_eq!((code, tasks["drift"].as_str()), (0, "succeeded"), "{events:?}");
+    // Incomes shifted by 400: only `income` drifts.
+    s.write("cur.csv", &rows(|i| (i * 7) % 300, 400));
+    let (_, events, code) = s.run_json(&[]);
+    assert_eq!(code, 0, "{events:?}");
+    let summary = &events.iter().find(|e| e["event"] == "task_finished").unwrap()["summary"];
+    assert_eq!(summary["drifted_columns"], serde_json::json!(["income"]), "{summary}");
+
+    let ui = Ui::start(&s, &["wf.ron"]);
+    let (status, page) = ui.get("/drift");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<section class=\"drift\" data-workflow=\"watch\" data-task=\"drift\">"), "{page}");
+    for (column, drifted) in [("age", 0), ("income", 1), ("city", 0)] {
+        let figure = format!("class=\"drift-column\" data-column=\"{column}\"");
+        let at = page.find(&figure).unwrap_or_else(|| panic!("no chart of {column}: {page}"));
+        let chart = &page[at..at + page[at..].find("</figure>").unwrap()];
+        assert!(chart.contains(&format!("data-points=\"2\" data-drifted=\"{drifted}\"")), "{column}: {chart}");
+        assert_eq!(chart.matches("<circle ").count(), 2, "{column}: one point per run: {chart}");
+        assert_eq!(chart.matches("<circle class=\"point drifted\"").count(), drifted, "{column}: {chart}");
+        assert!(chart.contains("class=\"threshold\""), "{column}: {chart}");
+        assert!(page.contains(&format!("<tr data-column=\"{column}\">")), "{column} in the table: {page}");
+    }
+    let test = |c: &str| page.split(&format!("data-column=\"{c}\" data-test=\"")).nth(1).unwrap()[..2].to_owned();
+    assert_eq!(
+        (test("income"), test("city")),
+        ("ks".to_owned(), "ch".to_owned()),
+        "KS for numbers, chi-square for categories"
+    );
+    assert!(page.contains("No drift incidents recorded."), "the incidents stay listed: {page}");
+
+    // The store rebuilt from the run records has the same points.
+    drop(ui);
+    for file in ["history.sqlite", "history.sqlite-wal", "history.sqlite-shm"] {
+        let _ = std::fs::remove_file(s.path(".dagrun").join(file));
+    }
+    assert!(!s.path(".dagrun/history.sqlite").exists());
+    let ui = Ui::start(&s, &[]);
+    let again = ui.get("/drift").1;
+    assert!(again.contains("data-column=\"income\" data-test=\"ks\" data-points=\"2\" data-drifted=\"1\""), "{again}");
+}

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use rusqlite::{Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
+use crate::drift::DriftRow;
 use crate::{History, HistoryError};
 
 /// Migration 1 → 2: the run tables, and indexes for the report's window queries.
@@ -150,6 +151,8 @@ pub struct TaskRow {
     pub blocked: Option<Blocked>,
     /// Its gate verdict, for an evaluation gate that decided.
     pub verdict: Option<VerdictRow>,
+    /// For a `Drift` task: its per-column results.
+    pub drift: Option<DriftRow>,
 }
 
 /// How a task stopped a model from being deployed.
@@ -228,7 +231,13 @@ pub struct Skipped {
 }
 
 fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
-    for table in ["runs WHERE id", "run_tasks WHERE run_id", "verdicts WHERE run_id", "registry_changes WHERE run_id"] {
+    for table in [
+        "runs WHERE id",
+        "run_tasks WHERE run_id",
+        "verdicts WHERE run_id",
+        "registry_changes WHERE run_id",
+        "drift_columns WHERE run_id",
+    ] {
         tx.execute(&format!("DELETE FROM {table} = ?1"), params![r.id])?;
     }
     let c = &r.counts;
@@ -290,6 +299,9 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
                 v.threshold,
                 v.shortfall
             ])?;
+        }
+        if let Some(d) = &t.drift {
+            crate::drift::put(tx, &r.id, &t.task, d)?;
         }
     }
     let mut change = tx.prepare_cached(
@@ -361,6 +373,7 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
          FROM run_tasks t LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.task = t.task \
          WHERE t.run_id = ?1 ORDER BY t.seq",
     )?;
+    let mut drift = crate::drift::of_run(tx, id)?;
     stmt.query_map(params![id], |r| {
         let decision: Option<String> = r.get(10)?;
         let verdict = match decision {
@@ -380,8 +393,15 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
             key: r.get(8)?,
             blocked: blocked.as_deref().and_then(Blocked::parse),
             verdict,
+            drift: None,
         })
     })?
+    .map(|t| {
+        t.map(|mut t| {
+            t.drift = drift.remove(&t.task);
+            t
+        })
+    })
     .collect()
 }
 
