@@ -32,6 +32,7 @@ fn task(name: &str, status: TaskStatus, error: Option<String>, summary: Option<s
         task: name.into(),
         status,
         duration_ms: if cached { 1 } else { 4_000 },
+        started_ms: None,
         key: Some(format!("{:064x}", name.len())),
         cached,
         saved_ms: if cached { 4_000 } else { 0 },

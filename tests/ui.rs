@@ -242,3 +242,78 @@ fn the_drift_page_charts_each_column_over_real_runs_and_marks_the_drifted_one() 
     let again = ui.get("/drift").1;
     assert!(again.contains("data-column=\"income\" data-test=\"ks\" data-points=\"2\" data-drifted=\"1\""), "{again}");
 }
+
+/// Two independent tasks of about a second, then one after both.
+const PARALLEL_WF: &str = r#"Workflow(
+    name: "fan",
+    tasks: [
+        Task(name: "left", kind: Command(run: "sleep 1")),
+        Task(name: "right", kind: Command(run: "sleep 1")),
+        Task(name: "join", kind: Command(run: "true"), after: ["left", "right"]),
+    ],
+)"#;
+
+/// `(offset, duration)` of a task's bar on the run page.
+fn bar(page: &str, task: &str) -> (i64, i64) {
+    let row = page.split(&format!("<td>{task}</td>")).nth(1).unwrap_or_else(|| panic!("no row of {task}: {page}"));
+    let attr = |name: &str| -> i64 {
+        let from =
+            row.find(&format!("{name}=\"")).unwrap_or_else(|| panic!("{task}: no {name}: {row}")) + name.len() + 2;
+        row[from..from + row[from..].find('"').unwrap()].parse().unwrap()
+    };
+    (attr("data-offset-ms"), attr("data-duration-ms"))
+}
+
+#[test]
+fn the_run_timeline_draws_tasks_at_their_start_so_parallel_tasks_overlap() {
+    let s = Sandbox::new(PARALLEL_WF);
+    let (tasks, events, code) = s.run_json(&["-j", "2"]);
+    assert_eq!((code, tasks.len()), (0, 3), "{events:?}");
+    // The run record (version 3) and the store carry each task's start.
+    let record = s.read(&format!(".dagrun/runs/{}.json", events[0]["run_id"].as_str().unwrap()));
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["version"], 3);
+    assert!(record["tasks"].as_array().unwrap().iter().all(|t| t["started_ms"].as_u64().is_some()), "{record}");
+    let run = History::open(&s.path(".dagrun")).unwrap().runs(None, 1).unwrap().remove(0);
+
+    let ui = Ui::start(&s, &["wf.ron"]);
+    let page = ui.get(&format!("/runs/{}", run.id)).1;
+    assert!(page.contains("data-timed=\"1\"") && page.contains("task (by start time)"), "{page}");
+    let (left, right, join) = (bar(&page, "left"), bar(&page, "right"), bar(&page, "join"));
+    for (name, (start, took)) in [("left", left), ("right", right)] {
+        assert!(start < 700 && took >= 900, "{name} starts at once and takes a second: {start} {took}");
+    }
+    assert!(left.0 < right.0 + right.1 && right.0 < left.0 + left.1, "they overlap: {left:?} {right:?}");
+    assert!(join.0 + 50 >= (left.0 + left.1).max(right.0 + right.1), "join starts after both: {join:?}");
+    // Start order: the two sleepers (either first), then join.
+    let at = |t: &str| page.find(&format!("<td>{t}</td>")).unwrap();
+    assert!(at("left") < at("join") && at("right") < at("join"), "{page}");
+}
+
+#[test]
+fn a_run_recorded_without_start_times_keeps_its_completion_order() {
+    let s = Sandbox::new(PARALLEL_WF);
+    let h = History::open(&s.path(".dagrun")).unwrap();
+    let task = |name: &str, ms: i64| dagrun_history::TaskRow {
+        task: name.into(),
+        status: "succeeded".into(),
+        duration_ms: ms,
+        ..Default::default()
+    };
+    let run = RunRow {
+        id: "20250101-000000000-aa".into(),
+        workflow: "fan".into(),
+        started_ms: 1_735_689_600_000,
+        finished_ms: Some(1_735_689_602_000),
+        status: "succeeded".into(),
+        tasks: vec![task("right", 1_000), task("left", 1_100), task("join", 5)],
+        ..Default::default()
+    };
+    h.record_run(&run).unwrap();
+    let ui = Ui::start(&s, &[]);
+    let page = ui.get(&format!("/runs/{}", run.id)).1;
+    assert!(page.contains("data-timed=\"0\"") && page.contains("task (in completion order)"), "{page}");
+    assert!(!page.contains("data-offset-ms"), "no start, no offset: {page}");
+    let at = |t: &str| page.find(&format!("<td>{t}</td>")).unwrap();
+    assert!(at("right") < at("left") && at("left") < at("join"), "{page}");
+}

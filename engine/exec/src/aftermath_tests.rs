@@ -85,6 +85,7 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         task: "drift".into(),
         status: drift,
         duration_ms: 1,
+        started_ms: None,
         key: None,
         cached: drift == TaskStatus::Cached,
         saved_ms: 0,

@@ -10,8 +10,9 @@ use crate::events::{Counts, RunStatus, TaskStatus};
 use crate::outcome::Failure;
 
 /// Version of the run record format. Version 1 (before `refused` was a status of its own:
-/// refusals were counted in `failed` too) is read and converted.
-pub const RUN_RECORD_VERSION: u32 = 2;
+/// refusals were counted in `failed` too) is read and converted; version 2 (before tasks had
+/// their start time, `started_ms`) is read as it is: its tasks have none.
+pub const RUN_RECORD_VERSION: u32 = 3;
 
 /// One task's line in a run record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,10 @@ pub struct TaskRecord {
     pub status: TaskStatus,
     /// Wall time in this run.
     pub duration_ms: u64,
+    /// When it started (Unix ms): the cache lookup, for a hit. `None` for a task that never
+    /// started (skipped), and in records of version 2 and older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     /// Cache key (hex).
     pub key: Option<String>,
     /// Whether it was a cache hit.
@@ -170,6 +175,11 @@ impl RunRecord {
                 r.version = RUN_RECORD_VERSION;
                 Ok(r)
             }
+            // Version 2 lacks only the tasks' start times (optional).
+            2 => {
+                r.version = RUN_RECORD_VERSION;
+                Ok(r)
+            }
             RUN_RECORD_VERSION => Ok(r),
             v => Err(RecordError::Newer(v)),
         }
@@ -219,6 +229,26 @@ mod tests {
         assert_eq!((r.status, r.counts.failed, r.counts.refused), (RunStatus::Refused, 0, 1));
         assert_eq!(r.version, RUN_RECORD_VERSION);
         assert!(r.registry.is_empty(), "older records have no registry changes");
+    }
+
+    #[test]
+    fn version_2_records_read_without_start_times_and_version_3_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), dagrun_cache::Durability::NoFsync).unwrap();
+        let v2 = r#"{"version":2,"id":"20260101-000000000-00","workflow":"w.ron","workflow_name":"w",
+            "started_ms":1,"finished_ms":2,"status":"succeeded",
+            "counts":{"succeeded":1,"cached":0,"failed":0,"skipped":0,"refused":0},"saved_ms":0,
+            "tasks":[{"task":"a","status":"succeeded","duration_ms":1,"key":null,"cached":false,
+            "saved_ms":0,"attempts":1,"error":null}]}"#;
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("runs/20260101-000000000-00.json"), v2).unwrap();
+        let mut r = RunRecord::read(&store, "20260101-000000000-00").unwrap();
+        assert_eq!((r.version, r.tasks[0].started_ms), (RUN_RECORD_VERSION, None));
+        r.tasks[0].started_ms = Some(1);
+        r.save(&store).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("runs/20260101-000000000-00.json")).unwrap();
+        assert!(text.contains("\"version\": 3") && text.contains("\"started_ms\": 1"), "{text}");
+        assert_eq!(RunRecord::read(&store, "20260101-000000000-00").unwrap().tasks[0].started_ms, Some(1));
     }
 
     #[test]

@@ -72,6 +72,7 @@ fn task_row(t: &TaskRecord, workflow_dir: Option<&Path>) -> TaskRow {
         task: t.task.clone(),
         status: t.status.as_str().to_owned(),
         duration_ms: ms(t.duration_ms),
+        started_ms: t.started_ms.map(ms),
         cached: t.cached,
         saved_ms: ms(t.saved_ms),
         attempts: t.attempts,

@@ -185,6 +185,7 @@ fn drift_results_per_column_come_from_the_summary_and_older_summaries_still_impo
         task: "x".into(),
         status: TaskStatus::Succeeded,
         duration_ms: 0,
+        started_ms: None,
         key: None,
         cached: false,
         saved_ms: 0,

@@ -28,7 +28,7 @@ pub use report::{Report, ReportQuery};
 pub use runs::{RegistryRow, RunRow, TaskRow, VerdictRow};
 
 /// The schema version this build writes; older ones are migrated on open.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The database's file name inside a state directory.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -63,7 +63,7 @@ pub enum HistoryError {
 }
 
 /// Migrations: entry `n` brings the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "
 CREATE TABLE approvals (
     id INTEGER PRIMARY KEY,
@@ -125,6 +125,7 @@ CREATE INDEX incidents_open ON incidents (registry, model, resolved_ms);
 ",
     runs::MIGRATION,
     drift::MIGRATION,
+    runs::MIGRATION_4,
 ];
 
 /// Why [`open_db`] failed.

@@ -76,6 +76,10 @@ CREATE INDEX incidents_by_detection ON incidents (detected_ms);
 CREATE INDEX approvals_by_decision ON approvals (state, decided_ms);
 ";
 
+/// Migration 3 → 4: each task's start time (`NULL` for runs recorded before, and for tasks that
+/// never started).
+pub(crate) const MIGRATION_4: &str = "ALTER TABLE run_tasks ADD COLUMN started_ms INTEGER;";
+
 /// One run as the history keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
@@ -135,6 +139,9 @@ pub struct TaskRow {
     pub status: String,
     /// Wall time in this run.
     pub duration_ms: i64,
+    /// When it started (Unix ms); `None` when it never started (skipped), or for runs recorded
+    /// before start times were (record version 2, schema version 3).
+    pub started_ms: Option<i64>,
     /// A cache hit.
     pub cached: bool,
     /// For a hit: the compute time it saved.
@@ -267,7 +274,7 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
     )?;
     let mut task = tx.prepare_cached(
         "INSERT INTO run_tasks (run_id, seq, task, status, duration_ms, cached, saved_ms, attempts, failure, error, \
-         key, blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         key, blocked, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut verdict = tx.prepare_cached(
         "INSERT OR REPLACE INTO verdicts (run_id, task, decision, reason, metric, value, threshold, shortfall) \
@@ -286,7 +293,8 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
             t.failure,
             t.error,
             t.key,
-            t.blocked.map(Blocked::as_str)
+            t.blocked.map(Blocked::as_str),
+            t.started_ms
         ])?;
         if let Some(v) = &t.verdict {
             verdict.execute(params![
@@ -369,7 +377,7 @@ pub(crate) fn verdict_from(r: &Row<'_>, decision: String, at: usize) -> rusqlite
 fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
     let mut stmt = tx.prepare_cached(
         "SELECT t.task, t.status, t.duration_ms, t.cached, t.saved_ms, t.attempts, t.failure, t.error, t.key, \
-         t.blocked, v.decision, v.reason, v.metric, v.value, v.threshold, v.shortfall \
+         t.blocked, v.decision, v.reason, v.metric, v.value, v.threshold, v.shortfall, t.started_ms \
          FROM run_tasks t LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.task = t.task \
          WHERE t.run_id = ?1 ORDER BY t.seq",
     )?;
@@ -385,6 +393,7 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
             task: r.get(0)?,
             status: r.get(1)?,
             duration_ms: r.get(2)?,
+            started_ms: r.get(16)?,
             cached: r.get(3)?,
             saved_ms: r.get(4)?,
             attempts: r.get(5)?,

@@ -45,6 +45,7 @@ fn sample(id: &str, started_ms: i64, finished: bool) -> RunRow {
             TaskRow {
                 task: "train".into(),
                 status: "cached".into(),
+                started_ms: Some(started_ms + 5),
                 cached: true,
                 saved_ms: 700,
                 key: Some("ab".into()),
@@ -157,7 +158,7 @@ fn the_report_query_reads_the_window_the_workflow_and_the_latest_estimate() {
 /// `fixtures/history-v2.sqlite`: the store a dagrun with schema version 2 wrote after one run of a
 /// `Drift` workflow (`drifty`, run `20261128-202513948-4a`; WAL checkpointed into the file).
 #[test]
-fn a_real_version_2_store_migrates_to_3_keeping_its_runs() {
+fn a_real_version_2_store_migrates_to_the_current_version_keeping_its_runs() {
     let dir = tempfile::tempdir().unwrap();
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/history-v2.sqlite");
     std::fs::copy(&fixture, dir.path().join(crate::FILE_NAME)).unwrap();
@@ -172,6 +173,7 @@ fn a_real_version_2_store_migrates_to_3_keeping_its_runs() {
     let old = h.run("20261128-202513948-4a").unwrap().expect("the run survived the migration");
     assert_eq!((old.workflow.as_str(), old.status.as_str(), old.tasks.len()), ("drifty", "succeeded", 1));
     assert_eq!(old.tasks[0].drift, None, "recorded before per-column results existed");
+    assert_eq!(old.tasks[0].started_ms, None, "recorded before start times were");
     assert!(h.drift_points(10).unwrap().is_empty());
     assert_eq!(h.settled_runs().unwrap(), HashSet::from(["20261128-202513948-4a".to_owned()]));
     // The migrated store takes runs with per-column results.

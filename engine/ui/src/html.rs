@@ -53,6 +53,8 @@ th{background:#eee}.problem{color:#a00}.muted{color:#777}\
 .s-succeeded,.s-ran{background:#cfc}.s-cached{background:#cdf}.s-failed{background:#fbb}\
 .s-refused{background:#fdb}.s-waiting,.s-running{background:#ffc}.s-none{background:#f4f4f4}\
 .grid td{width:1.2em;height:1em;padding:0}.bar{height:1em;display:inline-block}\
+.lane{position:relative;display:inline-block;vertical-align:middle;width:400px;height:1em;background:#f6f6f6}\
+.lane .bar{position:absolute;top:0}\
 .charts{display:flex;flex-wrap:wrap;gap:.8em;margin-bottom:.8em}.charts figure{margin:0}figcaption{font-size:.8em}";
 
 /// The frame every page shares.
