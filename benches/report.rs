@@ -92,6 +92,8 @@ fn record(i: usize, start_ms: u64) -> RunRecord {
         tasks,
         registry,
         manual_minutes: Some(45),
+        pid: None,
+        pid_started: None,
     }
 }
 

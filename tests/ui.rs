@@ -317,3 +317,49 @@ fn a_run_recorded_without_start_times_keeps_its_completion_order() {
     let at = |t: &str| page.find(&format!("<td>{t}</td>")).unwrap();
     assert!(at("right") < at("left") && at("left") < at("join"), "{page}");
 }
+
+/// A `dagrun run` killed with SIGKILL mid-run: `dagrun runs`, the UI and the report say
+/// `killed`; while it ran they said `running`.
+#[test]
+fn a_run_killed_with_kill_9_shows_as_killed_not_running() {
+    let s = Sandbox::new(r#"Workflow(name: "slow", tasks: [Task(name: "wait", kind: Command(run: "sleep 8"))])"#);
+    let mut child = s
+        .cmd(&["run", "wf.ron"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        let found = std::fs::read_dir(s.path(".dagrun/runs")).ok().and_then(|d| d.flatten().next());
+        if let Some(e) = found {
+            break e.file_name().to_string_lossy().trim_end_matches(".json").to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the run never wrote its record");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let runs = |s: &Sandbox| common::stdout(&s.dagrun(&["runs"]));
+    let listed = runs(&s);
+    assert!(listed.contains(&id) && listed.contains("running ") && !listed.contains("killed"), "{listed}");
+    let ui = Ui::start(&s, &[]);
+    let page = ui.get(&format!("/runs/{id}")).1;
+    assert!(page.contains("data-status=\"running\" data-live=\"1\"") && page.contains("Still going:"), "{page}");
+    drop(ui);
+
+    child.kill().unwrap(); // SIGKILL: no cleanup, the record stays `running`
+    child.wait().unwrap();
+    let record = s.read(&format!(".dagrun/runs/{id}.json"));
+    assert!(record.contains("\"status\": \"running\"") && record.contains("\"pid\""), "{record}");
+    let listed = runs(&s);
+    assert!(listed.contains("killed") && !listed.contains("running"), "{listed}");
+    let ui = Ui::start(&s, &[]);
+    let page = ui.get(&format!("/runs/{id}")).1;
+    assert!(page.contains("data-status=\"killed\">") && page.contains("Killed mid-run"), "{page}");
+    assert!(!page.contains("data-live"), "nothing to wait for: {page}");
+    assert!(ui.get("/runs").1.contains("<td class=\"s-failed\">killed</td>"));
+    let out = s.dagrun(&["report", "--format", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    assert_eq!((report["total"]["unfinished"].as_u64(), report["total"]["killed"].as_u64()), (Some(1), Some(1)));
+    let text = common::stdout(&s.dagrun(&["report"]));
+    assert!(text.contains("unfinished 1: 1 killed"), "{text}");
+}

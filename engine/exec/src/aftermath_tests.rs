@@ -110,6 +110,8 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         tasks: vec![task],
         registry: Vec::new(),
         manual_minutes: None,
+        pid: None,
+        pid_started: None,
     }
 }
 

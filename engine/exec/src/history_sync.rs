@@ -32,8 +32,8 @@ impl RunRecord {
             workflow_path: self.workflow.clone(),
             started_ms: ms(self.started_ms),
             finished_ms: self.finished_ms.map(ms),
-            // A record still `running` has no end: running now, or its process died.
-            status: self.status.as_str().to_owned(),
+            // A record still `running` has no end: running now, or its process died (`killed`).
+            status: if self.killed() { "killed".to_owned() } else { self.status.as_str().to_owned() },
             counts: RunCounts {
                 tasks: n(c.total()),
                 succeeded: n(c.succeeded),
@@ -47,6 +47,8 @@ impl RunRecord {
             },
             saved_ms: ms(self.saved_ms),
             manual_minutes: self.manual_minutes,
+            pid: self.pid,
+            pid_started: self.pid_started.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             tasks: self.tasks.iter().map(|t| task_row(t, workflow_dir)).collect(),
             registry: self.registry.iter().map(|c| registry_row(c, workflow_dir)).collect(),
         }

@@ -74,6 +74,8 @@ fn record(status: RunStatus, tasks: Vec<TaskRecord>, registry: Vec<RegistryChang
         tasks,
         registry,
         manual_minutes: None,
+        pid: None,
+        pid_started: None,
     }
 }
 

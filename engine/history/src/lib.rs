@@ -6,6 +6,7 @@
 //! ([`report`]) and the web UI query. WAL, `synchronous=FULL`, one transaction per step: a
 //! `kill -9` at any moment leaves it consistent.
 
+pub mod alive;
 pub mod approvals;
 mod compute;
 pub mod drift;

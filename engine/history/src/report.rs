@@ -131,6 +131,9 @@ pub struct Summary {
     pub interrupted: u64,
     /// Still running, or killed mid-run (no end recorded): in no rate.
     pub unfinished: u64,
+    /// Of those: killed mid-run (the process that ran them is gone).
+    #[serde(default)]
+    pub killed: u64,
     /// `completed / (completed + failed + interrupted)`; `None` with no ended run.
     pub success_rate: Option<f64>,
     /// Runs that moved a model's `current` up.

@@ -77,8 +77,13 @@ CREATE INDEX approvals_by_decision ON approvals (state, decided_ms);
 ";
 
 /// Migration 3 → 4: each task's start time (`NULL` for runs recorded before, and for tasks that
-/// never started).
-pub(crate) const MIGRATION_4: &str = "ALTER TABLE run_tasks ADD COLUMN started_ms INTEGER;";
+/// never started), and the process that ran the run (its pid and start time: a run with no end
+/// whose process is gone was killed).
+pub(crate) const MIGRATION_4: &str = "
+ALTER TABLE run_tasks ADD COLUMN started_ms INTEGER;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN pid_started INTEGER;
+";
 
 /// One run as the history keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -93,7 +98,8 @@ pub struct RunRow {
     pub started_ms: i64,
     /// End (Unix ms); `None` while running, or when the process died (killed mid-run).
     pub finished_ms: Option<i64>,
-    /// `running`, `succeeded`, `failed`, `refused`, `alerted`, `interrupted`, `waiting`.
+    /// `running`, `killed` (no end, and its process is gone), `succeeded`, `failed`, `refused`,
+    /// `alerted`, `interrupted`, `waiting`.
     pub status: String,
     /// Task instances by final state.
     pub counts: RunCounts,
@@ -101,6 +107,10 @@ pub struct RunRow {
     pub saved_ms: i64,
     /// The workflow's `manual_minutes` estimate when it ran (`None`: not set, or not known).
     pub manual_minutes: Option<u32>,
+    /// The process that ran it (`None` for runs recorded before it was).
+    pub pid: Option<u32>,
+    /// That process's start time (clock ticks since boot; see [`crate::alive`]).
+    pub pid_started: Option<i64>,
     /// Its tasks, in completion order.
     pub tasks: Vec<TaskRow>,
     /// How it moved the registry's `current` of each model its workflow names.
@@ -226,6 +236,13 @@ impl RunRow {
     pub fn finished(&self) -> bool {
         self.finished_ms.is_some()
     }
+
+    /// Its status now: a `running` run whose process is gone is `killed` (asked of `/proc` when
+    /// the process was recorded; else it stays `running`).
+    pub fn status_now(&self) -> &str {
+        let gone = || crate::alive::alive(self.pid, self.pid_started.map(|s| s as u64)) == Some(false);
+        if self.status == "running" && !self.finished() && gone() { "killed" } else { &self.status }
+    }
 }
 
 /// Why a run record could not be imported (the caller warns and goes on).
@@ -250,8 +267,8 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
     let c = &r.counts;
     tx.execute(
         "INSERT INTO runs (id, workflow, workflow_path, started_ms, finished_ms, status, tasks, succeeded, cached, \
-         failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes, pid, pid_started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             r.id,
             r.workflow,
@@ -269,7 +286,9 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
             c.held,
             c.waiting,
             r.saved_ms,
-            r.manual_minutes
+            r.manual_minutes,
+            r.pid,
+            r.pid_started
         ],
     )?;
     let mut task = tx.prepare_cached(
@@ -323,7 +342,7 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
 }
 
 const RUN_COLUMNS: &str = "id, workflow, workflow_path, started_ms, finished_ms, status, tasks, succeeded, cached, \
-    failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes";
+    failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes, pid, pid_started";
 
 /// A run row without its tasks and registry changes (the report reads those apart).
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -347,6 +366,8 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         },
         saved_ms: r.get(15)?,
         manual_minutes: r.get(16)?,
+        pid: r.get(17)?,
+        pid_started: r.get(18)?,
         tasks: Vec::new(),
         registry: Vec::new(),
     })

@@ -41,6 +41,8 @@ fn sample(id: &str, started_ms: i64, finished: bool) -> RunRow {
         counts: RunCounts { tasks: 2, cached: 1, refused: 1, ..RunCounts::default() },
         saved_ms: 700,
         manual_minutes: Some(20),
+        pid: None,
+        pid_started: None,
         tasks: vec![
             TaskRow {
                 task: "train".into(),

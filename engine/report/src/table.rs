@@ -117,8 +117,13 @@ fn recovery(o: &mut String, r: &Recovery, pad: &str) {
 fn runs(o: &mut String, s: &Summary, pad: &str) {
     let _ = writeln!(
         o,
-        "{pad}runs {} (completed {}, failed {}, interrupted {}, unfinished {})",
-        s.runs, s.completed, s.failed, s.interrupted, s.unfinished
+        "{pad}runs {} (completed {}, failed {}, interrupted {}, unfinished {}{})",
+        s.runs,
+        s.completed,
+        s.failed,
+        s.interrupted,
+        s.unfinished,
+        if s.killed > 0 { format!(": {} killed", s.killed) } else { String::new() }
     );
     let _ = writeln!(o, "{pad}success rate {}, cache hit rate {}", percent(s.success_rate), percent(s.cache.hit_rate));
     let per_week = s.deploys_per_week.map_or_else(|| "n/a".to_owned(), |w| trim(w, 2));

@@ -93,7 +93,7 @@ pub fn class(status: &str) -> &'static str {
         "succeeded" => "s-succeeded",
         "ran" => "s-ran",
         "cached" => "s-cached",
-        "failed" | "interrupted" => "s-failed",
+        "failed" | "interrupted" | "killed" => "s-failed",
         "refused" | "alerted" | "held" | "skipped" => "s-refused",
         "waiting" => "s-waiting",
         "running" => "s-running",

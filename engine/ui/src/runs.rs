@@ -78,8 +78,8 @@ pub fn list(app: &App, workflow: Option<&str>) -> Page {
             escape(&r.id),
             escape(&r.workflow),
             when(r.started_ms),
-            class(&r.status),
-            escape(&r.status),
+            class(r.status_now()),
+            escape(r.status_now()),
             r.counts.tasks,
             r.counts.cached,
             r.counts.failed,
@@ -97,24 +97,34 @@ pub fn one(app: &App, id: &str) -> Page {
         Ok(None) => return Page::not_found(format!("no run `{id}` in the history")),
         Err(e) => return Page::error(e),
     };
-    let live = if run.finished() { "" } else { " data-live=\"1\"" };
+    let status = run.status_now();
+    let live = if run.finished() || status == "killed" { "" } else { " data-live=\"1\"" };
     let mut body = format!(
         "<h1 id=\"run\" data-run=\"{}\" data-status=\"{}\"{live}>Run {}</h1><p>{} · started {} UTC · \
          <span class=\"{}\">{}</span> · {} tasks, {} cached, {} failed · the cache saved {}</p>",
         escape(&run.id),
-        escape(&run.status),
+        escape(status),
         escape(&run.id),
         workflow_link(&run.workflow),
         when(run.started_ms),
-        class(&run.status),
-        escape(&run.status),
+        class(status),
+        escape(status),
         run.counts.tasks,
         run.counts.cached,
         run.counts.failed,
         dagrun_report::duration(run.saved_ms)
     );
-    if !run.finished() {
-        body.push_str("<p class=\"muted\">Still going (or killed mid-run): this page reloads when it changes.</p>");
+    match status {
+        "killed" => body.push_str(
+            "<p class=\"problem\">Killed mid-run: no end was recorded and the process that ran it is gone.</p>",
+        ),
+        _ if run.finished() => {}
+        _ if run.pid.is_some() => {
+            body.push_str("<p class=\"muted\">Still going: this page reloads when it changes.</p>")
+        }
+        _ => {
+            body.push_str("<p class=\"muted\">Still going (or killed mid-run): this page reloads when it changes.</p>")
+        }
     }
     body.push_str(&timeline(&run));
     if run.status == "waiting" {
@@ -210,8 +220,8 @@ pub async fn events(
         loop {
             let (a, i) = (app.clone(), id.clone());
             let now = tokio::task::spawn_blocking(move || a.history.run(&i).ok().flatten()).await.ok().flatten();
-            let state = now.as_ref().map(|r| format!("{} {}", r.status, r.tasks.len()));
-            let finished = now.as_ref().is_none_or(RunRow::finished);
+            let state = now.as_ref().map(|r| format!("{} {}", r.status_now(), r.tasks.len()));
+            let finished = now.as_ref().is_none_or(|r| r.finished() || r.status_now() == "killed");
             if state != last {
                 let data = state.clone().unwrap_or_else(|| "unknown".to_owned());
                 return Some((Ok(Event::default().data(data)), (app, id, state, finished)));
