@@ -71,6 +71,7 @@ pub fn compute(facts: &Facts, q: &ReportQuery) -> Report {
         drift: recovery(facts.incidents.iter().collect()),
         prevented: facts.blocks.clone(),
         days: days(facts, q),
+        notifications: facts.notifications.clone(),
     }
 }
 
