@@ -32,6 +32,7 @@ fn task(name: &str, status: TaskStatus, error: Option<String>, summary: Option<s
         task: name.into(),
         status,
         duration_ms: if cached { 1 } else { 4_000 },
+        started_ms: None,
         key: Some(format!("{:064x}", name.len())),
         cached,
         saved_ms: if cached { 4_000 } else { 0 },
@@ -91,6 +92,8 @@ fn record(i: usize, start_ms: u64) -> RunRecord {
         tasks,
         registry,
         manual_minutes: Some(45),
+        pid: None,
+        pid_started: None,
     }
 }
 

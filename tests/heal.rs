@@ -367,6 +367,19 @@ fn check_report(l: &Loop) {
         r["prevented"].as_array().unwrap().iter().filter(|b| b["kind"] == "approval").collect();
     assert_eq!(approvals.len(), 1, "the rejection, once (not again as the resumed run's refused step)");
     assert!(approvals[0]["reason"].as_str().unwrap().starts_with("rejected by ana: two retrains this week already"));
+
+    // The notification deliveries: per sink, what its receiver got.
+    let n = &r["notifications"];
+    let sink = |name: &str| n["sinks"].as_array().unwrap().iter().find(|s| s["sink"] == name).cloned().unwrap();
+    let received = [("webhook", l.hook.json("/hook").len()), ("slack", l.hook.json("/slack/T000/B000/secret").len())];
+    for (name, got) in received {
+        assert!(got > 0, "{name} received nothing");
+        assert_eq!(sink(name)["delivered"].as_u64(), Some(got as u64), "{name}: {n}");
+    }
+    let per_sink: u64 = n["sinks"].as_array().unwrap().iter().map(|s| s["delivered"].as_u64().unwrap()).sum();
+    assert_eq!(n["delivered"].as_u64(), Some(per_sink), "{n}");
+    let text = common::stdout(&l.dagrun(&["report"]));
+    assert!(text.contains(&format!("Notifications: {per_sink} delivered, ")), "{text}");
 }
 
 /// Every notification of the scenario reached both sinks, once, in the documented shapes:

@@ -301,4 +301,15 @@ fn approving_a_waiting_run_through_the_page_deploys_it() {
     b.open(&format!("{base}/workflows/self-heal"));
     assert_eq!(b.find("#dag g.task[data-task=\"deploy\"][data-status=\"succeeded\"]").len(), 1);
     b.screenshot("dag-self-heal");
+
+    // The drifted day per column: the drift check of the deployed churn model, a chart per
+    // compared column, the drifted ones marked; the incident below.
+    b.open(&format!("{base}/drift"));
+    let section = "section.drift[data-workflow=\"self-heal\"][data-task=\"drift\"]";
+    let charts = b.find(&format!("{section} figure.drift-column"));
+    assert!(charts.len() >= 10, "10 features and region: {}", b.text(section));
+    assert!(!b.find(&format!("{section} circle.drifted")).is_empty(), "the drifted day is marked");
+    assert!(b.text(section).contains("checks churn"), "{}", b.text(section));
+    assert!(b.text("#incidents").contains("churn"), "the incident stays listed");
+    b.screenshot("drift-self-heal");
 }

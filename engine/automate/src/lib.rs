@@ -5,8 +5,11 @@
 //!
 //! Layout: [`clock`] (real or manual time), [`log`] (the SQLite event log), [`ticks`] (cron
 //! evaluation and catch-up), [`watch`] (file-landed detection), [`hooks`] (the HTTP server for
-//! webhooks), [`daemon`] (the loop that ties them to the engine), [`export`] (CI files).
+//! webhooks), [`daemon`] (the loop that ties them to the engine), [`export`] (CI files),
+//! [`trigger`] (a manual event: queued for the daemon, or run here) and [`approve`] (a person's
+//! decision on a parked run and its resumption: `dagrun approve/reject` and the web UI's buttons).
 
+pub mod approve;
 pub mod clock;
 pub mod daemon;
 pub mod export;

@@ -98,9 +98,14 @@ pub(crate) fn prepare_error(e: PrepareError) -> Exit {
 
 /// Prints why a workflow could not be prepared (every diagnostic), without an exit line.
 pub(crate) fn report_prepare_error(e: PrepareError) {
+    crate::printer::err(format_args!("{}", prepare_error_text(&e)));
+}
+
+/// Why a workflow could not be prepared, as [`report_prepare_error`] prints it.
+pub(crate) fn prepare_error_text(e: &PrepareError) -> String {
     match e {
-        PrepareError::Invalid(diags) => crate::printer::err(format_args!("{}", render::diagnostics(&diags))),
-        e => crate::printer::err(format_args!("error: {e}\n")),
+        PrepareError::Invalid(diags) => render::diagnostics(diags),
+        e => format!("error: {e}\n"),
     }
 }
 

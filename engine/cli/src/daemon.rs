@@ -7,11 +7,11 @@ use std::sync::Arc;
 use dagrun_automate::clock::{Clock, SystemClock};
 use dagrun_automate::daemon::{self, Change, Config, Notice, Observer, Shutdown};
 use dagrun_automate::log::Event;
-use dagrun_exec::{RunRequest, RunStatus};
-use dagrun_plan::PartitionSelection;
+use dagrun_automate::trigger::Triggered;
+use dagrun_exec::RunStatus;
 
 use crate::args::{DaemonAction, DaemonArgs, StateArgs};
-use crate::commands::{Interrupts, default_jobs, durability, error, now_secs, prepare_error, runtime, state_dir};
+use crate::commands::{Interrupts, default_jobs, durability, error, now_secs, runtime};
 use crate::exit::Exit;
 use crate::printer::{errln, outln};
 use crate::reporter::PlainReporter;
@@ -302,68 +302,15 @@ fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Resu
     Ok(Exit::Success)
 }
 
-/// `dagrun trigger`: records the event; a running daemon runs it, else it runs here.
+/// `dagrun trigger`: records the event; a running daemon runs it, else it runs here
+/// (`dagrun_automate::trigger::trigger`).
 pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state: &StateArgs) -> Result<Exit, Exit> {
-    let mut req = RunRequest::new(now_secs());
-    if let Some(p) = partition {
-        req.partitions = PartitionSelection::Keys(vec![p.to_owned()]);
+    let here = crate::run::here(None, false, false)?;
+    let progress = crate::run::Printed::new(false);
+    let work = dagrun_automate::trigger::trigger(path, partition, reason, state.state_dir.as_deref(), &here, &progress);
+    match crate::run::interruptible(&here.cancel, work)? {
+        Ok(Triggered::Queued { .. }) => Ok(Exit::Success),
+        Ok(Triggered::Ran(r)) => Ok(Exit::of_run(r.status)),
+        Err(e) => Err(crate::run::trigger_error(e)),
     }
-    let plan = dagrun_exec::prepare(path, &req).map_err(prepare_error)?;
-    if let Some(p) = partition {
-        dagrun_automate::trigger::check_partition(&plan.workflow, p).map_err(|why| error(why, Exit::Usage))?;
-    }
-    let dir = state_dir(state, Some(path));
-    let name = plan.workflow.name.clone();
-    let now = SystemClock.now_ms();
-    let running = daemon::running(&dir);
-    let daemon = running.clone().filter(|d| d.workflows.is_empty() || d.workflows.contains(&name));
-    if let Some(d) = &daemon
-        && let Some(theirs) = d.files.get(&name)
-    {
-        let same = |p: &Path| std::fs::canonicalize(p).ok();
-        if same(theirs) != same(path) {
-            return Err(error(
-                format!(
-                    "the daemon (pid {}) runs workflow `{name}` from {}, not from {}: workflow names must be unique \
-                     in one state directory; rename one of them",
-                    d.pid,
-                    theirs.display(),
-                    path.display()
-                ),
-                Exit::Usage,
-            ));
-        }
-    }
-    let (log, rec) = dagrun_automate::trigger::record_manual(&dir, &name, partition, reason, now)
-        .map_err(|e| error(e, Exit::Internal))?;
-    if let Some(d) = daemon {
-        let woke = d.addr.as_deref().is_some_and(dagrun_automate::trigger::wake);
-        let when = if woke { "now" } else { "at its next look at the log" };
-        outln!(
-            "event #{} queued for {name}; the daemon (pid {}) runs it {when} (see `dagrun daemon status`)",
-            rec.id,
-            d.pid
-        );
-        return Ok(Exit::Success);
-    }
-    match running {
-        Some(d) => errln!("the daemon (pid {}) does not run `{name}`: running event #{} here", d.pid, rec.id),
-        None => errln!("no daemon is running on {}: running event #{} here", dir.display(), rec.id),
-    }
-    let run_id = dagrun_exec::new_run_id(dagrun_cache::now_ms());
-    log.start_run(&run_id, &name, &[rec.id], now).map_err(|e| error(e, Exit::Internal))?;
-    let flags =
-        crate::run::Flags { jobs: None, verify: false, reverse: false, json: false, run_id: Some(run_id.clone()) };
-    let result = crate::run::run_plan(&plan, &flags, state);
-    let end = SystemClock.now_ms();
-    let closed = match &result {
-        Ok(r) if r.status == RunStatus::Interrupted => log.requeue_run(&run_id, "interrupted", end),
-        Ok(r) => log.finish_run(&run_id, r.status.as_str(), end),
-        // Nobody else would run it: the event is closed as not run.
-        Err(_) => log
-            .requeue_run(&run_id, "not started", end)
-            .and_then(|()| log.skip(&[rec.id], "not run: the run could not start", end)),
-    };
-    closed.map_err(|e| error(e, Exit::Internal))?;
-    result.map(|r| Exit::of_run(r.status))
 }

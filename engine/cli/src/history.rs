@@ -47,7 +47,7 @@ pub fn runs(
         println!(
             "{:21}  {:11}  {:>5}  {:>6}  {:>6}  {:>6}  {:>7}  {:>8}  {:>8}",
             r.id,
-            status_name(r.status),
+            status_name(r),
             r.counts.total(),
             r.counts.succeeded,
             r.counts.cached,
@@ -62,9 +62,13 @@ pub fn runs(
     Ok(Exit::Success)
 }
 
-/// A run's status as `runs` and `show` print it (`running?`: still running, or its process died).
-fn status_name(s: RunStatus) -> &'static str {
-    match s {
+/// A run's status as `runs` and `show` print it: a run with no end is `killed` when the process
+/// that ran it is gone, `running` while it is there, `running?` when the record does not say
+/// which process ran it (written before records did).
+fn status_name(r: &RunRecord) -> &'static str {
+    match r.status {
+        RunStatus::Running if r.killed() => "killed",
+        RunStatus::Running if r.pid.is_some() => "running",
         RunStatus::Running => "running?",
         s => s.as_str(),
     }
@@ -82,7 +86,7 @@ pub fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs)
         println!("{}", serde_json::to_string_pretty(&r).expect("serializes"));
         return Ok(Exit::Success);
     }
-    println!("run {} of `{}` ({}): {}", r.id, r.workflow_name, r.workflow, status_name(r.status));
+    println!("run {} of `{}` ({}): {}", r.id, r.workflow_name, r.workflow, status_name(&r));
     let width = r.tasks.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:9}  {:>8}  {:12}  note", "task", "status", "time", "key");
     for t in &r.tasks {

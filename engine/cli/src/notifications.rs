@@ -1,46 +1,20 @@
-//! Notifications as the CLI shows them: delivery of what is due after a run (within a time
-//! budget, never touching the run's exit code) and its one line; the runs with undelivered
+//! Notifications as the CLI shows them: the one line about what was left undelivered after a
+//! run (delivered by `dagrun_automate::trigger::run_here` within a time budget, never touching
+//! the run's exit code); the runs with undelivered
 //! notifications under `dagrun runs`; and the `dagrun runs --notifications` list.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use dagrun_cache::Store;
 use dagrun_history::{Delivery, DeliveryState, History};
-use dagrun_notify::{DeliverOptions, MAX_ATTEMPTS, Summary};
+use dagrun_notify::{MAX_ATTEMPTS, Summary};
 use dagrun_workflow::heal::NotifyDef;
 
 use crate::exit::Exit;
-use crate::printer::{errln, outln};
-
-/// Delivers what is due in `history` within `budget` (zero: nothing is tried), then says what
-/// is left undelivered in one line on stderr.
-pub(crate) fn after_run(runtime: &tokio::runtime::Runtime, history: &History, budget: Duration) {
-    if budget.is_zero() {
-        return;
-    }
-    let opts = DeliverOptions { budget: Some(budget), ..DeliverOptions::default() };
-    let summary = runtime.block_on(dagrun_notify::deliver_due(history, now_ms(), &opts));
-    if let Some(line) = summary_line(&summary) {
-        errln!("{line}");
-    }
-}
-
-/// [`after_run`] for a command that ran no workflow (`dagrun reject`), in a runtime of its own.
-pub(crate) fn deliver_here(history: &History) -> Result<(), Exit> {
-    let budget = crate::env::notify_budget()?;
-    if !budget.is_zero() {
-        after_run(&crate::commands::runtime()?, history, budget);
-    }
-    Ok(())
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(dagrun_cache::now_ms()).unwrap_or(i64::MAX)
-}
+use crate::printer::outln;
 
 /// `notifications: 2 delivered, 1 not yet (WHY; ...)`, or nothing when all went out.
-fn summary_line(s: &Summary) -> Option<String> {
+pub(crate) fn summary_line(s: &Summary) -> Option<String> {
     if s.attempted() == 0
         && let Some(e) = &s.store_error
     {

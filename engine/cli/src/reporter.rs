@@ -67,34 +67,40 @@ pub struct PlainReporter;
 
 impl Reporter for PlainReporter {
     fn report(&self, event: &Event) {
-        let line = match event {
-            Event::RunStarted { run_id, workflow, tasks, partitions: 0, jobs } => {
-                format!("dagrun: run {run_id} of `{workflow}`: {tasks} task(s), {jobs} at a time")
-            }
-            Event::RunStarted { run_id, workflow, tasks, partitions, jobs } => format!(
-                "dagrun: run {run_id} of `{workflow}`: {tasks} task(s) over {partitions} partition(s), {jobs} at a time"
-            ),
-            Event::PartitionFinished { .. } => return,
-            Event::TaskStarted { task, attempt: 1 } => format!("  run      {task}"),
-            Event::TaskStarted { task, attempt } => format!("  run      {task} (attempt {attempt})"),
-            Event::TaskRetrying { task, attempt, error, delay_ms } => format!(
-                "  retry    {task}: attempt {attempt} failed ({}); retrying in {}",
-                first_line(error),
-                duration::format(Duration::from_millis(*delay_ms))
-            ),
-            Event::TaskFinished { .. } => finished_line(event),
-            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
-                notice(event).unwrap_or_default()
-            }
-            Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
-            Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
-                format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
-            }
-            Event::PluginBuildFinished { plugin, error: Some(e), .. } => format!("  FAILED   build of {plugin}: {e}"),
-            Event::RunFinished { .. } => return,
-        };
-        errln!("{line}");
+        if let Some(line) = plain_line(event) {
+            errln!("{line}");
+        }
     }
+}
+
+/// An event as [`PlainReporter`] prints it (`None`: an event it does not show).
+pub(crate) fn plain_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted { run_id, workflow, tasks, partitions: 0, jobs } => {
+            format!("dagrun: run {run_id} of `{workflow}`: {tasks} task(s), {jobs} at a time")
+        }
+        Event::RunStarted { run_id, workflow, tasks, partitions, jobs } => format!(
+            "dagrun: run {run_id} of `{workflow}`: {tasks} task(s) over {partitions} partition(s), {jobs} at a time"
+        ),
+        Event::PartitionFinished { .. } => return None,
+        Event::TaskStarted { task, attempt: 1 } => format!("  run      {task}"),
+        Event::TaskStarted { task, attempt } => format!("  run      {task} (attempt {attempt})"),
+        Event::TaskRetrying { task, attempt, error, delay_ms } => format!(
+            "  retry    {task}: attempt {attempt} failed ({}); retrying in {}",
+            first_line(error),
+            duration::format(Duration::from_millis(*delay_ms))
+        ),
+        Event::TaskFinished { .. } => finished_line(event),
+        Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
+            notice(event).unwrap_or_default()
+        }
+        Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
+        Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
+            format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
+        }
+        Event::PluginBuildFinished { plugin, error: Some(e), .. } => format!("  FAILED   build of {plugin}: {e}"),
+        Event::RunFinished { .. } => return None,
+    })
 }
 
 /// An error on one line: newlines become ` | `, cut at 200 characters.

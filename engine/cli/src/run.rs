@@ -6,8 +6,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use dagrun_automate::trigger::{Here, Progress, Step, TriggerError};
 use dagrun_cache::{StatCache, Store};
-use dagrun_exec::{Cancel, Engine, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
+use dagrun_exec::{Cancel, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
 use dagrun_plan::{Decision, Force, KeyContext, PartitionSelection, PlannedTask};
 use dagrun_workflow::{Workflow, partition};
 
@@ -112,45 +113,35 @@ fn execute(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
-    let opts = Flags { jobs, verify, reverse, json, run_id: None };
-    let exit = run_plan(&plan, &opts, state).map(|r| {
-        let exit = Exit::of_run(r.status);
-        std::mem::forget(r);
-        exit
-    });
+    let here = here(jobs, reverse, verify)?;
+    let dir = state_dir(state, Some(&plan.path));
+    let progress = Printed::new(json);
+    let record = interruptible(&here.cancel, dagrun_automate::trigger::run_here(&plan, &dir, &here, &progress))?;
+    let exit = record
+        .map(|r| {
+            let exit = Exit::of_run(r.status);
+            std::mem::forget(r);
+            exit
+        })
+        .map_err(trigger_error);
     std::mem::forget(plan);
     exit
 }
 
-/// How `run_plan` runs.
-pub(crate) struct Flags {
-    pub jobs: Option<usize>,
-    pub verify: bool,
-    pub reverse: bool,
-    pub json: bool,
-    /// A run id chosen beforehand (`dagrun trigger` records it in the event log first).
-    pub run_id: Option<String>,
+/// How a run here runs: `-j`, `--reverse`, `--verify`, the log cap and the notification budget
+/// from the environment, a fresh cancel handle.
+pub(crate) fn here(jobs: Option<usize>, reverse: bool, verify: bool) -> Result<Here, Exit> {
+    let options =
+        RunOptions { jobs: default_jobs(jobs), reverse, verify, log_bytes: crate::env::log_max()?, run_id: None };
+    Ok(Here { options, durability: durability(), notify_budget: crate::env::notify_budget()?, cancel: Cancel::new() })
 }
 
-/// [`execute`], returning the run's record.
-pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Result<RunRecord, Exit> {
-    let Flags { jobs, verify, reverse, json, .. } = *flags;
-    let dir = state_dir(state, Some(&plan.path));
-    let engine = Engine::open(&dir, durability())
-        .map_err(|e| error(format!("cannot open state directory: {e}"), Exit::Internal))?;
-    let reporter: Arc<dyn dagrun_exec::Reporter> = if json {
-        Arc::new(JsonReporter)
-    } else if std::io::stderr().is_terminal() {
-        Arc::new(ProgressReporter::new())
-    } else {
-        Arc::new(PlainReporter)
-    };
-    let jobs = default_jobs(jobs);
-    let opts = RunOptions { jobs, reverse, verify, log_bytes: crate::env::log_max()?, run_id: flags.run_id.clone() };
-    let notify_budget = crate::env::notify_budget()?;
+/// Runs `work` (a run here, or what resumes one) on a new runtime, Ctrl-C and SIGTERM wired to
+/// `cancel`: the first stops the running tasks cleanly, the second abandons them (and exits
+/// after 3 s should the engine not return).
+pub(crate) fn interruptible<T>(cancel: &Cancel, work: impl std::future::Future<Output = T>) -> Result<T, Exit> {
     let runtime = runtime()?;
-    let cancel = Cancel::new();
-    let record = runtime.block_on(async {
+    let out = runtime.block_on(async {
         let on_signal = cancel.clone();
         tokio::spawn(async move {
             // Ctrl-C, or SIGTERM (`timeout`, `kill`, a CI runner cancelling a job): the same.
@@ -170,26 +161,71 @@ pub(crate) fn run_plan(plan: &RunPlan, flags: &Flags, state: &StateArgs) -> Resu
                 }
             }
         });
-        engine.run(plan, &opts, reporter, &cancel).await
+        work.await
     });
-    let record = record.map_err(|e| error(&e, Exit::of_run_error(&e)))?;
-    if !json {
-        crate::printer::err(format_args!("{}", summary(&record)));
-    }
     if cancel.is_abandoned() {
         // Abandoned plugin threads may still be running: do not wait for them.
         runtime.shutdown_background();
-        return Ok(record);
     }
-    if !cancel.is_cancelled() {
-        // After the summary, never changing the run's outcome: what is left is retried later.
-        crate::notifications::after_run(&runtime, engine.history(), notify_budget);
+    Ok(out)
+}
+
+/// The exit of a run (or trigger) that could not happen, its reason printed.
+pub(crate) fn trigger_error(e: TriggerError) -> Exit {
+    match e {
+        TriggerError::Prepare(e) => prepare_error(e),
+        e @ TriggerError::Usage(_) => error(e, Exit::Usage),
+        e @ (TriggerError::Log(_) | TriggerError::Open(_)) => error(e, Exit::Internal),
+        TriggerError::Run(e) => error(&e, Exit::of_run_error(&e)),
     }
-    Ok(record)
+}
+
+/// Prints what a run here, `dagrun trigger` and `dagrun approve` report: a run's events through
+/// the reporter for the terminal (or JSON), the table of its tasks after it, the line about the
+/// notifications left undelivered; other steps one line each, the outcome on stdout and notes
+/// on stderr.
+pub(crate) struct Printed {
+    reporter: Arc<dyn dagrun_exec::Reporter>,
+    json: bool,
+}
+
+impl Printed {
+    pub(crate) fn new(json: bool) -> Printed {
+        let reporter: Arc<dyn dagrun_exec::Reporter> = if json {
+            Arc::new(JsonReporter)
+        } else if std::io::stderr().is_terminal() {
+            Arc::new(ProgressReporter::new())
+        } else {
+            Arc::new(PlainReporter)
+        };
+        Printed { reporter, json }
+    }
+}
+
+impl Progress for Printed {
+    fn step(&self, step: Step<'_>) {
+        match step {
+            Step::RunFinished(r) if !self.json => crate::printer::err(format_args!("{}", summary(r))),
+            Step::Notifications(s) => {
+                if let Some(line) = crate::notifications::summary_line(s) {
+                    errln!("{line}");
+                }
+            }
+            s => match s.line() {
+                Some(line) if s.is_note() => errln!("{line}"),
+                Some(line) => outln!("{line}"),
+                None => {}
+            },
+        }
+    }
+
+    fn reporter(&self) -> Arc<dyn dagrun_exec::Reporter> {
+        self.reporter.clone()
+    }
 }
 
 /// The table printed after a run (at most 40 rows; cached tasks go first when cut).
-fn summary(r: &RunRecord) -> String {
+pub(crate) fn summary(r: &RunRecord) -> String {
     const MAX_ROWS: usize = 40;
     let mut rows: Vec<_> = r.tasks.iter().collect();
     let hidden = rows.len().saturating_sub(MAX_ROWS);

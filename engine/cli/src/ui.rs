@@ -1,9 +1,13 @@
 //! `dagrun ui`: loads the workflow files given (their graphs), brings the history store up to
 //! date with the run records, starts the UI from `dagrun-ui`, prints its address and token, and
-//! stops on SIGTERM or Ctrl-C. Approve/reject from the page run `dagrun approve/reject` itself.
+//! stops on SIGTERM or Ctrl-C. Approve/reject from the page call what `dagrun approve/reject`
+//! call (`dagrun_automate::approve::decide`), in this process.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use dagrun_automate::approve;
+use dagrun_automate::trigger::{Here, Progress, Step};
 
 use dagrun_history::{Decision, History};
 use dagrun_ui::{Graph, Node, Ui, UiOptions};
@@ -17,7 +21,8 @@ pub fn ui(args: &UiArgs) -> Result<Exit, Exit> {
     let graphs = args.workflows.iter().map(|w| graph(w)).collect::<Result<Vec<_>, _>>()?;
     let dir = state_dir(&args.state, args.workflows.first().map(PathBuf::as_path));
     let history = Arc::new(open(&dir)?);
-    let decide = decider(std::path::absolute(&dir).unwrap_or_else(|_| dir.clone()));
+    let decide =
+        decider(std::path::absolute(&dir).unwrap_or_else(|_| dir.clone()), crate::run::here(None, false, false)?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -78,22 +83,78 @@ fn open(dir: &Path) -> Result<History, Exit> {
     Ok(history)
 }
 
-/// Approve/reject: this binary's `dagrun approve|reject RUN --by NAME --state-dir DIR`, the one
-/// code path (it records the decision, then resumes the run: a daemon's, or here).
-fn decider(dir: PathBuf) -> dagrun_ui::Decide {
+/// Approve/reject: `dagrun_automate::approve::decide`, the function `dagrun approve|reject` call,
+/// in this process on the UI's state directory (it records the decision, then resumes the run: a
+/// daemon's, or here). Its steps, the resumed run's events and its table of tasks are collected
+/// as `dagrun approve` prints them; the page shows them.
+fn decider(dir: PathBuf, here: Here) -> dagrun_ui::Decide {
     Arc::new(move |decision: Decision, run: &str, by: &str| {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the dagrun binary: {e}"))?;
-        let verb = if decision == Decision::Approve { "approve" } else { "reject" };
-        let out = std::process::Command::new(exe)
-            // `--by=` and `--` keep a name or run id that starts with `-` from reading as an option.
-            .args([verb, &format!("--by={by}")])
-            .arg("--state-dir")
-            .arg(&dir)
-            .args(["--", run])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run dagrun {verb}: {e}"))?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if out.status.success() { Ok(text) } else { Err(text) }
+        let store = match dagrun_cache::Store::open_existing(&dir, crate::commands::durability()) {
+            Ok(Some(store)) => store,
+            Ok(None) => {
+                return Err(format!("no state directory at {}: nothing waits for approval there", dir.display()));
+            }
+            Err(e) => return Err(format!("cannot open state directory: {e}")),
+        };
+        let here = Here { cancel: dagrun_exec::Cancel::new(), ..here.clone() };
+        let said = Collected::default();
+        let req = approve::Request { run, decision, by, note: None, state: Some(&dir) };
+        // On a blocking thread of the UI's runtime (pages render there): the run's tasks go to
+        // the runtime's workers.
+        let done = tokio::runtime::Handle::current().block_on(approve::decide(&store, req, &here, &said));
+        let mut text = said.text();
+        match done {
+            Ok(d) if d.resumed.iter().all(|r| !matches!(r, approve::Resumed::Here { deployed: None, .. })) => Ok(text),
+            Ok(_) => Err(text),
+            Err(e) => {
+                if let approve::ApproveError::CannotResume { cause, .. } = &e {
+                    text.push_str(&crate::commands::prepare_error_text(cause));
+                }
+                text.push_str(&format!("error: {e}\n"));
+                Err(text)
+            }
+        }
     })
+}
+
+/// What a decision said, line by line, as `dagrun approve` prints it.
+#[derive(Default)]
+struct Collected {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Collected {
+    fn push(&self, line: String) {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+
+    fn text(&self) -> String {
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().map(|l| format!("{}\n", l.trim_end_matches('\n'))).collect()
+    }
+}
+
+impl Progress for Collected {
+    fn step(&self, step: Step<'_>) {
+        let line = match &step {
+            Step::RunFinished(r) => Some(crate::run::summary(r)),
+            Step::Notifications(s) => crate::notifications::summary_line(s),
+            s => s.line(),
+        };
+        if let Some(line) = line {
+            self.push(line);
+        }
+    }
+
+    fn reporter(&self) -> Arc<dyn dagrun_exec::Reporter> {
+        Arc::new(Collected { lines: self.lines.clone() })
+    }
+}
+
+impl dagrun_exec::Reporter for Collected {
+    fn report(&self, event: &dagrun_exec::Event) {
+        if let Some(line) = crate::reporter::plain_line(event) {
+            self.push(line);
+        }
+    }
 }

@@ -85,6 +85,7 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         task: "drift".into(),
         status: drift,
         duration_ms: 1,
+        started_ms: None,
         key: None,
         cached: drift == TaskStatus::Cached,
         saved_ms: 0,
@@ -109,6 +110,8 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         tasks: vec![task],
         registry: Vec::new(),
         manual_minutes: None,
+        pid: None,
+        pid_started: None,
     }
 }
 

@@ -241,6 +241,7 @@ impl Engine {
         let started_ms = now_ms();
         let run_id = opts.run_id.clone().unwrap_or_else(|| new_run_id(started_ms));
         let partitions = plan.instances.partition_keys().len();
+        let (pid, pid_started) = dagrun_history::alive::this_process();
         let record = RunRecord {
             version: RUN_RECORD_VERSION,
             id: run_id.clone(),
@@ -254,6 +255,8 @@ impl Engine {
             tasks: Vec::with_capacity(plan.instances.len()),
             registry: Vec::new(),
             manual_minutes: plan.workflow.manual_minutes,
+            pid: Some(pid),
+            pid_started,
         };
         record.save(store)?;
         let jobs = opts.jobs.max(1);

@@ -10,8 +10,9 @@ use crate::events::{Counts, RunStatus, TaskStatus};
 use crate::outcome::Failure;
 
 /// Version of the run record format. Version 1 (before `refused` was a status of its own:
-/// refusals were counted in `failed` too) is read and converted.
-pub const RUN_RECORD_VERSION: u32 = 2;
+/// refusals were counted in `failed` too) is read and converted; version 2 (before tasks had
+/// their start time, `started_ms`) is read as it is: its tasks have none.
+pub const RUN_RECORD_VERSION: u32 = 3;
 
 /// One task's line in a run record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,6 +23,10 @@ pub struct TaskRecord {
     pub status: TaskStatus,
     /// Wall time in this run.
     pub duration_ms: u64,
+    /// When it started (Unix ms): the cache lookup, for a hit. `None` for a task that never
+    /// started (skipped), and in records of version 2 and older.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
     /// Cache key (hex).
     pub key: Option<String>,
     /// Whether it was a cache hit.
@@ -74,6 +79,13 @@ pub struct RunRecord {
     /// records written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_minutes: Option<u32>,
+    /// The process that ran it (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// That process's start time, so a pid taken by another process since is not mistaken for
+    /// it (clock ticks since boot, Linux; see `dagrun_history::alive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_started: Option<u64>,
 }
 
 /// One registry model's `current` before and after a run.
@@ -122,6 +134,15 @@ fn runs_dir(store: &Store) -> PathBuf {
 }
 
 impl RunRecord {
+    /// Whether the run was killed mid-run: it has no end and the process that ran it is gone.
+    /// `false` while it runs, once it ended, and when its process was not recorded (then it
+    /// cannot be told from a run going on).
+    pub fn killed(&self) -> bool {
+        self.finished_ms.is_none()
+            && self.status == RunStatus::Running
+            && dagrun_history::alive::alive(self.pid, self.pid_started) == Some(false)
+    }
+
     /// Writes (or overwrites) the record.
     pub fn save(&self, store: &Store) -> Result<(), StoreError> {
         let path = runs_dir(store).join(format!("{}.json", self.id));
@@ -170,6 +191,11 @@ impl RunRecord {
                 r.version = RUN_RECORD_VERSION;
                 Ok(r)
             }
+            // Version 2 lacks only the tasks' start times (optional).
+            2 => {
+                r.version = RUN_RECORD_VERSION;
+                Ok(r)
+            }
             RUN_RECORD_VERSION => Ok(r),
             v => Err(RecordError::Newer(v)),
         }
@@ -204,21 +230,44 @@ pub fn new_run_id(now_ms: u64) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn version_1_records_count_refusals_apart() {
+    /// A store holding `text` as the record of run `20260101-000000000-00`.
+    fn store_with(text: &str) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), dagrun_cache::Durability::NoFsync).unwrap();
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("runs/20260101-000000000-00.json"), text).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn version_1_records_count_refusals_apart() {
         let v1 = r#"{"version":1,"id":"20260101-000000000-00","workflow":"w.ron","workflow_name":"w",
             "started_ms":1,"finished_ms":2,"status":"failed",
             "counts":{"succeeded":2,"cached":0,"failed":1,"skipped":1,"refused":1},"saved_ms":0,
             "tasks":[{"task":"evaluate","status":"failed","duration_ms":1,"key":null,"cached":false,
             "saved_ms":0,"attempts":1,"error":"gate refused: accuracy 0.5 < min 0.7"}]}"#;
-        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
-        std::fs::write(dir.path().join("runs/20260101-000000000-00.json"), v1).unwrap();
+        let (_dir, store) = store_with(v1);
         let r = RunRecord::load(&store, "20260101-000000000-00").unwrap();
         assert_eq!((r.status, r.counts.failed, r.counts.refused), (RunStatus::Refused, 0, 1));
         assert_eq!(r.version, RUN_RECORD_VERSION);
         assert!(r.registry.is_empty(), "older records have no registry changes");
+    }
+
+    #[test]
+    fn version_2_records_read_without_start_times_and_version_3_keeps_them() {
+        let v2 = r#"{"version":2,"id":"20260101-000000000-00","workflow":"w.ron","workflow_name":"w",
+            "started_ms":1,"finished_ms":2,"status":"succeeded",
+            "counts":{"succeeded":1,"cached":0,"failed":0,"skipped":0,"refused":0},"saved_ms":0,
+            "tasks":[{"task":"a","status":"succeeded","duration_ms":1,"key":null,"cached":false,
+            "saved_ms":0,"attempts":1,"error":null}]}"#;
+        let (dir, store) = store_with(v2);
+        let mut r = RunRecord::read(&store, "20260101-000000000-00").unwrap();
+        assert_eq!((r.version, r.tasks[0].started_ms), (RUN_RECORD_VERSION, None));
+        r.tasks[0].started_ms = Some(1);
+        r.save(&store).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("runs/20260101-000000000-00.json")).unwrap();
+        assert!(text.contains("\"version\": 3") && text.contains("\"started_ms\": 1"), "{text}");
+        assert_eq!(RunRecord::read(&store, "20260101-000000000-00").unwrap().tasks[0].started_ms, Some(1));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use dagrun_cache::Store;
 use dagrun_history::runs::{Blocked, RunCounts, Skipped};
-use dagrun_history::{History, HistoryError, RegistryRow, RunRow, TaskRow, VerdictRow};
+use dagrun_history::{DriftColumn, DriftRow, History, HistoryError, RegistryRow, RunRow, TaskRow, VerdictRow};
 
 use crate::events::TaskStatus;
 use crate::history::{RegistryChange, RunRecord, TaskRecord};
@@ -32,8 +32,8 @@ impl RunRecord {
             workflow_path: self.workflow.clone(),
             started_ms: ms(self.started_ms),
             finished_ms: self.finished_ms.map(ms),
-            // A record still `running` has no end: running now, or its process died.
-            status: self.status.as_str().to_owned(),
+            // A record still `running` has no end: running now, or its process died (`killed`).
+            status: if self.killed() { "killed".to_owned() } else { self.status.as_str().to_owned() },
             counts: RunCounts {
                 tasks: n(c.total()),
                 succeeded: n(c.succeeded),
@@ -47,7 +47,9 @@ impl RunRecord {
             },
             saved_ms: ms(self.saved_ms),
             manual_minutes: self.manual_minutes,
-            tasks: self.tasks.iter().map(task_row).collect(),
+            pid: self.pid,
+            pid_started: self.pid_started.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+            tasks: self.tasks.iter().map(|t| task_row(t, workflow_dir)).collect(),
             registry: self.registry.iter().map(|c| registry_row(c, workflow_dir)).collect(),
         }
     }
@@ -57,7 +59,7 @@ fn ms(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn task_row(t: &TaskRecord) -> TaskRow {
+fn task_row(t: &TaskRecord, workflow_dir: Option<&Path>) -> TaskRow {
     let error = t.error.as_deref().unwrap_or_default();
     let blocked = match t.status {
         TaskStatus::Refused if t.summary.as_ref().is_some_and(|s| s.get("approval").is_some()) => {
@@ -72,6 +74,7 @@ fn task_row(t: &TaskRecord) -> TaskRow {
         task: t.task.clone(),
         status: t.status.as_str().to_owned(),
         duration_ms: ms(t.duration_ms),
+        started_ms: t.started_ms.map(ms),
         cached: t.cached,
         saved_ms: ms(t.saved_ms),
         attempts: t.attempts,
@@ -80,7 +83,39 @@ fn task_row(t: &TaskRecord) -> TaskRow {
         key: t.key.clone(),
         blocked,
         verdict: verdict(t, blocked),
+        drift: t.summary.as_ref().and_then(|s| drift_row(s, workflow_dir)),
     }
+}
+
+/// A `Drift` task's per-column results, from its summary (`kinds::drift`: `columns`,
+/// `predictions`, and `model` for a check of the deployed model). `None` for other tasks, and
+/// for summaries written before they carried per-column results (only `drifted_columns`).
+fn drift_row(s: &serde_json::Value, workflow_dir: Option<&Path>) -> Option<DriftRow> {
+    s.get("drifted_columns")?;
+    let data = s.get("columns")?.as_array()?;
+    let predictions = s.get("predictions").and_then(|p| p.as_array()).map_or(&[][..], Vec::as_slice);
+    let columns = (data.iter().map(|c| (c, false)))
+        .chain(predictions.iter().map(|c| (c, true)))
+        .filter_map(|(c, prediction)| {
+            Some(DriftColumn {
+                column: c["column"].as_str()?.to_owned(),
+                prediction,
+                kind: c["kind"].as_str().unwrap_or_default().to_owned(),
+                test: c["test"].as_str()?.to_owned(),
+                statistic: c["statistic"].as_f64(),
+                p_value: c["p_value"].as_f64(),
+                threshold: c["threshold"].as_f64()?,
+                decision: c["decision"].as_str()?.to_owned(),
+                critical: c["critical"].as_bool().unwrap_or(false),
+            })
+        })
+        .collect();
+    let model = &s["model"];
+    let registry = model["registry"].as_str().map(|r| match workflow_dir {
+        Some(dir) => crate::aftermath::registry_key_in(dir, r),
+        None => r.to_owned(),
+    });
+    Some(DriftRow { registry, model: model["name"].as_str().map(str::to_owned), columns })
 }
 
 /// A gate's decision: from its summary (`verdict`, `reason`, and for a refusal the `shortfall`),

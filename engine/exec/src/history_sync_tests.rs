@@ -122,3 +122,80 @@ fn no_runs_directory_is_nothing_to_import() {
     let history = History::open(dir.path()).unwrap();
     assert_eq!(sync_history(&store, &history).unwrap(), Synced::default());
 }
+
+/// A `Drift` task's record: one written before summaries carried per-column results (only
+/// `drifted_columns`), and one with them (`columns`, `predictions`, the deployed `model`).
+fn drift_record(id: &str, summary: serde_json::Value) -> String {
+    serde_json::json!({
+        "version": 2, "id": id, "workflow": "monitor.ron", "workflow_name": "monitor",
+        "started_ms": 5000, "finished_ms": 6000, "status": "succeeded",
+        "counts": {"succeeded": 1, "cached": 0, "failed": 0, "skipped": 0, "refused": 0}, "saved_ms": 0,
+        "tasks": [{"task": "drift@2025-03-02", "status": "succeeded", "duration_ms": 2, "key": "k", "cached": false,
+                   "saved_ms": 0, "attempts": 1, "error": null, "summary": summary}]
+    })
+    .to_string()
+}
+
+#[test]
+fn drift_results_per_column_come_from_the_summary_and_older_summaries_still_import() {
+    let (dir, store, history) = setup();
+    let old = serde_json::json!({"drifted": true, "reason": "1 of 2", "share": 0.5, "drift_share": 0.5,
+                                 "drifted_columns": ["income"]});
+    write(&dir, "20260101-000000000-00", &drift_record("20260101-000000000-00", old));
+    let new = serde_json::json!({
+        "drifted": true, "reason": "1 of 2", "share": 0.5, "drift_share": 0.5, "drifted_columns": ["income"],
+        "columns": [
+            {"column": "age", "kind": "numeric", "test": "ks", "statistic": 0.05, "p_value": 0.8, "threshold": 0.05,
+             "decision": "no_drift", "critical": false},
+            {"column": "income", "kind": "numeric", "test": "wasserstein", "statistic": 1.7, "p_value": null,
+             "threshold": 0.1, "decision": "drift", "critical": true},
+            {"column": "broken", "decision": "drift"}
+        ],
+        "predictions": [{"column": "prediction", "kind": "categorical", "test": "chi_square", "statistic": 3.0,
+                         "p_value": 0.2, "threshold": 0.05, "decision": "no_drift", "critical": false}],
+        "model": {"registry": "/srv/registry", "name": "churn"}
+    });
+    write(&dir, "20260102-000000000-00", &drift_record("20260102-000000000-00", new));
+    assert_eq!(sync_history(&store, &history).unwrap().imported, 2);
+
+    let old = history.run("20260101-000000000-00").unwrap().unwrap();
+    assert_eq!((old.status.as_str(), old.tasks[0].drift.clone()), ("succeeded", None), "imported, without results");
+    let d = history.run("20260102-000000000-00").unwrap().unwrap().tasks[0].drift.clone().unwrap();
+    assert_eq!((d.registry.as_deref(), d.model.as_deref()), (Some("/srv/registry"), Some("churn")));
+    let got: Vec<_> = d
+        .columns
+        .iter()
+        .map(|c| (c.column.as_str(), c.prediction, c.test.as_str(), c.value(), c.drifted(), c.critical))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("age", false, "ks", Some(0.8), false, false),
+            ("income", false, "wasserstein", Some(1.7), true, true),
+            ("prediction", true, "chi_square", Some(0.2), false, false),
+        ],
+        "an entry without a test or threshold is left out"
+    );
+    let points = history.drift_points(10).unwrap();
+    assert_eq!(points.len(), 3);
+    assert_eq!((points[0].task.as_str(), points[0].partition.as_deref()), ("drift", Some("2025-03-02")));
+
+    // Other tasks' summaries are no drift results, even with a `columns` key.
+    let other = TaskRecord {
+        task: "x".into(),
+        status: TaskStatus::Succeeded,
+        duration_ms: 0,
+        started_ms: None,
+        key: None,
+        cached: false,
+        saved_ms: 0,
+        attempts: 1,
+        failure: None,
+        error: None,
+        log: None,
+        summary: Some(
+            serde_json::json!({"columns": [{"column": "a", "test": "ks", "threshold": 1, "decision": "drift"}]}),
+        ),
+    };
+    assert_eq!(task_row(&other, None).drift, None);
+}

@@ -27,6 +27,8 @@ pub(crate) struct JobResult {
     pub key: Option<String>,
     pub manifest: Option<Arc<Manifest>>,
     pub duration_ms: u64,
+    /// When the job started (Unix ms); `None` for a task that never started (skipped).
+    pub started_ms: Option<u64>,
     pub saved_ms: u64,
     pub attempts: u32,
     pub failure: Option<Failure>,
@@ -44,6 +46,7 @@ impl JobResult {
             key,
             manifest: None,
             duration_ms: 0,
+            started_ms: None,
             saved_ms: 0,
             attempts: 0,
             failure: None,
@@ -115,9 +118,9 @@ pub(crate) async fn run_job(
     forced: bool,
     cancel: watch::Receiver<bool>,
 ) -> JobResult {
-    let started = Instant::now();
+    let (started, started_ms) = (Instant::now(), crate::when::now_ms() as u64);
     let result = job(&run, i, ups, forced, cancel).await;
-    JobResult { duration_ms: started.elapsed().as_millis() as u64, ..result }
+    JobResult { duration_ms: started.elapsed().as_millis() as u64, started_ms: Some(started_ms), ..result }
 }
 
 /// [`run_job`] without the wall time.

@@ -48,6 +48,7 @@ fn task(name: &str, status: TaskStatus, error: Option<&str>, summary: Option<Val
         task: name.into(),
         status,
         duration_ms: 1,
+        started_ms: None,
         key: None,
         cached: false,
         saved_ms: 0,
@@ -73,6 +74,8 @@ fn record(status: RunStatus, tasks: Vec<TaskRecord>, registry: Vec<RegistryChang
         tasks,
         registry,
         manual_minutes: None,
+        pid: None,
+        pid_started: None,
     }
 }
 

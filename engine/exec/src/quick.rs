@@ -25,6 +25,7 @@ const FRESH: Duration = Duration::from_secs(3600);
 
 /// Instance `i`'s result when it is a quick hit (see the module docs); `None`: take the full way.
 pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<JobResult> {
+    let started_ms = crate::when::now_ms() as u64;
     let node = &run.instances.nodes[i];
     let task = &run.workflow.tasks[node.task];
     if run.verify || task.kind.always_runs() {
@@ -45,6 +46,7 @@ pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Mani
     Some(JobResult {
         manifest: Some(outputs),
         saved_ms: duration_ms,
+        started_ms: Some(started_ms),
         ..JobResult::new(i, TaskStatus::Cached, Some(key.0.to_hex()))
     })
 }

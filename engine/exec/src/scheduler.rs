@@ -273,6 +273,7 @@ impl<'a> Book<'a> {
             task: node.name.clone(),
             status: r.status,
             duration_ms: r.duration_ms,
+            started_ms: r.started_ms,
             key: r.key,
             cached: r.status == TaskStatus::Cached,
             saved_ms: r.saved_ms,

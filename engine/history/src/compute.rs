@@ -71,6 +71,7 @@ pub fn compute(facts: &Facts, q: &ReportQuery) -> Report {
         drift: recovery(facts.incidents.iter().collect()),
         prevented: facts.blocks.clone(),
         days: days(facts, q),
+        notifications: facts.notifications.clone(),
     }
 }
 
@@ -80,7 +81,11 @@ fn summary(facts: &Facts, w: Option<&str>, window_days: f64) -> Summary {
     let runs: Vec<&RunRow> = facts.runs.iter().filter(|r| mine(&r.workflow)).collect();
     let mut s = Summary { runs: runs.len() as u64, ..Summary::default() };
     for r in &runs {
-        match r.status.as_str() {
+        match r.status_now() {
+            "killed" => {
+                s.unfinished += 1;
+                s.killed += 1;
+            }
             _ if r.finished_ms.is_none() || r.status == "running" => s.unfinished += 1,
             "failed" => s.failed += 1,
             "interrupted" => s.interrupted += 1,

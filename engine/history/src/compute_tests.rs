@@ -191,3 +191,22 @@ fn an_unrecovered_failure_has_no_mean_and_a_window_without_cycles_has_no_per_cyc
     assert_eq!(t.saved.per_cycle, None);
     assert_eq!(t.saved.manual.map(|m| m.minutes), Some(10));
 }
+
+#[test]
+fn a_killed_run_is_unfinished_and_counted_as_killed() {
+    // One imported as killed, one recorded `running` by a process that is gone (a child that
+    // exited), one by this process (still running), one with no process recorded.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = (child.id(), crate::alive::process_start(child.id()).unwrap_or(1));
+    child.wait().unwrap();
+    let (pid, started) = crate::alive::this_process();
+    let with = |r: RunRow, p: u32, s: u64| RunRow { pid: Some(p), pid_started: Some(s as i64), ..r };
+    let runs = vec![
+        run("k1", "retrain", T0, "killed", 0, 0, 1),
+        with(run("k2", "retrain", T0 + H, "running", 0, 0, 1), gone.0, gone.1),
+        with(run("r1", "retrain", T0 + 2 * H, "running", 0, 0, 1), pid, started.unwrap()),
+        run("r2", "retrain", T0 + 3 * H, "running", 0, 0, 1),
+    ];
+    let r = compute(&Facts { runs, ..Facts::default() }, &query(None));
+    assert_eq!((r.total.runs, r.total.unfinished, r.total.killed, r.total.success_rate), (4, 4, 2, None));
+}

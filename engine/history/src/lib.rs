@@ -2,12 +2,14 @@
 //! a schema version and migrations. It holds what outlives a run and must survive a crash:
 //! approval requests and decisions ([`approvals`]), the notification outbox ([`outbox`]),
 //! drift incidents with their time to recovery ([`incidents`]), and the runs themselves with
-//! their tasks, gate verdicts and registry changes ([`runs`]), which the payoff report
+//! their tasks, gate verdicts, registry changes ([`runs`]) and per-column drift results ([`drift`]), which the payoff report
 //! ([`report`]) and the web UI query. WAL, `synchronous=FULL`, one transaction per step: a
 //! `kill -9` at any moment leaves it consistent.
 
+pub mod alive;
 pub mod approvals;
 mod compute;
+pub mod drift;
 pub mod incidents;
 pub mod outbox;
 pub mod report;
@@ -20,13 +22,14 @@ use std::sync::Mutex;
 use rusqlite::{Connection, Transaction};
 
 pub use approvals::{Approval, ApprovalState, Binding, DecideError, Decision, NewApproval};
+pub use drift::{DriftColumn, DriftPoint, DriftRow};
 pub use incidents::Incident;
 pub use outbox::{Delivery, DeliveryState, Fact, Notification};
 pub use report::{Report, ReportQuery};
 pub use runs::{RegistryRow, RunRow, TaskRow, VerdictRow};
 
 /// The schema version this build writes; older ones are migrated on open.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The database's file name inside a state directory.
 pub const FILE_NAME: &str = "history.sqlite";
@@ -61,7 +64,7 @@ pub enum HistoryError {
 }
 
 /// Migrations: entry `n` brings the schema from version `n` to `n + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 4] = [
     "
 CREATE TABLE approvals (
     id INTEGER PRIMARY KEY,
@@ -122,6 +125,8 @@ CREATE TABLE incidents (
 CREATE INDEX incidents_open ON incidents (registry, model, resolved_ms);
 ",
     runs::MIGRATION,
+    drift::MIGRATION,
+    runs::MIGRATION_4,
 ];
 
 /// Why [`open_db`] failed.

@@ -296,6 +296,38 @@ mod tests {
     }
 
     #[test]
+    fn the_report_counts_the_windows_deliveries_per_sink_and_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let q = |workflow: Option<&str>| crate::ReportQuery {
+            workflow: workflow.map(str::to_owned),
+            since_ms: 100,
+            until_ms: 1_000,
+            manual_minutes: None,
+        };
+        assert_eq!(h.facts(&q(None)).unwrap().notifications, crate::report::Notifications::default());
+        // Slack takes deploys, the command rollbacks: one row each per occurrence.
+        let mut ids = Vec::new();
+        let (deployed, rolled_back) = (NotifyEvent::ModelDeployed, NotifyEvent::RolledBack);
+        for (i, (event, at)) in
+            [(deployed, 200), (rolled_back, 201), (deployed, 202), (deployed, 50)].into_iter().enumerate()
+        {
+            assert_eq!(h.enqueue(&note(event), &sinks(), dir.path(), &format!("o{i}"), at).unwrap(), 1);
+            ids.push(h.due(i64::MAX - 1, 100).unwrap().into_iter().map(|d| d.id).max().unwrap());
+        }
+        h.delivered(ids[0], 300).unwrap();
+        h.failed_attempt(ids[1], "exit 1", None).unwrap();
+        h.delivered(ids[3], 60).unwrap();
+        let n = h.facts(&q(None)).unwrap().notifications;
+        assert_eq!((n.delivered, n.pending, n.given_up), (1, 1, 1), "the one queued before the window is not counted");
+        let sinks: Vec<(&str, u64, u64, u64)> =
+            n.sinks.iter().map(|s| (s.sink.as_str(), s.delivered, s.pending, s.given_up)).collect();
+        assert_eq!(sinks, [("command", 0, 0, 1), ("slack", 1, 1, 0)]);
+        assert!(h.facts(&q(Some("other"))).unwrap().notifications.sinks.is_empty(), "per workflow");
+        assert_eq!(h.report(&q(Some("self-heal"))).unwrap().notifications, n);
+    }
+
+    #[test]
     fn retry_delays_grow_with_jitter_and_cap() {
         assert_eq!(retry_delay_ms(1, 0.5), 5_000);
         assert_eq!(retry_delay_ms(2, 0.0), 8_000);

@@ -90,6 +90,35 @@ pub struct Facts {
     pub incidents: Vec<Incident>,
     /// Per workflow: the `manual_minutes` of its most recent run that recorded one.
     pub manual_minutes: BTreeMap<String, u32>,
+    /// Notifications queued in the window, by how their delivery went.
+    pub notifications: Notifications,
+}
+
+/// Notifications queued in the window (one per sink and occurrence), by how their delivery
+/// went: all together and per sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifications {
+    /// Delivered.
+    pub delivered: u64,
+    /// Not delivered yet (retried later).
+    pub pending: u64,
+    /// Given up after the last retry.
+    pub given_up: u64,
+    /// Per sink (`slack`, `webhook`, `command`), by name.
+    pub sinks: Vec<SinkDeliveries>,
+}
+
+/// One sink's deliveries in the window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkDeliveries {
+    /// The sink.
+    pub sink: String,
+    /// Delivered.
+    pub delivered: u64,
+    /// Not delivered yet.
+    pub pending: u64,
+    /// Given up.
+    pub given_up: u64,
 }
 
 /// The payoff report (`dagrun report --format json`; field by field in docs/report.md).
@@ -115,6 +144,9 @@ pub struct Report {
     pub prevented: Vec<Block>,
     /// Per UTC day of the window, for the charts.
     pub days: Vec<Day>,
+    /// Notification deliveries of the window (absent in reports written before they were).
+    #[serde(default)]
+    pub notifications: Notifications,
 }
 
 /// The numbers of one workflow (or all of them).
@@ -131,6 +163,9 @@ pub struct Summary {
     pub interrupted: u64,
     /// Still running, or killed mid-run (no end recorded): in no rate.
     pub unfinished: u64,
+    /// Of those: killed mid-run (the process that ran them is gone).
+    #[serde(default)]
+    pub killed: u64,
     /// `completed / (completed + failed + interrupted)`; `None` with no ended run.
     pub success_rate: Option<f64>,
     /// Runs that moved a model's `current` up.
@@ -400,6 +435,35 @@ fn manual_minutes(tx: &Transaction<'_>, q: &ReportQuery) -> rusqlite::Result<BTr
     Ok(out)
 }
 
+/// The notifications queued in the window, by sink and delivery state.
+fn notifications(tx: &Transaction<'_>, q: &ReportQuery) -> rusqlite::Result<Notifications> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT sink, state, COUNT(*) FROM notifications WHERE created_ms BETWEEN ?1 AND ?2 \
+         AND (?3 IS NULL OR workflow = ?3) GROUP BY sink, state",
+    )?;
+    let rows = stmt.query_map(params![q.since_ms, q.until_ms, q.workflow], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+    })?;
+    let mut n = Notifications::default();
+    let mut sinks: BTreeMap<&'static str, SinkDeliveries> = BTreeMap::new();
+    for row in rows {
+        let (sink, state, count) = row?;
+        let count = count.max(0) as u64;
+        // The sink is stored as its definition (JSON): reported by kind.
+        let label = serde_json::from_str::<dagrun_workflow::heal::NotifyDef>(&sink).map_or("unknown", |s| s.label());
+        let s = sinks.entry(label).or_insert_with(|| SinkDeliveries { sink: label.to_owned(), ..Default::default() });
+        let (all, one) = match state.as_str() {
+            "delivered" => (&mut n.delivered, &mut s.delivered),
+            "failed" => (&mut n.given_up, &mut s.given_up),
+            _ => (&mut n.pending, &mut s.pending),
+        };
+        *all += count;
+        *one += count;
+    }
+    n.sinks = sinks.into_values().collect();
+    Ok(n)
+}
+
 impl History {
     /// What the history holds for `q`'s window.
     pub fn facts(&self, q: &ReportQuery) -> Result<Facts, HistoryError> {
@@ -415,6 +479,7 @@ impl History {
                 blocks: blocks(tx, q)?,
                 incidents: incidents(tx, q)?,
                 manual_minutes: manual_minutes(tx, q)?,
+                notifications: notifications(tx, q)?,
             })
         })
     }

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use rusqlite::{Row, Transaction, params};
 use serde::{Deserialize, Serialize};
 
+use crate::drift::DriftRow;
 use crate::{History, HistoryError};
 
 /// Migration 1 → 2: the run tables, and indexes for the report's window queries.
@@ -75,6 +76,15 @@ CREATE INDEX incidents_by_detection ON incidents (detected_ms);
 CREATE INDEX approvals_by_decision ON approvals (state, decided_ms);
 ";
 
+/// Migration 3 → 4: each task's start time (`NULL` for runs recorded before, and for tasks that
+/// never started), and the process that ran the run (its pid and start time: a run with no end
+/// whose process is gone was killed).
+pub(crate) const MIGRATION_4: &str = "
+ALTER TABLE run_tasks ADD COLUMN started_ms INTEGER;
+ALTER TABLE runs ADD COLUMN pid INTEGER;
+ALTER TABLE runs ADD COLUMN pid_started INTEGER;
+";
+
 /// One run as the history keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
@@ -88,7 +98,8 @@ pub struct RunRow {
     pub started_ms: i64,
     /// End (Unix ms); `None` while running, or when the process died (killed mid-run).
     pub finished_ms: Option<i64>,
-    /// `running`, `succeeded`, `failed`, `refused`, `alerted`, `interrupted`, `waiting`.
+    /// `running`, `killed` (no end, and its process is gone), `succeeded`, `failed`, `refused`,
+    /// `alerted`, `interrupted`, `waiting`.
     pub status: String,
     /// Task instances by final state.
     pub counts: RunCounts,
@@ -96,6 +107,10 @@ pub struct RunRow {
     pub saved_ms: i64,
     /// The workflow's `manual_minutes` estimate when it ran (`None`: not set, or not known).
     pub manual_minutes: Option<u32>,
+    /// The process that ran it (`None` for runs recorded before it was).
+    pub pid: Option<u32>,
+    /// That process's start time (clock ticks since boot; see [`crate::alive`]).
+    pub pid_started: Option<i64>,
     /// Its tasks, in completion order.
     pub tasks: Vec<TaskRow>,
     /// How it moved the registry's `current` of each model its workflow names.
@@ -134,6 +149,9 @@ pub struct TaskRow {
     pub status: String,
     /// Wall time in this run.
     pub duration_ms: i64,
+    /// When it started (Unix ms); `None` when it never started (skipped), or for runs recorded
+    /// before start times were (record version 2, schema version 3).
+    pub started_ms: Option<i64>,
     /// A cache hit.
     pub cached: bool,
     /// For a hit: the compute time it saved.
@@ -150,6 +168,8 @@ pub struct TaskRow {
     pub blocked: Option<Blocked>,
     /// Its gate verdict, for an evaluation gate that decided.
     pub verdict: Option<VerdictRow>,
+    /// For a `Drift` task: its per-column results.
+    pub drift: Option<DriftRow>,
 }
 
 /// How a task stopped a model from being deployed.
@@ -216,6 +236,13 @@ impl RunRow {
     pub fn finished(&self) -> bool {
         self.finished_ms.is_some()
     }
+
+    /// Its status now: a `running` run whose process is gone is `killed` (asked of `/proc` when
+    /// the process was recorded; else it stays `running`).
+    pub fn status_now(&self) -> &str {
+        let gone = || crate::alive::alive(self.pid, self.pid_started.map(|s| s as u64)) == Some(false);
+        if self.status == "running" && !self.finished() && gone() { "killed" } else { &self.status }
+    }
 }
 
 /// Why a run record could not be imported (the caller warns and goes on).
@@ -228,14 +255,20 @@ pub struct Skipped {
 }
 
 fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
-    for table in ["runs WHERE id", "run_tasks WHERE run_id", "verdicts WHERE run_id", "registry_changes WHERE run_id"] {
+    for table in [
+        "runs WHERE id",
+        "run_tasks WHERE run_id",
+        "verdicts WHERE run_id",
+        "registry_changes WHERE run_id",
+        "drift_columns WHERE run_id",
+    ] {
         tx.execute(&format!("DELETE FROM {table} = ?1"), params![r.id])?;
     }
     let c = &r.counts;
     tx.execute(
         "INSERT INTO runs (id, workflow, workflow_path, started_ms, finished_ms, status, tasks, succeeded, cached, \
-         failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes, pid, pid_started) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
         params![
             r.id,
             r.workflow,
@@ -253,12 +286,14 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
             c.held,
             c.waiting,
             r.saved_ms,
-            r.manual_minutes
+            r.manual_minutes,
+            r.pid,
+            r.pid_started
         ],
     )?;
     let mut task = tx.prepare_cached(
         "INSERT INTO run_tasks (run_id, seq, task, status, duration_ms, cached, saved_ms, attempts, failure, error, \
-         key, blocked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+         key, blocked, started_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     let mut verdict = tx.prepare_cached(
         "INSERT OR REPLACE INTO verdicts (run_id, task, decision, reason, metric, value, threshold, shortfall) \
@@ -277,7 +312,8 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
             t.failure,
             t.error,
             t.key,
-            t.blocked.map(Blocked::as_str)
+            t.blocked.map(Blocked::as_str),
+            t.started_ms
         ])?;
         if let Some(v) = &t.verdict {
             verdict.execute(params![
@@ -291,6 +327,9 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
                 v.shortfall
             ])?;
         }
+        if let Some(d) = &t.drift {
+            crate::drift::put(tx, &r.id, &t.task, d)?;
+        }
     }
     let mut change = tx.prepare_cached(
         "INSERT OR REPLACE INTO registry_changes (run_id, registry, model, before, after, moved) \
@@ -303,7 +342,7 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
 }
 
 const RUN_COLUMNS: &str = "id, workflow, workflow_path, started_ms, finished_ms, status, tasks, succeeded, cached, \
-    failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes";
+    failed, refused, skipped, alerted, held, waiting, saved_ms, manual_minutes, pid, pid_started";
 
 /// A run row without its tasks and registry changes (the report reads those apart).
 pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
@@ -327,6 +366,8 @@ pub(crate) fn run_from_row(r: &Row<'_>) -> rusqlite::Result<RunRow> {
         },
         saved_ms: r.get(15)?,
         manual_minutes: r.get(16)?,
+        pid: r.get(17)?,
+        pid_started: r.get(18)?,
         tasks: Vec::new(),
         registry: Vec::new(),
     })
@@ -357,10 +398,11 @@ pub(crate) fn verdict_from(r: &Row<'_>, decision: String, at: usize) -> rusqlite
 fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
     let mut stmt = tx.prepare_cached(
         "SELECT t.task, t.status, t.duration_ms, t.cached, t.saved_ms, t.attempts, t.failure, t.error, t.key, \
-         t.blocked, v.decision, v.reason, v.metric, v.value, v.threshold, v.shortfall \
+         t.blocked, v.decision, v.reason, v.metric, v.value, v.threshold, v.shortfall, t.started_ms \
          FROM run_tasks t LEFT JOIN verdicts v ON v.run_id = t.run_id AND v.task = t.task \
          WHERE t.run_id = ?1 ORDER BY t.seq",
     )?;
+    let mut drift = crate::drift::of_run(tx, id)?;
     stmt.query_map(params![id], |r| {
         let decision: Option<String> = r.get(10)?;
         let verdict = match decision {
@@ -372,6 +414,7 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
             task: r.get(0)?,
             status: r.get(1)?,
             duration_ms: r.get(2)?,
+            started_ms: r.get(16)?,
             cached: r.get(3)?,
             saved_ms: r.get(4)?,
             attempts: r.get(5)?,
@@ -380,8 +423,15 @@ fn tasks_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<TaskRow>> {
             key: r.get(8)?,
             blocked: blocked.as_deref().and_then(Blocked::parse),
             verdict,
+            drift: None,
         })
     })?
+    .map(|t| {
+        t.map(|mut t| {
+            t.drift = drift.remove(&t.task);
+            t
+        })
+    })
     .collect()
 }
 

@@ -41,10 +41,13 @@ fn sample(id: &str, started_ms: i64, finished: bool) -> RunRow {
         counts: RunCounts { tasks: 2, cached: 1, refused: 1, ..RunCounts::default() },
         saved_ms: 700,
         manual_minutes: Some(20),
+        pid: None,
+        pid_started: None,
         tasks: vec![
             TaskRow {
                 task: "train".into(),
                 status: "cached".into(),
+                started_ms: Some(started_ms + 5),
                 cached: true,
                 saved_ms: 700,
                 key: Some("ab".into()),
@@ -152,4 +155,44 @@ fn the_report_query_reads_the_window_the_workflow_and_the_latest_estimate() {
     assert_eq!(r.drift.median_ms, Some(day - 5));
     let all = h.report(&ReportQuery { workflow: None, ..q }).unwrap();
     assert_eq!((all.total.runs, all.drift.open, all.drift.resolved), (4, 1, 1));
+}
+
+/// `fixtures/history-v2.sqlite`: the store a dagrun with schema version 2 wrote after one run of a
+/// `Drift` workflow (`drifty`, run `20261128-202513948-4a`; WAL checkpointed into the file).
+#[test]
+fn a_real_version_2_store_migrates_to_the_current_version_keeping_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/history-v2.sqlite");
+    std::fs::copy(&fixture, dir.path().join(crate::FILE_NAME)).unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(crate::FILE_NAME)).unwrap();
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 2, "the fixture is a version 2 store");
+    }
+    let h = History::open(dir.path()).unwrap();
+    let v: i64 = h.with(|tx| tx.pragma_query_value(None, "user_version", |r| r.get(0))).unwrap();
+    assert_eq!(v, crate::SCHEMA_VERSION);
+    let old = h.run("20261128-202513948-4a").unwrap().expect("the run survived the migration");
+    assert_eq!((old.workflow.as_str(), old.status.as_str(), old.tasks.len()), ("drifty", "succeeded", 1));
+    assert_eq!(old.tasks[0].drift, None, "recorded before per-column results existed");
+    assert_eq!(old.tasks[0].started_ms, None, "recorded before start times were");
+    assert!(h.drift_points(10).unwrap().is_empty());
+    assert_eq!(h.settled_runs().unwrap(), HashSet::from(["20261128-202513948-4a".to_owned()]));
+    // The migrated store takes runs with per-column results.
+    let column = crate::DriftColumn {
+        column: "income".into(),
+        kind: "numeric".into(),
+        test: "wasserstein".into(),
+        statistic: Some(0.9),
+        threshold: 0.1,
+        decision: "drift".into(),
+        ..Default::default()
+    };
+    let mut new = RunRow { id: "20261129-000000000-00".into(), started_ms: old.started_ms + 1, ..old.clone() };
+    new.tasks[0].drift = Some(crate::DriftRow { columns: vec![column], ..Default::default() });
+    h.record_run(&new).unwrap();
+    assert_eq!(h.run(&new.id).unwrap(), Some(new));
+    let points = h.drift_points(10).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].workflow.as_str(), points[0].column.column.as_str()), ("drifty", "income"));
 }

@@ -43,7 +43,26 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(o, "  deploys {}, rollbacks {}", m.deploys, m.rollbacks);
         recovery(&mut o, &m.drift, "  ");
     }
+    notifications(&mut o, &r.notifications);
     o
+}
+
+/// `Notifications: 4 delivered, 1 pending, 0 given up (... command 3/0/0, slack 1/1/0)`.
+fn notifications(o: &mut String, n: &dagrun_history::report::Notifications) {
+    if n.sinks.is_empty() {
+        let _ = writeln!(o, "\nNotifications: none queued in the window");
+        return;
+    }
+    let sinks: Vec<String> =
+        n.sinks.iter().map(|s| format!("{} {}/{}/{}", s.sink, s.delivered, s.pending, s.given_up)).collect();
+    let _ = writeln!(
+        o,
+        "\nNotifications: {} delivered, {} pending, {} given up (per sink delivered/pending/given up: {})",
+        n.delivered,
+        n.pending,
+        n.given_up,
+        sinks.join(", ")
+    );
 }
 
 fn saved(o: &mut String, s: &Saved, pad: &str) {
@@ -117,8 +136,13 @@ fn recovery(o: &mut String, r: &Recovery, pad: &str) {
 fn runs(o: &mut String, s: &Summary, pad: &str) {
     let _ = writeln!(
         o,
-        "{pad}runs {} (completed {}, failed {}, interrupted {}, unfinished {})",
-        s.runs, s.completed, s.failed, s.interrupted, s.unfinished
+        "{pad}runs {} (completed {}, failed {}, interrupted {}, unfinished {}{})",
+        s.runs,
+        s.completed,
+        s.failed,
+        s.interrupted,
+        s.unfinished,
+        if s.killed > 0 { format!(": {} killed", s.killed) } else { String::new() }
     );
     let _ = writeln!(o, "{pad}success rate {}, cache hit rate {}", percent(s.success_rate), percent(s.cache.hit_rate));
     let per_week = s.deploys_per_week.map_or_else(|| "n/a".to_owned(), |w| trim(w, 2));

@@ -52,7 +52,10 @@ main{padding:1em 1.5em}table{border-collapse:collapse}td,th{border:1px solid #cc
 th{background:#eee}.problem{color:#a00}.muted{color:#777}\
 .s-succeeded,.s-ran{background:#cfc}.s-cached{background:#cdf}.s-failed{background:#fbb}\
 .s-refused{background:#fdb}.s-waiting,.s-running{background:#ffc}.s-none{background:#f4f4f4}\
-.grid td{width:1.2em;height:1em;padding:0}.bar{height:1em;display:inline-block}";
+.grid td{width:1.2em;height:1em;padding:0}.bar{height:1em;display:inline-block}\
+.lane{position:relative;display:inline-block;vertical-align:middle;width:400px;height:1em;background:#f6f6f6}\
+.lane .bar{position:absolute;top:0}\
+.charts{display:flex;flex-wrap:wrap;gap:.8em;margin-bottom:.8em}.charts figure{margin:0}figcaption{font-size:.8em}";
 
 /// The frame every page shares.
 fn frame(title: &str, body: &str) -> String {
@@ -90,7 +93,7 @@ pub fn class(status: &str) -> &'static str {
         "succeeded" => "s-succeeded",
         "ran" => "s-ran",
         "cached" => "s-cached",
-        "failed" | "interrupted" => "s-failed",
+        "failed" | "interrupted" | "killed" => "s-failed",
         "refused" | "alerted" | "held" | "skipped" => "s-refused",
         "waiting" => "s-waiting",
         "running" => "s-running",

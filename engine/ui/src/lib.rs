@@ -1,10 +1,11 @@
 //! `dagrun ui`: a local web page over the history store. Server-rendered HTML (no Node, no CDN,
 //! one small embedded script): workflow DAGs ([`dag`]), runs and run timelines ([`runs`]), the
-//! backfill grid ([`grid`]), models, verdicts and approvals, drift incidents and the payoff
-//! charts ([`models`]). Safe by default: loopback, a per-start token for approve/reject (and for
+//! backfill grid ([`grid`]), models, verdicts and approvals and the payoff charts ([`models`]),
+//! drift per column over time and drift incidents ([`drift`]). Safe by default: loopback, a per-start token for approve/reject (and for
 //! every page on another address), cross-site POSTs refused ([`guard`]).
 
 mod dag;
+mod drift;
 mod grid;
 mod guard;
 mod html;
@@ -170,7 +171,7 @@ async fn models_page(State(app): Shared, Query(q): Query<std::collections::HashM
 }
 
 async fn drift_page(State(app): Shared) -> Response {
-    render(app, models::drift).await
+    render(app, drift::page).await
 }
 
 async fn payoff_page(State(app): Shared) -> Response {

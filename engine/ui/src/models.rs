@@ -1,5 +1,5 @@
 //! Models (registry versions, candidate vs champion metrics from their verdicts, recent gate
-//! verdicts, approvals waiting with approve/reject), drift incidents, and the payoff charts.
+//! verdicts, approvals waiting with approve/reject), and the payoff charts.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -192,38 +192,6 @@ pub fn decided(app: &App, decision: Decision, run: &str, by: &str) -> Page {
         page.status = axum::http::StatusCode::CONFLICT;
     }
     page
-}
-
-/// Drift incidents per model over time (per-column statistics are not in the history store).
-pub fn drift(app: &App) -> Page {
-    let incidents = match app.history.incidents(500) {
-        Ok(i) => i,
-        Err(e) => return Page::error(e),
-    };
-    let mut body = String::from(
-        "<h1>Drift</h1><p class=\"muted\">Per-column drift over time is not shown: the history store keeps drift \
-         incidents (detection and recovery per model), not the per-column statistics of each Drift task; those \
-         stay in the tasks' drift reports.</p>",
-    );
-    if incidents.is_empty() {
-        body.push_str("<p>No drift incidents recorded.</p>");
-        return Page::ok("drift", &body);
-    }
-    body.push_str("<table id=\"incidents\"><tr><th>model</th><th>workflow</th><th>detected (UTC)</th><th>alerts</th><th>resolved</th><th>time to recovery</th></tr>");
-    for i in &incidents {
-        let _ = write!(
-            body,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&i.model),
-            escape(&i.workflow),
-            when(i.detected_ms),
-            i.alerts,
-            i.resolved_ms.map_or_else(|| "open".to_owned(), when),
-            i.time_to_recovery_ms().map_or_else(|| "—".to_owned(), dagrun_report::duration)
-        );
-    }
-    body.push_str("</table>");
-    Page::ok("drift", &body)
 }
 
 /// The payoff report of the last 30 days: dagrun-report's charts and table.

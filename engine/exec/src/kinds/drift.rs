@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dagrun_monitor::drift::{DriftInputs, DriftOptions, DriftReport, Method, TestSpec};
+use dagrun_monitor::drift::{ColumnResult, DriftInputs, DriftOptions, DriftReport, Method, TestSpec};
 use dagrun_workflow::{DataSource, DriftMethod, DriftTask, TestDef};
 
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind, blocking, data_error, place};
@@ -22,6 +22,8 @@ pub(crate) struct DriftKind {
     model: Option<PathBuf>,
     fail_on_drift: bool,
     cooldown: Option<Cooldown>,
+    /// With `reference: Deployed(...)`: the registry (as written) and the model checked.
+    deployed: Option<(String, String)>,
     outputs: BTreeMap<String, PathBuf>,
 }
 
@@ -112,6 +114,10 @@ impl DriftKind {
             model,
             fail_on_drift: spec.fail_on_drift,
             cooldown: Cooldown::new(job, spec),
+            deployed: match &spec.reference {
+                DataSource::Deployed(d) => Some((d.registry.clone(), d.name.clone())),
+                DataSource::Input(_) => None,
+            },
             outputs: job.outputs.clone(),
         })
     }
@@ -137,17 +143,28 @@ impl DriftKind {
         if report.drifted && self.fail_on_drift {
             let reason = format!("drift: {}", report.reason);
             if let Some(h) = self.cooldown.as_ref().and_then(|c| c.hold(when::now_ms())) {
-                let mut summary = summary(&report);
+                let mut summary = self.summary(&report);
                 summary["held"] = h.json;
                 return Err(AttemptError::Held { reason: format!("{reason} ({})", h.text), summary: Some(summary) });
             }
-            return Err(AttemptError::Alert { reason, summary: Some(summary(&report)) });
+            return Err(AttemptError::Alert { reason, summary: Some(self.summary(&report)) });
         }
-        Ok(Some(summary(&report)))
+        Ok(Some(self.summary(&report)))
+    }
+
+    fn summary(&self, r: &DriftReport) -> serde_json::Value {
+        let mut s = summary(r);
+        if let Some((registry, name)) = &self.deployed {
+            s["model"] = serde_json::json!({"registry": registry, "name": name});
+        }
+        s
     }
 }
 
-/// The task's summary (run history, `--json` events): the decision and the drifted columns.
+/// The task's summary (run history, `--json` events): the decision, the drifted columns, and
+/// each compared column's test, statistic, p-value, threshold and decision (`columns`; the
+/// model's outputs in `predictions`), which the history store keeps to chart drift over time.
+/// With `reference: Deployed(...)`, [`DriftKind::summary`] adds the `model` checked.
 fn summary(r: &DriftReport) -> serde_json::Value {
     serde_json::json!({
         "drifted": r.drifted,
@@ -155,6 +172,23 @@ fn summary(r: &DriftReport) -> serde_json::Value {
         "share": r.share,
         "drift_share": r.drift_share,
         "drifted_columns": r.drifted_columns,
+        "columns": r.columns.iter().map(column).collect::<Vec<_>>(),
+        "predictions": r.predictions.iter().map(column).collect::<Vec<_>>(),
+    })
+}
+
+/// One column's result in the summary: what `drift.json` has for it, without the samples and
+/// histogram.
+fn column(c: &ColumnResult) -> serde_json::Value {
+    serde_json::json!({
+        "column": c.column,
+        "kind": c.kind.as_str(),
+        "test": c.test.as_str(),
+        "statistic": c.statistic,
+        "p_value": c.p_value,
+        "threshold": c.threshold,
+        "decision": c.decision.as_str(),
+        "critical": c.critical,
     })
 }
 
@@ -216,6 +250,47 @@ mod tests {
         assert_eq!(h.json["version"], "v0003");
         assert!(hold(&c, "v0003".into(), promoted, promoted + 86_400_000).is_none(), "over at the end");
         assert!(hold(&c, "v0003".into(), promoted, promoted + 90_000_000).is_none());
+    }
+
+    #[test]
+    fn the_summary_keeps_its_keys_and_adds_each_columns_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reference = String::from("age,income,city\n");
+        let mut current = reference.clone();
+        for i in 0..200 {
+            reference.push_str(&format!("{},{},{}\n", 20 + i % 40, 1000 + (i * 7) % 300, ["a", "b"][i % 2]));
+            current.push_str(&format!("{},{},{}\n", 20 + i % 40, 5000 + (i * 7) % 300, ["a", "b"][i % 2]));
+        }
+        std::fs::write(dir.path().join("ref.csv"), reference).unwrap();
+        std::fs::write(dir.path().join("cur.csv"), current).unwrap();
+        let inputs = DriftInputs {
+            reference: dir.path().join("ref.csv"),
+            current: dir.path().join("cur.csv"),
+            model: None,
+            work_dir: dir.path().to_path_buf(),
+        };
+        let opts = DriftOptions { categorical: vec!["city".into()], ..DriftOptions::default() };
+        let report = dagrun_monitor::drift::detect(&inputs, &opts).unwrap();
+        let s = summary(&report);
+        for key in ["drifted", "reason", "share", "drift_share", "drifted_columns"] {
+            assert_eq!(s[key], serde_json::to_value(&report).unwrap()[key], "{key} as before");
+        }
+        let columns = s["columns"].as_array().unwrap();
+        assert_eq!(columns.len(), 3);
+        for (c, r) in columns.iter().zip(&report.columns) {
+            assert_eq!(c["column"], r.column.as_str());
+            assert_eq!(c["test"], r.test.as_str());
+            assert_eq!(c["statistic"].as_f64(), r.statistic);
+            assert_eq!(c["p_value"].as_f64(), r.p_value);
+            assert_eq!(c["threshold"], r.threshold);
+            assert_eq!(c["decision"], r.decision.as_str());
+            assert_eq!(c["kind"], r.kind.as_str());
+        }
+        let income = columns.iter().find(|c| c["column"] == "income").unwrap();
+        assert_eq!(income["decision"], "drift", "{income}");
+        assert_eq!(columns.iter().find(|c| c["column"] == "city").unwrap()["kind"], "categorical");
+        assert_eq!(s["predictions"], serde_json::json!([]), "no model: no prediction drift");
+        assert!(s.get("model").is_none(), "a check of two files names no model");
     }
 
     #[test]
