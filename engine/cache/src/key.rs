@@ -343,7 +343,8 @@ mod tests {
     fn every_part_of_a_partitions_input_changes_the_key() {
         let base = partitioned_fixture();
         let k = base.key();
-        let edit = |f: &dyn Fn(&mut String, &mut String, &mut Vec<(String, ObjectDigest)>)| {
+        type Parts = Vec<(String, ObjectDigest)>;
+        let edit = |f: &dyn Fn(&mut String, &mut String, &mut Parts)| {
             let mut v = base.clone();
             let Some(InputDigest::Partitions { task, output, parts }) = v.inputs.get_mut("days") else {
                 unreachable!()
