@@ -15,7 +15,8 @@
 //!   the metrics once with scikit-learn.
 //!
 //! Both time from loading the model to the metrics written (the ONNX Runtime library loaded, and Python's
-//! imports done, beforehand) and report their process's peak RSS. A model's ratio is printed only after both
+//! imports done, beforehand), and report the CPU time (user + system, all threads) of that span and their
+//! process's peak RSS. The CPU times say what the wall times mean on a loaded machine. A model's ratio is printed only after both
 //! sides scored the same number of rows and agree on every metric to 1e-9. Times are medians over `--repeat`
 //! rounds (default 3); peak memory is the largest seen.
 
@@ -87,6 +88,15 @@ fn peak_rss_kb() -> u64 {
     line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
+/// CPU time (user + system) of this process so far, in seconds (Linux; 100 ticks a second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let ticks: Vec<f64> = after.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    ticks.iter().sum::<f64>() / 100.0
+}
+
 /// The dagrun side, in a child process: `--child-eval MODEL DATA OUT [THREADS]`; prints its result as JSON.
 fn child_eval(mut it: impl Iterator<Item = String>) {
     let (model, data, out) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
@@ -94,12 +104,12 @@ fn child_eval(mut it: impl Iterator<Item = String>) {
     dagrun_onnx::runtime::init().expect("ONNX Runtime");
     let mut opts = dagrun_onnx::EvalOptions::new("label");
     opts.intra_threads = threads;
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     let eval = dagrun_onnx::evaluate(Path::new(&model), Path::new(&data), Path::new(&out), &opts).unwrap();
-    let seconds = start.elapsed().as_secs_f64();
+    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let metrics: Value = serde_json::from_str(&std::fs::read_to_string(eval.metrics_path.unwrap()).unwrap()).unwrap();
-    let report = serde_json::json!({"seconds": seconds, "peak_rss_kb": peak_rss_kb(), "rows": eval.rows,
-                                    "metrics": metrics});
+    let report = serde_json::json!({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_kb": peak_rss_kb(),
+                                    "rows": eval.rows, "metrics": metrics});
     println!("{report}");
 }
 
@@ -133,12 +143,14 @@ fn median(v: &mut [f64]) -> f64 {
 #[derive(Default)]
 struct Side {
     seconds: Vec<f64>,
+    cpu: Vec<f64>,
     peak_kb: u64,
 }
 
 impl Side {
     fn add(&mut self, r: &Value) {
         self.seconds.push(r["seconds"].as_f64().unwrap());
+        self.cpu.push(r["cpu_seconds"].as_f64().unwrap());
         self.peak_kb = self.peak_kb.max(r["peak_rss_kb"].as_u64().unwrap_or(0));
     }
 }
@@ -214,26 +226,31 @@ fn main() {
         println!("Python: {v}");
     }
     println!(
-        "{:<8} {:>10} {:>10} {:>7} {:>13} {:>13}",
-        "model", "dagrun s", "python s", "ratio", "dagrun peak", "python peak"
+        "{:<8} {:>9} {:>9} {:>6} {:>10} {:>10} {:>6} {:>11} {:>11}",
+        "model", "dagrun s", "python s", "ratio", "dagrun cpu", "python cpu", "ratio", "dagrun peak", "python peak"
     );
     let mut report = serde_json::Map::new();
     for (model, (ours, theirs)) in args.models.iter().zip(&mut sides) {
-        let d = median(&mut ours.seconds);
-        let p = (!theirs.seconds.is_empty()).then(|| median(&mut theirs.seconds));
+        let (d, d_cpu) = (median(&mut ours.seconds), median(&mut ours.cpu));
+        let p = (!theirs.seconds.is_empty()).then(|| (median(&mut theirs.seconds), median(&mut theirs.cpu)));
         let mib = |kb: u64| kb as f64 / 1024.0;
-        let ratio = p.map(|p| p / d);
+        let show = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        let (ratio, cpu_ratio) = (p.map(|p| p.0 / d), p.map(|p| p.1 / d_cpu));
         println!(
-            "{model:<8} {d:>10.3} {:>10} {:>7} {:>9.0} MiB {:>9} MiB",
-            p.map_or("-".into(), |p| format!("{p:.3}")),
-            ratio.map_or("-".into(), |r| format!("{r:.2}")),
+            "{model:<8} {d:>9.3} {:>9} {:>6} {d_cpu:>10.2} {:>10} {:>6} {:>7.0} MiB {:>7} MiB",
+            show(p.map(|p| p.0), 3),
+            show(ratio, 2),
+            show(p.map(|p| p.1), 2),
+            show(cpu_ratio, 2),
             mib(ours.peak_kb),
-            p.map_or("-".into(), |_| format!("{:.0}", mib(theirs.peak_kb)))
+            show(p.map(|_| mib(theirs.peak_kb)), 0),
         );
         report.insert(
             model.clone(),
-            serde_json::json!({"dagrun_seconds": d, "python_seconds": p, "ratio": ratio,
-                               "dagrun_peak_mib": mib(ours.peak_kb), "python_peak_mib": mib(theirs.peak_kb)}),
+            serde_json::json!({"dagrun_seconds": d, "python_seconds": p.map(|p| p.0), "ratio": ratio,
+                               "dagrun_cpu_seconds": d_cpu, "python_cpu_seconds": p.map(|p| p.1),
+                               "cpu_ratio": cpu_ratio, "dagrun_peak_mib": mib(ours.peak_kb),
+                               "python_peak_mib": mib(theirs.peak_kb)}),
         );
     }
     let path = dir.join("results.json");
