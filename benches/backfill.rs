@@ -19,7 +19,7 @@ const WORKFLOW: &str = r#"Workflow(
     ],
 )"#;
 
-fn backfill(dir: &Path) -> (Duration, u64, String) {
+fn backfill(dir: &Path) -> (Duration, u64, serde_json::Value) {
     let start = Instant::now();
     let out = Command::new(BIN)
         .args(["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-12-31", "--json"])
@@ -32,7 +32,13 @@ fn backfill(dir: &Path) -> (Duration, u64, String) {
     assert!(out.status.success());
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
-    (wall, last["peak_rss_kb"].as_u64().unwrap_or(0), last["counts"].to_string())
+    (wall, last["peak_rss_kb"].as_u64().unwrap_or(0), last["counts"].clone())
+}
+
+/// The run's counts are exactly these (`refused` is 0).
+fn assert_counts(counts: &serde_json::Value, succeeded: u64, cached: u64) {
+    let want = serde_json::json!({"succeeded": succeeded, "cached": cached, "failed": 0, "skipped": 0, "refused": 0});
+    assert_eq!(counts, &want);
 }
 
 fn main() {
@@ -50,16 +56,16 @@ fn main() {
             std::fs::write(dir.path().join(format!("data/{y}-{m:02}-{d:02}.csv")), format!("{i}\n")).unwrap();
         }
         let r = backfill(dir.path());
-        assert!(r.2.contains("\"succeeded\":365"), "{}", r.2);
+        assert_counts(&r.2, 365, 0);
         first.push(r);
         let r = backfill(dir.path());
-        assert!(r.2.contains("\"cached\":365"), "{}", r.2);
+        assert_counts(&r.2, 0, 365);
         unchanged.push(r);
         for d in ["2025-02-03", "2025-07-14", "2025-11-30"] {
             std::fs::write(dir.path().join(format!("data/{d}.csv")), format!("changed {round}\n")).unwrap();
         }
         let r = backfill(dir.path());
-        assert!(r.2.contains("\"succeeded\":3"), "{}", r.2);
+        assert_counts(&r.2, 3, 362);
         three.push(r);
     }
     println!("365-day backfill, one small task per day, {repeat} rounds (median wall, max peak memory)");

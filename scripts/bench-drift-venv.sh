@@ -18,19 +18,4 @@ PINS=(
     "scipy==1.17.1"
     "pyarrow==26.0.1"
 )
-MARKER="$VENV/.dagrun-bench-pins"
-WANT="$(printf '%s\n' "${PINS[@]}")"
-
-if [ -x "$VENV/bin/python" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$WANT" ]; then
-    echo "bench-drift-venv: reusing $VENV" >&2
-else
-    PYTHON="${PYTHON:-python3}"
-    echo "bench-drift-venv: creating $VENV with ${PINS[*]}" >&2
-    rm -f "$MARKER"
-    "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
-    # Fail here, not in the middle of a benchmark, if an import is broken.
-    "$VENV/bin/python" -c "import evidently, pandas, numpy, scipy, pyarrow"
-    printf '%s\n' "$WANT" > "$MARKER"
-fi
-echo "$VENV/bin/python"
+exec "$(dirname "$0")/pinned-venv.sh" bench-drift-venv "$VENV" .dagrun-bench-pins "import evidently, pandas, numpy, scipy, pyarrow" "${PINS[@]}"

@@ -36,19 +36,4 @@ PINS=(
     "zope.event==6.2"
     "zope.interface==8.7"
 )
-MARKER="$VENV/.dagrun-serve-pins"
-WANT="$(printf '%s\n' "${PINS[@]}")"
-
-if [ -x "$VENV/bin/python" ] && [ -f "$MARKER" ] && [ "$(cat "$MARKER")" = "$WANT" ]; then
-    echo "serve-venv: reusing $VENV" >&2
-else
-    PYTHON="${PYTHON:-python3}"
-    echo "serve-venv: creating $VENV with tritonclient[http] 2.73.0 and numpy 2.4.6" >&2
-    rm -f "$MARKER"
-    "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PINS[@]}"
-    # Fail here, not in the middle of a test, if an import is broken.
-    "$VENV/bin/python" -c "import numpy, tritonclient.http"
-    printf '%s\n' "$WANT" > "$MARKER"
-fi
-echo "$VENV/bin/python"
+exec "$(dirname "$0")/pinned-venv.sh" serve-venv "$VENV" .dagrun-serve-pins "import numpy, tritonclient.http" "${PINS[@]}"

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ -n "${DAGRUN_SKIP_ONNX+set}" ]; then
+    echo "test: DAGRUN_SKIP_ONNX is set: the whole suite runs the ONNX tests too (unset it; this script installs ONNX Runtime)" >&2
+    exit 2
+fi
+
 command -v cargo >/dev/null || { echo "test: cargo is required (https://rustup.rs)" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 echo "== rustup target add wasm32-wasip2 (plugins are WASM components)"

@@ -143,7 +143,11 @@ fn a_killed_backfill_resumes_without_rerunning_finished_partitions() {
     let s = Sandbox::year();
     let mut child = s.cmd(&["backfill", "wf.ron", "--from", "2025-01-01", "--to", "2025-12-31", "-j", "2"]);
     let mut child = child.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Bounded: a backfill that crashes or stalls fails the test instead of hanging it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while s.ran_log().len() < 120 {
+        assert!(child.try_wait().unwrap().is_none(), "the backfill exited before 120 days ran");
+        assert!(std::time::Instant::now() < deadline, "120 days did not run within 120 s");
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();

@@ -332,27 +332,56 @@ fn outputs(s: &Sandbox) -> Vec<(String, String)> {
     (0..12).map(|i| (format!("t{i}"), s.read(&format!("out/t{i}.txt")))).collect()
 }
 
+/// Waits (at most 30 s) until `path` exists.
+fn wait_for(s: &Sandbox, path: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.path(path).exists() {
+        assert!(std::time::Instant::now() < deadline, "{path} never appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn kill_minus_nine_at_any_moment_then_rerun_matches_a_clean_run() {
     let clean = slow_chain();
     assert_eq!(clean.run_json(&[]).2, 0);
     let expected = outputs(&clean);
 
-    for delay_ms in [5, 40, 90, 160, 260, 400] {
+    // Kills at fixed delays after the start, and kills anchored to progress (once `out/tN.txt`
+    // exists: tasks before N are done, N..11 are not), which land mid-run on a loaded machine too.
+    let moments = [(None, 5), (None, 40), (Some(2), 0), (None, 160), (Some(5), 20), (Some(8), 40), (None, 400)];
+    let mut mid_run = 0;
+    for (after, delay_ms) in moments {
+        let ctx = format!("kill {delay_ms} ms after {}", after.map_or("the start".into(), |n| format!("out/t{n}.txt")));
         let s = slow_chain();
         let mut child =
             s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        if let Some(n) = after {
+            wait_for(&s, &format!("out/t{n}.txt"));
+        }
         std::thread::sleep(Duration::from_millis(delay_ms));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let (st, _, code) = s.run_json(&[]);
-        assert_eq!(code, 0, "after kill at {delay_ms} ms: {st:?}");
-        assert_eq!(outputs(&s), expected, "after kill at {delay_ms} ms");
+        // Straight after the kill, before a re-run could repair anything.
         let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
-        assert_eq!(verify.status.code(), Some(0), "after kill at {delay_ms} ms: {}", stdout(&verify));
+        assert_eq!(verify.status.code(), Some(0), "{ctx}: {}", stdout(&verify));
+        let (st, _, code) = s.run_json(&[]);
+        assert_eq!(code, 0, "{ctx}: {st:?}");
+        assert_eq!(outputs(&s), expected, "{ctx}");
+        assert_eq!(st.len(), 12, "{ctx}: {st:?}");
+        let cached = st.values().filter(|v| *v == "cached").count();
+        assert_eq!(cached + st.values().filter(|v| *v == "succeeded").count(), 12, "{ctx}: {st:?}");
+        if let Some(n) = after {
+            // The tasks before N were committed before N started; the last had not finished.
+            assert!(cached >= n && cached < 12, "{ctx}: {st:?}");
+        }
+        if cached > 0 && cached < 12 {
+            mid_run += 1;
+        }
         let (st, _, _) = s.run_json(&[]);
-        assert!(st.values().all(|v| v == "cached"), "after kill at {delay_ms} ms: {st:?}");
+        assert!(st.values().all(|v| v == "cached"), "{ctx}: {st:?}");
     }
+    assert!(mid_run >= 3, "only {mid_run} kills landed mid-run (some cached, some re-executed tasks)");
 }
 
 #[cfg(unix)]

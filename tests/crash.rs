@@ -109,3 +109,97 @@ fn kill_minus_nine_at_random_moments_never_corrupts_the_cache() {
         "only {mid_run} of {kills} kills landed mid-run (DAGRUN_CRASH_SEED={seed}): the run is too fast for the kill moments"
     );
 }
+
+/// Six independent tasks with 16 MB outputs: restoring them from the cache (copied and re-hashed)
+/// takes long enough to be killed part-way.
+fn big_outputs() -> Sandbox {
+    let tasks: String = (0..6)
+        .map(|i| {
+            format!(
+                "Task(name: \"big{i}\", kind: Command(run: \"yes {i} | head -c 16000000 > $DAGRUN_OUT_O\"), \
+                 outputs: {{\"o\": \"out/big{i}.bin\"}}),\n"
+            )
+        })
+        .collect();
+    Sandbox::new(&format!("Workflow(name: \"big\", tasks: [\n{tasks}])"))
+}
+
+/// The outputs that are in place with their final content.
+fn restored(s: &Sandbox, expected: &[Vec<u8>]) -> usize {
+    (0..6).filter(|i| std::fs::read(s.path(&format!("out/big{i}.bin"))).ok().as_ref() == Some(&expected[*i])).count()
+}
+
+#[test]
+fn kill_minus_nine_during_output_restore_never_corrupts_the_cache() {
+    let seed = env_u64("DAGRUN_CRASH_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("restore crash test seed: {seed} (replay with DAGRUN_CRASH_SEED={seed})");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let s = big_outputs();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let expected: Vec<Vec<u8>> = (0..6).map(|i| std::fs::read(s.path(&format!("out/big{i}.bin"))).unwrap()).collect();
+
+    // Anchored to the restore's progress: `out/` appears when the first restore starts. Returns the
+    // running `dagrun run` and when that was.
+    let start_restore = || {
+        std::fs::remove_dir_all(s.path("out")).unwrap();
+        let child = s.cmd(&["run", "wf.ron", "--json"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.path("out").exists() {
+            assert!(Instant::now() < deadline, "the run never started restoring");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (child, Instant::now())
+    };
+    // How long restoring the six outputs takes here (debug or release build, loaded machine or not),
+    // until the last is renamed into place; the shorter of two restores (the first may read a cold
+    // cache). The kills land within its first two thirds.
+    let restore_ms = (0..2)
+        .map(|_| {
+            let (mut child, started) = start_restore();
+            while !(0..6).all(|i| s.path(&format!("out/big{i}.bin")).exists()) {
+                assert!(child.try_wait().unwrap().is_none(), "the run ended before restoring every output");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let took = started.elapsed().as_millis() as u64;
+            assert!(child.wait().unwrap().success());
+            took
+        })
+        .min()
+        .unwrap();
+    println!("restoring the outputs took {restore_ms} ms");
+    let restore_ms = (restore_ms * 2 / 3).max(2);
+
+    let mut partial = 0;
+    for n in 0..8 {
+        let (mut child, _) = start_restore();
+        let delay_ms = rng.u64(0..restore_ms);
+        let ctx = format!("kill {n}, {delay_ms} ms into the restore (DAGRUN_CRASH_SEED={seed})");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let done = restored(&s, &expected);
+        println!("{ctx}: {done} restored");
+        if done < 6 {
+            partial += 1;
+        }
+
+        // Straight after the kill: the restore only reads the cache, which must still verify.
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(0), "{ctx}: {}", stdout(&verify));
+        assert!(stdout(&verify).contains("no corruption found"), "{ctx}: {}", stdout(&verify));
+        let (st, _, code) = s.run_json(&[]);
+        assert_eq!(code, 0, "{ctx}: {st:?}");
+        assert_eq!(st.len(), 6, "{ctx}: {st:?}");
+        assert!(st.values().all(|v| v == "cached"), "{ctx} ({done} of 6 restored before it): {st:?}");
+        assert_eq!(restored(&s, &expected), 6, "{ctx}");
+        // What docs/cli.md ("What a crash leaves behind") says a kill during a restore may leave.
+        for name in std::fs::read_dir(s.path("out")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()) {
+            let declared = name.starts_with("big") && name.ends_with(".bin");
+            let leftover = name.starts_with(".restore.") && name.ends_with(".dagrun-tmp");
+            assert!(declared || leftover, "{ctx}: unexpected file out/{name}");
+        }
+    }
+    assert!(partial >= 3, "only {partial} of 8 kills landed before the restore finished (DAGRUN_CRASH_SEED={seed})");
+}

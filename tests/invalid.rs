@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 /// Every case must exit with this code (`Exit::InvalidWorkflow`).
 const INVALID_WORKFLOW: i32 = 3;
 
-/// The suite must not silently shrink.
-const MIN_CASES: usize = 20;
+/// The number of cases: the suite must not silently shrink, nor grow without this line saying so.
+const CASES: usize = 59;
 
 fn cases_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/invalid")
@@ -65,7 +65,7 @@ fn invalid_workflows_report_exact_diagnostics() {
     let rons = stems(&dir, "ron");
     let expected_files = stems(&dir, "stderr");
 
-    assert!(rons.len() >= MIN_CASES, "expected at least {MIN_CASES} cases in {}, found {}", dir.display(), rons.len());
+    assert_eq!(rons.len(), CASES, "expected exactly {CASES} cases in {}: update CASES with the cases", dir.display());
     let orphans: Vec<&String> = expected_files.difference(&rons).collect();
     assert!(orphans.is_empty(), "`.stderr` files without a `.ron` case: {orphans:?}");
     if !bless {

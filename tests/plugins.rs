@@ -114,37 +114,64 @@ fn a_plugin_runs_and_its_output_is_cached() {
     assert!(tasks.values().all(|t| t["status"] == "cached"), "{tasks:?}");
 }
 
-/// Every way out of the sandbox is denied, each with its own message, and the run goes on.
+/// Every way out of the sandbox is denied, each with its own message, and the run goes on. Each
+/// row of the table in docs/plugins.md ("What is denied") is one task here.
 #[test]
 fn the_sandbox_denies_escapes_and_the_run_goes_on() {
     let escape = plugin("escape");
-    let task = |name: &str, attempt: &str| {
+    let task = |name: &str, attempt: &str, extra: &str| {
         format!(
-            r#"Task(name: "{name}", kind: Wasm(plugin: "{escape}"), params: {{"attempt": "{attempt}"}},
-                    inputs: {{"data": File("data.csv")}}),"#
+            r#"Task(name: "{name}", kind: Wasm(plugin: "{escape}", mounts: {{"ro": (path: "ro")}}),
+                    params: {{"attempt": "{attempt}"}}, inputs: {{"data": File("data.csv")}}{extra}),
+"#
         )
     };
+    let out = |name: &str| format!(r#", outputs: {{"out": "out/{name}.txt"}}"#);
+    let tasks: String = [
+        task("etc-passwd", "read-etc-passwd", ""),
+        task("traverse", "traverse", ""),
+        task("write-input", "write-input", ""),
+        task("write-mount", "write-mount", ""),
+        task("list-root", "list-root", ""),
+        task("symlink-out", "symlink-out", r#", outputs: {"link": "out/link"}"#),
+        task("artifact-dir", "artifact-dir", &out("dir")),
+        task("artifact-link", "artifact-link", &out("link")),
+        task("env", "env", ""),
+    ]
+    .concat();
     let s = Sandbox::new(&format!(
         r#"Workflow(name: "escapes", tasks: [
-        {}
-        {}
-        {}
-        {}
+        {tasks}
         Task(name: "net", kind: Wasm(plugin: "{}")),
         Task(name: "fine", kind: Command(run: "echo ok > fine.txt"), outputs: {{"f": "fine.txt"}}),
     ])"#,
-        task("etc-passwd", "read-etc-passwd"),
-        task("traverse", "traverse"),
-        task("write-input", "write-input"),
-        task("env", "env"),
         plugin("net"),
     ));
-    let (tasks, _, code) = s.run(&["-j", "2"]);
-    assert_eq!(code, 1, "a failed task gives the task-failure exit code");
+    // A variable only dagrun's own process has: the plugin must not see it (nor any other).
+    let unique = format!("DAGRUN_ESCAPE_PROBE_{}", std::process::id());
+    let out = s.command(&["run", "wf.ron", "--json", "-j", "2"]).env(&unique, "visible").output().unwrap();
+    let tasks: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "task_finished")
+        .map(|e| (e["task"].as_str().unwrap().to_owned(), e))
+        .collect();
+    assert_eq!(out.status.code(), Some(1), "a failed task gives the task-failure exit code");
     let error = |t: &str| tasks[t]["error"].as_str().unwrap_or("").to_owned();
     assert_eq!(error("etc-passwd"), "read-etc-passwd denied: No such file or directory (os error 44)");
     assert_eq!(error("traverse"), "traverse denied: Operation not permitted (os error 63)");
     assert_eq!(error("write-input"), "write-input denied: Operation not permitted (os error 63)");
+    assert_eq!(error("write-mount"), "write-mount denied: Operation not permitted (os error 63)");
+    assert_eq!(error("list-root"), "list-root denied: No such file or directory (os error 44)");
+    assert_eq!(error("symlink-out"), "symlink-out denied: Operation not permitted (os error 63)");
+    for (t, o) in [("artifact-dir", "out"), ("artifact-link", "out")] {
+        assert_eq!(
+            error(t),
+            format!(
+                "the plugin returned artifact `{o}` at /out/{o}, which is not a file inside its output directory /out"
+            ),
+        );
+    }
     assert_eq!(
         error("net"),
         format!(
@@ -152,10 +179,12 @@ fn the_sandbox_denies_escapes_and_the_run_goes_on() {
             plugin("net")
         )
     );
-    assert_eq!(tasks["env"]["status"], "succeeded", "no host environment variable is visible");
+    assert_eq!(tasks["env"]["status"], "succeeded", "no host environment variable is visible: {}", error("env"));
     assert_eq!(tasks["env"]["summary"], serde_json::json!({"home": null}));
     assert_eq!(tasks["fine"]["status"], "succeeded", "unrelated tasks finish");
     assert_eq!(std::fs::read_to_string(s.path("data.csv")).unwrap(), "x,y\n1,2\n3.5,4\n", "the input is untouched");
+    assert!(!s.path("ro/escaped.txt").exists(), "nothing was written into the read-only mount");
+    assert!(!s.path("out/link").exists() && !s.path("out/link.txt").exists() && !s.path("out/dir.txt").exists());
 }
 
 #[test]

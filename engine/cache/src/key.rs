@@ -312,6 +312,77 @@ mod tests {
         assert_eq!(fixture().key().0.to_hex(), "6d464221c914f29bc7683db8e5909af858c00922e9ec8393bb9781592d5765a9");
     }
 
+    /// A partitioned task reading several partitions of an upstream output: pins how the
+    /// partition and a `Partitions` input are encoded (the first fixture has neither).
+    fn partitioned_fixture() -> KeyInputs {
+        let mut k = fixture();
+        k.inputs.insert(
+            "days".into(),
+            InputDigest::Partitions {
+                task: "ingest".into(),
+                output: "rows".into(),
+                parts: vec![
+                    ("2025-01-01".into(), ObjectDigest(Digest::of(b"d1"))),
+                    ("2025-01-02".into(), ObjectDigest(Digest::of(b"d2"))),
+                ],
+            },
+        );
+        k.partition = Some("2025-01-02".into());
+        k
+    }
+
+    #[test]
+    fn pinned_partitioned_key() {
+        assert_eq!(
+            partitioned_fixture().key().0.to_hex(),
+            "15269ce99e5b88527dafadcaedc09a142d5b3450e3ecad71b2630a4c336e43f1"
+        );
+    }
+
+    #[test]
+    fn every_part_of_a_partitions_input_changes_the_key() {
+        let base = partitioned_fixture();
+        let k = base.key();
+        type Parts = Vec<(String, ObjectDigest)>;
+        let edit = |f: &dyn Fn(&mut String, &mut String, &mut Parts)| {
+            let mut v = base.clone();
+            let Some(InputDigest::Partitions { task, output, parts }) = v.inputs.get_mut("days") else {
+                unreachable!()
+            };
+            f(task, output, parts);
+            v
+        };
+        let variants = [
+            edit(&|t, _, _| *t = "ingest2".into()),
+            edit(&|_, o, _| *o = "rows2".into()),
+            edit(&|_, _, p| p.reverse()),
+            edit(&|_, _, p| p[0].0 = "2024-12-31".into()),
+            edit(&|_, _, p| p[1].1 = ObjectDigest(Digest::of(b"d3"))),
+            edit(&|_, _, p| p.truncate(1)),
+            // The same task and output as one `Output` input is a different input.
+            {
+                let mut v = base.clone();
+                v.inputs.insert(
+                    "days".into(),
+                    InputDigest::Output {
+                        task: "ingest".into(),
+                        output: "rows".into(),
+                        digest: ObjectDigest(Digest::of(b"d1")),
+                    },
+                );
+                v
+            },
+            {
+                let mut v = base.clone();
+                v.partition = Some("2025-01-03".into());
+                v
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.key(), k, "{v:?}");
+        }
+    }
+
     #[test]
     fn every_field_changes_the_key() {
         let base = fixture();

@@ -1,44 +1,58 @@
-//! OnnxEval throughput: rows/s evaluating 1,000,000 rows with the logistic-regression fixture model, in
-//! dagrun-onnx and in Python onnxruntime (benches/eval_python.py) at the same batch size.
+//! OnnxEval against the Python a user would write for the same job, on realistic models.
 //!
 //! ```text
-//! cargo bench -p dagrun-onnx --bench eval [-- --rows N --batch-size N --repeat N --threads N --no-python]
+//! cargo bench -p dagrun-onnx --bench eval [-- --rows N --repeat N --models logreg,gb,rf --threads N --no-python]
 //! ```
 //!
-//! The data is the fixture's 1,000-row test CSV repeated to N rows (so the metrics must equal the fixture's),
-//! written once to `<target>/onnx-bench/`. Modes, each the best of `--repeat` runs:
-//! * `inference`: batches already in memory; only running the model (and reading its outputs);
-//! * `metrics`: CSV → batches → model → metrics ([`dagrun_onnx::evaluate_metrics`]);
-//! * `full`: the OnnxEval task: metrics + `metrics.json` + `predictions.csv` ([`dagrun_onnx::evaluate`]);
-//! * `parquet`: `metrics` from the same rows in a Parquet file (snappy; dagrun only).
+//! The data (1,000,000 rows × 30 float features and a 0/1 label, ~270 MB of CSV) and the models (scikit-learn
+//! LogisticRegression, GradientBoostingClassifier and RandomForestClassifier, exported with skl2onnx) are made by
+//! `benches/eval_python.py make` in the venv of `scripts/bench-onnx-venv.sh`, once, into `<target>/onnx-bench/`.
+//!
+//! Each round runs, for each model, both sides in a fresh process each, alternating which goes first:
+//! * dagrun: [`dagrun_onnx::evaluate`] (the `OnnxEval` task's work: CSV in, `metrics.json` and
+//!   `predictions.csv` out), in a child process of this benchmark;
+//! * Python: `eval_python.py run`: one `pandas.read_csv`, one `InferenceSession.run`, one `DataFrame.to_csv`,
+//!   the metrics once with scikit-learn.
+//!
+//! Both time from loading the model to the metrics written (the ONNX Runtime library loaded, and Python's
+//! imports done, beforehand), and report the CPU time (user + system, all threads) of that span and their
+//! process's peak RSS. The CPU times say what the wall times mean on a loaded machine. A model's ratio is printed only after both
+//! sides scored the same number of rows and agree on every metric to 1e-9. Times are medians over `--repeat`
+//! rounds (default 3); peak memory is the largest seen.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use dagrun_onnx::{EvalOptions, ModelOptions, OnnxModel, evaluate, evaluate_metrics};
+use serde_json::Value;
+
+/// Both sides' metrics must agree this closely before a ratio is printed.
+const AGREE: f64 = 1e-9;
 
 struct Args {
     rows: usize,
-    batch_size: usize,
     repeat: usize,
+    models: Vec<String>,
     threads: Option<usize>,
     python: bool,
 }
 
-fn parse_args() -> Args {
-    let mut a = Args { rows: 1_000_000, batch_size: 4096, repeat: 3, threads: None, python: true };
-    let mut it = std::env::args().skip(1);
+fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
+    let mut a = Args {
+        rows: 1_000_000,
+        repeat: 3,
+        models: ["logreg", "gb", "rf"].map(String::from).to_vec(),
+        threads: None,
+        python: true,
+    };
     while let Some(arg) = it.next() {
-        let mut num = |name: &str| -> usize {
-            it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} needs a number"))
-        };
+        let mut value = |name: &str| it.next().unwrap_or_else(|| panic!("{name} needs a value"));
+        let num = |name: &str, v: String| -> usize { v.parse().unwrap_or_else(|_| panic!("{name} needs a number")) };
         match arg.as_str() {
-            "--rows" => a.rows = num("--rows"),
-            "--batch-size" => a.batch_size = num("--batch-size"),
-            "--repeat" => a.repeat = num("--repeat").max(1),
-            "--threads" => a.threads = Some(num("--threads")),
+            "--rows" => a.rows = num("--rows", value("--rows")),
+            "--repeat" => a.repeat = num("--repeat", value("--repeat")).max(1),
+            "--threads" => a.threads = Some(num("--threads", value("--threads"))),
+            "--models" => a.models = value("--models").split(',').map(String::from).collect(),
             "--no-python" => a.python = false,
             _ => {} // `cargo bench` passes --bench
         }
@@ -56,203 +70,192 @@ fn bench_dir() -> PathBuf {
     target.join("onnx-bench")
 }
 
-/// The fixture CSV repeated to `rows` data rows.
-fn make_data(fixture_csv: &Path, rows: usize) -> PathBuf {
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("logreg_{rows}.csv"));
-    let text = std::fs::read_to_string(fixture_csv).unwrap();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let body: Vec<&str> = lines.collect();
-    let expected_len = header.len() + 1 + (0..rows).map(|i| body[i % body.len()].len() + 1).sum::<usize>();
-    if std::fs::metadata(&path).is_ok_and(|m| m.len() as usize == expected_len) {
-        return path;
-    }
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    writeln!(out, "{header}").unwrap();
-    for i in 0..rows {
-        writeln!(out, "{}", body[i % body.len()]).unwrap();
-    }
-    out.flush().unwrap();
-    path
+/// The benchmark venv's python (made by scripts/bench-onnx-venv.sh if needed).
+fn venv_python() -> PathBuf {
+    let out = Command::new("bash").arg(root().join("scripts/bench-onnx-venv.sh")).output().expect("run bash");
+    assert!(out.status.success(), "bench-onnx-venv.sh failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().lines().last().expect("the venv's python").trim())
 }
 
-/// The same rows as Parquet (Float64 features, Int64 label; snappy), next to the CSV.
-fn make_parquet(csv_path: &Path) -> PathBuf {
-    use std::sync::Arc;
-
-    use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-    let path = csv_path.with_extension("parquet");
-    if std::fs::metadata(&path).is_ok_and(|m| m.modified().ok() >= std::fs::metadata(csv_path).unwrap().modified().ok())
-    {
-        return path;
-    }
-    let text = std::fs::read_to_string(csv_path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let mut columns: Vec<Vec<&str>> = vec![Vec::new(); header.len()];
-    for line in lines {
-        for (c, v) in columns.iter_mut().zip(line.split(',')) {
-            c.push(v);
-        }
-    }
-    let arrays = header.iter().zip(&columns).map(|(name, values)| {
-        let array: ArrayRef = if *name == "label" {
-            Arc::new(Int64Array::from_iter_values(values.iter().map(|v| v.parse::<i64>().unwrap())))
-        } else {
-            Arc::new(Float64Array::from_iter_values(values.iter().map(|v| v.parse::<f64>().unwrap())))
-        };
-        (*name, array)
-    });
-    let batch = RecordBatch::try_from_iter(arrays).unwrap();
-    let props = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut w =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), Some(props))
-            .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
-    path
+fn python_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/eval_python.py")
 }
 
-fn best_of<T>(repeat: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
-    let mut best = Duration::MAX;
-    let mut last = None;
-    for _ in 0..repeat {
-        let t = Instant::now();
-        let r = f();
-        best = best.min(t.elapsed());
-        last = Some(r);
+/// Peak resident memory of this process, in KiB (Linux).
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// CPU time (user + system) of this process so far, in seconds (Linux; 100 ticks a second).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let ticks: Vec<f64> = after.split_whitespace().skip(11).take(2).filter_map(|v| v.parse().ok()).collect();
+    ticks.iter().sum::<f64>() / 100.0
+}
+
+/// The dagrun side, in a child process: `--child-eval MODEL DATA OUT [THREADS]`; prints its result as JSON.
+fn child_eval(mut it: impl Iterator<Item = String>) {
+    let (model, data, out) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+    let threads = it.next().and_then(|t| t.parse().ok());
+    dagrun_onnx::runtime::init().expect("ONNX Runtime");
+    let mut opts = dagrun_onnx::EvalOptions::new("label");
+    opts.intra_threads = threads;
+    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let eval = dagrun_onnx::evaluate(Path::new(&model), Path::new(&data), Path::new(&out), &opts).unwrap();
+    let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(eval.metrics_path.unwrap()).unwrap()).unwrap();
+    let report = serde_json::json!({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_kb": peak_rss_kb(),
+                                    "rows": eval.rows, "metrics": metrics});
+    println!("{report}");
+}
+
+/// One run of one side: its JSON report.
+fn run_side(mut cmd: Command, what: &str) -> Value {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    serde_json::from_str(text.lines().last().unwrap_or_default()).unwrap_or_else(|e| panic!("{what}: {e}: {text}"))
+}
+
+/// Both sides scored the same rows and agree on every metric Python computed (to [`AGREE`]).
+fn assert_agree(model: &str, dagrun: &Value, python: &Value) {
+    assert_eq!(dagrun["rows"], python["rows"], "{model}: row counts differ");
+    for (name, want) in python["metrics"].as_object().unwrap() {
+        let want = want.as_f64().unwrap();
+        let have = dagrun["metrics"][name].as_f64().unwrap_or_else(|| panic!("{model}: dagrun has no `{name}`"));
+        assert!((have - want).abs() <= AGREE, "{model}: {name}: dagrun {have} vs Python {want}");
     }
-    (best, last.unwrap())
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read(path).unwrap().iter().filter(|&&b| b == b'\n').count()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[derive(Default)]
+struct Side {
+    seconds: Vec<f64>,
+    cpu: Vec<f64>,
+    peak_kb: u64,
+}
+
+impl Side {
+    fn add(&mut self, r: &Value) {
+        self.seconds.push(r["seconds"].as_f64().unwrap());
+        self.cpu.push(r["cpu_seconds"].as_f64().unwrap());
+        self.peak_kb = self.peak_kb.max(r["peak_rss_kb"].as_u64().unwrap_or(0));
+    }
 }
 
 fn main() {
-    let args = parse_args();
-    if let Err(e) = dagrun_onnx::runtime::init() {
-        eprintln!("{e}");
-        std::process::exit(1);
+    let mut argv = std::env::args().skip(1).peekable();
+    if argv.peek().map(String::as_str) == Some("--child-eval") {
+        argv.next();
+        return child_eval(argv);
     }
-    let rt = dagrun_onnx::discover().unwrap();
-    let fixture = root().join("tests/fixtures/onnx/logreg_binary");
-    let model_path = fixture.join("model.onnx");
+    let args = parse_args(argv);
+    let rt = dagrun_onnx::discover().unwrap_or_else(|e| panic!("{e}"));
+    let python = venv_python();
+    let dir = bench_dir();
     let t = Instant::now();
-    let data = make_data(&fixture.join("test.csv"), args.rows);
+    let status = Command::new(&python)
+        .arg(python_script())
+        .args(["make", "--dir", dir.to_str().unwrap(), "--rows", &args.rows.to_string(), "--features", "30"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "making the data and models failed");
+    let data = dir.join(format!("data_{}x30.csv", args.rows));
     eprintln!("data: {} ({} rows, ready in {:.1}s)", data.display(), args.rows, t.elapsed().as_secs_f64());
     eprintln!("ONNX Runtime {} at {}", rt.version, rt.path.display());
 
-    let mut opts = EvalOptions::new("label");
-    opts.batch_size = args.batch_size;
-    opts.intra_threads = args.threads;
-
-    // inference: batches parsed beforehand (to f32, what the model takes, as numpy's astype(np.float32)).
-    let text = std::fs::read_to_string(&data).unwrap();
-    let mut features: Vec<f32> = Vec::with_capacity(args.rows * 8);
-    for line in text.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        features.extend(fields[..8].iter().map(|v| v.parse::<f64>().unwrap() as f32));
-    }
-    drop(text);
-    let mut model =
-        OnnxModel::load(&model_path, &ModelOptions { intra_threads: args.threads, ..Default::default() }).unwrap();
-    assert!(model.takes_f32());
-    let (inference, _) = best_of(args.repeat, || {
-        let mut n = 0;
-        for (b, chunk) in features.chunks(args.batch_size * 8).enumerate() {
-            let rows = chunk.len() / 8;
-            n += model.predict(chunk, rows, 8, (b * args.batch_size) as u64).unwrap().len();
-        }
-        assert_eq!(n, args.rows);
-    });
-    drop(features);
-
-    let (metrics_time, eval) = best_of(args.repeat, || evaluate_metrics(&model_path, &data, &opts).unwrap());
-    assert_eq!(eval.rows as usize, args.rows);
-    let out = tempfile::tempdir().unwrap();
-    let (full_time, _) = best_of(args.repeat, || evaluate(&model_path, &data, out.path(), &opts).unwrap());
-    let parquet = make_parquet(&data);
-    let (parquet_time, from_parquet) = best_of(args.repeat, || evaluate_metrics(&model_path, &parquet, &opts).unwrap());
-    assert_eq!(
-        serde_json::to_string(&from_parquet.metrics).unwrap(),
-        serde_json::to_string(&eval.metrics).unwrap(),
-        "the same metrics from Parquet"
-    );
-
-    // The repeated data has the fixture's metrics.
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("expected_metrics.json")).unwrap()).unwrap();
-    for (name, want) in expected["metrics"].as_object().unwrap() {
-        let have = eval.metrics.get(name).unwrap();
-        assert!((have - want.as_f64().unwrap()).abs() < 1e-6, "{name}: {have} vs {want}");
-    }
-
-    let rps = |d: Duration| args.rows as f64 / d.as_secs_f64();
-    let rust = [("inference", inference), ("metrics", metrics_time), ("full", full_time), ("parquet", parquet_time)];
-
-    let python: Option<serde_json::Value> = if args.python {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/eval_python.py");
-        let mut cmd = Command::new("python3");
-        cmd.arg(&script).args(["--model", model_path.to_str().unwrap(), "--data", data.to_str().unwrap()]).args([
-            "--batch-size",
-            &args.batch_size.to_string(),
-            "--repeat",
-            &args.repeat.to_string(),
-        ]);
-        if let Some(t) = args.threads {
-            cmd.args(["--threads", &t.to_string()]);
-        }
-        match cmd.output() {
-            Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).ok(),
-            Ok(o) => {
-                eprintln!("python benchmark failed: {}", String::from_utf8_lossy(&o.stderr));
-                None
-            }
-            Err(e) => {
-                eprintln!("python benchmark not run: {e}");
-                None
+    let out = tempfile::tempdir_in(&dir).unwrap();
+    let threads = args.threads.map(|t| t.to_string());
+    let mut results = Vec::new();
+    let mut sides: Vec<(Side, Side)> = args.models.iter().map(|_| Default::default()).collect();
+    for round in 0..args.repeat {
+        for (m, model) in args.models.iter().enumerate() {
+            let model_path = dir.join(format!("{model}_30.onnx"));
+            let (d_out, p_out) =
+                (out.path().join(format!("dagrun-{model}")), out.path().join(format!("python-{model}")));
+            let mut ours = Command::new(std::env::current_exe().unwrap());
+            ours.arg("--child-eval").args([&model_path, &data, &d_out]).args(threads.iter());
+            let mut theirs = Command::new(&python);
+            theirs.arg(python_script()).arg("run").args(["--model".as_ref(), model_path.as_os_str()]);
+            theirs.args(["--data".as_ref(), data.as_os_str(), "--out".as_ref(), p_out.as_os_str()]);
+            theirs.args(["--threads", threads.as_deref().unwrap_or("0")]);
+            let (d, p) = if !args.python {
+                (run_side(ours, "dagrun"), None)
+            } else if round % 2 == 0 {
+                let d = run_side(ours, "dagrun");
+                (d, Some(run_side(theirs, "python")))
+            } else {
+                let p = run_side(theirs, "python");
+                (run_side(ours, "dagrun"), Some(p))
+            };
+            assert_eq!(d["rows"].as_u64(), Some(args.rows as u64), "{model}: dagrun scored every row");
+            assert_eq!(lines(&d_out.join("predictions.csv")), args.rows + 1, "{model}: dagrun's predictions");
+            sides[m].0.add(&d);
+            if let Some(p) = p {
+                assert_agree(model, &d, &p);
+                assert_eq!(lines(&p_out.join("predictions.csv")), args.rows + 1, "{model}: Python's predictions");
+                sides[m].1.add(&p);
+                if round == 0 {
+                    eprintln!("{model}: both sides agree on {} rows and every metric to {AGREE:e}", args.rows);
+                    results.push((model.clone(), p["versions"].clone()));
+                }
             }
         }
-    } else {
-        None
-    };
+    }
 
     println!(
-        "\nOnnxEval benchmark: {} rows, logistic regression (8 features), batch size {}, intra-op threads {}",
+        "\nOnnxEval vs Python (pandas read_csv + onnxruntime + to_csv + scikit-learn metrics): {} rows × 30 \
+         features, median of {} paired rounds, intra-op threads {}",
         args.rows,
-        args.batch_size,
+        args.repeat,
         args.threads.map_or("default".to_string(), |t| t.to_string())
     );
-    if let Some(py) = &python {
+    if let Some((_, v)) = results.first() {
+        println!("Python: {v}");
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>6} {:>10} {:>10} {:>6} {:>11} {:>11}",
+        "model", "dagrun s", "python s", "ratio", "dagrun cpu", "python cpu", "ratio", "dagrun peak", "python peak"
+    );
+    let mut report = serde_json::Map::new();
+    for (model, (ours, theirs)) in args.models.iter().zip(&mut sides) {
+        let (d, d_cpu) = (median(&mut ours.seconds), median(&mut ours.cpu));
+        let p = (!theirs.seconds.is_empty()).then(|| (median(&mut theirs.seconds), median(&mut theirs.cpu)));
+        let mib = |kb: u64| kb as f64 / 1024.0;
+        let show = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+        let (ratio, cpu_ratio) = (p.map(|p| p.0 / d), p.map(|p| p.1 / d_cpu));
         println!(
-            "python {} / onnxruntime {} / numpy {} / reading CSV with {}",
-            py["python"].as_str().unwrap_or("?"),
-            py["onnxruntime"].as_str().unwrap_or("?"),
-            py["numpy"].as_str().unwrap_or("?"),
-            py["csv_reader"].as_str().unwrap_or("?")
+            "{model:<8} {d:>9.3} {:>9} {:>6} {d_cpu:>10.2} {:>10} {:>6} {:>7.0} MiB {:>7} MiB",
+            show(p.map(|p| p.0), 3),
+            show(ratio, 2),
+            show(p.map(|p| p.1), 2),
+            show(cpu_ratio, 2),
+            mib(ours.peak_kb),
+            show(p.map(|_| mib(theirs.peak_kb)), 0),
+        );
+        report.insert(
+            model.clone(),
+            serde_json::json!({"dagrun_seconds": d, "python_seconds": p.map(|p| p.0), "ratio": ratio,
+                               "dagrun_cpu_seconds": d_cpu, "python_cpu_seconds": p.map(|p| p.1),
+                               "cpu_ratio": cpu_ratio, "dagrun_peak_mib": mib(ours.peak_kb),
+                               "python_peak_mib": mib(theirs.peak_kb)}),
         );
     }
-    println!("{:<10} {:>16} {:>16} {:>8}", "mode", "dagrun rows/s", "python rows/s", "ratio");
-    let mut results = serde_json::Map::new();
-    for (mode, d) in rust {
-        let ours = rps(d);
-        let theirs = python.as_ref().and_then(|p| p["rows_per_second"][mode].as_f64());
-        match theirs {
-            Some(t) => println!("{mode:<10} {ours:>16.0} {t:>16.0} {:>8.2}", ours / t),
-            None => println!("{mode:<10} {ours:>16.0} {:>16} {:>8}", "-", "-"),
-        }
-        results.insert(
-            mode.to_string(),
-            serde_json::json!({"dagrun_rows_per_second": ours, "python_rows_per_second": theirs,
-                               "ratio": theirs.map(|t| ours / t)}),
-        );
-    }
-    let report = serde_json::json!({
-        "rows": args.rows, "batch_size": args.batch_size, "threads": args.threads,
-        "onnxruntime": rt.version, "modes": results, "python": python,
-    });
-    let path = bench_dir().join("results.json");
+    let path = dir.join("results.json");
+    let report = serde_json::json!({"rows": args.rows, "repeat": args.repeat, "threads": args.threads,
+                                    "onnxruntime": rt.version, "models": report});
     std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     println!("(written to {})", path.display());
 }

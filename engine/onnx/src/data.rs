@@ -1,15 +1,18 @@
 //! Streaming a CSV or Parquet file in batches: selected feature columns parsed to `f64`, the label and
-//! passthrough columns kept as text. Only one batch of text is in memory at a time.
+//! passthrough columns kept as text. Only a few batches are in memory at a time; a CSV file is parsed by
+//! several threads ([`parallel`]).
 
-use std::fs::File;
-use std::io::{BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::mpsc::{Receiver, Sender};
 
-use crate::error::{Error, Result, io_err};
+use crate::error::{Error, Result};
 use crate::model::Features;
 
+mod csv_batches;
+mod parallel;
 mod parquet;
 
+pub(crate) use csv_batches::{CsvBatches, CsvColumns, Fields, csv_err, parse_f64};
 pub(crate) use parquet::ParquetBatches;
 
 /// Which columns to read.
@@ -98,6 +101,12 @@ impl Batch {
         }
     }
 
+    /// Moves rows numbered from 0 to start at `base` (a chunk parsed without knowing where it starts).
+    fn renumber(&mut self, base: u64) {
+        self.row_ids.iter_mut().for_each(|r| *r += base);
+        self.first_row += base;
+    }
+
     /// Empties the batch for rows from `first_row` on.
     fn reset(&mut self, first_row: u64, single_precision: bool, passthrough: usize, parquet_rows: bool) {
         self.first_row = first_row;
@@ -168,6 +177,58 @@ impl Batches {
         match self {
             Batches::Csv(b) => b.fill(batch, max_rows),
             Batches::Parquet(b) => b.fill(batch, max_rows),
+        }
+    }
+
+    /// Reads the batches (at most `batch_size` rows each) on threads of `scope`, so that reading overlaps
+    /// what the caller does with them: a CSV file on several threads, anything else on one. Returns the
+    /// batches in file order (an error ends them; a batch may hold no rows, only a count of unlabelled rows
+    /// left out) and where to give batches back for reuse.
+    pub fn spawn<'s>(self, scope: &'s std::thread::Scope<'s, '_>, batch_size: usize) -> Spawned {
+        match self {
+            Batches::Csv(CsvBatches { source: Some(source), cols, .. }) => {
+                let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
+                parallel::spawn(scope, source, cols, batch_size, workers)
+            }
+            reader => {
+                let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+                let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+                scope.spawn(move || read_all(reader, batch_size, &full_tx, &empty_rx));
+                (full_rx, empty_tx)
+            }
+        }
+    }
+}
+
+/// Batches in file order, and where to give them back for reuse (see [`Batches::spawn`]).
+pub(crate) type Spawned = (Receiver<Result<Batch>>, Sender<Batch>);
+
+/// Reads every batch of `reader` in turn and sends it.
+fn read_all(
+    mut reader: Batches,
+    batch_size: usize,
+    full: &std::sync::mpsc::SyncSender<Result<Batch>>,
+    empty: &Receiver<Batch>,
+) {
+    loop {
+        let mut batch = empty.try_recv().unwrap_or_default();
+        match reader.fill(&mut batch, batch_size) {
+            // The end; trailing unlabelled rows still need counting.
+            Ok(0) => {
+                if batch.unlabelled > 0 {
+                    let _ = full.send(Ok(batch));
+                }
+                return;
+            }
+            Ok(_) => {
+                if full.send(Ok(batch)).is_err() {
+                    return; // the consumer stopped (error)
+                }
+            }
+            Err(e) => {
+                let _ = full.send(Err(e));
+                return;
+            }
         }
     }
 }
@@ -249,151 +310,6 @@ impl FeatureBuf {
     }
 }
 
-/// A CSV file being read batch by batch.
-pub(crate) struct CsvBatches {
-    path: PathBuf,
-    reader: csv::Reader<Box<dyn Read + Send>>,
-    record: csv::ByteRecord,
-    header: Vec<String>,
-    features: Vec<usize>,
-    label: Option<usize>,
-    passthrough: Vec<usize>,
-    next_row: u64,
-    single_precision: bool,
-    skip_unlabelled: bool,
-}
-
-impl std::fmt::Debug for CsvBatches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsvBatches").field("path", &self.path).field("header", &self.header).finish_non_exhaustive()
-    }
-}
-
-impl CsvBatches {
-    /// Opens `path`, reads its header and resolves the columns.
-    pub fn open(path: &Path, spec: &ColumnSpec<'_>) -> Result<CsvBatches> {
-        let file = File::open(path).map_err(io_err(path))?;
-        CsvBatches::from_reader(path, Box::new(BufReader::with_capacity(1 << 20, file)), spec)
-    }
-
-    /// Reads CSV text from `input` (e.g. a request body); `name` stands for it in error messages.
-    pub fn from_reader(name: &Path, input: Box<dyn Read + Send>, spec: &ColumnSpec<'_>) -> Result<CsvBatches> {
-        let path = name;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
-        let header: Vec<String> = reader
-            .byte_headers()
-            .map_err(|e| csv_err(path, e))?
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let h = String::from_utf8_lossy(h);
-                let h = if i == 0 { h.trim_start_matches('\u{feff}') } else { &h };
-                h.trim().to_string()
-            })
-            .collect();
-        if header.is_empty() || header.iter().all(String::is_empty) {
-            return Err(Error::Data { path: path.to_path_buf(), reason: "empty file: no header row".into() });
-        }
-        let Resolved { features, label, passthrough } = resolve(path, &header, spec)?;
-        Ok(CsvBatches {
-            path: path.to_path_buf(),
-            reader,
-            record: csv::ByteRecord::new(),
-            header,
-            features,
-            label,
-            passthrough,
-            next_row: 0,
-            single_precision: false,
-            skip_unlabelled: spec.skip_unlabelled && label.is_some(),
-        })
-    }
-
-    /// Parse features into `f32` (for a model that takes floats) instead of `f64`.
-    pub fn set_single_precision(&mut self, single: bool) {
-        self.single_precision = single;
-    }
-
-    /// The names of the selected feature columns, in order.
-    pub fn feature_names(&self) -> Vec<String> {
-        self.features.iter().map(|&i| self.header[i].clone()).collect()
-    }
-
-    /// Number of feature columns.
-    pub fn width(&self) -> usize {
-        self.features.len()
-    }
-
-    /// A feature whose name the header holds more than once (only the first is read).
-    pub fn duplicate_feature(&self) -> Option<&str> {
-        self.features
-            .iter()
-            .map(|&i| self.header[i].as_str())
-            .find(|name| self.header.iter().filter(|h| h == name).count() > 1)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reads up to `max_rows` rows into `batch` (reusing its buffers). Returns the number of rows read; 0 at
-    /// the end of the file.
-    pub fn fill(&mut self, batch: &mut Batch, max_rows: usize) -> Result<usize> {
-        batch.reset(self.next_row, self.single_precision, self.passthrough.len(), false);
-        while batch.lines.len() < max_rows {
-            if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_err(&self.path, e))? {
-                break;
-            }
-            let line = self.record.position().map_or(0, |p| p.line());
-            if self.record.len() == 1 && self.record[0].is_empty() {
-                continue; // blank line
-            }
-            let row = self.next_row;
-            self.next_row += 1;
-            if self.skip_unlabelled && self.label.is_some_and(|l| missing_label(&self.record[l])) {
-                batch.unlabelled += 1;
-                continue;
-            }
-            for &i in &self.features {
-                let field = &self.record[i];
-                match parse_f64(field) {
-                    Some(v) => batch.features.push(v),
-                    None => {
-                        return Err(Error::Data {
-                            path: self.path.clone(),
-                            reason: format!(
-                                "line {line}: column `{}`: `{}` is not a number",
-                                self.header[i],
-                                String::from_utf8_lossy(field)
-                            ),
-                        });
-                    }
-                }
-            }
-            if let Some(l) = self.label {
-                batch.labels.push(trim(&self.record[l]));
-            }
-            for (col, &i) in batch.passthrough.iter_mut().zip(&self.passthrough) {
-                col.push(&self.record[i]);
-            }
-            batch.lines.push(line);
-            batch.row_ids.push(row);
-        }
-        batch.set_first_row();
-        Ok(batch.lines.len())
-    }
-}
-
-fn csv_err(path: &Path, e: csv::Error) -> Error {
-    match e.kind() {
-        csv::ErrorKind::Io(_) => match e.into_kind() {
-            csv::ErrorKind::Io(source) => Error::Io { path: path.to_path_buf(), source },
-            _ => unreachable!(),
-        },
-        _ => Error::Data { path: path.to_path_buf(), reason: e.to_string() },
-    }
-}
-
 /// Whether a label is missing: empty (or a Parquet null), or `NA`, `N/A`, `null`, `None`, `NaN` in any case.
 pub(crate) fn missing_label(raw: &[u8]) -> bool {
     let t = trim(raw);
@@ -402,105 +318,4 @@ pub(crate) fn missing_label(raw: &[u8]) -> bool {
 
 pub(crate) fn trim(bytes: &[u8]) -> &[u8] {
     bytes.trim_ascii()
-}
-
-/// A number; an empty field is a missing value (NaN).
-pub(crate) fn parse_f64(field: &[u8]) -> Option<f64> {
-    let t = trim(field);
-    if t.is_empty() {
-        return Some(f64::NAN);
-    }
-    std::str::from_utf8(t).ok()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, text: &str) -> PathBuf {
-        let p = dir.join("data.csv");
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    #[test]
-    fn batches_with_selected_columns() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "id, a ,y,b\n1,0.5,yes,2\n2,,no,3e2\n\n3,-1,yes,4\n");
-        let features = vec!["a".to_string(), "b".to_string()];
-        let pass = vec!["id".to_string()];
-        let spec = ColumnSpec {
-            features: Some(&features),
-            label: Some("y"),
-            label_required: true,
-            passthrough: &pass,
-            ..Default::default()
-        };
-        let mut r = CsvBatches::open(&p, &spec).unwrap();
-        assert_eq!(r.feature_names(), ["a", "b"]);
-        let mut b = Batch::default();
-        assert_eq!(r.fill(&mut b, 2).unwrap(), 2);
-        assert_eq!(b.first_row, 0);
-        let FeatureBuf::F64(f) = &b.features else { panic!("f64 by default") };
-        assert_eq!(f[0], 0.5);
-        assert!(f[2].is_nan());
-        assert_eq!(f[3], 300.0);
-        assert_eq!(b.labels.get(1), b"no");
-        assert_eq!(b.passthrough[0].get(0), b"1");
-        assert_eq!(r.fill(&mut b, 2).unwrap(), 1);
-        assert_eq!(b.first_row, 2);
-        assert_eq!(b.features, FeatureBuf::F64(vec![-1.0, 4.0])); // the blank line is skipped
-        assert_eq!(r.fill(&mut b, 2).unwrap(), 0);
-
-        let mut r = CsvBatches::open(&p, &spec).unwrap();
-        r.set_single_precision(true);
-        r.fill(&mut b, 1).unwrap();
-        assert_eq!(b.features, FeatureBuf::F32(vec![0.5, 2.0]));
-    }
-
-    #[test]
-    fn unlabelled_rows_are_skipped_and_counted() {
-        for m in ["", " ", "NA", "na", "N/A", "null", "NULL", "None", "NaN", " nan "] {
-            assert!(missing_label(m.as_bytes()), "{m:?}");
-        }
-        for l in ["0", "no", "nana", "n", "Nope"] {
-            assert!(!missing_label(l.as_bytes()), "{l:?}");
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "x,y\n1,a\nbad,NA\n\n2,\n3,b\n4,null\n");
-        let spec = ColumnSpec { label: Some("y"), label_required: true, skip_unlabelled: true, ..Default::default() };
-        let mut r = CsvBatches::open(&p, &spec).unwrap();
-        let mut b = Batch::default();
-        assert_eq!(r.fill(&mut b, 2).unwrap(), 2);
-        assert_eq!(
-            (b.first_row, b.row_ids.as_slice(), b.lines.as_slice(), b.unlabelled),
-            (0, &[0, 3][..], &[2, 6][..], 2)
-        );
-        assert_eq!(b.end_row(), 4);
-        assert_eq!(b.features, FeatureBuf::F64(vec![1.0, 3.0]));
-        assert_eq!(r.fill(&mut b, 2).unwrap(), 0); // only an unlabelled row left: counted
-        assert_eq!(b.unlabelled, 1);
-    }
-
-    #[test]
-    fn default_features_are_all_but_the_label() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "x1,label,x2\n1,0,2\n");
-        let spec = ColumnSpec { label: Some("label"), label_required: true, ..Default::default() };
-        assert_eq!(CsvBatches::open(&p, &spec).unwrap().feature_names(), ["x1", "x2"]);
-    }
-
-    #[test]
-    fn errors_name_the_line_and_column() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = write(dir.path(), "x,label\n1,0\nabc,1\n");
-        let spec = ColumnSpec { label: Some("label"), label_required: true, ..Default::default() };
-        let mut r = CsvBatches::open(&p, &spec).unwrap();
-        let err = r.fill(&mut Batch::default(), 10).unwrap_err().to_string();
-        assert!(err.contains("line 3: column `x`: `abc` is not a number"), "{err}");
-
-        let spec = ColumnSpec { label: Some("target"), label_required: true, ..Default::default() };
-        let err = CsvBatches::open(&p, &spec).unwrap_err().to_string();
-        assert!(err.contains("no column `target` (the label column); columns are: x, label"), "{err}");
-    }
 }

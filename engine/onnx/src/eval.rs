@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::behaviour::{Keeper, Outputs};
@@ -308,41 +307,18 @@ fn finish(
     })
 }
 
-/// Reads batches on a second thread (parsing overlaps inference) and hands each, with the model's
-/// predictions, to `sink`. Returns the number of rows run, and of rows skipped for lack of a label.
+/// Reads batches on other threads (parsing overlaps inference; a CSV file is parsed by several) and hands
+/// each, with the model's predictions, to `sink`. Returns the number of rows run, and of rows skipped for lack
+/// of a label.
 fn run_batches(
     model: &mut OnnxModel,
-    mut reader: Batches,
+    reader: Batches,
     batch_size: usize,
     mut sink: impl FnMut(&OnnxModel, &Batch, &Predictions) -> Result<()>,
 ) -> Result<(u64, u64)> {
     let width = reader.width();
     std::thread::scope(|scope| {
-        let (full_tx, full_rx) = mpsc::sync_channel::<Result<Batch>>(2);
-        let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
-        scope.spawn(move || {
-            loop {
-                let mut batch = empty_rx.try_recv().unwrap_or_default();
-                match reader.fill(&mut batch, batch_size) {
-                    // The end; trailing unlabelled rows still need counting.
-                    Ok(0) => {
-                        if batch.unlabelled > 0 {
-                            let _ = full_tx.send(Ok(batch));
-                        }
-                        return;
-                    }
-                    Ok(_) => {
-                        if full_tx.send(Ok(batch)).is_err() {
-                            return; // the consumer stopped (error)
-                        }
-                    }
-                    Err(e) => {
-                        let _ = full_tx.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
+        let (full_rx, empty_tx) = reader.spawn(scope, batch_size);
         let (mut rows, mut unlabelled) = (0u64, 0u64);
         for batch in full_rx {
             let batch = batch?;

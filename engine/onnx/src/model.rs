@@ -54,7 +54,11 @@ impl OnnxModel {
         let bytes =
             std::fs::read(path).map_err(|e| Error::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
         let load_err = |e: &dyn fmt::Display| Error::ModelLoad { path: path.to_path_buf(), reason: e.to_string() };
+        // No busy-waiting between runs: a batch evaluation parses the next batches on the other cores
+        // meanwhile, and spinning threads take their time (measured: 5.8 s of CPU instead of 3.6 s for 1,000,000
+        // rows of gradient boosting on 2 cores).
         let mut builder = Session::builder(rt.environment()).map_err(|e| load_err(&e))?;
+        builder = builder.with_intra_op_spinning(false).map_err(|e| load_err(&e))?;
         if let Some(n) = options.intra_threads {
             builder = builder.with_intra_threads(n).map_err(|e| load_err(&e))?;
         }

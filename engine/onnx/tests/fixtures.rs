@@ -394,6 +394,29 @@ fn discover_reports_the_loaded_runtime() {
     assert_eq!(dagrun_onnx::discover().unwrap(), info, "loaded once; the same answer every time");
 }
 
+/// Each fixture checks metrics of its own: no two expect the same numbers (else a bug that made two
+/// models' metrics equal would pass), except a model exported twice (ZipMap on and off).
+#[test]
+fn no_two_fixtures_expect_the_same_metrics() {
+    let same_model = [("logreg_binary_zipmap", "logreg_binary")];
+    let mut seen: Vec<(String, Value)> = Vec::new();
+    let mut names: Vec<String> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| fixtures().join(n).join("expected_metrics.json").is_file())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 30, "{names:?}");
+    for name in names {
+        let metrics = Fixture::load(&name).expected["metrics"].clone();
+        for (other, m) in &seen {
+            let allowed = same_model.contains(&(name.as_str(), other.as_str()));
+            assert!(*m != metrics || allowed, "{name} expects the same metrics as {other}: {metrics}");
+        }
+        seen.push((name, metrics));
+    }
+}
+
 /// Run in a child process by `missing_runtime_fails_with_install_instructions`.
 #[test]
 fn child_requires_runtime() {
@@ -421,15 +444,30 @@ fn missing_runtime_fails_with_install_instructions() {
     assert!(text.contains("ORT_DYLIB_PATH=/path/to/libonnxruntime.so"), "{text}");
     assert!(text.contains("DAGRUN_SKIP_ONNX=1"), "{text}");
 
-    // With DAGRUN_SKIP_ONNX=1 the same test is skipped (passes).
+    // With DAGRUN_SKIP_ONNX=1 the same test is skipped (passes), and says so even with the output
+    // captured (no --nocapture): a skip is never a silent `ok`.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_requires_runtime", "--nocapture", "--test-threads=1"])
+        .args(["--exact", "child_requires_runtime", "--test-threads=1"])
         .env("DAGRUN_ONNX_TEST_CHILD", "1")
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
         .env("DAGRUN_SKIP_ONNX", "1")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SKIPPED child_requires_runtime: DAGRUN_SKIP_ONNX=1"), "{text}");
+}
+
+/// The whole suite (scripts/test.sh) refuses to run with ONNX tests skipped: its green must mean
+/// they ran.
+#[test]
+fn the_test_script_refuses_to_skip_onnx() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test.sh");
+    let out = std::process::Command::new("bash").arg(&script).env("DAGRUN_SKIP_ONNX", "1").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("DAGRUN_SKIP_ONNX is set"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "it stops before doing anything");
 }
 
 #[test]

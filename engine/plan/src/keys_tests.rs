@@ -112,3 +112,124 @@ fn the_task_receives_the_files_whose_digests_are_in_its_key() {
     assert_eq!(got, want);
     assert!(r.files["w"].list);
 }
+
+/// `n` upstream manifests for `ups`: output `o` of each, whose digest is `salt` and its partition key.
+fn manifests(inst: &Instances, ups: &[usize], salt: &str) -> Vec<Manifest> {
+    ups.iter()
+        .map(|&u| {
+            let rel = format!("out/{}.txt", inst.nodes[u].partition.as_ref().unwrap().key);
+            let digest = dagrun_cache::ObjectDigest(Digest::of(format!("{salt}{rel}").as_bytes()));
+            let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false };
+            [("o".to_owned(), rec)].into_iter().collect()
+        })
+        .collect()
+}
+
+/// Data files for the ten days of [`DAYS`].
+fn days_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    for d in 1..=10 {
+        std::fs::write(dir.path().join(format!("data/2025-01-{d:02}.csv")), format!("{d}\n")).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_partitioned_instance_keys_its_partition_and_its_rendered_outputs() {
+    let dir = days_dir();
+    let wf = workflow(dir.path(), DAYS);
+    let inst = expand(&wf, &crate::PartitionSelection::Keys(vec!["2025-01-03".into(), "2025-01-04".into()]));
+    let store = Store::absent(dir.path());
+    let stat = StatCache::load(&store);
+    let plugins = HashMap::new();
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let at = |name: &str| inst.nodes.iter().position(|n| n.name == name).unwrap();
+    let third = key_inputs(&ctx, &inst, at("prep@2025-01-03"), &HashMap::new()).unwrap().inputs;
+    let fourth = key_inputs(&ctx, &inst, at("prep@2025-01-04"), &HashMap::new()).unwrap().inputs;
+    assert_eq!(third.partition.as_deref(), Some("2025-01-03"));
+    assert_eq!(third.outputs, BTreeMap::from([("o".to_owned(), "out/2025-01-03.txt".to_owned())]));
+    assert_eq!((third.kind.as_str(), third.code), ("command", fourth.code), "one task, one code digest");
+    assert_ne!(third.key(), fourth.key());
+    // The same bytes under another partition are still another key: the partition and the path are in it.
+    std::fs::write(dir.path().join("data/2025-01-04.csv"), "3\n").unwrap();
+    let ctx = KeyContext { verify: true, ..ctx };
+    let fourth = key_inputs(&ctx, &inst, at("prep@2025-01-04"), &HashMap::new()).unwrap().inputs;
+    let digest = |k: &KeyInputs| match &k.inputs["raw"] {
+        InputDigest::Files(f) => f[0].1,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(digest(&third), digest(&fourth), "the same bytes");
+    assert_ne!(third.key(), fourth.key());
+    // Recomputed from the same files: the same key.
+    assert_eq!(key_inputs(&ctx, &inst, at("prep@2025-01-03"), &HashMap::new()).unwrap().inputs.key(), third.key());
+}
+
+#[test]
+fn a_partitions_input_keys_each_partition_by_name_in_order() {
+    let dir = days_dir();
+    let wf = workflow(dir.path(), DAYS);
+    let inst = expand(&wf, &crate::PartitionSelection::Latest);
+    let store = Store::absent(dir.path());
+    let stat = StatCache::load(&store);
+    let plugins = HashMap::new();
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let model = inst.nodes.iter().position(|n| n.name == "model").unwrap();
+    let ups: Vec<usize> = inst.upstream(model).collect();
+    let ms = manifests(&inst, &ups, "");
+    let upstream: HashMap<usize, &Manifest> = ups.iter().copied().zip(ms.iter()).collect();
+    let k = key_inputs(&ctx, &inst, model, &upstream).unwrap().inputs;
+    let InputDigest::Partitions { task, output, parts } = &k.inputs["days"] else { panic!("{:?}", k.inputs) };
+    assert_eq!((task.as_str(), output.as_str(), k.partition.as_deref()), ("prep", "o", None));
+    let days: Vec<String> = (1..=10).map(|d| format!("2025-01-{d:02}")).collect();
+    assert_eq!(parts.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), days, "oldest first, by partition key");
+    for (p, d) in parts {
+        assert_eq!(d.0, Digest::of(format!("out/{p}.txt").as_bytes()), "{p}");
+    }
+    // One partition's output changed: another key, and the change is explained by that input.
+    let mut changed = manifests(&inst, &ups, "");
+    changed[4] = manifests(&inst, &ups[4..5], "new").pop().unwrap();
+    let upstream: HashMap<usize, &Manifest> = ups.iter().copied().zip(changed.iter()).collect();
+    let k2 = key_inputs(&ctx, &inst, model, &upstream).unwrap().inputs;
+    assert_ne!(k2.key(), k.key());
+    let why: Vec<String> = k2.changes_since(&k).iter().map(ToString::to_string).collect();
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(why[0].starts_with("input `days` changed"), "{why:?}");
+    // A missing partition output is an error, not a shorter list.
+    let upstream: HashMap<usize, &Manifest> = ups[1..].iter().copied().zip(ms[1..].iter()).collect();
+    let err = key_inputs(&ctx, &inst, model, &upstream).unwrap_err();
+    assert!(matches!(err, KeyError::MissingUpstream { .. }), "{err}");
+}
+
+#[test]
+fn command_env_params_and_after_upstreams_are_in_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), "x").unwrap();
+    let store = Store::absent(dir.path());
+    let stat = StatCache::load(&store);
+    let plugins = HashMap::new();
+    let key = |env: &str, lr: f64, first_digest: &[u8]| {
+        let src = format!(
+            r#"Workflow(name: "a", tasks: [
+            Task(name: "first", kind: Command(run: "true"), outputs: {{"o": "o.txt"}}),
+            Task(name: "second", kind: Command(run: "run", env: {{"SEED": "{env}"}}), after: ["first"],
+                 inputs: {{"i": File("in.txt")}}, params: {{"lr": {lr}}}, outputs: {{"p": "p.txt"}}),
+        ])"#
+        );
+        let wf = workflow(dir.path(), &src);
+        let inst = expand(&wf, &crate::PartitionSelection::Latest);
+        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+        let digest = dagrun_cache::ObjectDigest(Digest::of(first_digest));
+        let rec = dagrun_cache::OutputRecord { path: "o.txt".into(), digest, size: 1, executable: false };
+        let first: Manifest = [("o".to_owned(), rec)].into_iter().collect();
+        let k = key_inputs(&ctx, &inst, 1, &HashMap::from([(0, &first)])).unwrap().inputs;
+        assert_eq!(k.upstream, BTreeMap::from([("first".to_owned(), manifest_digest(&first))]));
+        assert_eq!(k.params, Digest::of(canonical_json(&serde_json::json!({"lr": lr})).as_bytes()));
+        k.key()
+    };
+    let base = key("7", 0.1, b"a");
+    assert_eq!(key("7", 0.1, b"a"), base, "deterministic");
+    assert_ne!(key("8", 0.1, b"a"), base, "the command's env");
+    assert_ne!(key("7", 0.2, b"a"), base, "params");
+    assert_ne!(key("7", 0.1, b"b"), base, "an `after` upstream's outputs");
+}
