@@ -143,7 +143,7 @@ fn a_partitioned_instance_keys_its_partition_and_its_rendered_outputs() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
     let at = |name: &str| inst.nodes.iter().position(|n| n.name == name).unwrap();
     let third = key_inputs(&ctx, &inst, at("prep@2025-01-03"), &HashMap::new()).unwrap().inputs;
     let fourth = key_inputs(&ctx, &inst, at("prep@2025-01-04"), &HashMap::new()).unwrap().inputs;
@@ -173,7 +173,7 @@ fn a_partitions_input_keys_each_partition_by_name_in_order() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
     let model = inst.nodes.iter().position(|n| n.name == "model").unwrap();
     let ups: Vec<usize> = inst.upstream(model).collect();
     let ms = manifests(&inst, &ups, "");
@@ -218,7 +218,7 @@ fn command_env_params_and_after_upstreams_are_in_the_key() {
         );
         let wf = workflow(dir.path(), &src);
         let inst = expand(&wf, &crate::PartitionSelection::Latest);
-        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, plugins: &plugins };
+        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
         let digest = dagrun_cache::ObjectDigest(Digest::of(first_digest));
         let rec = dagrun_cache::OutputRecord { path: "o.txt".into(), digest, size: 1, executable: false };
         let first: Manifest = [("o".to_owned(), rec)].into_iter().collect();
