@@ -96,8 +96,7 @@ pub(crate) fn store_outputs(
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
     let name = last_name(run, instance);
-    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs);
-    run.last_keys.record_outputs(&name, entry.key, &manifest, duration_ms);
+    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs, &manifest, duration_ms);
     Ok(manifest)
 }
 
@@ -111,8 +110,7 @@ pub(crate) fn record_hit(run: &RunShared, instance: &str, probe: &Probe, entry: 
         let _ = run.store.put_action(&alias);
     }
     let name = last_name(run, instance);
-    run.last_keys.record(&run.store, &name, probe.key, &probe.resolved.inputs);
-    run.last_keys.record_outputs(&name, probe.key, &entry.outputs, entry.duration_ms);
+    run.last_keys.record(&run.store, &name, probe.key, &probe.resolved.inputs, &entry.outputs, entry.duration_ms);
 }
 
 pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
@@ -174,27 +172,33 @@ impl LastKeys {
         LastKeys { known: Mutex::new(known) }
     }
 
-    /// Makes `key` the last key of `name`, writing its record only when that changes it.
-    pub(crate) fn record(&self, store: &Store, name: &str, key: ActionKey, inputs: &KeyInputs) {
+    /// Makes `key` the last key of `name`, writing its record only when that changes it, and
+    /// notes the outputs and duration the entry under `key` records.
+    pub(crate) fn record(
+        &self,
+        store: &Store,
+        name: &str,
+        key: ActionKey,
+        inputs: &KeyInputs,
+        outputs: &Manifest,
+        duration_ms: u64,
+    ) {
         let mut known = self.known.lock().expect("last keys lock");
-        if known.get(name).is_some_and(|k| k.key == key) {
-            return;
-        }
-        // `set_last_run` itself skips the write when the record already holds this key.
-        match store.set_last_run(name, key, inputs) {
-            Ok(()) => known.insert(name.to_owned(), Known { key, outputs: None }),
-            Err(_) => known.remove(name),
-        };
-    }
-
-    /// Notes the outputs and duration the entry under `key` records, once `key` is `name`'s
-    /// last key ([`LastKeys::record`]).
-    pub(crate) fn record_outputs(&self, name: &str, key: ActionKey, outputs: &Manifest, duration_ms: u64) {
-        let mut known = self.known.lock().expect("last keys lock");
-        if let Some(k) = known.get_mut(name).filter(|k| k.key == key)
-            && k.outputs.as_ref().is_none_or(|(o, d)| **o != *outputs || *d != duration_ms)
-        {
-            k.outputs = Some((Arc::new(outputs.clone()), duration_ms));
+        let fresh = || Some((Arc::new(outputs.clone()), duration_ms));
+        match known.get_mut(name) {
+            Some(k) if k.key == key => {
+                if k.outputs.as_ref().is_none_or(|(o, d)| **o != *outputs || *d != duration_ms) {
+                    k.outputs = fresh();
+                }
+            }
+            // `set_last_run` itself skips the write when the record already holds this key.
+            _ => {
+                if store.set_last_run(name, key, inputs).is_ok() {
+                    known.insert(name.to_owned(), Known { key, outputs: fresh() });
+                } else {
+                    known.remove(name);
+                }
+            }
         }
     }
 
@@ -248,7 +252,7 @@ mod tests {
         let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
         let (a, b) = (inputs("a"), inputs("b"));
         let keys = LastKeys::take(&store);
-        keys.record(&store, "w.t", a.key(), &a);
+        keys.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
         keys.save(&store).unwrap();
         let again = LastKeys::take(&store);
@@ -257,8 +261,8 @@ mod tests {
             Some(a.key()),
             "a finished run's index is kept"
         );
-        again.record(&store, "w.t", b.key(), &b);
-        again.record(&store, "w.t", a.key(), &a);
+        again.record(&store, "w.t", b.key(), &b, &Manifest::new(), 0);
+        again.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
     }
 
@@ -275,15 +279,13 @@ mod tests {
         };
         let outputs: Manifest = [("o".to_owned(), rec)].into();
         let keys = LastKeys::take(&store);
-        for name in ["w.t", "my flow.t\tx@2025-01-01", "w.only-key"] {
-            keys.record(&store, name, a.key(), &a);
-        }
-        keys.record_outputs("w.t", a.key(), &outputs, 42);
-        keys.record_outputs("my flow.t\tx@2025-01-01", a.key(), &outputs, 7);
-        keys.record_outputs("w.only-key", inputs("b").key(), &outputs, 1); // not its last key: ignored
+        keys.record(&store, "w.t", a.key(), &a, &outputs, 41);
+        keys.record(&store, "w.t", a.key(), &a, &outputs, 42); // the same key, a newer entry
+        keys.record(&store, "my flow.t\tx@2025-01-01", a.key(), &a, &outputs, 7);
         keys.save(&store).unwrap();
         let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
-        text.push_str("+zz\t1\t{}\tbroken\nnot-hex name\n");
+        // A line of an index written before outputs were kept, and lines that do not parse.
+        text.push_str(&format!("{} w.only-key\n+zz\t1\t{{}}\tbroken\nnot-hex name\n", a.key().0.to_hex()));
         std::fs::write(index_path(&store), text).unwrap();
         let again = LastKeys::take(&store);
         assert_eq!(again.last_outputs("w.t"), Some((a.key(), Arc::new(outputs.clone()), 42)));
@@ -300,15 +302,15 @@ mod tests {
         let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
         let (a, b) = (inputs("a"), inputs("b"));
         let first = LastKeys::take(&store);
-        first.record(&store, "w.t", a.key(), &a);
+        first.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
         first.save(&store).unwrap();
         // A run takes the index, records b, and dies before saving it.
         let dying = LastKeys::take(&store);
-        dying.record(&store, "w.t", b.key(), &b);
+        dying.record(&store, "w.t", b.key(), &b, &Manifest::new(), 0);
         drop(dying);
         // The next run must not believe `a` is current: recording `a` rewrites the record.
         let next = LastKeys::take(&store);
-        next.record(&store, "w.t", a.key(), &a);
+        next.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
         assert_eq!(store.last_run("w.t").unwrap().key, a.key());
     }
 }

@@ -74,8 +74,7 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
     {
         return Err(TaskError::permanent(Failure::Plugin, e.clone()));
     }
-    let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &upstream)
+    let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &borrowed(ups))
         .map_err(|e| TaskError::permanent(Failure::Input, e.to_string()))?;
     if forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs() {
         p.hit = None;
@@ -96,6 +95,11 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
         }
         Err(e) => Err(TaskError::new(Failure::Cache, format!("cannot restore outputs from the cache: {e}"))),
     }
+}
+
+/// The upstream manifests as key resolution takes them.
+pub(crate) fn borrowed(ups: &HashMap<usize, Arc<Manifest>>) -> HashMap<usize, &Manifest> {
+    ups.iter().map(|(k, v)| (*k, v.as_ref())).collect()
 }
 
 /// A corrupt object (already deleted by the store) or entry (deleted here): say so; the task

@@ -12,12 +12,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dagrun_cache::Manifest;
+use dagrun_cache::{Manifest, check_outputs};
 use dagrun_plan::{KeyContext, instance_outputs, key_inputs};
 
 use crate::commit::last_name;
 use crate::events::TaskStatus;
-use crate::job::JobResult;
+use crate::job::{JobResult, borrowed};
 use crate::shared::RunShared;
 
 /// How recently an entry must have been marked used for a quick hit not to mark it again.
@@ -38,8 +38,7 @@ pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Mani
     }
     let (last_key, outputs, duration_ms) = run.last_keys.last_outputs(&last_name(run, &node.name))?;
     let ctx = KeyContext { hash: false, ..run.key_context() };
-    let upstream: HashMap<usize, &Manifest> = ups.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-    let key = key_inputs(&ctx, &run.instances, i, &upstream).ok()?.inputs.key();
+    let key = key_inputs(&ctx, &run.instances, i, &borrowed(ups)).ok()?.inputs.key();
     if key != last_key || !outputs_in_place(run, i, &outputs) || !run.store.confirm_action(&key, FRESH) {
         return None;
     }
@@ -51,14 +50,14 @@ pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Mani
     })
 }
 
-/// Whether instance `i`'s declared outputs are exactly `outputs`, each in place with its
-/// recorded content and its object still in the store.
+/// Whether `outputs` agree with instance `i`'s declared outputs (as a restore checks them), each
+/// in place at its declared path with its recorded content, and its object still in the store.
 fn outputs_in_place(run: &RunShared, i: usize, outputs: &Manifest) -> bool {
     let declared = instance_outputs(&run.workflow, &run.instances, i);
-    declared.len() == outputs.len()
+    check_outputs(outputs, &declared).is_ok()
         && outputs.iter().all(|(name, rec)| {
-            declared.get(name) == Some(&rec.path)
-                && run.store.has_object(&rec.digest)
-                && run.stat.known(&run.workflow.dir.join(&rec.path)).ok().flatten().map(|(d, _)| d) == Some(rec.digest)
+            let path = run.workflow.dir.join(&declared[name]);
+            run.store.has_object(&rec.digest)
+                && run.stat.known(&path).ok().flatten().map(|(d, _)| d) == Some(rec.digest)
         })
 }

@@ -257,7 +257,7 @@ fn with_partition(path: &str) -> String {
 pub(crate) fn validate(
     source: &Source,
     raw: &RawWorkflow,
-    owned: Vec<Option<TaskDef>>,
+    mut owned: Vec<Option<TaskDef>>,
     doc: Option<&Node>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Task> {
@@ -321,7 +321,6 @@ pub(crate) fn validate(
     }
     crate::overlap::check_overlaps(source, defs, doc, diags);
     crate::heal_checks::check_approvals_gate(source, defs, doc, diags);
-    let mut owned = owned;
     checked
         .into_iter()
         .filter_map(|(i, timeout, params)| {
