@@ -61,3 +61,5 @@ if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; the
     fi
 fi
 DAGRUN_BROWSER_TESTS=1 cargo test -p dagrun --test ui_browser -- --nocapture  # screenshots: <target>/ui-screenshots/
+echo "== infrastructure: S3 (SeaweedFS), Slurm, Ray — the slow stage"
+scripts/test-infra.sh

@@ -1,6 +1,7 @@
 //! What the end-to-end tests of the `dagrun` binary share: a temp-dir sandbox and output helpers.
 #![allow(dead_code)] // each test binary uses some of these helpers
 
+pub mod s3;
 pub mod serve;
 pub mod ui;
 

@@ -200,6 +200,14 @@ impl ActionEntry {
     }
 }
 
+/// An entry's bytes as stored (locally and remotely): sealed, compact, `digest` last, so that
+/// `written_digest` checks a read with one pass over the bytes.
+pub fn entry_bytes(entry: &ActionEntry) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(&entry.sealed()).expect("entries serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
 /// The digest of an entry file as `put_action` writes it: blake3 of the compact JSON before its
 /// last field, `"digest"`, closed with `}` — that is, of the entry without `digest`. Checking it
 /// costs one pass over the bytes instead of a serialization per cache hit. `None` when the file
@@ -270,14 +278,20 @@ pub(crate) fn read_entry(path: &Path, key: &ActionKey) -> Result<Option<ActionEn
         Err(e) => return Err(EntryError::Unreadable(e.to_string())),
         Ok(b) => b,
     };
-    let entry: ActionEntry = serde_json::from_slice(&bytes).map_err(|e| EntryError::Unreadable(e.to_string()))?;
-    match written_digest(&bytes) {
+    parse_entry(&bytes, key).map(Some)
+}
+
+/// Reads and checks an entry from its bytes as [`entry_bytes`] wrote them (a local file or a
+/// remote cache's copy), stored under `key`.
+pub fn parse_entry(bytes: &[u8], key: &ActionKey) -> Result<ActionEntry, EntryError> {
+    let entry: ActionEntry = serde_json::from_slice(bytes).map_err(|e| EntryError::Unreadable(e.to_string()))?;
+    match written_digest(bytes) {
         // The bytes carry the digest they were sealed with: no need to serialize them again.
         Some(actual) if entry.digest == Some(actual) => entry.check_digest(actual)?,
         _ => entry.check_digest(entry.content_digest())?,
     }
     entry.check_fields(key)?;
-    Ok(Some(entry))
+    Ok(entry)
 }
 
 impl Store {
@@ -301,10 +315,7 @@ impl Store {
 
     /// Records a cache entry (sealed with its digest). Call only after every output object was stored.
     pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
-        // Compact, `digest` last: `written_digest` checks a read with one pass over the bytes.
-        let mut bytes = serde_json::to_vec(&entry.sealed()).expect("entries serialize");
-        bytes.push(b'\n');
-        self.write_atomic(&self.action_path(&entry.key), &bytes)
+        self.write_atomic(&self.action_path(&entry.key), &entry_bytes(entry))
     }
 
     /// Marks an entry as used now (its mtime drives `cache gc --max-age`).

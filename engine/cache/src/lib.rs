@@ -9,10 +9,14 @@ mod statcache;
 mod store;
 
 pub use digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest, hash_file, hash_reader};
-pub use entry::{ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, check_outputs, manifest_digest};
+pub use entry::{
+    ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, check_outputs, entry_bytes, manifest_digest,
+    parse_entry,
+};
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
-    Durability, LAYOUT_VERSION, LastRun, RunLock, Store, StoreError, ensure_dir, is_executable, lock_pid_file, now_ms,
+    Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable,
+    lock_pid_file, now_ms,
 };

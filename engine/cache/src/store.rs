@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{ActionKey, ObjectDigest, hash_reader};
+use crate::digest::{ActionKey, Digest, ObjectDigest, hash_reader};
 use crate::entry::{EntryError, OutputRecord};
 use crate::key::KeyInputs;
 
@@ -281,6 +281,15 @@ impl Store {
         result
     }
 
+    /// A writer that adds an object whose digest is known in advance (one downloaded from a
+    /// remote cache): its bytes are hashed on the way and [`ObjectWriter::finish`] refuses them
+    /// unless they hash to `expected`, so a tampered or truncated copy never enters the store.
+    pub fn object_writer(&self, expected: ObjectDigest) -> Result<ObjectWriter<'_>, StoreError> {
+        let tmp = self.temp_path();
+        let file = File::create(&tmp).at(&tmp)?;
+        Ok(ObjectWriter { store: self, expected, tmp, file: Some(file), hasher: blake3::Hasher::new(), size: 0 })
+    }
+
     /// Copies object `rec.digest` to `dest` (atomically), checking its content and size on the way.
     /// A corrupt object is deleted and reported, so the caller can treat the entry as a miss;
     /// a size that differs from the record is reported as [`StoreError::Size`] (the entry is wrong).
@@ -445,5 +454,61 @@ mod tests {
         );
         drop(held);
         store.lock().unwrap();
+    }
+}
+
+/// An object being added under a digest known in advance ([`Store::object_writer`]). Dropped
+/// without [`ObjectWriter::finish`], it leaves nothing behind.
+#[derive(Debug)]
+pub struct ObjectWriter<'a> {
+    store: &'a Store,
+    expected: ObjectDigest,
+    tmp: PathBuf,
+    file: Option<File>,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl ObjectWriter<'_> {
+    /// Appends bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        let file = self.file.as_mut().expect("writer open until finish");
+        file.write_all(bytes).at(&self.tmp)
+    }
+
+    /// Checks the bytes against the expected digest and size, then moves them into place
+    /// (read-only, synced per the store's durability). [`StoreError::Corrupt`] or
+    /// [`StoreError::Size`] when they differ: nothing is stored.
+    pub fn finish(mut self, size: u64) -> Result<(), StoreError> {
+        let actual = ObjectDigest(Digest(*self.hasher.finalize().as_bytes()));
+        if actual != self.expected {
+            return Err(StoreError::Corrupt { digest: self.expected, actual });
+        }
+        if self.size != size {
+            return Err(StoreError::Size { recorded: size, actual: self.size });
+        }
+        let file = self.file.take().expect("writer open until finish");
+        if self.store.durability == Durability::Fsync {
+            file.sync_data().at(&self.tmp)?;
+        }
+        drop(file);
+        let dest = self.store.object_path(&self.expected);
+        if dest.is_file() {
+            return fs::remove_file(&self.tmp).at(&self.tmp);
+        }
+        ensure_dir(dest.parent().expect("object has parent")).at(&dest)?;
+        set_readonly(&self.tmp).at(&self.tmp)?;
+        fs::rename(&self.tmp, &dest).at(&dest)?;
+        self.store.sync_parent(&dest)
+    }
+}
+
+impl Drop for ObjectWriter<'_> {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
