@@ -122,7 +122,10 @@ impl RunPlan {
         let verb = if roots.len() == 1 { "reads" } else { "read" };
         if let Some(shard) = self.instances.shard {
             return Some(format!(
-                "{} {verb} partitioned tasks, and shard {shard} has only its own share of the partitions (run here,                  {} would read other shards' partitions or compute a partial result); what depends on {} is left out                  too. Run the backfill without --shard once every shard is done: their partitions are cache hits",
+                "{} {verb} partitioned tasks, and shard {shard} has only its own share of the partitions \
+                 (run here, {} would read other shards' partitions or compute a partial result); what depends \
+                 on {} is left out too. Run the backfill without --shard once every shard is done: their \
+                 partitions are cache hits",
                 quoted.join(", "),
                 if roots.len() == 1 { "it" } else { "they" },
                 if roots.len() == 1 { "it" } else { "them" }
