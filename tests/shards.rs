@@ -227,3 +227,44 @@ fn a_listed_selection_is_sharded_in_time_order_whatever_order_it_is_given_in() {
         assert_eq!(keys, ["2025-01-05", "2025-01-09"], "{text}");
     }
 }
+
+/// Ten days of `prep` and a per-day `week` over the last 3 days of `prep`: a shard's `week`
+/// reads days of other shards.
+const WINDOWS: &str = r#"Workflow(
+    name: "windows",
+    partitions: {"daily": Daily(start: "2025-01-01", end: "2025-01-10")},
+    tasks: [
+        Task(name: "prep", partitioned: "daily",
+             kind: Command(run: "echo prep $DAGRUN_PARTITION >> ran.log; echo $DAGRUN_PARTITION > $DAGRUN_OUT_O"),
+             outputs: {"o": "out/prep/{date}.txt"}),
+        Task(name: "week", partitioned: "daily", kind: Command(run: "cat $DAGRUN_IN_DAYS > $DAGRUN_OUT_W"),
+             inputs: {"days": Partitions(task: "prep", output: "o", last: 3)}, outputs: {"w": "out/week/{date}.txt"}),
+    ],
+)"#;
+
+#[test]
+fn a_shard_runs_the_window_days_it_reads_and_the_unsharded_run_after_the_shards_runs_nothing() {
+    let s = Sandbox::new(WINDOWS);
+    let mut executed: Vec<String> = Vec::new();
+    for (i, slice) in SLICES.iter().enumerate() {
+        let (st, _, code) = backfill(&s, &["--shard", &format!("{}/3", i + 1)]);
+        assert_eq!(code, 0);
+        let ran = with_status(&st, "succeeded");
+        let weeks: BTreeSet<String> = ran.iter().filter(|t| t.starts_with("week@")).cloned().collect();
+        assert_eq!(weeks, slice.iter().map(|&d| format!("week@{}", day(d))).collect(), "shard {}/3", i + 1);
+        if i == 0 {
+            assert!(ran.contains("prep@2025-01-02") && ran.contains("prep@2025-01-03"), "{ran:?}");
+        }
+        executed.extend(ran);
+    }
+    // Shard 1/3's `week@2025-01-04` reads 01-02 and 01-03 too: shard 1 runs them, shards 2 and 3
+    // (in the same state directory) find them cached.
+    let unique: BTreeSet<String> = executed.iter().cloned().collect();
+    assert_eq!(unique.len(), executed.len(), "nothing ran twice: {executed:?}");
+    assert_eq!(unique.len(), 20, "every prep and week instance of the range: {unique:?}");
+    let (st, _, code) = backfill(&s, &[]);
+    assert_eq!(code, 0);
+    assert!(with_status(&st, "succeeded").is_empty(), "all cached: {st:?}");
+    assert_eq!(with_status(&st, "cached").len(), 20);
+    assert_eq!(s.read("out/week/2025-01-04.txt"), "2025-01-02\n2025-01-03\n2025-01-04\n");
+}
