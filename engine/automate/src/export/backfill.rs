@@ -84,7 +84,8 @@ pub(super) fn github_actions(
     }
     out.push_str(
         "# Set the repository variable DAGRUN_REMOTE_CACHE and the secrets AWS_ACCESS_KEY_ID and\n\
-         # AWS_SECRET_ACCESS_KEY (Settings > Secrets and variables > Actions).\nenv:\n",
+         # AWS_SECRET_ACCESS_KEY (Settings > Secrets and variables > Actions); add AWS_REGION, and\n\
+         # AWS_ENDPOINT_URL for an S3-compatible server (MinIO, SeaweedFS, R2), here when the bucket needs them.\nenv:\n",
     );
     let _ = writeln!(out, "  DAGRUN_WORKFLOW: {}", gh_quote(&t.path));
     out.push_str(
