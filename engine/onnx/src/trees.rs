@@ -80,6 +80,8 @@ pub(crate) struct Ensemble {
     task: Task,
     /// Highest feature index a node reads (rows must be wider).
     max_feature: usize,
+    /// Every branch is `BRANCH_LEQ` with no missing-value track.
+    plain: bool,
     /// Whether the label output is wired (classifiers) and the score output.
     pub label: bool,
     pub scores: bool,
@@ -202,38 +204,52 @@ impl Ensemble {
             .collect()
     }
 
+    /// Rows in blocks: within a block each tree is walked for every row before the next tree,
+    /// so the walks (chains of dependent loads) of different rows overlap in the processor;
+    /// each row still adds its trees in order.
     fn rows(&self, x: &[f32], width: usize, parts: &[std::ops::Range<usize>], labels: &mut [i64], out: &mut [f32]) {
-        let (w, n) = (self.out_width(), self.n_out);
-        let mut acc = vec![0f32; n * parts.len()];
-        let mut has = vec![false; n * parts.len()];
-        for (r, row) in x.chunks_exact(width).enumerate() {
+        const BLOCK: usize = 64;
+        let (w, n, np) = (self.out_width(), self.n_out, parts.len());
+        let mut acc = vec![0f32; BLOCK * np * n];
+        let mut has = vec![false; BLOCK * np * n];
+        for (b, block) in x.chunks(BLOCK * width).enumerate() {
+            let rows = block.len() / width;
             acc.fill(0.0);
             has.fill(false);
             for (p, trees) in parts.iter().enumerate() {
-                let (acc, has) = (&mut acc[p * n..(p + 1) * n], &mut has[p * n..(p + 1) * n]);
                 for &root in &self.roots[trees.clone()] {
-                    let leaf = &self.nodes[self.leaf(root, row) as usize];
-                    for &(k, v) in &self.weights[leaf.w_start as usize..leaf.w_end as usize] {
-                        acc[k as usize] += v;
-                        has[k as usize] = true;
+                    for (r, row) in block.chunks_exact(width).enumerate() {
+                        let leaf = &self.nodes[self.leaf(root, row) as usize];
+                        let at = (r * np + p) * n;
+                        for &(k, v) in &self.weights[leaf.w_start as usize..leaf.w_end as usize] {
+                            acc[at + k as usize] += v;
+                            has[at + k as usize] = true;
+                        }
                     }
                 }
             }
-            for p in 1..parts.len() {
-                for k in 0..n {
-                    if has[p * n + k] {
-                        acc[k] += acc[p * n + k];
-                        has[k] = true;
+            for r in 0..rows {
+                let (acc, has) = (&mut acc[r * np * n..(r + 1) * np * n], &mut has[r * np * n..(r + 1) * np * n]);
+                for p in 1..np {
+                    for k in 0..n {
+                        if has[p * n + k] {
+                            acc[k] += acc[p * n + k];
+                            has[k] = true;
+                        }
                     }
                 }
+                let row = b * BLOCK + r;
+                labels[row] = self.finish(&mut acc[..n], &mut has[..n], &mut out[row * w..(row + 1) * w]);
             }
-            labels[r] = self.finish(&mut acc[..n], &mut has[..n], &mut out[r * w..(r + 1) * w]);
         }
     }
 
     /// The leaf `row` reaches from `root`.
     #[inline]
     fn leaf(&self, root: u32, row: &[f32]) -> u32 {
+        if self.plain {
+            return self.leaf_leq(root, row);
+        }
         let mut i = root;
         loop {
             let n = &self.nodes[i as usize];
@@ -248,6 +264,22 @@ impl Ensemble {
                 Mode::Leaf => return i,
             } || (n.missing_true && v.is_nan());
             i = if yes { n.yes } else { n.no };
+        }
+    }
+
+    /// [`Ensemble::leaf`] when every branch is `BRANCH_LEQ` without missing-value tracks (what
+    /// skl2onnx writes): the child picked without a branch the processor must guess (a tree
+    /// walk's comparisons are coin flips, and mispredictions were most of its time).
+    #[inline]
+    fn leaf_leq(&self, root: u32, row: &[f32]) -> u32 {
+        let mut i = root;
+        loop {
+            let n = &self.nodes[i as usize];
+            if n.mode == Mode::Leaf {
+                return i;
+            }
+            let go = row[n.feature as usize] <= n.value;
+            i = [n.no, n.yes][usize::from(go)];
         }
     }
 
@@ -490,7 +522,9 @@ fn build(node: &Node, prefix: &str) -> Option<Ensemble> {
         return None;
     }
     let max_feature = nodes.iter().filter(|n| n.mode != Mode::Leaf).map(|n| n.feature as usize).max().unwrap_or(0);
+    let plain = nodes.iter().all(|n| n.mode == Mode::Leaf || (n.mode == Mode::Leq && !n.missing_true));
     Some(Ensemble {
+        plain,
         nodes,
         roots: roots.into_values().collect(),
         weights,
