@@ -51,6 +51,16 @@ struct TreeNode {
     w_end: u32,
 }
 
+/// A node of a plain ensemble for the lockstep walk: go to `next[1]` when the row's `feature`
+/// is `<= value`, else to `next[0]`. A leaf compares against NaN (never true) and has itself as
+/// both children.
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    feature: u32,
+    value: f32,
+    next: [u32; 2],
+}
+
 /// After the trees: what the scores become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Post {
@@ -82,6 +92,10 @@ pub(crate) struct Ensemble {
     max_feature: usize,
     /// Every branch is `BRANCH_LEQ` with no missing-value track.
     plain: bool,
+    /// For plain ensembles: each node as one lockstep step (a leaf steps to itself).
+    steps: Vec<Step>,
+    /// Each tree's depth (the longest walk from its root to a leaf), in `roots` order.
+    depths: Vec<u32>,
     /// Whether the label output is wired (classifiers) and the score output.
     pub label: bool,
     pub scores: bool,
@@ -212,14 +226,16 @@ impl Ensemble {
         let (w, n, np) = (self.out_width(), self.n_out, parts.len());
         let mut acc = vec![0f32; BLOCK * np * n];
         let mut has = vec![false; BLOCK * np * n];
+        let mut leaves = [0u32; BLOCK];
         for (b, block) in x.chunks(BLOCK * width).enumerate() {
             let rows = block.len() / width;
             acc.fill(0.0);
             has.fill(false);
             for (p, trees) in parts.iter().enumerate() {
-                for &root in &self.roots[trees.clone()] {
-                    for (r, row) in block.chunks_exact(width).enumerate() {
-                        let leaf = &self.nodes[self.leaf(root, row) as usize];
+                for t in trees.clone() {
+                    self.leaves(t, block, width, &mut leaves[..rows]);
+                    for (r, &leaf) in leaves[..rows].iter().enumerate() {
+                        let leaf = &self.nodes[leaf as usize];
                         let at = (r * np + p) * n;
                         for &(k, v) in &self.weights[leaf.w_start as usize..leaf.w_end as usize] {
                             acc[at + k as usize] += v;
@@ -244,12 +260,36 @@ impl Ensemble {
         }
     }
 
-    /// The leaf `row` reaches from `root`.
+    /// The leaf each row of `block` reaches in tree `t`. Plain ensembles walk eight rows in
+    /// lockstep for exactly the tree's depth (leaves step to themselves): no branch to guess
+    /// and eight independent chains of loads for the processor to overlap.
+    fn leaves(&self, t: usize, block: &[f32], width: usize, out: &mut [u32]) {
+        const LANES: usize = 8;
+        let root = self.roots[t];
+        if !self.plain {
+            for (o, row) in out.iter_mut().zip(block.chunks_exact(width)) {
+                *o = self.leaf(root, row);
+            }
+            return;
+        }
+        let depth = self.depths[t];
+        for (g, rows) in block.chunks(LANES * width).enumerate() {
+            let lanes = rows.len() / width;
+            let mut at = [root; LANES];
+            for _ in 0..depth {
+                for (l, i) in at[..lanes].iter_mut().enumerate() {
+                    let s = &self.steps[*i as usize];
+                    let go = rows[l * width + s.feature as usize] <= s.value;
+                    *i = s.next[usize::from(go)];
+                }
+            }
+            out[g * LANES..g * LANES + lanes].copy_from_slice(&at[..lanes]);
+        }
+    }
+
+    /// The leaf `row` reaches from `root` (any modes, missing-value tracks).
     #[inline]
     fn leaf(&self, root: u32, row: &[f32]) -> u32 {
-        if self.plain {
-            return self.leaf_leq(root, row);
-        }
         let mut i = root;
         loop {
             let n = &self.nodes[i as usize];
@@ -264,22 +304,6 @@ impl Ensemble {
                 Mode::Leaf => return i,
             } || (n.missing_true && v.is_nan());
             i = if yes { n.yes } else { n.no };
-        }
-    }
-
-    /// [`Ensemble::leaf`] when every branch is `BRANCH_LEQ` without missing-value tracks (what
-    /// skl2onnx writes): the child picked without a branch the processor must guess (a tree
-    /// walk's comparisons are coin flips, and mispredictions were most of its time).
-    #[inline]
-    fn leaf_leq(&self, root: u32, row: &[f32]) -> u32 {
-        let mut i = root;
-        loop {
-            let n = &self.nodes[i as usize];
-            if n.mode == Mode::Leaf {
-                return i;
-            }
-            let go = row[n.feature as usize] <= n.value;
-            i = [n.no, n.yes][usize::from(go)];
         }
     }
 
@@ -417,6 +441,27 @@ impl Ensemble {
     }
 }
 
+/// The longest walk from `root` to a leaf; `None` for a cycle (not a tree).
+fn depth(nodes: &[TreeNode], root: u32) -> Option<u32> {
+    let (mut deepest, mut visits) = (0, 0usize);
+    let mut stack = vec![(root, 0u32)];
+    while let Some((i, d)) = stack.pop() {
+        // A tree visits each node once: more visits mean shared or cyclic children.
+        visits += 1;
+        if visits > nodes.len() {
+            return None;
+        }
+        let n = &nodes[i as usize];
+        if n.mode == Mode::Leaf {
+            deepest = deepest.max(d);
+        } else {
+            stack.push((n.yes, d + 1));
+            stack.push((n.no, d + 1));
+        }
+    }
+    Some(deepest)
+}
+
 /// ONNX Runtime's logistic: `1 / (1 + e^-|v|)`, mirrored for negative `v`, in float.
 fn logistic(v: f32) -> f32 {
     let p = 1.0 / (1.0 + (-v.abs()).exp());
@@ -523,10 +568,23 @@ fn build(node: &Node, prefix: &str) -> Option<Ensemble> {
     }
     let max_feature = nodes.iter().filter(|n| n.mode != Mode::Leaf).map(|n| n.feature as usize).max().unwrap_or(0);
     let plain = nodes.iter().all(|n| n.mode == Mode::Leaf || (n.mode == Mode::Leq && !n.missing_true));
+    let roots: Vec<u32> = roots.into_values().collect();
+    let depths = roots.iter().map(|&r| depth(&nodes, r)).collect::<Option<Vec<u32>>>()?;
+    let steps = if plain {
+        let step = |(i, n): (usize, &TreeNode)| match n.mode {
+            Mode::Leaf => Step { feature: 0, value: f32::NAN, next: [i as u32; 2] },
+            _ => Step { feature: n.feature, value: n.value, next: [n.no, n.yes] },
+        };
+        nodes.iter().enumerate().map(step).collect()
+    } else {
+        Vec::new()
+    };
     Some(Ensemble {
         plain,
+        steps,
+        depths,
         nodes,
-        roots: roots.into_values().collect(),
+        roots,
         weights,
         n_out,
         base,
