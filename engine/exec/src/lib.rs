@@ -16,6 +16,7 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod remote_exec;
 mod scheduler;
 mod shared;
 mod when;
@@ -31,3 +32,5 @@ pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, Ta
 pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
+pub use dagrun_remote::{Published, RemoteUrl};
+pub use remote_exec::{ExecTaskError, ExecTaskReport, SPEC_VERSION, exec_task};
