@@ -157,7 +157,10 @@ fn a_remote_task_without_a_remote_cache_fails_naming_the_setting() {
     assert_eq!(out.status.code(), Some(1));
     let t = finished(&events(&out), "t").clone();
     let error = t["error"].as_str().unwrap();
-    assert!(error.contains("runs on slurm, which needs a remote cache") && error.contains("DAGRUN_REMOTE_CACHE=s3://"), "{error}");
+    assert!(
+        error.contains("runs on slurm, which needs a remote cache") && error.contains("DAGRUN_REMOTE_CACHE=s3://"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -172,7 +175,11 @@ fn a_slurm_job_that_cannot_start_fails_with_sbatchs_message() {
     assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
     let t = finished(&events(&out), "t").clone();
     let error = t["error"].as_str().unwrap();
-    assert!(error.starts_with("Slurm refused the job: ") && error.contains("invalid partition specified: no-such-partition"), "{error}");
+    assert!(
+        error.starts_with("Slurm refused the job: ")
+            && error.contains("invalid partition specified: no-such-partition"),
+        "{error}"
+    );
     assert_eq!(t["failure"]["kind"], "remote");
 }
 
@@ -190,7 +197,12 @@ fn a_failed_slurm_job_is_a_failed_attempt_and_is_retried() {
     let t = finished(&evs, "t");
     let error = t["error"].as_str().unwrap();
     assert_eq!(t["attempts"], 2, "{t:#?}");
-    assert!(error.contains("failed (JobState=FAILED") && error.contains("exit code 3") && error.contains("(after 2 attempts)"), "{error}");
+    assert!(
+        error.contains("failed (JobState=FAILED")
+            && error.contains("exit code 3")
+            && error.contains("(after 2 attempts)"),
+        "{error}"
+    );
     assert!(evs.iter().any(|e| e["event"] == "task_retrying"));
 }
 

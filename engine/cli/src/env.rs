@@ -61,9 +61,10 @@ pub fn remote_cache() -> Result<Option<dagrun_exec::RemoteUrl>, crate::exit::Exi
     match std::env::var(REMOTE_CACHE) {
         Err(_) => Ok(None),
         Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v.parse().map(Some).map_err(|e| {
-            crate::commands::error(format!("invalid {REMOTE_CACHE}: {e}"), crate::exit::Exit::Usage)
-        }),
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| crate::commands::error(format!("invalid {REMOTE_CACHE}: {e}"), crate::exit::Exit::Usage)),
     }
 }
 

@@ -61,7 +61,11 @@ impl RayClient {
         let body = resp.text().await.unwrap_or_default();
         if !status.is_success() {
             let short: String = body.chars().take(500).collect();
-            return Err(ExecutorError::Api { address: self.address.clone(), what: what.to_owned(), message: format!("{status}: {short}") });
+            return Err(ExecutorError::Api {
+                address: self.address.clone(),
+                what: what.to_owned(),
+                message: format!("{status}: {short}"),
+            });
         }
         serde_json::from_str(&body).map_err(|e| ExecutorError::Api {
             address: self.address.clone(),

@@ -66,11 +66,16 @@ async fn tool(program: &str, args: &[String], what: &str) -> Result<String, Exec
         Ok(Err(e)) => {
             return Err(ExecutorError::Tool {
                 what: what.to_owned(),
-                message: format!("cannot run `{program}`: {e}; install the Slurm client tools (slurm-client) or add them to PATH"),
+                message: format!(
+                    "cannot run `{program}`: {e}; install the Slurm client tools (slurm-client) or add them to PATH"
+                ),
             });
         }
         Err(_) => {
-            return Err(ExecutorError::Tool { what: what.to_owned(), message: format!("`{program}` did not answer within 60 s") });
+            return Err(ExecutorError::Tool {
+                what: what.to_owned(),
+                message: format!("`{program}` did not answer within 60 s"),
+            });
         }
     };
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
@@ -91,7 +96,10 @@ pub async fn submit(job: &SlurmJob) -> Result<String, ExecutorError> {
     // `--parsable`: `<id>` or `<id>;<cluster>`.
     let id = out.lines().last().unwrap_or("").split(';').next().unwrap_or("").trim().to_owned();
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
-        return Err(ExecutorError::Refused { executor: "Slurm", message: format!("sbatch printed no job id: {out:?}") });
+        return Err(ExecutorError::Refused {
+            executor: "Slurm",
+            message: format!("sbatch printed no job id: {out:?}"),
+        });
     }
     Ok(id)
 }

@@ -115,42 +115,90 @@ pub(crate) fn check(source: &Source, e: &ExecutorDef, node: Option<&Node>, diags
                 && let Err(why) = size::parse(m)
             {
                 let help = "write a number and a unit: \"4GiB\", \"512MiB\"";
-                bad("dagrun::invalid-size", format!("invalid Slurm memory `{m}`: {why}"), span("mem"), "not a size", help);
+                bad(
+                    "dagrun::invalid-size",
+                    format!("invalid Slurm memory `{m}`: {why}"),
+                    span("mem"),
+                    "not a size",
+                    help,
+                );
             }
             if let Some(t) = &s.time
                 && let Err(why) = duration::parse(t)
             {
                 let help = "write a number and a unit: \"30m\", \"2h\", \"1d\"";
-                bad("dagrun::invalid-duration", format!("invalid Slurm time `{t}`: {why}"), span("time"), "not a duration", help);
+                bad(
+                    "dagrun::invalid-duration",
+                    format!("invalid Slurm time `{t}`: {why}"),
+                    span("time"),
+                    "not a duration",
+                    help,
+                );
             }
             if s.cpus == Some(0) {
-                bad("dagrun::invalid-executor", "Slurm `cpus` must be at least 1".into(), span("cpus"), "zero", "ask for 1 or more CPUs, or leave `cpus` out");
+                bad(
+                    "dagrun::invalid-executor",
+                    "Slurm `cpus` must be at least 1".into(),
+                    span("cpus"),
+                    "zero",
+                    "ask for 1 or more CPUs, or leave `cpus` out",
+                );
             }
             if s.partition.as_deref().is_some_and(|p| p.trim().is_empty()) {
-                bad("dagrun::invalid-executor", "Slurm `partition` is empty".into(), span("partition"), "empty", "name a partition (`sinfo` lists them), or leave `partition` out for the default one");
+                bad(
+                    "dagrun::invalid-executor",
+                    "Slurm `partition` is empty".into(),
+                    span("partition"),
+                    "empty",
+                    "name a partition (`sinfo` lists them), or leave `partition` out for the default one",
+                );
             }
             for a in &s.sbatch_args {
                 let flag = a.split('=').next().unwrap_or(a);
                 if RESERVED_SBATCH_ARGS.contains(&flag) {
-                    bad("dagrun::invalid-executor", format!("`sbatch_args` sets `{flag}`, which dagrun sets itself"), span("sbatch_args"), "in here", "remove it: dagrun names the job, captures its output and passes the environment");
+                    bad(
+                        "dagrun::invalid-executor",
+                        format!("`sbatch_args` sets `{flag}`, which dagrun sets itself"),
+                        span("sbatch_args"),
+                        "in here",
+                        "remove it: dagrun names the job, captures its output and passes the environment",
+                    );
                 }
             }
         }
         ExecutorDef::Ray(r) => {
             if !(r.address.starts_with("http://") || r.address.starts_with("https://")) || r.address.len() < 10 {
                 let msg = format!("invalid Ray address `{}`", r.address);
-                bad("dagrun::invalid-executor", msg, span("address"), "not an http(s) URL", "give the Ray dashboard's URL (the Jobs API), e.g. \"http://head-node:8265\"");
+                bad(
+                    "dagrun::invalid-executor",
+                    msg,
+                    span("address"),
+                    "not an http(s) URL",
+                    "give the Ray dashboard's URL (the Jobs API), e.g. \"http://head-node:8265\"",
+                );
             }
             for (f, v) in [("num_cpus", r.num_cpus), ("num_gpus", r.num_gpus)] {
                 if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-                    bad("dagrun::invalid-executor", format!("Ray `{f}` must be a number 0 or more"), span(f), "here", "e.g. 1, 0.5 or 4");
+                    bad(
+                        "dagrun::invalid-executor",
+                        format!("Ray `{f}` must be a number 0 or more"),
+                        span(f),
+                        "here",
+                        "e.g. 1, 0.5 or 4",
+                    );
                 }
             }
             if let Some(m) = &r.memory
                 && let Err(why) = size::parse(m)
             {
                 let help = "write a number and a unit: \"4GiB\", \"512MiB\"";
-                bad("dagrun::invalid-size", format!("invalid Ray memory `{m}`: {why}"), span("memory"), "not a size", help);
+                bad(
+                    "dagrun::invalid-size",
+                    format!("invalid Ray memory `{m}`: {why}"),
+                    span("memory"),
+                    "not a size",
+                    help,
+                );
             }
         }
     }

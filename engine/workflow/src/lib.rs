@@ -13,8 +13,8 @@
 
 pub mod automation;
 mod diag;
-pub mod executor;
 pub mod duration;
+pub mod executor;
 pub mod heal;
 mod heal_checks;
 mod kinds;

@@ -109,9 +109,10 @@ impl Backend {
                 .and_then(|p| std::fs::read(p).ok())
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_else(|| "[dagrun: the job's output file could not be read here]\n".into()),
-            Backend::Ray(_, client) => {
-                client.logs(&job.id).await.unwrap_or_else(|e| format!("[dagrun: the job's log could not be read: {e}]\n"))
-            }
+            Backend::Ray(_, client) => client
+                .logs(&job.id)
+                .await
+                .unwrap_or_else(|e| format!("[dagrun: the job's log could not be read: {e}]\n")),
         }
     }
 }

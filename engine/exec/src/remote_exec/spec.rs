@@ -116,13 +116,17 @@ impl TaskSpec {
         let kind = match &task.kind {
             TaskKind::Command(c) => SpecKind::Command { run: c.run.clone(), env: c.env.clone() },
             TaskKind::Wasm(w) => {
-                let Some(wasm) = run.plugins.get(&w.plugin).cloned().or_else(|| {
-                    Some(dagrun_plan::resolve_path(&run.workflow, &w.plugin)).filter(|p| p.is_file())
-                }) else {
+                let Some(wasm) = run
+                    .plugins
+                    .get(&w.plugin)
+                    .cloned()
+                    .or_else(|| Some(dagrun_plan::resolve_path(&run.workflow, &w.plugin)).filter(|p| p.is_file()))
+                else {
                     return Err(TaskError::permanent(Failure::Plugin, format!("plugin `{}` was not built", w.plugin)));
                 };
-                let (digest, size) = dagrun_cache::hash_file(&wasm)
-                    .map_err(|e| TaskError::permanent(Failure::Plugin, format!("cannot read {}: {e}", wasm.display())))?;
+                let (digest, size) = dagrun_cache::hash_file(&wasm).map_err(|e| {
+                    TaskError::permanent(Failure::Plugin, format!("cannot read {}: {e}", wasm.display()))
+                })?;
                 files.push((wasm, digest));
                 let plugin = SpecFile { path: "plugin.wasm".into(), digest, size, executable: false };
                 let memory_bytes = w.memory.as_deref().and_then(|m| size::parse(m).ok()).unwrap_or(DEFAULT_MEMORY);

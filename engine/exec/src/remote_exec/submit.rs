@@ -39,7 +39,8 @@ impl RemoteKind {
     pub(crate) fn new(job: &Job<'_>) -> Result<RemoteKind, TaskError> {
         let task = job.task();
         let executor = &task.executor;
-        let remote = |e: String| TaskError::permanent(Failure::Remote { executor: executor.label().into(), job: None }, e);
+        let remote =
+            |e: String| TaskError::permanent(Failure::Remote { executor: executor.label().into(), job: None }, e);
         if !job.run.remote.configured() {
             return Err(remote(format!(
                 "task `{}` runs on {}, which needs a remote cache for its inputs and outputs: set DAGRUN_REMOTE_CACHE=s3://BUCKET/PREFIX (and AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY for it)",
@@ -47,7 +48,9 @@ impl RemoteKind {
                 executor.label()
             )));
         }
-        let backend = Backend::of(executor).map_err(|e| remote(e.to_string()))?.ok_or_else(|| remote("not a remote executor".into()))?;
+        let backend = Backend::of(executor)
+            .map_err(|e| remote(e.to_string()))?
+            .ok_or_else(|| remote("not a remote executor".into()))?;
         let (spec, files) = TaskSpec::of(job)?;
         Ok(RemoteKind { spec, files, backend, timeout: task.timeout })
     }
@@ -83,7 +86,8 @@ impl RemoteKind {
         let cache = run.remote.cache().map_err(|e| TaskError::new(Failure::Cache, e))?;
         self.ship(cache).await?;
         let name = job_name(&self.spec, &run.run_id, a.number);
-        let output = a.log.with_file_name(format!("{}.job-{}.log", self.spec.instance.replace(['/', ':'], "_"), a.number));
+        let output =
+            a.log.with_file_name(format!("{}.job-{}.log", self.spec.instance.replace(['/', ':'], "_"), a.number));
         let submitted = self
             .backend
             .submit(&name, &self.command(&run, cache), output, aws_env())

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use dagrun_cache::{ActionEntry, ActionKey, Digest, Durability, ENTRY_VERSION, OutputRecord, Store, is_executable, now_ms};
+use dagrun_cache::{
+    ActionEntry, ActionKey, Digest, Durability, ENTRY_VERSION, OutputRecord, Store, is_executable, now_ms,
+};
 use dagrun_remote::{Published, RemoteCache, RemoteError, RemoteUrl};
 use dagrun_wasm::{InputMount, Limits, PluginHost, PluginRun};
 
@@ -85,10 +87,8 @@ pub async fn exec_task(
     let cancel = cancel.receiver();
     let key = Digest::from_hex(key).map(ActionKey).ok_or_else(|| ExecTaskError::Key(key.to_owned()))?;
     let cache = RemoteCache::new(dagrun_remote::connect(url)?);
-    let bytes = cache
-        .spec(&key)
-        .await?
-        .ok_or_else(|| ExecTaskError::NoSpec { url: url.to_string(), key: key.0.to_hex() })?;
+    let bytes =
+        cache.spec(&key).await?.ok_or_else(|| ExecTaskError::NoSpec { url: url.to_string(), key: key.0.to_hex() })?;
     let bad = |why: String| ExecTaskError::BadSpec { key: key.0.to_hex(), why };
     let spec: TaskSpec = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     spec.check().map_err(bad)?;
@@ -109,7 +109,8 @@ async fn in_dir(
 ) -> Result<ExecTaskReport, ExecTaskError> {
     let local = |what: &str, e: &dyn std::fmt::Display| ExecTaskError::Local(format!("{what}: {e}"));
     let work = root.join("work");
-    let store = Store::open(&root.join("state"), Durability::NoFsync).map_err(|e| local("cannot open the scratch store", &e))?;
+    let store = Store::open(&root.join("state"), Durability::NoFsync)
+        .map_err(|e| local("cannot open the scratch store", &e))?;
     let mut inputs = BTreeMap::new();
     for (name, input) in &spec.inputs {
         let mut paths = Vec::with_capacity(input.files.len());
@@ -181,7 +182,10 @@ async fn command(
         workflow_dir: work,
         params: spec.params.to_string(),
         partition: spec.partition.as_deref(),
-        inputs: inputs.iter().map(|(n, (list, files))| (n.as_str(), *list, files.iter().map(PathBuf::as_path).collect())).collect(),
+        inputs: inputs
+            .iter()
+            .map(|(n, (list, files))| (n.as_str(), *list, files.iter().map(PathBuf::as_path).collect()))
+            .collect(),
         outputs: outputs.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect(),
     };
     let cmd = CommandSpec {
@@ -249,7 +253,9 @@ async fn wasm_run(
 /// Copies each declared output's artifact into place; every artifact must be declared.
 fn place(artifacts: &[(String, PathBuf)], outputs: &BTreeMap<String, PathBuf>) -> Result<(), String> {
     if let Some((name, _)) = artifacts.iter().find(|(n, _)| !outputs.contains_key(n)) {
-        return Err(format!("the plugin returned artifact `{name}`, which the task does not declare; add it under `outputs`"));
+        return Err(format!(
+            "the plugin returned artifact `{name}`, which the task does not declare; add it under `outputs`"
+        ));
     }
     for (name, dest) in outputs {
         let Some((_, src)) = artifacts.iter().find(|(n, _)| n == name) else {
@@ -269,7 +275,12 @@ fn attempt_message(e: AttemptError) -> String {
 }
 
 /// Hashes the outputs into the scratch store and records the entry under the spec's key.
-fn record(spec: &TaskSpec, store: &Store, outputs: &BTreeMap<String, PathBuf>, duration_ms: u64) -> Result<ActionEntry, String> {
+fn record(
+    spec: &TaskSpec,
+    store: &Store,
+    outputs: &BTreeMap<String, PathBuf>,
+    duration_ms: u64,
+) -> Result<ActionEntry, String> {
     let mut manifest = BTreeMap::new();
     for (name, path) in outputs {
         let rel = &spec.outputs[name];
@@ -278,7 +289,8 @@ fn record(spec: &TaskSpec, store: &Store, outputs: &BTreeMap<String, PathBuf>, d
             .filter(|m| m.is_file())
             .ok_or_else(|| format!("the task succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`"))?;
         let (digest, size) = store.put_file(path).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
-        manifest.insert(name.clone(), OutputRecord { path: rel.clone(), digest, size, executable: is_executable(&meta) });
+        manifest
+            .insert(name.clone(), OutputRecord { path: rel.clone(), digest, size, executable: is_executable(&meta) });
     }
     let entry = ActionEntry {
         version: ENTRY_VERSION,
