@@ -139,7 +139,9 @@ fn without_url(e: reqwest::Error) -> String {
 pub fn parse_state(v: &Value) -> JobState {
     let status = v["status"].as_str().unwrap_or("");
     let exit = v["driver_exit_code"].as_i64().map_or("none".to_owned(), |c| c.to_string());
-    let message: String = v["message"].as_str().unwrap_or("").chars().take(300).collect();
+    // Its first line only: Ray appends the end of the job's log, which dagrun attaches itself.
+    let first = v["message"].as_str().unwrap_or("").lines().next().unwrap_or("");
+    let message: String = first.trim_end_matches(':').chars().take(200).collect();
     let detail = format!("status={status} driver_exit_code={exit} message={message:?}");
     match status {
         "PENDING" => JobState::Pending,
@@ -163,5 +165,12 @@ mod tests {
             JobState::Failed { detail: "status=FAILED driver_exit_code=3 message=\"boom\"".into() }
         );
         assert!(matches!(parse_state(&json!({"status": "STOPPED"})), JobState::Cancelled { .. }));
+        let long = json!({"status": "FAILED", "driver_exit_code": 1, "message": "Job entrypoint command failed with exit code 1, last available logs:\nline 1\nline 2"});
+        assert_eq!(
+            parse_state(&long),
+            JobState::Failed {
+                detail: "status=FAILED driver_exit_code=1 message=\"Job entrypoint command failed with exit code 1, last available logs\"".into()
+            }
+        );
     }
 }
