@@ -376,3 +376,119 @@ fn invalid_workflows_and_untranslatable_schedules_fail_without_writing() {
     );
     assert!(!repo.path("ci.yml").exists());
 }
+
+/// Ten days of `prep` (each logs that it ran) and `total`, which reads every day.
+const DAYS: &str = r#"Workflow(name: "days",
+    partitions: {"d": Daily(start: "2025-01-01", end: "2025-01-10")},
+    tasks: [
+        Task(name: "prep", partitioned: "d", kind: Command(run: "echo prep $DAGRUN_PARTITION >> ran.log; echo $DAGRUN_PARTITION > $DAGRUN_OUT_O"),
+             outputs: {"o": "out/{date}.txt"}),
+        Task(name: "total", kind: Command(run: "echo total >> ran.log; cat $DAGRUN_IN_ALL | wc -l > $DAGRUN_OUT_T"),
+             inputs: {"all": Partitions(task: "prep", output: "o")}, outputs: {"t": "out/total.txt"}),
+    ],
+)"#;
+
+/// `ran.log` of the workflow in `flows/`: how often each line is there.
+fn ran_counts(repo: &Repo) -> std::collections::BTreeMap<String, usize> {
+    let log = std::fs::read_to_string(repo.path("flows/ran.log")).unwrap_or_default();
+    let mut counts = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        *counts.entry(line.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// After the shards: every day ran once, `total` not yet; after the final job: `total` once too.
+fn assert_shards_then_total(repo: &Repo, after_shards: bool) {
+    let counts = ran_counts(repo);
+    let days: Vec<String> = (1..=10).map(|d| format!("prep 2025-01-{d:02}")).collect();
+    assert!(days.iter().all(|d| counts.get(d) == Some(&1)), "each day ran exactly once: {counts:?}");
+    assert_eq!(counts.get("total").copied().unwrap_or(0), usize::from(!after_shards), "{counts:?}");
+    assert_eq!(counts.len(), if after_shards { 10 } else { 11 }, "{counts:?}");
+}
+
+#[test]
+fn the_sharded_github_file_passes_actionlint_and_its_jobs_complete_the_range_with_the_real_dagrun() {
+    let repo = Repo::new();
+    repo.write("flows/wf.ron", DAYS);
+    let o = repo
+        .dagrun("", &["export", "github-actions", "flows/wf.ron", "--shards", "3", "--out", ".github/workflows/b.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("the shards share their work only through the remote cache"),
+        "{}",
+        text(&o.stderr)
+    );
+    let file = repo.path(".github/workflows/b.yml");
+    lint(&file);
+    let gh = yaml(&file);
+    assert_eq!(gh["jobs"]["shard"]["strategy"]["matrix"]["shard"], serde_json::json!([1, 2, 3]));
+    assert_eq!(gh["jobs"]["backfill"]["needs"], "shard");
+    assert_eq!(gh["env"]["DAGRUN_REMOTE_CACHE"], "${{ vars.DAGRUN_REMOTE_CACHE }}");
+    assert_eq!(gh["env"]["AWS_ACCESS_KEY_ID"], "${{ secrets.AWS_ACCESS_KEY_ID }}");
+    assert_eq!(gh["true"]["workflow_dispatch"]["inputs"]["from"]["required"], true);
+    let shard_step = gh["jobs"]["shard"]["steps"].as_array().unwrap().iter().find(|s| s["env"]["SHARD"].is_string());
+    let shard_script = shard_step.expect("the step that runs a shard")["run"].as_str().unwrap();
+    let final_step = gh["jobs"]["backfill"]["steps"].as_array().unwrap().iter().find(|s| s["id"] == "run");
+    let final_script = final_step.expect("the final run step")["run"].as_str().unwrap();
+    // The jobs' scripts run here with one state directory, standing in for the remote cache
+    // the CI jobs share.
+    let dagrun = Path::new(env!("CARGO_BIN_EXE_dagrun"));
+    let range = [("DAGRUN_WORKFLOW", "flows/wf.ron"), ("FROM", "2025-01-01"), ("TO", "2025-01-10")];
+    for shard in ["1", "2", "3"] {
+        let env: Vec<(&str, &str)> = range.iter().copied().chain([("SHARD", shard)]).collect();
+        let o = bash(repo.0.path(), shard_script, dagrun, &env);
+        assert_eq!(o.status.code(), Some(0), "shard {shard}: {}", text(&o.stderr));
+    }
+    assert_shards_then_total(&repo, true);
+    let output = repo.path("gh-output");
+    let env: Vec<(&str, &str)> = range.iter().copied().chain([("GITHUB_OUTPUT", output.to_str().unwrap())]).collect();
+    let o = bash(repo.0.path(), final_script, dagrun, &env);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), "exit-code=0\n");
+    assert_shards_then_total(&repo, false);
+    assert_eq!(std::fs::read_to_string(repo.path("flows/out/total.txt")).unwrap().trim(), "10");
+}
+
+#[test]
+fn the_sharded_gitlab_file_runs_parallel_shards_then_the_whole_range_with_the_real_dagrun() {
+    let repo = Repo::new();
+    repo.write("flows/wf.ron", DAYS);
+    let o = repo.dagrun("", &["export", "gitlab-ci", "flows/wf.ron", "--shards", "3", "--out", ".gitlab-ci.yml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let gl = yaml(&repo.path(".gitlab-ci.yml"));
+    let (shards, whole) = (&gl["dagrun-days-shard"], &gl["dagrun-days-backfill"]);
+    assert_eq!(shards["parallel"], 3);
+    assert_eq!(whole["needs"], serde_json::json!(["dagrun-days-shard"]));
+    assert_eq!(gl["stages"], serde_json::json!(["shards", "backfill"]));
+    let last = |job: &Value| job["script"].as_array().unwrap().last().unwrap().as_str().unwrap().to_owned();
+    let dagrun = Path::new(env!("CARGO_BIN_EXE_dagrun"));
+    let range = [("DAGRUN_WORKFLOW", "flows/wf.ron"), ("DAGRUN_FROM", "2025-01-01"), ("DAGRUN_TO", "2025-01-10")];
+    for index in ["1", "2", "3"] {
+        let env: Vec<(&str, &str)> =
+            range.iter().copied().chain([("CI_NODE_INDEX", index), ("CI_NODE_TOTAL", "3")]).collect();
+        let o = bash(repo.0.path(), &last(shards), dagrun, &env);
+        assert_eq!(o.status.code(), Some(0), "shard {index}: {}", text(&o.stderr));
+    }
+    assert_shards_then_total(&repo, true);
+    let o = bash(repo.0.path(), &last(whole), dagrun, &range);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_shards_then_total(&repo, false);
+}
+
+#[test]
+fn shards_of_a_workflow_without_partitions_are_refused() {
+    let repo = Repo::new();
+    repo.write(
+        "flows/wf.ron",
+        r#"Workflow(name: "hello", tasks: [Task(name: "t", kind: Command(run: "true"), outputs: {"o": "o.txt"})])"#,
+    );
+    let o = repo.dagrun("", &["export", "github-actions", "flows/wf.ron", "--shards", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        text(&o.stderr),
+        "error: --shards 3: a sharded export runs `dagrun backfill`, and workflow `hello` has no partitioned task: \
+         export it without --shards\n"
+    );
+    assert!(o.stdout.is_empty());
+}

@@ -319,6 +319,9 @@ pub struct BackfillArgs {
     /// Exactly these partitions (comma-separated keys or dates).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub partitions: Vec<String>,
+    /// Only shard I of N of the partitions (round-robin in time order), e.g. one CI matrix job.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<dagrun_plan::Shard>,
     /// Only print the plan: per partition, cached or run and why.
     #[arg(long)]
     pub plan: bool,

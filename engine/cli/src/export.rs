@@ -1,5 +1,5 @@
 //! `dagrun export github-actions|gitlab-ci WORKFLOW`: the CI file that runs a workflow on its
-//! schedule (see docs/ci-export.md). The workflow path inside it is relative to the git
+//! schedule, or with `--shards N` a sharded backfill (see docs/ci-export.md). The workflow path inside it is relative to the git
 //! repository root; the file goes to stdout, or atomically to `--out`.
 
 use std::io::Write as _;
@@ -32,6 +32,10 @@ pub struct ExportArgs {
     /// The shell command that installs dagrun on the CI machine.
     #[arg(long, value_name = "CMD", default_value = DEFAULT_INSTALL)]
     pub install: String,
+    /// Instead of the scheduled run: a backfill started by hand with a range, run as N parallel
+    /// `dagrun backfill --shard I/N` jobs and then once unsharded (they share a remote cache).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<u32>,
 }
 
 /// Runs `dagrun export ...`.
@@ -42,7 +46,7 @@ pub fn dispatch(target: ExportTarget) -> Result<Exit, Exit> {
     };
     let (wf, _) = load(&args.workflow)?;
     let (path, in_repo) = repo_relative(&args.workflow)?;
-    let opts = ExportOptions { install: args.install.clone() };
+    let opts = ExportOptions { install: args.install.clone(), shards: args.shards };
     let e = generate(&wf, &path, &opts).map_err(|e| error(e, Exit::Usage))?;
     if !in_repo {
         errln!(

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use dagrun_automate::trigger::{Here, Progress, Step, TriggerError};
 use dagrun_cache::{StatCache, Store};
-use dagrun_exec::{Cancel, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
-use dagrun_plan::{Decision, Force, KeyContext, PartitionSelection, PlannedTask};
+use dagrun_exec::{Cancel, PrepareError, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
+use dagrun_plan::{Decision, Force, KeyContext, PartitionError, PartitionSelection, PlannedTask, Shard};
 use dagrun_workflow::{Workflow, partition};
 
 use crate::args::{BackfillArgs, PartitionArgs, SelectArgs, StateArgs};
@@ -28,7 +28,7 @@ pub fn partition_selection(p: &PartitionArgs) -> PartitionSelection {
     }
 }
 
-fn request(s: &SelectArgs, partitions: PartitionSelection) -> RunRequest {
+fn request(s: &SelectArgs, partitions: PartitionSelection, shard: Option<Shard>) -> RunRequest {
     let force = if s.force.is_empty() {
         Force::None
     } else if s.force.iter().any(String::is_empty) {
@@ -36,7 +36,7 @@ fn request(s: &SelectArgs, partitions: PartitionSelection) -> RunRequest {
     } else {
         Force::Tasks(s.force.clone())
     };
-    RunRequest { only: s.only.clone(), force, partitions, now: now_secs() }
+    RunRequest { only: s.only.clone(), force, partitions, shard, now: now_secs() }
 }
 
 /// `dagrun run`.
@@ -48,14 +48,22 @@ pub fn run(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
-    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+    let plan = dagrun_exec::prepare(path, &request(select, psel, None)).map_err(prepare_error)?;
     execute(plan, jobs, select.verify, false, json, state)
 }
 
-/// `dagrun backfill`: a range or list of partitions, run or (`--plan`) explained per partition.
+/// `dagrun backfill`: a range or list of partitions (or one shard of them), run or (`--plan`)
+/// explained per partition.
 pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
     let psel = backfill_selection(a.from.as_deref(), a.to.as_deref(), &a.partitions)?;
-    let plan = dagrun_exec::prepare(&a.workflow, &request(&a.select, psel)).map_err(prepare_error)?;
+    let plan = match dagrun_exec::prepare(&a.workflow, &request(&a.select, psel, a.shard)) {
+        // A CI matrix job whose shard got no partition has nothing to do: that is no failure.
+        Err(PrepareError::Partition(e @ PartitionError::EmptyShard { .. })) => {
+            errln!("note: {e}: nothing to do");
+            return Ok(Exit::Success);
+        }
+        plan => plan.map_err(prepare_error)?,
+    };
     if plan.workflow.tasks.iter().all(|t| t.partitioned.is_none()) {
         return Err(error(
             format!(
@@ -81,7 +89,7 @@ pub fn plan(
     json: bool,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
-    let plan = dagrun_exec::prepare(path, &request(select, psel)).map_err(prepare_error)?;
+    let plan = dagrun_exec::prepare(path, &request(select, psel, None)).map_err(prepare_error)?;
     show_plan(&plan, select.verify, by_partition, json, state)
 }
 

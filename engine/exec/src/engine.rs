@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dagrun_cache::{Durability, StatCache, Store, StoreError, now_ms};
-use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, TaskGraph, UnknownTask};
+use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, Shard, TaskGraph, UnknownTask};
 use dagrun_workflow::{Diagnostic, LoadError, Workflow};
 
 use crate::aftermath::Aftermath;
@@ -76,6 +76,8 @@ pub struct RunRequest {
     pub force: Force,
     /// The partitions.
     pub partitions: PartitionSelection,
+    /// Only this shard of them (`backfill --shard I/N`; see `Instances::expand`).
+    pub shard: Option<Shard>,
     /// The current time (Unix seconds): decides which partitions are complete.
     pub now: i64,
 }
@@ -83,7 +85,7 @@ pub struct RunRequest {
 impl RunRequest {
     /// Every task, the latest complete partitions, nothing forced.
     pub fn new(now: i64) -> RunRequest {
-        RunRequest { only: Vec::new(), force: Force::None, partitions: PartitionSelection::Latest, now }
+        RunRequest { only: Vec::new(), force: Force::None, partitions: PartitionSelection::Latest, shard: None, now }
     }
 }
 
@@ -118,6 +120,17 @@ impl RunPlan {
         }
         let quoted: Vec<String> = roots.iter().map(|r| format!("`{r}`")).collect();
         let verb = if roots.len() == 1 { "reads" } else { "read" };
+        if let Some(shard) = self.instances.shard {
+            return Some(format!(
+                "{} {verb} partitioned tasks, and shard {shard} has only its own share of the partitions \
+                 (run here, {} would read other shards' partitions or compute a partial result); what depends \
+                 on {} is left out too. Run the backfill without --shard once every shard is done: their \
+                 partitions are cache hits",
+                quoted.join(", "),
+                if roots.len() == 1 { "it" } else { "they" },
+                if roots.len() == 1 { "it" } else { "them" }
+            ));
+        }
         Some(format!(
             "{} {verb} every partition up to the latest, and this run covers older partitions only \
              (a model is never retrained or deployed on a truncated history); what depends on {} is left \
@@ -161,7 +174,7 @@ pub fn prepare(path: &Path, req: &RunRequest) -> Result<RunPlan, PrepareError> {
 /// file that has since been edited into an invalid one).
 pub fn prepare_loaded(path: &Path, wf: Workflow, graph: TaskGraph, req: &RunRequest) -> Result<RunPlan, PrepareError> {
     let selection = Selection::new(&wf, &graph, &req.only, &req.force)?;
-    let instances = Instances::expand(&wf, &graph, &selection, &req.partitions, req.now)?;
+    let instances = Instances::expand(&wf, &graph, &selection, &req.partitions, req.shard, req.now)?;
     let plan =
         RunPlan { path: path.to_owned(), workflow: Arc::new(wf), graph, selection, instances: Arc::new(instances) };
     let forced = match &req.force {

@@ -109,7 +109,7 @@ fn child_eval(mut it: impl Iterator<Item = String>) {
     let (seconds, cpu) = (start.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     let metrics: Value = serde_json::from_str(&std::fs::read_to_string(eval.metrics_path.unwrap()).unwrap()).unwrap();
     let report = serde_json::json!({"seconds": seconds, "cpu_seconds": cpu, "peak_rss_kb": peak_rss_kb(),
-                                    "rows": eval.rows, "metrics": metrics});
+                                    "rows": eval.rows, "metrics": metrics, "evaluator": eval.model.evaluator});
     println!("{report}");
 }
 

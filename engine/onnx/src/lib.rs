@@ -33,6 +33,7 @@ mod proto;
 pub mod rows;
 pub mod runtime;
 mod scores;
+mod trees;
 mod types;
 
 pub use behaviour::{Behaviour, Outputs, behaviour};
@@ -42,7 +43,7 @@ pub use eval::{
 };
 pub use metrics::Metrics;
 pub use model::{
-    ClassLabel, ClassSource, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions,
+    ClassLabel, ClassSource, Evaluator, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, OnnxModel, Predictions,
 };
 pub use runtime::{OrtError, RuntimeInfo, discover};
 pub use scores::ScoreTransform;

@@ -14,7 +14,10 @@ use crate::io::{
 };
 use crate::runtime;
 use crate::scores::{self, Meaning, ScoreTransform};
-pub use crate::types::{ClassLabel, ClassSource, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, Predictions};
+use crate::trees::Ensemble;
+pub use crate::types::{
+    ClassLabel, ClassSource, Evaluator, Features, IoDesc, ModelInfo, ModelKind, ModelOptions, Predictions,
+};
 
 /// An ONNX model loaded in ONNX Runtime, ready to run on batches.
 pub struct OnnxModel {
@@ -35,6 +38,12 @@ pub struct OnnxModel {
     scratch_f32: Vec<f32>,
     scratch_f64: Vec<f64>,
     scratch_i64: Vec<i64>,
+    /// The tree ensemble evaluated natively, when the graph is one (see `trees.rs`).
+    native: Option<Ensemble>,
+    /// Whether the native outputs matched ONNX Runtime's on the first batch.
+    native_checked: bool,
+    /// Threads for the native path.
+    threads: usize,
 }
 
 impl fmt::Debug for OnnxModel {
@@ -59,9 +68,18 @@ impl OnnxModel {
         // rows of gradient boosting on 2 cores).
         let mut builder = Session::builder(rt.environment()).map_err(|e| load_err(&e))?;
         builder = builder.with_intra_op_spinning(false).map_err(|e| load_err(&e))?;
-        if let Some(n) = options.intra_threads {
-            builder = builder.with_intra_threads(n).map_err(|e| load_err(&e))?;
+        let graph = crate::proto::Graph::parse(&bytes);
+        // A tree ensemble's thread count is set for ONNX Runtime too: it decides how ONNX Runtime
+        // splits the ensemble's sums, which the native evaluator follows to the last bit.
+        let trees = graph.as_ref().is_some_and(|g| g.nodes.iter().any(|n| n.op_type.starts_with("TreeEnsemble")));
+        let threads =
+            options.intra_threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        if options.intra_threads.is_some() || trees {
+            builder = builder.with_intra_threads(threads).map_err(|e| load_err(&e))?;
         }
+        // One count for ONNX Runtime and the native tree evaluator: it decides how ONNX Runtime
+        // splits a tree ensemble's sums, which the native evaluator follows to the last bit.
+        builder = builder.with_intra_threads(threads).map_err(|e| load_err(&e))?;
         let session = builder.commit_from_memory(&bytes).map_err(|e| load_err(&e))?;
 
         let input = input_layout(path, &session)?;
@@ -79,7 +97,6 @@ impl OnnxModel {
             ));
         }
 
-        let graph = crate::proto::Graph::parse(&bytes);
         let score_meaning =
             graph.as_ref().zip(score_output.as_ref()).and_then(|(g, s)| scores::from_graph(g, s.name()));
         // dagrun's train plugin records its feature columns (a JSON array) in the model metadata.
@@ -90,6 +107,14 @@ impl OnnxModel {
             .and_then(|f| serde_json::from_str::<Vec<String>>(&f).ok())
             .filter(|f| !f.is_empty());
         let label_name = label_output.as_ref().map(|(n, _)| n.as_str());
+        let native = match (&input, graph.as_ref(), &score_output) {
+            (
+                InputLayout::Matrix { name, elem: Elem::F32, .. },
+                Some(g),
+                Some(ScoreOutput::Tensor { name: out, .. }),
+            ) => Ensemble::from_graph(g, name, label_name, Some(out.as_str())),
+            _ => None,
+        };
         let (classes, class_source) = class_list(path, options, graph.as_ref(), label_name, &session)?;
 
         let mut model = OnnxModel {
@@ -114,6 +139,7 @@ impl OnnxModel {
                 feature_count: None,
                 score_transform: None,
                 score_transform_reason: None,
+                evaluator: None,
             },
             session,
             path: path.to_path_buf(),
@@ -129,6 +155,9 @@ impl OnnxModel {
             scratch_f32: Vec::new(),
             scratch_f64: Vec::new(),
             scratch_i64: Vec::new(),
+            native,
+            native_checked: false,
+            threads,
         };
         model.sync_info();
         Ok(model)
@@ -196,12 +225,6 @@ impl OnnxModel {
     ) -> Result<Predictions> {
         let features = features.into();
         assert_eq!(features.len(), rows * width, "features must hold rows × width values");
-        let infer_err = |e: &dyn fmt::Display, path: &Path| Error::Inference {
-            path: path.to_path_buf(),
-            first_row,
-            end_row: first_row + rows as u64,
-            reason: e.to_string(),
-        };
         if let Some(expected) = self.feature_count()
             && expected != width
         {
@@ -218,6 +241,56 @@ impl OnnxModel {
                 format!("its input `{name}` has a fixed batch size of {b} (got {rows} rows); set batch_size to {b}"),
             ));
         }
+        let raw = match self.native.take() {
+            Some(native) => self.run_native(native, features, rows, width, first_row)?,
+            None => self.run_ort(features, rows, width, first_row)?,
+        };
+        self.interpret(raw, rows, first_row)
+    }
+
+    /// The native tree ensemble's outputs; on the first batch also ONNX Runtime's, compared: a
+    /// difference (beyond float rounding) drops the native path for good and ONNX Runtime's
+    /// outputs are used.
+    fn run_native(
+        &mut self,
+        native: Ensemble,
+        features: Features<'_>,
+        rows: usize,
+        width: usize,
+        first_row: u64,
+    ) -> Result<RawOutputs> {
+        let threads = self.threads;
+        let ours = match features {
+            Features::F32(x) => native.run(x, rows, width, threads),
+            Features::F64(x) => {
+                let x: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                native.run(&x, rows, width, threads)
+            }
+        };
+        let Some(ours) = ours else { return self.run_ort(features, rows, width, first_row) };
+        if self.native_checked {
+            self.native = Some(native);
+            return Ok(ours);
+        }
+        let theirs = self.run_ort(features, rows, width, first_row)?;
+        if same_outputs(&ours, &theirs) {
+            self.native_checked = true;
+            self.native = Some(native);
+            self.info.evaluator = Some(Evaluator::NativeTrees);
+        } else {
+            self.info.evaluator = Some(Evaluator::OnnxRuntime);
+        }
+        Ok(theirs)
+    }
+
+    /// ONNX Runtime's outputs for a batch.
+    fn run_ort(&mut self, features: Features<'_>, rows: usize, width: usize, first_row: u64) -> Result<RawOutputs> {
+        let infer_err = |e: &dyn fmt::Display, path: &Path| Error::Inference {
+            path: path.to_path_buf(),
+            first_row,
+            end_row: first_row + rows as u64,
+            reason: e.to_string(),
+        };
         let raw = {
             let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::new();
             let (f32s, f64s, i64s) = (&mut self.scratch_f32, &mut self.scratch_f64, &mut self.scratch_i64);
@@ -269,7 +342,7 @@ impl OnnxModel {
             };
             RawOutputs { label, scores }
         };
-        self.interpret(raw, rows, first_row)
+        Ok(raw)
     }
 
     fn interpret(&mut self, raw: RawOutputs, rows: usize, first_row: u64) -> Result<Predictions> {
@@ -497,6 +570,26 @@ fn class_list(
 }
 
 /// Index of the first maximum (like numpy's argmax, which scikit-learn's `predict` uses).
+/// Whether the native outputs are ONNX Runtime's: the same labels, scores equal up to float
+/// rounding (sums over trees in another order: 1e-5 relative).
+fn same_outputs(ours: &RawOutputs, theirs: &RawOutputs) -> bool {
+    let labels = match (&ours.label, &theirs.label) {
+        (Some(Labels::Int(a)), Some(Labels::Int(b))) => a == b,
+        (None, None) => true,
+        _ => false,
+    };
+    let scores = match (&ours.scores, &theirs.scores) {
+        (Some(a), Some(b)) => {
+            a.width == b.width
+                && a.values.len() == b.values.len()
+                && a.values.iter().zip(&b.values).all(|(x, y)| (x - y).abs() <= 1e-5 * y.abs().max(1.0))
+        }
+        (None, None) => true,
+        _ => false,
+    };
+    labels && scores
+}
+
 pub(crate) fn argmax(row: &[f64]) -> usize {
     let mut best = 0;
     for (i, v) in row.iter().enumerate() {

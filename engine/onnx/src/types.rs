@@ -140,6 +140,20 @@ pub struct ModelInfo {
     /// Why: the operator that computed the output (`graph: TreeEnsembleClassifier (post_transform NONE)`), or
     /// the fallback (see `scores.rs`).
     pub score_transform_reason: Option<String>,
+    /// What computed the predictions: set after the first batch of a tree ensemble, which dagrun
+    /// evaluates natively once its outputs matched ONNX Runtime's on that batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluator: Option<Evaluator>,
+}
+
+/// What computed a model's predictions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Evaluator {
+    /// dagrun's tree-ensemble evaluator (checked against ONNX Runtime on the first batch).
+    NativeTrees,
+    /// ONNX Runtime (the native evaluator's first batch differed from it).
+    OnnxRuntime,
 }
 
 /// The feature values of a batch, row-major (`rows × width`). `f32` values go to a float model without a

@@ -500,3 +500,45 @@ fn positive_class_and_class_labels_can_be_given() {
     assert_eq!(eval.model.class_source, Some(dagrun_onnx::ClassSource::Options));
     f.assert_metrics("score_binary (class_labels)", &eval.metrics);
 }
+
+/// Tree ensembles run natively after their first batch matched ONNX Runtime's: with small
+/// batches nearly every row goes through dagrun's evaluator, and the metrics must still be
+/// scikit-learn's. Every skl2onnx tree model here is taken natively.
+#[test]
+fn tree_ensembles_evaluated_natively_match_scikit_learn() {
+    if !runtime_required() {
+        return;
+    }
+    let trees = [
+        "tree_binary",
+        "tree_multiclass",
+        "tree_regressor",
+        "rf_binary",
+        "rf_binary_signs",
+        "rf_multiclass",
+        "rf_regressor",
+        "extra_trees_binary",
+        "extra_trees_multiclass",
+        "extra_trees_regressor",
+        "gb_binary",
+        "gb_multiclass",
+        "gb_regressor",
+        "hist_gb_binary",
+        "hist_gb_multiclass",
+        "hist_gb_regressor",
+    ];
+    let mut failures = Vec::new();
+    for name in trees {
+        let f = Fixture::load(name);
+        let mut o = f.options();
+        o.batch_size = 16;
+        let eval = evaluate_metrics(&f.model(), &f.data(), &o).unwrap();
+        if eval.model.evaluator != Some(dagrun_onnx::Evaluator::NativeTrees) {
+            failures.push(format!("{name}: evaluated by {:?}", eval.model.evaluator));
+        }
+        if let Err(why) = f.metric_differences(name, &eval.metrics) {
+            failures.push(why);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

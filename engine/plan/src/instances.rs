@@ -3,7 +3,9 @@
 //! An unpartitioned workflow expands to one instance per task. A partitioned task expands to
 //! one instance per selected partition; the instances it needs from upstream (the same
 //! partition, or a window of partitions for a `Partitions` input) are added even when they lie
-//! outside the selection, so a trailing window is always complete.
+//! outside the selection, so a trailing window is always complete. A shard (`--shard I/N`)
+//! keeps its slice of each scheme's partitions and leaves out what reads partitions of other
+//! shards (see [`Instances::expand`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -16,6 +18,7 @@ use dagrun_workflow::{Input, Workflow};
 
 use crate::graph::TaskGraph;
 use crate::select::Selection;
+use crate::shard::Shard;
 
 /// Which partitions a run covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,8 +88,11 @@ pub struct Instances {
     /// fewer partitions they would see a truncated history (and could retrain and deploy a
     /// model on it).
     pub left_out: Vec<usize>,
-    /// Of those, the ones that read the windows (the rest are downstream of them).
+    /// Of those, the ones that read the windows (the rest are downstream of them); in a shard,
+    /// the unpartitioned tasks that read partitioned ones.
     pub whole_history: Vec<usize>,
+    /// The shard of the partitions this run covers (`--shard I/N`, N > 1).
+    pub shard: Option<Shard>,
 }
 
 /// Why a run's partitions could not be chosen.
@@ -110,6 +116,14 @@ pub enum PartitionError {
         /// Why.
         why: String,
     },
+    /// A shard got no partition: there are fewer partitions than shards.
+    #[error("shard {shard} has no partition: the selection has {partitions}, fewer than {} shards", .shard.count())]
+    EmptyShard {
+        /// The shard.
+        shard: Shard,
+        /// The number of partitions selected (of the scheme with the most).
+        partitions: usize,
+    },
 }
 
 impl Instances {
@@ -119,15 +133,29 @@ impl Instances {
     /// A run whose partitions end before the latest complete one (`--partition` of an older
     /// day, a backfill of an older range) is partial: unpartitioned tasks reading a
     /// `Partitions(...)` window, and their downstream, are left out of it (see [`Instances::left_out`]).
+    ///
+    /// With a `shard` of N > 1, each scheme's chosen partitions are cut to the shard's slice
+    /// ([`Shard::take`]); every unpartitioned task that reads a partitioned one (an input or
+    /// `after`) is left out with its downstream: it would read other shards' partitions too (and
+    /// run them here) or, after a shard's partitions only, compute a partial result. The
+    /// unsharded run after the shards runs them, the shards' partitions being cache hits.
     pub fn expand(
         wf: &Workflow,
         tasks: &TaskGraph,
         selection: &Selection,
         partitions: &PartitionSelection,
+        shard: Option<Shard>,
         now: i64,
     ) -> Result<Instances, PartitionError> {
-        let chosen = choose(wf, partitions, now)?;
-        let whole_history = whole_history_tasks(wf, selection, &chosen, now);
+        let mut chosen = choose(wf, partitions, now)?;
+        let shard = shard.filter(|s| !s.is_whole());
+        let whole_history = match shard {
+            Some(s) => {
+                slice(&mut chosen, s)?;
+                reading_partitions(wf, tasks, selection)
+            }
+            None => whole_history_tasks(wf, selection, &chosen, now),
+        };
         let mut left_out: Vec<usize> = whole_history.iter().flat_map(|&t| tasks.with_descendants(t)).collect();
         left_out.retain(|&t| selection.included[t]);
         left_out.sort_unstable();
@@ -185,7 +213,7 @@ impl Instances {
         }
         let order = toposort(&graph, None).expect("the task graph is acyclic").into_iter().map(|n| graph[n]).collect();
         let rank = b.nodes.iter().map(|n| n.partition.as_ref().map_or(i64::MIN, |p| p.start)).collect();
-        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank, left_out, whole_history })
+        Ok(Instances { nodes: b.nodes, sources: b.sources, graph, order, rank, left_out, whole_history, shard })
     }
 
     /// Number of instances.
@@ -226,6 +254,27 @@ impl Instances {
         keys.dedup();
         keys.into_iter().map(|(_, k)| k).collect()
     }
+}
+
+/// Cuts each scheme's partitions to the shard's slice; an error when the shard gets none at all.
+fn slice(chosen: &mut BTreeMap<String, Vec<Partition>>, shard: Shard) -> Result<(), PartitionError> {
+    let partitions = chosen.values().map(Vec::len).max().unwrap_or(0);
+    for parts in chosen.values_mut() {
+        *parts = shard.take(std::mem::take(parts));
+    }
+    if chosen.values().all(Vec::is_empty) {
+        return Err(PartitionError::EmptyShard { shard, partitions });
+    }
+    Ok(())
+}
+
+/// Selected unpartitioned tasks with a partitioned task directly upstream (through an input or
+/// `after`): what a shard leaves out, with their downstream.
+fn reading_partitions(wf: &Workflow, tasks: &TaskGraph, selection: &Selection) -> Vec<usize> {
+    let partitioned = |t: usize| wf.tasks[t].partitioned.is_some();
+    (0..wf.tasks.len())
+        .filter(|&t| selection.included[t] && !partitioned(t) && tasks.upstream(t).any(partitioned))
+        .collect()
 }
 
 /// Selected unpartitioned tasks that read a window of a time scheme whose chosen partitions end

@@ -53,7 +53,7 @@ const DAYS: &str = r#"Workflow(name: "h", partitions: {"days": Daily(start: "202
 fn expand(wf: &Workflow, sel: &PartitionSelectionArg) -> Instances {
     let graph = TaskGraph::build(wf).unwrap();
     let now = 1_800_000_000; // 2027: every partition is complete
-    Instances::expand(wf, &graph, &Selection::all(wf.tasks.len()), sel, now).unwrap()
+    Instances::expand(wf, &graph, &Selection::all(wf.tasks.len()), sel, None, now).unwrap()
 }
 
 type PartitionSelectionArg = crate::PartitionSelection;
@@ -71,6 +71,52 @@ fn an_older_partition_leaves_whole_history_tasks_out() {
     let model = latest.nodes.iter().position(|n| n.name == "model").unwrap();
     let Source::Partitions { instances, .. } = &latest.sources[model]["days"] else { panic!() };
     assert_eq!(instances.len(), 10, "the whole history");
+}
+
+/// A shard keeps every 3rd day and leaves out what reads the days: `model` reads them all, and a
+/// task `after` a partitioned one would see only this shard's (its key would be a partial one).
+#[test]
+fn a_shard_keeps_its_slice_and_leaves_out_readers_of_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = DAYS.replace(
+        "])",
+        r#"Task(name: "report", kind: Command(run: "x"), after: ["prep"], outputs: {"r": "r.txt"}),
+    Task(name: "score", partitioned: "days", kind: Command(run: "x"), inputs: {"m": Output("model", "m")}, outputs: {"s": "s/{date}.txt"}),
+    Task(name: "setup", kind: Command(run: "x"), outputs: {"t": "t.txt"}),
+])"#,
+    );
+    let wf = workflow(dir.path(), &src);
+    let graph = TaskGraph::build(&wf).unwrap();
+    let range = crate::PartitionSelection::Range { from: 1_735_689_600, to: 1_736_553_599 }; // 2025-01-01..=10
+    let shard = |s: &str| {
+        Instances::expand(&wf, &graph, &Selection::all(wf.tasks.len()), &range, Some(s.parse().unwrap()), 1_800_000_000)
+    };
+    let two = shard("2/3").unwrap();
+    let prep: Vec<&str> = two.nodes.iter().filter(|n| n.name.starts_with("prep@")).map(|n| n.name.as_str()).collect();
+    // `week@...` reads the 3 days up to its own: those are run here too, as in any backfill.
+    assert!(["prep@2025-01-02", "prep@2025-01-05", "prep@2025-01-08"].iter().all(|p| prep.contains(p)), "{prep:?}");
+    let weeks: Vec<&str> = two.nodes.iter().filter(|n| n.name.starts_with("week@")).map(|n| n.name.as_str()).collect();
+    assert_eq!(weeks, ["week@2025-01-02", "week@2025-01-05", "week@2025-01-08"]);
+    let names = |ts: &[usize]| ts.iter().map(|&t| wf.tasks[t].name.as_str()).collect::<Vec<_>>();
+    assert_eq!(names(&two.whole_history), ["model", "report"]);
+    assert_eq!(names(&two.left_out), ["model", "report", "score"], "with what depends on them");
+    assert!(two.nodes.iter().any(|n| n.name == "setup"), "an unpartitioned task reading no partition runs");
+    assert_eq!(two.shard, Some("2/3".parse().unwrap()));
+    // 1/1 is the whole run: nothing left out, the unsharded instances.
+    let whole = shard("1/1").unwrap();
+    assert!(whole.left_out.is_empty() && whole.shard.is_none());
+    assert_eq!(whole.nodes.len(), expand(&wf, &range).nodes.len());
+    // Ten days in eleven shards: the eleventh has none.
+    let e = Instances::expand(
+        &wf,
+        &graph,
+        &Selection::all(wf.tasks.len()),
+        &range,
+        Some("11/11".parse().unwrap()),
+        1_800_000_000,
+    )
+    .unwrap_err();
+    assert_eq!(e.to_string(), "shard 11/11 has no partition: the selection has 10, fewer than 11 shards");
 }
 
 #[test]

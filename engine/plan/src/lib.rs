@@ -1,4 +1,5 @@
-//! Planning: the petgraph task graph, selection, cache keys with explanations, and graph rendering.
+//! Planning: the petgraph task graph, selection, sharded partitions, cache keys with explanations,
+//! and graph rendering.
 
 mod graph;
 mod instances;
@@ -7,6 +8,7 @@ mod plan;
 mod registry_inputs;
 mod render;
 mod select;
+mod shard;
 
 pub use graph::TaskGraph;
 pub use instances::{Instance, Instances, PartitionError, PartitionSelection, Source};
@@ -19,3 +21,4 @@ pub use plan::{Decision, PlannedTask, plan};
 pub use registry_inputs::{BASELINE_INPUT, REFERENCE_INPUT};
 pub use render::{dot, mermaid};
 pub use select::{Force, Selection, UnknownTask};
+pub use shard::{Shard, ShardError};

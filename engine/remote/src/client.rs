@@ -28,14 +28,21 @@ pub fn connect(url: &RemoteUrl) -> Result<Connection, RemoteError> {
 }
 
 /// [`connect`] with the `AWS_*` variables given instead of read from the process (tests, and
-/// a caller that keeps settings per remote).
+/// a caller that keeps settings per remote). An empty value counts as unset (CI files pass
+/// `${{ secrets.X }}`, empty when the secret is not defined).
 pub fn connect_with(url: &RemoteUrl, vars: &[(impl AsRef<str>, impl AsRef<str>)]) -> Result<Connection, RemoteError> {
-    let var = |name: &str| vars.iter().find(|(k, _)| k.as_ref() == name).map(|(_, v)| v.as_ref().to_owned());
+    let vars: Vec<(&str, &str)> =
+        vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).filter(|(_, v)| !v.trim().is_empty()).collect();
+    connect_set(url, &vars)
+}
+/// [`connect_with`] on the non-empty variables.
+fn connect_set(url: &RemoteUrl, vars: &[(&str, &str)]) -> Result<Connection, RemoteError> {
+    let var = |name: &str| vars.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
     let config = |why: String| RemoteError::Config { url: url.to_string(), why };
     let mut builder = AmazonS3Builder::new().with_bucket_name(&url.bucket);
     for (k, v) in vars {
-        if let Ok(key) = k.as_ref().to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
-            builder = builder.with_config(key, v.as_ref());
+        if let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
+            builder = builder.with_config(key, *v);
         }
     }
     let endpoint = var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL"));
@@ -126,6 +133,20 @@ fn parse_profile(text: &str, profile: &str) -> Option<(String, String, Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_variables_count_as_unset() {
+        let url: RemoteUrl = "s3://bucket".parse().unwrap();
+        let vars = [("AWS_ENDPOINT_URL", ""), ("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "secret")];
+        assert!(connect_with(&url, &vars).is_ok(), "an empty endpoint is no endpoint");
+        let vars =
+            [("AWS_ENDPOINT_URL", "localhost:9000"), ("AWS_ACCESS_KEY_ID", "id"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        let e = connect_with(&url, &vars).unwrap_err().to_string();
+        assert!(e.contains("must start with http://"), "{e}");
+        let vars = [("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), ("AWS_ACCESS_KEY_ID", " "), ("AWS_PROFILE", "none")];
+        let e = connect_with(&url, &vars).unwrap_err().to_string();
+        assert!(e.contains("no credentials"), "{e}");
+    }
 
     #[test]
     fn reads_the_named_profile_only() {

@@ -10,11 +10,14 @@ use dagrun_workflow::Workflow;
 use super::yaml::{block, comment, defang, gh_quote, quote};
 use super::{Export, ExportError, ExportOptions, ONNXRUNTIME, Target, header};
 
-const CI: &str = "GitHub Actions";
+pub(super) const CI: &str = "GitHub Actions";
 
 /// The GitHub Actions workflow that runs `wf` (whose file is `workflow_path`, relative to the
 /// repository root) on its schedule and by hand.
 pub fn github_actions(wf: &Workflow, workflow_path: &str, opts: &ExportOptions) -> Result<Export, ExportError> {
+    if let Some(shards) = opts.shards {
+        return super::backfill::github_actions(wf, workflow_path, opts, shards);
+    }
     let t = Target::new(wf, workflow_path, CI)?;
     let mut warnings = t.warnings.clone();
     if let Some((_, fields, _)) = &t.schedule
@@ -75,7 +78,18 @@ fn top(out: &mut String, t: &Target) {
 fn job(out: &mut String, t: &Target, opts: &ExportOptions) {
     out.push_str("jobs:\n  run:\n    name: dagrun run\n    runs-on: ubuntu-latest\n    env:\n");
     let _ = writeln!(out, "      DAGRUN_WORKFLOW: {}", gh_quote(&t.path));
-    out.push_str("    steps:\n      - name: Check out the repository\n        uses: actions/checkout@v5\n\n");
+    out.push_str("    steps:\n");
+    setup(out, t, opts);
+    state(out, t, "Restore the state directory", "actions/cache/restore@v5", None);
+    run_step(out);
+    keep(out, t);
+    artifacts(out, t);
+    summary(out);
+}
+
+/// The steps before dagrun runs: the checkout, Rust (and what the task kinds need), dagrun.
+pub(super) fn setup(out: &mut String, t: &Target, opts: &ExportOptions) {
+    out.push_str("      - name: Check out the repository\n        uses: actions/checkout@v5\n\n");
     step(
         out,
         "Install Rust",
@@ -103,19 +117,20 @@ fn job(out: &mut String, t: &Target, opts: &ExportOptions) {
         );
     }
     install(out, opts);
-    state(out, t, "Restore the state directory", "actions/cache/restore@v5", None);
-    run_step(out);
+}
+
+/// After the step `run` (which sets `exit-code`), whatever its outcome: the state directory
+/// pruned, then saved.
+pub(super) fn keep(out: &mut String, t: &Target) {
     let saved = "always() && steps.run.outputs.exit-code != ''";
     let _ = writeln!(out, "      - name: Prune the state directory (entries unused for 30 days)\n        if: {saved}");
     block(out, 8, "run:", "dagrun cache gc \"$DAGRUN_WORKFLOW\" --max-age 30d");
     out.push('\n');
     state(out, t, "Save the state directory", "actions/cache/save@v5", Some(saved));
-    artifacts(out, t);
-    summary(out);
 }
 
 /// A `run:` step (the script is ours, never text from the workflow file).
-fn step(out: &mut String, name: &str, id: Option<&str>, script: &str) {
+pub(super) fn step(out: &mut String, name: &str, id: Option<&str>, script: &str) {
     let _ = writeln!(out, "      - name: {name}");
     if let Some(id) = id {
         let _ = writeln!(out, "        id: {id}");
@@ -140,7 +155,7 @@ fn install(out: &mut String, opts: &ExportOptions) {
 
 /// Restore (keyed per run, falling back to the newest earlier entry) or save the state
 /// directory and the model registries.
-fn state(out: &mut String, t: &Target, name: &str, action: &str, condition: Option<&str>) {
+pub(super) fn state(out: &mut String, t: &Target, name: &str, action: &str, condition: Option<&str>) {
     let _ = writeln!(out, "      - name: {name}");
     match condition {
         Some(c) => {
@@ -201,7 +216,7 @@ exit "$code""#,
 }
 
 /// Every declared output, uploaded whatever the outcome.
-fn artifacts(out: &mut String, t: &Target) {
+pub(super) fn artifacts(out: &mut String, t: &Target) {
     if t.outputs.is_empty() {
         out.push_str("      # The workflow declares no outputs: nothing to upload.\n\n");
         return;

@@ -10,11 +10,14 @@ use dagrun_workflow::Workflow;
 use super::yaml::{block, comment, list, quote};
 use super::{Export, ExportError, ExportOptions, ONNXRUNTIME, Target, header};
 
-const CI: &str = "GitLab CI";
+pub(super) const CI: &str = "GitLab CI";
 
 /// The `.gitlab-ci.yml` that runs `wf` (whose file is `workflow_path`, relative to the repository
 /// root) on a pipeline schedule and by hand.
 pub fn gitlab_ci(wf: &Workflow, workflow_path: &str, opts: &ExportOptions) -> Result<Export, ExportError> {
+    if let Some(shards) = opts.shards {
+        return super::backfill::gitlab_ci(wf, workflow_path, opts, shards);
+    }
     let t = Target::new(wf, workflow_path, CI)?;
     let mut warnings = t.warnings.clone();
     for p in t.persist.iter().chain(&t.outputs).filter(|p| p.contains('$')) {
@@ -89,6 +92,23 @@ fn job(out: &mut String, t: &Target, opts: &ExportOptions) {
     let _ = writeln!(out, "      value: {}\n      expand: false", quote(&t.path));
     out.push_str("    CARGO_HOME: $CI_PROJECT_DIR/.cargo-home\n");
     caches(out, t, opts);
+    script(out, t, opts);
+    block(out, 4, "-", RUN);
+    artifacts(out, t);
+}
+
+/// Every declared output kept as an artifact, whatever the outcome.
+pub(super) fn artifacts(out: &mut String, t: &Target) {
+    if t.outputs.is_empty() {
+        out.push_str("  # The workflow declares no outputs: no artifacts.\n");
+    } else {
+        out.push_str("  artifacts:\n    when: always\n    expire_in: 30 days\n");
+        list(out, 4, "paths", &t.outputs);
+    }
+}
+
+/// `script:` and its first lines: what the task kinds need, then dagrun installed.
+pub(super) fn script(out: &mut String, t: &Target, opts: &ExportOptions) {
     out.push_str("  script:\n    - export PATH=\"$CARGO_HOME/bin:$PATH\"\n");
     if t.has_wasm {
         out.push_str("    # The workflow has Wasm tasks.\n    - rustup target add wasm32-wasip2\n");
@@ -110,18 +130,16 @@ fn job(out: &mut String, t: &Target, opts: &ExportOptions) {
     }
     out.push_str("    # Install dagrun.\n");
     block(out, 4, "-", &opts.install);
-    block(out, 4, "-", RUN);
-    if t.outputs.is_empty() {
-        out.push_str("  # The workflow declares no outputs: no artifacts.\n");
-    } else {
-        out.push_str("  artifacts:\n    when: always\n    expire_in: 30 days\n");
-        list(out, 4, "paths", &t.outputs);
-    }
 }
 
 /// The install cache and the state cache (saved also when the job fails, so a refused run's
 /// record and the cache entries of the tasks that succeeded are kept).
-fn caches(out: &mut String, t: &Target, opts: &ExportOptions) {
+pub(super) fn caches(out: &mut String, t: &Target, opts: &ExportOptions) {
+    caches_with(out, t, opts, "      when: always\n");
+}
+
+/// [`caches`] with the state cache's `when`/`policy` lines.
+pub(super) fn caches_with(out: &mut String, t: &Target, opts: &ExportOptions, state: &str) {
     let hash = blake3::hash(opts.install.as_bytes()).to_hex();
     let _ = writeln!(out, "  cache:\n    - key: dagrun-install-{}", &hash[..8]);
     out.push_str(
@@ -131,7 +149,7 @@ fn caches(out: &mut String, t: &Target, opts: &ExportOptions) {
     );
     let _ = writeln!(out, "    - key: {}", quote(&t.key()));
     list(out, 6, "paths", &t.persist);
-    out.push_str("      when: always\n");
+    out.push_str(state);
 }
 
 /// `dagrun run`, with `--partition` when one was given, then a line that says what happened;

@@ -6,7 +6,9 @@
 //! are pure: they read a loaded [`Workflow`] and return the text, warnings for what the CI cannot
 //! do as dagrun would, notes for the person exporting, and where the file usually goes. The YAML
 //! is written by hand; every string that comes from the workflow file is quoted (see [`yaml`]).
+//! With [`ExportOptions::shards`] both write a sharded backfill instead (see [`backfill`]).
 
+mod backfill;
 mod cron;
 mod github;
 mod gitlab;
@@ -31,11 +33,14 @@ pub const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
 pub struct ExportOptions {
     /// The shell command that installs dagrun on the CI machine.
     pub install: String,
+    /// `--shards N`: a backfill started by hand with a range, run as N parallel jobs (one
+    /// `dagrun backfill --shard I/N` each) and then once unsharded, instead of the scheduled run.
+    pub shards: Option<u32>,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        ExportOptions { install: DEFAULT_INSTALL.to_owned() }
+        ExportOptions { install: DEFAULT_INSTALL.to_owned(), shards: None }
     }
 }
 
@@ -63,6 +68,14 @@ pub enum ExportError {
         /// The CI system.
         ci: &'static str,
         /// What is wrong with it.
+        why: String,
+    },
+    /// `--shards` for a workflow without partitions, or a number of shards the CI cannot run.
+    #[error("--shards {shards}: {why}")]
+    Shards {
+        /// The number asked for.
+        shards: u32,
+        /// What is wrong, and what to do.
         why: String,
     },
 }

@@ -188,7 +188,10 @@ fn gitlab_has_rules_caches_artifacts_and_the_schedule_to_create() {
 
 #[test]
 fn a_custom_install_command_is_used_as_written() {
-    let opts = ExportOptions { install: "curl -sSfL https://example.invalid/dagrun | sh\ndagrun --version".to_owned() };
+    let opts = ExportOptions {
+        install: "curl -sSfL https://example.invalid/dagrun | sh\ndagrun --version".to_owned(),
+        ..ExportOptions::default()
+    };
     let e = gitlab_ci(&command_workflow("i", ""), "wf.ron", &opts).unwrap();
     assert!(
         e.text.contains("    - |\n      curl -sSfL https://example.invalid/dagrun | sh\n      dagrun --version\n"),
@@ -222,4 +225,69 @@ fn an_absolute_workflow_directory_keeps_its_root_in_registry_paths() {
     assert_eq!(super::inside("/tmp/wf", "registry").as_deref(), Some("/tmp/wf/registry"));
     assert_eq!(super::inside("wf", "../registry").as_deref(), Some("registry"));
     assert_eq!(super::inside("wf", "/abs"), None);
+}
+
+/// Two daily tasks and a total over every day.
+const DAILY: &str = r#"Workflow(name: "daily", schedule: Cron(expr: "@daily"),
+    partitions: {"d": Daily(start: "2025-01-01", end: "2025-03-31")},
+    tasks: [
+        Task(name: "prep", partitioned: "d", kind: Command(run: "true"), outputs: {"o": "out/{date}.csv"}),
+        Task(name: "total", kind: Command(run: "true"), inputs: {"all": Partitions(task: "prep", output: "o")},
+             outputs: {"t": "out/total.txt"}),
+    ],
+)"#;
+
+fn sharded(shards: u32) -> ExportOptions {
+    ExportOptions { shards: Some(shards), ..ExportOptions::default() }
+}
+
+#[test]
+fn github_shards_are_a_matrix_then_the_whole_range() {
+    let e = github_actions(&load(DAILY), "flows/daily.ron", &sharded(4)).unwrap();
+    let t = &e.text;
+    assert!(t.contains("      matrix:\n        shard: [1, 2, 3, 4]\n"), "{t}");
+    assert!(t.contains("--from \"$FROM\" --to \"$TO\" --shard \"$SHARD/4\"\n"), "{t}");
+    assert!(t.contains("  backfill:\n    name: dagrun backfill (the whole range)\n    needs: shard\n"), "{t}");
+    assert!(t.contains("  DAGRUN_REMOTE_CACHE: ${{ vars.DAGRUN_REMOTE_CACHE }}\n"), "{t}");
+    assert!(t.contains("  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}\n"), "{t}");
+    assert!(t.contains("share their work only through dagrun's remote cache"), "{t}");
+    assert!(!t.contains("schedule:") && !t.contains("dagrun run"), "a backfill started by hand: {t}");
+    assert_eq!(e.suggested_path, ".github/workflows/dagrun-daily-backfill.yml");
+    // The plain export passes no remote cache.
+    assert!(!github(&load(DAILY), "flows/daily.ron").text.contains("DAGRUN_REMOTE_CACHE"));
+}
+
+#[test]
+fn gitlab_shards_are_parallel_jobs_then_the_whole_range() {
+    let e = gitlab_ci(&load(DAILY), "flows/daily.ron", &sharded(3)).unwrap();
+    let t = &e.text;
+    assert!(t.contains("  stage: shards\n  image: rust:latest\n  parallel: 3\n"), "{t}");
+    assert!(t.contains("--shard \"$CI_NODE_INDEX/$CI_NODE_TOTAL\"\n"), "{t}");
+    assert!(t.contains("      policy: pull\n"), "shards do not save the state directory: {t}");
+    assert!(t.contains("  needs: [\"dagrun-daily-shard\"]\n"), "{t}");
+    assert!(
+        t.contains("dagrun backfill \"$DAGRUN_WORKFLOW\" --from \"$DAGRUN_FROM\" --to \"$DAGRUN_TO\" || code=$?"),
+        "{t}"
+    );
+}
+
+#[test]
+fn shards_need_partitions_and_a_number_the_ci_can_run() {
+    let err = |wf: &Workflow, n: u32, gl: bool| {
+        let r = if gl { gitlab_ci(wf, "w.ron", &sharded(n)) } else { github_actions(wf, "w.ron", &sharded(n)) };
+        r.unwrap_err().to_string()
+    };
+    let plain = command_workflow("plain", "");
+    assert_eq!(
+        err(&plain, 3, false),
+        "--shards 3: a sharded export runs `dagrun backfill`, and workflow `plain` has no partitioned task: \
+         export it without --shards"
+    );
+    let daily = load(DAILY);
+    assert_eq!(err(&daily, 1, true), "--shards 1: at least 2 shards (one job is the plain backfill)");
+    assert_eq!(err(&daily, 257, false), "--shards 257: a GitHub Actions matrix has at most 256 jobs");
+    assert_eq!(err(&daily, 201, true), "--shards 201: GitLab's `parallel:` is at most 200");
+    assert!(
+        github_actions(&daily, "w.ron", &sharded(256)).is_ok() && gitlab_ci(&daily, "w.ron", &sharded(200)).is_ok()
+    );
 }

@@ -57,6 +57,7 @@ fn info(kind: ModelKind, label: Option<&str>, score: (&str, &str)) -> ModelInfo 
         feature_count: None,
         score_transform: (kind == ModelKind::Classifier).then_some(ScoreTransform::None),
         score_transform_reason: None,
+        evaluator: None,
     }
 }
 
