@@ -53,7 +53,7 @@ RON
     local median min
     median=$(sed -n "$(( (n + 1) / 2 ))p" "$work/$1.ms")
     min=$(head -1 "$work/$1.ms")
-    echo "$1 $median $min"
+    echo "$1 $median $min $(tr '\n' ' ' < "$work/$1.ms")"
 }
 
 results=()
@@ -61,9 +61,11 @@ results+=("$(bench local Local)")
 results+=("$(bench slurm 'Slurm()')")
 results+=("$(bench ray "Ray(address: \"$ray_address\")")")
 local_median=$(echo "${results[0]}" | awk '{print $2}')
-printf '%-6s %12s %9s %14s\n' executor "median ms" "min ms" "overhead ms"
+printf '%-6s %12s %9s %14s   %s\n' executor "median ms" "min ms" "overhead ms" "all (ms, sorted)"
 for r in "${results[@]}"; do
     set -- $r
-    printf '%-6s %12s %9s %14s\n' "$1" "$2" "$3" "$(( $2 - local_median ))"
+    name=$1 median=$2 min=$3
+    shift 3
+    printf '%-6s %12s %9s %14s   %s\n' "$name" "$median" "$min" "$(( median - local_median ))" "$*"
 done
 echo "($n runs each with --force, a trivial echo task; $(nproc) cores)"

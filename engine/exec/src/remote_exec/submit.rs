@@ -120,10 +120,12 @@ impl RemoteKind {
         self.finish(&run, a.index, cache, &what, &submitted, state, &job_log).await
     }
 
-    /// Polls until the job ends: quickly at first, then every 2 s. A few failed polls in a
-    /// row (a busy controller) are tolerated.
+    /// Polls until the job ends: every 250 ms for the first 10 s (short jobs are noticed
+    /// quickly), then less and less often, down to every 2 s. A few failed polls in a row (a
+    /// busy controller) are tolerated.
     async fn wait(&self, job: &Submitted) -> Result<JobState, dagrun_remote::ExecutorError> {
-        let mut delay = Duration::from_millis(100);
+        let started = std::time::Instant::now();
+        let mut delay = Duration::from_millis(250);
         let mut errors = 0;
         loop {
             match self.backend.state(job).await {
@@ -133,7 +135,9 @@ impl RemoteKind {
                 Err(_) => errors += 1,
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 3 / 2).min(Duration::from_secs(2));
+            if started.elapsed() > Duration::from_secs(10) {
+                delay = (delay * 3 / 2).min(Duration::from_secs(2));
+            }
         }
     }
 
