@@ -316,3 +316,23 @@ fn ctrl_c_cancels_the_running_slurm_and_ray_jobs() {
     assert_eq!(slurm_state(&slurm_id), "CANCELLED");
     wait_for("the Ray job is stopped", Duration::from_secs(20), || ray_status(&address, &ray_id) == "STOPPED");
 }
+
+#[test]
+fn a_remote_task_past_its_timeout_fails_and_its_job_is_cancelled() {
+    let test = "a_remote_task_past_its_timeout";
+    if !slurm(test) {
+        return;
+    }
+    let Some(s3) = Seaweed::start(test, &[BUCKET]) else { return };
+    let dir = one_task(r#"Slurm(partition: "debug")"#, "sleep 120", r#", timeout: "3s""#);
+    let started = Instant::now();
+    let out = dagrun(dir.path(), Some(&s3), &["run", "wf.ron", "--json"]).output().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", common::stderr(&out));
+    let t = finished(&events(&out), "t").clone();
+    let error = t["error"].as_str().unwrap();
+    let id = submitted_job(dir.path(), "t", "Slurm", Duration::from_secs(1));
+    assert_eq!(error, format!("timed out after 3.0s (the task's `timeout`); Slurm job {id} was cancelled"));
+    assert_eq!(t["failure"]["kind"], "timeout");
+    assert_eq!(slurm_state(&id), "CANCELLED");
+}
