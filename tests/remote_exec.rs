@@ -15,6 +15,13 @@ use serde_json::Value;
 
 const BUCKET: &str = "remote-exec";
 
+/// One test at a time: each starts its own S3 server and jobs, and on a small machine a dozen
+/// servers starting at once (beside Ray) miss their start-up deadlines.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Whether the Slurm cluster is there (else SKIPPED is printed).
 fn slurm(test: &str) -> bool {
     let there = std::env::var_os("DAGRUN_TEST_SLURM").is_some();
@@ -122,6 +129,7 @@ fn same_as_local(executor: &str, s3: &Seaweed, says: &str) {
 
 #[test]
 fn the_retrain_train_task_runs_as_a_slurm_job_with_the_local_key_and_outputs() {
+    let _serial = serial();
     let test = "the_retrain_train_task_runs_as_a_slurm_job";
     if !slurm(test) {
         return;
@@ -132,6 +140,7 @@ fn the_retrain_train_task_runs_as_a_slurm_job_with_the_local_key_and_outputs() {
 
 #[test]
 fn the_retrain_train_task_runs_as_a_ray_job_with_the_local_key_and_outputs() {
+    let _serial = serial();
     let test = "the_retrain_train_task_runs_as_a_ray_job";
     let Some(address) = ray(test) else { return };
     let Some(s3) = Seaweed::start(test, &[BUCKET]) else { return };
@@ -152,6 +161,7 @@ fn one_task(executor: &str, run: &str, extra: &str) -> tempfile::TempDir {
 
 #[test]
 fn a_remote_task_without_a_remote_cache_fails_naming_the_setting() {
+    let _serial = serial();
     let dir = one_task(r#"Slurm(partition: "debug")"#, "echo hi > $DAGRUN_OUT_O", "");
     let out = dagrun(dir.path(), None, &["run", "wf.ron", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -165,6 +175,7 @@ fn a_remote_task_without_a_remote_cache_fails_naming_the_setting() {
 
 #[test]
 fn a_slurm_job_that_cannot_start_fails_with_sbatchs_message() {
+    let _serial = serial();
     let test = "a_slurm_job_that_cannot_start";
     if !slurm(test) {
         return;
@@ -185,6 +196,7 @@ fn a_slurm_job_that_cannot_start_fails_with_sbatchs_message() {
 
 #[test]
 fn a_failed_slurm_job_is_a_failed_attempt_and_is_retried() {
+    let _serial = serial();
     let test = "a_failed_slurm_job_is_retried";
     if !slurm(test) {
         return;
@@ -239,6 +251,7 @@ fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
 
 #[test]
 fn a_slurm_job_cancelled_from_outside_fails_the_task() {
+    let _serial = serial();
     let test = "a_slurm_job_cancelled_from_outside";
     if !slurm(test) {
         return;
@@ -260,6 +273,7 @@ fn a_slurm_job_cancelled_from_outside_fails_the_task() {
 
 #[test]
 fn a_ray_cluster_that_is_down_fails_the_task_within_seconds() {
+    let _serial = serial();
     let test = "a_ray_cluster_that_is_down";
     let Some(s3) = Seaweed::start(test, &[BUCKET]) else { return };
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -286,6 +300,7 @@ fn ray_status(address: &str, id: &str) -> String {
 
 #[test]
 fn ctrl_c_cancels_the_running_slurm_and_ray_jobs() {
+    let _serial = serial();
     let test = "ctrl_c_cancels_remote_jobs";
     if !slurm(test) {
         return;
@@ -319,6 +334,7 @@ fn ctrl_c_cancels_the_running_slurm_and_ray_jobs() {
 
 #[test]
 fn a_remote_task_past_its_timeout_fails_and_its_job_is_cancelled() {
+    let _serial = serial();
     let test = "a_remote_task_past_its_timeout";
     if !slurm(test) {
         return;
