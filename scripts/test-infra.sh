@@ -27,6 +27,7 @@ RAY_VENV="${DAGRUN_RAY_VENV:-$HOME/.cache/dagrun/venv-infra-ray}"
 cleanup() {
     scripts/infra/slurm.sh stop "$SLURM_DIR" >/dev/null 2>&1 || true
     DAGRUN_RAY_VENV="$RAY_VENV" scripts/infra/ray.sh stop >/dev/null 2>&1 || true
+    rm -rf "$SLURM_DIR"
 }
 trap cleanup EXIT
 if ! command -v slurmctld >/dev/null; then
