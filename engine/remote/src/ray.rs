@@ -92,7 +92,12 @@ impl RayClient {
         }
         let url = format!("{}/api/jobs/", self.address);
         let v = self.send(self.http.post(url).json(&body), "POST /api/jobs/").await.map_err(|e| match e {
-            ExecutorError::Api { message, .. } => ExecutorError::Refused { executor: "Ray", message },
+            // The answer could quote the request: the environment's values never go further.
+            ExecutorError::Api { message, .. } => {
+                let message =
+                    job.env.values().filter(|v| v.len() >= 4).fold(message, |m, v| m.replace(v.as_str(), "***"));
+                ExecutorError::Refused { executor: "Ray", message }
+            }
             e => e,
         })?;
         Ok(v["submission_id"].as_str().unwrap_or(&job.submission_id).to_owned())

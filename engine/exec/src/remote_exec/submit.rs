@@ -84,7 +84,10 @@ impl RemoteKind {
         let run = a.run.clone();
         let log = TaskLog::create(a.log)?;
         let cache = run.remote.cache().map_err(|e| TaskError::new(Failure::Cache, e))?;
-        self.ship(cache).await?;
+        tokio::select! {
+            shipped = self.ship(cache) => shipped?,
+            () = cancelled(a.cancel) => return Err(AttemptError::Cancelled),
+        }
         let name = job_name(&self.spec, &run.run_id, a.number);
         let output =
             a.log.with_file_name(format!("{}.job-{}.log", self.spec.instance.replace(['/', ':'], "_"), a.number));
