@@ -317,7 +317,7 @@ impl Engine {
             host: self.host.clone(),
             history: self.history.clone(),
             plan_path: plan.path.clone(),
-            remote: crate::remote_exec::RemoteSetup::new(opts.remote_cache.clone(), opts.remote_bin.clone()),
+            remote_exec: crate::remote_exec::RemoteSetup::new(opts.remote_cache.clone(), opts.remote_bin.clone()),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
         // Staging of this run never outlives it (also when the run was abandoned).

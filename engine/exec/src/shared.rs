@@ -45,7 +45,7 @@ pub(crate) struct RunShared {
     /// The workflow file (recorded with approval requests, to resume the run).
     pub plan_path: PathBuf,
     /// Where remote tasks (Slurm, Ray) exchange inputs and outputs, and what they run.
-    pub remote: crate::remote_exec::RemoteSetup,
+    pub remote_exec: crate::remote_exec::RemoteSetup,
 }
 
 impl RunShared {

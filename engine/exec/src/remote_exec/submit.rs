@@ -41,7 +41,7 @@ impl RemoteKind {
         let executor = &task.executor;
         let remote =
             |e: String| TaskError::permanent(Failure::Remote { executor: executor.label().into(), job: None }, e);
-        if !job.run.remote.configured() {
+        if !job.run.remote_exec.configured() {
             return Err(remote(format!(
                 "task `{}` runs on {}, which needs a remote cache for its inputs and outputs: set DAGRUN_REMOTE_CACHE=s3://BUCKET/PREFIX (and AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY for it)",
                 task.name,
@@ -71,7 +71,7 @@ impl RemoteKind {
 
     /// The shell command the job runs.
     fn command(&self, run: &RunShared, cache: &RemoteCache) -> String {
-        let bin = run.remote.bin();
+        let bin = run.remote_exec.bin();
         format!(
             "exec {} exec-task --remote-cache {} --key {}",
             sh_quote(&bin.to_string_lossy()),
@@ -83,7 +83,7 @@ impl RemoteKind {
     async fn run(&self, a: Attempt<'_>) -> Result<Option<serde_json::Value>, AttemptError> {
         let run = a.run.clone();
         let log = TaskLog::create(a.log)?;
-        let cache = run.remote.cache().map_err(|e| TaskError::new(Failure::Cache, e))?;
+        let cache = run.remote_exec.cache().map_err(|e| TaskError::new(Failure::Cache, e))?;
         tokio::select! {
             shipped = self.ship(cache) => shipped?,
             () = cancelled(a.cancel) => return Err(AttemptError::Cancelled),
