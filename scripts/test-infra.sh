@@ -21,6 +21,35 @@ else
     skipped+=("S3")
 fi
 
+echo "== Slurm (Debian slurmctld/slurmd/munge) and Ray (PyPI ray[default]) for remote execution"
+SLURM_DIR="$(mktemp -d /tmp/dagrun-slurm.XXXXXX)"
+RAY_VENV="${DAGRUN_RAY_VENV:-$HOME/.cache/dagrun/venv-infra-ray}"
+cleanup() {
+    scripts/infra/slurm.sh stop "$SLURM_DIR" >/dev/null 2>&1 || true
+    DAGRUN_RAY_VENV="$RAY_VENV" scripts/infra/ray.sh stop >/dev/null 2>&1 || true
+    rm -rf "$SLURM_DIR"
+}
+trap cleanup EXIT
+if ! command -v slurmctld >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurmctld slurmd slurm-client munge >/dev/null 2>&1 || true
+fi
+if command -v slurmctld >/dev/null && scripts/infra/slurm.sh start "$SLURM_DIR"; then
+    export SLURM_CONF="$SLURM_DIR/slurm.conf" DAGRUN_TEST_SLURM=1
+else
+    echo "SKIPPED Slurm tests: Slurm could not be installed or started" >&2
+    skipped+=("Slurm")
+fi
+if [ ! -x "$RAY_VENV/bin/ray" ]; then
+    python3 -m venv "$RAY_VENV" && "$RAY_VENV/bin/python3" -m pip install --quiet "ray[default]==2.52.0" || true
+fi
+if [ -x "$RAY_VENV/bin/ray" ] && DAGRUN_RAY_VENV="$RAY_VENV" scripts/infra/ray.sh start; then
+    export DAGRUN_TEST_RAY_ADDRESS="http://127.0.0.1:${DAGRUN_RAY_DASHBOARD_PORT:-28265}"
+else
+    echo "SKIPPED Ray tests: Ray could not be installed or started" >&2
+    skipped+=("Ray")
+fi
+cargo test -p dagrun --test remote_exec
+
 if [ "${#skipped[@]}" -gt 0 ]; then
     echo "test-infra: SKIPPED: ${skipped[*]} (see the messages above)" >&2
 fi

@@ -76,6 +76,11 @@ impl Seaweed {
         format!("http://127.0.0.1:{}", self.ports[6])
     }
 
+    /// The filer's `host:port`: `GET /buckets/<bucket>/<key>` reads an object without signing.
+    pub fn filer(&self) -> String {
+        format!("127.0.0.1:{}", self.ports[4])
+    }
+
     /// The environment a dagrun process needs to reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -160,6 +160,16 @@ pub enum Command {
     Report(ReportArgs),
     /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo.
     Doctor,
+    /// Run one task on this machine for a remote job (Slurm, Ray): fetch its spec and inputs
+    /// from the remote cache, run it, publish its outputs there.
+    ExecTask {
+        /// The remote cache (`s3://BUCKET/PREFIX`; endpoint and credentials from `AWS_*`).
+        #[arg(long, env = env::REMOTE_CACHE, value_name = "URL")]
+        remote_cache: String,
+        /// The task's cache key (64 hex digits): its spec is stored under it.
+        #[arg(long, value_name = "KEY")]
+        key: String,
+    },
     /// List deployed models and roll back to an earlier version.
     Models {
         /// What to do.

@@ -42,6 +42,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Cache { action } => crate::maintenance::cache(action),
         Command::Plugin { action } => crate::plugin::dispatch(action),
         Command::Doctor => Ok(crate::maintenance::doctor()),
+        Command::ExecTask { remote_cache, key } => crate::exec_task::exec_task(&remote_cache, &key),
         Command::Models { action } => crate::maintenance::models(action),
         Command::Runs { workflow, limit, notifications, json, state } => {
             crate::history::runs(workflow.as_deref(), limit, notifications, json, &state)

@@ -78,6 +78,8 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
         reload: std::time::Duration::from_secs(2),
         durability: durability(),
         log_bytes: crate::env::log_max()?,
+        remote_cache: crate::env::remote_cache()?,
+        remote_bin: crate::env::remote_bin(),
     };
     let runtime = runtime()?;
     let shutdown = Shutdown::new();

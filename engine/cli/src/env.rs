@@ -20,6 +20,12 @@ pub const NOTIFY_BUDGET_MS: &str = "DAGRUN_NOTIFY_BUDGET_MS";
 pub const SERVE_ADDR: &str = "DAGRUN_SERVE_ADDR";
 /// Where `dagrun ui` listens (same as `--addr`; default `127.0.0.1:8765`).
 pub const UI_ADDR: &str = "DAGRUN_UI_ADDR";
+/// The shared remote cache, `s3://BUCKET/PREFIX` (endpoint and credentials from the standard
+/// `AWS_*` variables): where tasks with a Slurm or Ray `executor` get their inputs and leave
+/// their outputs; `dagrun exec-task` reads it too (same as its `--remote-cache`).
+pub const REMOTE_CACHE: &str = "DAGRUN_REMOTE_CACHE";
+/// The `dagrun` binary remote jobs run, as the cluster's nodes see it (default: this one).
+pub const REMOTE_BIN: &str = "DAGRUN_REMOTE_BIN";
 /// Any value turns off colours (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -48,4 +54,21 @@ pub fn notify_budget() -> Result<std::time::Duration, crate::exit::Exit> {
             )
         }),
     }
+}
+
+/// The remote cache of [`REMOTE_CACHE`], when set.
+pub fn remote_cache() -> Result<Option<dagrun_exec::RemoteUrl>, crate::exit::Exit> {
+    match std::env::var(REMOTE_CACHE) {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| crate::commands::error(format!("invalid {REMOTE_CACHE}: {e}"), crate::exit::Exit::Usage)),
+    }
+}
+
+/// [`REMOTE_BIN`], when set.
+pub fn remote_bin() -> Option<std::path::PathBuf> {
+    std::env::var_os(REMOTE_BIN).filter(|v| !v.is_empty()).map(std::path::PathBuf::from)
 }

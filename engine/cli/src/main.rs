@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod daemon;
 mod env;
+mod exec_task;
 mod exit;
 mod export;
 mod history;

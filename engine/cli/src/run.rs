@@ -139,8 +139,15 @@ fn execute(
 /// How a run here runs: `-j`, `--reverse`, `--verify`, the log cap and the notification budget
 /// from the environment, a fresh cancel handle.
 pub(crate) fn here(jobs: Option<usize>, reverse: bool, verify: bool) -> Result<Here, Exit> {
-    let options =
-        RunOptions { jobs: default_jobs(jobs), reverse, verify, log_bytes: crate::env::log_max()?, run_id: None };
+    let options = RunOptions {
+        jobs: default_jobs(jobs),
+        reverse,
+        verify,
+        log_bytes: crate::env::log_max()?,
+        run_id: None,
+        remote_cache: crate::env::remote_cache()?,
+        remote_bin: crate::env::remote_bin(),
+    };
     Ok(Here { options, durability: durability(), notify_budget: crate::env::notify_budget()?, cancel: Cancel::new() })
 }
 

@@ -204,12 +204,26 @@ pub struct RunOptions {
     /// The run's id, when the caller assigns it beforehand (the daemon records it in its event
     /// log before the run starts); default: a new one from the start time.
     pub run_id: Option<String>,
+    /// The shared remote cache (`s3://bucket/prefix`): where tasks with a Slurm or Ray
+    /// `executor` get their inputs and leave their outputs. Such tasks fail without it.
+    pub remote_cache: Option<dagrun_remote::RemoteUrl>,
+    /// The `dagrun` binary remote jobs run (`dagrun exec-task`), as the cluster's nodes see it;
+    /// default: this process's executable.
+    pub remote_bin: Option<PathBuf>,
 }
 
 impl RunOptions {
     /// `jobs` at a time, oldest partitions first, the stat cache trusted, logs capped at 64 MiB.
     pub fn new(jobs: usize) -> RunOptions {
-        RunOptions { jobs, reverse: false, verify: false, log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES, run_id: None }
+        RunOptions {
+            jobs,
+            reverse: false,
+            verify: false,
+            log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES,
+            run_id: None,
+            remote_cache: None,
+            remote_bin: None,
+        }
     }
 }
 
@@ -303,6 +317,7 @@ impl Engine {
             host: self.host.clone(),
             history: self.history.clone(),
             plan_path: plan.path.clone(),
+            remote_exec: crate::remote_exec::RemoteSetup::new(opts.remote_cache.clone(), opts.remote_bin.clone()),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
         // Staging of this run never outlives it (also when the run was abandoned).

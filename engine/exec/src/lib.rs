@@ -16,12 +16,14 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod remote_exec;
 mod scheduler;
 mod shared;
 mod when;
 
 pub use cancel::Cancel;
 pub use dagrun_history as history_store;
+pub use dagrun_remote::{Published, RemoteUrl};
 pub use engine::{
     Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, load_workflow_with, prepare,
     prepare_loaded,
@@ -31,3 +33,4 @@ pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, Ta
 pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
+pub use remote_exec::{ExecTaskError, ExecTaskReport, SPEC_VERSION, exec_task};

@@ -45,6 +45,14 @@ pub enum Failure {
     Cache,
     /// The process could not be started or its log not written.
     Spawn,
+    /// A remote job (Slurm, Ray) could not be submitted, failed, or was cancelled by its
+    /// cluster.
+    Remote {
+        /// `slurm` or `ray`.
+        executor: String,
+        /// The cluster's job id, when it got one.
+        job: Option<String>,
+    },
 }
 
 /// A task failure: its kind and the message a person reads.

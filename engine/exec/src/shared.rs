@@ -44,6 +44,8 @@ pub(crate) struct RunShared {
     pub history: Arc<dagrun_history::History>,
     /// The workflow file (recorded with approval requests, to resume the run).
     pub plan_path: PathBuf,
+    /// Where remote tasks (Slurm, Ray) exchange inputs and outputs, and what they run.
+    pub remote_exec: crate::remote_exec::RemoteSetup,
 }
 
 impl RunShared {

@@ -104,10 +104,16 @@ impl RemoteCache {
     /// Uploads the local store's object `d` unless the remote has it. The bytes are hashed on
     /// the way: a local object that no longer matches its name is not sent.
     pub async fn upload(&self, store: &Store, d: &ObjectDigest) -> Result<Uploaded, RemoteError> {
+        self.upload_file(&store.object_path(d), d).await
+    }
+
+    /// Uploads the file at `path` as object `d` unless the remote has it (a task's input file,
+    /// a plugin). The bytes are hashed on the way: a file that no longer hashes to `d` is not sent.
+    pub async fn upload_file(&self, path: &std::path::Path, d: &ObjectDigest) -> Result<Uploaded, RemoteError> {
         if self.has_object(d).await? {
             return Ok(Uploaded::Present);
         }
-        let path = store.object_path(d);
+        let path = path.to_owned();
         let op = || format!("uploading object {}", d.0.short());
         let mut file = std::fs::File::open(&path).map_err(|source| RemoteError::Read { path: path.clone(), source })?;
         let size = file.metadata().map_err(|source| RemoteError::Read { path: path.clone(), source })?.len();
@@ -191,6 +197,29 @@ impl RemoteCache {
             self.upload(store, &rec.digest).await?;
         }
         self.publish(entry).await
+    }
+
+    fn spec_key(&self, k: &ActionKey) -> Key {
+        let hex = k.0.to_hex();
+        Key::from(self.conn.url.key(&format!("v1/specs/{}/{hex}.json", &hex[..2])))
+    }
+
+    /// Stores the task spec of a remote job for `key` (replacing an older one: a spec holds
+    /// nothing the key does not pin down, bar the run it came from).
+    pub async fn put_spec(&self, key: &ActionKey, bytes: Vec<u8>) -> Result<(), RemoteError> {
+        let op = format!("writing the task spec for key {}", key.0.short());
+        self.conn.store.put(&self.spec_key(key), PutPayload::from(bytes)).await.map_err(self.failed(op))?;
+        Ok(())
+    }
+
+    /// The task spec stored for `key`; `None` when there is none.
+    pub async fn spec(&self, key: &ActionKey) -> Result<Option<Vec<u8>>, RemoteError> {
+        let op = || format!("reading the task spec for key {}", key.0.short());
+        let got = match self.conn.store.get(&self.spec_key(key)).await {
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            r => r.map_err(self.failed(op()))?,
+        };
+        Ok(Some(got.bytes().await.map_err(self.failed(op()))?.to_vec()))
     }
 
     /// Whether the remote's entry for `key` exists, without reading it.

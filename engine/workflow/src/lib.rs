@@ -14,6 +14,7 @@
 pub mod automation;
 mod diag;
 pub mod duration;
+pub mod executor;
 pub mod heal;
 mod heal_checks;
 mod kinds;
@@ -89,6 +90,8 @@ pub struct Task {
     pub partitioned: Option<String>,
     /// Runs only when this condition holds (else it is skipped, which is not a failure).
     pub only_if: Option<heal::Condition>,
+    /// Where it runs (the task's `executor`, else the workflow's, else `Local`).
+    pub executor: executor::ExecutorDef,
 }
 
 impl Task {

@@ -310,6 +310,7 @@ pub(crate) fn validate(
         check_partitioning(source, def, &sp, defs, &by_name, &raw.partitions, diags);
         crate::heal_checks::check_only_if(source, def, &sp, defs, &by_name, diags);
         crate::heal_checks::check_monitor_heal(source, def, &sp, diags);
+        crate::executor::check_task(source, def, sp.node, diags);
         let timeout = match &def.timeout {
             Some(t) => parse_duration(source, t, sp.field("timeout"), diags),
             None => defaults.timeout,
@@ -319,12 +320,16 @@ pub(crate) fn validate(
             checked.push((i, timeout, params));
         }
     }
+    if let Some(e) = &raw.executor {
+        crate::executor::check(source, e, doc.and_then(|d| d.field("executor")), diags);
+    }
     crate::overlap::check_overlaps(source, defs, doc, diags);
     crate::heal_checks::check_approvals_gate(source, defs, doc, diags);
     checked
         .into_iter()
         .filter_map(|(i, timeout, params)| {
             let def = owned[i].take()?;
+            let executor = crate::executor::resolve(&def, raw.executor.as_ref());
             Some(Task {
                 name: def.name,
                 kind: def.kind,
@@ -337,6 +342,7 @@ pub(crate) fn validate(
                 backoff: defaults.backoff,
                 partitioned: def.partitioned,
                 only_if: def.only_if,
+                executor,
             })
         })
         .collect()

@@ -44,6 +44,10 @@ pub struct Config {
     pub durability: Durability,
     /// Cap of each task's log.
     pub log_bytes: u64,
+    /// The remote cache tasks with a Slurm or Ray `executor` use (see `RunOptions`).
+    pub remote_cache: Option<dagrun_exec::RemoteUrl>,
+    /// The `dagrun` binary their jobs run (see `RunOptions`).
+    pub remote_bin: Option<PathBuf>,
 }
 
 /// What the daemon tells whoever runs it (the CLI prints these).

@@ -19,9 +19,9 @@ use crate::kinds::{Attempt, AttemptFuture, Job, Kind};
 use crate::outcome::{AttemptError, Failure, TaskError};
 use crate::process::group as process_group;
 
-/// Everything one attempt needs.
+/// Everything one attempt needs (also what `dagrun exec-task` runs on a remote node).
 #[derive(Debug, Clone)]
-struct CommandSpec {
+pub(crate) struct CommandSpec {
     /// The shell command line.
     pub run: String,
     /// Environment variables added to the inherited environment.
@@ -68,35 +68,77 @@ impl Kind for CommandKind {
     }
 }
 
-/// `DAGRUN_*` variables: task, run, partition, params, and one variable per input and output.
-fn command_env<'a>(job: &Job<'_>, user: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
-    let run = job.run;
-    let node = &run.instances.nodes[job.index];
+/// What the `DAGRUN_*` variables of a command are made of, wherever it runs.
+pub(crate) struct EnvParts<'a> {
+    /// The task's name.
+    pub task: &'a str,
+    /// The run's id.
+    pub run_id: &'a str,
+    /// The directory relative paths resolve against (the command's working directory).
+    pub workflow_dir: &'a Path,
+    /// The instance's params as a JSON object.
+    pub params: String,
+    /// Its partition key.
+    pub partition: Option<&'a str>,
+    /// Each input: name, whether it is a list, its files.
+    pub inputs: Vec<(&'a str, bool, Vec<&'a Path>)>,
+    /// Each output: name, its path.
+    pub outputs: Vec<(&'a str, &'a Path)>,
+}
+
+/// `DAGRUN_*` variables: task, run, partition, params, and one variable per input and output;
+/// then the task's own `env`.
+pub(crate) fn task_env<'a>(
+    p: &EnvParts<'_>,
+    user: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Vec<(String, String)> {
     let var = |prefix: &str, name: &str| format!("{prefix}{}", name.to_uppercase().replace('-', "_"));
     let abs = |p: &Path| p.display().to_string();
-    let params = instance_params(&run.workflow, &run.instances, job.index);
     let mut env = vec![
-        ("DAGRUN_TASK".to_owned(), job.task().name.clone()),
-        ("DAGRUN_RUN_ID".to_owned(), run.run_id.clone()),
-        ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(&run.workflow.dir)),
-        ("DAGRUN_PARAMS".to_owned(), serde_json::Value::Object(params).to_string()),
+        ("DAGRUN_TASK".to_owned(), p.task.to_owned()),
+        ("DAGRUN_RUN_ID".to_owned(), p.run_id.to_owned()),
+        ("DAGRUN_WORKFLOW_DIR".to_owned(), abs(p.workflow_dir)),
+        ("DAGRUN_PARAMS".to_owned(), p.params.clone()),
     ];
-    if let Some(p) = &node.partition {
-        env.push(("DAGRUN_PARTITION".to_owned(), p.key.clone()));
+    if let Some(k) = p.partition {
+        env.push(("DAGRUN_PARTITION".to_owned(), k.to_owned()));
     }
-    for (name, input) in &job.probe.resolved.files {
-        let value = if input.list {
-            input.files.iter().map(|f| abs(&f.path)).collect::<Vec<_>>().join("\n")
+    for (name, list, files) in &p.inputs {
+        let value = if *list {
+            files.iter().map(|f| abs(f)).collect::<Vec<_>>().join("\n")
         } else {
-            input.files.first().map(|f| abs(&f.path)).unwrap_or_default()
+            files.first().map(|f| abs(f)).unwrap_or_default()
         };
         env.push((var("DAGRUN_IN_", name), value));
     }
-    for (name, path) in job.outputs {
+    for (name, path) in &p.outputs {
         env.push((var("DAGRUN_OUT_", name), abs(path)));
     }
     env.extend(user.map(|(k, v)| (k.clone(), v.clone())));
     env
+}
+
+/// [`task_env`] of a local instance.
+fn command_env<'a>(job: &Job<'_>, user: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<(String, String)> {
+    let run = job.run;
+    let node = &run.instances.nodes[job.index];
+    let params = instance_params(&run.workflow, &run.instances, job.index);
+    let parts = EnvParts {
+        task: &job.task().name,
+        run_id: &run.run_id,
+        workflow_dir: &run.workflow.dir,
+        params: serde_json::Value::Object(params).to_string(),
+        partition: node.partition.as_ref().map(|p| p.key.as_str()),
+        inputs: job
+            .probe
+            .resolved
+            .files
+            .iter()
+            .map(|(name, input)| (name.as_str(), input.list, input.files.iter().map(|f| f.path.as_path()).collect()))
+            .collect(),
+        outputs: job.outputs.iter().map(|(n, p)| (n.as_str(), p.as_path())).collect(),
+    };
+    task_env(&parts, user)
 }
 
 fn tail_text(tail: &str) -> String {
@@ -115,7 +157,7 @@ fn spawn_error(e: std::io::Error) -> AttemptError {
 }
 
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
-async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
+pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     if let Some(dir) = spec.log.parent() {
         dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
     }

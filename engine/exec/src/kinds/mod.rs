@@ -24,8 +24,9 @@ use dagrun_workflow::{Task, TaskKind};
 use crate::outcome::{AttemptError, Failure, TaskError};
 use crate::shared::RunShared;
 
-pub(crate) use command::reap_orphans;
 pub use command::tail;
+pub(crate) use command::{CommandSpec, EnvParts, reap_orphans, run_attempt, task_env};
+pub(crate) use wasm::{DEFAULT_DEADLINE, DEFAULT_MEMORY};
 
 /// What a kind sees when it prepares a task instance (once, before its attempts).
 pub(crate) struct Job<'a> {
@@ -94,6 +95,9 @@ pub(crate) trait Kind: Send + Sync {
 
 /// Prepares an instance's kind from its definition and resolved inputs.
 pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
+    if job.task().executor.is_remote() {
+        return Ok(Box::new(crate::remote_exec::RemoteKind::new(job)?));
+    }
     Ok(match &job.task().kind {
         TaskKind::Command(c) => Box::new(command::CommandKind::new(job, c)),
         TaskKind::Wasm(w) => Box::new(wasm::WasmKind::new(job, w)?),
