@@ -75,6 +75,44 @@ pub struct SelectArgs {
     pub verify: bool,
 }
 
+/// `--remote-cache MODE`: how a run uses the shared remote cache.
+#[derive(Debug, Args, Clone)]
+pub struct RemoteArgs {
+    /// Use the shared remote cache (DAGRUN_REMOTE_CACHE or the workflow's `remote_cache`):
+    /// `off`, `read` (never writes) or `readwrite` (default when a location is configured);
+    /// overrides DAGRUN_REMOTE_CACHE_MODE.
+    #[arg(long = "remote-cache", value_enum, value_name = "MODE")]
+    pub remote_cache: Option<RemoteMode>,
+}
+
+/// `--remote-cache`'s modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RemoteMode {
+    /// Do not use the remote cache.
+    Off,
+    /// Look local misses up there; never write.
+    Read,
+    /// Look local misses up, and publish what runs here.
+    Readwrite,
+}
+
+impl RemoteMode {
+    /// `off`, `read` or `readwrite` (as `DAGRUN_REMOTE_CACHE_MODE` writes it).
+    pub fn parse(s: &str) -> Result<RemoteMode, String> {
+        <RemoteMode as ValueEnum>::from_str(s.trim(), true)
+            .map_err(|_| "expected `off`, `read` or `readwrite`".to_owned())
+    }
+
+    /// The engine's mode.
+    pub fn engine(self) -> dagrun_exec::RemoteMode {
+        match self {
+            RemoteMode::Off => dagrun_exec::RemoteMode::Off,
+            RemoteMode::Read => dagrun_exec::RemoteMode::Read,
+            RemoteMode::Readwrite => dagrun_exec::RemoteMode::ReadWrite,
+        }
+    }
+}
+
 /// Which partition a `run` or `plan` covers.
 #[derive(Debug, Args, Clone)]
 pub struct PartitionArgs {
@@ -101,6 +139,8 @@ pub enum Command {
         /// Print one JSON object per event on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -158,8 +198,13 @@ pub enum Command {
     /// The payoff report: time saved, time to recovery after drift, bad deploys prevented, and
     /// the run numbers, per workflow and per model (docs/report.md).
     Report(ReportArgs),
-    /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo.
-    Doctor,
+    /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo,
+    /// and the remote cache (DAGRUN_REMOTE_CACHE or WORKFLOW's `remote_cache`): reachable,
+    /// writable, create-only puts honoured.
+    Doctor {
+        /// A workflow whose `remote_cache` to check (DAGRUN_REMOTE_CACHE overrides it).
+        workflow: Option<PathBuf>,
+    },
     /// List deployed models and roll back to an earlier version.
     Models {
         /// What to do.
@@ -228,6 +273,8 @@ pub enum Command {
         /// Why (recorded with the event).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -324,6 +371,33 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+/// `dagrun cache push|pull WORKFLOW`: the instances of a run of the latest partitions, of one
+/// (`--partition`), of a range (`--from`, `--to`) or of a list (`--partitions`).
+#[derive(Debug, Args, Clone)]
+pub struct SyncArgs {
+    /// The workflow file.
+    pub workflow: PathBuf,
+    /// One partition (a key, or a date/time inside it); default: the latest complete ones.
+    #[arg(long, value_name = "KEY", conflicts_with_all = ["from", "partitions"])]
+    pub partition: Option<String>,
+    /// First partition (date or key), inclusive.
+    #[arg(long, value_name = "DATE", requires = "to", conflicts_with = "partitions")]
+    pub from: Option<String>,
+    /// Last partition (date or key), inclusive.
+    #[arg(long, value_name = "DATE", requires = "from")]
+    pub to: Option<String>,
+    /// Exactly these partitions (comma-separated keys or dates).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub partitions: Vec<String>,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
     pub state: StateArgs,
 }
 
@@ -370,6 +444,12 @@ pub enum CacheAction {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Send every local entry of a workflow's instances (and the uploads runs left pending) to
+    /// the remote cache (DAGRUN_REMOTE_CACHE or the workflow's `remote_cache`).
+    Push(SyncArgs),
+    /// Take the remote cache's entries and objects for a workflow's instances into the local
+    /// store, in dependency order, without running anything (CI runners start warm).
+    Pull(SyncArgs),
     /// Re-hash every object and check every entry; corrupt ones are removed so the next run treats them as misses.
     Verify {
         /// Workflow whose state directory to check (default: ./.dagrun).

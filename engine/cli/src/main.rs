@@ -12,6 +12,7 @@ mod maintenance;
 mod notifications;
 mod plugin;
 mod printer;
+mod remote;
 mod render;
 mod report;
 mod reporter;

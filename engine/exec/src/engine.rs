@@ -191,12 +191,22 @@ pub struct RunOptions {
     /// The run's id, when the caller assigns it beforehand (the daemon records it in its event
     /// log before the run starts); default: a new one from the start time.
     pub run_id: Option<String>,
+    /// The shared remote cache (`DAGRUN_REMOTE_CACHE`, `--remote-cache`); the workflow's
+    /// `remote_cache` fills what is not given.
+    pub remote: crate::remote::RemoteOptions,
 }
 
 impl RunOptions {
     /// `jobs` at a time, oldest partitions first, the stat cache trusted, logs capped at 64 MiB.
     pub fn new(jobs: usize) -> RunOptions {
-        RunOptions { jobs, reverse: false, verify: false, log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES, run_id: None }
+        RunOptions {
+            jobs,
+            reverse: false,
+            verify: false,
+            log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES,
+            run_id: None,
+            remote: crate::remote::RemoteOptions::default(),
+        }
     }
 }
 
@@ -273,6 +283,7 @@ impl Engine {
         let before = crate::aftermath::snapshot(&plan.workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
+        let remote = crate::remote::RunRemote::open(&opts.remote, &plan.workflow, store, &reporter);
         let run = Arc::new(RunShared {
             workflow: plan.workflow.clone(),
             instances: plan.instances.clone(),
@@ -290,8 +301,12 @@ impl Engine {
             host: self.host.clone(),
             history: self.history.clone(),
             plan_path: plan.path.clone(),
+            remote,
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
+        if let Some(remote) = &run.remote {
+            remote.finish(|| cancel.is_abandoned()).await;
+        }
         // Staging of this run never outlives it (also when the run was abandoned).
         remove_staging(store, &run.run_id);
         let record = record?;

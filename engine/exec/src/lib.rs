@@ -16,6 +16,8 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod remote;
+mod remote_sync;
 mod scheduler;
 mod shared;
 mod when;
@@ -31,3 +33,6 @@ pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, Ta
 pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
+pub use remote::{RemoteMode, RemoteOptions};
+pub use remote_sync::{SyncError, SyncReport, pull_cache, push_cache};
+pub use dagrun_remote as remote_cache;

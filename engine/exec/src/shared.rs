@@ -44,6 +44,8 @@ pub(crate) struct RunShared {
     pub history: Arc<dagrun_history::History>,
     /// The workflow file (recorded with approval requests, to resume the run).
     pub plan_path: PathBuf,
+    /// The shared remote cache, when the run uses one.
+    pub remote: Option<Arc<crate::remote::RunRemote>>,
 }
 
 impl RunShared {

@@ -30,14 +30,26 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub notify: Vec<crate::heal::NotifyDef>,
     #[serde(default)]
     pub manual_minutes: Option<u32>,
+    #[serde(default)]
+    pub remote_cache: Option<String>,
     pub tasks: Vec<T>,
 }
 
 impl RawWorkflow<TaskDef> {
     /// The top level (tasks left as [`IgnoredAny`](serde::de::IgnoredAny), one per task) and the tasks.
     pub(crate) fn split(self) -> (RawWorkflow, Vec<TaskDef>) {
-        let RawWorkflow { name, defaults, partitions, schedule, triggers, concurrency, notify, manual_minutes, tasks } =
-            self;
+        let RawWorkflow {
+            name,
+            defaults,
+            partitions,
+            schedule,
+            triggers,
+            concurrency,
+            notify,
+            manual_minutes,
+            remote_cache,
+            tasks,
+        } = self;
         let ignored = vec![serde::de::IgnoredAny; tasks.len()];
         let raw = RawWorkflow {
             name,
@@ -48,6 +60,7 @@ impl RawWorkflow<TaskDef> {
             concurrency,
             notify,
             manual_minutes,
+            remote_cache,
             tasks: ignored,
         };
         (raw, tasks)

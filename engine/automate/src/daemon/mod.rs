@@ -44,6 +44,9 @@ pub struct Config {
     pub durability: Durability,
     /// Cap of each task's log.
     pub log_bytes: u64,
+    /// The shared remote cache (from the environment); a workflow's `remote_cache` fills the
+    /// gaps.
+    pub remote: dagrun_exec::RemoteOptions,
 }
 
 /// What the daemon tells whoever runs it (the CLI prints these).

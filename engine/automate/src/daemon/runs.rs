@@ -271,6 +271,7 @@ impl Brain {
         let cancel = Cancel::new();
         let mut opts = RunOptions::new(self.ctx.cfg.jobs);
         opts.log_bytes = self.ctx.cfg.log_bytes;
+        opts.remote = self.ctx.cfg.remote.clone();
         opts.run_id = Some(run_id.clone());
         let reporter = self.ctx.observer.run_reporter(&workflow, &run_id);
         let (engine, tx, c) = (self.ctx.engine.clone(), self.done_tx.clone(), cancel.clone());
