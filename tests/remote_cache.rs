@@ -393,7 +393,8 @@ fn push_then_pull_warms_a_fresh_state_directory() {
 #[test]
 fn the_workflow_names_its_remote_and_the_environment_overrides_it() {
     let Some(server) = Seaweed::start("remote cache: workflow field", &[BUCKET, "other-cache"]) else { return };
-    let wf = SMALL.replace("Workflow(name: \"small\",", "Workflow(name: \"small\", remote_cache: \"s3://other-cache/x\",");
+    let wf =
+        SMALL.replace("Workflow(name: \"small\",", "Workflow(name: \"small\", remote_cache: \"s3://other-cache/x\",");
     let mut a = Machine::new(&server, &wf);
     a.env.retain(|(k, _)| *k != "DAGRUN_REMOTE_CACHE");
     let (ev, out) = a.json(&["run", "wf.ron"]);

@@ -114,7 +114,11 @@ pub fn doctor(workflow: Option<&Path>) -> bool {
         }
         Ok(p) => {
             let line = |ok: bool, yes: &str, no: &str| {
-                if ok { outln!("ok       remote cache {url} {yes}") } else { outln!("missing  remote cache {url} {no}") }
+                if ok {
+                    outln!("ok       remote cache {url} {yes}")
+                } else {
+                    outln!("missing  remote cache {url} {no}")
+                }
             };
             line(p.reachable, "reachable (bucket listed, credentials accepted)", &format!("not reachable: {fix}"));
             line(

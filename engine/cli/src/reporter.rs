@@ -211,7 +211,9 @@ impl Reporter for ProgressReporter {
                 let _ = self.multi.println(notice(event).unwrap_or_default());
             }
             // After the bars are gone (the run's tasks are done).
-            Event::RemoteWaiting { .. } | Event::RemoteUploaded { .. } => errln!("{}", notice(event).unwrap_or_default()),
+            Event::RemoteWaiting { .. } | Event::RemoteUploaded { .. } => {
+                errln!("{}", notice(event).unwrap_or_default())
+            }
             Event::RemoteHit { .. } => {}
             Event::PluginBuildStarted { plugin } => self.overall.set_message(format!("building {plugin}")),
             Event::PluginBuildFinished { plugin, error, .. } => {

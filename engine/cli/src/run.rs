@@ -102,7 +102,11 @@ pub fn plan(
 }
 
 /// `--from A --to B` (inclusive: `--to 2025-03-31` includes that whole day) or `--partitions LIST`.
-pub(crate) fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> Result<PartitionSelection, Exit> {
+pub(crate) fn backfill_selection(
+    from: Option<&str>,
+    to: Option<&str>,
+    list: &[String],
+) -> Result<PartitionSelection, Exit> {
     let (Some(from), Some(to)) = (from, to) else {
         return Ok(PartitionSelection::Keys(list.to_vec()));
     };

@@ -24,6 +24,7 @@ mod when;
 
 pub use cancel::Cancel;
 pub use dagrun_history as history_store;
+pub use dagrun_remote as remote_cache;
 pub use engine::{
     Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, load_workflow_with, prepare,
     prepare_loaded,
@@ -35,4 +36,3 @@ pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
 pub use remote::{RemoteMode, RemoteOptions};
 pub use remote_sync::{SyncError, SyncReport, pull_cache, push_cache};
-pub use dagrun_remote as remote_cache;

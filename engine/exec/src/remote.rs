@@ -177,7 +177,9 @@ impl RunRemote {
                     ));
                 }
             }
-            RemoteError::Local(_) | RemoteError::Read { .. } => warn(format!("{e} (the remote cache was not used for it)")),
+            RemoteError::Local(_) | RemoteError::Read { .. } => {
+                warn(format!("{e} (the remote cache was not used for it)"))
+            }
         }
     }
 

@@ -26,8 +26,8 @@ impl FromStr for RemoteUrl {
     type Err = RemoteError;
 
     fn from_str(s: &str) -> Result<RemoteUrl, RemoteError> {
-        let (bucket, prefix) = dagrun_workflow::remote::parse_s3_location(s)
-            .map_err(|why| RemoteError::Url { url: s.to_owned(), why })?;
+        let (bucket, prefix) =
+            dagrun_workflow::remote::parse_s3_location(s).map_err(|why| RemoteError::Url { url: s.to_owned(), why })?;
         Ok(RemoteUrl { bucket, prefix })
     }
 }

@@ -373,7 +373,8 @@ fn remote_cache_is_an_s3_location_checked_at_load() {
     assert_eq!(wf.remote_cache.as_deref(), Some("s3://team-cache/dagrun"));
     let wf = Workflow::from_source(Source::new("w.ron", src("")), "/tmp".into()).unwrap();
     assert_eq!(wf.remote_cache, None, "optional");
-    for (bad, says) in [("/srv/cache", "only S3 locations"), ("s3://UP", "bucket name"), ("s3://abc/a/../b", "prefix")] {
+    for (bad, says) in [("/srv/cache", "only S3 locations"), ("s3://UP", "bucket name"), ("s3://abc/a/../b", "prefix")]
+    {
         let text = src(&format!("remote_cache: \"{bad}\","));
         let errs = Workflow::from_source(Source::new("w.ron", text.clone()), "/tmp".into()).unwrap_err();
         assert_eq!(errs[0].code, "dagrun::invalid-remote-cache", "{bad}: {errs:?}");
