@@ -55,7 +55,7 @@ timed() {
     t1=$(date +%s.%N)
     echo "$t1 - $t0" | bc
 }
-count() { grep -c "\"status\":\"$1\"" "$work/last.json" || true; }
+count() { grep "\"event\":\"task_finished\"" "$work/last.json" | grep -c "\"status\":\"$1\"" || true; }
 remote_hits() { grep -c '"event":"remote_hit"' "$work/last.json" || true; }
 
 echo "== 1. one ${SIZE_MIB} MiB output"
