@@ -13,6 +13,7 @@ mod notifications;
 mod plugin;
 mod printer;
 mod remote;
+mod remote_args;
 mod render;
 mod report;
 mod reporter;
