@@ -75,7 +75,7 @@ fn config(dir: &Path) -> Config {
         reload: Duration::from_millis(100),
         durability: dagrun_cache::Durability::NoFsync,
         log_bytes: 1 << 20,
-        remote_cache: None,
+        remote: dagrun_exec::RemoteOptions::default(),
         remote_bin: None,
     }
 }

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::env;
 use crate::exit::Exit;
+pub use crate::remote_args::{RemoteArgs, RemoteMode, SyncArgs};
 
 /// Parses the command line; on an error prints it (with a hint for common slips) and returns
 /// the exit code.
@@ -102,6 +103,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        remote: RemoteArgs,
+        #[command(flatten)]
         state: StateArgs,
     },
     /// Run every partition in a range: plans all of them first, then runs only the misses.
@@ -158,8 +161,13 @@ pub enum Command {
     /// The payoff report: time saved, time to recovery after drift, bad deploys prevented, and
     /// the run numbers, per workflow and per model (docs/report.md).
     Report(ReportArgs),
-    /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo.
-    Doctor,
+    /// Report what dagrun found on this machine: ONNX Runtime, the wasm32-wasip2 target, cargo,
+    /// and the remote cache (DAGRUN_REMOTE_CACHE or WORKFLOW's `remote_cache`): reachable,
+    /// writable, create-only puts honoured.
+    Doctor {
+        /// A workflow whose `remote_cache` to check (DAGRUN_REMOTE_CACHE overrides it).
+        workflow: Option<PathBuf>,
+    },
     /// Run one task on this machine for a remote job (Slurm, Ray): fetch its spec and inputs
     /// from the remote cache, run it, publish its outputs there.
     ExecTask {
@@ -238,6 +246,8 @@ pub enum Command {
         /// Why (recorded with the event).
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -337,6 +347,8 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub remote: RemoteArgs,
+    #[command(flatten)]
     pub state: StateArgs,
 }
 
@@ -383,6 +395,12 @@ pub enum CacheAction {
         #[command(flatten)]
         state: StateArgs,
     },
+    /// Send every local entry of a workflow's instances (and the uploads runs left pending) to
+    /// the remote cache (DAGRUN_REMOTE_CACHE or the workflow's `remote_cache`).
+    Push(SyncArgs),
+    /// Take the remote cache's entries and objects for a workflow's instances into the local
+    /// store, in dependency order, without running anything (CI runners start warm).
+    Pull(SyncArgs),
     /// Re-hash every object and check every entry; corrupt ones are removed so the next run treats them as misses.
     Verify {
         /// Workflow whose state directory to check (default: ./.dagrun).

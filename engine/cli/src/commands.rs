@@ -17,8 +17,9 @@ use crate::{env, render};
 /// Runs one subcommand.
 pub fn dispatch(cmd: Command) -> Exit {
     let result = match cmd {
-        Command::Run { workflow, jobs, select, partition, json, state } => {
-            crate::run::run(&workflow, jobs, &select, crate::run::partition_selection(&partition), json, &state)
+        Command::Run { workflow, jobs, select, partition, json, remote, state } => {
+            let psel = crate::run::partition_selection(&partition);
+            crate::run::run(&workflow, jobs, &select, psel, json, &remote, &state)
         }
         Command::Backfill(args) => crate::run::backfill(&args),
         Command::Plan { workflow, select, partition, json, state } => {
@@ -41,7 +42,7 @@ pub fn dispatch(cmd: Command) -> Exit {
         }),
         Command::Cache { action } => crate::maintenance::cache(action),
         Command::Plugin { action } => crate::plugin::dispatch(action),
-        Command::Doctor => Ok(crate::maintenance::doctor()),
+        Command::Doctor { workflow } => Ok(crate::maintenance::doctor(workflow.as_deref())),
         Command::ExecTask { remote_cache, key } => crate::exec_task::exec_task(&remote_cache, &key),
         Command::Models { action } => crate::maintenance::models(action),
         Command::Runs { workflow, limit, notifications, json, state } => {
@@ -71,8 +72,8 @@ pub fn dispatch(cmd: Command) -> Exit {
         Command::Daemon(args) => crate::daemon::dispatch(args),
         Command::Serve(args) => crate::serve::serve(&args),
         Command::Ui(args) => crate::ui::ui(&args),
-        Command::Trigger { workflow, partition, reason, state } => {
-            crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &state)
+        Command::Trigger { workflow, partition, reason, remote, state } => {
+            crate::daemon::trigger(&workflow, partition.as_deref(), reason.as_deref(), &remote, &state)
         }
         Command::Export { target } => crate::export::dispatch(target),
     };

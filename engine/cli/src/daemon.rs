@@ -78,7 +78,7 @@ fn serve(args: &DaemonArgs) -> Result<Exit, Exit> {
         reload: std::time::Duration::from_secs(2),
         durability: durability(),
         log_bytes: crate::env::log_max()?,
-        remote_cache: crate::env::remote_cache()?,
+        remote: crate::env::remote_cache()?,
         remote_bin: crate::env::remote_bin(),
     };
     let runtime = runtime()?;
@@ -306,8 +306,15 @@ fn status(paths: &[PathBuf], json: bool, last: usize, state: &StateArgs) -> Resu
 
 /// `dagrun trigger`: records the event; a running daemon runs it, else it runs here
 /// (`dagrun_automate::trigger::trigger`).
-pub fn trigger(path: &Path, partition: Option<&str>, reason: Option<&str>, state: &StateArgs) -> Result<Exit, Exit> {
-    let here = crate::run::here(None, false, false)?;
+pub fn trigger(
+    path: &Path,
+    partition: Option<&str>,
+    reason: Option<&str>,
+    remote: &crate::args::RemoteArgs,
+    state: &StateArgs,
+) -> Result<Exit, Exit> {
+    let mut here = crate::run::here(None, false, false)?;
+    crate::run::set_remote_mode(&mut here, remote);
     let progress = crate::run::Printed::new(false);
     let work = dagrun_automate::trigger::trigger(path, partition, reason, state.state_dir.as_deref(), &here, &progress);
     match crate::run::interruptible(&here.cancel, work)? {

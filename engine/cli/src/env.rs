@@ -20,10 +20,14 @@ pub const NOTIFY_BUDGET_MS: &str = "DAGRUN_NOTIFY_BUDGET_MS";
 pub const SERVE_ADDR: &str = "DAGRUN_SERVE_ADDR";
 /// Where `dagrun ui` listens (same as `--addr`; default `127.0.0.1:8765`).
 pub const UI_ADDR: &str = "DAGRUN_UI_ADDR";
-/// The shared remote cache, `s3://BUCKET/PREFIX` (endpoint and credentials from the standard
-/// `AWS_*` variables): where tasks with a Slurm or Ray `executor` get their inputs and leave
-/// their outputs; `dagrun exec-task` reads it too (same as its `--remote-cache`).
+/// The shared remote cache, `s3://bucket/prefix` (overrides a workflow's `remote_cache`). Its
+/// endpoint and credentials come from the standard AWS variables (`AWS_ENDPOINT_URL`,
+/// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_PROFILE`), read by
+/// `dagrun-remote`.
 pub const REMOTE_CACHE: &str = "DAGRUN_REMOTE_CACHE";
+/// How runs use the remote cache: `off`, `read` or `readwrite` (default `readwrite` when a
+/// location is configured). `--remote-cache` overrides it.
+pub const REMOTE_CACHE_MODE: &str = "DAGRUN_REMOTE_CACHE_MODE";
 /// The `dagrun` binary remote jobs run, as the cluster's nodes see it (default: this one).
 pub const REMOTE_BIN: &str = "DAGRUN_REMOTE_BIN";
 /// Any value turns off colours (<https://no-color.org>).
@@ -56,16 +60,23 @@ pub fn notify_budget() -> Result<std::time::Duration, crate::exit::Exit> {
     }
 }
 
-/// The remote cache of [`REMOTE_CACHE`], when set.
-pub fn remote_cache() -> Result<Option<dagrun_exec::RemoteUrl>, crate::exit::Exit> {
-    match std::env::var(REMOTE_CACHE) {
-        Err(_) => Ok(None),
-        Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|e| crate::commands::error(format!("invalid {REMOTE_CACHE}: {e}"), crate::exit::Exit::Usage)),
-    }
+/// The remote cache as the environment sets it: [`REMOTE_CACHE`] and [`REMOTE_CACHE_MODE`].
+pub fn remote_cache() -> Result<dagrun_exec::RemoteOptions, crate::exit::Exit> {
+    let usage = |msg: String| crate::commands::error(msg, crate::exit::Exit::Usage);
+    let location = match std::env::var(REMOTE_CACHE) {
+        Err(_) => None,
+        Ok(v) if v.trim().is_empty() => None,
+        Ok(v) => Some(v.trim().parse().map_err(|e| usage(format!("invalid {REMOTE_CACHE}: {e}")))?),
+    };
+    let mode = match std::env::var(REMOTE_CACHE_MODE) {
+        Err(_) => None,
+        Ok(v) => Some(
+            crate::args::RemoteMode::parse(&v)
+                .map_err(|why| usage(format!("invalid {REMOTE_CACHE_MODE}={v:?}: {why}")))?
+                .engine(),
+        ),
+    };
+    Ok(dagrun_exec::RemoteOptions { location, mode })
 }
 
 /// [`REMOTE_BIN`], when set.

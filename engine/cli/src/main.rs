@@ -13,6 +13,8 @@ mod maintenance;
 mod notifications;
 mod plugin;
 mod printer;
+mod remote;
+mod remote_args;
 mod render;
 mod report;
 mod reporter;

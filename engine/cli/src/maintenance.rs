@@ -13,7 +13,7 @@ fn nothing_ran(dir: &std::path::Path) -> Exit {
     Exit::Success
 }
 
-fn bytes(n: u64) -> String {
+pub(crate) fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / f64::from(1u32 << 30)),
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
@@ -24,6 +24,8 @@ fn bytes(n: u64) -> String {
 
 pub fn cache(action: CacheAction) -> Result<Exit, Exit> {
     match action {
+        CacheAction::Push(a) => crate::remote::sync(&a, true),
+        CacheAction::Pull(a) => crate::remote::sync(&a, false),
         CacheAction::Ls { workflow, json, state } => {
             let store = match existing_store(&state, workflow.as_deref())? {
                 Ok(store) => store,
@@ -120,8 +122,9 @@ fn print_verify(r: &VerifyReport) {
     }
 }
 
-/// `dagrun doctor`: what dagrun found, and how to fix what is missing.
-pub fn doctor() -> Exit {
+/// `dagrun doctor`: what dagrun found, and how to fix what is missing; with a remote cache
+/// configured (`DAGRUN_REMOTE_CACHE`, or `workflow`'s `remote_cache`), whether it works.
+pub fn doctor(workflow: Option<&std::path::Path>) -> Exit {
     let mut ok = true;
     match dagrun_onnx::discover() {
         Ok(rt) => println!("ok       ONNX Runtime {} ({})", rt.version, rt.path.display()),
@@ -154,6 +157,7 @@ pub fn doctor() -> Exit {
             println!("note     no user cache directory (HOME unset): compiled plugins are cached per state directory")
         }
     }
+    ok &= crate::remote::doctor(workflow);
     if ok { Exit::Success } else { Exit::TaskFailed }
 }
 

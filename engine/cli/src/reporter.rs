@@ -23,7 +23,7 @@ impl Reporter for JsonReporter {
 
 /// The line for a finished task; a failed or refused task's log follows on its own line.
 fn finished_line(event: &Event) -> String {
-    let Event::TaskFinished { task, status, duration_ms, saved_ms, error, log, .. } = event else {
+    let Event::TaskFinished { task, status, duration_ms, saved_ms, error, log, remote, .. } = event else {
         return String::new();
     };
     let d = duration::format(Duration::from_millis(*duration_ms));
@@ -35,7 +35,8 @@ fn finished_line(event: &Event) -> String {
     match status {
         TaskStatus::Succeeded => format!("  ok       {task} ({d})"),
         TaskStatus::Cached => {
-            format!("  cached   {task} (saved {})", duration::format(Duration::from_millis(*saved_ms)))
+            let from = if *remote { "remote, " } else { "" };
+            format!("  cached   {task} ({from}saved {})", duration::format(Duration::from_millis(*saved_ms)))
         }
         TaskStatus::Failed => log_line(format!("  FAILED   {task} ({d}): {}", error.unwrap_or("failed"))),
         TaskStatus::Refused => log_line(format!("  REFUSED  {task} ({d}): {}", error.unwrap_or("refused"))),
@@ -57,6 +58,24 @@ fn notice(event: &Event) -> Option<String> {
         Event::TasksLeftOut { tasks, reason } => Some(left_out_line(tasks, reason)),
         Event::CacheCorrupt { error, .. } => Some(format!("  warning  corrupt cache: {error}")),
         Event::Warning { message } => Some(format!("  warning  {message}")),
+        Event::RemoteWarning { remote, task: Some(task), message } => {
+            Some(format!("  warning  remote cache {remote}: `{task}`: {message}"))
+        }
+        Event::RemoteWarning { remote, task: None, message } => {
+            Some(format!("  warning  remote cache {remote}: {message}"))
+        }
+        Event::RemoteWaiting { uploads } => {
+            Some(format!("  remote   waiting for {uploads} upload(s) to the remote cache to finish"))
+        }
+        Event::RemoteUploaded { remote, published, existing, pending } => {
+            let mut line = format!("  remote   {remote}: {published} entries published, {existing} there already");
+            if *pending > 0 {
+                line.push_str(&format!(
+                    ", {pending} not sent (kept for the next run with the remote cache, or `dagrun cache push`)"
+                ));
+            }
+            Some(line)
+        }
         _ => None,
     }
 }
@@ -91,9 +110,14 @@ pub(crate) fn plain_line(event: &Event) -> Option<String> {
             duration::format(Duration::from_millis(*delay_ms))
         ),
         Event::TaskFinished { .. } => finished_line(event),
-        Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
-            notice(event).unwrap_or_default()
-        }
+        Event::TasksLeftOut { .. }
+        | Event::CacheCorrupt { .. }
+        | Event::Warning { .. }
+        | Event::RemoteWarning { .. }
+        | Event::RemoteWaiting { .. }
+        | Event::RemoteUploaded { .. } => notice(event).unwrap_or_default(),
+        // The task's own line says it came from the remote.
+        Event::RemoteHit { .. } => return None,
         Event::PluginBuildStarted { plugin } => format!("  build    {plugin} (cargo, wasm32-wasip2)"),
         Event::PluginBuildFinished { plugin, error: None, duration_ms } => {
             format!("  built    {plugin} ({})", duration::format(Duration::from_millis(*duration_ms)))
@@ -180,9 +204,17 @@ impl Reporter for ProgressReporter {
                     let _ = self.multi.println(finished_line(event));
                 }
             }
-            Event::TasksLeftOut { .. } | Event::CacheCorrupt { .. } | Event::Warning { .. } => {
+            Event::TasksLeftOut { .. }
+            | Event::CacheCorrupt { .. }
+            | Event::Warning { .. }
+            | Event::RemoteWarning { .. } => {
                 let _ = self.multi.println(notice(event).unwrap_or_default());
             }
+            // After the bars are gone (the run's tasks are done).
+            Event::RemoteWaiting { .. } | Event::RemoteUploaded { .. } => {
+                errln!("{}", notice(event).unwrap_or_default())
+            }
+            Event::RemoteHit { .. } => {}
             Event::PluginBuildStarted { plugin } => self.overall.set_message(format!("building {plugin}")),
             Event::PluginBuildFinished { plugin, error, .. } => {
                 self.overall.set_message("");

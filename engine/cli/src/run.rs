@@ -12,7 +12,7 @@ use dagrun_exec::{Cancel, PrepareError, RunOptions, RunPlan, RunRecord, RunReque
 use dagrun_plan::{Decision, Force, KeyContext, PartitionError, PartitionSelection, PlannedTask, Shard};
 use dagrun_workflow::{Workflow, partition};
 
-use crate::args::{BackfillArgs, PartitionArgs, SelectArgs, StateArgs};
+use crate::args::{BackfillArgs, PartitionArgs, RemoteArgs, SelectArgs, StateArgs};
 use crate::commands::{
     Interrupts, default_jobs, durability, error, existing_store, ms, now_secs, prepare_error, runtime, state_dir,
 };
@@ -46,10 +46,19 @@ pub fn run(
     select: &SelectArgs,
     psel: PartitionSelection,
     json: bool,
+    remote: &RemoteArgs,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
     let plan = dagrun_exec::prepare(path, &request(select, psel, None)).map_err(prepare_error)?;
-    execute(plan, jobs, select.verify, false, json, state)
+    execute(plan, Knobs { jobs, verify: select.verify, reverse: false, json }, remote, state)
+}
+
+/// How `run` and `backfill` run, from their flags.
+struct Knobs {
+    jobs: Option<usize>,
+    verify: bool,
+    reverse: bool,
+    json: bool,
 }
 
 /// `dagrun backfill`: a range or list of partitions (or one shard of them), run or (`--plan`)
@@ -64,20 +73,27 @@ pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
         }
         plan => plan.map_err(prepare_error)?,
     };
+    check_partitioned(&plan, &a.workflow)?;
+    if a.plan {
+        return show_plan(&plan, a.select.verify, true, a.json, &a.state);
+    }
+    let knobs = Knobs { jobs: a.jobs, verify: a.select.verify, reverse: a.reverse, json: a.json };
+    execute(plan, knobs, &a.remote, &a.state)
+}
+
+/// A backfill needs a partitioned task.
+pub(crate) fn check_partitioned(plan: &RunPlan, path: &Path) -> Result<(), Exit> {
     if plan.workflow.tasks.iter().all(|t| t.partitioned.is_none()) {
         return Err(error(
             format!(
                 "`{}` has no partitioned task: there is nothing to backfill (run it with `dagrun run {}`)",
                 plan.workflow.name,
-                a.workflow.display()
+                path.display()
             ),
             Exit::Usage,
         ));
     }
-    if a.plan {
-        return show_plan(&plan, a.select.verify, true, a.json, &a.state);
-    }
-    execute(plan, a.jobs, a.select.verify, a.reverse, a.json, &a.state)
+    Ok(())
 }
 
 /// `dagrun plan`.
@@ -94,7 +110,11 @@ pub fn plan(
 }
 
 /// `--from A --to B` (inclusive: `--to 2025-03-31` includes that whole day) or `--partitions LIST`.
-fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> Result<PartitionSelection, Exit> {
+pub(crate) fn backfill_selection(
+    from: Option<&str>,
+    to: Option<&str>,
+    list: &[String],
+) -> Result<PartitionSelection, Exit> {
     let (Some(from), Some(to)) = (from, to) else {
         return Ok(PartitionSelection::Keys(list.to_vec()));
     };
@@ -113,17 +133,11 @@ fn backfill_selection(from: Option<&str>, to: Option<&str>, list: &[String]) -> 
 /// Runs a prepared plan on the engine, with Ctrl-C wired to its cancel handle. The plan and
 /// the record are not freed: the process ends next (freeing 10,000 tasks' worth of small
 /// allocations one by one took 6% of a cached re-run).
-fn execute(
-    plan: RunPlan,
-    jobs: Option<usize>,
-    verify: bool,
-    reverse: bool,
-    json: bool,
-    state: &StateArgs,
-) -> Result<Exit, Exit> {
-    let here = here(jobs, reverse, verify)?;
+fn execute(plan: RunPlan, knobs: Knobs, remote: &RemoteArgs, state: &StateArgs) -> Result<Exit, Exit> {
+    let mut here = here(knobs.jobs, knobs.reverse, knobs.verify)?;
+    set_remote_mode(&mut here, remote);
     let dir = state_dir(state, Some(&plan.path));
-    let progress = Printed::new(json);
+    let progress = Printed::new(knobs.json);
     let record = interruptible(&here.cancel, dagrun_automate::trigger::run_here(&plan, &dir, &here, &progress))?;
     let exit = record
         .map(|r| {
@@ -136,8 +150,8 @@ fn execute(
     exit
 }
 
-/// How a run here runs: `-j`, `--reverse`, `--verify`, the log cap and the notification budget
-/// from the environment, a fresh cancel handle.
+/// How a run here runs: `-j`, `--reverse`, `--verify`, the log cap, the notification budget and
+/// the remote cache from the environment, a fresh cancel handle.
 pub(crate) fn here(jobs: Option<usize>, reverse: bool, verify: bool) -> Result<Here, Exit> {
     let options = RunOptions {
         jobs: default_jobs(jobs),
@@ -145,10 +159,17 @@ pub(crate) fn here(jobs: Option<usize>, reverse: bool, verify: bool) -> Result<H
         verify,
         log_bytes: crate::env::log_max()?,
         run_id: None,
-        remote_cache: crate::env::remote_cache()?,
+        remote: crate::env::remote_cache()?,
         remote_bin: crate::env::remote_bin(),
     };
     Ok(Here { options, durability: durability(), notify_budget: crate::env::notify_budget()?, cancel: Cancel::new() })
+}
+
+/// `--remote-cache MODE` over `DAGRUN_REMOTE_CACHE_MODE`.
+pub(crate) fn set_remote_mode(here: &mut Here, remote: &RemoteArgs) {
+    if let Some(mode) = remote.remote_cache {
+        here.options.remote.mode = Some(mode.engine());
+    }
 }
 
 /// Runs `work` (a run here, or what resumes one) on a new runtime, Ctrl-C and SIGTERM wired to

@@ -51,14 +51,14 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
 }
 
 /// Stores each declared output of instance `i` (`outputs`: name → its resolved path) and records
-/// the cache entry (objects before the entry).
+/// the cache entry (objects before the entry), which it returns.
 pub(crate) fn store_outputs(
     run: &RunShared,
     i: usize,
     outputs: &BTreeMap<String, PathBuf>,
     probe: Probe,
     duration_ms: u64,
-) -> Result<Manifest, TaskError> {
+) -> Result<ActionEntry, TaskError> {
     let instance = run.instances.nodes[i].name.as_str();
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     let cache = |e: String| TaskError::new(Failure::Cache, e);
@@ -89,15 +89,15 @@ pub(crate) fn store_outputs(
         key: probe.key,
         task: instance.to_owned(),
         inputs: probe.resolved.inputs,
-        outputs: manifest.clone(),
+        outputs: manifest,
         duration_ms,
         created_ms: now_ms(),
         digest: None,
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
     let name = last_name(run, instance);
-    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs, &manifest, duration_ms);
-    Ok(manifest)
+    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs, &entry.outputs, duration_ms);
+    Ok(entry)
 }
 
 /// After a hit: marks the entry used, records it under the probe's key when it was found

@@ -204,12 +204,12 @@ pub struct RunOptions {
     /// The run's id, when the caller assigns it beforehand (the daemon records it in its event
     /// log before the run starts); default: a new one from the start time.
     pub run_id: Option<String>,
-    /// The shared remote cache (`s3://bucket/prefix`): where tasks with a Slurm or Ray
-    /// `executor` get their inputs and leave their outputs. Such tasks fail without it.
-    pub remote_cache: Option<dagrun_remote::RemoteUrl>,
     /// The `dagrun` binary remote jobs run (`dagrun exec-task`), as the cluster's nodes see it;
     /// default: this process's executable.
     pub remote_bin: Option<PathBuf>,
+    /// The shared remote cache (`DAGRUN_REMOTE_CACHE`, `--remote-cache`); the workflow's
+    /// `remote_cache` fills what is not given.
+    pub remote: crate::remote::RemoteOptions,
 }
 
 impl RunOptions {
@@ -221,8 +221,8 @@ impl RunOptions {
             verify: false,
             log_bytes: dagrun_wasm::DEFAULT_LOG_BYTES,
             run_id: None,
-            remote_cache: None,
             remote_bin: None,
+            remote: crate::remote::RemoteOptions::default(),
         }
     }
 }
@@ -300,6 +300,7 @@ impl Engine {
         let before = crate::aftermath::snapshot(&plan.workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
+        let remote = crate::remote::RunRemote::open(&opts.remote, &plan.workflow, store, &reporter);
         let run = Arc::new(RunShared {
             workflow: plan.workflow.clone(),
             instances: plan.instances.clone(),
@@ -317,9 +318,16 @@ impl Engine {
             host: self.host.clone(),
             history: self.history.clone(),
             plan_path: plan.path.clone(),
-            remote_exec: crate::remote_exec::RemoteSetup::new(opts.remote_cache.clone(), opts.remote_bin.clone()),
+            remote_exec: crate::remote_exec::RemoteSetup::new(
+                opts.remote.location_for(&plan.workflow),
+                opts.remote_bin.clone(),
+            ),
+            remote,
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
+        if let Some(remote) = &run.remote {
+            remote.finish(|| cancel.is_abandoned()).await;
+        }
         // Staging of this run never outlives it (also when the run was abandoned).
         remove_staging(store, &run.run_id);
         let record = record?;

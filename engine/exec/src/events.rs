@@ -193,6 +193,45 @@ pub enum Event {
         log: Option<String>,
         /// What a plugin returned as its summary (JSON), when it ran.
         summary: Option<serde_json::Value>,
+        /// A cache hit served by the shared remote cache (see [`Event::RemoteHit`]).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        remote: bool,
+    },
+    /// A local miss was a hit in the shared remote cache: its objects were downloaded and
+    /// verified, the entry recorded locally and the outputs restored (the task did not run).
+    RemoteHit {
+        /// Task name.
+        task: String,
+        /// Bytes of outputs the entry records.
+        bytes: u64,
+        /// Time spent asking, downloading and restoring.
+        ms: u64,
+    },
+    /// The shared remote cache could not be used for something; the run goes on locally.
+    /// Unreachable or misconfigured remotes are reported once per run, then left alone.
+    RemoteWarning {
+        /// The remote (`s3://bucket/prefix`; never credentials).
+        remote: String,
+        /// The task concerned, if one.
+        task: Option<String>,
+        /// What happened and what to do.
+        message: String,
+    },
+    /// The run's tasks are done; it waits for uploads to the remote cache before it ends.
+    RemoteWaiting {
+        /// Uploads still going.
+        uploads: usize,
+    },
+    /// What the run sent to the remote cache (reported at its end when it sent or kept anything).
+    RemoteUploaded {
+        /// The remote.
+        remote: String,
+        /// Entries published now.
+        published: usize,
+        /// Entries another runner had published first (left as they are).
+        existing: usize,
+        /// Entries that could not be sent: kept in `<state>/remote/pending` for the next run.
+        pending: usize,
     },
     /// Selected tasks left out of a partial run (see `Instances::left_out`).
     TasksLeftOut {

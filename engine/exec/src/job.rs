@@ -36,6 +36,8 @@ pub(crate) struct JobResult {
     pub error: Option<String>,
     pub log: Option<PathBuf>,
     pub summary: Option<serde_json::Value>,
+    /// A hit served by the shared remote cache.
+    pub remote: bool,
 }
 
 impl JobResult {
@@ -53,6 +55,7 @@ impl JobResult {
             error: None,
             log: None,
             summary: None,
+            remote: false,
         }
     }
 
@@ -66,8 +69,14 @@ impl JobResult {
     }
 }
 
-/// Computes the key and, on a hit, restores outputs. Blocking: hashes and copies files.
-fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced: bool) -> Result<Probe, TaskError> {
+/// Computes the key and, on a hit, restores outputs: from the local cache, else (read-through)
+/// from the shared remote cache (`true`). Blocking: hashes and copies files.
+fn lookup(
+    run: &RunShared,
+    i: usize,
+    ups: &HashMap<usize, Arc<Manifest>>,
+    forced: bool,
+) -> Result<(Probe, bool), TaskError> {
     let name = &run.instances.nodes[i].name;
     if let TaskKind::Wasm(w) = &run.workflow.tasks[run.instances.nodes[i].task].kind
         && let Some(e) = run.plugin_errors.get(&w.plugin)
@@ -76,25 +85,31 @@ fn lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced
     }
     let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &borrowed(ups))
         .map_err(|e| TaskError::permanent(Failure::Input, e.to_string()))?;
-    if forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs() {
+    let runs_anyway = forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs();
+    if runs_anyway {
         p.hit = None;
     }
     if let Some(source) = p.rejected.take() {
         discard(run, name, StoreError::Entry { key: p.key, source: Box::new(source) });
     }
-    let Some(entry) = p.hit.take() else { return Ok(p) };
-    match restore_outputs(run, i, &entry) {
-        Ok(()) => {
-            record_hit(run, name, &p, &entry);
-            p.hit = Some(entry);
-            Ok(p)
+    if let Some(entry) = p.hit.take() {
+        match restore_outputs(run, i, &entry) {
+            Ok(()) => {
+                record_hit(run, name, &p, &entry);
+                p.hit = Some(entry);
+                return Ok((p, false));
+            }
+            Err(e @ (StoreError::Corrupt { .. } | StoreError::Entry { .. })) => discard(run, name, e),
+            Err(e) => {
+                return Err(TaskError::new(Failure::Cache, format!("cannot restore outputs from the cache: {e}")));
+            }
         }
-        Err(e @ (StoreError::Corrupt { .. } | StoreError::Entry { .. })) => {
-            discard(run, name, e);
-            Ok(p)
-        }
-        Err(e) => Err(TaskError::new(Failure::Cache, format!("cannot restore outputs from the cache: {e}"))),
     }
+    if !runs_anyway && let Some(entry) = crate::remote::restore_from_remote(run, i, &p) {
+        p.hit = Some(entry);
+        return Ok((p, true));
+    }
+    Ok((p, false))
 }
 
 /// The upstream manifests as key resolution takes them.
@@ -136,8 +151,8 @@ async fn job(
     cancel: watch::Receiver<bool>,
 ) -> JobResult {
     let r = run.clone();
-    let p = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
-        Ok(Ok(p)) => p,
+    let (p, remote) = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
+        Ok(Ok(found)) => found,
         Ok(Err(e)) => return JobResult::failed(i, None, e),
         Err(e) => {
             let e = TaskError::new(Failure::Cache, format!("internal error while looking up the cache: {e}"));
@@ -149,6 +164,7 @@ async fn job(
         return JobResult {
             manifest: Some(Arc::new(entry.outputs.clone())),
             saved_ms: entry.duration_ms,
+            remote,
             ..JobResult::new(i, TaskStatus::Cached, key)
         };
     }
@@ -173,8 +189,11 @@ async fn job(
         .await
         .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
     let done = match stored {
-        Ok(manifest) => {
-            JobResult { manifest: Some(Arc::new(manifest)), summary, ..JobResult::new(i, TaskStatus::Succeeded, key) }
+        Ok(entry) => {
+            let manifest = Some(Arc::new(entry.outputs.clone()));
+            // Write-behind: downstream tasks do not wait for the upload.
+            crate::remote::publish_entry(run, entry);
+            JobResult { manifest, summary, ..JobResult::new(i, TaskStatus::Succeeded, key) }
         }
         Err(e) => JobResult::failed(i, key, e),
     };

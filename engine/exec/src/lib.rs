@@ -16,13 +16,16 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod remote;
 mod remote_exec;
+mod remote_sync;
 mod scheduler;
 mod shared;
 mod when;
 
 pub use cancel::Cancel;
 pub use dagrun_history as history_store;
+pub use dagrun_remote as remote_cache;
 pub use dagrun_remote::{Published, RemoteUrl};
 pub use engine::{
     Engine, PrepareError, RunError, RunOptions, RunPlan, RunRequest, load_workflow, load_workflow_with, prepare,
@@ -33,4 +36,6 @@ pub use history::{RUN_RECORD_VERSION, RecordError, RegistryChange, RunRecord, Ta
 pub use history_sync::{Synced, sync_history};
 pub use kinds::tail;
 pub use outcome::{Failure, TaskError};
+pub use remote::{RemoteMode, RemoteOptions};
 pub use remote_exec::{ExecTaskError, ExecTaskReport, SPEC_VERSION, exec_task};
+pub use remote_sync::{SyncError, SyncReport, pull_cache, push_cache};

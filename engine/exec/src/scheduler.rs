@@ -268,6 +268,7 @@ impl<'a> Book<'a> {
             error: r.error.clone(),
             log: log.clone(),
             summary: r.summary.clone(),
+            remote: r.remote,
         });
         self.record.tasks.push(TaskRecord {
             task: node.name.clone(),

@@ -46,6 +46,8 @@ pub(crate) struct RunShared {
     pub plan_path: PathBuf,
     /// Where remote tasks (Slurm, Ray) exchange inputs and outputs, and what they run.
     pub remote_exec: crate::remote_exec::RemoteSetup,
+    /// The shared remote cache, when the run uses one.
+    pub remote: Option<Arc<crate::remote::RunRemote>>,
 }
 
 impl RunShared {

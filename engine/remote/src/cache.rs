@@ -60,6 +60,17 @@ impl RemoteCache {
         Key::from(self.conn.url.key(&format!("v1/actions/{}/{hex}.json", &hex[..2])))
     }
 
+    /// Where the remote keeps `key`'s entry, as `s3://bucket/…` (what to remove when it is
+    /// corrupt: a published entry is never replaced).
+    pub fn entry_location(&self, key: &ActionKey) -> String {
+        format!("s3://{}/{}", self.conn.url.bucket, self.action_key(key))
+    }
+
+    /// Where the remote keeps object `d`, as `s3://bucket/…`.
+    pub fn object_location(&self, d: &ObjectDigest) -> String {
+        format!("s3://{}/{}", self.conn.url.bucket, self.object_key(d))
+    }
+
     fn failed(&self, op: String) -> impl FnOnce(object_store::Error) -> RemoteError + '_ {
         move |source| RemoteError::Request { url: self.conn.url.to_string(), op, source: Box::new(source) }
     }

@@ -26,28 +26,9 @@ impl FromStr for RemoteUrl {
     type Err = RemoteError;
 
     fn from_str(s: &str) -> Result<RemoteUrl, RemoteError> {
-        let bad = |why: &str| RemoteError::Url { url: s.to_owned(), why: why.to_owned() };
-        let rest = s.strip_prefix("s3://").ok_or_else(|| {
-            bad("only S3 locations are supported: write s3://BUCKET/PREFIX (endpoint and credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")
-        })?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-            && !bucket.starts_with(['-', '.'])
-            && !bucket.ends_with(['-', '.']);
-        if !valid_bucket {
-            return Err(bad(
-                "the bucket name must be 3 to 63 lowercase letters, digits, `-` or `.`, starting and ending with a letter or digit",
-            ));
-        }
-        let prefix = prefix.trim_matches('/');
-        if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
-            return Err(bad("the prefix must not contain `.`, `..` or empty path segments"));
-        }
-        if prefix.chars().any(|c| c.is_control()) {
-            return Err(bad("the prefix must not contain control characters"));
-        }
-        Ok(RemoteUrl { bucket: bucket.to_owned(), prefix: prefix.to_owned() })
+        let (bucket, prefix) =
+            dagrun_workflow::remote::parse_s3_location(s).map_err(|why| RemoteError::Url { url: s.to_owned(), why })?;
+        Ok(RemoteUrl { bucket, prefix })
     }
 }
 

@@ -23,6 +23,7 @@ mod load;
 mod model;
 mod overlap;
 pub mod partition;
+pub mod remote;
 mod ron_errors;
 pub mod size;
 pub mod spans;
@@ -60,6 +61,9 @@ pub struct Workflow {
     /// The person-minutes one run of the workflow replaces (`manual_minutes`, > 0): the payoff
     /// report's "manual effort replaced" (never mixed with the compute time the cache saved).
     pub manual_minutes: Option<u32>,
+    /// The shared remote cache (`remote_cache: "s3://bucket/prefix"`), checked with
+    /// [`remote::parse_s3_location`]; `DAGRUN_REMOTE_CACHE` overrides it.
+    pub remote_cache: Option<String>,
     doc: Option<spans::Node>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
     by_name: std::collections::HashMap<String, usize>,
@@ -182,6 +186,7 @@ impl Workflow {
                     .help("the minutes a person would spend doing one run by hand, e.g. manual_minutes: 45; leave it out when unknown"),
             );
         }
+        check_remote_cache(&source, raw.remote_cache.as_deref(), parsed.doc.as_ref(), &mut diags);
         if !diags.is_empty() {
             diags.sort_by_key(|d| d.labels.first().map_or(usize::MAX, |l| l.span.start));
             return Err(diags);
@@ -194,6 +199,7 @@ impl Workflow {
             automation,
             notify: raw.notify,
             manual_minutes: raw.manual_minutes,
+            remote_cache: raw.remote_cache,
             doc: parsed.doc,
             by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
             tasks,
@@ -290,3 +296,14 @@ impl Workflow {
 
 #[cfg(test)]
 mod tests;
+
+/// `remote_cache` must be an `s3://bucket/prefix` location (credentials never go in the file).
+fn check_remote_cache(source: &Source, value: Option<&str>, doc: Option<&spans::Node>, diags: &mut Vec<Diagnostic>) {
+    let Some(Err(why)) = value.map(remote::parse_s3_location) else { return };
+    let span = doc.and_then(|d| d.field("remote_cache")).map(|n| n.span.clone());
+    diags.push(
+        Diagnostic::new("dagrun::invalid-remote-cache", "`remote_cache` is not a usable location", source)
+            .label(span, why)
+            .help("write remote_cache: \"s3://BUCKET/PREFIX\"; the endpoint and credentials come from the AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_PROFILE), never from the workflow file"),
+    );
+}

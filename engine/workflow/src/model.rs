@@ -32,6 +32,8 @@ pub(crate) struct RawWorkflow<T = serde::de::IgnoredAny> {
     pub manual_minutes: Option<u32>,
     #[serde(default)]
     pub executor: Option<crate::executor::ExecutorDef>,
+    #[serde(default)]
+    pub remote_cache: Option<String>,
     pub tasks: Vec<T>,
 }
 
@@ -48,6 +50,7 @@ impl RawWorkflow<TaskDef> {
             notify,
             manual_minutes,
             executor,
+            remote_cache,
             tasks,
         } = self;
         let ignored = vec![serde::de::IgnoredAny; tasks.len()];
@@ -61,6 +64,7 @@ impl RawWorkflow<TaskDef> {
             notify,
             manual_minutes,
             executor,
+            remote_cache,
             tasks: ignored,
         };
         (raw, tasks)

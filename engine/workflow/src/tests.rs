@@ -364,3 +364,22 @@ fn manual_minutes_is_read_and_must_be_positive() {
     let errs = Workflow::from_source(Source::new("w.ron", src("manual_minutes: -5,")), "/tmp".into()).unwrap_err();
     assert_eq!(errs[0].code, "dagrun::wrong-type", "a negative estimate is not a whole number: {errs:?}");
 }
+
+#[test]
+fn remote_cache_is_an_s3_location_checked_at_load() {
+    let src = |m: &str| format!("Workflow(name: \"w\", {m} tasks: [Task(name: \"a\", kind: Command(run: \"true\"))])");
+    let ok = src("remote_cache: \"s3://team-cache/dagrun\",");
+    let wf = Workflow::from_source(Source::new("w.ron", ok), "/tmp".into()).unwrap();
+    assert_eq!(wf.remote_cache.as_deref(), Some("s3://team-cache/dagrun"));
+    let wf = Workflow::from_source(Source::new("w.ron", src("")), "/tmp".into()).unwrap();
+    assert_eq!(wf.remote_cache, None, "optional");
+    for (bad, says) in [("/srv/cache", "only S3 locations"), ("s3://UP", "bucket name"), ("s3://abc/a/../b", "prefix")]
+    {
+        let text = src(&format!("remote_cache: \"{bad}\","));
+        let errs = Workflow::from_source(Source::new("w.ron", text.clone()), "/tmp".into()).unwrap_err();
+        assert_eq!(errs[0].code, "dagrun::invalid-remote-cache", "{bad}: {errs:?}");
+        let label = errs[0].labels.first().expect("points at the value");
+        assert_eq!(&text[label.span.clone()], format!("\"{bad}\""));
+        assert!(label.text.contains(says), "{bad}: {errs:?}");
+    }
+}

@@ -44,9 +44,10 @@ pub struct Config {
     pub durability: Durability,
     /// Cap of each task's log.
     pub log_bytes: u64,
-    /// The remote cache tasks with a Slurm or Ray `executor` use (see `RunOptions`).
-    pub remote_cache: Option<dagrun_exec::RemoteUrl>,
-    /// The `dagrun` binary their jobs run (see `RunOptions`).
+    /// The shared remote cache (from the environment); a workflow's `remote_cache` fills the
+    /// gaps.
+    pub remote: dagrun_exec::RemoteOptions,
+    /// The `dagrun` binary the jobs of Slurm and Ray tasks run (see `RunOptions`).
     pub remote_bin: Option<PathBuf>,
 }
 

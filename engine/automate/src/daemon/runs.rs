@@ -271,7 +271,7 @@ impl Brain {
         let cancel = Cancel::new();
         let mut opts = RunOptions::new(self.ctx.cfg.jobs);
         opts.log_bytes = self.ctx.cfg.log_bytes;
-        opts.remote_cache = self.ctx.cfg.remote_cache.clone();
+        opts.remote = self.ctx.cfg.remote.clone();
         opts.remote_bin = self.ctx.cfg.remote_bin.clone();
         opts.run_id = Some(run_id.clone());
         let reporter = self.ctx.observer.run_reporter(&workflow, &run_id);
