@@ -14,6 +14,7 @@ mod plugin;
 mod printer;
 mod render;
 mod report;
+mod remote_registry;
 mod reporter;
 mod run;
 mod serve;

@@ -270,11 +270,15 @@ impl Engine {
         if let Some(reason) = plan.left_out_reason() {
             reporter.report(&Event::TasksLeftOut { tasks: plan.left_out(), reason });
         }
-        let before = crate::aftermath::snapshot(&plan.workflow);
+        // `s3://` registries: synced into their mirrors; the run's workflow resolves them there.
+        let (workflow, registries) =
+            crate::registries::Registries::sync(&plan.workflow, store.root(), reporter.as_ref()).await;
+        let workflow = Arc::new(workflow);
+        let before = crate::aftermath::snapshot(&workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
-        let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
+        let (plugins, plugin_errors) = build_plugins(&workflow, &plan.instances, store, reporter.as_ref());
         let run = Arc::new(RunShared {
-            workflow: plan.workflow.clone(),
+            workflow: workflow.clone(),
             instances: plan.instances.clone(),
             store: store.clone(),
             stat: StatCache::load(store),
@@ -290,6 +294,7 @@ impl Engine {
             host: self.host.clone(),
             history: self.history.clone(),
             plan_path: plan.path.clone(),
+            registries: Arc::new(registries),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
         // Staging of this run never outlives it (also when the run was abandoned).
@@ -298,10 +303,11 @@ impl Engine {
         let after = Aftermath {
             history: self.history.clone(),
             store: store.clone(),
-            workflow: plan.workflow.clone(),
+            workflow,
             instances: plan.instances.clone(),
             reporter: run.reporter.clone(),
             before,
+            registries: run.registries.clone(),
         };
         let record = after.run(record).await;
         let keys = run.last_keys.save(store);

@@ -16,6 +16,7 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod registries;
 mod scheduler;
 mod shared;
 mod when;

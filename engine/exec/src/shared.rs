@@ -44,6 +44,8 @@ pub(crate) struct RunShared {
     pub history: Arc<dagrun_history::History>,
     /// The workflow file (recorded with approval requests, to resume the run).
     pub plan_path: PathBuf,
+    /// The run's `s3://` registries (synced mirrors; publishing).
+    pub registries: Arc<crate::registries::Registries>,
 }
 
 impl RunShared {

@@ -21,6 +21,7 @@ mod kinds_monitor;
 mod load;
 mod model;
 mod overlap;
+pub mod registry_urls;
 pub mod partition;
 mod ron_errors;
 pub mod size;
@@ -59,6 +60,9 @@ pub struct Workflow {
     /// The person-minutes one run of the workflow replaces (`manual_minutes`, > 0): the payoff
     /// report's "manual effort replaced" (never mixed with the compute time the cache saved).
     pub manual_minutes: Option<u32>,
+    /// Registries on S3 (`s3://...` as written) → the local mirror a run works on; set by the
+    /// run that synced them (empty after loading). `dagrun_plan::resolve_path` consults it.
+    pub registry_mirrors: BTreeMap<String, PathBuf>,
     doc: Option<spans::Node>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
     by_name: std::collections::HashMap<String, usize>,
@@ -191,6 +195,7 @@ impl Workflow {
             automation,
             notify: raw.notify,
             manual_minutes: raw.manual_minutes,
+            registry_mirrors: BTreeMap::new(),
             doc: parsed.doc,
             by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
             tasks,
@@ -239,6 +244,14 @@ impl Workflow {
             }
         }
         out.into_iter().collect()
+    }
+
+    /// The `s3://` registries its tasks name (champions, `Deployed(...)`, mounts), sorted.
+    pub fn remote_registries(&self) -> Vec<String> {
+        let all = self.tasks.iter().flat_map(|t| registry_urls::task_locations(&t.kind));
+        let remote: std::collections::BTreeSet<String> =
+            all.filter(|(_, l)| registry_urls::is_remote(l)).map(|(_, l)| l.to_owned()).collect();
+        remote.into_iter().collect()
     }
 
     /// Index of the task called `name`.

@@ -94,6 +94,7 @@ pub(crate) trait Kind: Send + Sync {
 
 /// Prepares an instance's kind from its definition and resolved inputs.
 pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
+    job.run.registries.check(&job.task().kind)?;
     Ok(match &job.task().kind {
         TaskKind::Command(c) => Box::new(command::CommandKind::new(job, c)),
         TaskKind::Wasm(w) => Box::new(wasm::WasmKind::new(job, w)?),
