@@ -35,10 +35,9 @@ pub fn url(registry: &Path) -> Result<Option<RemoteUrl>, Exit> {
 /// Connects to the remote registry at `url` and syncs it into a new private mirror. Versions
 /// that fail their checks are warnings (they are not mirrored).
 pub async fn open(url: &RemoteUrl) -> Result<Mirrored, Exit> {
-    let dir = tempfile::Builder::new()
-        .prefix("dagrun-registry-")
-        .tempdir()
-        .map_err(|e| error(format!("cannot create a temporary directory for the registry mirror: {e}"), Exit::Internal))?;
+    let dir = tempfile::Builder::new().prefix("dagrun-registry-").tempdir().map_err(|e| {
+        error(format!("cannot create a temporary directory for the registry mirror: {e}"), Exit::Internal)
+    })?;
     let remote = RemoteRegistry::open(url, dir.path()).map_err(|e| error(e, Exit::Usage))?;
     let synced = remote.sync().await.map_err(|e| error(unreachable(e), Exit::TaskFailed))?;
     for p in &synced.problems {
@@ -90,7 +89,10 @@ pub async fn follow(remote: RemoteRegistry, names: Vec<String>, every: Duration)
     }
 }
 
-async fn poll_all(remote: &RemoteRegistry, names: &[String]) -> Result<Option<dagrun_remote::Synced>, dagrun_remote::RemoteError> {
+async fn poll_all(
+    remote: &RemoteRegistry,
+    names: &[String],
+) -> Result<Option<dagrun_remote::Synced>, dagrun_remote::RemoteError> {
     for name in names {
         if let Some(s) = remote.poll(name).await? {
             return Ok(Some(s));

@@ -15,10 +15,9 @@ use crate::printer::errln;
 pub fn serve(args: &ServeArgs) -> Result<Exit, Exit> {
     let mut options = options(args)?;
     let remote = crate::remote_registry::url(&args.registry)?;
-    let every = parse_duration(&args.remote_poll)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| error(format!("--remote-poll {:?}: write a duration such as 2s", args.remote_poll), Exit::Usage))?;
+    let every = parse_duration(&args.remote_poll).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+        error(format!("--remote-poll {:?}: write a duration such as 2s", args.remote_poll), Exit::Usage)
+    })?;
     let rt =
         dagrun_serve::runtime(&options).map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
     rt.block_on(async move {

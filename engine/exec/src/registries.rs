@@ -92,7 +92,8 @@ impl Registries {
             return Ok(Vec::new());
         }
         let Some(remote) = self.remotes.get(location) else {
-            let why = self.errors.get(location).cloned().unwrap_or_else(|| format!("registry {location} was not synced"));
+            let why =
+                self.errors.get(location).cloned().unwrap_or_else(|| format!("registry {location} was not synced"));
             return Err(TaskError::permanent(Failure::Input, why));
         };
         match remote.publish().await {

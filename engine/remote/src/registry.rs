@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use dagrun_contracts::registry::{self as layout, Metadata};
 use futures_util::TryStreamExt;
-use object_store::path::Path as Key;
 use object_store::ObjectStoreExt;
+use object_store::path::Path as Key;
 use serde::{Deserialize, Serialize};
 
 use crate::{Connection, RemoteError, RemoteUrl, connect};
@@ -182,8 +182,13 @@ impl RemoteRegistry {
     /// Every object under the prefix, sorted into versions and pointers (others are ignored).
     async fn list(&self) -> Result<Listing, RemoteError> {
         let prefix = (!self.conn.url.prefix.is_empty()).then(|| Key::from(self.conn.url.prefix.as_str()));
-        let metas: Vec<object_store::ObjectMeta> =
-            self.conn.store.list(prefix.as_ref()).try_collect().await.map_err(self.failed("listing the registry".into()))?;
+        let metas: Vec<object_store::ObjectMeta> = self
+            .conn
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(self.failed("listing the registry".into()))?;
         let mut out = Listing::default();
         let skip = if self.conn.url.prefix.is_empty() { 0 } else { self.conn.url.prefix.len() + 1 };
         for meta in metas {

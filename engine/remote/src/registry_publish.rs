@@ -70,7 +70,13 @@ impl RemoteRegistry {
 
     /// Uploads a version made in the mirror, after checking it as a reader would: its
     /// metadata first (create-only: whoever creates it owns the number), then its other files.
-    async fn upload_version(&self, name: &str, version: &str, dir: &Path, record: &mut Record) -> Result<(), RemoteError> {
+    async fn upload_version(
+        &self,
+        name: &str,
+        version: &str,
+        dir: &Path,
+        record: &mut Record,
+    ) -> Result<(), RemoteError> {
         let model = layout::model_file(&self.mirror, name, version);
         let bytes = std::fs::read(&model).map_err(self.local(&model))?;
         let digest = blake3::hash(&bytes).to_hex().to_string();

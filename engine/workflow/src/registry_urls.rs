@@ -46,9 +46,13 @@ pub fn task_locations(kind: &TaskKind) -> Vec<(&'static str, &str)> {
         }
     }
     match kind {
-        TaskKind::OnnxEval(e) => {
-            e.gate.as_ref().and_then(|g| g.champion.as_ref()).map(|c| ("gate", c.registry.as_str())).into_iter().collect()
-        }
+        TaskKind::OnnxEval(e) => e
+            .gate
+            .as_ref()
+            .and_then(|g| g.champion.as_ref())
+            .map(|c| ("gate", c.registry.as_str()))
+            .into_iter()
+            .collect(),
         TaskKind::OnnxPredict(p) => p.deployed.iter().map(|d| ("deployed", d.registry.as_str())).collect(),
         TaskKind::Drift(d) => {
             let reference = deployed(&d.reference).map(|r| ("reference", r));

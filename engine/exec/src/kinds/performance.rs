@@ -240,7 +240,8 @@ mod tests {
             promote(dir.path(), "churn", format!("m{i}").as_bytes(), "d", b"{}", None, None).unwrap();
         }
         let version = read_current(dir.path(), "churn").unwrap().unwrap_or_default();
-        let rb = Rollback { registry: dir.path().to_owned(), name: "churn".into(), version };
+        let rb =
+            Rollback { location: "registry".into(), registry: dir.path().to_owned(), name: "churn".into(), version };
         (dir, rb)
     }
 
