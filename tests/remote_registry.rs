@@ -266,6 +266,10 @@ fn an_unreachable_registry_fails_with_the_fix_named() {
     assert_eq!(status, "failed");
     assert!(error.contains("s3://no-such-bucket/team") && error.contains("check that the bucket exists"), "{error}");
     assert_eq!(r.task("deploy").0, "skipped");
+    let warned = r.events.iter().any(|e| {
+        e["event"] == "warning" && e["message"].as_str().is_some_and(|m| m.contains("s3://no-such-bucket/team"))
+    });
+    assert!(warned, "the run warns about the registry up front: {:?}", r.events);
 
     let mut wrong = a.cmd(&["models", "list", "--registry", URL]);
     wrong.env("AWS_SECRET_ACCESS_KEY", "not-the-secret");

@@ -72,6 +72,11 @@ impl Registries {
             }
             out.remotes.insert(location, remote);
         }
+        // Said once up front too: a task that only reads the registry (a prediction, a drift
+        // check) may fail before it gets to say why (nothing deployed, as far as it can see).
+        for why in out.errors.values() {
+            reporter.report(&Event::Warning { message: why.clone() });
+        }
         (wf, out)
     }
 
