@@ -415,7 +415,7 @@ pub enum CacheAction {
 pub enum ModelsAction {
     /// Every model in a registry with its versions (`*` marks the deployed one).
     List {
-        /// The registry directory.
+        /// The registry directory, or s3://BUCKET/PREFIX.
         #[arg(long, default_value = "registry")]
         registry: PathBuf,
     },
@@ -426,7 +426,7 @@ pub enum ModelsAction {
         /// The version to deploy, e.g. v0002.
         #[arg(long)]
         to: Option<String>,
-        /// The registry directory.
+        /// The registry directory, or s3://BUCKET/PREFIX (moved with a conditional write).
         #[arg(long, default_value = "registry")]
         registry: PathBuf,
     },
@@ -545,7 +545,7 @@ mod tests {
 /// `dagrun serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// The registry directory.
+    /// The registry directory, or s3://BUCKET/PREFIX (served from a private mirror kept in step).
     #[arg(long, default_value = "registry")]
     pub registry: PathBuf,
     /// A model to serve (repeat for several; default: every model in the registry).
@@ -579,6 +579,9 @@ pub struct ServeArgs {
     /// How often the registry is looked at when no request comes (deploys are loaded before traffic).
     #[arg(long, default_value = "1s", value_name = "DURATION")]
     pub poll: String,
+    /// With an s3:// registry: how often each model's remote `current` is checked (one HEAD request).
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub remote_poll: String,
 }
 
 /// `dagrun ui [WORKFLOW...] [--addr ADDR]`.

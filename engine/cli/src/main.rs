@@ -15,6 +15,7 @@ mod plugin;
 mod printer;
 mod remote;
 mod remote_args;
+mod remote_registry;
 mod render;
 mod report;
 mod reporter;

@@ -162,13 +162,35 @@ pub fn doctor(workflow: Option<&std::path::Path>) -> Exit {
 }
 
 /// `dagrun models list|rollback`.
+/// An `s3://` registry is synced into a private mirror first; a rollback there is published
+/// with a conditional write.
 pub fn models(action: ModelsAction) -> Result<Exit, Exit> {
+    let (ModelsAction::List { registry } | ModelsAction::Rollback { registry, .. }) = &action;
+    let Some(url) = crate::remote_registry::url(registry)? else {
+        if let Some(done) = models_in(action, None)? {
+            println!("{done}");
+        }
+        return Ok(Exit::Success);
+    };
+    let (rt, mirrored) = crate::remote_registry::open_blocking(&url)?;
+    let done = models_in(action, Some(mirrored.dir()))?;
+    crate::remote_registry::publish(&rt, &mirrored)?;
+    if let Some(done) = done {
+        println!("{done} (published to {url})");
+    }
+    Ok(Exit::Success)
+}
+
+/// `dagrun models` on a registry directory (`mirror`: the mirror of the remote one given); a
+/// rollback returns what it did, to print once it is published.
+fn models_in(action: ModelsAction, mirror: Option<&std::path::Path>) -> Result<Option<String>, Exit> {
     use dagrun_cache::registry;
     match action {
-        ModelsAction::List { registry: dir } => {
+        ModelsAction::List { registry: given } => {
+            let dir = mirror.map_or(given.clone(), std::path::Path::to_path_buf);
             let names = registry::names(&dir);
             if names.is_empty() {
-                println!("no models in {}", dir.display());
+                println!("no models in {}", given.display());
             }
             for name in names {
                 let versions = registry::versions(&dir, &name);
@@ -178,12 +200,13 @@ pub fn models(action: ModelsAction) -> Result<Exit, Exit> {
                     .collect();
                 println!("{name}: {}", shown.join(" "));
             }
-            Ok(Exit::Success)
+            Ok(None)
         }
-        ModelsAction::Rollback { name, to, registry: dir } => {
+        ModelsAction::Rollback { name, to, registry: given } => {
+            let dir = mirror.map_or(given.clone(), std::path::Path::to_path_buf);
             let versions = registry::versions(&dir, &name);
             if versions.is_empty() {
-                return Err(error(format!("no model `{name}` in {}", dir.display()), Exit::Usage));
+                return Err(error(format!("no model `{name}` in {}", given.display()), Exit::Usage));
             }
             let target = match to {
                 Some(v) => v,
@@ -206,8 +229,7 @@ pub fn models(action: ModelsAction) -> Result<Exit, Exit> {
             check_target(&dir, &name, &target, &versions)?;
             registry::set_current(&dir, &name, &target)
                 .map_err(|e| error(format!("cannot roll back `{name}` to {target}: {e}"), Exit::Usage))?;
-            println!("{name}: current is now {target}");
-            Ok(Exit::Success)
+            Ok(Some(format!("{name}: current is now {target}")))
         }
     }
 }

@@ -13,10 +13,25 @@ use crate::exit::Exit;
 use crate::printer::errln;
 
 pub fn serve(args: &ServeArgs) -> Result<Exit, Exit> {
-    let options = options(args)?;
+    let mut options = options(args)?;
+    let remote = crate::remote_registry::url(&args.registry)?;
+    let every = parse_duration(&args.remote_poll).ok().filter(|d| !d.is_zero()).ok_or_else(|| {
+        error(format!("--remote-poll {:?}: write a duration such as 2s", args.remote_poll), Exit::Usage)
+    })?;
     let rt =
         dagrun_serve::runtime(&options).map_err(|e| error(format!("cannot start the runtime: {e}"), Exit::Internal))?;
     rt.block_on(async move {
+        // An s3:// registry: served from a private mirror that a background task keeps in step.
+        let _mirror = match &remote {
+            Some(url) => {
+                let m = crate::remote_registry::open(url).await?;
+                options.registry = m.dir().to_owned();
+                let follow = crate::remote_registry::follow(m.remote.clone(), args.names.clone(), every);
+                tokio::spawn(follow);
+                Some(m)
+            }
+            None => None,
+        };
         let events: dagrun_serve::Events = std::sync::Arc::new(print_event);
         let server = Server::bind(options, events).await.map_err(|e| error(e, Exit::Usage))?;
         let mut interrupts =

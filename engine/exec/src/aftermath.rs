@@ -42,6 +42,8 @@ pub(crate) struct Aftermath {
     pub reporter: Arc<dyn Reporter>,
     /// From [`snapshot`] before the run started.
     pub before: Vec<RegistryChange>,
+    /// The run's `s3://` registries: what the run published there.
+    pub registries: Arc<crate::registries::Registries>,
 }
 
 impl Aftermath {
@@ -65,7 +67,14 @@ impl Aftermath {
         record.registry = self
             .before
             .iter()
-            .map(|c| RegistryChange { after: read_current(wf, &c.registry, &c.name), ..c.clone() })
+            .map(|c| {
+                // On S3 the mirror may show another writer's move: the run moved what it published.
+                let after = match self.registries.after(&c.registry, &c.name) {
+                    Some(published) => published.or_else(|| c.before.clone()),
+                    None => read_current(wf, &c.registry, &c.name),
+                };
+                RegistryChange { after, ..c.clone() }
+            })
             .collect();
         if let Err(e) = record.save(&self.store) {
             self.warn(format!("cannot save the registry changes in the run record: {e}"));
@@ -192,6 +201,9 @@ fn registry_key(wf: &Workflow, reg: &str) -> String {
 /// A registry directory as the history store keys it: resolved against the workflow's directory
 /// `dir`, canonical when it exists.
 pub(crate) fn registry_key_in(dir: &Path, reg: &str) -> String {
+    if dagrun_workflow::registry_urls::is_remote(reg) {
+        return reg.to_owned();
+    }
     let path: PathBuf = if Path::new(reg).is_absolute() { reg.into() } else { dir.join(reg) };
     std::fs::canonicalize(&path).unwrap_or(path).display().to_string()
 }

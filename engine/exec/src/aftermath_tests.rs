@@ -76,6 +76,7 @@ impl Setup {
             workflow: plan.workflow,
             instances: plan.instances,
             reporter: self.reporter.clone(),
+            registries: Default::default(),
         }
     }
 }

@@ -297,12 +297,16 @@ impl Engine {
         if let Some(reason) = plan.left_out_reason() {
             reporter.report(&Event::TasksLeftOut { tasks: plan.left_out(), reason });
         }
-        let before = crate::aftermath::snapshot(&plan.workflow);
+        // `s3://` registries: synced into their mirrors; the run's workflow resolves them there.
+        let (workflow, registries) =
+            crate::registries::Registries::sync(&plan.workflow, store.root(), reporter.as_ref()).await;
+        let workflow = Arc::new(workflow);
+        let before = crate::aftermath::snapshot(&workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
-        let (plugins, plugin_errors) = build_plugins(&plan.workflow, &plan.instances, store, reporter.as_ref());
-        let remote = crate::remote::RunRemote::open(&opts.remote, &plan.workflow, store, &reporter);
+        let (plugins, plugin_errors) = build_plugins(&workflow, &plan.instances, store, reporter.as_ref());
+        let remote = crate::remote::RunRemote::open(&opts.remote, &workflow, store, &reporter);
         let run = Arc::new(RunShared {
-            workflow: plan.workflow.clone(),
+            workflow: workflow.clone(),
             instances: plan.instances.clone(),
             store: store.clone(),
             stat: StatCache::load(store),
@@ -319,10 +323,11 @@ impl Engine {
             history: self.history.clone(),
             plan_path: plan.path.clone(),
             remote_exec: crate::remote_exec::RemoteSetup::new(
-                opts.remote.location_for(&plan.workflow),
+                opts.remote.location_for(&workflow),
                 opts.remote_bin.clone(),
             ),
             remote,
+            registries: Arc::new(registries),
         });
         let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
         if let Some(remote) = &run.remote {
@@ -334,10 +339,11 @@ impl Engine {
         let after = Aftermath {
             history: self.history.clone(),
             store: store.clone(),
-            workflow: plan.workflow.clone(),
+            workflow,
             instances: plan.instances.clone(),
             reporter: run.reporter.clone(),
             before,
+            registries: run.registries.clone(),
         };
         let record = after.run(record).await;
         let keys = run.last_keys.save(store);

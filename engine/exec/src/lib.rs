@@ -16,6 +16,7 @@ mod outcome;
 mod paths;
 pub mod process;
 mod quick;
+mod registries;
 mod remote;
 mod remote_exec;
 mod remote_sync;

@@ -184,9 +184,12 @@ impl RunRemote {
                     ));
                 }
             }
-            RemoteError::Local(_) | RemoteError::Read { .. } => {
-                warn(format!("{e} (the remote cache was not used for it)"))
-            }
+            // Local trouble, and the registry's own errors (never raised by the cache).
+            RemoteError::Local(_)
+            | RemoteError::Read { .. }
+            | RemoteError::LostRace { .. }
+            | RemoteError::CorruptVersion { .. }
+            | RemoteError::Mirror { .. } => warn(format!("{e} (the remote cache was not used for it)")),
         }
     }
 

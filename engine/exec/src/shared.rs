@@ -48,6 +48,8 @@ pub(crate) struct RunShared {
     pub remote_exec: crate::remote_exec::RemoteSetup,
     /// The shared remote cache, when the run uses one.
     pub remote: Option<Arc<crate::remote::RunRemote>>,
+    /// The run's `s3://` registries (synced mirrors; publishing).
+    pub registries: Arc<crate::registries::Registries>,
 }
 
 impl RunShared {

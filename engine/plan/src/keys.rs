@@ -103,8 +103,12 @@ pub struct Probe {
     pub rejected: Option<EntryError>,
 }
 
-/// Absolute path of a path written in the workflow.
+/// Absolute path of a path written in the workflow (an `s3://` registry: the local mirror the
+/// run synced it into).
 pub fn resolve_path(wf: &Workflow, p: &str) -> PathBuf {
+    if let Some(mirror) = wf.registry_mirrors.get(p) {
+        return mirror.clone();
+    }
     let p = Path::new(p);
     if p.is_absolute() { p.to_owned() } else { wf.dir.join(p) }
 }

@@ -66,6 +66,51 @@ pub enum RemoteError {
         #[source]
         source: std::io::Error,
     },
+    /// Another writer moved a model's `current` (or took the version number) first: this
+    /// change was not published. Never an overwrite.
+    #[error(
+        "registry {url}: another deploy changed `{name}` first (current there is now {}); this change ({ours}) was not published and did not happen. The local mirror was re-synced: run the workflow again to evaluate against the new champion{}",
+        .current.as_deref().unwrap_or("nothing"),
+        .resync.as_ref().map(|e| format!(" (re-syncing failed too: {e})")).unwrap_or_default()
+    )]
+    LostRace {
+        /// The registry.
+        url: String,
+        /// The model.
+        name: String,
+        /// What this process tried to publish (`v0002 as current`, `version v0002`).
+        ours: String,
+        /// The remote's current version after the race.
+        current: Option<String>,
+        /// Why the mirror could not be re-synced afterwards, if it could not.
+        resync: Option<String>,
+    },
+    /// A version on the remote fails its checks (a missing file, a digest that is not the
+    /// one its `metadata.json` records): it is never mirrored or served.
+    #[error(
+        "registry {url}: `{name}` {version} is not usable on the remote ({why}); it was not used. Point `current` at a sound version (`dagrun models rollback --registry {url} --name {name} --to VERSION`) or deploy again"
+    )]
+    CorruptVersion {
+        /// The registry.
+        url: String,
+        /// The model.
+        name: String,
+        /// The version.
+        version: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The local mirror of a remote registry could not be read or written.
+    #[error("registry {url}: its local mirror {}: {source}", .path.display())]
+    Mirror {
+        /// The registry.
+        url: String,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StoreError> for RemoteError {
@@ -77,6 +122,9 @@ impl From<StoreError> for RemoteError {
 impl RemoteError {
     /// Whether the remote holds something corrupt (as opposed to being unreachable).
     pub fn is_corruption(&self) -> bool {
-        matches!(self, RemoteError::CorruptEntry { .. } | RemoteError::CorruptObject { .. })
+        matches!(
+            self,
+            RemoteError::CorruptEntry { .. } | RemoteError::CorruptObject { .. } | RemoteError::CorruptVersion { .. }
+        )
     }
 }

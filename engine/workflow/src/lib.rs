@@ -23,6 +23,7 @@ mod load;
 mod model;
 mod overlap;
 pub mod partition;
+pub mod registry_urls;
 pub mod remote;
 mod ron_errors;
 pub mod size;
@@ -64,6 +65,9 @@ pub struct Workflow {
     /// The shared remote cache (`remote_cache: "s3://bucket/prefix"`), checked with
     /// [`remote::parse_s3_location`]; `DAGRUN_REMOTE_CACHE` overrides it.
     pub remote_cache: Option<String>,
+    /// Registries on S3 (`s3://...` as written) → the local mirror a run works on; set by the
+    /// run that synced them (empty after loading). `dagrun_plan::resolve_path` consults it.
+    pub registry_mirrors: BTreeMap<String, PathBuf>,
     doc: Option<spans::Node>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
     by_name: std::collections::HashMap<String, usize>,
@@ -200,6 +204,7 @@ impl Workflow {
             notify: raw.notify,
             manual_minutes: raw.manual_minutes,
             remote_cache: raw.remote_cache,
+            registry_mirrors: BTreeMap::new(),
             doc: parsed.doc,
             by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
             tasks,
@@ -248,6 +253,14 @@ impl Workflow {
             }
         }
         out.into_iter().collect()
+    }
+
+    /// The `s3://` registries its tasks name (champions, `Deployed(...)`, mounts), sorted.
+    pub fn remote_registries(&self) -> Vec<String> {
+        let all = self.tasks.iter().flat_map(|t| registry_urls::task_locations(&t.kind));
+        let remote: std::collections::BTreeSet<String> =
+            all.filter(|(_, l)| registry_urls::is_remote(l)).map(|(_, l)| l.to_owned()).collect();
+        remote.into_iter().collect()
     }
 
     /// Index of the task called `name`.

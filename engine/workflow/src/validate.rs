@@ -306,6 +306,7 @@ pub(crate) fn validate(
         let before = diags.len();
         check_refs(source, def, &sp, &by_name, defs, &names, diags);
         crate::kinds::check_kind(source, def, &sp, diags);
+        crate::registry_urls::check_task(source, def, &sp, diags);
         crate::overlap::check_output_paths(source, def, &sp, diags);
         check_partitioning(source, def, &sp, defs, &by_name, &raw.partitions, diags);
         crate::heal_checks::check_only_if(source, def, &sp, defs, &by_name, diags);

@@ -95,6 +95,7 @@ pub(crate) trait Kind: Send + Sync {
 
 /// Prepares an instance's kind from its definition and resolved inputs.
 pub(crate) fn prepare(job: &Job<'_>) -> Result<Box<dyn Kind>, TaskError> {
+    job.run.registries.check(&job.task().kind)?;
     if job.task().executor.is_remote() {
         return Ok(Box::new(crate::remote_exec::RemoteKind::new(job)?));
     }

@@ -33,6 +33,8 @@ pub(crate) struct PerformanceKind {
 /// `rollback: true`: the deployed model that was checked.
 #[derive(Debug, Clone)]
 struct Rollback {
+    /// The registry as written (an `s3://` one is published after the rollback).
+    location: String,
     registry: PathBuf,
     name: String,
     /// The version checked (its bytes are in the key).
@@ -54,6 +56,7 @@ impl PerformanceKind {
         };
         let rollback = match (&spec.model, &job.probe.resolved.deployed) {
             (DataSource::Deployed(d), Some(m)) if spec.rollback => Some(Rollback {
+                location: d.registry.clone(),
                 registry: dagrun_plan::resolve_path(&job.run.workflow, &d.registry),
                 name: d.name.clone(),
                 version: m.version.clone(),
@@ -148,6 +151,9 @@ impl Kind for PerformanceKind {
             let stage2 = stage.clone();
             let result = blocking(Failure::Model, move || this.check(&stage2)).await;
             let _ = std::fs::remove_dir_all(&stage);
+            if let Some(rb) = &self.rollback {
+                a.run.registries.publish(&rb.location).await?;
+            }
             result
         })
     }
@@ -234,7 +240,8 @@ mod tests {
             promote(dir.path(), "churn", format!("m{i}").as_bytes(), "d", b"{}", None, None).unwrap();
         }
         let version = read_current(dir.path(), "churn").unwrap().unwrap_or_default();
-        let rb = Rollback { registry: dir.path().to_owned(), name: "churn".into(), version };
+        let rb =
+            Rollback { location: "registry".into(), registry: dir.path().to_owned(), name: "churn".into(), version };
         (dir, rb)
     }
 

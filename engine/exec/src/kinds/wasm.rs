@@ -32,6 +32,8 @@ pub(crate) struct WasmKind {
     outputs: BTreeMap<String, PathBuf>,
     partition: Option<String>,
     roots: Roots,
+    /// Writable mounts of `s3://` registries: published after a successful run.
+    remote_mounts: Vec<String>,
 }
 
 /// Raises the plugin's cancel flag when dropped: an attempt abandoned by its run (a second
@@ -82,6 +84,12 @@ impl WasmKind {
             outputs: job.outputs.clone(),
             partition: run.instances.nodes[job.index].partition.as_ref().map(|p| p.key.clone()),
             roots: run.roots.clone(),
+            remote_mounts: w
+                .mounts
+                .values()
+                .filter(|m| m.writable && dagrun_workflow::registry_urls::is_remote(&m.path))
+                .map(|m| m.path.clone())
+                .collect(),
         })
     }
 
@@ -128,7 +136,13 @@ impl WasmKind {
         };
         let _ = std::fs::remove_dir_all(&stage);
         match result {
-            Ok(Ok(summary)) => Ok(serde_json::from_str(&summary).ok()),
+            Ok(Ok(summary)) => {
+                // A deploy into an `s3://` registry happens when it is published.
+                for location in &self.remote_mounts {
+                    run.registries.publish(location).await?;
+                }
+                Ok(serde_json::from_str(&summary).ok())
+            }
             Ok(Err(e)) => Err(plugin_failure(e, &run.workflow, node.task)),
             Err(e) => {
                 Err(TaskError::new(Failure::Plugin, format!("internal error: the plugin thread failed: {e}")).into())
