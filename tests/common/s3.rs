@@ -14,6 +14,9 @@ pub const KEY: &str = "dagrun-test-key";
 /// Its secret.
 pub const SECRET: &str = "dagrun-test-secret-0123456789";
 
+/// Held while a server starts: one start at a time per test binary.
+static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A running SeaweedFS.
 pub struct Seaweed {
     child: Option<Child>,
@@ -67,8 +70,22 @@ impl Seaweed {
             ports: (0..10).map(|_| free_port()).collect(),
             buckets: buckets.iter().map(|b| b.to_string()).collect(),
         };
-        s.spawn();
-        Some(s)
+        // A port picked free can be taken before weed binds it, and many servers starting at
+        // once on 2 cores can be slow: a server that exits or does not come up is started again
+        // on other ports (three tries), one start at a time per test binary.
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 1..=3 {
+            match s.spawn() {
+                Ok(()) => return Some(s),
+                Err(why) if attempt < 3 => {
+                    eprintln!("SeaweedFS start {attempt} failed ({why}); trying other ports");
+                    s.stop();
+                    s.ports = (0..10).map(|_| free_port()).collect();
+                }
+                Err(why) => panic!("{why}"),
+            }
+        }
+        unreachable!()
     }
 
     /// The S3 endpoint URL.
@@ -101,7 +118,7 @@ impl Seaweed {
         }
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let p = &self.ports;
         let port = |flag: &str, i: usize| format!("-{flag}={}", p[i]);
         // Without an identity file SeaweedFS accepts any signature: this one makes it check.
@@ -135,15 +152,21 @@ impl Seaweed {
             cmd.arg(format!("-bucket={}", self.buckets.join(",")));
         }
         self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.weed.display())));
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    /// Waits until the S3 port answers and every bucket exists (up to 30 s).
-    fn wait_ready(&self) {
+    /// Waits until the S3 port answers and every bucket exists (up to 45 s); `Err` when the
+    /// server exits or does not listen in time.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let started = Instant::now();
         let addr = format!("127.0.0.1:{}", self.ports[6]);
         while TcpStream::connect(&addr).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "SeaweedFS did not listen on {addr} within 30 s");
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Err(format!("SeaweedFS exited ({status}) before listening on {addr}"));
+            }
+            if started.elapsed() > Duration::from_secs(45) {
+                return Err(format!("SeaweedFS did not listen on {addr} within 45 s"));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         // The filer creates the buckets just after the S3 port opens.
@@ -153,16 +176,17 @@ impl Seaweed {
                 if http_ok(&filer, &format!("/buckets/{b}/")) {
                     break;
                 }
-                assert!(started.elapsed() < Duration::from_secs(30), "bucket {b} did not appear within 30 s");
+                assert!(started.elapsed() < Duration::from_secs(60), "bucket {b} did not appear within 60 s");
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
         // The identities load a moment after the port opens; until then anyone may write.
         let probe = format!("/{}/", self.buckets.first().map_or("probe-bucket", |b| b.as_str()));
         while !http_status(&addr, &probe, " 403 ") {
-            assert!(started.elapsed() < Duration::from_secs(30), "SeaweedFS did not enforce credentials within 30 s");
+            assert!(started.elapsed() < Duration::from_secs(60), "SeaweedFS did not enforce credentials within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// Stops the server (`kill -9`): requests fail until [`Seaweed::restart`].
@@ -176,7 +200,8 @@ impl Seaweed {
     /// Starts it again on the same ports and data.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+        self.spawn().unwrap_or_else(|why| panic!("restarting on the same ports: {why}"));
     }
 }
 
