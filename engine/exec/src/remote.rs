@@ -57,11 +57,7 @@ impl RemoteOptions {
     /// The location and mode a run of `wf` uses; `None` when no location is configured or the
     /// mode is off.
     pub fn resolve(&self, wf: &Workflow) -> Option<(RemoteUrl, RemoteMode)> {
-        let url = match &self.location {
-            Some(u) => u.clone(),
-            // Checked when the workflow was loaded.
-            None => wf.remote_cache.as_deref()?.parse().ok()?,
-        };
+        let url = self.location_for(wf)?;
         let mode = self.mode.unwrap_or(RemoteMode::ReadWrite);
         (mode != RemoteMode::Off).then_some((url, mode))
     }
