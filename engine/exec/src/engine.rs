@@ -325,6 +325,7 @@ impl Engine {
             remote_exec: crate::remote_exec::RemoteSetup::new(
                 opts.remote.location_for(&workflow),
                 opts.remote_bin.clone(),
+                remote.as_ref().map(|r| r.cache.clone()),
             ),
             remote,
             registries: Arc::new(registries),

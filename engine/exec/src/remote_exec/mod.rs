@@ -29,8 +29,14 @@ pub(crate) struct RemoteSetup {
 }
 
 impl RemoteSetup {
-    pub(crate) fn new(url: Option<RemoteUrl>, bin: Option<PathBuf>) -> RemoteSetup {
-        RemoteSetup { url, bin, cache: OnceLock::new() }
+    /// `connected`: the run's remote cache client when it has one for the same location (the
+    /// remote cache is on), so remote tasks share it instead of building a second client.
+    pub(crate) fn new(url: Option<RemoteUrl>, bin: Option<PathBuf>, connected: Option<RemoteCache>) -> RemoteSetup {
+        let cache = OnceLock::new();
+        if let Some(c) = connected.filter(|c| Some(c.url()) == url.as_ref()) {
+            let _ = cache.set(Ok(c));
+        }
+        RemoteSetup { url, bin, cache }
     }
 
     /// Whether a remote cache is configured.
