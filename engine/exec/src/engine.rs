@@ -300,7 +300,6 @@ impl Engine {
         // `s3://` registries: synced into their mirrors; the run's workflow resolves them there.
         let (workflow, registries) =
             crate::registries::Registries::sync(&plan.workflow, store.root(), reporter.as_ref()).await;
-        let workflow = Arc::new(workflow);
         let before = crate::aftermath::snapshot(&workflow);
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&workflow, &plan.instances, store, reporter.as_ref());

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use dagrun_remote::{Moved, RemoteError, RemoteRegistry, RemoteUrl};
 use dagrun_workflow::registry_urls::{is_remote, task_locations};
@@ -34,11 +34,20 @@ impl Registries {
     /// mirrors set. A registry that could not be synced resolves to an empty place in the state
     /// directory instead: nothing is decided on a stale mirror (a gate sees no champion, so its
     /// key changes and the task runs, and fails on [`Registries::check`]). Versions that fail
-    /// their checks are warnings.
-    pub(crate) async fn sync(wf: &Workflow, state_dir: &Path, reporter: &dyn Reporter) -> (Workflow, Registries) {
+    /// their checks are warnings. A workflow without `s3://` registries is shared, not copied
+    /// (a copy of a 10,000-task workflow costs tens of MiB).
+    pub(crate) async fn sync(
+        wf: &Arc<Workflow>,
+        state_dir: &Path,
+        reporter: &dyn Reporter,
+    ) -> (Arc<Workflow>, Registries) {
         let mut out = Registries::default();
-        let mut wf = wf.clone();
-        for location in wf.remote_registries() {
+        let locations = wf.remote_registries();
+        if locations.is_empty() {
+            return (wf.clone(), out);
+        }
+        let mut wf = Workflow::clone(wf);
+        for location in locations {
             let url = match location.parse::<RemoteUrl>() {
                 Ok(u) => u,
                 Err(e) => {
@@ -77,7 +86,7 @@ impl Registries {
         for why in out.errors.values() {
             reporter.report(&Event::Warning { message: why.clone() });
         }
-        (wf, out)
+        (Arc::new(wf), out)
     }
 
     /// Fails a task that names a registry this run could not sync.
