@@ -33,6 +33,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
@@ -68,7 +69,8 @@ pub struct Workflow {
     /// Registries on S3 (`s3://...` as written) → the local mirror a run works on; set by the
     /// run that synced them (empty after loading). `dagrun_plan::resolve_path` consults it.
     pub registry_mirrors: BTreeMap<String, PathBuf>,
-    doc: Option<spans::Node>,
+    /// The span tree of `source`, read on first use (see [`Workflow::doc`]).
+    doc: OnceLock<Option<spans::Node>>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
     by_name: std::collections::HashMap<String, usize>,
 }
@@ -174,8 +176,27 @@ impl Workflow {
     }
 
     /// [`Workflow::from_source`] with options.
+    ///
+    /// A valid file is read once, without a span tree, and checked; only a file with something
+    /// wrong is read again with spans (every check runs again, so each error points at its
+    /// place). Spans a valid workflow needs later (a cycle, a plugin's params error) are read
+    /// then, on first use.
     pub fn from_source_with(source: Source, dir: PathBuf, opts: LoadOptions) -> Result<Workflow, Vec<Diagnostic>> {
-        let parsed = load::parse(&source);
+        if let Some(parsed) = load::parse_valid(&source)
+            && let Ok(wf) = Workflow::check(source.clone(), dir.clone(), &opts, parsed)
+        {
+            return Ok(wf);
+        }
+        Workflow::check(source.clone(), dir, &opts, load::parse(&source))
+    }
+
+    /// Checks what [`load`] read; the workflow, or every problem found.
+    fn check(
+        source: Source,
+        dir: PathBuf,
+        opts: &LoadOptions,
+        parsed: load::Parsed,
+    ) -> Result<Workflow, Vec<Diagnostic>> {
         let mut diags = parsed.diagnostics;
         let Some(raw) = parsed.raw else { return Err(diags) };
         let schemes = validate::schemes(&source, &raw, parsed.doc.as_ref(), &mut diags);
@@ -205,7 +226,11 @@ impl Workflow {
             manual_minutes: raw.manual_minutes,
             remote_cache: raw.remote_cache,
             registry_mirrors: BTreeMap::new(),
-            doc: parsed.doc,
+            // Known when the file was read with spans; else read on first use.
+            doc: match parsed.doc {
+                Some(doc) => OnceLock::from(Some(doc)),
+                None => OnceLock::new(),
+            },
             by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
             tasks,
         })
@@ -271,10 +296,17 @@ impl Workflow {
         }
     }
 
+    /// The span tree of the workflow file (`None` when the span reader cannot follow it: then
+    /// diagnostics go without locations). Read on first use: a valid file is not read into one
+    /// while loading.
+    fn doc(&self) -> Option<&spans::Node> {
+        self.doc.get_or_init(|| spans::parse(&self.source.text).ok()).as_ref()
+    }
+
     /// Where task `i` names its dependency `dep` (an `after` entry or an `Output` input).
     pub fn dependency_span(&self, i: usize, dep: &str) -> Option<Range<usize>> {
         let task = self.tasks.get(i)?;
-        let sp = validate::TaskSpans::new(self.doc.as_ref(), i);
+        let sp = validate::TaskSpans::new(self.doc(), i);
         if let Some(j) = task.after.iter().position(|a| a == dep) {
             return sp.after(j);
         }
@@ -286,7 +318,7 @@ impl Workflow {
 
     /// Span of task `i`'s `name` value.
     pub fn task_name_span(&self, i: usize) -> Option<Range<usize>> {
-        validate::TaskSpans::new(self.doc.as_ref(), i).field("name")
+        validate::TaskSpans::new(self.doc(), i).field("name")
     }
 
     /// Where task `i` writes the param at `path`, as a plugin names it in an invalid-params
@@ -294,7 +326,7 @@ impl Workflow {
     /// file spells out. Falls back to the task's `params` field when the first key is not
     /// written (or `path` is empty, e.g. for a missing param), then to the task's name.
     pub fn param_span(&self, i: usize, path: &str) -> Option<Range<usize>> {
-        let sp = validate::TaskSpans::new(self.doc.as_ref(), i);
+        let sp = validate::TaskSpans::new(self.doc(), i);
         let params = sp.node.and_then(|n| n.field("params"));
         let found = params.and_then(|p| spans::resolve_path(p, path)).or(params);
         found.map(|n| n.span.clone()).or_else(|| self.task_name_span(i))

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::diag::{Diagnostic, Source};
-use crate::model::{RawWorkflow, TaskDef};
+use crate::model::{RawWorkflow, TaskDef, TaskKind};
 use crate::ron_errors::diagnose;
 use crate::spans::{self, Node};
 
@@ -21,6 +21,41 @@ fn options() -> ron::Options {
     ron::Options::default()
         .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
         .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+}
+
+/// Files at least this large are scanned for duplicate keys on a second thread while ron
+/// reads them (ron's own depth limit keeps it from recursing too deep meanwhile).
+const PARALLEL_SCAN_BYTES: usize = 256 * 1024;
+
+/// The common case, a valid file, read once by ron and never into a span tree: `None` when
+/// ron refuses it, when a map gives a key twice, or when the span reader cannot follow it
+/// (then [`parse`] reads it again, with spans, to say exactly what is wrong where).
+pub(crate) fn parse_valid(source: &Source) -> Option<Parsed> {
+    let text = &*source.text;
+    let base = if text.starts_with(spans::BOM) { spans::BOM.len() } else { 0 };
+    // The duplicate-key scan also refuses too deep nesting, so ron never recurses into it: on
+    // a large file the two run side by side (a thread costs less than the scan then).
+    let read = || options().from_str::<RawWorkflow<TaskDef>>(&text[base..]);
+    let (clean, full) = if text.len() < PARALLEL_SCAN_BYTES {
+        let clean = spans::has_duplicate_keys(text) == Ok(false);
+        (clean, clean.then(read))
+    } else {
+        std::thread::scope(|s| {
+            let scan = s.spawn(|| spans::has_duplicate_keys(text) == Ok(false));
+            let full = read();
+            (scan.join().unwrap_or(false), Some(full))
+        })
+    };
+    if !clean {
+        return None;
+    }
+    let (raw, tasks) = full?.ok()?.split();
+    // A check that reads how a value is spelled needs its span: `Deployed(...)` sources (ron
+    // reads any struct name there) of the kinds that take them.
+    if tasks.iter().any(|t| matches!(t.kind, TaskKind::Drift(_) | TaskKind::Performance(_) | TaskKind::Approval(_))) {
+        return None;
+    }
+    Some(Parsed { raw: Some(raw), tasks: tasks.into_iter().map(Some).collect(), doc: None, diagnostics: Vec::new() })
 }
 
 /// Parses `source`; syntax errors stop early, per-task type errors are all collected.

@@ -166,19 +166,16 @@ pub struct ScanError {
 
 /// Reads the whole document into a [`Node`] tree (a leading byte order mark is skipped).
 pub fn parse(src: &str) -> Result<Node, ScanError> {
-    let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
-    let mut r = Reader { src: src.as_bytes(), pos: start, depth: 0 };
-    r.skip_ws()?;
-    while r.peek_str("#!") {
-        r.skip_attribute()?;
-        r.skip_ws()?;
-    }
-    let node = r.value()?;
-    r.skip_ws()?;
-    if r.pos != r.src.len() {
-        return Err(r.err("end of file"));
-    }
-    Ok(node)
+    Reader::new(src, true).document()
+}
+
+/// Reads the whole document like [`parse`] without keeping the tree: whether some map gives
+/// the same string key twice (ron would silently keep the last one). A file that passes (and
+/// that ron reads) needs no span tree unless something is wrong with it.
+pub fn has_duplicate_keys(src: &str) -> Result<bool, ScanError> {
+    let mut r = Reader::new(src, false);
+    r.document()?;
+    Ok(r.duplicate_key)
 }
 
 struct Reader<'a> {
@@ -186,9 +183,32 @@ struct Reader<'a> {
     pos: usize,
     /// Open brackets around `pos`.
     depth: usize,
+    /// Build the tree (`false`: only read, returning childless nodes, and note duplicate keys).
+    keep: bool,
+    /// Without `keep`: a map gave some string key twice.
+    duplicate_key: bool,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(src: &'a str, keep: bool) -> Self {
+        let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
+        Reader { src: src.as_bytes(), pos: start, depth: 0, keep, duplicate_key: false }
+    }
+
+    fn document(&mut self) -> Result<Node, ScanError> {
+        self.skip_ws()?;
+        while self.peek_str("#!") {
+            self.skip_attribute()?;
+            self.skip_ws()?;
+        }
+        let node = self.value()?;
+        self.skip_ws()?;
+        if self.pos != self.src.len() {
+            return Err(self.err("end of file"));
+        }
+        Ok(node)
+    }
+
     fn err(&self, expected: &'static str) -> ScanError {
         ScanError { offset: self.pos, expected, too_deep: false }
     }
@@ -438,7 +458,10 @@ impl Reader<'_> {
                 items.shrink_to_fit(); // kept for the whole run: no slack
                 return Ok(items);
             }
-            items.push(self.value()?);
+            let item = self.value()?;
+            if self.keep {
+                items.push(item);
+            }
             self.skip_ws()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -451,6 +474,7 @@ impl Reader<'_> {
     fn map(&mut self, start: usize) -> Result<Node, ScanError> {
         self.pos += 1;
         let mut entries = Vec::new();
+        let mut keys: Vec<String> = Vec::new();
         loop {
             self.skip_ws()?;
             if self.peek() == Some(b'}') {
@@ -461,7 +485,13 @@ impl Reader<'_> {
             let key = self.value()?;
             self.expect(b':', "`:` after a map key")?;
             let value = self.value()?;
-            entries.push((key, value));
+            if self.keep {
+                entries.push((key, value));
+            } else if let NodeKind::Str(k) = key.kind {
+                // Maps are small: a linear scan of the keys seen so far.
+                self.duplicate_key |= keys.contains(&k);
+                keys.push(k);
+            }
             self.skip_ws()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -505,11 +535,13 @@ impl Reader<'_> {
                 return Ok(Node { span: start..self.pos, kind: NodeKind::Struct(fields) });
             }
             let name_span = self.ident().ok_or_else(|| self.err("a field name"))?;
-            let name = String::from_utf8_lossy(&self.src[name_span.clone()]).into_owned();
-            let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
             self.expect(b':', "`:` after a field name")?;
             let value = self.value()?;
-            fields.push(Field { name, name_span, value });
+            if self.keep {
+                let name = String::from_utf8_lossy(&self.src[name_span.clone()]).into_owned();
+                let name = name.strip_prefix("r#").map(str::to_owned).unwrap_or(name);
+                fields.push(Field { name, name_span, value });
+            }
             self.skip_ws()?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -554,6 +586,20 @@ Workflow(
         let doc = parse(src).unwrap();
         assert_eq!(doc.field("a").unwrap().as_str(), Some("x"));
         assert_eq!(&src[doc.field("b").unwrap().span.clone()], "[1,\u{85}2]");
+    }
+
+    #[test]
+    fn finds_duplicate_keys_without_keeping_the_tree() {
+        let dup = |src: &str| has_duplicate_keys(src).unwrap();
+        assert!(!dup(r#"W(tasks: [T(name: "a", params: {"x": 1}), T(name: "b", params: {"x": 2})])"#));
+        assert!(dup(r#"W(tasks: [T(name: "a", params: {"x": 1, "y": 2, "x": 3})])"#));
+        assert!(dup(r#"W(tasks: [T(params: {"o": {"k": [1, {"d": 1, "d": 2}]}})])"#), "nested");
+        assert!(dup(r#"{"a": 1, r"a": 2}"#), "raw strings unescape alike");
+        assert!(!dup(r#"{"a": {"a": 1}, "b": (a: 1, a: 2)}"#), "other maps and struct fields");
+        assert_eq!(parse(r#"{"a": 1, "a": 2}"#).map(|_| ()), Ok(()), "the tree keeps both");
+        let deep = "[".repeat(MAX_DEPTH + 1);
+        assert!(has_duplicate_keys(&deep).unwrap_err().too_deep);
+        assert!(has_duplicate_keys("W(a: ").is_err());
     }
 
     #[test]
