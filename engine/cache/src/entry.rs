@@ -35,8 +35,9 @@ pub struct OutputRecord {
     pub executable: bool,
 }
 
-/// Outputs of one task run, by output name.
-pub type Manifest = BTreeMap<String, OutputRecord>;
+/// Outputs of one task run, by output name (a sorted vector: most tasks have one or two, and a
+/// large run keeps one per instance).
+pub type Manifest = crate::SmallMap<String, OutputRecord>;
 
 /// Digest of a manifest: what downstream `after` tasks see of this task.
 pub fn manifest_digest(m: &Manifest) -> ManifestDigest {
@@ -368,7 +369,7 @@ pub(crate) fn sample_entry(store: &Store, file: &Path) -> ActionEntry {
         key: inputs.key(),
         task: "t".into(),
         inputs,
-        outputs: BTreeMap::from([("o".into(), OutputRecord { path: "o".into(), digest, size, executable: false })]),
+        outputs: Manifest::from([("o".into(), OutputRecord { path: "o".into(), digest, size, executable: false })]),
         duration_ms: 5,
         created_ms: 1,
         digest: None,
@@ -396,7 +397,7 @@ mod written_tests {
                 upstream: BTreeMap::new(),
                 partition: None,
             },
-            outputs: BTreeMap::new(),
+            outputs: Manifest::new(),
             duration_ms: 5,
             created_ms: 7,
             digest: None,
@@ -486,7 +487,8 @@ mod tests {
             assert!(matches!(err, EntryError::Outputs(_)), "{path}: {err}");
         }
         let mut bad = e.clone();
-        bad.outputs.insert("extra".into(), bad.outputs["o"].clone());
+        let o = bad.outputs["o"].clone();
+        bad.outputs.insert("extra".into(), o);
         store.put_action(&bad).unwrap();
         assert!(matches!(store.load_action(&e.key), Err(EntryError::Outputs(_))));
         // Inputs that hash to another key.

@@ -5,6 +5,7 @@ mod entry;
 mod key;
 mod maintenance;
 pub mod registry;
+mod small_map;
 mod statcache;
 mod store;
 
@@ -15,6 +16,7 @@ pub use entry::{
 };
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
+pub use small_map::SmallMap;
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable,

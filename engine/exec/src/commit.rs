@@ -62,7 +62,7 @@ pub(crate) fn store_outputs(
     let instance = run.instances.nodes[i].name.as_str();
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     let cache = |e: String| TaskError::new(Failure::Cache, e);
-    let mut manifest = BTreeMap::new();
+    let mut manifest = Manifest::new();
     for (name, path) in outputs {
         // As declared (an output resolved through a link is still recorded under its declared path).
         let rel = declared[name].clone();

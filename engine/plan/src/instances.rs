@@ -13,6 +13,7 @@ use petgraph::Direction;
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use dagrun_cache::SmallMap;
 use dagrun_workflow::partition::{Partition, Scheme, render};
 use dagrun_workflow::{Input, Workflow};
 
@@ -78,7 +79,7 @@ pub struct Instances {
     /// Every instance; indices are stable for the run.
     pub nodes: Vec<Instance>,
     /// Per instance: each input's source.
-    pub sources: Vec<BTreeMap<String, Source>>,
+    pub sources: Vec<SmallMap<String, Source>>,
     graph: DiGraph<usize, ()>,
     order: Vec<usize>,
     /// Per instance: position of its partition among the run's partitions (for ordering).
@@ -365,7 +366,7 @@ struct Builder<'a> {
     by_name: HashMap<&'a str, usize>,
     nodes: Vec<Instance>,
     index: HashMap<(usize, Option<String>), usize>,
-    sources: Vec<BTreeMap<String, Source>>,
+    sources: Vec<SmallMap<String, Source>>,
     edges: Vec<(usize, usize)>,
     run_end: Option<i64>,
     /// `(task, instance)`: an unpartitioned instance runs after every instance of a
@@ -386,7 +387,7 @@ impl Builder<'_> {
         };
         let i = self.nodes.len();
         self.nodes.push(Instance { task, partition, name, vars });
-        self.sources.push(BTreeMap::new());
+        self.sources.push(SmallMap::new());
         self.index.insert(key, i);
         i
     }
@@ -424,7 +425,7 @@ impl Builder<'_> {
             let p = if wf.tasks[u].partitioned.is_some() { partition.clone() } else { None };
             b.node(u, p)
         };
-        let mut sources = BTreeMap::new();
+        let mut sources = SmallMap::new();
         for (name, input) in &task.inputs {
             let source = match input {
                 Input::File(p) => Source::File(render(p, &vars)),
@@ -454,6 +455,6 @@ impl Builder<'_> {
             let u = upstream_of(self, dep);
             self.edges.push((u, i));
         }
-        self.sources[i] = sources;
+        self.sources[i] = sources.into_iter().collect(); // without spare room
     }
 }

@@ -31,7 +31,7 @@ fn local_entry(dir: &std::path::Path, content: &[u8], stamp: u64) -> (Store, Act
         upstream: BTreeMap::new(),
         partition: None,
     };
-    let outputs: Manifest = BTreeMap::from([(
+    let outputs: Manifest = Manifest::from([(
         "model".to_owned(),
         OutputRecord { path: "out.bin".into(), digest, size, executable: false },
     )]);

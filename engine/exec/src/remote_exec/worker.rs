@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, Durability, ENTRY_VERSION, OutputRecord, Store, is_executable, now_ms,
+    ActionEntry, ActionKey, Digest, Durability, ENTRY_VERSION, Manifest, OutputRecord, Store, is_executable, now_ms,
 };
 use dagrun_remote::{Published, RemoteCache, RemoteError, RemoteUrl};
 use dagrun_wasm::{InputMount, Limits, PluginHost, PluginRun};
@@ -281,7 +281,7 @@ fn record(
     outputs: &BTreeMap<String, PathBuf>,
     duration_ms: u64,
 ) -> Result<ActionEntry, String> {
-    let mut manifest = BTreeMap::new();
+    let mut manifest = Manifest::new();
     for (name, path) in outputs {
         let rel = &spec.outputs[name];
         let meta = std::fs::metadata(path)
