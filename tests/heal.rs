@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -115,8 +116,12 @@ impl Loop {
                 }
             });
         }
-        let d = Daemon { child, lines };
-        d.expect("dagrun daemon (pid");
+        // Only the readers keep senders: the channel disconnects when the daemon's output ends.
+        drop(tx);
+        let d = Daemon { child, lines, seen: RefCell::new(Vec::new()), state: self.path(".dagrun") };
+        // The banner itself (`[hh:mm:ss] dagrun daemon (pid N): ...`), not any line naming a
+        // daemon: the refusal `another dagrun daemon (pid N) is running ...` contains the same words.
+        d.expect_line(|l| l.starts_with('[') && l.contains("] dagrun daemon (pid"), "the start banner");
         d
     }
 
@@ -141,19 +146,56 @@ impl Loop {
 struct Daemon {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line received so far, shown when a wait fails.
+    seen: RefCell<Vec<String>>,
+    /// Its state directory.
+    state: PathBuf,
 }
 
 impl Daemon {
     /// Waits (up to 120 s) for an output line containing `text`.
     fn expect(&self, text: &str) -> String {
+        self.expect_line(|l| l.contains(text), &format!("a line containing `{text}`"))
+    }
+
+    /// Waits (up to 120 s) for an output line that `wanted` accepts; panics with the daemon's
+    /// whole output if it exits first (a daemon that died cannot print the line later).
+    fn expect_line(&self, wanted: impl Fn(&str) -> bool, what: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no daemon line containing `{text}` within 120 s"),
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    self.seen.borrow_mut().push(line.clone());
+                    if wanted(&line) {
+                        return line;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => panic!(
+                    "the daemon closed its output before {what}:\n{}\ndaemon.lock: {}",
+                    self.output(),
+                    lock_holders(&self.state.join("daemon.lock"))
+                ),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            assert!(Instant::now() < deadline, "no daemon output line with {what} within 120 s:\n{}", self.output());
         }
+    }
+
+    /// Whether the daemon still runs, and everything it printed so far (for failure messages).
+    fn output(&self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.borrow_mut().push(line);
+        }
+        // `try_wait` needs `&mut`; the pid's /proc entry says the same without reaping it.
+        let pid = self.child.id();
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next().map(str::to_owned)));
+        let alive = match state.as_deref() {
+            None | Some("Z" | "X") => "has exited",
+            Some(_) => "still runs",
+        };
+        format!("daemon pid {pid} {alive}; its output:\n  {}", self.seen.borrow().join("\n  "))
     }
 
     fn kill9(mut self) {
@@ -173,6 +215,35 @@ impl Daemon {
         };
         assert_eq!(status.code(), Some(0));
     }
+}
+
+/// Who keeps `path` locked now: the `/proc/locks` entries on its inode (their pid is the
+/// process that took the lock, which may be gone while a process it started still has the file
+/// open) and every process with the file open, with its command line.
+fn lock_holders(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(inode) = std::fs::metadata(path).map(|m| m.ino().to_string()) else {
+        return format!("{} is missing", path.display());
+    };
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let locks: Vec<&str> = locks
+        .lines()
+        .filter(|l| l.split_whitespace().nth(5).and_then(|f| f.rsplit(':').next()) == Some(&inode))
+        .collect();
+    let command = |pid: &str| {
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).replace('\0', " ")
+    };
+    let mut open = Vec::new();
+    for proc in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = proc.file_name().to_string_lossy().into_owned();
+        let fds = std::fs::read_dir(proc.path().join("fd")).into_iter().flatten().flatten();
+        if pid.bytes().all(|b| b.is_ascii_digit())
+            && fds.into_iter().any(|f| std::fs::read_link(f.path()).is_ok_and(|t| t == path))
+        {
+            open.push(format!("pid {pid} ({})", command(&pid)));
+        }
+    }
+    format!("locks {locks:?}; open in {open:?}")
 }
 
 impl Loop {
@@ -468,7 +539,7 @@ fn the_daemon_runs_the_loop_on_a_landed_day_and_a_parked_run_survives_a_restart(
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", common::stderr(&out), d.output());
     assert!(common::stdout(&out).contains("queued for self-heal; the daemon"), "{}", common::stdout(&out));
     d.expect("of self-heal: ALERT");
     assert_eq!(l.current(), "v0002", "deployed after the approval");

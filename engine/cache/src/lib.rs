@@ -4,6 +4,7 @@ mod digest;
 mod entry;
 mod key;
 mod maintenance;
+mod pidlock;
 pub mod registry;
 mod small_map;
 mod statcache;
@@ -16,9 +17,9 @@ pub use entry::{
 };
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
+pub use pidlock::{lock_pid_file, pid_file_holder};
 pub use small_map::SmallMap;
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
-    Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable,
-    lock_pid_file, now_ms,
+    Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
 };

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::{ActionKey, Digest, ObjectDigest, hash_reader};
 use crate::entry::{EntryError, OutputRecord};
 use crate::key::KeyInputs;
+use crate::pidlock::lock_pid_file;
 
 /// Version of the state directory layout and of the JSON records in it.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -413,24 +414,6 @@ pub fn is_executable(meta: &fs::Metadata) -> bool {
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-}
-
-/// Takes an exclusive advisory lock on `path` (created if missing) and writes this process's
-/// pid into it; `Ok(Err(pid))` when another process holds it, with the pid it wrote. `flock`
-/// on Unix: the kernel releases the lock when the file is closed or the process dies, so a
-/// crash never leaves a stale lock. Keep the returned file open as long as the lock is needed.
-pub fn lock_pid_file(path: &Path) -> io::Result<Result<File, Option<u32>>> {
-    let mut file = File::options().read(true).write(true).create(true).truncate(false).open(path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Ok(Err(fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok())));
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(e),
-    }
-    file.set_len(0)?;
-    write!(file, "{}", std::process::id())?;
-    Ok(Ok(file))
 }
 
 #[cfg(test)]

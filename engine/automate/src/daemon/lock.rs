@@ -95,24 +95,19 @@ fn publish(path: &Path, info: &DaemonInfo) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The daemon running on `state`, if one is: its lock is held and it published its info.
+/// The daemon running on `state`, if one is: its lock is held and it published its info. The
+/// probe never gets in the way of a daemon starting at the same instant (see
+/// [`dagrun_cache::pid_file_holder`]).
 pub fn running(state: &Path) -> Option<DaemonInfo> {
-    let file = File::options().read(true).write(true).open(lock_path(state)).ok()?;
-    match file.try_lock() {
-        // Nobody holds it (our probe's lock is released when `file` is dropped).
-        Ok(()) => None,
-        Err(_) => {
-            let info = std::fs::read(info_path(state)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let pid = std::fs::read_to_string(lock_path(state)).ok().and_then(|s| s.trim().parse().ok());
-            Some(info.unwrap_or(DaemonInfo {
-                pid: pid.unwrap_or(0),
-                addr: None,
-                started_ms: 0,
-                workflows: Vec::new(),
-                files: Default::default(),
-            }))
-        }
-    }
+    let pid = dagrun_cache::pid_file_holder(&lock_path(state))?;
+    let info = std::fs::read(info_path(state)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    Some(info.unwrap_or(DaemonInfo {
+        pid: pid.unwrap_or(0),
+        addr: None,
+        started_ms: 0,
+        workflows: Vec::new(),
+        files: Default::default(),
+    }))
 }
 
 #[cfg(test)]
@@ -138,5 +133,33 @@ mod tests {
         assert!(running(dir.path()).is_none());
         assert!(!dir.path().join("daemon.json").exists());
         DaemonLock::take(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_daemon_starts_while_commands_look_for_one() {
+        let dir = tempfile::tempdir().unwrap();
+        DaemonLock::take(dir.path()).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // `dagrun approvals`, `trigger` and `daemon status` asking while daemons (re)start.
+            for _ in 0..2 {
+                s.spawn(|| {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        running(dir.path());
+                    }
+                });
+            }
+            let taken: Vec<Result<(), String>> = (0..1000)
+                .map(|_| {
+                    let lock = DaemonLock::take(dir.path()).map_err(|e| e.to_string())?;
+                    let seen = running(dir.path()).map(|d| d.pid);
+                    drop(lock);
+                    (seen == Some(std::process::id())).then_some(()).ok_or(format!("running() saw {seen:?}"))
+                })
+                .collect();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let failed: Vec<&String> = taken.iter().filter_map(|t| t.as_ref().err()).collect();
+            assert!(failed.is_empty(), "{} of 1000 starts failed: {:?}", failed.len(), failed.first());
+        });
     }
 }
