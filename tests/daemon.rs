@@ -153,7 +153,7 @@ fn webhooks_are_authenticated_checked_and_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
     workflow(dir.path(), "date +%s%N > out.txt");
     let d = start(dir.path());
-    d.expect("dagrun daemon (pid");
+    d.expect("] dagrun daemon (pid"); // the banner, not `another dagrun daemon (pid N) is running`
     let auth = ("Authorization", "Bearer s3cret-token");
     let (code, _) = d.post("/hooks/hooked/new-data", &[("Authorization", "Bearer wrong")], "{}");
     assert_eq!(code, 401);
@@ -351,7 +351,7 @@ fn a_file_still_being_written_lands_once_when_it_settles() {
     let dir = tempfile::tempdir().unwrap();
     landing_workflow(dir.path());
     let d = start(dir.path());
-    d.expect("dagrun daemon (pid");
+    d.expect("] dagrun daemon (pid"); // the banner, not `another dagrun daemon (pid N) is running`
     let path = dir.path().join("landing/2025-03-06.csv");
     let mut f = std::fs::File::create(&path).unwrap();
     for i in 0..20 {
@@ -383,7 +383,7 @@ fn a_thousand_files_at_once_are_all_recorded_and_coalesced() {
     )
     .unwrap();
     let d = start(dir.path());
-    d.expect("dagrun daemon (pid");
+    d.expect("] dagrun daemon (pid"); // the banner, not `another dagrun daemon (pid N) is running`
     for i in 0..1000 {
         land(dir.path(), &format!("f{i:04}.csv"), &format!("{i}\n"));
     }

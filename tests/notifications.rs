@@ -254,7 +254,7 @@ fn the_daemon_notifies_a_landed_file_and_its_status_shows_what_is_undelivered() 
     let env = [("HOOK_URL", hook_url.as_str()), ("SLACK_URL", slack_url.as_str())];
     s.write("landing/.keep", "");
     let d = Daemon::start(s.dir.path(), &env);
-    d.expect("dagrun daemon (pid");
+    d.expect("] dagrun daemon (pid"); // the banner, not `another dagrun daemon (pid N) is running`
     s.write("landing/2025-03-02.csv", "a\nb\n");
     d.expect("file landed: landing/2025-03-02.csv");
     let line = d.expect("notifications: 1 delivered, 1 to retry");
