@@ -37,7 +37,7 @@ pub struct OutputRecord {
 
 /// Outputs of one task run, by output name (a sorted vector: most tasks have one or two, and a
 /// large run keeps one per instance).
-pub type Manifest = crate::SmallMap<String, OutputRecord>;
+pub type Manifest = dagrun_smallmap::SmallMap<String, OutputRecord>;
 
 /// Digest of a manifest: what downstream `after` tasks see of this task.
 pub fn manifest_digest(m: &Manifest) -> ManifestDigest {

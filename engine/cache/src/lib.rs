@@ -6,10 +6,10 @@ mod key;
 mod maintenance;
 mod pidlock;
 pub mod registry;
-mod small_map;
 mod statcache;
 mod store;
 
+pub use dagrun_smallmap::SmallMap;
 pub use digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest, hash_file, hash_reader};
 pub use entry::{
     ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, check_outputs, entry_bytes, manifest_digest,
@@ -18,7 +18,6 @@ pub use entry::{
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use pidlock::{lock_pid_file, pid_file_holder};
-pub use small_map::SmallMap;
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,

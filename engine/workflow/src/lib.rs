@@ -34,6 +34,8 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+
+pub use dagrun_smallmap::SmallMap;
 use std::time::Duration;
 
 pub use diag::{Diagnostic, Label, Report, Source, did_you_mean};
@@ -83,9 +85,9 @@ pub struct Task {
     /// What it runs.
     pub kind: TaskKind,
     /// Named inputs.
-    pub inputs: BTreeMap<String, Input>,
+    pub inputs: SmallMap<String, Input>,
     /// Named output paths, relative to [`Workflow::dir`].
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: SmallMap<String, String>,
     /// Parameters as a JSON object.
     pub params: serde_json::Map<String, serde_json::Value>,
     /// Ordering-only dependencies.

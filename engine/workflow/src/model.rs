@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use dagrun_smallmap::SmallMap;
 use serde::Deserialize;
 
 /// The top level of a workflow file. Its tasks are first skipped (`T` = [`IgnoredAny`]) and read
@@ -96,10 +97,10 @@ pub struct TaskDef {
     pub kind: TaskKind,
     /// Named inputs: files, globs, or another task's named output.
     #[serde(default)]
-    pub inputs: BTreeMap<String, Input>,
+    pub inputs: SmallMap<String, Input>,
     /// Named output files, relative to the workflow file's directory.
     #[serde(default)]
-    pub outputs: BTreeMap<String, String>,
+    pub outputs: SmallMap<String, String>,
     /// Arbitrary parameters, passed to the task as JSON.
     #[serde(default)]
     pub params: BTreeMap<String, ron::Value>,

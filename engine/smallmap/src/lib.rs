@@ -1,5 +1,6 @@
-//! A map kept as one sorted vector, for the many tiny maps a large run holds (an instance's one
-//! or two outputs): a `BTreeMap` spends an eleven-slot node on each, ten times the space.
+//! SmallMap: a map kept as one sorted vector, for the many tiny maps a large run holds (a task's
+//! one or two inputs and outputs, an instance's manifest): a `BTreeMap` spends an eleven-slot node
+//! on each, ten times the space.
 
 use std::borrow::Borrow;
 use std::fmt;
