@@ -206,9 +206,29 @@ pub fn instance_params(wf: &Workflow, inst: &Instances, i: usize) -> serde_json:
     let node = &inst.nodes[i];
     let params = &wf.tasks[node.task].params;
     if node.vars.is_empty() {
-        return params.clone();
+        return params.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     }
     params.iter().map(|(k, v)| (k.clone(), fill(v, &node.vars))).collect()
+}
+
+/// The digest of instance `i`'s params as its key holds them: their canonical JSON
+/// ([`canonical_json`] of [`instance_params`]), written straight from the task's params when
+/// no partition variable fills them in (no copy on every key; the top level is already sorted).
+fn params_digest(wf: &Workflow, inst: &Instances, i: usize) -> Digest {
+    if !inst.nodes[i].vars.is_empty() {
+        return Digest::of(canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i))).as_bytes());
+    }
+    let mut json = String::from("{");
+    for (n, (k, v)) in wf.tasks[inst.nodes[i].task].params.iter().enumerate() {
+        if n > 0 {
+            json.push(',');
+        }
+        json.push_str(&serde_json::Value::String(k.clone()).to_string());
+        json.push(':');
+        json.push_str(&canonical_json(v));
+    }
+    json.push('}');
+    Digest::of(json.as_bytes())
 }
 
 /// One input file whose bytes went into the key: the task receives exactly this file.
@@ -293,7 +313,7 @@ pub fn key_inputs(
     let inputs = KeyInputs {
         kind: task.kind.label().to_owned(),
         code: code_digest(ctx, task)?,
-        params: Digest::of(canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i))).as_bytes()),
+        params: params_digest(wf, inst, i),
         inputs,
         outputs: instance_outputs(wf, inst, i),
         upstream: after,

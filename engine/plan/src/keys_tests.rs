@@ -279,3 +279,20 @@ fn command_env_params_and_after_upstreams_are_in_the_key() {
     assert_ne!(key("7", 0.2, b"a"), base, "params");
     assert_ne!(key("7", 0.1, b"b"), base, "an `after` upstream's outputs");
 }
+
+#[test]
+fn params_are_keyed_as_the_canonical_json_of_what_the_task_receives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join(".dagrun"), dagrun_cache::Durability::NoFsync).unwrap();
+    let stat = StatCache::load(&store);
+    let plugins = HashMap::new();
+    let src = r#"Workflow(name: "p", tasks: [Task(name: "t", kind: Command(run: "true"), outputs: {"o": "o.txt"},
+        params: {"b": {"z": 1, "a": [{"y": 2.5, "x": "é\"q"}]}, "a": "s", "c": [3, -1e300, true, ()]})])"#;
+    let wf = workflow(dir.path(), src);
+    let inst = expand(&wf, &crate::PartitionSelection::Latest);
+    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins };
+    let k = key_inputs(&ctx, &inst, 0, &HashMap::new()).unwrap().inputs;
+    let received = serde_json::Value::Object(crate::instance_params(&wf, &inst, 0));
+    assert_eq!(k.params, Digest::of(canonical_json(&received).as_bytes()));
+    assert_eq!(received["b"]["a"][0]["x"], "é\"q");
+}

@@ -21,9 +21,9 @@ pub enum ExecutorDef {
     #[default]
     Local,
     /// As a Slurm batch job (`sbatch`).
-    Slurm(SlurmDef),
+    Slurm(Box<SlurmDef>),
     /// As a Ray job (the Ray Jobs REST API).
-    Ray(RayDef),
+    Ray(Box<RayDef>),
 }
 
 impl ExecutorDef {

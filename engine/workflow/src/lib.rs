@@ -88,8 +88,8 @@ pub struct Task {
     pub inputs: SmallMap<String, Input>,
     /// Named output paths, relative to [`Workflow::dir`].
     pub outputs: SmallMap<String, String>,
-    /// Parameters as a JSON object.
-    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Parameters as a JSON object (its top level: nested values are `serde_json` values).
+    pub params: SmallMap<String, serde_json::Value>,
     /// Ordering-only dependencies.
     pub after: Vec<String>,
     /// Retries after a failed attempt.

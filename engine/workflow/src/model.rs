@@ -133,15 +133,15 @@ pub enum TaskKind {
     /// A WASM plugin: a `.wasm` component or a plugin crate directory.
     Wasm(WasmTask),
     /// Native ONNX evaluation of a model input over a CSV input.
-    OnnxEval(OnnxEvalTask),
+    OnnxEval(Box<OnnxEvalTask>),
     /// Native batch inference with an ONNX model (a given one, or the deployed one).
-    OnnxPredict(OnnxPredictTask),
+    OnnxPredict(Box<OnnxPredictTask>),
     /// Native drift detection: a current dataset compared with a reference one.
-    Drift(DriftTask),
+    Drift(Box<DriftTask>),
     /// Native live performance check of a model on freshly labelled data.
-    Performance(PerformanceTask),
+    Performance(Box<PerformanceTask>),
     /// A person's approval, when a deploy needs one (else it passes by itself).
-    Approval(crate::heal::ApprovalTask),
+    Approval(Box<crate::heal::ApprovalTask>),
 }
 
 impl TaskKind {

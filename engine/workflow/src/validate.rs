@@ -9,6 +9,7 @@ use crate::model::{Defaults, Input, RawWorkflow, TaskDef};
 use crate::partition::Scheme;
 use crate::spans::Node;
 use crate::{Task, duration};
+use dagrun_smallmap::SmallMap;
 
 /// Spans of one task's parts, looked up from the span tree.
 pub(crate) struct TaskSpans<'a> {
@@ -539,8 +540,8 @@ fn params_json(
     def: &TaskDef,
     sp: &TaskSpans<'_>,
     diags: &mut Vec<Diagnostic>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut out = serde_json::Map::new();
+) -> SmallMap<String, serde_json::Value> {
+    let mut out = SmallMap::new();
     for (k, v) in &def.params {
         if let Some(why) = not_json(v) {
             diags.push(

@@ -30,8 +30,8 @@ impl Backend {
     pub(crate) fn of(e: &ExecutorDef) -> Result<Option<Backend>, ExecutorError> {
         Ok(match e {
             ExecutorDef::Local => None,
-            ExecutorDef::Slurm(s) => Some(Backend::Slurm(s.clone())),
-            ExecutorDef::Ray(r) => Some(Backend::Ray(r.clone(), RayClient::new(&r.address)?)),
+            ExecutorDef::Slurm(s) => Some(Backend::Slurm((**s).clone())),
+            ExecutorDef::Ray(r) => Some(Backend::Ray((**r).clone(), RayClient::new(&r.address)?)),
         })
     }
 
