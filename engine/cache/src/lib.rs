@@ -8,6 +8,7 @@ mod pidlock;
 pub mod registry;
 mod statcache;
 mod store;
+mod top_dirs;
 
 pub use dagrun_smallmap::SmallMap;
 pub use digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest, hash_file, hash_reader};
@@ -22,3 +23,4 @@ pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
 };
+pub use top_dirs::TopDirs;

@@ -309,6 +309,7 @@ impl Engine {
             instances: plan.instances.clone(),
             store: store.clone(),
             stat: StatCache::load(store),
+            top: dagrun_cache::TopDirs::open(store),
             reporter,
             logs: store.root().join("logs").join(&run_id),
             run_id,

@@ -24,6 +24,8 @@ pub(crate) struct RunShared {
     pub instances: Arc<Instances>,
     pub store: Arc<Store>,
     pub stat: StatCache,
+    /// `objects/` and `actions/` held open for quick hits' existence checks.
+    pub top: dagrun_cache::TopDirs,
     pub reporter: Arc<dyn Reporter>,
     pub run_id: String,
     pub verify: bool,
