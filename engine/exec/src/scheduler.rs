@@ -37,6 +37,8 @@ pub(crate) async fn schedule(
     // the disk); the run waits for those fsyncs before it ends.
     let store = run.store.clone();
     let commit = store.group_commit();
+    // One `procs/` record for the run's commands, not a file per command.
+    let _procs = crate::procs::hold(&run.store.root().join("procs"));
     let graph = run.instances.clone();
     let mut book = Book::new(&run, record);
     let mut queue = Queue::new(&graph, reverse);
