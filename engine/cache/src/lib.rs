@@ -1,6 +1,7 @@
 //! Content-addressed cache: typed digests, the cache-key contract, the object store and stat cache.
 
 mod digest;
+mod durable;
 mod entry;
 mod key;
 mod maintenance;
@@ -12,6 +13,7 @@ mod top_dirs;
 
 pub use dagrun_smallmap::SmallMap;
 pub use digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest, hash_file, hash_reader};
+pub use durable::GroupCommit;
 pub use entry::{
     ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, check_outputs, entry_bytes, manifest_digest,
     parse_entry,

@@ -9,18 +9,21 @@
 //! lock                       flock'ed by `run`, `backfill`, `cache gc`, `cache verify`
 //! ```
 //! Every file is written to `tmp/` and renamed (then, with [`Durability::Fsync`], the file is
-//! fsynced before and its directory after the rename), so a crash at any moment leaves either
-//! the old state or the new one. An action entry is written only after all its objects exist.
+//! fsynced before and its directory after the rename, or both after it by the background thread
+//! of a group commit: see `durable.rs`), so a crash at any moment leaves either the old state or
+//! the new one. An action entry is written only after all its objects exist.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{ActionKey, Digest, ObjectDigest, hash_reader};
+use crate::durable::{GroupCommit, Syncer};
 use crate::entry::{EntryError, OutputRecord};
 use crate::key::KeyInputs;
 use crate::pidlock::lock_pid_file;
@@ -123,7 +126,13 @@ pub enum Durability {
 pub struct Store {
     root: PathBuf,
     durability: Durability,
+    /// The group commits' background fsyncs (started by the first [`Store::group_commit`]).
+    pub(crate) syncer: OnceLock<Syncer>,
 }
+
+/// Outputs up to this size are hashed in memory before anything is written, so that one whose
+/// bytes are already an object costs no temp file (a file created and deleted).
+const SMALL_OUTPUT: u64 = 1 << 20;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -138,7 +147,7 @@ impl Store {
         for sub in ["objects", "actions", "tasks", "tmp", "runs"] {
             fs::create_dir_all(root.join(sub)).at(&root.join(sub))?;
         }
-        let store = Store { root: root.to_owned(), durability };
+        let store = Store::new(root, durability);
         let layout = root.join("layout");
         match fs::read_to_string(&layout) {
             Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => {}
@@ -165,7 +174,7 @@ impl Store {
     pub fn open_existing(root: &Path, durability: Durability) -> Result<Option<Store>, StoreError> {
         let layout = root.join("layout");
         match fs::read_to_string(&layout) {
-            Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => Ok(Some(Store { root: root.to_owned(), durability })),
+            Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => Ok(Some(Store::new(root, durability))),
             Ok(s) => Err(StoreError::Version { path: root.to_owned(), found: s.trim().to_owned() }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).at(&layout),
@@ -175,7 +184,20 @@ impl Store {
     /// A handle on a state directory that may not exist: reads find nothing, writes fail.
     /// For read-only commands (`plan`) before anything ever ran.
     pub fn absent(root: &Path) -> Store {
-        Store { root: root.to_owned(), durability: Durability::NoFsync }
+        Store::new(root, Durability::NoFsync)
+    }
+
+    fn new(root: &Path, durability: Durability) -> Store {
+        Store { root: root.to_owned(), durability, syncer: OnceLock::new() }
+    }
+
+    /// Opens a group commit: until it ends, objects and cache entries are renamed into place
+    /// as soon as they are written and fsynced (with [`Durability::Fsync`]) by a background
+    /// thread; [`GroupCommit::finish`] waits for those fsyncs. A run holds one while its tasks
+    /// run, so that no task waits for the disk. See the `durable` module for why it is safe.
+    pub fn group_commit(&self) -> GroupCommit<'_> {
+        let syncer = (self.durability == Durability::Fsync).then(|| self.syncer.get_or_init(Syncer::start));
+        GroupCommit::open(syncer)
     }
 
     /// The state directory.
@@ -214,19 +236,36 @@ impl Store {
         let result = (|| {
             let mut f = File::create(&tmp).at(&tmp)?;
             f.write_all(bytes).at(&tmp)?;
-            if durability == Durability::Fsync {
-                f.sync_data().at(&tmp)?;
-            }
-            if let Some(parent) = path.parent() {
-                ensure_dir(parent).at(parent)?;
-            }
-            fs::rename(&tmp, path).at(path)?;
-            if durability == Durability::Fsync { self.sync_parent(path) } else { Ok(()) }
+            self.place(f, &tmp, path, durability)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Moves the complete temp file `tmp` (open as `file`) to `dest`. With fsync, the data is
+    /// synced before the rename and the directory after it; in a group commit, both are left to
+    /// its thread (the rename comes first: a killed dagrun sees the same either way).
+    fn place(&self, file: File, tmp: &Path, dest: &Path, durability: Durability) -> Result<(), StoreError> {
+        if durability == Durability::NoFsync || self.durability == Durability::NoFsync {
+            drop(file);
+            return rename_into(tmp, dest);
+        }
+        if let Some(syncer) = self.syncer.get().filter(|s| s.grouped()) {
+            rename_into(tmp, dest)?;
+            return match syncer.push(file, dest) {
+                None => Ok(()),
+                Some(file) => {
+                    file.sync_data().at(dest)?;
+                    self.sync_parent(dest)
+                }
+            };
+        }
+        file.sync_data().at(tmp)?;
+        drop(file);
+        rename_into(tmp, dest)?;
+        self.sync_parent(dest)
     }
 
     /// Fsyncs the directory holding `path` after a rename into it, when durability says so,
@@ -250,31 +289,64 @@ impl Store {
         self.object_path(d).is_file()
     }
 
-    /// Copies a file into the store; returns its digest and size.
+    /// Copies a file into the store; returns its digest and size. A small file is hashed first,
+    /// so that bytes already stored cost no write; a larger one is hashed while it is copied.
     pub fn put_file(&self, src: &Path) -> Result<(ObjectDigest, u64), StoreError> {
+        let mut input = File::open(src).at(src)?;
+        let mut head = Vec::new();
+        (&mut input).take(SMALL_OUTPUT + 1).read_to_end(&mut head).at(src)?;
+        if head.len() as u64 <= SMALL_OUTPUT {
+            let (digest, size) = (ObjectDigest(Digest::of(&head)), head.len() as u64);
+            if !self.reuse_object(&digest, size) {
+                self.new_object(&digest, |out| out.write_all(&head).at(src))?;
+            }
+            return Ok((digest, size));
+        }
         let tmp = self.temp_path();
         let result = (|| {
-            let mut input = File::open(src).at(src)?;
             let mut out = File::create(&tmp).at(&tmp)?;
-            let (digest, size) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(src)?;
-            if self.durability == Durability::Fsync {
-                out.sync_data().at(&tmp)?;
-            }
-            drop(out);
-            let dest = self.object_path(&digest);
-            if dest.is_file() {
+            let mut rest = io::Cursor::new(head).chain(input);
+            let (digest, size) = hash_reader(&mut TeeReader { inner: &mut rest, out: &mut out }).at(src)?;
+            if self.reuse_object(&digest, size) {
+                drop(out);
                 fs::remove_file(&tmp).at(&tmp)?;
-                // Reused: mark it young, so that `cache gc` (which spares young objects) cannot
-                // take it between now and the entry that will refer to it.
-                // Best effort: only the owner may set the time of a file it cannot write.
-                let _ = File::open(&dest).and_then(|f| f.set_modified(SystemTime::now()));
             } else {
-                ensure_dir(dest.parent().expect("object has parent")).at(&dest)?;
-                set_readonly(&tmp).at(&tmp)?;
-                fs::rename(&tmp, &dest).at(&dest)?;
-                self.sync_parent(&dest)?;
+                set_readonly(&out).at(&tmp)?;
+                self.place(out, &tmp, &self.object_path(&digest), self.durability)?;
             }
             Ok((digest, size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Whether object `digest` is already stored with `size` bytes: then it is marked young, so
+    /// that `cache gc` (which spares young objects) cannot take it between now and the entry
+    /// that will refer to it. One of another size (cut short by a power loss) is replaced.
+    fn reuse_object(&self, digest: &ObjectDigest, size: u64) -> bool {
+        let Ok(f) = File::open(self.object_path(digest)) else { return false };
+        if !f.metadata().is_ok_and(|m| m.is_file() && m.len() == size) {
+            return false;
+        }
+        // Best effort: only the owner may set the time of a file it cannot write.
+        let _ = f.set_modified(SystemTime::now());
+        true
+    }
+
+    /// Writes a new object (its bytes written by `write`) through a temp file.
+    fn new_object(
+        &self,
+        digest: &ObjectDigest,
+        write: impl FnOnce(&mut File) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tmp = self.temp_path();
+        let result = (|| {
+            let mut out = File::create(&tmp).at(&tmp)?;
+            write(&mut out)?;
+            set_readonly(&out).at(&tmp)?;
+            self.place(out, &tmp, &self.object_path(digest), self.durability)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -354,9 +426,9 @@ impl<R: io::Read, W: io::Write> io::Read for TeeReader<'_, R, W> {
 }
 
 #[cfg(unix)]
-fn set_readonly(p: &Path) -> io::Result<()> {
+fn set_readonly(f: &File) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(p, fs::Permissions::from_mode(0o444))
+    f.set_permissions(fs::Permissions::from_mode(0o444))
 }
 
 #[cfg(unix)]
@@ -366,10 +438,10 @@ fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn set_readonly(p: &Path) -> io::Result<()> {
-    let mut perm = fs::metadata(p)?.permissions();
+fn set_readonly(f: &File) -> io::Result<()> {
+    let mut perm = f.metadata()?.permissions();
     perm.set_readonly(true);
-    fs::set_permissions(p, perm)
+    f.set_permissions(perm)
 }
 
 #[cfg(not(unix))]
@@ -380,13 +452,29 @@ fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
     fs::set_permissions(p, perm)
 }
 
+/// Renames `tmp` to `dest`, creating `dest`'s directory when it is missing (tried after the
+/// rename fails rather than checked before every one).
+fn rename_into(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
+    match fs::rename(tmp, dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = dest.parent().unwrap_or(Path::new("."));
+            if dir.is_dir() {
+                return Err(e).at(dest);
+            }
+            fs::create_dir_all(dir).at(dir)?;
+            fs::rename(tmp, dest).at(dest)
+        }
+        r => r.at(dest),
+    }
+}
+
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
@@ -473,18 +561,17 @@ impl ObjectWriter<'_> {
             return Err(StoreError::Size { recorded: size, actual: self.size });
         }
         let file = self.file.take().expect("writer open until finish");
-        if self.store.durability == Durability::Fsync {
-            file.sync_data().at(&self.tmp)?;
-        }
-        drop(file);
         let dest = self.store.object_path(&self.expected);
-        if dest.is_file() {
+        if self.store.reuse_object(&self.expected, size) {
+            drop(file);
             return fs::remove_file(&self.tmp).at(&self.tmp);
         }
-        ensure_dir(dest.parent().expect("object has parent")).at(&dest)?;
-        set_readonly(&self.tmp).at(&self.tmp)?;
-        fs::rename(&self.tmp, &dest).at(&dest)?;
-        self.store.sync_parent(&dest)
+        set_readonly(&file).at(&self.tmp)?;
+        let placed = self.store.place(file, &self.tmp, &dest, self.store.durability);
+        if placed.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        placed
     }
 }
 

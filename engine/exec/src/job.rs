@@ -183,11 +183,17 @@ async fn job(
         Ok(done) => done,
         Err(r) => return r,
     };
-    let r = run.clone();
-    let outs = outputs.clone();
-    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
-        .await
-        .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
+    // Small outputs are stored on this thread: handing them to the blocking pool (a wake-up
+    // there and one back) costs more than copying them. Large ones are hashed there.
+    let stored = if small(&outputs) {
+        store_outputs(run, i, &outputs, p, duration_ms)
+    } else {
+        let r = run.clone();
+        let outs = outputs.clone();
+        tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
+            .await
+            .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))))
+    };
     let done = match stored {
         Ok(entry) => {
             let manifest = Some(Arc::new(entry.outputs.clone()));
@@ -295,6 +301,14 @@ fn declared_outputs(run: &RunShared, i: usize) -> Result<BTreeMap<String, PathBu
             Ok((k, real))
         })
         .collect()
+}
+
+/// Whether the outputs are all there and together small enough to store without leaving the
+/// async worker (one `stat` each).
+fn small(outputs: &BTreeMap<String, PathBuf>) -> bool {
+    const INLINE_BYTES: u64 = 256 << 10;
+    let total = outputs.values().try_fold(0u64, |n, p| Some(n + std::fs::metadata(p).ok()?.len()));
+    total.is_some_and(|n| n <= INLINE_BYTES)
 }
 
 /// The log's path, when the task wrote one (the native ONNX kinds write none).

@@ -15,6 +15,7 @@ mod notices;
 mod outcome;
 mod paths;
 pub mod process;
+mod procs;
 mod quick;
 mod registries;
 mod remote;

@@ -33,6 +33,12 @@ pub(crate) async fn schedule(
     cancel: &Cancel,
 ) -> Result<RunRecord, StoreError> {
     let started = Instant::now();
+    // Objects and entries are fsynced in the background while tasks run (a task never waits for
+    // the disk); the run waits for those fsyncs before it ends.
+    let store = run.store.clone();
+    let commit = store.group_commit();
+    // One `procs/` record for the run's commands, not a file per command.
+    let _procs = crate::procs::hold(&run.store.root().join("procs"));
     let graph = run.instances.clone();
     let mut book = Book::new(&run, record);
     let mut queue = Queue::new(&graph, reverse);
@@ -88,6 +94,10 @@ pub(crate) async fn schedule(
             }
             Ok(()) = abandon_rx.changed() => {}
         }
+    }
+    if let Err(e) = commit.finish() {
+        let message = format!("the cache may not survive a power loss: {e}");
+        run.reporter.report(&Event::Warning { message });
     }
     book.close(interrupted || cancel.is_cancelled(), started)
 }

@@ -156,6 +156,13 @@ fn spawn_error(e: std::io::Error) -> AttemptError {
     AttemptError::Failed(TaskError::new(Failure::Spawn, format!("cannot start `sh`: {e}")))
 }
 
+/// The shell: an absolute path skips the PATH search (measurable when a backfill starts
+/// thousands), looked up once per process rather than once per command.
+fn shell() -> &'static str {
+    static SHELL: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    SHELL.get_or_init(|| if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" })
+}
+
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     if let Some(dir) = spec.log.parent() {
@@ -164,9 +171,7 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log.
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let log = CappedLog::create(&spec.log, spec.log_bytes).map_err(spawn_error)?;
-    // An absolute path skips the PATH search (measurable when a backfill starts thousands).
-    let shell = if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" };
-    let mut cmd = Command::new(shell);
+    let mut cmd = Command::new(shell());
     cmd.arg("-c")
         .arg(&spec.run)
         .current_dir(&spec.cwd)
@@ -182,7 +187,7 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     let mut child = spawned.map_err(spawn_error)?;
     let mut copy = tokio::spawn(copy_capped(reader, log));
     let pid = child.id();
-    let _record = pid.map(|p| ProcRecord::new(&spec.procs, p));
+    let _record = pid.and_then(|p| crate::procs::record(&spec.procs, p));
     let sleep = async {
         match spec.timeout {
             Some(t) => tokio::time::sleep(t).await,
@@ -245,43 +250,4 @@ async fn finish_copy(copy: &mut tokio::task::JoinHandle<()>) {
     if tokio::time::timeout(Duration::from_millis(500), &mut *copy).await.is_err() {
         copy.abort();
     }
-}
-
-/// A file `<procs>/<pgid>` holding dagrun's pid while the process group runs.
-struct ProcRecord(PathBuf);
-
-impl ProcRecord {
-    fn new(dir: &Path, pgid: u32) -> ProcRecord {
-        let path = dir.join(pgid.to_string());
-        let _ = dagrun_cache::ensure_dir(dir);
-        let _ = std::fs::write(&path, std::process::id().to_string());
-        ProcRecord(path)
-    }
-}
-
-impl Drop for ProcRecord {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Kills process groups left running by a dagrun that died without cleaning up (`kill -9`).
-/// Returns how many were reaped.
-pub fn reap_orphans(procs: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(procs) else { return 0 };
-    let mut reaped = 0;
-    for e in entries.flatten() {
-        let (Some(pgid), Ok(owner)) = (
-            e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()),
-            std::fs::read_to_string(e.path()).map(|s| s.trim().parse::<u32>().unwrap_or(0)),
-        ) else {
-            continue;
-        };
-        if !process_group::alive(owner) {
-            process_group::kill(Some(pgid));
-            let _ = std::fs::remove_file(e.path());
-            reaped += 1;
-        }
-    }
-    reaped
 }

@@ -24,8 +24,9 @@ use dagrun_workflow::{Task, TaskKind};
 use crate::outcome::{AttemptError, Failure, TaskError};
 use crate::shared::RunShared;
 
+pub(crate) use crate::procs::reap_orphans;
 pub use command::tail;
-pub(crate) use command::{CommandSpec, EnvParts, reap_orphans, run_attempt, task_env};
+pub(crate) use command::{CommandSpec, EnvParts, run_attempt, task_env};
 pub(crate) use wasm::{DEFAULT_DEADLINE, DEFAULT_MEMORY};
 
 /// What a kind sees when it prepares a task instance (once, before its attempts).

@@ -1,0 +1,253 @@
+//! Group commits: during a run, the fsyncs that make objects and cache entries survive a power
+//! loss are made by a background thread instead of on each task's path, and the run waits for
+//! them before it ends ([`crate::Store::group_commit`]).
+//!
+//! Why this is safe: a file is renamed into place complete (written in `tmp/` first), so a
+//! crash of dagrun (`kill -9`) sees exactly what an inline fsync would have left; only a power
+//! loss before the group is flushed can leave an entry or object incomplete or missing, and
+//! neither is ever used: an entry's digest is checked when it is read, every object's hash and
+//! size while it is restored, and a mismatch is a miss (see docs/cli.md, "How it is written").
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use crate::store::StoreError;
+
+/// Files queued beyond this are synced by the writer itself, so that a slow disk bounds the
+/// number of files held open instead of letting the queue grow.
+const MAX_QUEUED: usize = 256;
+
+/// The background thread and what it still has to sync.
+#[derive(Debug)]
+pub(crate) struct Syncer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when work is queued or the syncer is closed.
+    work: Condvar,
+    /// Signalled when the queue is empty and nothing is being synced.
+    idle: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Complete files already renamed into place, with their final path (for errors).
+    files: Vec<(File, PathBuf)>,
+    /// Directories to fsync after the files (the renames into them).
+    dirs: BTreeSet<PathBuf>,
+    /// A batch is being synced.
+    busy: bool,
+    /// The first failure since the last group ended.
+    error: Option<StoreError>,
+    /// Group commits open.
+    groups: usize,
+    closed: bool,
+}
+
+/// A group commit ([`crate::Store::group_commit`]), ended by [`GroupCommit::finish`] or, without
+/// its result, when dropped.
+#[derive(Debug)]
+#[must_use = "a group commit ends with `finish`, which reports a failed fsync"]
+pub struct GroupCommit<'a> {
+    syncer: Option<&'a Syncer>,
+}
+
+impl<'a> GroupCommit<'a> {
+    /// `None`: nothing to group (no fsync at all).
+    pub(crate) fn open(syncer: Option<&'a Syncer>) -> GroupCommit<'a> {
+        if let Some(s) = syncer {
+            s.shared.lock().groups += 1;
+        }
+        GroupCommit { syncer }
+    }
+
+    /// Ends the group: waits until everything written in it is synced. An error is the first
+    /// fsync that failed (the files are in place, but may not survive a power loss).
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        self.end()
+    }
+
+    fn end(&mut self) -> Result<(), StoreError> {
+        let Some(s) = self.syncer.take() else { return Ok(()) };
+        s.shared.lock().groups -= 1;
+        s.wait()
+    }
+}
+
+impl Drop for GroupCommit<'_> {
+    fn drop(&mut self) {
+        let _ = self.end();
+    }
+}
+
+impl Syncer {
+    pub(crate) fn start() -> Syncer {
+        let shared = Arc::new(Shared::default());
+        let worker = shared.clone();
+        // No thread, no group commit: every write is then synced inline.
+        let spawned = std::thread::Builder::new().name("dagrun-sync".into()).spawn(move || worker.run());
+        if spawned.is_err() {
+            shared.lock().closed = true;
+        }
+        Syncer { shared }
+    }
+
+    /// Whether a group commit is open (writes then leave their fsyncs to this thread).
+    pub(crate) fn grouped(&self) -> bool {
+        let q = self.shared.lock();
+        q.groups > 0 && !q.closed
+    }
+
+    /// Queues `file` (renamed into place at `path`) and `path`'s directory. Returns the file
+    /// when the caller must sync it itself (queue full, or no thread).
+    pub(crate) fn push(&self, file: File, path: &Path) -> Option<File> {
+        let mut q = self.shared.lock();
+        if q.closed || q.files.len() >= MAX_QUEUED {
+            return Some(file);
+        }
+        q.files.push((file, path.to_owned()));
+        q.dirs.insert(path.parent().unwrap_or(Path::new(".")).to_owned());
+        self.shared.work.notify_one();
+        None
+    }
+
+    /// Waits until everything queued so far is synced; the first failure since the last wait.
+    fn wait(&self) -> Result<(), StoreError> {
+        let mut q = self.shared.lock();
+        while q.busy || !q.files.is_empty() || !q.dirs.is_empty() {
+            q = self.shared.idle.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+        q.error.take().map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        // The thread syncs what is queued, then exits.
+        self.shared.lock().closed = true;
+        self.shared.work.notify_one();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The thread: takes everything queued, syncs the files, then their directories.
+    fn run(&self) {
+        loop {
+            let (files, dirs) = {
+                let mut q = self.lock();
+                while q.files.is_empty() && q.dirs.is_empty() && !q.closed {
+                    q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                if q.files.is_empty() && q.dirs.is_empty() {
+                    return;
+                }
+                q.busy = true;
+                (std::mem::take(&mut q.files), std::mem::take(&mut q.dirs))
+            };
+            let mut error = None;
+            for (file, path) in files {
+                if let Err(source) = file.sync_data() {
+                    error.get_or_insert(StoreError::Io { path, source });
+                }
+            }
+            for dir in dirs {
+                if let Err(source) = crate::store::sync_dir(&dir) {
+                    error.get_or_insert(StoreError::Io { path: dir, source });
+                }
+            }
+            let mut q = self.lock();
+            q.busy = false;
+            if q.error.is_none() {
+                q.error = error;
+            }
+            if q.files.is_empty() && q.dirs.is_empty() {
+                self.idle.notify_all();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Durability, Store};
+
+    #[test]
+    fn in_a_group_files_are_in_place_at_once_and_synced_when_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let src = dir.path().join("out.txt");
+        let group = store.group_commit();
+        let mut digests = Vec::new();
+        for i in 0..600 {
+            // More than the queue holds: the rest are synced by the writer.
+            std::fs::write(&src, format!("output {i}\n")).unwrap();
+            let (digest, _) = store.put_file(&src).unwrap();
+            assert!(store.has_object(&digest), "renamed into place before any fsync");
+            digests.push(digest);
+        }
+        assert!(store.syncer.get().unwrap().grouped());
+        group.finish().unwrap();
+        let syncer = store.syncer.get().unwrap();
+        assert!(!syncer.grouped(), "writes after the group sync inline again");
+        let q = syncer.shared.lock();
+        assert!(q.files.is_empty() && q.dirs.is_empty() && !q.busy, "nothing left to sync");
+        drop(q);
+        for d in digests {
+            assert_eq!(crate::digest::hash_file(&store.object_path(&d)).unwrap().0, d);
+        }
+    }
+
+    #[test]
+    fn without_fsync_there_is_no_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        store.group_commit().finish().unwrap();
+        assert!(store.syncer.get().is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_object_cut_short_is_replaced_and_one_already_whole_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::NoFsync).unwrap();
+        let src = dir.path().join("out.txt");
+        std::fs::write(&src, "the whole output\n").unwrap();
+        let (digest, size) = store.put_file(&src).unwrap();
+        let path = store.object_path(&digest);
+        let inode = |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let first = inode(&path);
+        assert_eq!(store.put_file(&src).unwrap(), (digest, size));
+        assert_eq!(inode(&path), first, "reused, not written again");
+        // What a power loss can leave: the object's name with fewer bytes.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "the wh").unwrap();
+        assert_eq!(store.put_file(&src).unwrap(), (digest, size));
+        assert_eq!(std::fs::read(&path).unwrap(), b"the whole output\n");
+    }
+
+    #[test]
+    fn a_large_output_is_hashed_while_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let src = dir.path().join("big.bin");
+        let bytes: Vec<u8> = (0..(3 << 19) + 7).map(|i: u32| (i % 251) as u8).collect();
+        std::fs::write(&src, &bytes).unwrap();
+        let group = store.group_commit();
+        let (digest, size) = store.put_file(&src).unwrap();
+        assert_eq!((digest, size), crate::digest::hash_file(&src).unwrap());
+        assert_eq!(store.put_file(&src).unwrap(), (digest, size), "stored once, then reused");
+        group.finish().unwrap();
+        assert_eq!(std::fs::read(store.object_path(&digest)).unwrap(), bytes);
+        let left = std::fs::read_dir(store.root().join("tmp")).unwrap().count();
+        assert_eq!(left, 0, "no temp file left behind");
+    }
+}
