@@ -36,7 +36,9 @@ fn main() -> ExitCode {
     if !command.survives_closed_pipe() {
         restore_sigpipe();
     }
-    commands::dispatch(command).into()
+    let code = commands::dispatch(command);
+    printer::flush_out();
+    code.into()
 }
 
 /// Rust ignores SIGPIPE, which makes `dagrun plan | head` panic on a closed pipe; restore the

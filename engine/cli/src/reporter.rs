@@ -9,15 +9,22 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use dagrun_exec::{Event, Reporter, TaskStatus};
 use dagrun_workflow::duration;
 
-use crate::printer::{errln, outln};
+use crate::printer::{errln, outln, outln_batched};
 
 /// One JSON object per line on stdout, for every event.
 #[derive(Debug, Default)]
 pub struct JsonReporter;
 
 impl Reporter for JsonReporter {
+    /// One JSON line per event. A cache hit's line may wait for the next other event (or 64 KiB
+    /// of them): a large re-run reports thousands in a burst, and a write each was ~8% of it.
     fn report(&self, event: &Event) {
-        outln!("{}", serde_json::to_string(event).expect("events serialize"));
+        let line = serde_json::to_string(event).expect("events serialize");
+        if matches!(event, Event::TaskFinished { status: TaskStatus::Cached, .. }) {
+            outln_batched!("{line}");
+        } else {
+            outln!("{line}");
+        }
     }
 }
 

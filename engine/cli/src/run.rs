@@ -192,6 +192,7 @@ pub(crate) fn interruptible<T>(cancel: &Cancel, work: impl std::future::Future<O
                     on_signal.abandon();
                     std::thread::spawn(|| {
                         std::thread::sleep(std::time::Duration::from_secs(3));
+                        crate::printer::flush_out();
                         std::process::exit(Exit::Interrupted as i32);
                     });
                 }
