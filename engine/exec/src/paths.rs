@@ -54,6 +54,15 @@ impl Roots {
 fn real_path(path: &Path) -> PathBuf {
     let mut existing = path;
     let mut rest = Vec::new();
+    // An output that does not exist yet (every first run): resolving it would walk the whole
+    // path before failing, so start from its directory (a dangling link still takes the walk).
+    if let (Err(e), Some(Component::Normal(name)), Some(parent)) =
+        (path.symlink_metadata(), path.components().next_back(), path.parent())
+        && e.kind() == std::io::ErrorKind::NotFound
+    {
+        rest.push(name);
+        existing = parent;
+    }
     loop {
         if let Ok(mut real) = existing.canonicalize() {
             real.extend(rest.iter().rev());
