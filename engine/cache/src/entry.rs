@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
@@ -324,21 +324,6 @@ impl Store {
         if let Ok(f) = File::options().write(true).open(self.action_path(key)) {
             let _ = f.set_modified(SystemTime::now());
         }
-    }
-
-    /// Whether an entry file is stored under `key`, marking it used like
-    /// [`Store::touch_action`] unless it was marked within `fresh` (so a hit confirmed this way
-    /// costs one `stat`; `cache gc --max-age` counts in days). The entry is not read.
-    pub fn confirm_action(&self, key: &ActionKey, fresh: Duration) -> bool {
-        let Ok(meta) = fs::metadata(self.action_path(key)) else { return false };
-        if !meta.is_file() {
-            return false;
-        }
-        let age = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok());
-        if age.is_none_or(|a| a > fresh) {
-            self.touch_action(key);
-        }
-        true
     }
 
     /// Removes an action entry.

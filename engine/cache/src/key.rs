@@ -230,38 +230,51 @@ impl fmt::Display for Change {
 
 /// Canonical JSON: object keys sorted, no whitespace. Used for the params digest.
 pub fn canonical_json(v: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(m) => {
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::Value::String(k.clone()).to_string());
-                    out.push(':');
-                    write(&m[k], out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(a) => {
-                out.push('[');
-                for (i, x) in a.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(x, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&other.to_string()),
-        }
-    }
     let mut s = String::new();
-    write(v, &mut s);
+    write_canonical(v, &mut s);
     s
+}
+
+/// [`canonical_json`] of the object with these entries, written without building it.
+pub fn canonical_json_object<'a>(entries: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>) -> String {
+    let mut s = String::new();
+    write_canonical_object(entries, &mut s);
+    s
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    match v {
+        serde_json::Value::Object(m) => write_canonical_object(m, out),
+        serde_json::Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn write_canonical_object<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a serde_json::Value)>,
+    out: &mut String,
+) {
+    let mut entries: Vec<_> = entries.into_iter().collect();
+    entries.sort_by_key(|(k, _)| *k);
+    out.push('{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::Value::String(k.clone()).to_string());
+        out.push(':');
+        write_canonical(v, out);
+    }
+    out.push('}');
 }
 
 struct Encoder(blake3::Hasher);

@@ -18,7 +18,7 @@ pub use entry::{
     ActionEntry, ENTRY_VERSION, EntryError, Manifest, OutputRecord, check_outputs, entry_bytes, manifest_digest,
     parse_entry,
 };
-pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json};
+pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json, canonical_json_object};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use pidlock::{lock_pid_file, pid_file_holder};
 pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};

@@ -43,10 +43,21 @@ impl TopDirs {
         store.has_object(d)
     }
 
+    /// Whether an entry file is stored under `key`, marking it used like
+    /// [`Store::touch_action`] unless it was marked within `fresh` (so a hit confirmed this way
+    /// costs one `stat`; `cache gc --max-age` counts in days). The entry is not read.
+    pub fn confirm_entry(&self, store: &Store, key: &ActionKey, fresh: Duration) -> bool {
+        let Some(age) = self.entry_age(store, key) else { return false };
+        if age > fresh {
+            store.touch_action(key);
+        }
+        true
+    }
+
     /// How long ago the entry under `key` was last marked used (its mtime; [`Duration::MAX`]
     /// when that is unknown or in the future, so that it is marked again), or `None` when there
     /// is no such entry.
-    pub fn entry_age(&self, store: &Store, key: &ActionKey) -> Option<Duration> {
+    fn entry_age(&self, store: &Store, key: &ActionKey) -> Option<Duration> {
         let hex = key.0.to_hex();
         #[cfg(unix)]
         if let Some(dir) = &self.actions {

@@ -39,7 +39,7 @@ pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Mani
     let (last_key, outputs, duration_ms) = run.last_keys.last_outputs(&last_name(run, &node.name))?;
     let ctx = KeyContext { hash: false, ..run.key_context() };
     let key = key_inputs(&ctx, &run.instances, i, &borrowed(ups)).ok()?.inputs.key();
-    if key != last_key || !outputs_in_place(run, i, &outputs) || !confirm_entry(run, &key) {
+    if key != last_key || !outputs_in_place(run, i, &outputs) || !run.top.confirm_entry(&run.store, &key, FRESH) {
         return None;
     }
     Some(JobResult {
@@ -60,18 +60,4 @@ fn outputs_in_place(run: &RunShared, i: usize, outputs: &Manifest) -> bool {
             run.top.has_object(&run.store, &rec.digest)
                 && run.stat.known(&path).ok().flatten().map(|(d, _)| d) == Some(rec.digest)
         })
-}
-
-/// Whether the entry under `key` is still in the store, marking it used (as a restore does)
-/// unless that was done within [`FRESH`]: one `stat` (relative to `actions/`) in the common case.
-fn confirm_entry(run: &RunShared, key: &dagrun_cache::ActionKey) -> bool {
-    match run.top.entry_age(&run.store, key) {
-        None => false,
-        Some(age) => {
-            if age > FRESH {
-                run.store.touch_action(key);
-            }
-            true
-        }
-    }
 }

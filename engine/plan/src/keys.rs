@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, Manifest, ManifestDigest, ObjectDigest,
-    StatCache, Store, StoreError, canonical_json, manifest_digest,
+    StatCache, Store, StoreError, canonical_json, canonical_json_object, manifest_digest,
 };
 use dagrun_workflow::partition::render;
 use dagrun_workflow::{Task, TaskKind, Workflow};
@@ -213,21 +213,13 @@ pub fn instance_params(wf: &Workflow, inst: &Instances, i: usize) -> serde_json:
 
 /// The digest of instance `i`'s params as its key holds them: their canonical JSON
 /// ([`canonical_json`] of [`instance_params`]), written straight from the task's params when
-/// no partition variable fills them in (no copy on every key; the top level is already sorted).
+/// no partition variable fills them in (no copy on every key).
 fn params_digest(wf: &Workflow, inst: &Instances, i: usize) -> Digest {
-    if !inst.nodes[i].vars.is_empty() {
-        return Digest::of(canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i))).as_bytes());
-    }
-    let mut json = String::from("{");
-    for (n, (k, v)) in wf.tasks[inst.nodes[i].task].params.iter().enumerate() {
-        if n > 0 {
-            json.push(',');
-        }
-        json.push_str(&serde_json::Value::String(k.clone()).to_string());
-        json.push(':');
-        json.push_str(&canonical_json(v));
-    }
-    json.push('}');
+    let json = if inst.nodes[i].vars.is_empty() {
+        canonical_json_object(wf.tasks[inst.nodes[i].task].params.iter())
+    } else {
+        canonical_json(&serde_json::Value::Object(instance_params(wf, inst, i)))
+    };
     Digest::of(json.as_bytes())
 }
 
