@@ -9,10 +9,9 @@
 mod common;
 mod serve_support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::s3::Seaweed;
@@ -340,27 +339,9 @@ struct RemoteServe(common::serve::Serve);
 impl RemoteServe {
     fn start(server: &Seaweed, args: &[&str]) -> RemoteServe {
         let mut cmd = Command::new(common::BIN);
-        cmd.args(["serve", "--registry", URL, "--addr", "127.0.0.1:0"]).args(args).env("NO_COLOR", "1");
+        cmd.args(["serve", "--registry", URL, "--addr", "127.0.0.1:0"]).args(args);
         server.apply(&mut cmd);
-        let mut child: Child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("listening on http://") {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let Ok(addr) = rx.recv_timeout(Duration::from_secs(60)) else {
-            let _ = child.kill();
-            panic!("dagrun serve did not start: {:?}", log.lock().unwrap());
-        };
-        RemoteServe(common::serve::Serve { child, addr: addr.parse().unwrap(), log })
+        RemoteServe(common::serve::Serve::spawn(cmd, Duration::from_secs(60)))
     }
 
     fn wait_for_line(&self, text: &str, timeout: Duration) -> String {

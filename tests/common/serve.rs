@@ -75,18 +75,16 @@ pub struct Serve {
 impl Serve {
     /// `dagrun serve --registry REGISTRY --addr 127.0.0.1:0 ARGS`, once it listens (panics after 30 s).
     pub fn start(registry_dir: &Path, args: &[&str]) -> Serve {
-        let mut child = Command::new(super::BIN)
-            .arg("serve")
-            .arg("--registry")
-            .arg(registry_dir)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(super::BIN);
+        cmd.arg("serve").arg("--registry").arg(registry_dir).args(["--addr", "127.0.0.1:0"]).args(args);
+        Serve::spawn(cmd, Duration::from_secs(30))
+    }
+
+    /// Spawns `cmd` (a `dagrun serve` on port 0), keeping its stderr lines; returns once it says
+    /// where it listens (panics after `timeout`, with what it printed).
+    pub fn spawn(mut cmd: Command, timeout: Duration) -> Serve {
+        let mut child =
+            cmd.env("NO_COLOR", "1").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -100,7 +98,7 @@ impl Serve {
                 lines.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        let addr = match rx.recv_timeout(timeout) {
             Ok(a) => a.parse().unwrap(),
             Err(_) => {
                 let _ = child.kill();
