@@ -97,3 +97,29 @@ fn an_unchanged_rerun_confirms_hits_without_reading_entries_and_sees_every_chang
     assert_eq!(st["c"], "succeeded");
     assert!(object.is_file(), "stored again");
 }
+
+/// The JSON lines of cache hits are written in batches (issue #16): still one line per event,
+/// in event order, none lost — past the 64 KiB batch limit and at exit.
+#[test]
+fn batched_json_lines_of_hits_keep_every_event_in_order() {
+    let tasks: Vec<String> = (0..600)
+        .map(|i| {
+            format!(
+                r#"Task(name: "t{i}", kind: Command(run: "echo {i} > $DAGRUN_OUT_O"), outputs: {{"o": "out/{i}.txt"}})"#
+            )
+        })
+        .collect();
+    let s = Sandbox::new(&format!("Workflow(name: \"w\", tasks: [{}])", tasks.join(",\n")));
+    assert_eq!(s.run_json(&[]).2, 0);
+    settle(&s);
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(st.len(), 600);
+    assert!(st.values().all(|v| v == "cached"), "{st:?}");
+    let lines: usize = events.iter().map(|e| serde_json::to_string(e).unwrap().len() + 1).sum();
+    assert!(lines > 2 * 64 * 1024, "enough output to pass the batch limit: {lines} bytes");
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"run_started"));
+    assert_eq!(kinds.last(), Some(&"run_finished"), "every hit's line comes before the run's end");
+    assert_eq!(kinds.iter().filter(|k| **k == "task_finished").count(), 600, "one line per hit");
+}
