@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -56,7 +56,12 @@ pub fn bound_summary(summary: String) -> String {
 /// A task log that stops growing at `cap` bytes and then writes one marker line.
 #[derive(Debug)]
 pub struct CappedLog {
-    file: fs::File,
+    /// `None` until the first byte of a [`CappedLog::on_first_write`] log.
+    file: Option<fs::File>,
+    /// Where a lazy log is created (its directory too) on the first write.
+    lazy: Option<PathBuf>,
+    /// Why a lazy log could not be created (what was written is lost).
+    error: Option<std::io::Error>,
     written: u64,
     cap: u64,
     dropped: u64,
@@ -67,28 +72,59 @@ impl CappedLog {
     pub fn append(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
         let file = fs::OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(CappedLog { file, written, cap, dropped: 0 })
+        Ok(CappedLog { file: Some(file), lazy: None, error: None, written, cap, dropped: 0 })
     }
 
-    /// Creates (or empties) `path`.
-    pub fn create(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
-        Ok(CappedLog { file: fs::File::create(path)?, written: 0, cap, dropped: 0 })
+    /// A log that is only created (with its directory) when something is written to it: a
+    /// command that prints nothing leaves no file. A file already at `path` (an earlier
+    /// attempt's) is removed now.
+    pub fn on_first_write(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
+        match fs::remove_file(path) {
+            Err(e) if !matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                return Err(e);
+            }
+            _ => {}
+        }
+        Ok(CappedLog { file: None, lazy: Some(path.to_owned()), error: None, written: 0, cap, dropped: 0 })
+    }
+
+    /// The open file, creating a lazy log now; `None` once creating it failed.
+    fn file(&mut self) -> Option<&mut fs::File> {
+        if self.file.is_none() && self.error.is_none() {
+            let path = self.lazy.as_deref()?;
+            let made = path.parent().map_or(Ok(()), fs::create_dir_all).and_then(|()| fs::File::create(path));
+            match made {
+                Ok(f) => self.file = Some(f),
+                Err(e) => self.error = Some(e),
+            }
+        }
+        self.file.as_mut()
+    }
+
+    /// Why the log could not be created, if it could not (see [`CappedLog::on_first_write`]).
+    pub fn take_error(&mut self) -> Option<std::io::Error> {
+        self.error.take()
     }
 
     /// Appends as much of `bytes` as the cap allows; the first time something is dropped the
     /// marker line is written (it is not counted against the cap).
     pub fn write(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
         let room = self.cap.saturating_sub(self.written);
         let keep = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-        if keep > 0 && self.file.write_all(&bytes[..keep]).is_ok() {
+        let first_drop = keep < bytes.len() && self.dropped == 0;
+        let cap = self.cap;
+        let Some(file) = self.file() else { return };
+        let wrote = keep > 0 && file.write_all(&bytes[..keep]).is_ok();
+        if first_drop {
+            let _ = write!(file, "{}", log_marker(cap));
+        }
+        if wrote {
             self.written += keep as u64;
         }
-        if keep < bytes.len() {
-            if self.dropped == 0 {
-                let _ = write!(self.file, "{}", log_marker(self.cap));
-            }
-            self.dropped += (bytes.len() - keep) as u64;
-        }
+        self.dropped += (bytes.len() - keep) as u64;
     }
 
     /// Bytes dropped so far.
@@ -213,6 +249,30 @@ mod tests {
         assert_eq!(log.dropped(), 8);
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text, format!("12345678ab{}", log_marker(10)));
+    }
+
+    #[test]
+    fn a_lazy_log_is_created_on_its_first_byte_and_replaces_an_earlier_attempts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/run/t.log");
+        let mut silent = CappedLog::on_first_write(&path, 10).unwrap();
+        silent.write(b"");
+        assert!(!path.exists(), "nothing written: no file, no directory");
+        let mut log = CappedLog::on_first_write(&path, 10).unwrap();
+        log.write(b"first attempt");
+        drop(log);
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("first atte{}", log_marker(10)));
+        let _retry = CappedLog::on_first_write(&path, 10).unwrap();
+        assert!(!path.exists(), "a retry that prints nothing leaves no log of the attempt before it");
+    }
+
+    #[test]
+    fn a_lazy_log_that_cannot_be_created_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("file"), "").unwrap();
+        let mut log = CappedLog::on_first_write(&dir.path().join("file/t.log"), 10).unwrap();
+        log.write(b"x");
+        assert!(log.take_error().is_some());
     }
 
     #[test]

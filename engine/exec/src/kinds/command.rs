@@ -165,12 +165,10 @@ fn shell() -> &'static str {
 
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
-    if let Some(dir) = spec.log.parent() {
-        dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
-    }
-    // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log.
+    // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log,
+    // which is only created when the command prints something.
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
-    let log = CappedLog::create(&spec.log, spec.log_bytes).map_err(spawn_error)?;
+    let log = CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?;
     let mut cmd = Command::new(shell());
     cmd.arg("-c")
         .arg(&spec.run)
@@ -196,7 +194,10 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     };
     let status = tokio::select! {
         status = child.wait() => {
-            finish_copy(&mut copy).await;
+            if let Some(e) = finish_copy(&mut copy).await {
+                let message = format!("cannot write the task's log {}: {e}", spec.log.display());
+                return Err(TaskError::new(Failure::Spawn, message).into());
+            }
             status.map_err(spawn_error)?
         }
         () = sleep => {
@@ -234,20 +235,29 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
 }
 
 /// Copies the command's output into its log until the pipe closes; past the cap the rest is
-/// read and dropped (the command never blocks on a full pipe).
-async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog) {
+/// read and dropped (the command never blocks on a full pipe). Returns why the log could not
+/// be created, if it could not.
+async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog) -> Option<std::io::Error> {
     let fd = std::os::fd::OwnedFd::from(reader);
-    let Ok(mut pipe) = tokio::process::ChildStdout::from_std(std::process::ChildStdout::from(fd)) else { return };
+    let mut pipe = match tokio::process::ChildStdout::from_std(std::process::ChildStdout::from(fd)) {
+        Ok(p) => p,
+        Err(e) => return Some(e),
+    };
     let mut buf = vec![0u8; 64 << 10];
     while let Ok(n @ 1..) = pipe.read(&mut buf).await {
         log.write(&buf[..n]);
     }
+    log.take_error()
 }
 
 /// Waits for the copy to reach the end of the pipe; a background process of the command that
-/// keeps the pipe open is not waited for beyond a short grace.
-async fn finish_copy(copy: &mut tokio::task::JoinHandle<()>) {
-    if tokio::time::timeout(Duration::from_millis(500), &mut *copy).await.is_err() {
-        copy.abort();
+/// keeps the pipe open is not waited for beyond a short grace. Returns the copy's error.
+async fn finish_copy(copy: &mut tokio::task::JoinHandle<Option<std::io::Error>>) -> Option<std::io::Error> {
+    match tokio::time::timeout(Duration::from_millis(500), &mut *copy).await {
+        Ok(r) => r.ok().flatten(),
+        Err(_) => {
+            copy.abort();
+            None
+        }
     }
 }
