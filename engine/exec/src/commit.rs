@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dagrun_cache::{
@@ -124,8 +125,10 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 ///
 /// The records themselves (`<state>/tasks/<name>.json`, read by `plan`) stay the truth; the
 /// index (`<state>/tasks/last-keys.idx`) only says which are known to be current. It is removed
-/// when a run starts and written back when it ends, so a run that dies half-way (`kill -9`, a
-/// second Ctrl-C) leaves no index that could be stale: the next run reads the records instead.
+/// before the run changes anything it says (its first record written, its first new output
+/// list) and written back when the run ends, so a run that dies half-way (`kill -9`, a second
+/// Ctrl-C) leaves no index that could be stale: the next run reads the records instead. A run
+/// that changed nothing (every task a hit with what the index says) leaves the file as it was.
 ///
 /// Lines: `<key hex> <name>`, or `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>`
 /// (JSON never holds a raw tab). A line that does not parse is left out (a slower lookup, never
@@ -133,6 +136,10 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct LastKeys {
     known: Mutex<HashMap<String, Known>>,
+    /// The index file: removed before the first change, written again by `save`.
+    path: PathBuf,
+    /// Something changed since `take` (only set with `known` locked).
+    changed: AtomicBool,
 }
 
 /// What the index knows of one instance.
@@ -162,14 +169,20 @@ fn parse_line(l: &str) -> Option<(String, Known)> {
 }
 
 impl LastKeys {
-    /// Takes the index over for this run: reads it (an unreadable or missing one is empty) and
-    /// removes the file until [`LastKeys::save`].
+    /// Takes the index over for this run: reads it (an unreadable or missing one is empty); the
+    /// file is removed when the run first changes it, until [`LastKeys::save`].
     pub(crate) fn take(store: &Store) -> LastKeys {
         let path = index_path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let _ = std::fs::remove_file(&path);
         let known = text.lines().filter_map(parse_line).collect();
-        LastKeys { known: Mutex::new(known) }
+        LastKeys { known: Mutex::new(known), path, changed: AtomicBool::new(false) }
+    }
+
+    /// Called with `known` locked before each change: the first one removes the file.
+    fn changing(&self) {
+        if !self.changed.swap(true, Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 
     /// Makes `key` the last key of `name`, writing its record only when that changes it, and
@@ -188,11 +201,13 @@ impl LastKeys {
         match known.get_mut(name) {
             Some(k) if k.key == key => {
                 if k.outputs.as_ref().is_none_or(|(o, d)| **o != *outputs || *d != duration_ms) {
+                    self.changing();
                     k.outputs = fresh();
                 }
             }
             // `set_last_run` itself skips the write when the record already holds this key.
             _ => {
+                self.changing();
                 if store.set_last_run(name, key, inputs).is_ok() {
                     known.insert(name.to_owned(), Known { key, outputs: fresh() });
                 } else {
@@ -210,9 +225,12 @@ impl LastKeys {
         Some((k.key, outputs.clone(), *duration))
     }
 
-    /// Writes the index back (at the end of a run).
+    /// Writes the index back (at the end of a run), unless nothing changed.
     pub(crate) fn save(&self, store: &Store) -> Result<(), StoreError> {
         let known = self.known.lock().expect("last keys lock");
+        if !self.changed.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut names: Vec<(&String, &Known)> = known.iter().collect();
         names.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut text = String::with_capacity(names.len() * 200);
@@ -225,7 +243,9 @@ impl LastKeys {
                 None => text.push_str(&format!("{} {name}\n", k.key.0.to_hex())),
             }
         }
-        store.write_atomic_cheap(&index_path(store), text.as_bytes())
+        store.write_atomic_cheap(&self.path, text.as_bytes())?;
+        self.changed.store(false, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -286,14 +306,20 @@ mod tests {
         let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
         // A line of an index written before outputs were kept, and lines that do not parse.
         text.push_str(&format!("{} w.only-key\n+zz\t1\t{{}}\tbroken\nnot-hex name\n", a.key().0.to_hex()));
-        std::fs::write(index_path(&store), text).unwrap();
+        std::fs::write(index_path(&store), &text).unwrap();
         let again = LastKeys::take(&store);
         assert_eq!(again.last_outputs("w.t"), Some((a.key(), Arc::new(outputs.clone()), 42)));
         assert_eq!(again.last_outputs("my flow.t\tx@2025-01-01").map(|o| o.2), Some(7));
         assert_eq!(again.last_outputs("w.only-key"), None);
         assert_eq!(again.known.lock().unwrap().get("w.only-key").map(|k| k.key), Some(a.key()));
         assert_eq!(again.known.lock().unwrap().len(), 3, "unreadable lines are left out");
-        assert!(!index_path(&store).exists(), "taken");
+        assert!(index_path(&store).exists(), "kept while nothing changes");
+        again.save(&store).unwrap();
+        assert_eq!(std::fs::read_to_string(index_path(&store)).unwrap(), text, "nothing changed: not rewritten");
+        again.record(&store, "w.t", a.key(), &a, &outputs, 43);
+        assert!(!index_path(&store).exists(), "removed before its first change");
+        again.save(&store).unwrap();
+        assert_eq!(LastKeys::take(&store).last_outputs("w.t").map(|o| o.2), Some(43));
     }
 
     #[test]
@@ -306,7 +332,10 @@ mod tests {
         first.save(&store).unwrap();
         // A run takes the index, records b, and dies before saving it.
         let dying = LastKeys::take(&store);
+        dying.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
+        assert!(index_path(&store).exists(), "a hit that changes nothing keeps the index");
         dying.record(&store, "w.t", b.key(), &b, &Manifest::new(), 0);
+        assert!(!index_path(&store).exists(), "gone before the record changed");
         drop(dying);
         // The next run must not believe `a` is current: recording `a` rewrites the record.
         let next = LastKeys::take(&store);
