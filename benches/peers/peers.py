@@ -324,11 +324,16 @@ def change_inputs(d, tag):
 
 
 def one_round(runner, wl, tasks, template, tools, tag, results, digests):
-    """Runs every tool through the workload's steps once; records times when results is a dict."""
+    """Runs every tool through the workload's steps once; records times when results is a dict.
+
+    Each tool runs in a fresh copy of the template that is kept until the whole benchmark ends:
+    on ext4 without a journal, creating a file right after many were deleted costs time in
+    proportion to how many (the inode allocator skips inodes freed in the last minutes), so
+    deleting one tool's tree just before the next tool's timed run would charge the next tool
+    for the previous one's cleanup, more the more files it creates."""
     steps = WORKLOADS[wl][2]
     for tool in tools:
-        d = os.path.join(runner.args.work, f"{wl}-{tool}")
-        shutil.rmtree(d, ignore_errors=True)
+        d = os.path.join(runner.args.work, "runs", f"{wl}-{tool}-{tag.replace(' ', '').replace('/', 'of')}")
         shutil.copytree(template, d, symlinks=True)
         for step, label in steps:
             if tool == "floor" and step != "first":
@@ -356,7 +361,6 @@ def one_round(runner, wl, tasks, template, tools, tag, results, digests):
                 results.setdefault((wl, step), {}).setdefault(tool, []).append((wall, rss))
             print(f"  {tag:>9}  {tool:<9} {label:<24} {wall:8.3f} s {rss / 1024:7.1f} MiB"
                   f"   ({len(got)} output(s) written)", flush=True)
-        shutil.rmtree(d, ignore_errors=True)
     for (step, t), by_tool in digests.items():
         if t == tag and len(set(by_tool.values())) > 1:
             die(f"{wl} {step} ({tag}): the tools' outputs differ: {by_tool}")
@@ -426,6 +430,7 @@ def main():
     if own_work:
         args.work = tempfile.mkdtemp(prefix="dagrun-bench-peers.")
     os.makedirs(os.path.join(args.work, "logs"), exist_ok=True)
+    shutil.rmtree(os.path.join(args.work, "runs"), ignore_errors=True)  # a kept --work dir's old rounds
     runner = Runner(args)
 
     def version(cmd):
@@ -445,8 +450,7 @@ def main():
     finished = False
     try:
         for wl in wls:
-            template = os.path.join(args.work, f"{wl}-template")
-            shutil.rmtree(template, ignore_errors=True)
+            template = os.path.join(args.work, "runs", f"{wl}-template")
             tasks = write_template(template, wl)
             print(f"\n== {WORKLOADS[wl][1]} ({len(tasks)} tasks)", flush=True)
             digests = {}
@@ -455,9 +459,10 @@ def main():
             for i in range(args.repeat):
                 order = tools[i % len(tools):] + tools[:i % len(tools)]  # paired, the order rotating
                 one_round(runner, wl, tasks, template, order, f"{i + 1}/{args.repeat}", results, digests)
-            shutil.rmtree(template, ignore_errors=True)
         finished = True
     finally:
+        # every round's tree is deleted only now (see one_round)
+        shutil.rmtree(os.path.join(args.work, "runs"), ignore_errors=True)
         if own_work and finished:
             shutil.rmtree(args.work, ignore_errors=True)
         elif own_work:
