@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -298,14 +299,22 @@ class Runner:
         rss_file = os.path.join(self.args.work, "rss")
         cmd = ["/usr/bin/time", "-f", "%M", "-o", rss_file] + self.command(tool, wl, step)
         with open(log, "w") as out:
+            # A blocking wait, the timeout a timer that kills: `subprocess.run(timeout=)` polls
+            # with sleeps of up to 50 ms, which rounded every time up to its next poll.
+            expired = threading.Event()
             t0 = time.perf_counter()
+            p = subprocess.Popen(cmd, cwd=d, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+            timer = threading.Timer(self.args.step_timeout, lambda: (expired.set(), p.kill()))
+            timer.start()
             try:
-                p = subprocess.run(cmd, cwd=d, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, timeout=self.args.step_timeout)
-            except subprocess.TimeoutExpired:
+                p.wait()
+            finally:
+                timer.cancel()
+            wall = time.perf_counter() - t0
+            if expired.is_set():
                 die(f"{tool} {wl} {step}: still running after {self.args.step_timeout} s "
                     f"(BENCH_STEP_TIMEOUT); log: {log}")
-            wall = time.perf_counter() - t0
         if p.returncode != 0:
             with open(log, errors="replace") as f:
                 lines = f.readlines()
