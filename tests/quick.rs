@@ -123,3 +123,46 @@ fn batched_json_lines_of_hits_keep_every_event_in_order() {
     assert_eq!(kinds.last(), Some(&"run_finished"), "every hit's line comes before the run's end");
     assert_eq!(kinds.iter().filter(|k| **k == "task_finished").count(), 600, "one line per hit");
 }
+
+/// Past 256 instances the quick-hit checks are made ahead on two threads: a re-run still sees
+/// an edited input (the task and what reads it run), an edited and a deleted output (restored),
+/// and leaves every other instance cached.
+#[test]
+fn checks_made_ahead_in_a_large_run_still_see_every_change() {
+    let mut tasks = Vec::new();
+    for g in 0..100 {
+        tasks.push(format!(
+            r#"Task(name: "s{g}", kind: Command(run: "cat $DAGRUN_IN_I > $DAGRUN_OUT_O"), inputs: {{"i": File("in/{g}.txt")}}, outputs: {{"o": "out/s{g}.txt"}})"#
+        ));
+        tasks.push(format!(
+            r#"Task(name: "m{g}", kind: Command(run: "cat $DAGRUN_IN_I $DAGRUN_IN_I > $DAGRUN_OUT_O"), inputs: {{"i": Output("s{g}", "o")}}, outputs: {{"o": "out/m{g}.txt"}})"#
+        ));
+        tasks.push(format!(
+            r#"Task(name: "t{g}", kind: Command(run: "wc -c < $DAGRUN_IN_I > $DAGRUN_OUT_O"), inputs: {{"i": Output("m{g}", "o")}}, outputs: {{"o": "out/t{g}.txt"}})"#
+        ));
+    }
+    let s = Sandbox::new(&format!("Workflow(name: \"w\", tasks: [{}])", tasks.join(",\n")));
+    for g in 0..100 {
+        s.write(&format!("in/{g}.txt"), &format!("in {g:02}\n"));
+    }
+    assert_eq!(s.run_json(&[]).2, 0);
+    settle(&s);
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(st.len(), 300);
+    assert!(st.values().all(|v| v == "cached"), "{st:?}");
+
+    s.write("in/7.txt", "in 99\n"); // same size
+    std::fs::remove_file(s.path("out/m50.txt")).unwrap();
+    s.write("out/t60.txt", "tampered\n");
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0);
+    for (name, status) in &st {
+        let want = if ["s7", "m7", "t7"].contains(&name.as_str()) { "succeeded" } else { "cached" };
+        assert_eq!(status, want, "{name}: {st:?}");
+    }
+    assert_eq!(s.read("out/m7.txt"), "in 99\nin 99\n");
+    assert_eq!(s.read("out/t7.txt").trim(), "12");
+    assert_eq!(s.read("out/m50.txt"), "in 50\nin 50\n", "restored");
+    assert_eq!(s.read("out/t60.txt").trim(), "12", "restored");
+}

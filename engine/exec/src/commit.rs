@@ -217,6 +217,11 @@ impl LastKeys {
         }
     }
 
+    /// Whether the index knows no instance at all (a first run).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.known.lock().expect("last keys lock").is_empty()
+    }
+
     /// `name`'s last key with the outputs and duration of its entry, when known.
     pub(crate) fn last_outputs(&self, name: &str) -> Option<(ActionKey, Arc<Manifest>, u64)> {
         let known = self.known.lock().expect("last keys lock");

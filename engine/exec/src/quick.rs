@@ -7,13 +7,17 @@
 //! the recorded content (the stat cache vouches for it). Anything else — a file to hash, a
 //! missing or moved output, an unknown key — is not an error here: the instance goes the full
 //! way (`crate::job`), which restores, runs or reports as usual.
+//!
+//! In a large run these checks are worked out ahead ([`ahead`]), on two threads, before the
+//! scheduler starts; the scheduler takes such a guess only while nothing has gone the full way
+//! and the upstream manifests it holds are exactly the ones the guess assumed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dagrun_cache::{Manifest, check_outputs};
-use dagrun_plan::{KeyContext, instance_outputs, key_inputs};
+use dagrun_cache::{ActionKey, Manifest, check_outputs};
+use dagrun_plan::{Instances, KeyContext, instance_outputs, key_inputs};
 
 use crate::commit::last_name;
 use crate::events::TaskStatus;
@@ -25,6 +29,30 @@ const FRESH: Duration = Duration::from_secs(3600);
 
 /// Instance `i`'s result when it is a quick hit (see the module docs); `None`: take the full way.
 pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<JobResult> {
+    quick_check(run, i, ups).map(|h| h.into_result(i))
+}
+
+/// What a quick hit's result is made of (kept small: [`ahead`] holds one per instance).
+#[derive(Debug)]
+pub(crate) struct QuickHit {
+    key: ActionKey,
+    outputs: Arc<Manifest>,
+    duration_ms: u64,
+    started_ms: u64,
+}
+
+impl QuickHit {
+    fn into_result(self, i: usize) -> JobResult {
+        JobResult {
+            manifest: Some(self.outputs),
+            saved_ms: self.duration_ms,
+            started_ms: Some(self.started_ms),
+            ..JobResult::new(i, TaskStatus::Cached, Some(self.key.0.to_hex()))
+        }
+    }
+}
+
+fn quick_check(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<QuickHit> {
     let started_ms = crate::when::now_ms() as u64;
     let node = &run.instances.nodes[i];
     let task = &run.workflow.tasks[node.task];
@@ -42,12 +70,7 @@ pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Mani
     if key != last_key || !outputs_in_place(run, i, &outputs) || !run.top.confirm_entry(&run.store, &key, FRESH) {
         return None;
     }
-    Some(JobResult {
-        manifest: Some(outputs),
-        saved_ms: duration_ms,
-        started_ms: Some(started_ms),
-        ..JobResult::new(i, TaskStatus::Cached, Some(key.0.to_hex()))
-    })
+    Some(QuickHit { key, outputs, duration_ms, started_ms })
 }
 
 /// Whether `outputs` agree with instance `i`'s declared outputs (as a restore checks them), each
@@ -60,4 +83,62 @@ fn outputs_in_place(run: &RunShared, i: usize, outputs: &Manifest) -> bool {
             run.top.has_object(&run.store, &rec.digest)
                 && run.stat.known(&path).ok().flatten().map(|(d, _)| d) == Some(rec.digest)
         })
+}
+
+/// Below this many instances the checks are not worth a second thread.
+const AHEAD_MIN: usize = 256;
+
+/// A quick-hit check made ahead, assuming its upstream instances are quick hits too.
+#[derive(Debug)]
+pub(crate) struct Guess {
+    /// The upstream manifests it assumed (the last-keys index's, shared with their own hits).
+    ups: Box<[(usize, Arc<Manifest>)]>,
+    /// What the check said with them.
+    hit: Option<QuickHit>,
+}
+
+impl Guess {
+    /// Whether `ups`, the upstream manifests the scheduler holds, are the assumed ones (the same
+    /// allocations: an upstream that went the full way has a new one).
+    pub(crate) fn holds(&self, ups: &HashMap<usize, Arc<Manifest>>) -> bool {
+        ups.len() == self.ups.len() && self.ups.iter().all(|(u, m)| ups.get(u).is_some_and(|a| Arc::ptr_eq(a, m)))
+    }
+
+    /// The guessed result for instance `i`.
+    pub(crate) fn into_hit(self, i: usize) -> Option<JobResult> {
+        self.hit.map(|h| h.into_result(i))
+    }
+}
+
+/// Quick-hit checks of every instance not `forced`, made on two threads before the run starts
+/// (empty below [`AHEAD_MIN`] instances or when the last-keys index knows nothing).
+pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
+    let graph: &Instances = &run.instances;
+    let n = graph.len();
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(2);
+    if n < AHEAD_MIN || threads < 2 || run.last_keys.is_empty() {
+        return Vec::new();
+    }
+    let guess = |i: usize| -> Option<Guess> {
+        if forced[graph.nodes[i].task] {
+            return None;
+        }
+        let ups: Box<[(usize, Arc<Manifest>)]> = graph
+            .upstream(i)
+            .map(|u| Some((u, run.last_keys.last_outputs(&last_name(run, &graph.nodes[u].name))?.1)))
+            .collect::<Option<_>>()?;
+        let map: HashMap<usize, Arc<Manifest>> = ups.iter().cloned().collect();
+        Some(Guess { hit: quick_check(run, i, &map), ups })
+    };
+    let mut out: Vec<Option<Guess>> = Vec::with_capacity(n);
+    std::thread::scope(|s| {
+        let other = s.spawn(|| (0..n).filter(|i| i % 2 == 1).map(guess).collect::<Vec<_>>());
+        let mine: Vec<Option<Guess>> = (0..n).filter(|i| i % 2 == 0).map(guess).collect();
+        let theirs = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let (mut a, mut b) = (mine.into_iter(), theirs.into_iter());
+        for i in 0..n {
+            out.push(if i % 2 == 0 { a.next().flatten() } else { b.next().flatten() });
+        }
+    });
+    out
 }

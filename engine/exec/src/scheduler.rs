@@ -48,6 +48,9 @@ pub(crate) async fn schedule(
     let mut abandon_rx = cancel.abandon_receiver();
     let mut interrupted = cancel.is_cancelled();
     let mut last_save = Instant::now();
+    // Quick hits worked out ahead on two threads; taken only while nothing went the full way.
+    let mut ahead = crate::quick::ahead(&run, forced);
+    let mut full_way = false;
 
     loop {
         interrupted |= cancel.is_cancelled();
@@ -58,14 +61,20 @@ pub(crate) async fn schedule(
             let ups: HashMap<usize, Arc<Manifest>> =
                 graph.upstream(i).filter_map(|u| Some((u, manifests[u].clone()?))).collect();
             let forced = forced[graph.nodes[i].task];
+            let guess = ahead.get_mut(i).and_then(Option::take).filter(|g| !full_way && g.holds(&ups));
+            let hit = match guess {
+                Some(g) => g.into_hit(i),
+                None => (!forced).then(|| quick_hit(&run, i, &ups)).flatten(),
+            };
             // Nothing changed since the last run: settled here, without a thread hand-off.
-            if let Some(r) = (!forced).then(|| quick_hit(&run, i, &ups)).flatten() {
+            if let Some(r) = hit {
                 manifests[i] = r.manifest.clone();
                 book.finish(r);
                 queue.settle(&graph, i, TaskStatus::Cached, &mut book);
                 interrupted |= cancel.is_cancelled();
                 continue;
             }
+            full_way = true;
             running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver()));
         }
         // Keep history useful after a crash: save progress at most every 2 seconds.
