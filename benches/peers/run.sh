@@ -18,6 +18,11 @@
 # 4. prints a table of medians (wall seconds, peak RSS) with the ratios peer/dagrun and
 #    dagrun/floor, and writes it as markdown to $BENCH_OUT when set.
 #
+# Each run gets a fresh copy of the workload, kept until the whole benchmark ends: on ext4 without
+# a journal, creating files soon after many were deleted is slow (the allocator skips inodes freed
+# in the last minutes), so deleting as it goes would charge each tool for the previous one's
+# cleanup. For the same reason, leave ~5 minutes between two benchmark runs on such a filesystem.
+#
 # Environment (all optional):
 #   BENCH_REPEAT=5                 timed rounds per workload (medians of these)
 #   BENCH_WARMUP=1                 untimed checking rounds before them
