@@ -166,7 +166,11 @@ fn shell() -> &'static str {
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log,
-    // which is only created when the command prints something.
+    // which is only created when the command prints something. Its directory is made now, so an
+    // unwritable state directory fails the task before the command runs.
+    if let Some(dir) = spec.log.parent() {
+        dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
+    }
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let log = CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?;
     let mut cmd = Command::new(shell());
@@ -183,7 +187,7 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     // The command keeps our copies of the pipe's write end: drop it, so the reader sees the end.
     drop(cmd);
     let mut child = spawned.map_err(spawn_error)?;
-    let mut copy = tokio::spawn(copy_capped(reader, log));
+    let mut copy = tokio::spawn(copy_capped(reader, log, spec.log.clone()));
     let pid = child.id();
     let _record = pid.and_then(|p| crate::procs::record(&spec.procs, p));
     let sleep = async {
@@ -194,11 +198,13 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     };
     let status = tokio::select! {
         status = child.wait() => {
-            if let Some(e) = finish_copy(&mut copy).await {
-                let message = format!("cannot write the task's log {}: {e}", spec.log.display());
+            let lost = finish_copy(&mut copy).await;
+            let status = status.map_err(spawn_error)?;
+            if let Some(why) = lost.filter(|_| status.success()) {
+                let message = format!("the command succeeded, but {why}");
                 return Err(TaskError::new(Failure::Spawn, message).into());
             }
-            status.map_err(spawn_error)?
+            status
         }
         () = sleep => {
             process_group::kill(pid);
@@ -235,24 +241,24 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
 }
 
 /// Copies the command's output into its log until the pipe closes; past the cap the rest is
-/// read and dropped (the command never blocks on a full pipe). Returns why the log could not
-/// be created, if it could not.
-async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog) -> Option<std::io::Error> {
+/// read and dropped (the command never blocks on a full pipe). Returns why output was lost, if
+/// it was (the log could not be created, the pipe not read).
+async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog, path: PathBuf) -> Option<String> {
     let fd = std::os::fd::OwnedFd::from(reader);
     let mut pipe = match tokio::process::ChildStdout::from_std(std::process::ChildStdout::from(fd)) {
         Ok(p) => p,
-        Err(e) => return Some(e),
+        Err(e) => return Some(format!("its output could not be read: {e}")),
     };
     let mut buf = vec![0u8; 64 << 10];
     while let Ok(n @ 1..) = pipe.read(&mut buf).await {
         log.write(&buf[..n]);
     }
-    log.take_error()
+    log.take_error().map(|e| format!("its output could not be written to its log {}: {e}", path.display()))
 }
 
 /// Waits for the copy to reach the end of the pipe; a background process of the command that
-/// keeps the pipe open is not waited for beyond a short grace. Returns the copy's error.
-async fn finish_copy(copy: &mut tokio::task::JoinHandle<Option<std::io::Error>>) -> Option<std::io::Error> {
+/// keeps the pipe open is not waited for beyond a short grace. Returns why output was lost.
+async fn finish_copy(copy: &mut tokio::task::JoinHandle<Option<String>>) -> Option<String> {
     match tokio::time::timeout(Duration::from_millis(500), &mut *copy).await {
         Ok(r) => r.ok().flatten(),
         Err(_) => {
