@@ -92,11 +92,14 @@ impl Drop for GroupCommit<'_> {
 }
 
 impl Syncer {
-    pub(crate) fn start() -> Syncer {
+    /// Starts the thread for the store at `root`. The directory is opened now and held: a
+    /// write-back error on its filesystem from then on is reported by the next `syncfs` of it.
+    pub(crate) fn start(root: &Path) -> Syncer {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
+        let root = Root::open(root);
         // No thread, no group commit: every write is then synced inline.
-        let spawned = std::thread::Builder::new().name("dagrun-sync".into()).spawn(move || worker.run());
+        let spawned = std::thread::Builder::new().name("dagrun-sync".into()).spawn(move || worker.run(root));
         if spawned.is_err() {
             shared.lock().closed = true;
         }
@@ -116,11 +119,15 @@ impl Syncer {
         if q.closed || q.files.len() >= MAX_QUEUED {
             return Some(file);
         }
-        if q.files.is_empty() {
+        let was_empty = q.files.is_empty();
+        if was_empty {
             q.first = Some(Instant::now());
         }
         q.files.push((file, path.to_owned()));
-        self.shared.work.notify_one();
+        // The thread only has something to decide when a batch starts or is full.
+        if was_empty || q.files.len() >= MAX_QUEUED {
+            self.shared.work.notify_one();
+        }
         None
     }
 
@@ -149,7 +156,7 @@ impl Shared {
 
     /// The thread: while a group is open it lets files gather (up to [`MAX_QUEUED`]); then it
     /// makes them all durable at once ([`sync_batch`]).
-    fn run(&self) {
+    fn run(&self, root: Root) {
         loop {
             let files = {
                 let mut q = self.lock();
@@ -174,7 +181,7 @@ impl Shared {
                 q.busy = true;
                 std::mem::take(&mut q.files)
             };
-            let error = sync_batch(files);
+            let error = sync_batch(&root, files);
             let mut q = self.lock();
             q.busy = false;
             if q.error.is_none() {
@@ -187,33 +194,54 @@ impl Shared {
     }
 }
 
-/// Makes a batch of files, and the renames that put them in place, durable: one `syncfs` per
-/// filesystem they are on (Linux), which writes back every dirty file and directory of that
-/// filesystem and flushes the device once, instead of one flush per file and per directory.
-#[cfg(target_os = "linux")]
-fn sync_batch(files: Vec<(File, PathBuf)>) -> Option<StoreError> {
-    use std::os::unix::fs::MetadataExt;
-    let mut devices: Vec<u64> = Vec::new();
-    let mut error = None;
-    for (file, path) in &files {
-        let dev = file.metadata().map(|m| m.dev()).unwrap_or(u64::MAX);
-        if devices.contains(&dev) {
-            continue;
-        }
-        devices.push(dev);
-        if let Err(e) = rustix::fs::syncfs(file) {
-            error.get_or_insert(StoreError::Io { path: path.clone(), source: e.into() });
-        }
-    }
-    error
+/// The store's directory, held open by the thread (see [`Syncer::start`]).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct Root {
+    /// `None` when it could not be opened: every file is then synced by itself.
+    dir: Option<(File, u64)>,
+    path: PathBuf,
 }
 
-/// Elsewhere: each file, then each directory a file was renamed into.
+impl Root {
+    fn open(path: &Path) -> Root {
+        let dir = File::open(path).ok().and_then(|f| Some((device(&f)?, f))).map(|(dev, f)| (f, dev));
+        Root { dir, path: path.to_owned() }
+    }
+}
+
+#[cfg(unix)]
+fn device(f: &File) -> Option<u64> {
+    std::os::unix::fs::MetadataExt::dev(&f.metadata().ok()?).into()
+}
+
+#[cfg(not(unix))]
+fn device(_f: &File) -> Option<u64> {
+    None
+}
+
+/// `syncfs` of the store's filesystem; returns its error and the files it does not cover.
+#[cfg(target_os = "linux")]
+fn sync_filesystem(root: &Root, files: Vec<(File, PathBuf)>) -> (Option<StoreError>, Vec<(File, PathBuf)>) {
+    let Some((dir, dev)) = &root.dir else { return (None, files) };
+    let error = rustix::fs::syncfs(dir).err().map(|e| StoreError::Io { path: root.path.clone(), source: e.into() });
+    (error, files.into_iter().filter(|(f, _)| device(f) != Some(*dev)).collect())
+}
+
+/// Elsewhere every file is synced by itself.
 #[cfg(not(target_os = "linux"))]
-fn sync_batch(files: Vec<(File, PathBuf)>) -> Option<StoreError> {
-    let mut error = None;
-    let mut dirs = BTreeSet::new();
-    for (file, path) in files {
+fn sync_filesystem(_root: &Root, files: Vec<(File, PathBuf)>) -> (Option<StoreError>, Vec<(File, PathBuf)>) {
+    (None, files)
+}
+
+/// Makes a batch of files, and the renames that put them in place, durable. On Linux: one
+/// `syncfs` of the store's filesystem, which writes back every dirty file and directory of that
+/// filesystem and flushes the device once, instead of one flush per file and per directory
+/// (write-back errors are reported by `syncfs` since Linux 5.8); a file on another filesystem
+/// (a mount inside the store), or one whose filesystem cannot be told, is synced by itself.
+fn sync_batch(root: &Root, files: Vec<(File, PathBuf)>) -> Option<StoreError> {
+    let (mut error, alone) = sync_filesystem(root, files);
+    let mut dirs = std::collections::BTreeSet::new();
+    for (file, path) in alone {
         if let Err(source) = file.sync_data() {
             error.get_or_insert(StoreError::Io { path: path.clone(), source });
         }

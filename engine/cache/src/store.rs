@@ -196,7 +196,8 @@ impl Store {
     /// thread; [`GroupCommit::finish`] waits for those fsyncs. A run holds one while its tasks
     /// run, so that no task waits for the disk. See the `durable` module for why it is safe.
     pub fn group_commit(&self) -> GroupCommit<'_> {
-        let syncer = (self.durability == Durability::Fsync).then(|| self.syncer.get_or_init(Syncer::start));
+        let syncer =
+            (self.durability == Durability::Fsync).then(|| self.syncer.get_or_init(|| Syncer::start(&self.root)));
         GroupCommit::open(syncer)
     }
 
