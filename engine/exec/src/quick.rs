@@ -38,7 +38,6 @@ pub(crate) struct QuickHit {
     key: ActionKey,
     outputs: Arc<Manifest>,
     duration_ms: u64,
-    started_ms: u64,
 }
 
 impl QuickHit {
@@ -46,14 +45,14 @@ impl QuickHit {
         JobResult {
             manifest: Some(self.outputs),
             saved_ms: self.duration_ms,
-            started_ms: Some(self.started_ms),
+            // When the scheduler settles it (a guess is made earlier).
+            started_ms: Some(crate::when::now_ms() as u64),
             ..JobResult::new(i, TaskStatus::Cached, Some(self.key.0.to_hex()))
         }
     }
 }
 
 fn quick_check(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<QuickHit> {
-    let started_ms = crate::when::now_ms() as u64;
     let node = &run.instances.nodes[i];
     let task = &run.workflow.tasks[node.task];
     if run.verify || task.kind.always_runs() {
@@ -70,7 +69,7 @@ fn quick_check(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -
     if key != last_key || !outputs_in_place(run, i, &outputs) || !run.top.confirm_entry(&run.store, &key, FRESH) {
         return None;
     }
-    Some(QuickHit { key, outputs, duration_ms, started_ms })
+    Some(QuickHit { key, outputs, duration_ms })
 }
 
 /// Whether `outputs` agree with instance `i`'s declared outputs (as a restore checks them), each
@@ -110,6 +109,22 @@ impl Guess {
     }
 }
 
+/// Instance `i`'s quick hit, if it is one: the guess made ahead when it still holds (nothing
+/// went the full way yet, the same upstream manifests), else a check now (never for `forced`).
+pub(crate) fn take_hit(
+    run: &RunShared,
+    ahead: &mut [Option<Guess>],
+    i: usize,
+    ups: &HashMap<usize, Arc<Manifest>>,
+    forced: bool,
+    full_way: bool,
+) -> Option<JobResult> {
+    match ahead.get_mut(i).and_then(Option::take).filter(|g| !full_way && g.holds(ups)) {
+        Some(g) => g.into_hit(i),
+        None => (!forced).then(|| quick_hit(run, i, ups)).flatten(),
+    }
+}
+
 /// Quick-hit checks of every instance not `forced`, made on two threads before the run starts
 /// (empty below [`AHEAD_MIN`] instances or when the last-keys index knows nothing).
 pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
@@ -141,4 +156,20 @@ pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
         }
     });
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_guess_holds_only_for_the_very_manifests_it_assumed() {
+        let assumed = Arc::new(Manifest::new());
+        let guess = Guess { ups: vec![(0, assumed.clone())].into(), hit: None };
+        assert!(guess.holds(&HashMap::from([(0, assumed.clone())])));
+        let equal_but_new = Arc::new(Manifest::new());
+        assert!(!guess.holds(&HashMap::from([(0, equal_but_new)])), "an upstream that went the full way");
+        assert!(!guess.holds(&HashMap::new()), "an upstream without outputs");
+        assert!(!guess.holds(&HashMap::from([(0, assumed.clone()), (1, assumed)])), "another upstream");
+    }
 }

@@ -20,7 +20,7 @@ use crate::cancel::Cancel;
 use crate::events::{Event, RunStatus, TaskStatus, peak_rss_kb};
 use crate::history::{RunRecord, TaskRecord};
 use crate::job::{JobResult, run_job};
-use crate::quick::quick_hit;
+use crate::quick::take_hit;
 use crate::shared::RunShared;
 
 /// Runs every instance of `run`, filling in `record` (saved under `<state>/runs/` as it goes).
@@ -61,13 +61,8 @@ pub(crate) async fn schedule(
             let ups: HashMap<usize, Arc<Manifest>> =
                 graph.upstream(i).filter_map(|u| Some((u, manifests[u].clone()?))).collect();
             let forced = forced[graph.nodes[i].task];
-            let guess = ahead.get_mut(i).and_then(Option::take).filter(|g| !full_way && g.holds(&ups));
-            let hit = match guess {
-                Some(g) => g.into_hit(i),
-                None => (!forced).then(|| quick_hit(&run, i, &ups)).flatten(),
-            };
             // Nothing changed since the last run: settled here, without a thread hand-off.
-            if let Some(r) = hit {
+            if let Some(r) = take_hit(&run, &mut ahead, i, &ups, forced, full_way) {
                 manifests[i] = r.manifest.clone();
                 book.finish(r);
                 queue.settle(&graph, i, TaskStatus::Cached, &mut book);
