@@ -312,7 +312,7 @@ class Runner:
             finally:
                 timer.cancel()
             wall = time.perf_counter() - t0
-            if expired.is_set():
+            if expired.is_set() and p.returncode < 0:
                 die(f"{tool} {wl} {step}: still running after {self.args.step_timeout} s "
                     f"(BENCH_STEP_TIMEOUT); log: {log}")
         if p.returncode != 0:
