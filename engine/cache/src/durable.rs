@@ -204,7 +204,10 @@ struct Root {
 
 impl Root {
     fn open(path: &Path) -> Root {
-        let dir = File::open(path).ok().and_then(|f| Some((device(&f)?, f))).map(|(dev, f)| (f, dev));
+        let dir = File::open(path).ok().and_then(|f| {
+            let dev = device(&f)?;
+            Some((f, dev))
+        });
         Root { dir, path: path.to_owned() }
     }
 }

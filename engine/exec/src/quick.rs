@@ -130,8 +130,8 @@ pub(crate) fn take_hit(
 pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
     let graph: &Instances = &run.instances;
     let n = graph.len();
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get()).min(2);
-    if n < AHEAD_MIN || threads < 2 || run.last_keys.is_empty() {
+    let cores = std::thread::available_parallelism().map_or(1, |p| p.get());
+    if n < AHEAD_MIN || cores < 2 || run.last_keys.is_empty() {
         return Vec::new();
     }
     let guess = |i: usize| -> Option<Guess> {
@@ -145,17 +145,14 @@ pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
         let map: HashMap<usize, Arc<Manifest>> = ups.iter().cloned().collect();
         Some(Guess { hit: quick_check(run, i, &map), ups })
     };
-    let mut out: Vec<Option<Guess>> = Vec::with_capacity(n);
+    // The first half on another thread, the second here; in instance order when joined.
     std::thread::scope(|s| {
-        let other = s.spawn(|| (0..n).filter(|i| i % 2 == 1).map(guess).collect::<Vec<_>>());
-        let mine: Vec<Option<Guess>> = (0..n).filter(|i| i % 2 == 0).map(guess).collect();
-        let theirs = other.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-        let (mut a, mut b) = (mine.into_iter(), theirs.into_iter());
-        for i in 0..n {
-            out.push(if i % 2 == 0 { a.next().flatten() } else { b.next().flatten() });
-        }
-    });
-    out
+        let first = s.spawn(|| (0..n / 2).map(guess).collect::<Vec<_>>());
+        let second: Vec<Option<Guess>> = (n / 2..n).map(guess).collect();
+        let mut out = first.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+        out.extend(second);
+        out
+    })
 }
 
 #[cfg(test)]
