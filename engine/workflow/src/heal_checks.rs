@@ -2,7 +2,6 @@
 //! cooldowns, `Performance` rollbacks and the `notify` sinks (whose environment variables
 //! must be set where the workflow runs).
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::diag::{Diagnostic, Source};
@@ -17,7 +16,7 @@ pub(crate) fn check_only_if(
     def: &TaskDef,
     sp: &TaskSpans<'_>,
     defs: &[Option<TaskDef>],
-    by_name: &HashMap<&str, usize>,
+    by_name: &foldhash::HashMap<&str, usize>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let Some(cond) = &def.only_if else { return };

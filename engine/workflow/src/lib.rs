@@ -74,7 +74,7 @@ pub struct Workflow {
     /// The span tree of `source`, read on first use (see [`Workflow::doc`]).
     doc: OnceLock<Option<spans::Node>>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
-    by_name: std::collections::HashMap<String, usize>,
+    by_name: foldhash::HashMap<String, usize>,
 }
 
 /// One resolved task: defaults applied, params converted to JSON.

@@ -23,9 +23,13 @@ fn options() -> ron::Options {
         .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
 }
 
-/// Files at least this large are scanned for duplicate keys on a second thread while ron
-/// reads them (ron's own depth limit keeps it from recursing too deep meanwhile).
-const PARALLEL_SCAN_BYTES: usize = 256 * 1024;
+/// Files at least this large have their tasks read by ron in two halves, on two threads, once a
+/// scan (which also looks for duplicate keys) has found where each task starts and ends.
+pub(crate) const PARALLEL_BYTES: usize = 32 * 1024;
+
+/// Halves are read apart only this far from ron's and the scan's depth limit (128), so that
+/// reading a task one level less deep than in its file can never make a difference.
+const SPLIT_MAX_DEPTH: usize = 64;
 
 /// The common case, a valid file, read once by ron and never into a span tree: `None` when
 /// ron refuses it, when a map gives a key twice, or when the span reader cannot follow it
@@ -33,29 +37,59 @@ const PARALLEL_SCAN_BYTES: usize = 256 * 1024;
 pub(crate) fn parse_valid(source: &Source) -> Option<Parsed> {
     let text = &*source.text;
     let base = if text.starts_with(spans::BOM) { spans::BOM.len() } else { 0 };
-    // The duplicate-key scan also refuses too deep nesting, so ron never recurses into it: on
-    // a large file the two run side by side (a thread costs less than the scan then).
-    let read = || options().from_str::<RawWorkflow<TaskDef>>(&text[base..]);
-    let (clean, full) = if text.len() < PARALLEL_SCAN_BYTES {
-        let clean = spans::has_duplicate_keys(text) == Ok(false);
-        (clean, clean.then(read))
-    } else {
-        std::thread::scope(|s| {
-            let scan = s.spawn(|| spans::has_duplicate_keys(text) == Ok(false));
-            let full = read();
-            (scan.join().unwrap_or(false), Some(full))
-        })
+    // The scan also refuses too deep nesting, so ron never recurses into it.
+    let scan = spans::scan(text).ok().filter(|s| !s.duplicate_key)?;
+    let read = || options().from_str::<RawWorkflow<TaskDef>>(&text[base..]).ok();
+    let full = match (text.len() >= PARALLEL_BYTES).then(|| halves(text, base, &scan)).flatten() {
+        Some(split) => split.read()?,
+        None => read()?,
     };
-    if !clean {
-        return None;
-    }
-    let (raw, tasks) = full?.ok()?.split();
+    let (raw, tasks) = full.split();
     // A check that reads how a value is spelled needs its span: `Deployed(...)` sources (ron
     // reads any struct name there) of the kinds that take them.
     if tasks.iter().any(|t| matches!(t.kind, TaskKind::Drift(_) | TaskKind::Performance(_) | TaskKind::Approval(_))) {
         return None;
     }
     Some(Parsed { raw: Some(raw), tasks: tasks.into_iter().map(Some).collect(), doc: None, diagnostics: Vec::new() })
+}
+
+/// A large file as three documents ron reads apart: the workflow with `tasks: []`, and each
+/// half of its tasks as a list (after the file's own `#![enable(..)]` attributes).
+pub(crate) struct Halves {
+    skeleton: String,
+    first: String,
+    second: String,
+}
+
+pub(crate) fn halves(text: &str, base: usize, scan: &spans::Scan) -> Option<Halves> {
+    let (list, items) = scan.tasks.as_ref()?;
+    if items.len() < 2 || scan.max_depth > SPLIT_MAX_DEPTH {
+        return None;
+    }
+    let header = &text[base..scan.root_start];
+    let mid = items.len() / 2;
+    let half = |from: usize, to: usize| format!("{header}[{}]", &text[items[from].start..items[to].end]);
+    Some(Halves {
+        skeleton: format!("{}[]{}", &text[base..list.start], &text[list.end..]),
+        first: half(0, mid - 1),
+        second: half(mid, items.len() - 1),
+    })
+}
+
+impl Halves {
+    /// The workflow as one read of the whole file gives it; `None` if ron refuses any part.
+    fn read(&self) -> Option<RawWorkflow<TaskDef>> {
+        std::thread::scope(|s| {
+            let first = s.spawn(|| options().from_str::<Vec<TaskDef>>(&self.first).ok());
+            let mut raw = options().from_str::<RawWorkflow<TaskDef>>(&self.skeleton).ok();
+            let second = options().from_str::<Vec<TaskDef>>(&self.second).ok();
+            let first = first.join().ok().flatten();
+            let (r, mut tasks) = (raw.as_mut()?, first?);
+            tasks.extend(second?);
+            r.tasks = tasks;
+            raw
+        })
+    }
 }
 
 /// Parses `source`; syntax errors stop early, per-task type errors are all collected.
@@ -151,4 +185,54 @@ pub(crate) fn not_utf8(source: &Source, offset: usize) -> Diagnostic {
     )
     .label(Some(offset..offset + 1), "invalid byte here (shown as \u{fffd})")
     .help("save the workflow file as UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "\u{feff}// a comment\n#![enable(implicit_some)]\n/* before */ Workflow(\n    name: \"w\",\n    \
+        defaults: (retries: 1),\n    tasks: [\n        Task(name: \"a\", kind: Command(run: \"echo \\\"]\\\" )\"), \
+        params: {\"x\": [1, {\"y\": \"z\"}]}),\n        // between\n        (name: \"b\", kind: Command(run: r#\"x\"#), \
+        after: [\"a\"], timeout: \"5s\"),\n        Task(name: \"c\", kind: Command(run: \"true\")) /* after */,\n    ],\n    \
+        partitions: {},\n)\n";
+
+    fn scan_of(text: &str) -> spans::Scan {
+        spans::scan(text).unwrap()
+    }
+
+    #[test]
+    fn two_halves_read_like_the_whole_file() {
+        let base = spans::BOM.len();
+        let whole = options().from_str::<RawWorkflow<TaskDef>>(&FILE[base..]).unwrap();
+        let split = halves(FILE, base, &scan_of(FILE)).expect("three tasks split");
+        assert!(split.first.starts_with("// a comment\n#![enable(implicit_some)]\n/* before */ [Task(name: \"a\""));
+        assert!(split.skeleton.contains("tasks: [],"), "{}", split.skeleton);
+        let read = split.read().expect("every part reads");
+        assert_eq!(read.tasks.len(), 3);
+        assert_eq!(format!("{read:?}"), format!("{whole:?}"));
+    }
+
+    #[test]
+    fn no_halves_when_a_part_is_refused_or_too_small_or_too_deep() {
+        let bad = FILE.replace("timeout: \"5s\"", "timeout: 5");
+        assert!(halves(&bad, 3, &scan_of(&bad)).unwrap().read().is_none(), "a task ron refuses");
+        let one = "Workflow(name: \"w\", tasks: [Task(name: \"a\", kind: Command(run: \"x\"))])";
+        assert!(halves(one, 0, &scan_of(one)).is_none(), "one task");
+        let deep = format!(
+            "Workflow(name: \"w\", tasks: [Task(name: \"a\", kind: Command(run: \"x\"), params: {{\"p\": {}1{}}}), \
+             Task(name: \"b\", kind: Command(run: \"x\"))])",
+            "[".repeat(SPLIT_MAX_DEPTH),
+            "]".repeat(SPLIT_MAX_DEPTH)
+        );
+        assert!(halves(&deep, 0, &scan_of(&deep)).is_none(), "nested deeper than SPLIT_MAX_DEPTH");
+    }
+
+    #[test]
+    fn only_the_top_level_tasks_list_is_split() {
+        let nested = "Workflow(name: \"w\", defaults: (tasks: [1, 2]), tasks: [(name: \"a\"), (name: \"b\")])";
+        let (list, items) = scan_of(nested).tasks.unwrap();
+        assert_eq!(&nested[list], "[(name: \"a\"), (name: \"b\")]");
+        assert_eq!(items.iter().map(|r| &nested[r.clone()]).collect::<Vec<_>>(), ["(name: \"a\")", "(name: \"b\")"]);
+    }
 }

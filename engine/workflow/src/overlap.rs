@@ -6,7 +6,6 @@
 //! the literal text before the first `{` is known, so a templated path is only reported when it
 //! is certainly inside a literal one (or spelt exactly like another templated path).
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component, Path};
 
@@ -207,21 +206,22 @@ enum Order {
 
 /// Claims by the paths that can relate to them, so that checking n outputs takes O(n · depth)
 /// look-ups instead of comparing every pair (10,000-task workflows validate in milliseconds).
+/// Keyed by the claims' own text (slices of their normalized paths), hashed with foldhash.
 #[derive(Default)]
-struct ClaimIndex {
+struct ClaimIndex<'c> {
     /// By normalized path: candidates for `Same`.
-    exact: HashMap<String, Vec<Order>>,
+    exact: foldhash::HashMap<&'c str, Vec<Order>>,
     /// Literal claims by path: candidates a path can be inside.
-    literal: HashMap<String, Vec<Order>>,
+    literal: foldhash::HashMap<&'c str, Vec<Order>>,
     /// By each directory a claim is certainly inside: candidates a literal path can contain.
-    inside: HashMap<String, Vec<Order>>,
+    inside: foldhash::HashMap<&'c str, Vec<Order>>,
 }
 
-impl ClaimIndex {
-    fn add(&mut self, order: Order, c: &Claim<'_>) {
-        self.exact.entry(c.norm.clone()).or_default().push(order);
+impl<'c> ClaimIndex<'c> {
+    fn add(&mut self, order: Order, c: &'c Claim<'_>) {
+        self.exact.entry(&c.norm).or_default().push(order);
         if !c.templated {
-            self.literal.entry(c.norm.clone()).or_default().push(order);
+            self.literal.entry(&c.norm).or_default().push(order);
         }
         for dir in dirs(c) {
             self.inside.entry(dir).or_default().push(order);
@@ -230,18 +230,22 @@ impl ClaimIndex {
 
     /// Every indexed claim `c` is the same as, inside, or contains (see [`relation`]).
     fn candidates<'s>(&'s self, c: &Claim<'_>) -> impl Iterator<Item = Order> + 's {
-        let same = self.exact.get(&c.norm).into_iter().flatten();
-        let within: Vec<&Vec<Order>> = dirs(c).filter_map(|d| self.literal.get(&d)).collect();
-        let containing = (!c.templated).then(|| self.inside.get(&c.norm)).flatten().into_iter().flatten();
+        let same = self.exact.get(c.norm.as_str()).into_iter().flatten();
+        let within: Vec<&Vec<Order>> = dirs(c).filter_map(|d| self.literal.get(d)).collect();
+        let containing = (!c.templated).then(|| self.inside.get(c.norm.as_str())).flatten().into_iter().flatten();
         same.chain(within.into_iter().flatten()).chain(containing).copied()
     }
 }
 
 /// The directories a claim is certainly inside, shortest first: every proper prefix of a literal
-/// path; every prefix of a templated path's known directory, that directory included.
-fn dirs<'a>(c: &'a Claim<'_>) -> impl Iterator<Item = String> + 'a {
+/// path; every prefix of a templated path's known directory, that directory included. Each is
+/// `known[..k].join("/")`, which the normalized path starts with: a slice of it.
+fn dirs<'a>(c: &'a Claim<'_>) -> impl Iterator<Item = &'a str> + 'a {
     let n = if c.templated { c.known.len() } else { c.known.len().saturating_sub(1) };
-    (1..=n).map(|k| c.known[..k].join("/"))
+    c.known[..n].iter().scan(0, |end, part| {
+        *end += if *end == 0 { part.len() } else { part.len() + 1 };
+        Some(&c.norm[..*end])
+    })
 }
 
 fn overlap(source: &Source, doc: Option<&Node>, out: &Claim<'_>, other: &Claim<'_>, rel: Rel) -> Diagnostic {

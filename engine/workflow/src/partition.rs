@@ -104,7 +104,10 @@ pub const VARS: [&str; 6] = ["partition", "date", "year", "month", "day", "hour"
 
 /// Whether a template uses any partition variable.
 pub fn is_templated(template: &str) -> bool {
-    VARS.iter().any(|v| template.contains(&format!("{{{v}}}")))
+    template.match_indices('{').any(|(at, _)| {
+        let rest = &template[at + 1..];
+        VARS.iter().any(|v| rest.strip_prefix(v).is_some_and(|r| r.starts_with('}')))
+    })
 }
 
 /// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
@@ -287,6 +290,16 @@ impl Scheme {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templated_means_a_whole_partition_variable_in_braces() {
+        for t in ["out/{date}.csv", "{partition}", "a/{x}/{hour}", "{{day}}", "{year}{month}"] {
+            assert!(is_templated(t), "{t}");
+        }
+        for t in ["out/data.csv", "{", "{date", "date}", "{dates}", "{ date}", "{x}", "{}", "out/{"] {
+            assert!(!is_templated(t), "{t}");
+        }
+    }
 
     fn daily(start: &str, end: Option<&str>) -> Scheme {
         Scheme::from_def(&SchemeDef::Daily(TimeRangeDef { start: start.into(), end: end.map(Into::into) })).unwrap()

@@ -173,9 +173,28 @@ pub fn parse(src: &str) -> Result<Node, ScanError> {
 /// the same string key twice (ron would silently keep the last one). A file that passes (and
 /// that ron reads) needs no span tree unless something is wrong with it.
 pub fn has_duplicate_keys(src: &str) -> Result<bool, ScanError> {
+    scan(src).map(|s| s.duplicate_key)
+}
+
+/// What reading a document without keeping its tree finds (see [`scan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Some map gives the same string key twice.
+    pub duplicate_key: bool,
+    /// Where the top-level value starts (after attributes and comments).
+    pub root_start: usize,
+    /// The top-level struct's `tasks` list: its span (`[` to `]`) and each item's.
+    pub tasks: Option<(Range<usize>, Vec<Range<usize>>)>,
+    /// The deepest nesting of brackets met.
+    pub max_depth: usize,
+}
+
+/// Reads the whole document like [`parse`] without keeping the tree (see [`Scan`]).
+pub fn scan(src: &str) -> Result<Scan, ScanError> {
     let mut r = Reader::new(src, false);
-    r.document()?;
-    Ok(r.duplicate_key)
+    let root = r.document()?;
+    let tasks = r.tasks_list.take().map(|list| (list, std::mem::take(&mut r.items)));
+    Ok(Scan { duplicate_key: r.duplicate_key, root_start: root.span.start, tasks, max_depth: r.max_depth })
 }
 
 struct Reader<'a> {
@@ -187,12 +206,32 @@ struct Reader<'a> {
     keep: bool,
     /// Without `keep`: a map gave some string key twice.
     duplicate_key: bool,
+    /// The next value is a map key: a string's text is needed even without `keep`.
+    want_text: bool,
+    /// Without `keep`: the next value is the top-level struct's `tasks` field.
+    capture: bool,
+    /// Span of the `tasks` list and of its items, once read (without `keep`).
+    tasks_list: Option<Range<usize>>,
+    items: Vec<Range<usize>>,
+    /// The deepest `depth` reached.
+    max_depth: usize,
 }
 
 impl<'a> Reader<'a> {
     fn new(src: &'a str, keep: bool) -> Self {
         let start = if src.starts_with(BOM) { BOM.len() } else { 0 };
-        Reader { src: src.as_bytes(), pos: start, depth: 0, keep, duplicate_key: false }
+        Reader {
+            src: src.as_bytes(),
+            pos: start,
+            depth: 0,
+            keep,
+            duplicate_key: false,
+            want_text: false,
+            capture: false,
+            tasks_list: None,
+            items: Vec::new(),
+            max_depth: 0,
+        }
     }
 
     fn document(&mut self) -> Result<Node, ScanError> {
@@ -216,6 +255,7 @@ impl<'a> Reader<'a> {
     /// Enters one more level of brackets, refusing to go deeper than [`MAX_DEPTH`].
     fn descend(&mut self) -> Result<(), ScanError> {
         self.depth += 1;
+        self.max_depth = self.max_depth.max(self.depth);
         if self.depth > MAX_DEPTH {
             return Err(ScanError { offset: self.pos, expected: "less nesting", too_deep: true });
         }
@@ -327,15 +367,19 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Node, ScanError> {
         self.skip_ws()?;
         let start = self.pos;
+        let (want_text, capture) = (std::mem::take(&mut self.want_text), std::mem::take(&mut self.capture));
         match self.peek() {
-            Some(b'"') => self.string(start),
-            Some(b'r' | b'b') if self.is_raw_or_byte_string() => self.string(start),
+            Some(b'"') => self.string(start, want_text),
+            Some(b'r' | b'b') if self.is_raw_or_byte_string() => self.string(start, want_text),
             Some(b'\'') => self.char_lit(start),
             Some(b'[') => {
                 self.descend()?;
                 self.pos += 1;
-                let items = self.seq(b']')?;
+                let items = self.seq(b']', capture)?;
                 self.depth -= 1;
+                if capture {
+                    self.tasks_list = Some(start..self.pos);
+                }
                 Ok(Node { span: start..self.pos, kind: NodeKind::List(items) })
             }
             Some(b'{') => {
@@ -375,7 +419,8 @@ impl<'a> Reader<'a> {
             || rest.starts_with(b"br#")
     }
 
-    fn string(&mut self, start: usize) -> Result<Node, ScanError> {
+    /// A string literal; its text is kept with `keep` or `want_text` (else it is a scalar).
+    fn string(&mut self, start: usize, want_text: bool) -> Result<Node, ScanError> {
         if self.peek() == Some(b'b') {
             self.pos += 1;
         }
@@ -403,33 +448,39 @@ impl<'a> Reader<'a> {
             }
         }
         self.pos += 1; // opening quote
+        let keep_text = self.keep || want_text;
         let mut text = Vec::new();
         loop {
-            match self.peek() {
+            // Runs of plain characters at once, up to the closing quote or an escape.
+            let rest = &self.src[self.pos..];
+            let Some(at) = memchr::memchr2(b'"', b'\\', rest) else {
+                self.pos = self.src.len();
+                return Err(self.err("end of string"));
+            };
+            if keep_text {
+                text.extend_from_slice(&rest[..at]);
+            }
+            self.pos += at;
+            if rest[at] == b'"' {
+                self.pos += 1;
+                let kind = if keep_text {
+                    NodeKind::Str(String::from_utf8_lossy(&text).into_owned())
+                } else {
+                    NodeKind::Scalar
+                };
+                return Ok(Node { span: start..self.pos, kind });
+            }
+            let esc = self.src.get(self.pos + 1).copied();
+            self.pos += 2;
+            match esc {
+                Some(b'n') => text.push(b'\n'),
+                Some(b't') => text.push(b'\t'),
+                Some(b'r') => text.push(b'\r'),
+                Some(b'0') => text.push(0),
+                Some(c @ (b'\\' | b'"' | b'\'')) => text.push(c),
+                // \u{..} and \x..: keep the raw text; spans matter here, not exact values.
+                Some(c) => text.extend_from_slice(&[b'\\', c]),
                 None => return Err(self.err("end of string")),
-                Some(b'"') => {
-                    self.pos += 1;
-                    let text = String::from_utf8_lossy(&text).into_owned();
-                    return Ok(Node { span: start..self.pos, kind: NodeKind::Str(text) });
-                }
-                Some(b'\\') => {
-                    let esc = self.src.get(self.pos + 1).copied();
-                    self.pos += 2;
-                    match esc {
-                        Some(b'n') => text.push(b'\n'),
-                        Some(b't') => text.push(b'\t'),
-                        Some(b'r') => text.push(b'\r'),
-                        Some(b'0') => text.push(0),
-                        Some(c @ (b'\\' | b'"' | b'\'')) => text.push(c),
-                        // \u{..} and \x..: keep the raw text; spans matter here, not exact values.
-                        Some(c) => text.extend_from_slice(&[b'\\', c]),
-                        None => return Err(self.err("end of string")),
-                    }
-                }
-                Some(c) => {
-                    text.push(c);
-                    self.pos += 1;
-                }
             }
         }
     }
@@ -449,7 +500,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn seq(&mut self, close: u8) -> Result<Vec<Node>, ScanError> {
+    /// Items up to `close`; `capture`: note each item's span (the `tasks` list, see [`scan`]).
+    fn seq(&mut self, close: u8, capture: bool) -> Result<Vec<Node>, ScanError> {
         let mut items = Vec::new();
         loop {
             self.skip_ws()?;
@@ -459,6 +511,9 @@ impl<'a> Reader<'a> {
                 return Ok(items);
             }
             let item = self.value()?;
+            if capture {
+                self.items.push(item.span.clone());
+            }
             if self.keep {
                 items.push(item);
             }
@@ -482,6 +537,7 @@ impl<'a> Reader<'a> {
                 entries.shrink_to_fit();
                 return Ok(Node { span: start..self.pos, kind: NodeKind::Map(entries) });
             }
+            self.want_text = true;
             let key = self.value()?;
             self.expect(b':', "`:` after a map key")?;
             let value = self.value()?;
@@ -523,7 +579,7 @@ impl<'a> Reader<'a> {
         };
         self.pos = save;
         if !is_struct {
-            let items = self.seq(b')')?;
+            let items = self.seq(b')', false)?;
             return Ok(Node { span: start..self.pos, kind: NodeKind::Tuple(items) });
         }
         let mut fields = Vec::new();
@@ -536,6 +592,7 @@ impl<'a> Reader<'a> {
             }
             let name_span = self.ident().ok_or_else(|| self.err("a field name"))?;
             self.expect(b':', "`:` after a field name")?;
+            self.capture = !self.keep && self.depth == 1 && &self.src[name_span.clone()] == b"tasks";
             let value = self.value()?;
             if self.keep {
                 let name = String::from_utf8_lossy(&self.src[name_span.clone()]).into_owned();

@@ -383,3 +383,46 @@ fn remote_cache_is_an_s3_location_checked_at_load() {
         assert!(label.text.contains(says), "{bad}: {errs:?}");
     }
 }
+
+/// A file large enough that ron reads its tasks in two halves (`load::PARALLEL_BYTES`).
+fn large(tasks: usize, edit: impl Fn(usize) -> Option<String>) -> String {
+    let mut s = String::from("#![enable(implicit_some)]\nWorkflow(\n    name: \"big\",\n    tasks: [\n");
+    for i in 0..tasks {
+        let line = edit(i).unwrap_or_else(|| {
+            let up = if i == 0 { String::new() } else { format!(", after: [\"t{}\"]", i - 1) };
+            format!("        Task(name: \"t{i}\", kind: Command(run: \"echo {i} > o\"), params: {{\"i\": {i}}}{up}),\n")
+        });
+        s.push_str(&line);
+    }
+    s + "    ],\n)\n"
+}
+
+#[test]
+fn a_large_file_read_in_halves_keeps_every_task_in_order() {
+    let src = large(600, |_| None);
+    assert!(src.len() > crate::load::PARALLEL_BYTES, "{} bytes: not split", src.len());
+    assert!(crate::load::halves(&src, 0, &crate::spans::scan(&src).unwrap()).is_some(), "read in halves");
+    let wf = load(&src).unwrap();
+    assert_eq!(wf.tasks.len(), 600);
+    assert!(wf.tasks.iter().enumerate().all(|(i, t)| t.name == format!("t{i}") && t.params["i"] == i));
+    assert_eq!(wf.tasks[599].upstream(), vec!["t598"]);
+}
+
+#[test]
+fn errors_in_either_half_of_a_large_file_point_at_their_line() {
+    let bad = |at: usize| {
+        move |i: usize| (i == at).then(|| format!("        Task(name: \"t{i}\", kind: Command(run: {i})),\n"))
+    };
+    for at in [3, 450] {
+        let errs = errors(&large(600, bad(at)));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with(&format!("w.ron:{}:", at + 5)), "{errs:?}");
+    }
+    let dup = |i: usize| {
+        (i == 500).then(|| {
+            format!("        Task(name: \"t{i}\", kind: Command(run: \"x\"), params: {{\"a\": 1, \"a\": 2}}),\n")
+        })
+    };
+    let errs = errors(&large(600, dup));
+    assert!(errs.iter().any(|e| e.starts_with("w.ron:505:") && e.contains("`a`")), "{errs:?}");
+}

@@ -1,6 +1,8 @@
 //! Checks the meaning of a parsed workflow (names, references, paths, durations) and resolves it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::time::Duration;
 
