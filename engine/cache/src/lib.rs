@@ -21,7 +21,7 @@ pub use entry::{
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json, canonical_json_object};
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use pidlock::{lock_pid_file, pid_file_holder};
-pub use statcache::{RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
+pub use statcache::{KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
 };

@@ -4,11 +4,10 @@
 //! modification; otherwise a write in the same timestamp tick could go unnoticed (git's "racy
 //! clean" problem), so such files are simply hashed again next time.
 
-use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -35,14 +34,20 @@ struct Entry {
 #[derive(Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
-    entries: HashMap<PathBuf, Entry>,
+    entries: foldhash::HashMap<PathBuf, Entry>,
 }
+
+/// What [`StatCache::known`] said of each path, so that checks made together ask once per path
+/// (a file many tasks read is looked at once). For a short span in which nothing is written:
+/// the checks a run makes ahead, before any task runs. Errors are not kept.
+#[derive(Debug, Default)]
+pub struct KnownMemo(Mutex<foldhash::HashMap<PathBuf, Option<(ObjectDigest, u64)>>>);
 
 /// Path → digest memo, shared by all tasks of a run.
 #[derive(Debug)]
 pub struct StatCache {
     file: PathBuf,
-    entries: Mutex<HashMap<PathBuf, Entry>>,
+    entries: RwLock<foldhash::HashMap<PathBuf, Entry>>,
     dirty: AtomicBool,
 }
 
@@ -86,7 +91,7 @@ impl StatCache {
             .filter(|d| d.version == STAT_CACHE_VERSION)
             .map(|d| d.entries)
             .unwrap_or_default();
-        StatCache { file, entries: Mutex::new(entries), dirty: AtomicBool::new(false) }
+        StatCache { file, entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
     }
 
     /// The digest and size of `path`, hashing only if the file changed (or `verify` is set).
@@ -111,10 +116,20 @@ impl StatCache {
 
     /// The remembered digest of `path` if its entry matches `s` and is not racy.
     fn lookup(&self, path: &Path, s: &Stat) -> Option<(ObjectDigest, u64)> {
-        let map = self.entries.lock().expect("stat cache lock");
+        let map = self.entries.read().expect("stat cache lock");
         let e = map.get(path)?;
         let same = e.size == s.size && e.mtime_ns == s.mtime_ns && e.ctime_ns == s.ctime_ns && e.ino == s.ino;
         (same && e.hashed_ns - e.mtime_ns >= RACY_WINDOW_NS).then_some((e.digest, e.size))
+    }
+
+    /// [`StatCache::known`] asking the file system once per path of `memo` (see [`KnownMemo`]).
+    pub fn known_once(&self, path: &Path, memo: &KnownMemo) -> Result<Option<(ObjectDigest, u64)>, StoreError> {
+        if let Some(known) = memo.0.lock().expect("memo lock").get(path) {
+            return Ok(*known);
+        }
+        let known = self.known(path)?;
+        memo.0.lock().expect("memo lock").insert(path.to_owned(), known);
+        Ok(known)
     }
 
     /// Records a digest computed elsewhere (e.g. while storing an output).
@@ -126,7 +141,7 @@ impl StatCache {
 
     fn remember(&self, path: &Path, s: &Stat, digest: ObjectDigest, hashed_ns: i128) {
         let e = Entry { size: s.size, mtime_ns: s.mtime_ns, ctime_ns: s.ctime_ns, ino: s.ino, digest, hashed_ns };
-        let mut map = self.entries.lock().expect("stat cache lock");
+        let mut map = self.entries.write().expect("stat cache lock");
         if map.insert(path.to_owned(), e) != Some(e) {
             self.dirty.store(true, Ordering::Relaxed);
         }
@@ -137,7 +152,7 @@ impl StatCache {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let entries = self.entries.lock().expect("stat cache lock").clone();
+        let entries = self.entries.read().expect("stat cache lock").clone();
         let bytes = serde_json::to_vec(&OnDisk { version: STAT_CACHE_VERSION, entries }).expect("serializes");
         store.write_atomic_cheap(&self.file, &bytes)
     }

@@ -1,10 +1,10 @@
 //! The cache side of a job: restoring a hit's outputs, storing a run's outputs (objects before
 //! the entry), and keeping each task's last key so the next miss can be explained.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, OutputRecord, Store, StoreError,
@@ -135,7 +135,7 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 /// a wrong one).
 #[derive(Debug)]
 pub(crate) struct LastKeys {
-    known: Mutex<HashMap<String, Known>>,
+    known: RwLock<foldhash::HashMap<String, Known>>,
     /// The index file: removed before the first change, written again by `save`.
     path: PathBuf,
     /// Something changed since `take` (only set with `known` locked).
@@ -175,7 +175,7 @@ impl LastKeys {
         let path = index_path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let known = text.lines().filter_map(parse_line).collect();
-        LastKeys { known: Mutex::new(known), path, changed: AtomicBool::new(false) }
+        LastKeys { known: RwLock::new(known), path, changed: AtomicBool::new(false) }
     }
 
     /// Called with `known` locked before each change: the first one removes the file.
@@ -196,7 +196,7 @@ impl LastKeys {
         outputs: &Manifest,
         duration_ms: u64,
     ) {
-        let mut known = self.known.lock().expect("last keys lock");
+        let mut known = self.known.write().expect("last keys lock");
         let fresh = || Some((Arc::new(outputs.clone()), duration_ms));
         match known.get_mut(name) {
             Some(k) if k.key == key => {
@@ -219,12 +219,12 @@ impl LastKeys {
 
     /// Whether the index knows no instance at all (a first run).
     pub(crate) fn is_empty(&self) -> bool {
-        self.known.lock().expect("last keys lock").is_empty()
+        self.known.read().expect("last keys lock").is_empty()
     }
 
     /// `name`'s last key with the outputs and duration of its entry, when known.
     pub(crate) fn last_outputs(&self, name: &str) -> Option<(ActionKey, Arc<Manifest>, u64)> {
-        let known = self.known.lock().expect("last keys lock");
+        let known = self.known.read().expect("last keys lock");
         let k = known.get(name)?;
         let (outputs, duration) = k.outputs.as_ref()?;
         Some((k.key, outputs.clone(), *duration))
@@ -232,7 +232,7 @@ impl LastKeys {
 
     /// Writes the index back (at the end of a run), unless nothing changed.
     pub(crate) fn save(&self, store: &Store) -> Result<(), StoreError> {
-        let known = self.known.lock().expect("last keys lock");
+        let known = self.known.read().expect("last keys lock");
         if !self.changed.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -282,7 +282,7 @@ mod tests {
         keys.save(&store).unwrap();
         let again = LastKeys::take(&store);
         assert_eq!(
-            again.known.lock().unwrap().get("w.t").map(|k| k.key),
+            again.known.read().unwrap().get("w.t").map(|k| k.key),
             Some(a.key()),
             "a finished run's index is kept"
         );
@@ -316,8 +316,8 @@ mod tests {
         assert_eq!(again.last_outputs("w.t"), Some((a.key(), Arc::new(outputs.clone()), 42)));
         assert_eq!(again.last_outputs("my flow.t\tx@2025-01-01").map(|o| o.2), Some(7));
         assert_eq!(again.last_outputs("w.only-key"), None);
-        assert_eq!(again.known.lock().unwrap().get("w.only-key").map(|k| k.key), Some(a.key()));
-        assert_eq!(again.known.lock().unwrap().len(), 3, "unreadable lines are left out");
+        assert_eq!(again.known.read().unwrap().get("w.only-key").map(|k| k.key), Some(a.key()));
+        assert_eq!(again.known.read().unwrap().len(), 3, "unreadable lines are left out");
         assert!(index_path(&store).exists(), "kept while nothing changes");
         again.save(&store).unwrap();
         assert_eq!(std::fs::read_to_string(index_path(&store)).unwrap(), text, "nothing changed: not rewritten");

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dagrun_cache::{ActionKey, Manifest, check_outputs};
+use dagrun_cache::{ActionKey, KnownMemo, Manifest, check_outputs};
 use dagrun_plan::{Instances, KeyContext, instance_outputs, key_inputs};
 
 use crate::commit::last_name;
@@ -29,7 +29,7 @@ const FRESH: Duration = Duration::from_secs(3600);
 
 /// Instance `i`'s result when it is a quick hit (see the module docs); `None`: take the full way.
 pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<JobResult> {
-    quick_check(run, i, ups).map(|h| h.into_result(i))
+    quick_check(run, i, ups, None).map(|h| h.into_result(i))
 }
 
 /// What a quick hit's result is made of (kept small: [`ahead`] holds one per instance).
@@ -52,7 +52,13 @@ impl QuickHit {
     }
 }
 
-fn quick_check(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<QuickHit> {
+/// `memo`: for checks made ahead, where a file many instances read is looked at once.
+fn quick_check(
+    run: &RunShared,
+    i: usize,
+    ups: &HashMap<usize, Arc<Manifest>>,
+    memo: Option<&KnownMemo>,
+) -> Option<QuickHit> {
     let node = &run.instances.nodes[i];
     let task = &run.workflow.tasks[node.task];
     if run.verify || task.kind.always_runs() {
@@ -64,7 +70,7 @@ fn quick_check(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -
         return None;
     }
     let (last_key, outputs, duration_ms) = run.last_keys.last_outputs(&last_name(run, &node.name))?;
-    let ctx = KeyContext { hash: false, ..run.key_context() };
+    let ctx = KeyContext { hash: false, memo, ..run.key_context() };
     let key = key_inputs(&ctx, &run.instances, i, &borrowed(ups)).ok()?.inputs.key();
     if key != last_key || !outputs_in_place(run, i, &outputs) || !run.top.confirm_entry(&run.store, &key, FRESH) {
         return None;
@@ -134,7 +140,8 @@ pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
     if n < AHEAD_MIN || cores < 2 || run.last_keys.is_empty() {
         return Vec::new();
     }
-    let guess = |i: usize| -> Option<Guess> {
+    // Nothing is written until the run starts: each thread looks at a shared input once.
+    let guess = |i: usize, memo: &KnownMemo| -> Option<Guess> {
         if forced[graph.nodes[i].task] {
             return None;
         }
@@ -143,12 +150,16 @@ pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
             .map(|u| Some((u, run.last_keys.last_outputs(&last_name(run, &graph.nodes[u].name))?.1)))
             .collect::<Option<_>>()?;
         let map: HashMap<usize, Arc<Manifest>> = ups.iter().cloned().collect();
-        Some(Guess { hit: quick_check(run, i, &map), ups })
+        Some(Guess { hit: quick_check(run, i, &map, Some(memo)), ups })
     };
     // The first half on another thread, the second here; in instance order when joined.
     std::thread::scope(|s| {
-        let first = s.spawn(|| (0..n / 2).map(guess).collect::<Vec<_>>());
-        let second: Vec<Option<Guess>> = (n / 2..n).map(guess).collect();
+        let first = s.spawn(|| {
+            let memo = KnownMemo::default();
+            (0..n / 2).map(|i| guess(i, &memo)).collect::<Vec<_>>()
+        });
+        let memo = KnownMemo::default();
+        let second: Vec<Option<Guess>> = (n / 2..n).map(|i| guess(i, &memo)).collect();
         let mut out = first.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
         out.extend(second);
         out

@@ -62,6 +62,7 @@ impl RunShared {
             verify: self.verify,
             hash: true,
             plugins: &self.plugins,
+            memo: None,
         }
     }
 

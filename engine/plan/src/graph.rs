@@ -21,7 +21,7 @@ impl TaskGraph {
         for i in 0..wf.tasks.len() {
             graph.add_node(i);
         }
-        let index: std::collections::HashMap<&str, usize> =
+        let index: foldhash::HashMap<&str, usize> =
             wf.tasks.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
         for (i, task) in wf.tasks.iter().enumerate() {
             for up in task.upstream() {

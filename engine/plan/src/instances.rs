@@ -7,7 +7,7 @@
 //! keeps its slice of each scheme's partitions and leaves out what reads partitions of other
 //! shards (see [`Instances::expand`]).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use petgraph::Direction;
 use petgraph::algo::toposort;
@@ -168,7 +168,7 @@ impl Instances {
             wf,
             by_name,
             nodes: Vec::new(),
-            index: HashMap::new(),
+            index: foldhash::HashMap::default(),
             sources: Vec::new(),
             edges: Vec::new(),
             run_end,
@@ -363,9 +363,9 @@ fn choose(
 struct Builder<'a> {
     wf: &'a Workflow,
     /// Task name → index (a linear search per reference would be quadratic in large workflows).
-    by_name: HashMap<&'a str, usize>,
+    by_name: foldhash::HashMap<&'a str, usize>,
     nodes: Vec<Instance>,
-    index: HashMap<(usize, Option<String>), usize>,
+    index: foldhash::HashMap<(usize, Option<String>), usize>,
     sources: Vec<SmallMap<String, Source>>,
     edges: Vec<(usize, usize)>,
     run_end: Option<i64>,

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, Manifest, ManifestDigest, ObjectDigest,
-    StatCache, Store, StoreError, canonical_json, canonical_json_object, manifest_digest,
+    ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, KnownMemo, Manifest, ManifestDigest,
+    ObjectDigest, StatCache, Store, StoreError, canonical_json, canonical_json_object, manifest_digest,
 };
 use dagrun_workflow::partition::render;
 use dagrun_workflow::{Task, TaskKind, Workflow};
@@ -73,6 +73,8 @@ pub struct KeyContext<'a> {
     pub hash: bool,
     /// Built plugin crates: the `plugin` path as written → the .wasm it built.
     pub plugins: &'a HashMap<String, PathBuf>,
+    /// With `hash` off: what the stat cache said of each file so far (see [`KnownMemo`]).
+    pub memo: Option<&'a KnownMemo>,
 }
 
 impl KeyContext<'_> {
@@ -81,7 +83,11 @@ impl KeyContext<'_> {
         if self.hash || self.verify {
             return self.stat.digest(path, self.verify);
         }
-        self.stat.known(path)?.ok_or_else(|| StoreError::Io {
+        let known = match self.memo {
+            Some(memo) => self.stat.known_once(path, memo)?,
+            None => self.stat.known(path)?,
+        };
+        known.ok_or_else(|| StoreError::Io {
             path: path.to_owned(),
             source: std::io::Error::new(std::io::ErrorKind::WouldBlock, "changed since it was last hashed"),
         })
