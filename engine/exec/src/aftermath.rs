@@ -47,22 +47,34 @@ pub(crate) struct Aftermath {
 }
 
 impl Aftermath {
-    /// [`Aftermath::finish`] on the blocking pool (SQLite and the registry are files).
-    pub(crate) async fn run(self, record: RunRecord) -> RunRecord {
+    /// [`Aftermath::finish`] on the blocking pool (SQLite and the registry are files). A panic
+    /// there is a warning: the record comes back as far as it got.
+    pub(crate) async fn run(self, mut record: RunRecord) -> RunRecord {
         let reporter = self.reporter.clone();
-        let kept = record.clone();
-        match tokio::task::spawn_blocking(move || self.finish(record)).await {
-            Ok(r) => r,
-            Err(e) => {
-                reporter.report(&Event::Warning { message: format!("internal error after the run: {e}") });
-                kept
-            }
+        let job = tokio::task::spawn_blocking(move || {
+            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.finish_in(&mut record)));
+            (record, done.err())
+        });
+        // Panics are caught inside: the job fails only if the runtime drops it unstarted.
+        let (record, panic) = job.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        if let Some(p) = panic {
+            let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+            let message = format!("internal error after the run: {}", what.unwrap_or_else(|| "a panic".to_owned()));
+            reporter.report(&Event::Warning { message });
         }
+        record
+    }
+
+    /// [`Aftermath::finish_in`], taking and returning the record.
+    #[cfg(test)]
+    pub(crate) fn finish(self, mut record: RunRecord) -> RunRecord {
+        self.finish_in(&mut record);
+        record
     }
 
     /// Records the registry changes in `record` (and saves it), queues the notifications and
     /// updates the incidents. Problems are reported as warnings.
-    pub(crate) fn finish(self, mut record: RunRecord) -> RunRecord {
+    fn finish_in(self, record: &mut RunRecord) {
         let wf = &self.workflow;
         record.registry = self
             .before
@@ -76,7 +88,10 @@ impl Aftermath {
                 RegistryChange { after, ..c.clone() }
             })
             .collect();
-        if let Err(e) = record.save(&self.store) {
+        // The scheduler saved the record as it ended; saved again only with registry changes.
+        if !record.registry.is_empty()
+            && let Err(e) = record.save(&self.store)
+        {
             self.warn(format!("cannot save the registry changes in the run record: {e}"));
         }
         // The JSON record is the run's own file; a store that missed it catches up from it
@@ -84,10 +99,9 @@ impl Aftermath {
         let r = self.history.record_run(&record.to_row(Some(&wf.dir)));
         self.warned(r, "record the run in the history store");
         if !wf.notify.is_empty() {
-            self.notify(&record);
+            self.notify(record);
         }
-        self.incidents(&record);
-        record
+        self.incidents(record);
     }
 
     fn warn(&self, message: String) {
