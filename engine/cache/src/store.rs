@@ -232,6 +232,26 @@ impl Store {
         self.write_atomic_as(path, bytes, Durability::NoFsync)
     }
 
+    /// [`Store::write_atomic_cheap`] of what `write` writes, through a buffer (a large record is
+    /// never held whole in memory).
+    pub fn write_atomic_cheap_with(
+        &self,
+        path: &Path,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<(), StoreError> {
+        let tmp = self.temp_path();
+        let result = (|| {
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp).at(&tmp)?);
+            write(&mut w).at(&tmp)?;
+            let f = w.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
+            self.place(f, &tmp, path, Durability::NoFsync)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
     fn write_atomic_as(&self, path: &Path, bytes: &[u8], durability: Durability) -> Result<(), StoreError> {
         let tmp = self.temp_path();
         let result = (|| {

@@ -146,7 +146,7 @@ impl RunRecord {
     /// Writes (or overwrites) the record.
     pub fn save(&self, store: &Store) -> Result<(), StoreError> {
         let path = runs_dir(store).join(format!("{}.json", self.id));
-        store.write_atomic_cheap(&path, &serde_json::to_vec_pretty(self).expect("serializes"))
+        store.write_atomic_cheap_with(&path, |w| Ok(serde_json::to_writer_pretty(w, self)?))
     }
 
     /// Most recent runs first (at most `limit`); unreadable records are skipped.
