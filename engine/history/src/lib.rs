@@ -19,6 +19,7 @@ pub mod views;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, Transaction};
 
 pub use approvals::{Approval, ApprovalState, Binding, DecideError, Decision, NewApproval};
@@ -159,6 +160,17 @@ pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError
     Ok(conn)
 }
 
+/// Runs `f` in one immediate transaction on `conn`.
+fn transaction<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&mut tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
 /// The history store of one state directory. Cheap to open; safe to share between threads
 /// and with other processes (SQLite locking, busy timeout 10 s).
 #[derive(Debug)]
@@ -173,7 +185,13 @@ impl History {
         std::fs::create_dir_all(state).map_err(|source| HistoryError::Io { path: state.to_owned(), source })?;
         let path = state.join(FILE_NAME);
         match open_db(&path, &MIGRATIONS) {
-            Ok(conn) => Ok(History { conn: Mutex::new(conn), path }),
+            // The write-ahead log is left in place when the store is closed: each short-lived
+            // `dagrun` would otherwise copy its own writes into the database and fsync it on
+            // exit; SQLite checkpoints once the log passes 1,000 pages instead.
+            Ok(conn) => match conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+                Ok(_) => Ok(History { conn: Mutex::new(conn), path }),
+                Err(source) => Err(HistoryError::Sql { path, source }),
+            },
             Err(OpenError::Sql(source)) => Err(HistoryError::Sql { path, source }),
             Err(OpenError::TooNew(found)) => Err(HistoryError::TooNew { path, found }),
         }
@@ -190,11 +208,23 @@ impl History {
         f: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, HistoryError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        transaction(&mut conn, f).map_err(|source| self.sql(source))
+    }
+
+    /// [`History::with`] for rows copied from files dagrun keeps anyway (the JSON run records):
+    /// committed without waiting for the disk (`synchronous=NORMAL`; still never corrupt in WAL
+    /// mode). A power cut may lose the last such commits, which `sync_history` imports again; the
+    /// next ordinary commit makes them durable too.
+    pub(crate) fn with_copies<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, HistoryError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         let run = |conn: &mut Connection| {
-            let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let out = f(&mut tx)?;
-            tx.commit()?;
-            Ok(out)
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            let out = transaction(conn, f);
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            out
         };
         run(&mut conn).map_err(|source| self.sql(source))
     }

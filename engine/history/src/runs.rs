@@ -448,14 +448,14 @@ fn registry_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<RegistryR
 impl History {
     /// Writes (or replaces) one run with its tasks, verdicts and registry changes.
     pub fn record_run(&self, run: &RunRow) -> Result<(), HistoryError> {
-        self.with(|tx| put(tx, run))
+        self.with_copies(|tx| put(tx, run))
     }
 
     /// Imports runs read from their JSON records, in one transaction: each replaces what the
     /// store has of it (the caller passes only runs the store has not seen finished, see
     /// [`History::settled_runs`]). Returns how many were written.
     pub fn import_runs(&self, runs: &[RunRow]) -> Result<usize, HistoryError> {
-        self.with(|tx| {
+        self.with_copies(|tx| {
             for r in runs {
                 put(tx, r)?;
             }

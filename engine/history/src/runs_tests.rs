@@ -196,3 +196,16 @@ fn a_real_version_2_store_migrates_to_the_current_version_keeping_its_runs() {
     assert_eq!(points.len(), 1);
     assert_eq!((points[0].workflow.as_str(), points[0].column.column.as_str()), ("drifty", "income"));
 }
+
+#[test]
+fn runs_are_kept_past_close_in_the_write_ahead_log_and_other_writes_stay_synced() {
+    let (dir, h) = open();
+    h.record_run(&sample("r1", 1_000, true)).unwrap();
+    let sync: i64 = h.with(|tx| tx.pragma_query_value(None, "synchronous", |r| r.get(0))).unwrap();
+    assert_eq!(sync, 2, "FULL again after the run's rows");
+    drop(h);
+    let wal = dir.path().join("history.sqlite-wal");
+    assert!(wal.metadata().is_ok_and(|m| m.len() > 0), "not checkpointed on close");
+    let h = History::open(dir.path()).unwrap();
+    assert_eq!(h.run("r1").unwrap().map(|r| r.tasks.len()), Some(2), "read back through the log");
+}
