@@ -19,6 +19,7 @@ pub(crate) struct Parsed {
 /// RON options: `Some(..)` may be left out, and `Command(run: ..)` needs no double parentheses.
 fn options() -> ron::Options {
     ron::Options::default()
+        .with_recursion_limit(RON_DEPTH)
         .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME)
         .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
 }
@@ -27,9 +28,15 @@ fn options() -> ron::Options {
 /// scan (which also looks for duplicate keys) has found where each task starts and ends.
 pub(crate) const PARALLEL_BYTES: usize = 32 * 1024;
 
-/// Halves are read apart only this far from ron's and the scan's depth limit (128), so that
-/// reading a task one level less deep than in its file can never make a difference.
+/// Files nested deeper than this are read in one piece (a bound on the scan's stack, well
+/// inside its limit of 128).
 const SPLIT_MAX_DEPTH: usize = 64;
+
+/// ron's depth limit (its default) counts nested calls, and a task in the `tasks` list of the
+/// whole file is two deeper (the `Workflow(..)` struct, its field's value) than in a half: the
+/// halves are read with a limit lowered by two, so they refuse exactly what the whole file does.
+const RON_DEPTH: usize = 128;
+const HALF_DEPTH: usize = RON_DEPTH - 2;
 
 /// The common case, a valid file, read once by ron and never into a span tree: `None` when
 /// ron refuses it, when a map gives a key twice, or when the span reader cannot follow it
@@ -61,6 +68,8 @@ pub(crate) struct Halves {
     second: String,
 }
 
+/// The three documents of `text` (its BOM, if any, `base` bytes long), from its scan; `None`
+/// when there is nothing worth splitting (fewer than two tasks) or the file nests too deep.
 pub(crate) fn halves(text: &str, base: usize, scan: &spans::Scan) -> Option<Halves> {
     let (list, items) = scan.tasks.as_ref()?;
     if items.len() < 2 || scan.max_depth > SPLIT_MAX_DEPTH {
@@ -80,9 +89,10 @@ impl Halves {
     /// The workflow as one read of the whole file gives it; `None` if ron refuses any part.
     fn read(&self) -> Option<RawWorkflow<TaskDef>> {
         std::thread::scope(|s| {
-            let first = s.spawn(|| options().from_str::<Vec<TaskDef>>(&self.first).ok());
+            let half = || options().with_recursion_limit(HALF_DEPTH);
+            let first = s.spawn(move || half().from_str::<Vec<TaskDef>>(&self.first).ok());
             let mut raw = options().from_str::<RawWorkflow<TaskDef>>(&self.skeleton).ok();
-            let second = options().from_str::<Vec<TaskDef>>(&self.second).ok();
+            let second = half().from_str::<Vec<TaskDef>>(&self.second).ok();
             let first = first.join().ok().flatten();
             let (r, mut tasks) = (raw.as_mut()?, first?);
             tasks.extend(second?);
@@ -226,6 +236,21 @@ mod tests {
             "]".repeat(SPLIT_MAX_DEPTH)
         );
         assert!(halves(&deep, 0, &scan_of(&deep)).is_none(), "nested deeper than SPLIT_MAX_DEPTH");
+    }
+
+    #[test]
+    fn halves_refuse_what_the_whole_file_refuses_for_depth() {
+        // ron counts nested calls, not brackets: `Some(a: ..)` in a parameter costs three.
+        for n in 36..=42 {
+            let deep = format!("{}[[1]]{}", "Some(a: ".repeat(n), ")".repeat(n));
+            let text = format!(
+                "Workflow(name: \"w\", tasks: [Task(name: \"a\", kind: Command(run: \"x\"), params: {{\"p\": {deep}}}), \
+                 Task(name: \"b\", kind: Command(run: \"x\"))])"
+            );
+            let whole = options().from_str::<RawWorkflow<TaskDef>>(&text).is_ok();
+            let split = halves(&text, 0, &scan_of(&text)).expect("split").read().is_some();
+            assert_eq!(split, whole, "{n} levels");
+        }
     }
 
     #[test]
