@@ -3,8 +3,10 @@
 //! approval requests and decisions ([`approvals`]), the notification outbox ([`outbox`]),
 //! drift incidents with their time to recovery ([`incidents`]), and the runs themselves with
 //! their tasks, gate verdicts, registry changes ([`runs`]) and per-column drift results ([`drift`]), which the payoff report
-//! ([`report`]) and the web UI query. WAL, `synchronous=FULL`, one transaction per step: a
-//! `kill -9` at any moment leaves it consistent.
+//! ([`report`]) and the web UI query. WAL, `synchronous=FULL` (rows copied from the JSON run
+//! records: `NORMAL`), one transaction per step: a `kill -9` at any moment leaves it consistent.
+//! The write-ahead log stays when a process closes the store (SQLite checkpoints it at 1,000
+//! pages), so a short-lived `dagrun` does not copy and fsync its own writes on exit.
 
 pub mod alive;
 pub mod approvals;
@@ -160,6 +162,9 @@ pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError
     Ok(conn)
 }
 
+/// The size the write-ahead log is cut back to when SQLite resets it (`journal_size_limit`).
+const WAL_KEPT_BYTES: i64 = 4 << 20;
+
 /// Runs `f` in one immediate transaction on `conn`.
 fn transaction<T>(
     conn: &mut Connection,
@@ -188,8 +193,12 @@ impl History {
             // The write-ahead log is left in place when the store is closed: each short-lived
             // `dagrun` would otherwise copy its own writes into the database and fsync it on
             // exit; SQLite checkpoints once the log passes 1,000 pages instead.
-            Ok(conn) => match conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
-                Ok(_) => Ok(History { conn: Mutex::new(conn), path }),
+            // A log grown by a large import is cut back to 4 MiB when SQLite next resets it.
+            Ok(conn) => match conn
+                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+                .and_then(|_| conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES))
+            {
+                Ok(()) => Ok(History { conn: Mutex::new(conn), path }),
                 Err(source) => Err(HistoryError::Sql { path, source }),
             },
             Err(OpenError::Sql(source)) => Err(HistoryError::Sql { path, source }),
@@ -211,22 +220,22 @@ impl History {
         transaction(&mut conn, f).map_err(|source| self.sql(source))
     }
 
-    /// [`History::with`] for rows copied from files dagrun keeps anyway (the JSON run records):
-    /// committed without waiting for the disk (`synchronous=NORMAL`; still never corrupt in WAL
-    /// mode). A power cut may lose the last such commits, which `sync_history` imports again; the
-    /// next ordinary commit makes them durable too.
+    /// [`History::with`] for rows copied from the JSON run records: committed without waiting
+    /// for the disk (`synchronous=NORMAL`; never corrupt in WAL mode). Like the records, which
+    /// are written without `fsync` too, the last such commits may be lost in a power cut; the
+    /// next ordinary commit makes them durable. The connection is back at `FULL` afterwards,
+    /// also when `f` fails or panics.
     pub(crate) fn with_copies<T>(
         &self,
         f: impl FnOnce(&mut Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, HistoryError> {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let run = |conn: &mut Connection| {
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            let out = transaction(conn, f);
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            out
-        };
-        run(&mut conn).map_err(|source| self.sql(source))
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| self.sql(e))?;
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(&mut conn, f)));
+        let reset = conn.pragma_update(None, "synchronous", "FULL");
+        let out = out.unwrap_or_else(|p| std::panic::resume_unwind(p)).map_err(|e| self.sql(e))?;
+        // Committed: a connection that stayed at NORMAL would be worse than a reported error.
+        reset.map(|()| out).map_err(|e| self.sql(e))
     }
 
     pub(crate) fn sql(&self, source: rusqlite::Error) -> HistoryError {
