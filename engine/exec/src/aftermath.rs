@@ -47,22 +47,38 @@ pub(crate) struct Aftermath {
 }
 
 impl Aftermath {
-    /// [`Aftermath::finish`] on the blocking pool (SQLite and the registry are files). A panic
-    /// there is a warning: the record comes back as far as it got.
+    /// [`Aftermath::finish_in`] on the blocking pool (SQLite and the registry are files). A
+    /// panic there is a warning: the record comes back as far as it got.
     pub(crate) async fn run(self, mut record: RunRecord) -> RunRecord {
         let reporter = self.reporter.clone();
+        // Should the job never run (a runtime shutting down), the record as the scheduler saved
+        // it: read back, else these fields without the tasks.
+        let (store, tasks) = (self.store.clone(), std::mem::take(&mut record.tasks));
+        let kept = record.clone();
+        record.tasks = tasks;
         let job = tokio::task::spawn_blocking(move || {
             let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.finish_in(&mut record)));
             (record, done.err())
         });
-        // Panics are caught inside: the job fails only if the runtime drops it unstarted.
-        let (record, panic) = job.await.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-        if let Some(p) = panic {
-            let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
-            let message = format!("internal error after the run: {}", what.unwrap_or_else(|| "a panic".to_owned()));
-            reporter.report(&Event::Warning { message });
+        let warn = |what: String| {
+            reporter.report(&Event::Warning { message: format!("internal error after the run: {what}") })
+        };
+        match job.await.map_err(tokio::task::JoinError::try_into_panic) {
+            Ok((record, panic)) => {
+                if let Some(p) = panic {
+                    let what =
+                        p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+                    warn(what.unwrap_or_else(|| "a panic".to_owned()));
+                }
+                record
+            }
+            // Panics are caught inside the job.
+            Err(Ok(panic)) => std::panic::resume_unwind(panic),
+            Err(Err(e)) => {
+                warn(e.to_string());
+                RunRecord::load(&store, &kept.id).unwrap_or(kept)
+            }
         }
-        record
     }
 
     /// [`Aftermath::finish_in`], taking and returning the record.
@@ -72,8 +88,8 @@ impl Aftermath {
         record
     }
 
-    /// Records the registry changes in `record` (and saves it), queues the notifications and
-    /// updates the incidents. Problems are reported as warnings.
+    /// Records the registry changes in `record` (saving it again when there are any), queues the
+    /// notifications and updates the incidents. Problems are reported as warnings.
     fn finish_in(self, record: &mut RunRecord) {
         let wf = &self.workflow;
         record.registry = self

@@ -52,7 +52,9 @@ impl QuickHit {
     }
 }
 
-/// `memo`: for checks made ahead, where a file many instances read is looked at once.
+/// Instance `i`'s quick hit (see the module docs) given its upstream instances' manifests `ups`;
+/// `None`: take the full way. `memo`: for checks made ahead, where a file many instances read
+/// is looked at once.
 fn quick_check(
     run: &RunShared,
     i: usize,
