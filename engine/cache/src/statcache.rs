@@ -10,18 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::digest::{ObjectDigest, hash_file};
 use crate::store::{IoContext, Store, StoreError};
 
-/// Version of the stat cache file.
-pub const STAT_CACHE_VERSION: u32 = 1;
+/// Version of the stat cache file (2: one line per file; 1 was a JSON object, now ignored).
+pub const STAT_CACHE_VERSION: u32 = 2;
+
+/// The stat cache file in the state directory, and the JSON file of version 1 it replaces.
+const FILE_NAME: &str = "statcache.idx";
+const OLD_FILE_NAME: &str = "statcache.json";
 
 /// Minimum gap between a file's mtime and the moment it was hashed for the entry to be trusted.
 pub const RACY_WINDOW_NS: i128 = 100_000_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     size: u64,
     mtime_ns: i128,
@@ -29,12 +31,6 @@ struct Entry {
     ino: u64,
     digest: ObjectDigest,
     hashed_ns: i128,
-}
-
-#[derive(Serialize, Deserialize)]
-struct OnDisk {
-    version: u32,
-    entries: foldhash::HashMap<PathBuf, Entry>,
 }
 
 /// What [`StatCache::known`] said of each path, so that checks made together ask once per path
@@ -84,13 +80,8 @@ fn stat(meta: &fs::Metadata) -> Stat {
 impl StatCache {
     /// Loads the stat cache of a store (empty if absent, unreadable or of another version).
     pub fn load(store: &Store) -> StatCache {
-        let file = store.root().join("statcache.json");
-        let entries = fs::read(&file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<OnDisk>(&b).ok())
-            .filter(|d| d.version == STAT_CACHE_VERSION)
-            .map(|d| d.entries)
-            .unwrap_or_default();
+        let file = store.root().join(FILE_NAME);
+        let entries = fs::read(&file).ok().and_then(|b| decode(&b)).unwrap_or_default();
         StatCache { file, entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
     }
 
@@ -152,16 +143,129 @@ impl StatCache {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let entries = self.entries.read().expect("stat cache lock").clone();
-        let bytes = serde_json::to_vec(&OnDisk { version: STAT_CACHE_VERSION, entries }).expect("serializes");
-        store.write_atomic_cheap(&self.file, &bytes)
+        let bytes = encode(&self.entries.read().expect("stat cache lock"));
+        store.write_atomic_cheap(&self.file, &bytes)?;
+        // A version 1 file left by an older dagrun is never read again.
+        let _ = fs::remove_file(store.root().join(OLD_FILE_NAME));
+        Ok(())
     }
+}
+
+/// The file's first line.
+fn header() -> String {
+    format!("dagrun stat cache {STAT_CACHE_VERSION}\n")
+}
+
+/// One line per file: size, mtime, ctime, inode, when it was hashed (nanoseconds), its digest
+/// and its path (its bytes, last: it may hold tabs), separated by tabs. A path with a newline
+/// is left out (its file is simply hashed again next time).
+fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = header().into_bytes();
+    out.reserve(entries.len() * 180);
+    for (path, e) in entries {
+        let path = path_bytes(path);
+        if path.contains(&b'\n') {
+            continue;
+        }
+        let (size, mtime, ctime, ino, hashed) = (e.size, e.mtime_ns, e.ctime_ns, e.ino, e.hashed_ns);
+        let _ = write!(out, "{size}\t{mtime}\t{ctime}\t{ino}\t{hashed}\t{}\t", e.digest);
+        out.extend_from_slice(path);
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The entries of a file [`encode`] wrote; `None` for another version (or no header). A line
+/// that does not read is left out.
+fn decode(bytes: &[u8]) -> Option<foldhash::HashMap<PathBuf, Entry>> {
+    let rest = bytes.strip_prefix(header().as_bytes())?;
+    let lines = rest.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    Some(lines.filter_map(decode_line).collect())
+}
+
+fn decode_line(line: &[u8]) -> Option<(PathBuf, Entry)> {
+    let mut fields = line.splitn(7, |&b| b == b'\t');
+    let mut next = || std::str::from_utf8(fields.next()?).ok();
+    let size = next()?.parse().ok()?;
+    let mtime_ns = next()?.parse().ok()?;
+    let ctime_ns = next()?.parse().ok()?;
+    let ino = next()?.parse().ok()?;
+    let hashed_ns = next()?.parse().ok()?;
+    let digest = ObjectDigest(crate::Digest::from_hex(next()?)?);
+    let path = path_from_bytes(fields.next().filter(|p| !p.is_empty())?)?;
+    Some((path, Entry { size, mtime_ns, ctime_ns, ino, digest, hashed_ns }))
+}
+
+#[cfg(unix)]
+fn path_bytes(p: &Path) -> &[u8] {
+    use std::os::unix::ffi::OsStrExt;
+    p.as_os_str().as_bytes()
+}
+
+#[cfg(unix)]
+fn path_from_bytes(b: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(b)))
+}
+
+#[cfg(not(unix))]
+fn path_bytes(p: &Path) -> &[u8] {
+    // Elsewhere a path that is not UTF-8 is left out (hashed again next time).
+    p.to_str().map_or(b"\n", str::as_bytes)
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(b: &[u8]) -> Option<PathBuf> {
+    std::str::from_utf8(b).ok().map(PathBuf::from)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Durability;
+
+    fn entry(n: u8) -> Entry {
+        let digest = ObjectDigest(crate::Digest::from_hex(&format!("{n:02x}").repeat(32)).unwrap());
+        Entry { size: 1, mtime_ns: -5, ctime_ns: i128::from(u64::MAX) * 3, ino: 7, digest, hashed_ns: 9 }
+    }
+
+    #[test]
+    fn the_file_reads_back_what_was_written_and_nothing_else() {
+        let entries: foldhash::HashMap<PathBuf, Entry> = [
+            (PathBuf::from("/w/out/a.txt"), entry(1)),
+            (PathBuf::from("/w/with\ttab and space"), entry(2)),
+            (PathBuf::from("/w/with\nnewline"), entry(3)),
+        ]
+        .into_iter()
+        .collect();
+        let bytes = encode(&entries);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), 2, "a path with a newline is left out");
+        assert_eq!(back[Path::new("/w/out/a.txt")], entry(1));
+        assert_eq!(back[Path::new("/w/with\ttab and space")], entry(2));
+        let mut damaged = bytes.clone();
+        damaged.extend_from_slice(b"1\t2\tnot a number\t4\t5\tab\t/w/x\n1\t2\t3\n");
+        assert_eq!(decode(&damaged).unwrap().len(), 2, "lines that do not read are left out");
+        assert_eq!(decode(br#"{"version":1,"entries":{}}"#), None, "version 1 (JSON)");
+        assert_eq!(decode(b"dagrun stat cache 3\n"), None, "another version");
+    }
+
+    #[test]
+    fn saving_replaces_a_version_1_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state"), Durability::NoFsync).unwrap();
+        let old = store.root().join(OLD_FILE_NAME);
+        fs::write(&old, "{}").unwrap();
+        let f = dir.path().join("a.txt");
+        fs::write(&f, "one").unwrap();
+        let cache = StatCache::load(&store);
+        let (d, _) = cache.digest(&f, false).unwrap();
+        cache.save(&store).unwrap();
+        assert!(!old.exists());
+        let again = StatCache::load(&store);
+        assert_eq!(again.entries.read().unwrap()[&f].digest, d);
+    }
 
     #[test]
     fn rehashes_changed_and_racy_files() {
