@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, OutputRecord, Store, StoreError,
-    check_outputs, is_executable, now_ms,
+    ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, ObjectDigest, OutputRecord, Store,
+    StoreError, check_outputs, is_executable, now_ms,
 };
 use dagrun_plan::{Probe, instance_outputs};
 
@@ -130,9 +130,11 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 /// Ctrl-C) leaves no index that could be stale: the next run reads the records instead. A run
 /// that changed nothing (every task a hit with what the index says) leaves the file as it was.
 ///
-/// Lines: `<key hex> <name>`, or `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>`
-/// (JSON never holds a raw tab). A line that does not parse is left out (a slower lookup, never
-/// a wrong one).
+/// Lines: `<key hex> <name>`; or, with the outputs, `*<key hex>\t<duration ms>` then for each
+/// output `\t<output name>\t<path>\t<digest hex>\t<size>\t<x or ->`, then `\t<name>` (tab-separated
+/// fields, read without a JSON parser); outputs whose path holds a tab or a newline are written
+/// `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>` instead (JSON never holds a raw
+/// tab). A line that does not parse is left out (a slower lookup, never a wrong one).
 #[derive(Debug)]
 pub(crate) struct LastKeys {
     known: RwLock<foldhash::HashMap<String, Known>>,
@@ -156,6 +158,18 @@ fn index_path(store: &Store) -> PathBuf {
 
 /// One line of the index.
 fn parse_line(l: &str) -> Option<(String, Known)> {
+    if let Some(rest) = l.strip_prefix('*') {
+        let mut parts = rest.split('\t');
+        let key = ActionKey(Digest::from_hex(parts.next()?)?);
+        let duration: u64 = parts.next()?.parse().ok()?;
+        let mut fields: Vec<&str> = parts.collect();
+        let name = fields.pop()?;
+        if !fields.len().is_multiple_of(5) {
+            return None;
+        }
+        let outputs = fields.chunks_exact(5).map(parse_output).collect::<Option<Manifest>>()?;
+        return Some((name.to_owned(), Known { key, outputs: Some((Arc::new(outputs), duration)) }));
+    }
     if let Some(rest) = l.strip_prefix('+') {
         let mut parts = rest.splitn(4, '\t');
         let key = ActionKey(Digest::from_hex(parts.next()?)?);
@@ -166,6 +180,34 @@ fn parse_line(l: &str) -> Option<(String, Known)> {
     }
     let (hex, name) = l.split_once(' ')?;
     Some((name.to_owned(), Known { key: ActionKey(Digest::from_hex(hex)?), outputs: None }))
+}
+
+/// `<output name> <path> <digest hex> <size> <x or ->` of a `*` line.
+fn parse_output(f: &[&str]) -> Option<(String, OutputRecord)> {
+    let executable = match f[4] {
+        "x" => true,
+        "-" => false,
+        _ => return None,
+    };
+    let digest = ObjectDigest(Digest::from_hex(f[2])?);
+    Some((f[0].to_owned(), OutputRecord { path: f[1].to_owned(), digest, size: f[3].parse().ok()?, executable }))
+}
+
+/// One index line for `name` with its outputs (see [`LastKeys`]).
+fn outputs_line(text: &mut String, name: &str, key: &ActionKey, outputs: &Manifest, duration: u64) {
+    use std::fmt::Write;
+    let plain = |s: &str| !s.contains(['\t', '\n', '\r']);
+    if !outputs.iter().all(|(n, o)| plain(n) && plain(&o.path)) || !plain(name) {
+        let json = serde_json::to_string(outputs).expect("manifests serialize");
+        let _ = writeln!(text, "+{}\t{duration}\t{json}\t{name}", key.0);
+        return;
+    }
+    let _ = write!(text, "*{}\t{duration}", key.0);
+    for (n, o) in outputs.iter() {
+        let x = if o.executable { "x" } else { "-" };
+        let _ = write!(text, "\t{n}\t{}\t{}\t{}\t{x}", o.path, o.digest, o.size);
+    }
+    let _ = writeln!(text, "\t{name}");
 }
 
 impl LastKeys {
@@ -241,10 +283,7 @@ impl LastKeys {
         let mut text = String::with_capacity(names.len() * 200);
         for (name, k) in names {
             match &k.outputs {
-                Some((outputs, duration)) => {
-                    let json = serde_json::to_string(&**outputs).expect("manifests serialize");
-                    text.push_str(&format!("+{}\t{duration}\t{json}\t{name}\n", k.key.0.to_hex()));
-                }
+                Some((outputs, duration)) => outputs_line(&mut text, name, &k.key, outputs, *duration),
                 None => text.push_str(&format!("{} {name}\n", k.key.0.to_hex())),
             }
         }
@@ -325,6 +364,43 @@ mod tests {
         assert!(!index_path(&store).exists(), "removed before its first change");
         again.save(&store).unwrap();
         assert_eq!(LastKeys::take(&store).last_outputs("w.t").map(|o| o.2), Some(43));
+    }
+
+    #[test]
+    fn outputs_are_written_as_fields_unless_a_path_holds_a_tab_and_json_lines_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        let a = inputs("a");
+        let rec = |path: &str, executable| OutputRecord {
+            path: path.into(),
+            digest: ObjectDigest(Digest::of(path.as_bytes())),
+            size: 12,
+            executable,
+        };
+        let plain: Manifest =
+            [("m".to_owned(), rec("out/m.onnx", true)), ("r".to_owned(), rec("r.json", false))].into();
+        let tabbed: Manifest = [("o".to_owned(), rec("out/a\tb", false))].into();
+        let keys = LastKeys::take(&store);
+        keys.record(&store, "w.plain", a.key(), &a, &plain, 5);
+        keys.record(&store, "w.tabbed", a.key(), &a, &tabbed, 6);
+        keys.save(&store).unwrap();
+        let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
+        assert!(text.lines().any(|l| l.starts_with('*') && l.ends_with("\tw.plain")), "{text}");
+        assert!(text.lines().any(|l| l.starts_with('+') && l.ends_with("\tw.tabbed")), "{text}");
+        // A line as an older dagrun wrote it, and a field line with a field missing.
+        let json = serde_json::to_string(&plain).unwrap();
+        text.push_str(&format!(
+            "+{}\t9\t{json}\tw.old\n*{}\t1\to\tp\t{}\t3\tw.short\n",
+            a.key().0,
+            a.key().0,
+            a.key().0
+        ));
+        std::fs::write(index_path(&store), &text).unwrap();
+        let again = LastKeys::take(&store);
+        assert_eq!(again.last_outputs("w.plain"), Some((a.key(), Arc::new(plain.clone()), 5)));
+        assert_eq!(again.last_outputs("w.tabbed"), Some((a.key(), Arc::new(tabbed), 6)));
+        assert_eq!(again.last_outputs("w.old"), Some((a.key(), Arc::new(plain), 9)));
+        assert_eq!(again.last_outputs("w.short"), None);
     }
 
     #[test]
