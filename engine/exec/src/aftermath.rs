@@ -112,7 +112,7 @@ impl Aftermath {
         }
         // The JSON record is the run's own file; a store that missed it catches up from it
         // (`sync_history`), so a failure here is a warning.
-        let r = self.history.record_run(&record.to_row(Some(&wf.dir)));
+        let r = record.record_in(&self.history, Some(&wf.dir));
         self.warned(r, "record the run in the history store");
         if !wf.notify.is_empty() {
             self.notify(record);

@@ -290,7 +290,7 @@ impl Engine {
         let tasks = plan.instances.len();
         let workflow = plan.workflow.name.clone();
         reporter.report(&Event::RunStarted { run_id: run_id.clone(), workflow, tasks, partitions, jobs });
-        if let Err(e) = self.history.record_run(&record.to_row(Some(&plan.workflow.dir))) {
+        if let Err(e) = record.record_in(&self.history, Some(&plan.workflow.dir)) {
             let message = format!("cannot record the run in the history store (the run goes on): {e}");
             reporter.report(&Event::Warning { message });
         }

@@ -24,6 +24,22 @@ impl RunRecord {
     /// drift incidents use), the same model whichever workflow or working directory named it;
     /// `None`: as the record has it.
     pub fn to_row(&self, workflow_dir: Option<&Path>) -> RunRow {
+        RunRow { tasks: self.task_rows(workflow_dir).collect(), ..self.header_row(workflow_dir) }
+    }
+
+    /// Writes the run into the history store, making its task rows one at a time (a large run's
+    /// rows are never all held at once).
+    pub fn record_in(&self, history: &History, workflow_dir: Option<&Path>) -> Result<(), HistoryError> {
+        history.record_run_with(&self.header_row(workflow_dir), self.task_rows(workflow_dir))
+    }
+
+    /// The task rows of [`RunRecord::to_row`], made as they are asked for.
+    fn task_rows<'a>(&'a self, workflow_dir: Option<&'a Path>) -> impl Iterator<Item = TaskRow> + 'a {
+        self.tasks.iter().map(move |t| task_row(t, workflow_dir))
+    }
+
+    /// [`RunRecord::to_row`] without the task rows.
+    fn header_row(&self, workflow_dir: Option<&Path>) -> RunRow {
         let c = &self.counts;
         let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         RunRow {
@@ -49,7 +65,7 @@ impl RunRecord {
             manual_minutes: self.manual_minutes,
             pid: self.pid,
             pid_started: self.pid_started.map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-            tasks: self.tasks.iter().map(|t| task_row(t, workflow_dir)).collect(),
+            tasks: Vec::new(),
             registry: self.registry.iter().map(|c| registry_row(c, workflow_dir)).collect(),
         }
     }

@@ -254,7 +254,12 @@ pub struct Skipped {
     pub reason: String,
 }
 
-fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
+/// Writes run `r` with `tasks` (its own, or the ones a caller makes one at a time).
+fn put<T: std::borrow::Borrow<TaskRow>>(
+    tx: &Transaction<'_>,
+    r: &RunRow,
+    tasks: impl IntoIterator<Item = T>,
+) -> rusqlite::Result<()> {
     for table in [
         "runs WHERE id",
         "run_tasks WHERE run_id",
@@ -299,7 +304,8 @@ fn put(tx: &Transaction<'_>, r: &RunRow) -> rusqlite::Result<()> {
         "INSERT OR REPLACE INTO verdicts (run_id, task, decision, reason, metric, value, threshold, shortfall) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
-    for (seq, t) in r.tasks.iter().enumerate() {
+    for (seq, t) in tasks.into_iter().enumerate() {
+        let t = t.borrow();
         task.execute(params![
             r.id,
             seq as i64,
@@ -448,7 +454,13 @@ fn registry_of(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<Vec<RegistryR
 impl History {
     /// Writes (or replaces) one run with its tasks, verdicts and registry changes.
     pub fn record_run(&self, run: &RunRow) -> Result<(), HistoryError> {
-        self.with_copies(|tx| put(tx, run))
+        self.with_copies(|tx| put(tx, run, &run.tasks))
+    }
+
+    /// [`History::record_run`] of `run` with `tasks` instead of its own (which are ignored),
+    /// made as they are written: a 10,000-task run never holds all its rows at once.
+    pub fn record_run_with(&self, run: &RunRow, tasks: impl Iterator<Item = TaskRow>) -> Result<(), HistoryError> {
+        self.with_copies(|tx| put(tx, run, tasks))
     }
 
     /// Imports runs read from their JSON records, in one transaction: each replaces what the
@@ -457,7 +469,7 @@ impl History {
     pub fn import_runs(&self, runs: &[RunRow]) -> Result<usize, HistoryError> {
         self.with_copies(|tx| {
             for r in runs {
-                put(tx, r)?;
+                put(tx, r, &r.tasks)?;
             }
             Ok(runs.len())
         })

@@ -298,8 +298,9 @@ pub(crate) fn validate(
             by_name.entry(name).or_insert(i);
         }
     }
-    let mut names: Vec<&str> = by_name.keys().copied().collect();
-    names.sort_by_key(|n| by_name[n]);
+    let mut named: Vec<(usize, &str)> = by_name.iter().map(|(n, &i)| (i, *n)).collect();
+    named.sort_unstable();
+    let names: Vec<&str> = named.into_iter().map(|(_, n)| n).collect();
 
     // Checked first, then moved into their tasks (the definitions are not needed after).
     let mut checked = Vec::with_capacity(defs.len());
