@@ -164,10 +164,7 @@ fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
     let mut out = header().into_bytes();
     out.reserve(entries.len() * 180);
     for (path, e) in entries {
-        let path = path_bytes(path);
-        if path.contains(&b'\n') {
-            continue;
-        }
+        let Some(path) = path_bytes(path).filter(|p| !p.contains(&b'\n')) else { continue };
         let (size, mtime, ctime, ino, hashed) = (e.size, e.mtime_ns, e.ctime_ns, e.ino, e.hashed_ns);
         let _ = write!(out, "{size}\t{mtime}\t{ctime}\t{ino}\t{hashed}\t{}\t", e.digest);
         out.extend_from_slice(path);
@@ -177,10 +174,12 @@ fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
 }
 
 /// The entries of a file [`encode`] wrote; `None` for another version (or no header). A line
-/// that does not read is left out.
+/// that does not read is left out, and so is a last line without its newline (a file cut short
+/// could otherwise end in a shorter path).
 fn decode(bytes: &[u8]) -> Option<foldhash::HashMap<PathBuf, Entry>> {
     let rest = bytes.strip_prefix(header().as_bytes())?;
-    let lines = rest.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let whole = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let lines = rest[..whole].split(|&b| b == b'\n').filter(|l| !l.is_empty());
     Some(lines.filter_map(decode_line).collect())
 }
 
@@ -198,9 +197,9 @@ fn decode_line(line: &[u8]) -> Option<(PathBuf, Entry)> {
 }
 
 #[cfg(unix)]
-fn path_bytes(p: &Path) -> &[u8] {
+fn path_bytes(p: &Path) -> Option<&[u8]> {
     use std::os::unix::ffi::OsStrExt;
-    p.as_os_str().as_bytes()
+    Some(p.as_os_str().as_bytes())
 }
 
 #[cfg(unix)]
@@ -209,10 +208,10 @@ fn path_from_bytes(b: &[u8]) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(b)))
 }
 
+/// Elsewhere a path that is not UTF-8 is left out (hashed again next time).
 #[cfg(not(unix))]
-fn path_bytes(p: &Path) -> &[u8] {
-    // Elsewhere a path that is not UTF-8 is left out (hashed again next time).
-    p.to_str().map_or(b"\n", str::as_bytes)
+fn path_bytes(p: &Path) -> Option<&[u8]> {
+    p.to_str().map(str::as_bytes)
 }
 
 #[cfg(not(unix))]
@@ -247,6 +246,8 @@ mod tests {
         let mut damaged = bytes.clone();
         damaged.extend_from_slice(b"1\t2\tnot a number\t4\t5\tab\t/w/x\n1\t2\t3\n");
         assert_eq!(decode(&damaged).unwrap().len(), 2, "lines that do not read are left out");
+        let cut = &bytes[..bytes.len() - 3];
+        assert_eq!(decode(cut).unwrap().len(), 1, "a last line cut short is left out");
         assert_eq!(decode(br#"{"version":1,"entries":{}}"#), None, "version 1 (JSON)");
         assert_eq!(decode(b"dagrun stat cache 3\n"), None, "another version");
     }

@@ -132,9 +132,11 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 ///
 /// Lines: `<key hex> <name>`; or, with the outputs, `*<key hex>\t<duration ms>` then for each
 /// output `\t<output name>\t<path>\t<digest hex>\t<size>\t<x or ->`, then `\t<name>` (tab-separated
-/// fields, read without a JSON parser); outputs whose path holds a tab or a newline are written
+/// fields, read without a JSON parser; an older dagrun skips such lines); when an output's name
+/// or path, or the instance's name, holds a tab or a line break, the line is
 /// `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>` instead (JSON never holds a raw
-/// tab). A line that does not parse is left out (a slower lookup, never a wrong one).
+/// tab). An instance whose name holds a line break is left out. A line that does not parse, and
+/// a last line without its newline, are left out (a slower lookup, never a wrong one).
 #[derive(Debug)]
 pub(crate) struct LastKeys {
     known: RwLock<foldhash::HashMap<String, Known>>,
@@ -216,7 +218,9 @@ impl LastKeys {
     pub(crate) fn take(store: &Store) -> LastKeys {
         let path = index_path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let known = text.lines().filter_map(parse_line).collect();
+        // A last line without its newline is left out: a file cut short could end in a shorter name.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        let known = text[..whole].lines().filter_map(parse_line).collect();
         LastKeys { known: RwLock::new(known), path, changed: AtomicBool::new(false) }
     }
 
@@ -281,7 +285,8 @@ impl LastKeys {
         let mut names: Vec<(&String, &Known)> = known.iter().collect();
         names.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut text = String::with_capacity(names.len() * 200);
-        for (name, k) in names {
+        // A name with a line break cannot be read back as itself: left out (looked up the slow way).
+        for (name, k) in names.into_iter().filter(|(n, _)| !n.contains(['\n', '\r'])) {
             match &k.outputs {
                 Some((outputs, duration)) => outputs_line(&mut text, name, &k.key, outputs, *duration),
                 None => text.push_str(&format!("{} {name}\n", k.key.0.to_hex())),
@@ -383,8 +388,11 @@ mod tests {
         let keys = LastKeys::take(&store);
         keys.record(&store, "w.plain", a.key(), &a, &plain, 5);
         keys.record(&store, "w.tabbed", a.key(), &a, &tabbed, 6);
+        keys.record(&store, "w.cr\r", a.key(), &a, &plain, 7);
+        keys.record(&store, "w.nl\nw.plain", a.key(), &a, &plain, 8);
         keys.save(&store).unwrap();
-        let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
+        let saved = std::fs::read_to_string(index_path(&store)).unwrap();
+        let mut text = saved.clone();
         assert!(text.lines().any(|l| l.starts_with('*') && l.ends_with("\tw.plain")), "{text}");
         assert!(text.lines().any(|l| l.starts_with('+') && l.ends_with("\tw.tabbed")), "{text}");
         // A line as an older dagrun wrote it, and a field line with a field missing.
@@ -401,6 +409,15 @@ mod tests {
         assert_eq!(again.last_outputs("w.tabbed"), Some((a.key(), Arc::new(tabbed), 6)));
         assert_eq!(again.last_outputs("w.old"), Some((a.key(), Arc::new(plain), 9)));
         assert_eq!(again.last_outputs("w.short"), None);
+        assert_eq!(again.known.read().unwrap().len(), 3, "names with line breaks are left out");
+        assert!(saved.ends_with("\tw.tabbed\n"), "{saved}");
+        std::fs::write(index_path(&store), &saved[..saved.len() - 3]).unwrap();
+        let cut = LastKeys::take(&store);
+        assert_eq!(
+            cut.known.read().unwrap().keys().collect::<Vec<_>>(),
+            ["w.plain"],
+            "a last line cut short is left out"
+        );
     }
 
     #[test]

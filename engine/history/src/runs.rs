@@ -460,6 +460,7 @@ impl History {
     /// [`History::record_run`] of `run` with `tasks` instead of its own (which are ignored),
     /// made as they are written: a 10,000-task run never holds all its rows at once.
     pub fn record_run_with(&self, run: &RunRow, tasks: impl Iterator<Item = TaskRow>) -> Result<(), HistoryError> {
+        debug_assert!(run.tasks.is_empty(), "record_run_with takes the tasks apart");
         self.with_copies(|tx| put(tx, run, tasks))
     }
 
