@@ -29,7 +29,15 @@ const FRESH: Duration = Duration::from_secs(3600);
 
 /// Instance `i`'s result when it is a quick hit (see the module docs); `None`: take the full way.
 pub(crate) fn quick_hit(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>) -> Option<JobResult> {
-    quick_check(run, i, ups, None).map(|h| h.into_result(i))
+    let last = last_outputs(run, i)?;
+    quick_check(run, i, ups, last, None).map(|h| h.into_result(i))
+}
+
+/// What the last-keys index knows of instance `i`: its last key, that key's outputs, duration.
+type Last = (ActionKey, Arc<Manifest>, u64);
+
+fn last_outputs(run: &RunShared, i: usize) -> Option<Last> {
+    run.last_keys.last_outputs(&last_name(run, &run.instances.nodes[i].name))
 }
 
 /// What a quick hit's result is made of (kept small: [`ahead`] holds one per instance).
@@ -52,13 +60,14 @@ impl QuickHit {
     }
 }
 
-/// Instance `i`'s quick hit (see the module docs) given its upstream instances' manifests `ups`;
-/// `None`: take the full way. `memo`: for checks made ahead, where a file many instances read
-/// is looked at once.
+/// Instance `i`'s quick hit (see the module docs) given its upstream instances' manifests `ups`
+/// and what the index knows of it (`last`); `None`: take the full way. `memo`: for checks made
+/// ahead, where a file many instances read is looked at once.
 fn quick_check(
     run: &RunShared,
     i: usize,
     ups: &HashMap<usize, Arc<Manifest>>,
+    (last_key, outputs, duration_ms): Last,
     memo: Option<&KnownMemo>,
 ) -> Option<QuickHit> {
     let node = &run.instances.nodes[i];
@@ -71,7 +80,6 @@ fn quick_check(
     {
         return None;
     }
-    let (last_key, outputs, duration_ms) = run.last_keys.last_outputs(&last_name(run, &node.name))?;
     let ctx = KeyContext { hash: false, memo, ..run.key_context() };
     let key = key_inputs(&ctx, &run.instances, i, &borrowed(ups)).ok()?.inputs.key();
     if key != last_key || !outputs_in_place(run, i, &outputs) || !run.top.confirm_entry(&run.store, &key, FRESH) {
@@ -142,17 +150,18 @@ pub(crate) fn ahead(run: &RunShared, forced: &[bool]) -> Vec<Option<Guess>> {
     if n < AHEAD_MIN || cores < 2 || run.last_keys.is_empty() {
         return Vec::new();
     }
+    // What the index knows of each instance, looked up once (each is also an upstream of others).
+    let last: Vec<Option<Last>> = (0..n).map(|i| last_outputs(run, i)).collect();
     // Nothing is written until the run starts: each thread looks at a shared input once.
     let guess = |i: usize, memo: &KnownMemo| -> Option<Guess> {
         if forced[graph.nodes[i].task] {
             return None;
         }
-        let ups: Box<[(usize, Arc<Manifest>)]> = graph
-            .upstream(i)
-            .map(|u| Some((u, run.last_keys.last_outputs(&last_name(run, &graph.nodes[u].name))?.1)))
-            .collect::<Option<_>>()?;
+        let ups: Box<[(usize, Arc<Manifest>)]> =
+            graph.upstream(i).map(|u| Some((u, last[u].as_ref()?.1.clone()))).collect::<Option<_>>()?;
         let map: HashMap<usize, Arc<Manifest>> = ups.iter().cloned().collect();
-        Some(Guess { hit: quick_check(run, i, &map, Some(memo)), ups })
+        let hit = last[i].clone().and_then(|l| quick_check(run, i, &map, l, Some(memo)));
+        Some(Guess { hit, ups })
     };
     // The first half on another thread, the second here; in instance order when joined.
     std::thread::scope(|s| {
