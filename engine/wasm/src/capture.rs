@@ -56,15 +56,21 @@ pub fn bound_summary(summary: String) -> String {
 /// A task log that stops growing at `cap` bytes and then writes one marker line.
 #[derive(Debug)]
 pub struct CappedLog {
-    /// `None` until the first byte of a [`CappedLog::on_first_write`] log.
-    file: Option<fs::File>,
-    /// Where a lazy log is created (its directory too) on the first write.
-    lazy: Option<PathBuf>,
-    /// Why a lazy log could not be created (what was written is lost).
-    error: Option<std::io::Error>,
+    sink: Sink,
     written: u64,
     cap: u64,
     dropped: u64,
+}
+
+/// Where a log's bytes go.
+#[derive(Debug)]
+enum Sink {
+    Open(fs::File),
+    /// A [`CappedLog::on_first_write`] log before its first byte: created there (its directory
+    /// too) then.
+    Lazy(PathBuf),
+    /// Creating the lazy log failed (what was written is lost); why, until taken.
+    Failed(Option<std::io::Error>),
 }
 
 impl CappedLog {
@@ -72,7 +78,7 @@ impl CappedLog {
     pub fn append(path: &Path, cap: u64) -> std::io::Result<CappedLog> {
         let file = fs::OpenOptions::new().create(true).append(true).open(path)?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(CappedLog { file: Some(file), lazy: None, error: None, written, cap, dropped: 0 })
+        Ok(CappedLog { sink: Sink::Open(file), written, cap, dropped: 0 })
     }
 
     /// A log that is only created (with its directory) when something is written to it: a
@@ -85,25 +91,30 @@ impl CappedLog {
             }
             _ => {}
         }
-        Ok(CappedLog { file: None, lazy: Some(path.to_owned()), error: None, written: 0, cap, dropped: 0 })
+        Ok(CappedLog { sink: Sink::Lazy(path.to_owned()), written: 0, cap, dropped: 0 })
     }
 
     /// The open file, creating a lazy log now; `None` once creating it failed.
     fn file(&mut self) -> Option<&mut fs::File> {
-        if self.file.is_none() && self.error.is_none() {
-            let path = self.lazy.as_deref()?;
+        if let Sink::Lazy(path) = &self.sink {
             let made = path.parent().map_or(Ok(()), fs::create_dir_all).and_then(|()| fs::File::create(path));
-            match made {
-                Ok(f) => self.file = Some(f),
-                Err(e) => self.error = Some(e),
-            }
+            self.sink = match made {
+                Ok(f) => Sink::Open(f),
+                Err(e) => Sink::Failed(Some(e)),
+            };
         }
-        self.file.as_mut()
+        match &mut self.sink {
+            Sink::Open(f) => Some(f),
+            Sink::Lazy(_) | Sink::Failed(_) => None,
+        }
     }
 
     /// Why the log could not be created, if it could not (see [`CappedLog::on_first_write`]).
     pub fn take_error(&mut self) -> Option<std::io::Error> {
-        self.error.take()
+        match &mut self.sink {
+            Sink::Failed(e) => e.take(),
+            Sink::Open(_) | Sink::Lazy(_) => None,
+        }
     }
 
     /// Appends as much of `bytes` as the cap allows; the first time something is dropped the
