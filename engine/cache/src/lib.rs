@@ -24,5 +24,6 @@ pub use pidlock::{lock_pid_file, pid_file_holder};
 pub use statcache::{KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
+    whole_lines,
 };
 pub use top_dirs::TopDirs;

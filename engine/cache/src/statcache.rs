@@ -178,8 +178,7 @@ fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
 /// could otherwise end in a shorter path).
 fn decode(bytes: &[u8]) -> Option<foldhash::HashMap<PathBuf, Entry>> {
     let rest = bytes.strip_prefix(header().as_bytes())?;
-    let whole = rest.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let lines = rest[..whole].split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    let lines = crate::store::whole_lines(rest).split(|&b| b == b'\n').filter(|l| !l.is_empty());
     Some(lines.filter_map(decode_line).collect())
 }
 

@@ -499,6 +499,13 @@ pub(crate) fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The lines of a file written by [`Store::write_atomic_cheap`] that are whole: up to its last
+/// newline. Such a file may be cut short by a power cut, and a cut last line could read as a
+/// shorter, wrong value (a path, a name).
+pub fn whole_lines(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)]
+}
+
 /// Creates a directory (and its parents) unless it exists; the check is much cheaper than
 /// `create_dir_all` on an existing directory on some filesystems.
 pub fn ensure_dir(dir: &Path) -> io::Result<()> {

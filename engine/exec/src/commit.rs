@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, ObjectDigest, OutputRecord, Store,
-    StoreError, check_outputs, is_executable, now_ms,
+    StoreError, check_outputs, is_executable, now_ms, whole_lines,
 };
 use dagrun_plan::{Probe, instance_outputs};
 
@@ -219,7 +219,7 @@ impl LastKeys {
         let path = index_path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         // A last line without its newline is left out: a file cut short could end in a shorter name.
-        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        let whole = whole_lines(text.as_bytes()).len();
         let known = text[..whole].lines().filter_map(parse_line).collect();
         LastKeys { known: RwLock::new(known), path, changed: AtomicBool::new(false) }
     }
