@@ -103,7 +103,7 @@ pub struct TaskDef {
     pub outputs: SmallMap<String, String>,
     /// Arbitrary parameters, passed to the task as JSON.
     #[serde(default)]
-    pub params: BTreeMap<String, ron::Value>,
+    pub params: SmallMap<String, ron::Value>,
     /// Tasks that must finish first, without passing data.
     #[serde(default)]
     pub after: Vec<String>,

@@ -184,7 +184,7 @@ pub(crate) fn check_overlaps(
         index.add(Order::Other(j), other);
     }
     for (k, out) in outputs.iter().enumerate() {
-        let first = index.candidates(out).min();
+        let first = index.first_clash(out);
         if let Some(order) = first {
             let other = match order {
                 Order::Output(i) => &outputs[i],
@@ -206,34 +206,39 @@ enum Order {
 
 /// Claims by the paths that can relate to them, so that checking n outputs takes O(n · depth)
 /// look-ups instead of comparing every pair (10,000-task workflows validate in milliseconds).
-/// Keyed by the claims' own text (slices of their normalized paths), hashed with foldhash.
+/// Keyed by the claims' own text (slices of their normalized paths), hashed with foldhash. Only
+/// the first clash is reported, so each key keeps the earliest claim in [`Order`] (no list).
 #[derive(Default)]
 struct ClaimIndex<'c> {
     /// By normalized path: candidates for `Same`.
-    exact: foldhash::HashMap<&'c str, Vec<Order>>,
+    exact: foldhash::HashMap<&'c str, Order>,
     /// Literal claims by path: candidates a path can be inside.
-    literal: foldhash::HashMap<&'c str, Vec<Order>>,
+    literal: foldhash::HashMap<&'c str, Order>,
     /// By each directory a claim is certainly inside: candidates a literal path can contain.
-    inside: foldhash::HashMap<&'c str, Vec<Order>>,
+    inside: foldhash::HashMap<&'c str, Order>,
 }
 
 impl<'c> ClaimIndex<'c> {
     fn add(&mut self, order: Order, c: &'c Claim<'_>) {
-        self.exact.entry(&c.norm).or_default().push(order);
+        fn keep_first<'c>(map: &mut foldhash::HashMap<&'c str, Order>, key: &'c str, order: Order) {
+            let first = map.entry(key).or_insert(order);
+            *first = (*first).min(order);
+        }
+        keep_first(&mut self.exact, &c.norm, order);
         if !c.templated {
-            self.literal.entry(&c.norm).or_default().push(order);
+            keep_first(&mut self.literal, &c.norm, order);
         }
         for dir in dirs(c) {
-            self.inside.entry(dir).or_default().push(order);
+            keep_first(&mut self.inside, dir, order);
         }
     }
 
-    /// Every indexed claim `c` is the same as, inside, or contains (see [`relation`]).
-    fn candidates<'s>(&'s self, c: &Claim<'_>) -> impl Iterator<Item = Order> + 's {
-        let same = self.exact.get(c.norm.as_str()).into_iter().flatten();
-        let within: Vec<&Vec<Order>> = dirs(c).filter_map(|d| self.literal.get(d)).collect();
-        let containing = (!c.templated).then(|| self.inside.get(c.norm.as_str())).flatten().into_iter().flatten();
-        same.chain(within.into_iter().flatten()).chain(containing).copied()
+    /// The earliest indexed claim `c` is the same as, inside, or contains (see [`relation`]).
+    fn first_clash(&self, c: &Claim<'_>) -> Option<Order> {
+        let same = self.exact.get(c.norm.as_str());
+        let within = dirs(c).filter_map(|d| self.literal.get(d));
+        let containing = (!c.templated).then(|| self.inside.get(c.norm.as_str())).flatten();
+        same.into_iter().chain(within).chain(containing).copied().min()
     }
 }
 
@@ -309,7 +314,8 @@ mod tests {
         assert_eq!(rel("out/{date}.txt", "out/2025-01-01.txt"), None);
     }
 
-    /// The index finds exactly the claims `relation` relates, whatever the mix of paths.
+    /// The index finds the earliest claim `relation` relates, whatever the mix of paths: built
+    /// from claims `start..` for every start, it names each related claim in turn.
     #[test]
     fn the_index_agrees_with_pairwise_comparison() {
         let paths = [
@@ -330,16 +336,16 @@ mod tests {
         ];
         let claims: Vec<Claim<'_>> = paths.iter().map(|p| Claim::new(Owner::StateDir, p)).collect();
         for (k, c) in claims.iter().enumerate() {
-            let mut index = ClaimIndex::default();
-            for (j, other) in claims.iter().enumerate().filter(|(j, _)| *j != k) {
-                index.add(Order::Other(j), other);
+            for start in 0..claims.len() {
+                let mut index = ClaimIndex::default();
+                // Added last first, so keeping the earliest is not just keeping the first added.
+                for (j, other) in claims.iter().enumerate().skip(start).rev().filter(|(j, _)| *j != k) {
+                    index.add(Order::Other(j), other);
+                }
+                let found = index.first_clash(c).map(|o| if let Order::Other(j) = o { j } else { unreachable!() });
+                let want = (start..claims.len()).find(|&j| j != k && relation(c, &claims[j]).is_some());
+                assert_eq!(found, want, "{} from {start}", paths[k]);
             }
-            let mut found: Vec<usize> =
-                index.candidates(c).map(|o| if let Order::Other(j) = o { j } else { unreachable!() }).collect();
-            found.sort_unstable();
-            found.dedup();
-            let want: Vec<usize> = (0..claims.len()).filter(|&j| j != k && relation(c, &claims[j]).is_some()).collect();
-            assert_eq!(found, want, "{}", paths[k]);
         }
     }
 
