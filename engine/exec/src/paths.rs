@@ -9,6 +9,8 @@ use crate::outcome::{Failure, TaskError};
 /// The real workflow and state directories of a run (symbolic links resolved).
 #[derive(Debug, Clone)]
 pub(crate) struct Roots {
+    /// The workflow directory as the run names it (outputs are joined to it).
+    given: PathBuf,
     dir: PathBuf,
     state: PathBuf,
 }
@@ -16,14 +18,14 @@ pub(crate) struct Roots {
 impl Roots {
     pub(crate) fn new(workflow_dir: &Path, state_dir: &Path) -> Roots {
         let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
-        Roots { dir: real(workflow_dir), state: real(state_dir) }
+        Roots { given: workflow_dir.to_owned(), dir: real(workflow_dir), state: real(state_dir) }
     }
 
     /// The real path of output `name` at `path`: the longest existing prefix with its links
     /// resolved, plus the rest. Refused when it leaves the workflow directory or is inside the
     /// state directory.
     pub(crate) fn resolve(&self, name: &str, path: &Path) -> Result<PathBuf, TaskError> {
-        let real = real_path(path);
+        let real = self.real_path(path);
         let shown = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
         if !real.starts_with(&self.dir) {
             return Err(TaskError::permanent(
@@ -46,6 +48,34 @@ impl Roots {
             ));
         }
         Ok(real)
+    }
+}
+
+impl Roots {
+    /// `path` with every symbolic link of its longest existing prefix resolved, plus the part
+    /// that does not exist yet. A path below the workflow directory (every output) is checked
+    /// from there, one `lstat` per component: three for `out/d/x.txt`, where resolving it whole
+    /// takes a `readlink` per component from `/` (a task's outputs are checked before each
+    /// attempt). A link below the directory is resolved the whole way.
+    fn real_path(&self, path: &Path) -> PathBuf {
+        let Ok(rel) = path.strip_prefix(&self.given) else { return real_path(path) };
+        let mut walked = self.given.clone();
+        let mut parts = rel.components();
+        while let Some(part) = parts.next() {
+            let Component::Normal(name) = part else { return real_path(path) };
+            walked.push(name);
+            match walked.symlink_metadata() {
+                Ok(meta) if !meta.file_type().is_symlink() => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    // Nothing below a missing name exists, so nothing below it is a link.
+                    let mut real = self.dir.join(walked.strip_prefix(&self.given).expect("walked from it"));
+                    real.extend(parts);
+                    return real;
+                }
+                _ => return real_path(path),
+            }
+        }
+        self.dir.join(rel)
     }
 }
 
@@ -97,5 +127,35 @@ mod tests {
         assert!(e.message.contains("inside the state directory"), "{}", e.message);
         let ok = roots.resolve("o", &wf.path().join("out/new/x.txt")).unwrap();
         assert_eq!(ok, wf.path().canonicalize().unwrap().join("out/new/x.txt"));
+    }
+
+    /// Links anywhere below the workflow directory are followed (to inside or outside it), and
+    /// a workflow directory named through a link resolves to its real place.
+    #[test]
+    #[cfg(unix)]
+    fn links_below_the_directory_are_followed_and_named_by_their_target() {
+        use std::os::unix::fs::symlink;
+        let top = tempfile::tempdir().unwrap();
+        let (wf, outside) = (top.path().join("wf"), top.path().join("outside"));
+        std::fs::create_dir_all(wf.join("out/d")).unwrap();
+        std::fs::create_dir_all(wf.join("state")).unwrap();
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("f.txt"), "theirs").unwrap();
+        symlink(wf.join("out/d"), wf.join("out/alias")).unwrap();
+        symlink(outside.join("f.txt"), wf.join("out/d/file-link.txt")).unwrap();
+        symlink(&wf, top.path().join("wf-link")).unwrap();
+        let real = wf.canonicalize().unwrap();
+        for given in [wf.clone(), top.path().join("wf-link")] {
+            let roots = Roots::new(&given, &given.join("state"));
+            let at = |p: &str| roots.resolve("o", &given.join(p));
+            assert_eq!(at("out/alias/x.txt").unwrap(), real.join("out/d/x.txt"));
+            assert_eq!(at("out/d/x.txt").unwrap(), real.join("out/d/x.txt"));
+            assert_eq!(at("out/missing/deeper/x.txt").unwrap(), real.join("out/missing/deeper/x.txt"));
+            let e = at("out/d/file-link.txt").unwrap_err();
+            assert!(e.message.contains("leads outside the workflow directory"), "{}", e.message);
+            let e = at("../outside/x.txt").unwrap_err();
+            assert!(e.message.contains("leads outside the workflow directory"), "{}", e.message);
+            assert!(at("state/x.txt").unwrap_err().message.contains("inside the state directory"));
+        }
     }
 }
