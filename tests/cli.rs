@@ -205,6 +205,35 @@ fn independent_tasks_run_in_parallel() {
     assert_eq!(st, statuses(&[("a", "succeeded"), ("b", "succeeded")]));
 }
 
+/// `-j N` bounds the commands running at once (jobs look up keys and store outputs beside
+/// them), and a task's time does not count the time it queued for a slot.
+#[test]
+fn jobs_bound_the_commands_running_at_once() {
+    // Each command counts the commands running beside it (a directory each, made atomically).
+    let run =
+        "mkdir running.$DAGRUN_TASK; ls -d running.* | wc -l > $DAGRUN_OUT_PEAK; sleep 0.3; rmdir running.$DAGRUN_TASK";
+    let tasks: Vec<String> = (0..6)
+        .map(|k| format!(r#"Task(name: "t{k}", kind: Command(run: "{run}"), outputs: {{"peak": "peak{k}.txt"}})"#))
+        .collect();
+    let wf = format!("Workflow(name: \"j\", tasks: [{}])", tasks.join(",\n"));
+    for (jobs, want) in [("1", 1), ("2", 2)] {
+        let s = Sandbox::new(&wf);
+        let (st, events, code) = s.run_json(&["-j", jobs]);
+        assert_eq!(code, 0, "{st:?}");
+        let peaks: Vec<u32> = (0..6)
+            .map(|k| std::fs::read_to_string(s.path(&format!("peak{k}.txt"))).unwrap().trim().parse().unwrap())
+            .collect();
+        assert_eq!(peaks.iter().max(), Some(&want), "-j {jobs}: {peaks:?}");
+        // The tasks' times add up to the run's (times `jobs`), not more: a task that queued for
+        // a slot behind another does not count that task's time as its own.
+        let run_ms = events.iter().find(|e| e["event"] == "run_finished").unwrap()["duration_ms"].as_u64().unwrap();
+        let tasks_ms: u64 =
+            events.iter().filter(|e| e["event"] == "task_finished").map(|e| e["duration_ms"].as_u64().unwrap()).sum();
+        let limit = run_ms * u64::from(want) * 5 / 4;
+        assert!(tasks_ms <= limit, "-j {jobs}: tasks {tasks_ms} ms in a run of {run_ms} ms");
+    }
+}
+
 #[test]
 fn force_and_only_select_tasks() {
     let s = pipeline();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
 use dagrun_cache::{Manifest, StoreError};
 use dagrun_plan::{Probe, instance_outputs, probe};
@@ -136,10 +136,38 @@ pub(crate) async fn run_job(
     ups: HashMap<usize, Arc<Manifest>>,
     forced: bool,
     cancel: watch::Receiver<bool>,
+    slots: Arc<Semaphore>,
 ) -> JobResult {
     let (started, started_ms) = (Instant::now(), crate::when::now_ms() as u64);
-    let result = job(&run, i, ups, forced, cancel).await;
-    JobResult { duration_ms: started.elapsed().as_millis() as u64, started_ms: Some(started_ms), ..result }
+    let mut waited = Duration::ZERO;
+    let result = job(&run, i, ups, forced, Slots { slots: &slots, waited: &mut waited, cancel }).await;
+    // Its own time: not the time it queued for a slot.
+    let duration_ms = started.elapsed().saturating_sub(waited).as_millis() as u64;
+    JobResult { duration_ms, started_ms: Some(started_ms), ..result }
+}
+
+/// The run's execution slots (`--jobs`): held by an attempt while it runs, so that one job's
+/// key look-up and output storing overlap other jobs' commands; the time the job spent waiting
+/// for one; and the run's cancel signal.
+pub(crate) struct Slots<'a> {
+    slots: &'a Semaphore,
+    waited: &'a mut Duration,
+    cancel: watch::Receiver<bool>,
+}
+
+impl<'a> Slots<'a> {
+    /// A slot, or `None` when the run is cancelled first.
+    async fn take(&mut self) -> Option<SemaphorePermit<'a>> {
+        let asked = Instant::now();
+        let slots = self.slots;
+        let slot = tokio::select! {
+            biased;
+            () = cancelled(&mut self.cancel) => None,
+            permit = slots.acquire() => Some(permit.expect("the run's semaphore is never closed")),
+        };
+        *self.waited += asked.elapsed();
+        slot
+    }
 }
 
 /// [`run_job`] without the wall time.
@@ -148,7 +176,7 @@ async fn job(
     i: usize,
     ups: HashMap<usize, Arc<Manifest>>,
     forced: bool,
-    cancel: watch::Receiver<bool>,
+    slots: Slots<'_>,
 ) -> JobResult {
     let r = run.clone();
     let (p, remote) = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
@@ -179,7 +207,7 @@ async fn job(
         Ok(k) => k,
         Err(e) => return JobResult::failed(i, key, e),
     };
-    let (summary, duration_ms, attempts) = match attempts(run, i, kind.as_ref(), &outputs, &log, &key, cancel).await {
+    let (summary, duration_ms, attempts) = match attempts(run, i, kind.as_ref(), &outputs, &log, &key, slots).await {
         Ok(done) => done,
         Err(r) => return r,
     };
@@ -216,12 +244,20 @@ async fn attempts(
     outputs: &BTreeMap<String, PathBuf>,
     log: &Path,
     key: &Option<String>,
-    mut cancel: watch::Receiver<bool>,
+    mut slots: Slots<'_>,
 ) -> Result<(Option<serde_json::Value>, u64, u32), JobResult> {
     let node = &run.instances.nodes[i];
     let task = &run.workflow.tasks[node.task];
     let mut number = 0;
     loop {
+        let Some(slot) = slots.take().await else {
+            // Cancelled before this attempt started: the earlier ones (if any) and their log.
+            return Err(JobResult {
+                attempts: number,
+                log: written(log),
+                ..JobResult::skipped(i, "interrupted".into())
+            });
+        };
         number += 1;
         for path in outputs.values() {
             let _ = std::fs::remove_file(path);
@@ -231,10 +267,12 @@ async fn attempts(
         }
         run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
         let attempt_started = Instant::now();
-        let attempt = Attempt { run, index: i, number, log, cancel: &mut cancel };
+        let attempt = Attempt { run, index: i, number, log, cancel: &mut slots.cancel };
         let end = |r: JobResult| JobResult { attempts: number, log: written(log), ..r };
         let interrupted = || end(JobResult::skipped(i, "interrupted".into()));
-        let error = match kind.attempt(attempt).await {
+        let outcome = kind.attempt(attempt).await;
+        drop(slot);
+        let error = match outcome {
             Ok(summary) => return Ok((summary, attempt_started.elapsed().as_millis() as u64, number)),
             Err(AttemptError::Cancelled) => return Err(interrupted()),
             // A refusal is a decision, not a flaky failure: never retried.
@@ -286,7 +324,7 @@ async fn attempts(
         });
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = cancelled(&mut cancel) => return Err(interrupted()),
+            () = cancelled(&mut slots.cancel) => return Err(interrupted()),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The scheduler: walks the instance graph on tokio, at most `jobs` instances at a time.
+//! The scheduler: walks the instance graph on tokio, at most `jobs` commands running at a time.
 //!
 //! An instance becomes ready when everything it needs has succeeded (or was cached). Its key is
 //! computed then, from its upstreams' actual outputs, so a re-run upstream that produces the
@@ -51,10 +51,13 @@ pub(crate) async fn schedule(
     // Quick hits worked out ahead on two threads; taken only while nothing went the full way.
     let mut ahead = crate::quick::ahead(&run, forced);
     let mut full_way = false;
+    // `jobs` commands at a time; up to twice as many jobs in flight, so that a job's key
+    // look-up and output storing happen while other jobs' commands run.
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
 
     loop {
         interrupted |= cancel.is_cancelled();
-        while !interrupted && running.len() < jobs.max(1) {
+        while !interrupted && running.len() < 2 * jobs.max(1) {
             let Some(i) = queue.pop() else { break };
             // Every upstream finished; only one whose alert an `only_if` took as its go-ahead has
             // no outputs.
@@ -70,7 +73,7 @@ pub(crate) async fn schedule(
                 continue;
             }
             full_way = true;
-            running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver()));
+            running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver(), slots.clone()));
         }
         // Keep history useful after a crash: save progress at most every 2 seconds.
         if last_save.elapsed() > Duration::from_secs(2) {
