@@ -314,7 +314,8 @@ mod tests {
         assert_eq!(rel("out/{date}.txt", "out/2025-01-01.txt"), None);
     }
 
-    /// The index finds the earliest claim `relation` relates, whatever the mix of paths: built
+    /// The index finds the earliest claim `relation` relates, whatever the mix of paths and
+    /// the order claims are added in (outputs come before other claims in [`Order`]): built
     /// from claims `start..` for every start, it names each related claim in turn.
     #[test]
     fn the_index_agrees_with_pairwise_comparison() {
@@ -335,16 +336,19 @@ mod tests {
             ".dagrun/layout",
         ];
         let claims: Vec<Claim<'_>> = paths.iter().map(|p| Claim::new(Owner::StateDir, p)).collect();
+        let order = |j: usize| if j.is_multiple_of(3) { Order::Output(j) } else { Order::Other(j) };
         for (k, c) in claims.iter().enumerate() {
             for start in 0..claims.len() {
-                let mut index = ClaimIndex::default();
-                // Added last first, so keeping the earliest is not just keeping the first added.
-                for (j, other) in claims.iter().enumerate().skip(start).rev().filter(|(j, _)| *j != k) {
-                    index.add(Order::Other(j), other);
+                let want =
+                    (start..claims.len()).filter(|&j| j != k && relation(c, &claims[j]).is_some()).map(order).min();
+                let others: Vec<usize> = (start..claims.len()).filter(|&j| j != k).collect();
+                for added in [others.clone(), others.into_iter().rev().collect()] {
+                    let mut index = ClaimIndex::default();
+                    for j in added {
+                        index.add(order(j), &claims[j]);
+                    }
+                    assert_eq!(index.first_clash(c), want, "{} from {start}", paths[k]);
                 }
-                let found = index.first_clash(c).map(|o| if let Order::Other(j) = o { j } else { unreachable!() });
-                let want = (start..claims.len()).find(|&j| j != k && relation(c, &claims[j]).is_some());
-                assert_eq!(found, want, "{} from {start}", paths[k]);
             }
         }
     }

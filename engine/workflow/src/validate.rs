@@ -544,7 +544,7 @@ fn params_json(
     sp: &TaskSpans<'_>,
     diags: &mut Vec<Diagnostic>,
 ) -> SmallMap<String, serde_json::Value> {
-    // Collected, then made a map: one exact allocation per task (inserting grows it to four).
+    // Collected, then made a map of exactly its size (inserting grows it to four entries).
     let mut out = Vec::with_capacity(def.params.len());
     for (k, v) in &def.params {
         if let Some(why) = not_json(v) {
