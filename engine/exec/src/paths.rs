@@ -13,20 +13,35 @@ pub(crate) struct Roots {
     given: PathBuf,
     dir: PathBuf,
     state: PathBuf,
+    /// The state directory's device and inode, to know it under another spelling (a
+    /// case-insensitive filesystem) while walking below `dir`.
+    state_id: Option<(u64, u64)>,
 }
 
 impl Roots {
     pub(crate) fn new(workflow_dir: &Path, state_dir: &Path) -> Roots {
         let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
-        Roots { given: workflow_dir.to_owned(), dir: real(workflow_dir), state: real(state_dir) }
+        let state = real(state_dir);
+        let state_id = std::fs::metadata(&state).ok().and_then(|m| file_id(&m));
+        Roots { given: workflow_dir.to_owned(), dir: real(workflow_dir), state, state_id }
     }
 
     /// The real path of output `name` at `path`: the longest existing prefix with its links
     /// resolved, plus the rest. Refused when it leaves the workflow directory or is inside the
     /// state directory.
     pub(crate) fn resolve(&self, name: &str, path: &Path) -> Result<PathBuf, TaskError> {
+        let shown = path.strip_prefix(&self.given).unwrap_or(path).display().to_string();
+        // Outputs as written cannot hold `..` (validation); a partition key put into one can.
+        if path.strip_prefix(&self.given).is_ok_and(|rel| rel.components().any(|c| c == Component::ParentDir)) {
+            return Err(TaskError::permanent(
+                Failure::OutputPath { output: name.to_owned() },
+                format!(
+                    "output `{name}` ({shown}) leaves the workflow directory with `..` (from a partition key?); \
+                     dagrun neither deletes nor writes there: use partition keys that are plain names"
+                ),
+            ));
+        }
         let real = self.real_path(path);
-        let shown = path.strip_prefix(&self.dir).unwrap_or(path).display().to_string();
         if !real.starts_with(&self.dir) {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
@@ -53,29 +68,45 @@ impl Roots {
 
 impl Roots {
     /// `path` with every symbolic link of its longest existing prefix resolved, plus the part
-    /// that does not exist yet. A path below the workflow directory (every output) is checked
-    /// from there, one `lstat` per component: three for `out/d/x.txt`, where resolving it whole
-    /// takes a `readlink` per component from `/` (a task's outputs are checked before each
-    /// attempt). A link below the directory is resolved the whole way.
+    /// that does not exist yet. A path below the workflow directory (every output) is walked
+    /// below its real directory, one `lstat` per component: three for `out/d/x.txt`, where
+    /// resolving it whole takes a `readlink` per component from `/`. A link below the
+    /// directory, or the state directory under another spelling, takes the whole resolution.
     fn real_path(&self, path: &Path) -> PathBuf {
         let Ok(rel) = path.strip_prefix(&self.given) else { return real_path(path) };
-        let mut walked = self.given.clone();
+        let mut walked = self.dir.clone();
         let mut parts = rel.components();
         while let Some(part) = parts.next() {
             let Component::Normal(name) = part else { return real_path(path) };
             walked.push(name);
             match walked.symlink_metadata() {
-                Ok(meta) if !meta.file_type().is_symlink() => {}
+                Ok(meta) if !meta.file_type().is_symlink() && file_id(&meta) != self.state_id => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Nothing below a missing name exists, so nothing below it is a link.
-                    let mut real = self.dir.join(walked.strip_prefix(&self.given).expect("walked from it"));
-                    real.extend(parts);
-                    return real;
+                    if parts.clone().any(|c| !matches!(c, Component::Normal(_))) {
+                        return real_path(path);
+                    }
+                    walked.extend(parts);
+                    return walked;
                 }
                 _ => return real_path(path),
             }
         }
-        self.dir.join(rel)
+        walked
+    }
+}
+
+/// A file's device and inode (`None` where there are none to read).
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
     }
 }
 
@@ -153,8 +184,10 @@ mod tests {
             assert_eq!(at("out/missing/deeper/x.txt").unwrap(), real.join("out/missing/deeper/x.txt"));
             let e = at("out/d/file-link.txt").unwrap_err();
             assert!(e.message.contains("leads outside the workflow directory"), "{}", e.message);
-            let e = at("../outside/x.txt").unwrap_err();
-            assert!(e.message.contains("leads outside the workflow directory"), "{}", e.message);
+            for escape in ["../outside/x.txt", "out/missing/../../../outside/x.txt"] {
+                let e = at(escape).unwrap_err();
+                assert!(e.message.contains("leaves the workflow directory with `..`"), "{}", e.message);
+            }
             assert!(at("state/x.txt").unwrap_err().message.contains("inside the state directory"));
         }
     }
