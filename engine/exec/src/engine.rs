@@ -193,7 +193,8 @@ pub fn prepare_loaded(path: &Path, wf: Workflow, graph: TaskGraph, req: &RunRequ
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Maximum tasks in flight.
+    /// Maximum attempts running at once (commands, plugins, native tasks); up to twice as many
+    /// tasks are in flight, looking up keys and storing outputs beside them.
     pub jobs: usize,
     /// Start the newest partitions first (`backfill --reverse`).
     pub reverse: bool,

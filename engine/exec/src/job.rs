@@ -139,33 +139,41 @@ pub(crate) async fn run_job(
     slots: Arc<Semaphore>,
 ) -> JobResult {
     let (started, started_ms) = (Instant::now(), crate::when::now_ms() as u64);
-    let mut waited = Duration::ZERO;
-    let result = job(&run, i, ups, forced, Slots { slots: &slots, waited: &mut waited, cancel }).await;
-    // Its own time: not the time it queued for a slot.
-    let duration_ms = started.elapsed().saturating_sub(waited).as_millis() as u64;
-    JobResult { duration_ms, started_ms: Some(started_ms), ..result }
+    let mut first = None;
+    let result = job(&run, i, ups, forced, Slots { slots: &slots, first: &mut first, cancel }).await;
+    // A task that ran started when it first had a slot (not when it queued for one); one that
+    // never started has no start.
+    let (started, started_ms) = match first {
+        Some(at) => at,
+        None if result.status == TaskStatus::Skipped => {
+            return JobResult { duration_ms: 0, started_ms: None, ..result };
+        }
+        None => (started, started_ms),
+    };
+    JobResult { duration_ms: started.elapsed().as_millis() as u64, started_ms: Some(started_ms), ..result }
 }
 
 /// The run's execution slots (`--jobs`): held by an attempt while it runs, so that one job's
-/// key look-up and output storing overlap other jobs' commands; the time the job spent waiting
-/// for one; and the run's cancel signal.
+/// key look-up and output storing overlap other jobs' commands; when the job first had one;
+/// and the run's cancel signal.
 pub(crate) struct Slots<'a> {
     slots: &'a Semaphore,
-    waited: &'a mut Duration,
+    first: &'a mut Option<(Instant, u64)>,
     cancel: watch::Receiver<bool>,
 }
 
 impl<'a> Slots<'a> {
     /// A slot, or `None` when the run is cancelled first.
     async fn take(&mut self) -> Option<SemaphorePermit<'a>> {
-        let asked = Instant::now();
         let slots = self.slots;
         let slot = tokio::select! {
             biased;
             () = cancelled(&mut self.cancel) => None,
             permit = slots.acquire() => Some(permit.expect("the run's semaphore is never closed")),
         };
-        *self.waited += asked.elapsed();
+        if slot.is_some() && self.first.is_none() {
+            *self.first = Some((Instant::now(), crate::when::now_ms() as u64));
+        }
         slot
     }
 }
@@ -259,6 +267,10 @@ async fn attempts(
             });
         };
         number += 1;
+        // Checked again now that the slot is ours: an earlier task may have made a link since.
+        if let Err(e) = declared_outputs(run, i).and_then(|now| same_outputs(&now, outputs)) {
+            return Err(JobResult { attempts: number - 1, ..JobResult::failed(i, key.clone(), e) });
+        }
         for path in outputs.values() {
             let _ = std::fs::remove_file(path);
             if let Some(parent) = path.parent() {
@@ -339,6 +351,21 @@ fn declared_outputs(run: &RunShared, i: usize) -> Result<BTreeMap<String, PathBu
             Ok((k, real))
         })
         .collect()
+}
+
+/// `Ok` when the outputs' real paths are still those the job prepared for.
+fn same_outputs(now: &BTreeMap<String, PathBuf>, prepared: &BTreeMap<String, PathBuf>) -> Result<(), TaskError> {
+    match now.iter().find(|(k, v)| prepared.get(*k) != Some(v)) {
+        None => Ok(()),
+        Some((name, path)) => Err(TaskError::permanent(
+            Failure::OutputPath { output: name.clone() },
+            format!(
+                "output `{name}` now resolves to {} (a symbolic link changed while the task waited to start); \
+                 dagrun neither deletes nor writes there: run it again",
+                path.display()
+            ),
+        )),
+    }
 }
 
 /// Whether the outputs are all there and together small enough to store without leaving the

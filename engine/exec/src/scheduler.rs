@@ -53,11 +53,12 @@ pub(crate) async fn schedule(
     let mut full_way = false;
     // `jobs` commands at a time; up to twice as many jobs in flight, so that a job's key
     // look-up and output storing happen while other jobs' commands run.
-    let slots = Arc::new(tokio::sync::Semaphore::new(jobs.max(1)));
+    let jobs = jobs.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
 
     loop {
         interrupted |= cancel.is_cancelled();
-        while !interrupted && running.len() < 2 * jobs.max(1) {
+        while !interrupted && running.len() < jobs.saturating_mul(2) {
             let Some(i) = queue.pop() else { break };
             // Every upstream finished; only one whose alert an `only_if` took as its go-ahead has
             // no outputs.
