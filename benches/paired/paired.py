@@ -28,7 +28,7 @@ def first(rounds, bins):
     import peers
     base = base_dir()
     for wl in ["w1", "w2", "w3"]:
-        tmpl = f"{base}/{wl}-template"
+        tmpl = f"{base}/{wl}-template-{time.time_ns()}"
         peers.write_template(tmpl, wl)
         res = {b: [] for b in ["floor"] + bins}
         names = ["floor"] + bins
@@ -71,7 +71,7 @@ def engine_workflow(d, n):
 
 def rerun(tasks, rounds, bins):
     base = base_dir()
-    tmpl = f"{base}/engine-{tasks}"
+    tmpl = f"{base}/engine-{tasks}-{time.time_ns()}"
     engine_workflow(tmpl, tasks)
     dirs = {}
     run = lambda b: subprocess.run([b, "run", "wf.ron", "--json"], cwd=dirs[b], capture_output=True, check=True)
