@@ -206,6 +206,11 @@ impl Unit {
     }
 }
 
+/// Whether a list key can stand as one path component and in a file name.
+fn plain_key(key: &str) -> bool {
+    !matches!(key, "" | "." | "..") && !key.contains(['/', '\\']) && !key.chars().any(char::is_control)
+}
+
 impl Scheme {
     /// Validates a scheme as written.
     pub fn from_def(def: &SchemeDef) -> Result<Scheme, String> {
@@ -225,7 +230,13 @@ impl Scheme {
             SchemeDef::Weekly(r) => time(Unit::Week, r),
             SchemeDef::Monthly(r) => time(Unit::Month, r),
             SchemeDef::List(items) if items.is_empty() => Err("a partition list needs at least one key".to_owned()),
-            SchemeDef::List(items) => Ok(Scheme::List(items.clone())),
+            SchemeDef::List(items) => match items.iter().find(|k| !plain_key(k)) {
+                Some(bad) => Err(format!(
+                    "partition key {bad:?} cannot name a file: keys go into output paths and instance names, so \
+                     they are not empty, `.` or `..`, and hold no `/`, `\\` or control characters"
+                )),
+                None => Ok(Scheme::List(items.clone())),
+            },
         }
     }
 
