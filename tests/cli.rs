@@ -234,6 +234,24 @@ fn jobs_bound_the_commands_running_at_once() {
     }
 }
 
+/// A failed attempt that left its output as a link (inside the workflow directory) does not
+/// stop the retry: the link is deleted like any old output, as before a first attempt.
+#[test]
+fn a_retry_deletes_the_link_a_failed_attempt_left_as_its_output() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "r", defaults: (backoff: "10ms"), tasks: [
+        Task(name: "t", retries: 1, outputs: {"o": "out/o.txt"}, kind: Command(run: "if [ -e tried ]; then echo fresh > $DAGRUN_OUT_O; else touch tried; mkdir -p data; echo old > data/v3; ln -s ../data/v3 $DAGRUN_OUT_O; exit 1; fi")),
+    ])"#,
+    );
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!((code, st), (0, statuses(&[("t", "succeeded")])), "{events:?}");
+    let t = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(t["attempts"], 2);
+    assert_eq!(std::fs::read_to_string(s.path("out/o.txt")).unwrap(), "fresh\n");
+    assert!(!std::fs::symlink_metadata(s.path("out/o.txt")).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(s.path("data/v3")).unwrap(), "old\n", "the link's target is left alone");
+}
+
 #[test]
 fn force_and_only_select_tasks() {
     let s = pipeline();

@@ -23,8 +23,9 @@ pub struct TaskRecord {
     pub status: TaskStatus,
     /// Wall time in this run.
     pub duration_ms: u64,
-    /// When it started (Unix ms): the cache lookup, for a hit. `None` for a task that never
-    /// started (skipped), and in records of version 2 and older.
+    /// When it started (Unix ms): the cache lookup, for a hit; when it first had a slot
+    /// (`-j`), for a task that ran. `None` for a task that never started (skipped), and in
+    /// records of version 2 and older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ms: Option<u64>,
     /// Cache key (hex).

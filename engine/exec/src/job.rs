@@ -267,9 +267,13 @@ async fn attempts(
             });
         };
         number += 1;
-        // Checked again now that the slot is ours: an earlier task may have made a link since.
-        if let Err(e) = declared_outputs(run, i).and_then(|now| same_outputs(&now, outputs)) {
-            return Err(JobResult { attempts: number - 1, ..JobResult::failed(i, key.clone(), e) });
+        // Checked again once the first slot is ours: an earlier task may have made a link while
+        // this one queued. (Not before a retry: the failed attempt may have made its own output
+        // a link, which the delete below removes, as it always did.)
+        if number == 1
+            && let Err(e) = declared_outputs(run, i).and_then(|now| same_outputs(&now, outputs))
+        {
+            return Err(JobResult { attempts: 0, ..JobResult::failed(i, key.clone(), e) });
         }
         for path in outputs.values() {
             let _ = std::fs::remove_file(path);

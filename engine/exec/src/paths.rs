@@ -71,7 +71,8 @@ impl Roots {
     /// that does not exist yet. A path below the workflow directory (every output) is walked
     /// below its real directory, one `lstat` per component: three for `out/d/x.txt`, where
     /// resolving it whole takes a `readlink` per component from `/`. A link below the
-    /// directory, or the state directory under another spelling, takes the whole resolution.
+    /// directory takes the whole resolution; the state directory under another spelling (a
+    /// case-insensitive filesystem) is named as the state directory.
     fn real_path(&self, path: &Path) -> PathBuf {
         let Ok(rel) = path.strip_prefix(&self.given) else { return real_path(path) };
         let mut walked = self.dir.clone();
@@ -80,7 +81,14 @@ impl Roots {
             let Component::Normal(name) = part else { return real_path(path) };
             walked.push(name);
             match walked.symlink_metadata() {
-                Ok(meta) if !meta.file_type().is_symlink() && file_id(&meta) != self.state_id => {}
+                // The state directory, however it is spelt here: named as the state directory,
+                // which `resolve` refuses.
+                Ok(meta) if self.state_id.is_some() && file_id(&meta) == self.state_id => {
+                    let mut state = self.state.clone();
+                    state.extend(parts);
+                    return state;
+                }
+                Ok(meta) if !meta.file_type().is_symlink() => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Nothing below a missing name exists, so nothing below it is a link.
                     if parts.clone().any(|c| !matches!(c, Component::Normal(_))) {
@@ -190,5 +198,19 @@ mod tests {
             }
             assert!(at("state/x.txt").unwrap_err().message.contains("inside the state directory"));
         }
+    }
+
+    /// The state directory is known by its inode, not its spelling (on a case-insensitive
+    /// filesystem `.DAGRUN` is `.dagrun`): staged here by naming it otherwise in `Roots`.
+    #[test]
+    #[cfg(unix)]
+    fn the_state_directory_is_known_under_another_name() {
+        let wf = tempfile::tempdir().unwrap();
+        std::fs::create_dir(wf.path().join("state")).unwrap();
+        let mut roots = Roots::new(wf.path(), &wf.path().join("state"));
+        roots.state = wf.path().canonicalize().unwrap().join("STATE");
+        let e = roots.resolve("o", &wf.path().join("state/sub/x.txt")).unwrap_err();
+        assert!(e.message.contains("inside the state directory"), "{}", e.message);
+        assert!(roots.resolve("o", &wf.path().join("out/x.txt")).is_ok());
     }
 }
