@@ -17,7 +17,14 @@ const FLAG: &str = "-Wl,-z,pack-relative-relocs";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    for var in ["DAGRUN_BUILD_NO_RELR", "RUSTC_LINKER", "CARGO_ENCODED_RUSTFLAGS"] {
+    // What cargo was started with (a linker or flags set in `.cargo/config.toml` instead are
+    // seen after `cargo clean -p dagrun`).
+    let target = std::env::var("TARGET").unwrap_or_default().to_uppercase().replace('-', "_");
+    let target_vars = [format!("CARGO_TARGET_{target}_LINKER"), format!("CARGO_TARGET_{target}_RUSTFLAGS")];
+    for var in ["DAGRUN_BUILD_NO_RELR", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    for var in &target_vars {
         println!("cargo:rerun-if-env-changed={var}");
     }
     if std::env::var_os("DAGRUN_BUILD_NO_RELR").is_none() && relr_works() {
@@ -37,14 +44,26 @@ fn relr_works() -> bool {
         return false;
     }
     let mut rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()));
-    let flags = var("CARGO_ENCODED_RUSTFLAGS");
-    rustc.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    // As cargo orders them: its `-C linker` first, so that one in the flags wins.
     if let Some(linker) = std::env::var_os("RUSTC_LINKER") {
         rustc.arg("-C").arg(format!("linker={}", linker.to_string_lossy()));
     }
+    let flags = var("CARGO_ENCODED_RUSTFLAGS");
+    rustc.args(flags.split('\x1f').filter(|f| !f.is_empty()));
     rustc.args(["-C", &format!("link-arg={FLAG}"), "-o"]).arg(&exe).arg(&src);
-    let linked = rustc.stdin(Stdio::null()).output();
+    // Where cargo runs rustc (relative paths in the flags); profiles of an instrumented probe
+    // land in OUT_DIR.
+    let root = PathBuf::from(var("CARGO_MANIFEST_DIR")).join("../..");
+    let linked = rustc.current_dir(&root).stdin(Stdio::null()).output();
     // GNU ld and lld only warn about a `-z` keyword they do not know.
     let linked = matches!(linked, Ok(o) if o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("pack-relative-relocs"));
-    linked && Command::new(&exe).stdin(Stdio::null()).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    let profiles = out.join("relr-probe-%p.profraw");
+    linked
+        && Command::new(&exe)
+            .env("LLVM_PROFILE_FILE", profiles)
+            .current_dir(&out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
