@@ -30,18 +30,23 @@ impl Roots {
     /// resolved, plus the rest. Refused when it leaves the workflow directory or is inside the
     /// state directory.
     pub(crate) fn resolve(&self, name: &str, path: &Path) -> Result<PathBuf, TaskError> {
-        let shown = path.strip_prefix(&self.given).unwrap_or(path).display().to_string();
-        // Outputs as written cannot hold `..` (validation); a partition key put into one can.
-        if path.strip_prefix(&self.given).is_ok_and(|rel| rel.components().any(|c| c == Component::ParentDir)) {
+        let rel = path.strip_prefix(&self.given).ok();
+        let shown = rel.unwrap_or(path).display().to_string();
+        // Outputs as written cannot hold `..` (validation), nor can partition keys; a path
+        // handed over otherwise (a plugin's artifact placement) might.
+        if rel.is_some_and(|rel| rel.components().any(|c| c == Component::ParentDir)) {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
                 format!(
-                    "output `{name}` ({shown}) leaves the workflow directory with `..` (from a partition key?); \
-                     dagrun neither deletes nor writes there: use partition keys that are plain names"
+                    "output `{name}` ({shown}) leaves the workflow directory with `..`; dagrun neither deletes \
+                     nor writes there: name a path below the workflow directory"
                 ),
             ));
         }
-        let real = self.real_path(path);
+        let real = match rel {
+            Some(rel) => self.walk_below(rel, path),
+            None => resolve_links(path),
+        };
         if !real.starts_with(&self.dir) {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
@@ -64,21 +69,17 @@ impl Roots {
         }
         Ok(real)
     }
-}
 
-impl Roots {
-    /// `path` with every symbolic link of its longest existing prefix resolved, plus the part
-    /// that does not exist yet. A path below the workflow directory (every output) is walked
-    /// below its real directory, one `lstat` per component: three for `out/d/x.txt`, where
-    /// resolving it whole takes a `readlink` per component from `/`. A link below the
-    /// directory takes the whole resolution; the state directory under another spelling (a
-    /// case-insensitive filesystem) is named as the state directory.
-    fn real_path(&self, path: &Path) -> PathBuf {
-        let Ok(rel) = path.strip_prefix(&self.given) else { return real_path(path) };
+    /// [`resolve_links`] of `path`, which is `rel` below the workflow directory (every output),
+    /// walked below the directory's real path with one `lstat` per component: three for
+    /// `out/d/x.txt`, where resolving it whole takes a `readlink` per component from `/`. A
+    /// link below the directory takes the whole resolution; the state directory under another
+    /// spelling (a case-insensitive filesystem) is named as the state directory.
+    fn walk_below(&self, rel: &Path, path: &Path) -> PathBuf {
         let mut walked = self.dir.clone();
         let mut parts = rel.components();
         while let Some(part) = parts.next() {
-            let Component::Normal(name) = part else { return real_path(path) };
+            let Component::Normal(name) = part else { return resolve_links(path) };
             walked.push(name);
             match walked.symlink_metadata() {
                 // The state directory, however it is spelt here: named as the state directory,
@@ -92,12 +93,12 @@ impl Roots {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     // Nothing below a missing name exists, so nothing below it is a link.
                     if parts.clone().any(|c| !matches!(c, Component::Normal(_))) {
-                        return real_path(path);
+                        return resolve_links(path);
                     }
                     walked.extend(parts);
                     return walked;
                 }
-                _ => return real_path(path),
+                _ => return resolve_links(path),
             }
         }
         walked
@@ -120,7 +121,7 @@ fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
 
 /// `path` with every symbolic link of its longest existing prefix resolved, plus the part that
 /// does not exist yet (a path whose missing part is not plain names is returned as it is).
-fn real_path(path: &Path) -> PathBuf {
+fn resolve_links(path: &Path) -> PathBuf {
     let mut existing = path;
     let mut rest = Vec::new();
     // An output that does not exist yet (every first run): resolving it would walk the whole
@@ -194,7 +195,13 @@ mod tests {
             assert!(e.message.contains("leads outside the workflow directory"), "{}", e.message);
             for escape in ["../outside/x.txt", "out/missing/../../../outside/x.txt"] {
                 let e = at(escape).unwrap_err();
-                assert!(e.message.contains("leaves the workflow directory with `..`"), "{}", e.message);
+                assert_eq!(
+                    e.message,
+                    format!(
+                        "output `o` ({escape}) leaves the workflow directory with `..`; dagrun neither deletes \
+                         nor writes there: name a path below the workflow directory"
+                    )
+                );
             }
             assert!(at("state/x.txt").unwrap_err().message.contains("inside the state directory"));
         }
