@@ -252,6 +252,45 @@ fn a_retry_deletes_the_link_a_failed_attempt_left_as_its_output() {
     assert_eq!(std::fs::read_to_string(s.path("data/v3")).unwrap(), "old\n", "the link's target is left alone");
 }
 
+/// A task whose output directory another task turned into a link while it queued for a slot
+/// is refused before anything is deleted or written there. With `-j 1`, whichever of the two
+/// runs first links the other's directory elsewhere after 0.5 s (the other resolved its outputs
+/// at once, queueing beside it).
+#[test]
+fn an_output_relinked_while_the_task_queued_is_refused() {
+    let run = |other: &str| {
+        format!(
+            "if [ -e first ]; then echo late > $DAGRUN_OUT_O; else touch first; sleep 0.5; mkdir -p elsewhere/{other}; \
+             ln -s ../elsewhere/{other} out/{other}; echo early > $DAGRUN_OUT_O; fi"
+        )
+    };
+    let s = Sandbox::new(&format!(
+        r#"Workflow(name: "q", tasks: [
+        Task(name: "a", outputs: {{"o": "out/a/o.txt"}}, kind: Command(run: "{}")),
+        Task(name: "b", outputs: {{"o": "out/b/o.txt"}}, kind: Command(run: "{}")),
+    ])"#,
+        run("b"),
+        run("a")
+    ));
+    let (st, events, code) = s.run_json(&["-j", "1"]);
+    assert_eq!(code, 1, "{events:?}");
+    let (late, _) = st.iter().find(|(_, status)| *status == "failed").expect("one task refused");
+    let early = if late == "a" { "b" } else { "a" };
+    assert_eq!(st[early], "succeeded");
+    let e = events.iter().find(|e| e["event"] == "task_finished" && e["task"] == late.as_str()).unwrap();
+    let real = s.path(".").canonicalize().unwrap().join(format!("elsewhere/{late}/o.txt"));
+    assert_eq!(
+        e["error"],
+        format!(
+            "output `o` now resolves to {} (a symbolic link changed while the task waited to start); dagrun neither \
+             deletes nor writes there: run it again",
+            real.display()
+        )
+    );
+    assert_eq!(e["attempts"], 0);
+    assert!(!real.exists(), "nothing written through the new link");
+}
+
 #[test]
 fn force_and_only_select_tasks() {
     let s = pipeline();
