@@ -97,7 +97,7 @@ fn cycles(wf: &Workflow, graph: &DiGraph<usize, ()>) -> Vec<Diagnostic> {
         let names: Vec<&str> = cycle.iter().map(|&i| wf.tasks[i].name.as_str()).collect();
         let mut shown = names.clone();
         shown.push(names[0]);
-        let mut d = Diagnostic::new("dagrun::cycle", format!("dependency cycle: {}", shown.join(" → ")), &wf.source);
+        let mut d = Diagnostic::new("dagrun::cycle", format!("dependency cycle: {}", shown.join(" → ")), &wf.source());
         for (k, &i) in cycle.iter().enumerate() {
             let up = cycle[(k + cycle.len() - 1) % cycle.len()];
             let up_name = &wf.tasks[up].name;

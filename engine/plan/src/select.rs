@@ -42,7 +42,7 @@ impl Selection {
         let lookup = |name: &String| {
             wf.task_index(name).ok_or_else(|| UnknownTask {
                 name: name.clone(),
-                workflow: wf.source.name.clone(),
+                workflow: wf.source_name().to_owned(),
                 suggestion: did_you_mean(name, wf.tasks.iter().map(|t| t.name.as_str())).map(str::to_owned),
             })
         };

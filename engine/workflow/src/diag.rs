@@ -24,14 +24,7 @@ impl Source {
     /// 1-based line and column (in characters) of a byte offset; lines end at `\n` only, like
     /// ron counts them. An offset inside a character counts as that character.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let mut end = offset.min(self.text.len());
-        while !self.text.is_char_boundary(end) {
-            end -= 1;
-        }
-        let before = &self.text[..end];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
-        (line, before[line_start..].chars().count() + 1)
+        line_col(&self.text, offset)
     }
 
     /// Byte offset of a 1-based line and column (clamped to the text).
@@ -46,6 +39,18 @@ impl Source {
         }
         self.text.len()
     }
+}
+
+/// [`Source::line_col`] of `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 /// One labelled place in the source.

@@ -24,6 +24,7 @@ mod model;
 mod overlap;
 pub mod partition;
 pub mod registry_urls;
+mod released;
 pub mod remote;
 mod ron_errors;
 pub mod size;
@@ -33,7 +34,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub use dagrun_smallmap::SmallMap;
 use std::time::Duration;
@@ -50,8 +51,11 @@ pub use model::{
 pub struct Workflow {
     /// The workflow's `name`.
     pub name: String,
-    /// The workflow file's text, for diagnostics raised after loading (e.g. cycles).
-    pub source: Source,
+    /// The workflow file's text, for diagnostics raised after loading (e.g. cycles); empty
+    /// after [`Workflow::release_text`] (see [`Workflow::source`]).
+    source: Source,
+    /// Set by [`Workflow::release_text`]: how to read the text again.
+    released: Option<released::Released>,
     /// Absolute directory of the workflow file: relative paths resolve against it.
     pub dir: PathBuf,
     /// Tasks in file order.
@@ -221,6 +225,7 @@ impl Workflow {
         Ok(Workflow {
             name: raw.name,
             source,
+            released: None,
             dir,
             schemes,
             automation,
@@ -302,7 +307,39 @@ impl Workflow {
     /// diagnostics go without locations). Read on first use: a valid file is not read into one
     /// while loading.
     fn doc(&self) -> Option<&spans::Node> {
-        self.doc.get_or_init(|| spans::parse(&self.source.text).ok()).as_ref()
+        self.doc.get_or_init(|| self.text().and_then(|t| spans::parse(t).ok())).as_ref()
+    }
+
+    /// The file's text: the one loaded, or after [`Workflow::release_text`] the file read again
+    /// (`None` when it has changed since: then diagnostics go without locations).
+    fn text(&self) -> Option<&Arc<str>> {
+        match &self.released {
+            None => Some(&self.source.text),
+            Some(r) => r.text(),
+        }
+    }
+
+    /// The workflow file (its name as the user gave it, and its text) for a diagnostic.
+    pub fn source(&self) -> Source {
+        let text = self.text().cloned().unwrap_or_else(|| Arc::from(""));
+        Source { name: self.source.name.clone(), text }
+    }
+
+    /// The workflow file's name as the user gave it.
+    pub fn source_name(&self) -> &str {
+        &self.source.name
+    }
+
+    /// Drops the file's text (a 10,000-task file is ~2 MB) once loading is done; `file` is where
+    /// it was read from. A diagnostic raised later reads it again, and goes without locations
+    /// when the file no longer holds the same text.
+    pub fn release_text(&mut self, file: &Path) {
+        if self.released.is_some() {
+            return;
+        }
+        let Ok(file) = std::path::absolute(file) else { return };
+        self.released = Some(released::Released::new(file, &self.source.text));
+        self.source.text = Arc::from("");
     }
 
     /// Where task `i` names its dependency `dep` (an `after` entry or an `Output` input).
@@ -337,7 +374,8 @@ impl Workflow {
     /// [`Workflow::param_span`] as a 1-based line and column of the workflow file, e.g. for
     /// `wf.ron:12:9: param `columns`: invalid type: ...`.
     pub fn param_location(&self, i: usize, path: &str) -> Option<(usize, usize)> {
-        self.param_span(i, path).map(|span| self.source.line_col(span.start))
+        let span = self.param_span(i, path)?;
+        Some(diag::line_col(self.text()?, span.start))
     }
 }
 

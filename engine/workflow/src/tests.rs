@@ -36,7 +36,7 @@ fn loads_a_complete_workflow() {
     assert_eq!(train.upstream(), vec!["prep"]);
     assert_eq!(train.params["opt"], serde_json::json!({"name": "adam"}));
     assert_eq!(wf.tasks[2].upstream(), vec!["train"]);
-    assert_eq!(&wf.source.text[wf.dependency_span(2, "train").unwrap()], "\"train\"");
+    assert_eq!(&wf.source().text[wf.dependency_span(2, "train").unwrap()], "\"train\"");
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn param_location_points_at_the_param_a_plugin_named() {
 ])"#,
     )
     .unwrap();
-    let text = |span: Option<Range<usize>>| span.map(|s| wf.source.text[s].to_owned());
+    let text = |span: Option<Range<usize>>| span.map(|s| wf.source().text[s].to_owned());
     assert_eq!(wf.param_location(1, "columns"), Some((7, 24)));
     assert_eq!(text(wf.param_span(1, "columns")).as_deref(), Some(r#""charges""#));
     assert_eq!(wf.param_location(1, "split.ratio"), Some((8, 32)));
@@ -149,6 +149,30 @@ fn param_location_points_at_the_param_a_plugin_named() {
     assert_eq!(wf.param_location(1, ""), Some((6, 17)));
     assert_eq!(wf.param_location(0, "columns"), Some((2, 16)));
     assert_eq!(wf.param_location(2, "columns"), None);
+}
+
+#[test]
+fn a_released_text_is_read_again_and_not_trusted_once_the_file_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("w.ron");
+    let src = r#"Workflow(name: "p", tasks: [
+    Task(name: "a", kind: Command(run: "true"), params: {"columns": "charges"}),
+])"#;
+    std::fs::write(&file, src).unwrap();
+    let mut wf = Workflow::load(&file).unwrap();
+    wf.release_text(&file);
+    assert!(wf.source.text.is_empty(), "the text is dropped");
+    assert_eq!(wf.param_location(0, "columns"), Some((2, 69)));
+    assert_eq!(&*wf.source().text, src);
+
+    // Edited since it was loaded (same length): no location rather than a wrong one.
+    let mut wf = Workflow::load(&file).unwrap();
+    wf.release_text(&file);
+    std::fs::write(&file, src.replace("charges", "chargez")).unwrap();
+    assert_eq!(wf.param_location(0, "columns"), None);
+    assert_eq!(wf.task_name_span(0), None);
+    assert_eq!(&*wf.source().text, "");
+    assert_eq!(wf.source_name(), file.display().to_string());
 }
 
 #[test]

@@ -195,7 +195,7 @@ impl Kind for WasmKind {
 fn plugin_failure(e: PluginError, wf: &Workflow, task: usize) -> AttemptError {
     let message = match &e {
         PluginError::InvalidParams(_) => match wf.param_location(task, e.invalid_param().unwrap_or("")) {
-            Some((line, col)) => format!("{}:{line}:{col}: {e}", wf.source.name),
+            Some((line, col)) => format!("{}:{line}:{col}: {e}", wf.source_name()),
             None => e.to_string(),
         },
         _ => e.to_string(),
