@@ -26,6 +26,7 @@ mod ui;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     let command = match args::parse() {
         Ok(cli) => cli.command,
         Err(exit) => return exit.into(),
@@ -54,3 +55,21 @@ fn restore_sigpipe() {
 
 #[cfg(not(unix))]
 fn restore_sigpipe() {}
+
+/// Keeps glibc handing out blocks of 128 KiB and more as their own mappings, returned to the
+/// system when freed. By default each such block freed raises that threshold to its size (up
+/// to 32 MiB), so later large buffers (a state file read whole, a hash table being resized)
+/// come from the heap, whose pages stay resident after they are freed: ~1 MiB of a
+/// 10,000-task run's peak memory.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn fixed_mmap_threshold() {
+    // SAFETY: called first thing in main, before any thread exists or allocates; mallopt only
+    // sets a tunable of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fixed_mmap_threshold() {}
