@@ -6,8 +6,8 @@ in the same minutes so that a host whose speed drifts affects all alike.
   paired.py rerun  TASKS ROUNDS BIN...   cached re-runs of a TASKS-task workflow shaped like
                                          benches/engine.rs's (a binary tree of `cat` tasks)
 
-Prints medians (and, for re-runs, min, max and the median peak RSS `dagrun run --json`
-reports). Copy the binaries being compared at the same moment (fresh copies map more file pages
+Prints medians (and, for re-runs, min, max and the median peak RSS of the whole process, as
+`wait4` reports it: the history written after the run ended included). Copy the binaries being compared at the same moment (fresh copies map more file pages
 on their first runs) and compare only numbers from the same invocation. Work is done under
 $PAIRED_DIR (default: a new directory under /tmp), never deleted: on ext4 without a journal,
 creating files soon after mass deletions is measurably slower.
@@ -74,7 +74,19 @@ def rerun(tasks, rounds, bins):
     tmpl = f"{base}/engine-{tasks}-{time.time_ns()}"
     engine_workflow(tmpl, tasks)
     dirs = {}
-    run = lambda b: subprocess.run([b, "run", "wf.ron", "--json"], cwd=dirs[b], capture_output=True, check=True)
+
+    def run(b):
+        """One `dagrun run --json`: its last line, and the whole process's peak RSS in KiB as the
+        kernel counts it (`wait4`), which includes the history written after the run's
+        `peak_rss_kb` was reported."""
+        p = subprocess.Popen([b, "run", "wf.ron", "--json"], cwd=dirs[b], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL)
+        out = p.stdout.read()
+        p.stdout.close()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        assert p.returncode == 0, (b, p.returncode)
+        return json.loads(out.decode().strip().splitlines()[-1]), usage.ru_maxrss
     for b in bins:
         dirs[b] = f"{base}/rerun-{tasks}-{bins.index(b)}-{time.time_ns()}"
         shutil.copytree(tmpl, dirs[b])
@@ -87,12 +99,11 @@ def rerun(tasks, rounds, bins):
     for r in range(rounds):
         for b in bins if r % 2 == 0 else bins[::-1]:
             t0 = time.perf_counter()
-            p = run(b)
+            last, peak_kb = run(b)
             res[b].append(time.perf_counter() - t0)
-            last = json.loads(p.stdout.decode().strip().splitlines()[-1])
             counts = last.get("counts", {})
             assert counts.get("cached") and not counts.get("succeeded"), (b, counts)
-            rss[b].append(last["peak_rss_kb"])
+            rss[b].append(peak_kb)
     for b in bins:
         v = res[b]
         print(f"{os.path.basename(b):16} median {statistics.median(v) * 1000:7.1f} ms  min {min(v) * 1000:7.1f}"
