@@ -7,10 +7,13 @@ in the same minutes so that a host whose speed drifts affects all alike.
                                          benches/engine.rs's (a binary tree of `cat` tasks)
 
 Prints medians (and, for re-runs, min, max and the median peak RSS of the whole process, as
-`wait4` reports it: the history written after the run ended included). Copy the binaries being compared at the same moment (fresh copies map more file pages
-on their first runs) and compare only numbers from the same invocation. Work is done under
-$PAIRED_DIR (default: a new directory under /tmp), never deleted: on ext4 without a journal,
-creating files soon after mass deletions is measurably slower.
+`wait4` reports it: the history written after the run ended included; Linux counts the spawning
+Python's RSS at `exec` into it too, ~15 MiB, a floor below what is measured here). Copy the
+binaries being compared at the same moment (fresh copies map more file pages on their first
+runs) and compare only numbers from the same invocation. Work is done under $PAIRED_DIR
+(default: a new directory under /tmp), never deleted by this script: on ext4 without a journal,
+creating files soon after mass deletions is measurably slower. Delete it when done (a
+10,000-task re-run set is ~180 MB per binary).
 """
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 

@@ -167,7 +167,7 @@ pub fn load_workflow_with(
 /// Loads a workflow, resolves the task selection, and expands the run's instances.
 pub fn prepare(path: &Path, req: &RunRequest) -> Result<RunPlan, PrepareError> {
     let (mut wf, graph) = load_workflow(path)?;
-    // Read again only for a diagnostic raised later (a plugin naming a bad param).
+    // Dropped: read again only for a diagnostic raised later (a plugin naming a bad param).
     wf.release_text(path);
     prepare_loaded(path, wf, graph, req)
 }

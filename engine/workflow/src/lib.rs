@@ -75,12 +75,11 @@ pub struct Workflow {
     /// Registries on S3 (`s3://...` as written) → the local mirror a run works on; set by the
     /// run that synced them (empty after loading). `dagrun_plan::resolve_path` consults it.
     pub registry_mirrors: BTreeMap<String, PathBuf>,
-    /// The span tree of `source`, read on first use (see [`Workflow::doc`]).
+    /// The span tree of the file's text, read on first use (see [`Workflow::doc`]).
     doc: OnceLock<Option<spans::Node>>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
     by_name: foldhash::HashMap<String, usize>,
 }
-
 /// One resolved task: defaults applied, params converted to JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -340,6 +339,9 @@ impl Workflow {
         let Ok(file) = std::path::absolute(file) else { return };
         self.released = Some(released::Released::new(file, &self.source.text));
         self.source.text = Arc::from("");
+        // A span tree read while loading (a file with kinds the one-pass reader does not take)
+        // goes too: it is read again from the checked text, so no span outlives its text.
+        self.doc = OnceLock::new();
     }
 
     /// Where task `i` names its dependency `dep` (an `after` entry or an `Output` input).

@@ -20,7 +20,8 @@ impl Released {
         Released { file, len: text.len(), digest: blake3::hash(text.as_bytes()), again: OnceLock::new() }
     }
 
-    /// The text as it was loaded, while the file still holds exactly that.
+    /// The text as it was loaded, while the file still holds exactly that. Read once: a file
+    /// found changed stays so for this workflow (a run goes on without locations).
     pub(crate) fn text(&self) -> Option<&Arc<str>> {
         self.again
             .get_or_init(|| {

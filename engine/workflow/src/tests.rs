@@ -173,6 +173,18 @@ fn a_released_text_is_read_again_and_not_trusted_once_the_file_changed() {
     assert_eq!(wf.task_name_span(0), None);
     assert_eq!(&*wf.source().text, "");
     assert_eq!(wf.source_name(), file.display().to_string());
+
+    // A file with a drift task is read with spans while loading: those go with the text too.
+    let src = r#"Workflow(name: "m", tasks: [
+    Task(name: "drift", kind: Drift(reference: "ref", current: "cur"),
+         inputs: {"cur": File("c.csv"), "ref": File("r.csv")}, outputs: {"report": "d.json"}),
+])"#;
+    std::fs::write(&file, src).unwrap();
+    let mut wf = Workflow::load(&file).unwrap();
+    assert_eq!(wf.task_name_span(0).map(|s| &src[s]), Some(r#""drift""#));
+    wf.release_text(&file);
+    std::fs::write(&file, src.replace("drift", "drifT")).unwrap();
+    assert_eq!(wf.task_name_span(0), None, "no span into a text that is gone");
 }
 
 #[test]
