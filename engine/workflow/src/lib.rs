@@ -78,8 +78,37 @@ pub struct Workflow {
     /// The span tree of the file's text, read on first use (see [`Workflow::doc`]).
     doc: OnceLock<Option<spans::Node>>,
     /// Task name → index in `tasks` (a hint: checked on use, so an edited `tasks` stays correct).
-    by_name: foldhash::HashMap<String, usize>,
+    by_name: NameIndex,
 }
+
+/// Indices of tasks, found by their names without holding copies of them (a map of cloned
+/// names took ~80 bytes a task).
+#[derive(Debug, Clone)]
+struct NameIndex(hashbrown::HashTable<usize>);
+
+fn name_hash(name: &str) -> u64 {
+    std::hash::BuildHasher::hash_one(&foldhash::fast::FixedState::default(), name)
+}
+
+impl NameIndex {
+    /// The first task of each name.
+    fn new(tasks: &[Task]) -> Self {
+        let mut table = hashbrown::HashTable::with_capacity(tasks.len());
+        for (i, task) in tasks.iter().enumerate() {
+            let hash = name_hash(&task.name);
+            if table.find(hash, |&j: &usize| tasks[j].name == task.name).is_none() {
+                table.insert_unique(hash, i, |&j| name_hash(&tasks[j].name));
+            }
+        }
+        NameIndex(table)
+    }
+
+    /// The index of the task called `name`, if the index has one that `tasks` still agrees with.
+    fn get(&self, tasks: &[Task], name: &str) -> Option<usize> {
+        self.0.find(name_hash(name), |&j| tasks.get(j).is_some_and(|t| t.name == name)).copied()
+    }
+}
+
 /// One resolved task: defaults applied, params converted to JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
@@ -237,7 +266,7 @@ impl Workflow {
                 Some(doc) => OnceLock::from(Some(doc)),
                 None => OnceLock::new(),
             },
-            by_name: tasks.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect(),
+            by_name: NameIndex::new(&tasks),
             tasks,
         })
     }
@@ -296,10 +325,7 @@ impl Workflow {
 
     /// Index of the task called `name`.
     pub fn task_index(&self, name: &str) -> Option<usize> {
-        match self.by_name.get(name) {
-            Some(&i) if self.tasks.get(i).is_some_and(|t| t.name == name) => Some(i),
-            _ => self.tasks.iter().position(|t| t.name == name),
-        }
+        self.by_name.get(&self.tasks, name).or_else(|| self.tasks.iter().position(|t| t.name == name))
     }
 
     /// The span tree of the workflow file (`None` when the span reader cannot follow it: then

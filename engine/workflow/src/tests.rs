@@ -188,6 +188,24 @@ fn a_released_text_is_read_again_and_not_trusted_once_the_file_changed() {
 }
 
 #[test]
+fn task_index_finds_each_task_and_stays_right_when_the_list_is_edited() {
+    let mut wf = load(
+        r#"Workflow(name: "w", tasks: [
+    Task(name: "a", kind: Command(run: "x")),
+    Task(name: "b", kind: Command(run: "x")),
+    Task(name: "c", kind: Command(run: "x")),
+])"#,
+    )
+    .unwrap();
+    for (i, t) in wf.tasks.iter().enumerate() {
+        assert_eq!(wf.task_index(&t.name), Some(i));
+    }
+    assert_eq!(wf.task_index("d"), None);
+    wf.tasks.swap(0, 2);
+    assert_eq!((wf.task_index("a"), wf.task_index("c"), wf.task_index("b")), (Some(2), Some(0), Some(1)));
+}
+
+#[test]
 fn without_spans_tasks_are_read_in_one_go() {
     // A byte literal is RON the span reader does not know: the file is read without spans.
     let src = r#"Workflow(name: "w", defaults: (retries: 2), tasks: [
