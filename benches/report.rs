@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dagrun_cache::{Durability, Store};
+use dagrun_cache::{ActionKey, Digest, Durability, Store};
 use dagrun_exec::{Counts, RUN_RECORD_VERSION, RegistryChange, RunRecord, RunStatus, TaskRecord, TaskStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dagrun");
@@ -33,14 +33,14 @@ fn task(name: &str, status: TaskStatus, error: Option<String>, summary: Option<s
         status,
         duration_ms: if cached { 1 } else { 4_000 },
         started_ms: None,
-        key: Some(format!("{:064x}", name.len())),
+        key: Some(ActionKey(Digest::of(name.as_bytes()))),
         cached,
         saved_ms: if cached { 4_000 } else { 0 },
         attempts: u32::from(!cached),
         failure: None,
         error,
         log: None,
-        summary,
+        summary: summary.map(Box::new),
     }
 }
 

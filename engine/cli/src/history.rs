@@ -90,7 +90,7 @@ pub fn show(query: &str, workflow: Option<&Path>, json: bool, state: &StateArgs)
     let width = r.tasks.iter().map(|t| t.task.len()).max().unwrap_or(4).max(4);
     println!("{:width$}  {:9}  {:>8}  {:12}  note", "task", "status", "time", "key");
     for t in &r.tasks {
-        let key = t.key.as_deref().map_or("-", |k| &k[..12]);
+        let key = t.key.map_or_else(|| "-".to_owned(), |k| k.0.short());
         let note = match (&t.error, t.status) {
             // The first line, without the "; last output:" that introduces the log's tail.
             (Some(e), _) => e.lines().next().unwrap_or("").trim_end_matches("; last output:").to_owned(),

@@ -94,9 +94,9 @@ fn record(id: &str, drift: TaskStatus, drifted: bool) -> RunRecord {
         failure: None,
         error: drifted.then(|| "drift: 4 of 10 columns drifted".into()),
         log: None,
-        summary: Some(
+        summary: Some(Box::new(
             serde_json::json!({"drifted": drifted, "reason": "4 of 10 columns drifted", "share": 0.4, "drifted_columns": ["a"]}),
-        ),
+        )),
     };
     RunRecord {
         version: RUN_RECORD_VERSION,

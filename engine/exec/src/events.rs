@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use dagrun_cache::ActionKey;
+
 use crate::outcome::Failure;
 
 /// Final state of a task in a run.
@@ -179,8 +181,8 @@ pub enum Event {
         status: TaskStatus,
         /// Wall time spent on it in this run.
         duration_ms: u64,
-        /// Cache key (hex), when computed.
-        key: Option<String>,
+        /// Cache key (hex in JSON), when computed.
+        key: Option<ActionKey>,
         /// For a cache hit: how long the task took when it ran.
         saved_ms: u64,
         /// Attempts made (0 for cached/skipped).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use dagrun_cache::{Store, StoreError};
+use dagrun_cache::{ActionKey, Store, StoreError};
 
 use crate::events::{Counts, RunStatus, TaskStatus};
 use crate::outcome::Failure;
@@ -28,25 +28,25 @@ pub struct TaskRecord {
     /// records of version 2 and older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ms: Option<u64>,
-    /// Cache key (hex).
-    pub key: Option<String>,
+    /// Cache key (hex in JSON).
+    pub key: Option<ActionKey>,
     /// Whether it was a cache hit.
     pub cached: bool,
     /// For a hit: the compute time it saved.
     pub saved_ms: u64,
     /// Attempts made.
     pub attempts: u32,
-    /// How it failed.
+    /// How it failed (boxed: most tasks have none, and a run keeps a row per task).
     #[serde(default)]
-    pub failure: Option<Failure>,
+    pub failure: Option<Box<Failure>>,
     /// Failure, refusal or skip reason.
     pub error: Option<String>,
     /// Its log, when it ran.
     #[serde(default)]
     pub log: Option<String>,
-    /// A plugin's summary (JSON).
+    /// A plugin's summary (JSON; boxed like `failure`).
     #[serde(default)]
-    pub summary: Option<serde_json::Value>,
+    pub summary: Option<Box<serde_json::Value>>,
 }
 
 /// A whole run.

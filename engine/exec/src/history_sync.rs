@@ -96,7 +96,7 @@ fn task_row(t: &TaskRecord, workflow_dir: Option<&Path>) -> TaskRow {
         attempts: t.attempts,
         failure: t.failure.as_ref().and_then(|f| serde_json::to_string(f).ok()),
         error: t.error.clone(),
-        key: t.key.clone(),
+        key: t.key.map(|k| k.0.to_hex()),
         blocked,
         verdict: verdict(t, blocked),
         drift: t.summary.as_ref().and_then(|s| drift_row(s, workflow_dir)),

@@ -193,9 +193,9 @@ fn drift_results_per_column_come_from_the_summary_and_older_summaries_still_impo
         failure: None,
         error: None,
         log: None,
-        summary: Some(
+        summary: Some(Box::new(
             serde_json::json!({"columns": [{"column": "a", "test": "ks", "threshold": 1, "decision": "drift"}]}),
-        ),
+        )),
     };
     assert_eq!(task_row(&other, None).drift, None);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit, watch};
 
-use dagrun_cache::{Manifest, StoreError};
+use dagrun_cache::{ActionKey, Manifest, StoreError};
 use dagrun_plan::{Probe, instance_outputs, probe};
 use dagrun_workflow::TaskKind;
 
@@ -24,7 +24,7 @@ use crate::shared::RunShared;
 pub(crate) struct JobResult {
     pub index: usize,
     pub status: TaskStatus,
-    pub key: Option<String>,
+    pub key: Option<ActionKey>,
     pub manifest: Option<Arc<Manifest>>,
     pub duration_ms: u64,
     /// When the job started (Unix ms); `None` for a task that never started (skipped).
@@ -41,7 +41,7 @@ pub(crate) struct JobResult {
 }
 
 impl JobResult {
-    pub(crate) fn new(index: usize, status: TaskStatus, key: Option<String>) -> JobResult {
+    pub(crate) fn new(index: usize, status: TaskStatus, key: Option<ActionKey>) -> JobResult {
         JobResult {
             index,
             status,
@@ -63,7 +63,7 @@ impl JobResult {
         JobResult { error: Some(why), ..JobResult::new(index, TaskStatus::Skipped, None) }
     }
 
-    fn failed(index: usize, key: Option<String>, e: TaskError) -> JobResult {
+    fn failed(index: usize, key: Option<ActionKey>, e: TaskError) -> JobResult {
         let error = Some(bounded(e.message));
         JobResult { failure: Some(e.failure), error, ..JobResult::new(index, TaskStatus::Failed, key) }
     }
@@ -195,7 +195,7 @@ async fn job(
             return JobResult::failed(i, None, e);
         }
     };
-    let key = Some(p.key.0.to_hex());
+    let key = Some(p.key);
     if let Some(entry) = &p.hit {
         return JobResult {
             manifest: Some(Arc::new(entry.outputs.clone())),
@@ -251,7 +251,7 @@ async fn attempts(
     kind: &dyn Kind,
     outputs: &BTreeMap<String, PathBuf>,
     log: &Path,
-    key: &Option<String>,
+    key: &Option<ActionKey>,
     mut slots: Slots<'_>,
 ) -> Result<(Option<serde_json::Value>, u64, u32), JobResult> {
     let node = &run.instances.nodes[i];
@@ -273,7 +273,7 @@ async fn attempts(
         if number == 1
             && let Err(e) = declared_outputs(run, i).and_then(|now| same_outputs(&now, outputs))
         {
-            return Err(JobResult { attempts: 0, ..JobResult::failed(i, key.clone(), e) });
+            return Err(JobResult { attempts: 0, ..JobResult::failed(i, *key, e) });
         }
         for path in outputs.values() {
             let _ = std::fs::remove_file(path);
@@ -296,31 +296,31 @@ async fn attempts(
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Refused, key.clone())
+                    ..JobResult::new(i, TaskStatus::Refused, *key)
                 }));
             }
             Err(AttemptError::Alert { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Alerted, key.clone())
+                    ..JobResult::new(i, TaskStatus::Alerted, *key)
                 }));
             }
             Err(AttemptError::Held { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Held, key.clone())
+                    ..JobResult::new(i, TaskStatus::Held, *key)
                 }));
             }
             Err(AttemptError::Waiting { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Waiting, key.clone())
+                    ..JobResult::new(i, TaskStatus::Waiting, *key)
                 }));
             }
-            Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, key.clone(), e))),
+            Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, *key, e))),
             Err(AttemptError::Failed(e)) => e,
         };
         if number > task.retries {
@@ -329,7 +329,7 @@ async fn attempts(
             } else {
                 error
             };
-            return Err(end(JobResult::failed(i, key.clone(), e)));
+            return Err(end(JobResult::failed(i, *key, e)));
         }
         let delay = backoff(task.backoff, number);
         run.reporter.report(&Event::TaskRetrying {

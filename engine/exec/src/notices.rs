@@ -155,7 +155,7 @@ impl Ctx<'_> {
     }
 
     fn drift_detected(&self, t: &TaskRecord, model: Option<&DeployedDef>) -> Notice {
-        let s = t.summary.clone().unwrap_or(Value::Null);
+        let s = t.summary.as_deref().cloned().unwrap_or(Value::Null);
         let on = model.map_or_else(|| format!("in {}", t.task), |m| format!("on {}", m.name));
         let reason = s["reason"].as_str().map_or_else(|| first_line(t.error.as_deref().unwrap_or("drift")), first_line);
         let held = &s["held"];
@@ -192,7 +192,8 @@ impl Ctx<'_> {
         });
         // Once per finding: the same check (same data, same reference: the same key) alerting
         // again — a run resumed after an approval, a re-run — is not news.
-        let subject = format!("drift_detected/{}/{}/{}", t.task, t.status.as_str(), t.key.as_deref().unwrap_or("-"));
+        let key = t.key.map_or_else(|| "-".to_owned(), |k| k.0.to_hex());
+        let subject = format!("drift_detected/{}/{}/{key}", t.task, t.status.as_str());
         let mut n = self.notice(NotifyEvent::DriftDetected, subject, title, facts, details);
         n.once = t.key.is_some();
         n

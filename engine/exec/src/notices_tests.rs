@@ -53,10 +53,10 @@ fn task(name: &str, status: TaskStatus, error: Option<&str>, summary: Option<Val
         cached: false,
         saved_ms: 0,
         attempts: 1,
-        failure: (status == TaskStatus::Failed).then_some(Failure::ExitCode { code: 1 }),
+        failure: (status == TaskStatus::Failed).then(|| Box::new(Failure::ExitCode { code: 1 })),
         error: error.map(Into::into),
         log: None,
-        summary,
+        summary: summary.map(Box::new),
     }
 }
 

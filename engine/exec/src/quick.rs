@@ -55,7 +55,7 @@ impl QuickHit {
             saved_ms: self.duration_ms,
             // When the scheduler settles it (a guess is made earlier).
             started_ms: Some(crate::when::now_ms() as u64),
-            ..JobResult::new(i, TaskStatus::Cached, Some(self.key.0.to_hex()))
+            ..JobResult::new(i, TaskStatus::Cached, Some(self.key))
         }
     }
 }

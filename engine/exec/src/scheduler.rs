@@ -279,7 +279,7 @@ impl<'a> Book<'a> {
             task: node.name.clone(),
             status: r.status,
             duration_ms: r.duration_ms,
-            key: r.key.clone(),
+            key: r.key,
             saved_ms: r.saved_ms,
             attempts: r.attempts,
             failure: r.failure.clone(),
@@ -297,10 +297,10 @@ impl<'a> Book<'a> {
             cached: r.status == TaskStatus::Cached,
             saved_ms: r.saved_ms,
             attempts: r.attempts,
-            failure: r.failure,
+            failure: r.failure.map(Box::new),
             error: r.error,
             log,
-            summary: r.summary,
+            summary: r.summary.map(Box::new),
         });
         if let Some(p) = &node.partition {
             let left = self.partition_left.get_mut(&p.key).expect("counted");
