@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use dagrun_cache::{ActionKey, Store, StoreError};
+use dagrun_cache::{ActionKey, Digest, Store, StoreError};
 
 use crate::events::{Counts, RunStatus, TaskStatus};
 use crate::outcome::Failure;
@@ -28,7 +28,8 @@ pub struct TaskRecord {
     /// records of version 2 and older.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_ms: Option<u64>,
-    /// Cache key (hex in JSON).
+    /// Cache key (hex in JSON); a record whose key is not a digest reads as having none.
+    #[serde(default, deserialize_with = "lenient_key")]
     pub key: Option<ActionKey>,
     /// Whether it was a cache hit.
     pub cached: bool,
@@ -47,6 +48,13 @@ pub struct TaskRecord {
     /// A plugin's summary (JSON; boxed like `failure`).
     #[serde(default)]
     pub summary: Option<Box<serde_json::Value>>,
+}
+
+/// A task's key as a record holds it: a digest's hex, or `null`. Anything else (a record edited
+/// by hand, an old test fixture) reads as no key rather than making the whole record unreadable.
+fn lenient_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ActionKey>, D::Error> {
+    let text: Option<String> = Deserialize::deserialize(d)?;
+    Ok(text.and_then(|t| Digest::from_hex(&t)).map(ActionKey))
 }
 
 /// A whole run.
@@ -238,6 +246,23 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("runs")).unwrap();
         std::fs::write(dir.path().join("runs/20260101-000000000-00.json"), text).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_key_is_read_as_a_digest_and_a_key_that_is_not_one_as_none() {
+        let key = ActionKey(Digest::of(b"k"));
+        let row = |k: &str| {
+            format!(
+                r#"{{"task":"t","status":"cached","duration_ms":1,"key":{k},"cached":true,"saved_ms":0,"attempts":0,"error":null}}"#
+            )
+        };
+        let read = |k: &str| serde_json::from_str::<TaskRecord>(&row(k)).unwrap().key;
+        assert_eq!(read(&format!("\"{key}\"")), Some(key));
+        assert_eq!((read("null"), read("\"k1\"")), (None, None));
+        let written =
+            serde_json::to_value(TaskRecord { key: Some(key), ..serde_json::from_str(&row("null")).unwrap() });
+        assert_eq!(written.unwrap()["key"], key.0.to_hex(), "written as hex");
+        assert!(serde_json::from_str::<TaskRecord>(&row("7")).is_err(), "not a string: unreadable as before");
     }
 
     #[test]
