@@ -50,8 +50,9 @@ pub struct TaskRecord {
     pub summary: Option<Box<serde_json::Value>>,
 }
 
-/// A task's key as a record holds it: a digest's hex, or `null`. Anything else (a record edited
-/// by hand, an old test fixture) reads as no key rather than making the whole record unreadable.
+/// A task's key as a record holds it: a digest's hex, or `null`. Any other string (a record
+/// edited by hand, an old test fixture) reads as no key rather than making the whole record
+/// unreadable; a key that is not a string still is an error.
 fn lenient_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ActionKey>, D::Error> {
     let text: Option<String> = Deserialize::deserialize(d)?;
     Ok(text.and_then(|t| Digest::from_hex(&t)).map(ActionKey))
