@@ -215,7 +215,7 @@ async fn job(
         Ok(k) => k,
         Err(e) => return JobResult::failed(i, key, e),
     };
-    let (summary, duration_ms, attempts) = match attempts(run, i, kind.as_ref(), &outputs, &log, &key, slots).await {
+    let (summary, duration_ms, attempts) = match attempts(run, i, kind.as_ref(), &outputs, &log, key, slots).await {
         Ok(done) => done,
         Err(r) => return r,
     };
@@ -251,7 +251,7 @@ async fn attempts(
     kind: &dyn Kind,
     outputs: &BTreeMap<String, PathBuf>,
     log: &Path,
-    key: &Option<ActionKey>,
+    key: Option<ActionKey>,
     mut slots: Slots<'_>,
 ) -> Result<(Option<serde_json::Value>, u64, u32), JobResult> {
     let node = &run.instances.nodes[i];
@@ -273,7 +273,7 @@ async fn attempts(
         if number == 1
             && let Err(e) = declared_outputs(run, i).and_then(|now| same_outputs(&now, outputs))
         {
-            return Err(JobResult { attempts: 0, ..JobResult::failed(i, *key, e) });
+            return Err(JobResult { attempts: 0, ..JobResult::failed(i, key, e) });
         }
         for path in outputs.values() {
             let _ = std::fs::remove_file(path);
@@ -296,31 +296,31 @@ async fn attempts(
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Refused, *key)
+                    ..JobResult::new(i, TaskStatus::Refused, key)
                 }));
             }
             Err(AttemptError::Alert { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Alerted, *key)
+                    ..JobResult::new(i, TaskStatus::Alerted, key)
                 }));
             }
             Err(AttemptError::Held { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Held, *key)
+                    ..JobResult::new(i, TaskStatus::Held, key)
                 }));
             }
             Err(AttemptError::Waiting { reason, summary }) => {
                 return Err(end(JobResult {
                     error: Some(reason),
                     summary,
-                    ..JobResult::new(i, TaskStatus::Waiting, *key)
+                    ..JobResult::new(i, TaskStatus::Waiting, key)
                 }));
             }
-            Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, *key, e))),
+            Err(AttemptError::Failed(e)) if e.permanent => return Err(end(JobResult::failed(i, key, e))),
             Err(AttemptError::Failed(e)) => e,
         };
         if number > task.retries {
@@ -329,7 +329,7 @@ async fn attempts(
             } else {
                 error
             };
-            return Err(end(JobResult::failed(i, *key, e)));
+            return Err(end(JobResult::failed(i, key, e)));
         }
         let delay = backoff(task.backoff, number);
         run.reporter.report(&Event::TaskRetrying {

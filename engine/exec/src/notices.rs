@@ -192,7 +192,7 @@ impl Ctx<'_> {
         });
         // Once per finding: the same check (same data, same reference: the same key) alerting
         // again — a run resumed after an approval, a re-run — is not news.
-        let key = t.key.map_or_else(|| "-".to_owned(), |k| k.0.to_hex());
+        let key = t.key.map_or_else(|| "-".to_owned(), |k| k.to_string());
         let subject = format!("drift_detected/{}/{}/{key}", t.task, t.status.as_str());
         let mut n = self.notice(NotifyEvent::DriftDetected, subject, title, facts, details);
         n.once = t.key.is_some();
