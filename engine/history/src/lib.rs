@@ -267,6 +267,14 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_keeps_a_512_kib_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path()).unwrap();
+        let kib: i64 = h.with(|tx| tx.pragma_query_value(None, "cache_size", |r| r.get(0))).unwrap();
+        assert_eq!(kib, -512, "SQLite's default is -2000 (2 MiB)");
+    }
+
+    #[test]
     fn a_newer_schema_is_refused_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(dir.path()).unwrap();
