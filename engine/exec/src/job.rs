@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit, watch};
+use tokio::sync::{SemaphorePermit, watch};
 
 use dagrun_cache::{ActionKey, Manifest, StoreError};
 use dagrun_plan::{Probe, instance_outputs, probe};
@@ -15,6 +15,7 @@ use dagrun_workflow::TaskKind;
 use crate::cancel::cancelled;
 use crate::commit::{record_hit, restore_outputs, store_outputs};
 use crate::events::{Event, TaskStatus};
+use crate::gate::Gate;
 use crate::kinds::{Attempt, Job, Kind, prepare};
 use crate::outcome::{AttemptError, Failure, TaskError, bounded};
 use crate::shared::RunShared;
@@ -136,11 +137,12 @@ pub(crate) async fn run_job(
     ups: HashMap<usize, Arc<Manifest>>,
     forced: bool,
     cancel: watch::Receiver<bool>,
-    slots: Arc<Semaphore>,
+    (gate, ticket): (Arc<Gate>, u64),
 ) -> JobResult {
     let (started, started_ms) = (Instant::now(), crate::when::now_ms() as u64);
     let mut first = None;
-    let result = job(&run, i, ups, forced, Slots { slots: &slots, first: &mut first, cancel }).await;
+    let slots = Slots { gate: &gate, ticket: Some(ticket), first: &mut first, cancel };
+    let result = job(&run, i, ups, forced, slots).await;
     // A task that ran started when it first had a slot (not when it queued for one); one that
     // never started has no start.
     let (started, started_ms) = match first {
@@ -153,28 +155,50 @@ pub(crate) async fn run_job(
     JobResult { duration_ms: started.elapsed().as_millis() as u64, started_ms: Some(started_ms), ..result }
 }
 
-/// The run's execution slots (`--jobs`): held by an attempt while it runs, so that one job's
-/// key look-up and output storing overlap other jobs' commands; when the job first had one;
-/// and the run's cancel signal.
+/// A job's side of the run's execution slots (`--jobs`, see [`Gate`]): held by an attempt while
+/// it runs, so that one job's key look-up and output storing overlap other jobs' commands; the
+/// job's turn to take its first one (given up when it takes it, or when the job ends without);
+/// when it first had one; and the run's cancel signal.
 pub(crate) struct Slots<'a> {
-    slots: &'a Semaphore,
+    gate: &'a Gate,
+    ticket: Option<u64>,
     first: &'a mut Option<(Instant, u64)>,
     cancel: watch::Receiver<bool>,
 }
 
 impl<'a> Slots<'a> {
-    /// A slot, or `None` when the run is cancelled first.
+    /// A slot (the first one in the job's turn), or `None` when the run is cancelled first.
     async fn take(&mut self) -> Option<SemaphorePermit<'a>> {
-        let slots = self.slots;
+        let gate = self.gate;
+        if let Some(ticket) = self.ticket {
+            tokio::select! {
+                biased;
+                () = cancelled(&mut self.cancel) => return None,
+                () = gate.turn(ticket) => {}
+            }
+        }
         let slot = tokio::select! {
             biased;
             () = cancelled(&mut self.cancel) => None,
-            permit = slots.acquire() => Some(permit.expect("the run's semaphore is never closed")),
+            permit = gate.slot() => Some(permit),
         };
+        if let Some(ticket) = self.ticket.take_if(|_| slot.is_some()) {
+            gate.pass(ticket);
+        }
         if slot.is_some() && self.first.is_none() {
             *self.first = Some((Instant::now(), crate::when::now_ms() as u64));
         }
         slot
+    }
+}
+
+impl Drop for Slots<'_> {
+    /// A job that ends without having taken a slot (a hit, a failed look-up, a cancel) gives
+    /// its turn up, so the jobs after it are not held back.
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.gate.pass(ticket);
+        }
     }
 }
 

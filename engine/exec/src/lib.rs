@@ -7,6 +7,7 @@ mod cancel;
 mod commit;
 mod engine;
 mod events;
+mod gate;
 mod history;
 mod history_sync;
 mod job;

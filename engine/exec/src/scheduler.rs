@@ -54,7 +54,9 @@ pub(crate) async fn schedule(
     // `jobs` commands at a time; up to twice as many jobs in flight, so that a job's key
     // look-up and output storing happen while other jobs' commands run.
     let jobs = jobs.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-    let slots = Arc::new(tokio::sync::Semaphore::new(jobs));
+    let gate = Arc::new(crate::gate::Gate::new(jobs));
+    // Turns to take a first slot, in the order jobs start here (see `crate::gate`).
+    let mut tickets = 0..;
 
     loop {
         interrupted |= cancel.is_cancelled();
@@ -74,7 +76,8 @@ pub(crate) async fn schedule(
                 continue;
             }
             full_way = true;
-            running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver(), slots.clone()));
+            let turn = (gate.clone(), tickets.next().expect("endless"));
+            running.spawn(run_job(run.clone(), i, ups, forced, cancel.receiver(), turn));
         }
         // Keep history useful after a crash: save progress at most every 2 seconds.
         if last_save.elapsed() > Duration::from_secs(2) {
