@@ -546,14 +546,22 @@ fn processes_left_by_a_killed_dagrun_are_reaped_by_the_next_run() {
         s.cmd(&["run", "wf.ron", "--only", "slow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // Wait until the grandchild runs and dagrun has recorded its process group (a kill between
     // the spawn and that record leaves nothing to reap: a window of microseconds, but real on a
-    // loaded machine).
-    let recorded = || std::fs::read_dir(s.path(".dagrun/procs")).is_ok_and(|mut d| d.next().is_some());
+    // loaded machine). The record file exists before its slot is written, so wait for a group
+    // id in it, not for the file.
+    let recorded = || {
+        std::fs::read_dir(s.path(".dagrun/procs")).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|t| t.split_whitespace().any(|w| w.parse::<u32>().is_ok()))
+            })
+        })
+    };
     for _ in 0..200 {
         if s.path("sleeper.pid").exists() && !s.read("sleeper.pid").trim().is_empty() && recorded() {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    assert!(recorded(), "dagrun records the command's process group within 5 s");
     let pid = s.read("sleeper.pid").trim().to_owned();
     child.kill().unwrap(); // SIGKILL: dagrun cannot clean up
     child.wait().unwrap();
