@@ -4,6 +4,7 @@ mod digest;
 mod durable;
 mod entry;
 mod key;
+mod last_run;
 mod maintenance;
 mod pidlock;
 pub mod registry;
@@ -19,11 +20,12 @@ pub use entry::{
     parse_entry,
 };
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json, canonical_json_object};
+pub use last_run::LastRun;
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use pidlock::{lock_pid_file, pid_file_holder};
 pub use statcache::{KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
-    Durability, LAYOUT_VERSION, LastRun, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
+    Durability, LAYOUT_VERSION, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
     whole_lines,
 };
 pub use top_dirs::TopDirs;

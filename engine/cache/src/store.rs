@@ -4,7 +4,8 @@
 //! ```text
 //! objects/ab/<digest>        file contents, read-only, named by blake3 of their bytes
 //! actions/ab/<key>.json      one entry per cache key: the outputs a task produced (`entry.rs`)
-//! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations)
+//! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations):
+//!                            a hard link to its cache entry, or a record of its own (`last_run.rs`)
 //! tmp/                       temp files; renamed into place when complete
 //! lock                       flock'ed by `run`, `backfill`, `cache gc`, `cache verify`
 //! ```
@@ -20,12 +21,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::digest::{ActionKey, Digest, ObjectDigest, hash_reader};
 use crate::durable::{GroupCommit, Syncer};
 use crate::entry::{EntryError, OutputRecord};
-use crate::key::KeyInputs;
 use crate::pidlock::lock_pid_file;
 
 /// Version of the state directory layout and of the JSON records in it.
@@ -99,17 +97,6 @@ impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, StoreError> {
         self.map_err(|source| StoreError::Io { path: path.to_owned(), source })
     }
-}
-
-/// A task's most recent key inputs, kept to explain the next miss.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastRun {
-    /// [`LAYOUT_VERSION`].
-    pub version: u32,
-    /// The key of that run.
-    pub key: ActionKey,
-    /// Its inputs.
-    pub inputs: KeyInputs,
 }
 
 /// Whether writes are fsynced before being renamed into place.
@@ -217,7 +204,7 @@ impl Store {
         dir.join(format!(".{hint}.{}.{n}.dagrun-tmp", std::process::id()))
     }
 
-    fn temp_path(&self) -> PathBuf {
+    pub(crate) fn temp_path(&self) -> PathBuf {
         Self::temp_path_in(&self.root.join("tmp"), "w")
     }
 
@@ -412,25 +399,6 @@ impl Store {
         }
         result
     }
-
-    fn last_path(&self, task: &str) -> PathBuf {
-        self.root.join("tasks").join(format!("{task}.json"))
-    }
-
-    /// The key inputs of `task`'s latest run, if any.
-    pub fn last_run(&self, task: &str) -> Option<LastRun> {
-        let bytes = fs::read(self.last_path(task)).ok()?;
-        serde_json::from_slice::<LastRun>(&bytes).ok().filter(|l| l.version == LAYOUT_VERSION)
-    }
-
-    /// Records `task`'s latest key inputs (skipped when unchanged).
-    pub fn set_last_run(&self, task: &str, key: ActionKey, inputs: &KeyInputs) -> Result<(), StoreError> {
-        if self.last_run(task).is_some_and(|l| l.key == key) {
-            return Ok(());
-        }
-        let rec = LastRun { version: LAYOUT_VERSION, key, inputs: inputs.clone() };
-        self.write_atomic_cheap(&self.last_path(task), &serde_json::to_vec(&rec).expect("serializes"))
-    }
 }
 
 struct TeeReader<'a, R, W> {
@@ -475,7 +443,7 @@ fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
 
 /// Renames `tmp` to `dest`, creating `dest`'s directory when it is missing (tried after the
 /// rename fails rather than checked before every one).
-fn rename_into(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
+pub(crate) fn rename_into(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
     match fs::rename(tmp, dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let dir = dest.parent().unwrap_or(Path::new("."));
