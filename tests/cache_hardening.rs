@@ -120,6 +120,29 @@ fn a_swapped_output_digest_or_bit_rot_in_an_entry_is_detected() {
     }
 }
 
+/// A task's record (what `plan` explains a change against) is a hard link to its cache entry, so
+/// damage to the entry reaches it. The run that replaces the entry must mend the record too, or
+/// `plan` would say `never run` until the task's key next changed.
+#[test]
+fn a_damaged_entry_leaves_the_task_explainable_once_it_ran_again() {
+    let s = Sandbox::new(TWO);
+    assert_eq!(s.run_json(&[]).2, 0);
+    for how in ["found by the run", "removed by cache verify"] {
+        let p = entry_file(&s, "a");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("\"task\":\"a\"", "\"task\":\"c\"")).unwrap();
+        if how == "removed by cache verify" {
+            assert_eq!(s.dagrun(&["cache", "verify", "wf.ron"]).status.code(), Some(5), "{how}");
+        }
+        let (st, _, code) = s.run_json(&[]);
+        assert_eq!((code, st["a"].as_str()), (0, "succeeded"), "{how}: {st:?}");
+        s.write("wf.ron", &TWO.replace("echo hello", "echo hi"));
+        let plan = stdout(&s.dagrun(&["plan", "wf.ron"]));
+        assert!(plan.contains("code changed") && !plan.contains("never run"), "{how}: {plan}");
+        s.write("wf.ron", TWO);
+    }
+}
+
 #[test]
 fn a_recorded_size_that_disagrees_with_the_object_is_a_corrupt_entry() {
     let s = Sandbox::new(TWO);

@@ -34,7 +34,8 @@ impl Store {
 
     /// The key inputs of `task`'s latest run, if any. The file is either a record of its own
     /// ([`LAYOUT_VERSION`]) or a link to the cache entry of that key ([`ENTRY_VERSION`]), which is
-    /// checked as any entry is read: a damaged one reads as no record.
+    /// checked as any entry is read: a damaged one reads as no record. (After an `ENTRY_VERSION`
+    /// change, links to older entries read as no record: each task's next run links anew.)
     pub fn last_run(&self, task: &str) -> Option<LastRun> {
         let bytes = fs::read(self.last_path(task)).ok()?;
         let rec = serde_json::from_slice::<LastRun>(&bytes).ok()?;
@@ -49,28 +50,32 @@ impl Store {
         }
     }
 
-    /// Records `task`'s latest key inputs (skipped when unchanged). `inputs` must be what `key`
-    /// was hashed from. When the cache entry under `key` exists (it holds those same inputs),
-    /// the record is a hard link to it: no file is created. Otherwise (no entry, or a file
-    /// system without hard links) it is a record of its own.
+    /// Records `task`'s latest key inputs (skipped when the record already reads as `key`).
+    /// `inputs` must be what `key` was hashed from. When the cache entry under `key` exists (it
+    /// holds those same inputs), the record is a hard link to it: no file is created. Otherwise
+    /// (no entry, a file system without hard links, or a replaced record that does not read
+    /// back, as when it links a damaged entry) it is a record of its own.
     pub fn set_last_run(&self, task: &str, key: ActionKey, inputs: &KeyInputs) -> Result<(), StoreError> {
         if self.last_run(task).is_some_and(|l| l.key == key) {
             return Ok(());
         }
         let path = self.last_path(task);
-        if self.link_entry(&key, &path).is_ok() {
-            return Ok(());
+        match self.link_entry(&key, &path) {
+            // A first record links an entry that was just written or checked.
+            Ok(Linked::First) => return Ok(()),
+            Ok(Linked::Replaced) if self.last_run(task).is_some_and(|l| l.key == key) => return Ok(()),
+            _ => {}
         }
         let rec = LastRun { version: LAYOUT_VERSION, key, inputs: inputs.clone() };
         self.write_atomic_cheap(&path, &serde_json::to_vec(&rec).expect("serializes"))
     }
 
     /// Makes `dest` a hard link to the entry under `key`, replacing what is there atomically.
-    fn link_entry(&self, key: &ActionKey, dest: &Path) -> Result<(), StoreError> {
+    fn link_entry(&self, key: &ActionKey, dest: &Path) -> Result<Linked, StoreError> {
         let entry = self.action_path(key);
         // A task's first record: one link, nothing to replace.
         match fs::hard_link(&entry, dest) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Linked::First),
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e).at(&entry),
             Err(_) => {}
         }
@@ -80,8 +85,16 @@ impl Store {
         // Also after a success: renaming onto another link to the same file (a record that links
         // this entry but read as damaged) leaves `tmp` in place.
         let _ = fs::remove_file(&tmp);
-        placed
+        placed.map(|()| Linked::Replaced)
     }
+}
+
+/// How [`Store::link_entry`] placed its link.
+enum Linked {
+    /// Where there was no record.
+    First,
+    /// Over an older record.
+    Replaced,
 }
 
 #[cfg(all(test, unix))]
@@ -133,11 +146,11 @@ mod tests {
         assert_eq!(store.last_run("w.t"), None);
         store.set_last_run("w.t", entry.key, &entry.inputs).unwrap();
         assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0, "no temp file left");
-        // Once the entry is written again, the record links the new one.
-        store.put_action(&entry).unwrap();
-        store.set_last_run("w.t", entry.key, &entry.inputs).unwrap();
+        // The link would not read back: the record is one of its own.
         assert_eq!(store.last_run("w.t").unwrap().key, entry.key);
-        assert_eq!(ino(&record), ino(&path));
+        assert_ne!(ino(&record), ino(&path));
+        let own: LastRun = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
+        assert_eq!(own.version, LAYOUT_VERSION);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! Every file is written to `tmp/` and renamed (then, with [`Durability::Fsync`], the file is
 //! fsynced before and its directory after the rename, or both after it by the background thread
 //! of a group commit: see `durable.rs`), so a crash at any moment leaves either the old state or
-//! the new one. An action entry is written only after all its objects exist.
+//! the new one. An action entry is written only after all its objects exist. A task record that
+//! is a hard link to an entry is linked in place when new, or linked in `tmp/` and renamed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -97,7 +97,11 @@ pub(crate) fn store_outputs(
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
     let name = last_name(run, instance);
-    run.last_keys.record(&run.store, &name, entry.key, &entry.inputs, &entry.outputs, duration_ms);
+    if !run.last_keys.record(&run.store, &name, entry.key, &entry.inputs, &entry.outputs, duration_ms) {
+        // The same key as the last run: its record may link an older entry under this key that
+        // was damaged and removed. `set_last_run` rewrites it only if it no longer reads.
+        let _ = run.store.set_last_run(&name, entry.key, &entry.inputs);
+    }
     Ok(entry)
 }
 
@@ -232,7 +236,8 @@ impl LastKeys {
     }
 
     /// Makes `key` the last key of `name`, writing its record only when that changes it, and
-    /// notes the outputs and duration the entry under `key` records.
+    /// notes the outputs and duration the entry under `key` records. Returns whether the record
+    /// was written.
     pub(crate) fn record(
         &self,
         store: &Store,
@@ -241,7 +246,7 @@ impl LastKeys {
         inputs: &KeyInputs,
         outputs: &Manifest,
         duration_ms: u64,
-    ) {
+    ) -> bool {
         let mut known = self.known.write().expect("last keys lock");
         let fresh = || Some((Arc::new(outputs.clone()), duration_ms));
         match known.get_mut(name) {
@@ -250,6 +255,7 @@ impl LastKeys {
                     self.changing();
                     k.outputs = fresh();
                 }
+                false
             }
             // `set_last_run` itself skips the write when the record already holds this key.
             _ => {
@@ -259,6 +265,7 @@ impl LastKeys {
                 } else {
                     known.remove(name);
                 }
+                true
             }
         }
     }
