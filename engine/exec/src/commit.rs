@@ -236,8 +236,8 @@ impl LastKeys {
     }
 
     /// Makes `key` the last key of `name`, writing its record only when that changes it, and
-    /// notes the outputs and duration the entry under `key` records. Returns whether the record
-    /// was written.
+    /// notes the outputs and duration the entry under `key` records. Returns whether it set the
+    /// record (`false`: `key` was already `name`'s last key).
     pub(crate) fn record(
         &self,
         store: &Store,
