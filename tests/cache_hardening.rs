@@ -49,6 +49,16 @@ fn edit_entry(s: &Sandbox, task: &str, reseal: bool, f: impl FnOnce(&mut Value))
     std::fs::write(&path, bytes).unwrap();
 }
 
+/// Rots `task`'s entry in place (the same file, so a task record linked to it too): its task
+/// name changes from `a` to `c`, which only the entry's digest tells.
+fn rot_entry_of_a(s: &Sandbox) {
+    let p = entry_file(s, "a");
+    // Entries are written compact: `"task":"a"`.
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains("\"task\":\"a\""), "{text}");
+    std::fs::write(&p, text.replace("\"task\":\"a\"", "\"task\":\"c\"")).unwrap();
+}
+
 fn corrupt_events(events: &[Value]) -> Vec<String> {
     events.iter().filter(|e| e["event"] == "cache_corrupt").map(|e| e["error"].as_str().unwrap().to_owned()).collect()
 }
@@ -97,12 +107,7 @@ fn a_swapped_output_digest_or_bit_rot_in_an_entry_is_detected() {
             let world = blake3::hash(b"world\n").to_hex().to_string();
             edit_entry(s, "a", false, |v| v["outputs"]["o"]["digest"] = world.into());
         } else {
-            let p = entry_file(s, "a");
-            // Entries are written compact: `"task":"a"`.
-            let text = std::fs::read_to_string(&p).unwrap();
-            assert!(text.contains("\"task\":\"a\""), "{text}");
-            let text = text.replace("\"task\":\"a\"", "\"task\":\"c\"");
-            std::fs::write(&p, text).unwrap();
+            rot_entry_of_a(s);
         }
     };
     for case in ["swap", "bit rot"] {
@@ -128,9 +133,7 @@ fn a_damaged_entry_leaves_the_task_explainable_once_it_ran_again() {
     let s = Sandbox::new(TWO);
     assert_eq!(s.run_json(&[]).2, 0);
     for how in ["found by the run", "removed by cache verify"] {
-        let p = entry_file(&s, "a");
-        let text = std::fs::read_to_string(&p).unwrap();
-        std::fs::write(&p, text.replace("\"task\":\"a\"", "\"task\":\"c\"")).unwrap();
+        rot_entry_of_a(&s);
         if how == "removed by cache verify" {
             assert_eq!(s.dagrun(&["cache", "verify", "wf.ron"]).status.code(), Some(5), "{how}");
         }

@@ -102,13 +102,17 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::entry::sample_entry;
+    use crate::entry::{ActionEntry, sample_entry};
     use crate::store::Durability;
 
-    fn setup() -> (tempfile::TempDir, Store) {
+    /// A store and an entry (not stored yet) for one output holding `one`.
+    fn setup() -> (tempfile::TempDir, Store, ActionEntry) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join(".dagrun"), Durability::NoFsync).unwrap();
-        (dir, store)
+        let file = dir.path().join("o.txt");
+        fs::write(&file, "one").unwrap();
+        let entry = sample_entry(&store, &file);
+        (dir, store, entry)
     }
 
     fn ino(p: &Path) -> u64 {
@@ -117,10 +121,7 @@ mod tests {
 
     #[test]
     fn the_record_of_a_stored_entry_is_a_link_to_it() {
-        let (dir, store) = setup();
-        let file = dir.path().join("o.txt");
-        fs::write(&file, "one").unwrap();
-        let entry = sample_entry(&store, &file);
+        let (_dir, store, entry) = setup();
         store.put_action(&entry).unwrap();
         store.set_last_run("w.t", entry.key, &entry.inputs).unwrap();
         let record = store.last_path("w.t");
@@ -155,17 +156,14 @@ mod tests {
 
     #[test]
     fn without_an_entry_the_record_is_written_and_later_replaced_by_a_link() {
-        let (dir, store) = setup();
-        let file = dir.path().join("o.txt");
-        fs::write(&file, "one").unwrap();
-        let entry = sample_entry(&store, &file);
+        let (_dir, store, entry) = setup();
         store.set_last_run("w.t", entry.key, &entry.inputs).unwrap();
         let record = store.last_path("w.t");
         let own: LastRun = serde_json::from_slice(&fs::read(&record).unwrap()).unwrap();
         assert_eq!(own.version, LAYOUT_VERSION);
         assert_eq!(store.last_run("w.t").unwrap(), own);
 
-        let mut next = sample_entry(&store, &file);
+        let mut next = entry.clone();
         next.inputs.params = crate::digest::Digest::of(b"{\"n\":2}");
         next.key = next.inputs.key();
         assert_ne!(next.key, entry.key);
