@@ -28,9 +28,9 @@ struct Turns {
 }
 
 impl Gate {
-    /// `jobs` slots (at least 1, at most what a semaphore holds).
+    /// `jobs` slots: the scheduler's `-j`, already clamped to 1..=[`Semaphore::MAX_PERMITS`].
     pub(crate) fn new(jobs: usize) -> Gate {
-        let slots = Semaphore::new(jobs.clamp(1, Semaphore::MAX_PERMITS));
+        let slots = Semaphore::new(jobs);
         Gate { slots, turns: Mutex::default(), changed: Notify::new() }
     }
 
