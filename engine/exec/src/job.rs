@@ -243,6 +243,9 @@ async fn job(
         Ok(done) => done,
         Err(r) => return r,
     };
+    // The slot the attempt held woke the next job on this thread, where no other thread may
+    // take it: let that job start its command before this one's outputs are stored here.
+    tokio::task::yield_now().await;
     // Small outputs are stored on this thread: handing them to the blocking pool (a wake-up
     // there and one back) costs more than copying them. Large ones are hashed there.
     let stored = if small(&outputs) {
