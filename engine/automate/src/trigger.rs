@@ -342,6 +342,17 @@ pub async fn run_here(
     progress: &dyn Progress,
 ) -> Result<RunRecord, TriggerError> {
     let engine = Engine::open(dir, here.durability).map_err(|e| TriggerError::Open(e.to_string()))?;
+    run_on(&engine, plan, here, progress).await
+}
+
+/// [`run_here`] on an engine already open on the state directory (e.g. opened, and told to
+/// [`Engine::preload`], while the caller read the workflow).
+pub async fn run_on(
+    engine: &Engine,
+    plan: &RunPlan,
+    here: &Here,
+    progress: &dyn Progress,
+) -> Result<RunRecord, TriggerError> {
     let record = engine.run(plan, &here.options, progress.reporter(), &here.cancel).await.map_err(TriggerError::Run)?;
     progress.step(Step::RunFinished(&record));
     if !here.cancel.is_cancelled() {

@@ -90,9 +90,14 @@ fn stat(meta: &fs::Metadata) -> Stat {
 }
 
 impl StatCache {
+    /// The file the stat cache of `store` is kept in.
+    pub fn path(store: &Store) -> PathBuf {
+        store.root().join(FILE_NAME)
+    }
+
     /// Loads the stat cache of a store (empty if absent, unreadable or of another version).
     pub fn load(store: &Store) -> StatCache {
-        let file = store.root().join(FILE_NAME);
+        let file = StatCache::path(store);
         let entries = fs::read(&file).ok().and_then(|b| decode(&b)).unwrap_or_default();
         StatCache { file, entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
     }

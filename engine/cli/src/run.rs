@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use dagrun_automate::trigger::{Here, Progress, Step, TriggerError};
 use dagrun_cache::{StatCache, Store};
-use dagrun_exec::{Cancel, PrepareError, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
+use dagrun_exec::{Cancel, Engine, PrepareError, RunOptions, RunPlan, RunRecord, RunRequest, RunStatus, TaskStatus};
 use dagrun_plan::{Decision, Force, KeyContext, PartitionError, PartitionSelection, PlannedTask, Shard};
 use dagrun_workflow::{Workflow, partition};
 
@@ -49,8 +49,44 @@ pub fn run(
     remote: &RemoteArgs,
     state: &StateArgs,
 ) -> Result<Exit, Exit> {
+    let early = Early::start(state, path);
     let plan = dagrun_exec::prepare(path, &request(select, psel, None)).map_err(prepare_error)?;
-    execute(plan, Knobs { jobs, verify: select.verify, reverse: false, json }, remote, state)
+    execute(plan, Knobs { jobs, verify: select.verify, reverse: false, json }, remote, state, early)
+}
+
+/// The engine opened on another thread while the workflow is read, with its first reads of the
+/// state directory under way ([`dagrun_exec::Engine::preload`]); only for a state directory
+/// that exists (a first run creates it once the workflow proved valid). Joined when dropped.
+struct Early(Option<std::thread::JoinHandle<Option<Engine>>>);
+
+impl Early {
+    fn start(state: &StateArgs, workflow: &Path) -> Early {
+        let dir = state_dir(state, Some(workflow));
+        if !dir.join("layout").is_file() {
+            return Early(None);
+        }
+        let durability = durability();
+        let open = move || {
+            // A failure is met again, and reported, where the run opens it.
+            let engine = Engine::open(&dir, durability).ok()?;
+            engine.preload();
+            Some(engine)
+        };
+        Early(std::thread::Builder::new().name("dagrun-open".into()).spawn(open).ok())
+    }
+
+    /// The engine, when it opened.
+    fn take(mut self) -> Option<Engine> {
+        self.0.take()?.join().ok().flatten()
+    }
+}
+
+impl Drop for Early {
+    fn drop(&mut self) {
+        if let Some(opening) = self.0.take() {
+            let _ = opening.join();
+        }
+    }
 }
 
 /// How `run` and `backfill` run, from their flags.
@@ -65,6 +101,7 @@ struct Knobs {
 /// explained per partition.
 pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
     let psel = backfill_selection(a.from.as_deref(), a.to.as_deref(), &a.partitions)?;
+    let early = if a.plan { Early(None) } else { Early::start(&a.state, &a.workflow) };
     let plan = match dagrun_exec::prepare(&a.workflow, &request(&a.select, psel, a.shard)) {
         // A CI matrix job whose shard got no partition has nothing to do: that is no failure.
         Err(PrepareError::Partition(e @ PartitionError::EmptyShard { .. })) => {
@@ -78,7 +115,7 @@ pub fn backfill(a: &BackfillArgs) -> Result<Exit, Exit> {
         return show_plan(&plan, a.select.verify, true, a.json, &a.state);
     }
     let knobs = Knobs { jobs: a.jobs, verify: a.select.verify, reverse: a.reverse, json: a.json };
-    execute(plan, knobs, &a.remote, &a.state)
+    execute(plan, knobs, &a.remote, &a.state, early)
 }
 
 /// A backfill needs a partitioned task.
@@ -133,12 +170,17 @@ pub(crate) fn backfill_selection(
 /// Runs a prepared plan on the engine, with Ctrl-C wired to its cancel handle. The plan and
 /// the record are not freed: the process ends next (freeing 10,000 tasks' worth of small
 /// allocations one by one took 6% of a cached re-run).
-fn execute(plan: RunPlan, knobs: Knobs, remote: &RemoteArgs, state: &StateArgs) -> Result<Exit, Exit> {
+fn execute(plan: RunPlan, knobs: Knobs, remote: &RemoteArgs, state: &StateArgs, early: Early) -> Result<Exit, Exit> {
     let mut here = here(knobs.jobs, knobs.reverse, knobs.verify)?;
     set_remote_mode(&mut here, remote);
     let dir = state_dir(state, Some(&plan.path));
     let progress = Printed::new(knobs.json);
-    let record = interruptible(&here.cancel, dagrun_automate::trigger::run_here(&plan, &dir, &here, &progress))?;
+    let record = match early.take() {
+        Some(engine) => {
+            interruptible(&here.cancel, dagrun_automate::trigger::run_on(&engine, &plan, &here, &progress))?
+        }
+        None => interruptible(&here.cancel, dagrun_automate::trigger::run_here(&plan, &dir, &here, &progress))?,
+    };
     let exit = record
         .map(|r| {
             let exit = Exit::of_run(r.status);

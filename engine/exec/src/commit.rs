@@ -158,10 +158,6 @@ struct Known {
     outputs: Option<(Arc<Manifest>, u64)>,
 }
 
-fn index_path(store: &Store) -> PathBuf {
-    store.root().join("tasks").join("last-keys.idx")
-}
-
 /// One line of the index.
 fn parse_line(l: &str) -> Option<(String, Known)> {
     if let Some(rest) = l.strip_prefix('*') {
@@ -217,10 +213,15 @@ fn outputs_line(text: &mut String, name: &str, key: &ActionKey, outputs: &Manife
 }
 
 impl LastKeys {
+    /// The file the index of `store` is kept in.
+    pub(crate) fn path(store: &Store) -> PathBuf {
+        store.root().join("tasks").join("last-keys.idx")
+    }
+
     /// Takes the index over for this run: reads it (an unreadable or missing one is empty); the
     /// file is removed when the run first changes it, until [`LastKeys::save`].
     pub(crate) fn take(store: &Store) -> LastKeys {
-        let path = index_path(store);
+        let path = LastKeys::path(store);
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         // A last line without its newline is left out: a file cut short could end in a shorter name.
         let whole = whole_lines(text.as_bytes()).len();
@@ -359,21 +360,21 @@ mod tests {
         keys.record(&store, "w.t", a.key(), &a, &outputs, 42); // the same key, a newer entry
         keys.record(&store, "my flow.t\tx@2025-01-01", a.key(), &a, &outputs, 7);
         keys.save(&store).unwrap();
-        let mut text = std::fs::read_to_string(index_path(&store)).unwrap();
+        let mut text = std::fs::read_to_string(LastKeys::path(&store)).unwrap();
         // A line of an index written before outputs were kept, and lines that do not parse.
         text.push_str(&format!("{} w.only-key\n+zz\t1\t{{}}\tbroken\nnot-hex name\n", a.key().0.to_hex()));
-        std::fs::write(index_path(&store), &text).unwrap();
+        std::fs::write(LastKeys::path(&store), &text).unwrap();
         let again = LastKeys::take(&store);
         assert_eq!(again.last_outputs("w.t"), Some((a.key(), Arc::new(outputs.clone()), 42)));
         assert_eq!(again.last_outputs("my flow.t\tx@2025-01-01").map(|o| o.2), Some(7));
         assert_eq!(again.last_outputs("w.only-key"), None);
         assert_eq!(again.known.read().unwrap().get("w.only-key").map(|k| k.key), Some(a.key()));
         assert_eq!(again.known.read().unwrap().len(), 3, "unreadable lines are left out");
-        assert!(index_path(&store).exists(), "kept while nothing changes");
+        assert!(LastKeys::path(&store).exists(), "kept while nothing changes");
         again.save(&store).unwrap();
-        assert_eq!(std::fs::read_to_string(index_path(&store)).unwrap(), text, "nothing changed: not rewritten");
+        assert_eq!(std::fs::read_to_string(LastKeys::path(&store)).unwrap(), text, "nothing changed: not rewritten");
         again.record(&store, "w.t", a.key(), &a, &outputs, 43);
-        assert!(!index_path(&store).exists(), "removed before its first change");
+        assert!(!LastKeys::path(&store).exists(), "removed before its first change");
         again.save(&store).unwrap();
         assert_eq!(LastKeys::take(&store).last_outputs("w.t").map(|o| o.2), Some(43));
     }
@@ -398,7 +399,7 @@ mod tests {
         keys.record(&store, "w.cr\r", a.key(), &a, &plain, 7);
         keys.record(&store, "w.nl\nw.plain", a.key(), &a, &plain, 8);
         keys.save(&store).unwrap();
-        let saved = std::fs::read_to_string(index_path(&store)).unwrap();
+        let saved = std::fs::read_to_string(LastKeys::path(&store)).unwrap();
         let mut text = saved.clone();
         assert!(text.lines().any(|l| l.starts_with('*') && l.ends_with("\tw.plain")), "{text}");
         assert!(text.lines().any(|l| l.starts_with('+') && l.ends_with("\tw.tabbed")), "{text}");
@@ -410,7 +411,7 @@ mod tests {
             a.key().0,
             a.key().0
         ));
-        std::fs::write(index_path(&store), &text).unwrap();
+        std::fs::write(LastKeys::path(&store), &text).unwrap();
         let again = LastKeys::take(&store);
         assert_eq!(again.last_outputs("w.plain"), Some((a.key(), Arc::new(plain.clone()), 5)));
         assert_eq!(again.last_outputs("w.tabbed"), Some((a.key(), Arc::new(tabbed), 6)));
@@ -418,7 +419,7 @@ mod tests {
         assert_eq!(again.last_outputs("w.short"), None);
         assert_eq!(again.known.read().unwrap().len(), 3, "names with line breaks are left out");
         assert!(saved.ends_with("\tw.tabbed\n"), "{saved}");
-        std::fs::write(index_path(&store), &saved[..saved.len() - 3]).unwrap();
+        std::fs::write(LastKeys::path(&store), &saved[..saved.len() - 3]).unwrap();
         let cut = LastKeys::take(&store);
         assert_eq!(
             cut.known.read().unwrap().keys().collect::<Vec<_>>(),
@@ -438,9 +439,9 @@ mod tests {
         // A run takes the index, records b, and dies before saving it.
         let dying = LastKeys::take(&store);
         dying.record(&store, "w.t", a.key(), &a, &Manifest::new(), 0);
-        assert!(index_path(&store).exists(), "a hit that changes nothing keeps the index");
+        assert!(LastKeys::path(&store).exists(), "a hit that changes nothing keeps the index");
         dying.record(&store, "w.t", b.key(), &b, &Manifest::new(), 0);
-        assert!(!index_path(&store).exists(), "gone before the record changed");
+        assert!(!LastKeys::path(&store).exists(), "gone before the record changed");
         drop(dying);
         // The next run must not believe `a` is current: recording `a` rewrites the record.
         let next = LastKeys::take(&store);

@@ -6,16 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dagrun_cache::{Durability, StatCache, Store, StoreError, now_ms};
+use dagrun_cache::{Durability, Store, StoreError, now_ms};
 use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, Shard, TaskGraph, UnknownTask};
 use dagrun_workflow::{Diagnostic, LoadError, Workflow};
 
 use crate::aftermath::Aftermath;
 use crate::cancel::Cancel;
-use crate::commit::LastKeys;
 use crate::events::{Counts, Event, Reporter, RunStatus};
 use crate::history::{RUN_RECORD_VERSION, RunRecord, new_run_id};
 use crate::paths::Roots;
+use crate::preload::{Indexes, Preload};
 use crate::scheduler::schedule;
 use crate::shared::{HostCell, RunShared, build_plugins};
 
@@ -236,6 +236,7 @@ pub struct Engine {
     store: Arc<Store>,
     host: Arc<HostCell>,
     history: Arc<dagrun_history::History>,
+    preload: Preload,
 }
 
 impl Engine {
@@ -243,7 +244,15 @@ impl Engine {
     pub fn open(state_dir: &Path, durability: Durability) -> Result<Engine, RunError> {
         let store = Arc::new(Store::open(state_dir, durability)?);
         let history = Arc::new(dagrun_history::History::open(store.root())?);
-        Ok(Engine { store, host: Arc::new(HostCell::new()), history })
+        Ok(Engine { store, host: Arc::new(HostCell::new()), history, preload: Preload::default() })
+    }
+
+    /// Starts reading what the next [`Engine::run`] reads first from the state directory (its
+    /// stat cache and last-keys index) on another thread, for a caller with other work to do
+    /// before it runs (e.g. reading a large workflow). The run keeps what was read only if
+    /// those files are unchanged once it holds the state directory's lock.
+    pub fn preload(&self) {
+        self.preload.start(self.store.clone());
     }
 
     /// The history store (approvals, notifications, incidents) of the state directory.
@@ -307,11 +316,12 @@ impl Engine {
         crate::kinds::reap_orphans(&store.root().join("procs"));
         let (plugins, plugin_errors) = build_plugins(&workflow, &plan.instances, store, reporter.as_ref());
         let remote = crate::remote::RunRemote::open(&opts.remote, &workflow, store, &reporter);
+        let Indexes { stat, keys: last_keys, .. } = self.preload.take(store);
         let run = Arc::new(RunShared {
             workflow: workflow.clone(),
             instances: plan.instances.clone(),
             store: store.clone(),
-            stat: StatCache::load(store),
+            stat,
             top: dagrun_cache::TopDirs::open(store),
             reporter,
             logs: store.root().join("logs").join(&run_id),
@@ -319,7 +329,7 @@ impl Engine {
             verify: opts.verify,
             plugins,
             plugin_errors,
-            last_keys: LastKeys::take(store),
+            last_keys,
             roots: Roots::new(&plan.workflow.dir, store.root()),
             log_bytes: opts.log_bytes,
             host: self.host.clone(),

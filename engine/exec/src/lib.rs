@@ -15,6 +15,7 @@ mod kinds;
 mod notices;
 mod outcome;
 mod paths;
+mod preload;
 pub mod process;
 mod procs;
 mod quick;
