@@ -443,14 +443,12 @@ fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
 }
 
 /// Renames `tmp` to `dest`, creating `dest`'s directory when it is missing (tried after the
-/// rename fails rather than checked before every one).
+/// rename fails rather than checked before every one). Another thread may create that
+/// directory between the failed rename and a look at it: the rename is simply tried again.
 pub(crate) fn rename_into(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
     match fs::rename(tmp, dest) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let dir = dest.parent().unwrap_or(Path::new("."));
-            if dir.is_dir() {
-                return Err(e).at(dest);
-            }
             fs::create_dir_all(dir).at(dir)?;
             fs::rename(tmp, dest).at(dest)
         }
@@ -522,6 +520,30 @@ mod tests {
         );
         drop(held);
         store.lock().unwrap();
+    }
+
+    /// Threads renaming into one missing directory at once: each one's rename lands, however
+    /// the directory's creation interleaves with the others' failed renames.
+    #[test]
+    fn renames_racing_into_a_new_directory_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..200 {
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                for t in 0..8 {
+                    let (dir, barrier) = (dir.path(), &barrier);
+                    s.spawn(move || {
+                        let tmp = dir.join(format!("tmp-{round}-{t}"));
+                        fs::write(&tmp, b"x").unwrap();
+                        barrier.wait();
+                        rename_into(&tmp, &dir.join(format!("{round}/{t}"))).unwrap();
+                    });
+                }
+            });
+            assert_eq!(fs::read_dir(dir.path().join(round.to_string())).unwrap().count(), 8);
+        }
+        let missing = rename_into(&dir.path().join("no-such-tmp"), &dir.path().join("0/x")).unwrap_err();
+        assert!(matches!(missing, StoreError::Io { ref source, .. } if source.kind() == io::ErrorKind::NotFound));
     }
 }
 
