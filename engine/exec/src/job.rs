@@ -243,20 +243,14 @@ async fn job(
         Ok(done) => done,
         Err(r) => return r,
     };
-    // The slot the attempt held woke the next job on this thread, where no other thread may
-    // take it: let that job start its command before this one's outputs are stored here.
-    tokio::task::yield_now().await;
-    // Small outputs are stored on this thread: handing them to the blocking pool (a wake-up
-    // there and one back) costs more than copying them. Large ones are hashed there.
-    let stored = if small(&outputs) {
-        store_outputs(run, i, &outputs, p, duration_ms)
-    } else {
-        let r = run.clone();
-        let outs = outputs.clone();
-        tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
-            .await
-            .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))))
-    };
+    // Stored on the blocking pool, never on this thread: the slot the attempt held woke the next
+    // job here, into the one place no other thread may take it from (tokio's LIFO slot), so
+    // this thread must be free to start that job's command at once.
+    let r = run.clone();
+    let outs = outputs.clone();
+    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
+        .await
+        .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
     let done = match stored {
         Ok(entry) => {
             let manifest = Some(Arc::new(entry.outputs.clone()));
@@ -397,14 +391,6 @@ fn same_outputs(now: &BTreeMap<String, PathBuf>, prepared: &BTreeMap<String, Pat
             ),
         )),
     }
-}
-
-/// Whether the outputs are all there and together small enough to store without leaving the
-/// async worker (one `stat` each).
-fn small(outputs: &BTreeMap<String, PathBuf>) -> bool {
-    const INLINE_BYTES: u64 = 256 << 10;
-    let total = outputs.values().try_fold(0u64, |n, p| Some(n + std::fs::metadata(p).ok()?.len()));
-    total.is_some_and(|n| n <= INLINE_BYTES)
 }
 
 /// The log's path, when the task wrote one (the native ONNX kinds write none).
