@@ -166,3 +166,44 @@ fn checks_made_ahead_in_a_large_run_still_see_every_change() {
     assert_eq!(s.read("out/m50.txt"), "in 50\nin 50\n", "restored");
     assert_eq!(s.read("out/t60.txt").trim(), "12", "restored");
 }
+
+/// Every directory and file below `dir` with its size and mtime, but SQLite's shared-memory
+/// index (which a reader maps and may mark).
+fn files_below(dir: &std::path::Path) -> Vec<(PathBuf, u64, SystemTime)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let (path, meta) = (e.as_ref().unwrap().path(), e.unwrap().metadata().unwrap());
+        if meta.is_dir() {
+            out.push((path.clone(), 0, meta.modified().unwrap()));
+            out.extend(files_below(&path));
+        } else if !path.to_string_lossy().ends_with("-shm") {
+            out.push((path, meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `run` opens an existing state directory while it reads the workflow: when the workflow then
+/// proves invalid (or missing), nothing in the state directory has changed. Once it is valid
+/// again, the run makes what it missed.
+#[test]
+fn an_invalid_workflow_leaves_an_existing_state_directory_as_it_was() {
+    let s = Sandbox::new(CHAIN);
+    s.write("in.txt", "1\n");
+    assert_eq!(s.dagrun(&["run", "wf.ron"]).status.code(), Some(0));
+    // A run makes the directories it misses: but not before the workflow proved valid.
+    std::fs::remove_dir(s.path(".dagrun/tmp")).unwrap();
+    let before = files_below(&s.path(".dagrun"));
+    assert!(before.iter().any(|(p, ..)| p.ends_with("history.sqlite")), "{before:?}");
+    s.write("wf.ron", &CHAIN.replace("tasks: [", "tasks: [[["));
+    for args in [["run", "wf.ron"], ["run", "nope.ron"], ["backfill", "wf.ron"]] {
+        let out = s.dagrun(&args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert_eq!(files_below(&s.path(".dagrun")), before, "{args:?}");
+    }
+    s.write("wf.ron", CHAIN);
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!((code, st.values().filter(|v| *v == "cached").count()), (0, 3), "{st:?}");
+    assert!(s.path(".dagrun/tmp").is_dir());
+}

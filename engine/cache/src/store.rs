@@ -130,9 +130,12 @@ pub fn now_ms() -> u64 {
 }
 
 impl Store {
+    /// The directories [`Store::open`] makes in a state directory.
+    pub const SUBDIRS: [&str; 5] = ["objects", "actions", "tasks", "tmp", "runs"];
+
     /// Opens (creating if needed) the state directory at `root`.
     pub fn open(root: &Path, durability: Durability) -> Result<Store, StoreError> {
-        for sub in ["objects", "actions", "tasks", "tmp", "runs"] {
+        for sub in Store::SUBDIRS {
             fs::create_dir_all(root.join(sub)).at(&root.join(sub))?;
         }
         let store = Store::new(root, durability);

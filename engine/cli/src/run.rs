@@ -55,8 +55,9 @@ pub fn run(
 }
 
 /// The engine opened on another thread while the workflow is read, with its first reads of the
-/// state directory under way ([`dagrun_exec::Engine::preload`]); only for a state directory
-/// that exists (a first run creates it once the workflow proved valid). Joined when dropped.
+/// state directory under way ([`Engine::preload`]); only for a state directory that exists and
+/// needs nothing created or migrated ([`Engine::open_existing`]): nothing is written before
+/// the workflow proved valid. Joined when dropped.
 struct Early(Option<std::thread::JoinHandle<Option<Engine>>>);
 
 impl Early {
@@ -67,8 +68,7 @@ impl Early {
         }
         let durability = durability();
         let open = move || {
-            // A failure is met again, and reported, where the run opens it.
-            let engine = Engine::open(&dir, durability).ok()?;
+            let engine = Engine::open_existing(&dir, durability)?;
             engine.preload();
             Some(engine)
         };

@@ -247,6 +247,24 @@ impl Engine {
         Ok(Engine { store, host: Arc::new(HostCell::new()), history, preload: Preload::default() })
     }
 
+    /// [`Engine::open`] for a state directory that exists whole, with a history store that
+    /// needs no migration: nothing is created or changed. `None` otherwise, or on an error,
+    /// which [`Engine::open`] then meets and reports. For opening it while the workflow is
+    /// read, before it is known to be valid.
+    pub fn open_existing(state_dir: &Path, durability: Durability) -> Option<Engine> {
+        let store = Store::open_existing(state_dir, durability).ok()??;
+        if !Store::SUBDIRS.iter().all(|d| store.root().join(d).is_dir()) {
+            return None;
+        }
+        let history = dagrun_history::History::open_current(store.root())?;
+        Some(Engine {
+            store: Arc::new(store),
+            host: Arc::new(HostCell::new()),
+            history: Arc::new(history),
+            preload: Preload::default(),
+        })
+    }
+
     /// Starts reading what the next [`Engine::run`] reads first from the state directory (its
     /// stat cache and last-keys index) on another thread, for a caller with other work to do
     /// before it runs (e.g. reading a large workflow). The run keeps what was read only if

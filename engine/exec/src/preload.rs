@@ -2,11 +2,14 @@
 //! read on another thread while the caller still reads its workflow, and kept only when both
 //! files are as they were once the run holds the state directory's lock.
 //!
-//! Both files are only ever replaced whole (written aside and renamed, or removed), so a file
-//! whose inode, size, mtime and ctime are unchanged still holds what was read.
+//! Both files are only ever replaced whole (written aside and renamed) or removed, never
+//! edited in place. Each is held open from before it is read until the check, so its inode
+//! cannot be freed and its number given to a newer file meanwhile: the path still naming that
+//! inode, with the same size and times, still names what was read.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::fs::{File, Metadata};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -14,29 +17,71 @@ use dagrun_cache::{StatCache, Store};
 
 use crate::commit::LastKeys;
 
-/// What identifies one version of a file (`None`: no file).
-type Version = Option<(u64, u64, u64, i64, i64)>;
+/// One version of a file: device, inode, size, mtime and ctime (nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
 
-fn version(path: &Path) -> Version {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path).ok()?;
-        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
-        Some((m.dev(), m.ino(), m.size(), ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec())))
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = path;
-        None
+impl Version {
+    /// The version `meta` describes (`None` off Unix, where none is known).
+    fn of(meta: &Metadata) -> Option<Version> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+            Some(Version {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                size: meta.size(),
+                mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+                ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            None
+        }
     }
 }
 
-/// The indexes as read ahead, with the versions of their files before they were read.
+/// One index file as it was when read: held open (`None`: there was none).
+#[derive(Debug)]
+struct Seen {
+    path: PathBuf,
+    file: Option<(File, Option<Version>)>,
+}
+
+impl Seen {
+    fn open(path: PathBuf) -> Seen {
+        let file = File::open(&path).ok().map(|f| {
+            let v = f.metadata().ok().and_then(|m| Version::of(&m));
+            (f, v)
+        });
+        Seen { path, file }
+    }
+
+    /// Whether the path still names what was read: no file then and now, or the same version of
+    /// the same file (never known off Unix).
+    fn unchanged(&self) -> bool {
+        let now = std::fs::metadata(&self.path);
+        match &self.file {
+            None => now.is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound),
+            Some((_, then)) => then.is_some() && now.ok().and_then(|m| Version::of(&m)) == *then,
+        }
+    }
+}
+
+/// The indexes, with their files as they were read.
 pub(crate) struct Indexes {
     pub stat: StatCache,
     pub keys: LastKeys,
-    read: [(PathBuf, Version); 2],
+    seen: [Seen; 2],
     /// When they were read.
     at: Instant,
 }
@@ -45,17 +90,18 @@ impl Indexes {
     /// Reads both indexes of `store` now.
     pub(crate) fn read(store: &Store) -> Indexes {
         let at = Instant::now();
-        let files = [StatCache::path(store), LastKeys::path(store)];
-        let read = files.map(|f| {
-            let v = version(&f);
-            (f, v)
-        });
-        Indexes { stat: StatCache::load(store), keys: LastKeys::take(store), read, at }
+        let seen = [StatCache::path(store), LastKeys::path(store)].map(Seen::open);
+        Indexes { stat: StatCache::load(store), keys: LastKeys::take(store), seen, at }
     }
 
-    /// Whether both files are still as they were read (only off Unix is that never known).
     fn unchanged(&self) -> bool {
-        cfg!(unix) && self.read.iter().all(|(f, v)| version(f) == *v)
+        self.seen.iter().all(Seen::unchanged)
+    }
+}
+
+impl std::fmt::Debug for Indexes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexes").field("seen", &self.seen).field("at", &self.at).finish_non_exhaustive()
     }
 }
 
@@ -64,10 +110,14 @@ impl Indexes {
 pub(crate) struct Preload(Mutex<Option<JoinHandle<Indexes>>>);
 
 impl Preload {
-    /// Starts reading the indexes of `store` on another thread (replacing an earlier read ahead).
-    pub(crate) fn start(&self, store: std::sync::Arc<Store>) {
-        let reading = std::thread::Builder::new().name("dagrun-preload".into()).spawn(move || Indexes::read(&store));
-        *self.0.lock().expect("preload lock") = reading.ok();
+    /// Starts reading the indexes of `store` on another thread (replacing an earlier read
+    /// ahead). Not off Unix, where a read ahead could never be shown unchanged.
+    pub(crate) fn start(&self, store: Arc<Store>) {
+        if cfg!(unix) {
+            let reading =
+                std::thread::Builder::new().name("dagrun-preload".into()).spawn(move || Indexes::read(&store));
+            *self.0.lock().expect("preload lock") = reading.ok();
+        }
     }
 
     /// The indexes for a run holding the lock of `store`: those read ahead when their files did
@@ -78,25 +128,22 @@ impl Preload {
     }
 }
 
-/// `ahead` when its files did not change since it was read, else the indexes read now.
+/// `ahead` when its files did not change since it was read, else the indexes read now (the
+/// stale ones freed first).
 fn kept_or_read(ahead: Option<Indexes>, store: &Store) -> Indexes {
-    match ahead {
-        Some(ix) if ix.unchanged() => ix,
-        _ => Indexes::read(store),
+    if let Some(ix) = ahead {
+        if ix.unchanged() {
+            return ix;
+        }
+        drop(ix);
     }
+    Indexes::read(store)
 }
 
-impl std::fmt::Debug for Indexes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Indexes").field("read", &self.read).field("at", &self.at).finish_non_exhaustive()
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use dagrun_cache::Durability;
-    use std::sync::Arc;
 
     fn store() -> (tempfile::TempDir, Arc<Store>) {
         let dir = tempfile::tempdir().unwrap();
@@ -111,8 +158,7 @@ mod tests {
         let preload = Preload::default();
         preload.start(store.clone());
         let ix = preload.take(&store);
-        assert_eq!((ix.read[0].1, ix.read[1].1.is_some()), (None, true), "no stat cache yet; an index");
-        assert!(ix.unchanged());
+        assert!(ix.seen[0].file.is_none() && ix.seen[1].file.is_some(), "no stat cache yet; an index: {ix:?}");
         let ahead = ix.at;
         let kept = kept_or_read(Some(ix), &store);
         assert_eq!(kept.at, ahead, "kept, not read again");
@@ -121,10 +167,15 @@ mod tests {
         std::fs::write(StatCache::path(&store), "written by another run").unwrap();
         assert!(!kept.unchanged());
         let again = kept_or_read(Some(kept), &store);
-        assert!(again.at > ahead && again.read[0].1.is_some(), "read again: {again:?}");
+        assert!(again.at > ahead && again.seen[0].file.is_some(), "read again: {again:?}");
+        assert!(again.unchanged());
+
+        // An index removed (a run's first change removes it until the run saves it again).
+        std::fs::remove_file(LastKeys::path(&store)).unwrap();
+        assert!(!again.unchanged());
 
         // Without a read ahead (taken already): read now.
-        assert!(preload.take(&store).read[0].1.is_some());
+        assert!(preload.take(&store).unchanged());
     }
 
     #[test]
@@ -136,7 +187,7 @@ mod tests {
         let aside = dir.path().join("aside");
         std::fs::write(&aside, "two").unwrap();
         let mtime = std::fs::metadata(&keys).unwrap().modified().unwrap();
-        std::fs::File::options().write(true).open(&aside).unwrap().set_modified(mtime).unwrap();
+        File::options().write(true).open(&aside).unwrap().set_modified(mtime).unwrap();
         std::fs::rename(&aside, &keys).unwrap();
         assert!(!ix.unchanged());
     }

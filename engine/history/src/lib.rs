@@ -194,23 +194,47 @@ impl History {
         std::fs::create_dir_all(state).map_err(|source| HistoryError::Io { path: state.to_owned(), source })?;
         let path = state.join(FILE_NAME);
         match open_db(&path, &MIGRATIONS) {
-            // The write-ahead log is left in place when the store is closed: each short-lived
-            // `dagrun` would otherwise copy its own writes into the database and fsync it on
-            // exit; SQLite checkpoints once the log passes 1,000 pages instead.
-            // A log grown by a large import is cut back to 4 MiB when SQLite next resets it.
-            // A page cache of 512 KiB (SQLite's default is 2 MiB): writing a 10,000-task run's
-            // rows filled the default one, 1.5 MiB of that run's peak memory, for no measurable
-            // gain in time; pages it lets go are still in the system's file cache.
-            Ok(conn) => match conn
-                .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-                .and_then(|_| conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES))
-                .and_then(|_| conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB))
-            {
-                Ok(()) => Ok(History { conn: Mutex::new(conn), path }),
-                Err(source) => Err(HistoryError::Sql { path, source }),
-            },
+            Ok(conn) => History::settled(conn, path),
             Err(OpenError::Sql(source)) => Err(HistoryError::Sql { path, source }),
             Err(OpenError::TooNew(found)) => Err(HistoryError::TooNew { path, found }),
+        }
+    }
+
+    /// Opens the store in state directory `state` only when it exists, is in WAL mode and
+    /// needs no migration, creating and changing nothing (for a look ahead of a run whose
+    /// workflow may yet prove invalid); `None` otherwise, or on an error, which
+    /// [`History::open`] then meets and reports.
+    pub fn open_current(state: &Path) -> Option<History> {
+        use rusqlite::OpenFlags;
+        let path = state.join(FILE_NAME);
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).ok()?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).ok()?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).ok()?;
+        if !mode.eq_ignore_ascii_case("wal") || version != MIGRATIONS.len() as i64 {
+            return None;
+        }
+        conn.pragma_update(None, "synchronous", "FULL").ok()?;
+        History::settled(conn, path).ok()
+    }
+
+    /// The store on `conn`, set up as every connection to it is.
+    fn settled(conn: Connection, path: PathBuf) -> Result<History, HistoryError> {
+        // The write-ahead log is left in place when the store is closed: each short-lived
+        // `dagrun` would otherwise copy its own writes into the database and fsync it on exit;
+        // SQLite checkpoints once the log passes 1,000 pages instead.
+        // A log grown by a large import is cut back to 4 MiB when SQLite next resets it.
+        // A page cache of 512 KiB (SQLite's default is 2 MiB): writing a 10,000-task run's rows
+        // filled the default one, 1.5 MiB of that run's peak memory, for no measurable gain in
+        // time; pages it lets go are still in the system's file cache.
+        match conn
+            .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+            .and_then(|_| conn.pragma_update(None, "journal_size_limit", WAL_KEPT_BYTES))
+            .and_then(|_| conn.pragma_update(None, "cache_size", PAGE_CACHE_KIB))
+        {
+            Ok(()) => Ok(History { conn: Mutex::new(conn), path }),
+            Err(source) => Err(HistoryError::Sql { path, source }),
         }
     }
 
@@ -272,6 +296,29 @@ mod tests {
         let h = History::open(dir.path()).unwrap();
         let kib: i64 = h.with(|tx| tx.pragma_query_value(None, "cache_size", |r| r.get(0))).unwrap();
         assert_eq!(kib, -512, "SQLite's default is -2000 (2 MiB)");
+    }
+
+    #[test]
+    fn open_current_creates_and_migrates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(History::open_current(dir.path()).is_none());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing created");
+        // A store an older dagrun left (one migration behind): not opened, not migrated.
+        let old = open_db(&dir.path().join(FILE_NAME), &MIGRATIONS[..MIGRATIONS.len() - 1]).unwrap();
+        drop(old);
+        assert!(History::open_current(dir.path()).is_none());
+        let h = History::open(dir.path()).unwrap();
+        drop(h);
+        let h = History::open_current(dir.path()).expect("a current store");
+        let (v, kib): (i64, i64) = h
+            .with(|tx| {
+                Ok((
+                    tx.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    tx.pragma_query_value(None, "cache_size", |r| r.get(0))?,
+                ))
+            })
+            .unwrap();
+        assert_eq!((v, kib), (SCHEMA_VERSION, -512));
     }
 
     #[test]
