@@ -15,14 +15,11 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 /// Pending stdout bytes are written once there are this many.
 const PENDING_MAX: usize = 64 * 1024;
 
-/// Formatted first, then written whole: one `write(2)` per line on the unbuffered stderr, not
-/// one per piece of it.
 fn write(closed: &AtomicBool, mut w: impl Write, args: Arguments<'_>) {
     if closed.load(Ordering::Relaxed) {
         return;
     }
-    let text = args.as_str().map_or_else(|| std::borrow::Cow::Owned(args.to_string()), std::borrow::Cow::Borrowed);
-    if w.write_all(text.as_bytes()).and_then(|()| w.flush()).is_err() {
+    if w.write_fmt(args).and_then(|()| w.flush()).is_err() {
         closed.store(true, Ordering::Relaxed);
     }
 }
@@ -65,7 +62,9 @@ fn write_pending(pending: &mut Vec<u8>, w: &mut impl Write) {
 
 /// Writes to stderr; after a write error further output is dropped.
 pub fn err(args: Arguments<'_>) {
-    write(&STDERR_CLOSED, std::io::stderr().lock(), args);
+    // Formatted first: stderr is unbuffered, and would take one `write(2)` per piece.
+    let line = args.to_string();
+    write(&STDERR_CLOSED, std::io::stderr().lock(), format_args!("{line}"));
 }
 
 /// `println!` through [`out`].
