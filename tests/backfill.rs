@@ -163,10 +163,10 @@ fn a_killed_backfill_resumes_without_rerunning_finished_partitions() {
     }
     assert_eq!(counts.len(), 365, "every day ran");
     // In flight at the kill: up to 2 commands running (-j 2), and as many whose command had
-    // ended but whose outputs were not stored yet (a job lets the next one start its command
-    // first): up to twice -j, as `RunOptions::jobs` says.
+    // ended but whose outputs were still being stored (on another thread, while the next job
+    // starts its command): up to twice -j, as `RunOptions::jobs` says.
     let twice: Vec<&&str> = counts.iter().filter(|(_, n)| **n > 1).map(|(d, _)| d).collect();
-    assert!(twice.len() <= 4, "only the partitions in flight at the kill (-j 2) may run twice: {twice:?}");
+    assert!(twice.len() <= 4, "only the partitions in flight at the kill (up to twice -j 2) may run twice: {twice:?}");
     let (st, _, _) = s.backfill(&[]);
     assert!(ran(&st).is_empty());
 }
