@@ -192,16 +192,21 @@ fn an_invalid_workflow_leaves_an_existing_state_directory_as_it_was() {
     let s = Sandbox::new(CHAIN);
     s.write("in.txt", "1\n");
     assert_eq!(s.dagrun(&["run", "wf.ron"]).status.code(), Some(0));
+    let unchanged_by_invalid_runs = |s: &Sandbox| {
+        let before = files_below(&s.path(".dagrun"));
+        assert!(before.iter().any(|(p, ..)| p.ends_with("history.sqlite-wal")), "{before:?}");
+        for args in [["run", "wf.ron"], ["run", "nope.ron"], ["backfill", "wf.ron"]] {
+            let out = s.dagrun(&args);
+            assert_ne!(out.status.code(), Some(0), "{args:?}");
+            assert_eq!(files_below(&s.path(".dagrun")), before, "{args:?}");
+        }
+    };
+    s.write("wf.ron", &CHAIN.replace("tasks: [", "tasks: [[["));
+    // Whole: opened (history store included) and read ahead while the workflow is read.
+    unchanged_by_invalid_runs(&s);
     // A run makes the directories it misses: but not before the workflow proved valid.
     std::fs::remove_dir(s.path(".dagrun/tmp")).unwrap();
-    let before = files_below(&s.path(".dagrun"));
-    assert!(before.iter().any(|(p, ..)| p.ends_with("history.sqlite")), "{before:?}");
-    s.write("wf.ron", &CHAIN.replace("tasks: [", "tasks: [[["));
-    for args in [["run", "wf.ron"], ["run", "nope.ron"], ["backfill", "wf.ron"]] {
-        let out = s.dagrun(&args);
-        assert_ne!(out.status.code(), Some(0), "{args:?}");
-        assert_eq!(files_below(&s.path(".dagrun")), before, "{args:?}");
-    }
+    unchanged_by_invalid_runs(&s);
     s.write("wf.ron", CHAIN);
     let (st, _, code) = s.run_json(&[]);
     assert_eq!((code, st.values().filter(|v| *v == "cached").count()), (0, 3), "{st:?}");

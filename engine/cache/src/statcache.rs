@@ -97,9 +97,14 @@ impl StatCache {
 
     /// Loads the stat cache of a store (empty if absent, unreadable or of another version).
     pub fn load(store: &Store) -> StatCache {
-        let file = StatCache::path(store);
-        let entries = fs::read(&file).ok().and_then(|b| decode(&b)).unwrap_or_default();
-        StatCache { file, entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
+        StatCache::from_bytes(store, fs::read(StatCache::path(store)).ok().as_deref())
+    }
+
+    /// The stat cache of `store` from the bytes of its file, as [`StatCache::load`] reads them
+    /// (`None`: no file).
+    pub fn from_bytes(store: &Store, bytes: Option<&[u8]>) -> StatCache {
+        let entries = bytes.and_then(decode).unwrap_or_default();
+        StatCache { file: StatCache::path(store), entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
     }
 
     /// The digest and size of `path`, hashing only if the file changed (or `verify` is set).

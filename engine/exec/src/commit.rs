@@ -218,15 +218,20 @@ impl LastKeys {
         store.root().join("tasks").join("last-keys.idx")
     }
 
-    /// Takes the index over for this run: reads it (an unreadable or missing one is empty); the
-    /// file is removed when the run first changes it, until [`LastKeys::save`].
+    /// [`LastKeys::from_text`] of the file as it is now (for tests; a run reads it through
+    /// `crate::preload`).
+    #[cfg(test)]
     pub(crate) fn take(store: &Store) -> LastKeys {
-        let path = LastKeys::path(store);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        LastKeys::from_text(store, &std::fs::read_to_string(LastKeys::path(store)).unwrap_or_default())
+    }
+
+    /// Takes the index over for this run, given the text of its file (empty: an unreadable or
+    /// missing one); the file is removed when the run first changes it, until [`LastKeys::save`].
+    pub(crate) fn from_text(store: &Store, text: &str) -> LastKeys {
         // A last line without its newline is left out: a file cut short could end in a shorter name.
         let whole = whole_lines(text.as_bytes()).len();
         let known = text[..whole].lines().filter_map(parse_line).collect();
-        LastKeys { known: RwLock::new(known), path, changed: AtomicBool::new(false) }
+        LastKeys { known: RwLock::new(known), path: LastKeys::path(store), changed: AtomicBool::new(false) }
     }
 
     /// Called with `known` locked before each change: the first one removes the file.

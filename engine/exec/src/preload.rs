@@ -3,11 +3,13 @@
 //! files are as they were once the run holds the state directory's lock.
 //!
 //! Both files are only ever replaced whole (written aside and renamed) or removed, never
-//! edited in place. Each is held open from before it is read until the check, so its inode
+//! edited in place. Each is read through one open handle, held until the check, so its inode
 //! cannot be freed and its number given to a newer file meanwhile: the path still naming that
-//! inode, with the same size and times, still names what was read.
+//! inode, with the same size and times, still names what was read; a path that named no file
+//! then must name none now.
 
 use std::fs::{File, Metadata};
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -19,6 +21,7 @@ use crate::commit::LastKeys;
 
 /// One version of a file: device, inode, size, mtime and ctime (nanoseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))]
 struct Version {
     dev: u64,
     ino: u64,
@@ -58,12 +61,17 @@ struct Seen {
 }
 
 impl Seen {
-    fn open(path: PathBuf) -> Seen {
-        let file = File::open(&path).ok().map(|f| {
-            let v = f.metadata().ok().and_then(|m| Version::of(&m));
-            (f, v)
-        });
-        Seen { path, file }
+    /// Opens `path` and reads it whole through that handle: its bytes, `None` when there is no
+    /// file or it cannot be read (then the version is unknown: never unchanged).
+    fn read(path: PathBuf) -> (Seen, Option<Vec<u8>>) {
+        let Ok(mut f) = File::open(&path) else { return (Seen { path, file: None }, None) };
+        let v = f.metadata().ok().and_then(|m| Version::of(&m));
+        let mut bytes = Vec::new();
+        let (v, bytes) = match f.read_to_end(&mut bytes) {
+            Ok(_) => (v, Some(bytes)),
+            Err(_) => (None, None),
+        };
+        (Seen { path, file: Some((f, v)) }, bytes)
     }
 
     /// Whether the path still names what was read: no file then and now, or the same version of
@@ -90,8 +98,15 @@ impl Indexes {
     /// Reads both indexes of `store` now.
     pub(crate) fn read(store: &Store) -> Indexes {
         let at = Instant::now();
-        let seen = [StatCache::path(store), LastKeys::path(store)].map(Seen::open);
-        Indexes { stat: StatCache::load(store), keys: LastKeys::take(store), seen, at }
+        let (stat_file, stat) = Seen::read(StatCache::path(store));
+        let (keys_file, keys) = Seen::read(LastKeys::path(store));
+        let keys = keys.map(|b| String::from_utf8(b).unwrap_or_default()).unwrap_or_default();
+        Indexes {
+            stat: StatCache::from_bytes(store, stat.as_deref()),
+            keys: LastKeys::from_text(store, &keys),
+            seen: [stat_file, keys_file],
+            at,
+        }
     }
 
     fn unchanged(&self) -> bool {

@@ -200,15 +200,22 @@ impl History {
         }
     }
 
-    /// Opens the store in state directory `state` only when it exists, is in WAL mode and
-    /// needs no migration, creating and changing nothing (for a look ahead of a run whose
-    /// workflow may yet prove invalid); `None` otherwise, or on an error, which
-    /// [`History::open`] then meets and reports.
+    /// Opens the store in state directory `state` only when it exists as a dagrun leaves it
+    /// (in WAL mode, its write-ahead log and shared-memory files beside it) and needs no
+    /// migration, creating and changing nothing (for a look ahead of a run whose workflow may
+    /// yet prove invalid); `None` otherwise, or on an error, which [`History::open`] then meets
+    /// and reports. A store refused here is closed without a checkpoint, so it is not changed
+    /// either.
     pub fn open_current(state: &Path) -> Option<History> {
         use rusqlite::OpenFlags;
         let path = state.join(FILE_NAME);
+        let beside = |ext: &str| state.join(format!("{FILE_NAME}-{ext}")).is_file();
+        if !(beside("wal") && beside("shm")) {
+            return None;
+        }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).ok()?;
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).ok()?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).ok()?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).ok()?;
@@ -298,15 +305,38 @@ mod tests {
         assert_eq!(kib, -512, "SQLite's default is -2000 (2 MiB)");
     }
 
+    /// Every file in `dir` with its size and mtime; of the shared-memory index (which every
+    /// connection maps and rebuilds after the last one closed) its presence only.
+    fn files(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                if e.as_ref().unwrap().path().to_string_lossy().ends_with("-shm") {
+                    return (e.unwrap().path(), 0, std::time::SystemTime::UNIX_EPOCH);
+                }
+                let (path, meta) = (e.as_ref().unwrap().path(), e.unwrap().metadata().unwrap());
+                (path, meta.len(), meta.modified().unwrap())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     #[test]
     fn open_current_creates_and_migrates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         assert!(History::open_current(dir.path()).is_none());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing created");
-        // A store an older dagrun left (one migration behind): not opened, not migrated.
+        // A store an older dagrun left (one migration behind), its write-ahead log not yet
+        // copied into it: not opened, not migrated, not checkpointed on close.
         let old = open_db(&dir.path().join(FILE_NAME), &MIGRATIONS[..MIGRATIONS.len() - 1]).unwrap();
+        old.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).unwrap();
+        old.execute_batch("CREATE TABLE scratch (x); INSERT INTO scratch VALUES (1);").unwrap();
         drop(old);
+        let before = files(dir.path());
+        assert_eq!(before.len(), 3, "the database, its log and shared memory: {before:?}");
         assert!(History::open_current(dir.path()).is_none());
+        assert_eq!(files(dir.path()), before, "nothing changed");
         let h = History::open(dir.path()).unwrap();
         drop(h);
         let h = History::open_current(dir.path()).expect("a current store");
