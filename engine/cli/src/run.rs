@@ -57,7 +57,7 @@ pub fn run(
 /// The engine opened on another thread while the workflow is read, with its first reads of the
 /// state directory under way ([`Engine::preload`]); only for a state directory that exists and
 /// needs nothing created or migrated ([`Engine::open_existing`]): nothing is written before
-/// the workflow proved valid. Joined when dropped.
+/// the workflow proved valid (but SQLite's shared-memory index). Joined when dropped.
 struct Early(Option<std::thread::JoinHandle<Option<Engine>>>);
 
 impl Early {

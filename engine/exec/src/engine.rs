@@ -248,7 +248,8 @@ impl Engine {
     }
 
     /// [`Engine::open`] for a state directory that exists whole, with a history store that
-    /// needs no migration: nothing is created or changed. `None` otherwise, or on an error,
+    /// needs no migration: nothing is created or changed (but SQLite's shared-memory index,
+    /// which it rebuilds). `None` otherwise, or on an error,
     /// which [`Engine::open`] then meets and reports. For opening it while the workflow is
     /// read, before it is known to be valid.
     pub fn open_existing(state_dir: &Path, durability: Durability) -> Option<Engine> {
@@ -393,5 +394,23 @@ fn remove_staging(store: &Store, run_id: &str) {
         if e.file_name().to_string_lossy().contains(&tag) {
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_existing_opens_what_a_run_left_and_nothing_less() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(".dagrun");
+        assert!(Engine::open_existing(&state, Durability::NoFsync).is_none());
+        assert!(!state.exists(), "nothing created");
+        drop(Engine::open(&state, Durability::NoFsync).unwrap());
+        assert!(Engine::open_existing(&state, Durability::NoFsync).is_some(), "as Engine::open leaves it");
+        std::fs::remove_dir(state.join("tmp")).unwrap();
+        assert!(Engine::open_existing(&state, Durability::NoFsync).is_none());
+        assert!(!state.join("tmp").exists(), "left for the run to make");
     }
 }

@@ -98,15 +98,13 @@ impl Indexes {
     /// Reads both indexes of `store` now.
     pub(crate) fn read(store: &Store) -> Indexes {
         let at = Instant::now();
-        let (stat_file, stat) = Seen::read(StatCache::path(store));
-        let (keys_file, keys) = Seen::read(LastKeys::path(store));
-        let keys = keys.map(|b| String::from_utf8(b).unwrap_or_default()).unwrap_or_default();
-        Indexes {
-            stat: StatCache::from_bytes(store, stat.as_deref()),
-            keys: LastKeys::from_text(store, &keys),
-            seen: [stat_file, keys_file],
-            at,
-        }
+        // One file's bytes at a time in memory.
+        let (stat_file, bytes) = Seen::read(StatCache::path(store));
+        let stat = StatCache::from_bytes(store, bytes.as_deref());
+        drop(bytes);
+        let (keys_file, bytes) = Seen::read(LastKeys::path(store));
+        let text = bytes.map(|b| String::from_utf8(b).unwrap_or_default()).unwrap_or_default();
+        Indexes { stat, keys: LastKeys::from_text(store, &text), seen: [stat_file, keys_file], at }
     }
 
     fn unchanged(&self) -> bool {

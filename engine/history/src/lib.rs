@@ -202,10 +202,10 @@ impl History {
 
     /// Opens the store in state directory `state` only when it exists as a dagrun leaves it
     /// (in WAL mode, its write-ahead log and shared-memory files beside it) and needs no
-    /// migration, creating and changing nothing (for a look ahead of a run whose workflow may
-    /// yet prove invalid); `None` otherwise, or on an error, which [`History::open`] then meets
-    /// and reports. A store refused here is closed without a checkpoint, so it is not changed
-    /// either.
+    /// migration, creating and changing nothing but the shared-memory index SQLite rebuilds (for
+    /// a look ahead of a run whose workflow may yet prove invalid); `None` otherwise, or on an
+    /// error, which [`History::open`] then meets and reports. A store refused here is closed
+    /// without a checkpoint, so it is not changed either.
     pub fn open_current(state: &Path) -> Option<History> {
         use rusqlite::OpenFlags;
         let path = state.join(FILE_NAME);
@@ -339,6 +339,13 @@ mod tests {
         assert_eq!(files(dir.path()), before, "nothing changed");
         let h = History::open(dir.path()).unwrap();
         drop(h);
+        // Current, but closed with a checkpoint (another SQLite client): no log, no index.
+        let other = tempfile::tempdir().unwrap();
+        drop(open_db(&other.path().join(FILE_NAME), &MIGRATIONS).unwrap());
+        let closed = files(other.path());
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        assert!(History::open_current(other.path()).is_none());
+        assert_eq!(files(other.path()), closed, "nothing created");
         let h = History::open_current(dir.path()).expect("a current store");
         let (v, kib): (i64, i64) = h
             .with(|tx| {
