@@ -247,8 +247,7 @@ async fn job(
     // job here, into the one place no other thread may take it from (tokio's LIFO slot), so
     // this thread must be free to start that job's command at once.
     let r = run.clone();
-    let outs = outputs.clone();
-    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outs, p, duration_ms))
+    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outputs, p, duration_ms))
         .await
         .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
     let done = match stored {
