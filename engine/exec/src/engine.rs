@@ -243,8 +243,13 @@ impl Engine {
     /// Opens (creating if needed) a state directory.
     pub fn open(state_dir: &Path, durability: Durability) -> Result<Engine, RunError> {
         let store = Arc::new(Store::open(state_dir, durability)?);
-        let history = Arc::new(dagrun_history::History::open(store.root())?);
-        Ok(Engine { store, host: Arc::new(HostCell::new()), history, preload: Preload::default() })
+        let history = dagrun_history::History::open(store.root())?;
+        Ok(Engine::with(store, history))
+    }
+
+    /// An engine on a store and history store already open.
+    fn with(store: Arc<Store>, history: dagrun_history::History) -> Engine {
+        Engine { store, host: Arc::new(HostCell::new()), history: Arc::new(history), preload: Preload::default() }
     }
 
     /// [`Engine::open`] for a state directory that exists whole, with a history store that
@@ -258,12 +263,7 @@ impl Engine {
             return None;
         }
         let history = dagrun_history::History::open_current(store.root())?;
-        Some(Engine {
-            store: Arc::new(store),
-            host: Arc::new(HostCell::new()),
-            history: Arc::new(history),
-            preload: Preload::default(),
-        })
+        Some(Engine::with(Arc::new(store), history))
     }
 
     /// Starts reading what the next [`Engine::run`] reads first from the state directory (its

@@ -141,12 +141,15 @@ pub enum OpenError {
     TooNew(i64),
 }
 
+/// How long a connection waits for another process's lock on a dagrun database.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens a dagrun SQLite database the way every one is kept: WAL, `synchronous=FULL`, a 10 s
 /// busy timeout, and its schema brought up to date: migration `n` takes `user_version` from `n`
 /// to `n + 1`, each in one transaction (the history store here, the daemon's event log).
 pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
     let conn = Connection::open(path).map_err(OpenError::Sql)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(OpenError::Sql)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(OpenError::Sql)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(OpenError::Sql)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(OpenError::Sql)?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(OpenError::Sql)?;
@@ -216,7 +219,7 @@ impl History {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(&path, flags).ok()?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).ok()?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).ok()?;
+        conn.busy_timeout(BUSY_TIMEOUT).ok()?;
         let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).ok()?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).ok()?;
         if !mode.eq_ignore_ascii_case("wal") || version != MIGRATIONS.len() as i64 {
