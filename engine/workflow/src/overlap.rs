@@ -6,6 +6,7 @@
 //! the literal text before the first `{` is known, so a templated path is only reported when it
 //! is certainly inside a literal one (or spelt exactly like another templated path).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::path::{Component, Path};
 
@@ -66,9 +67,21 @@ fn components(path: &str) -> Vec<&str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".").collect()
 }
 
-/// `path` with `.` components and repeated `/` removed.
-pub(crate) fn normalize(path: &str) -> String {
-    components(path).join("/")
+/// `path` with `.` components and repeated `/` removed: borrowed when it has none (the common
+/// case, which a 10,000-task workflow then checks without a copy of each path).
+pub(crate) fn normalize(path: &str) -> Cow<'_, str> {
+    if path.split('/').all(|c| !c.is_empty() && c != ".") {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(components(path).join("/"))
+    }
+}
+
+/// Whether `prefix` is `path`'s first components (both normalized): `out/d` is of `out/d/x`,
+/// not of `out/dx`; the empty path is of every path.
+fn starts_with_components(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        && (prefix.is_empty() || path.len() == prefix.len() || path.as_bytes()[prefix.len()] == b'/')
 }
 
 /// Who a path belongs to.
@@ -84,22 +97,31 @@ enum Owner<'a> {
 struct Claim<'a> {
     owner: Owner<'a>,
     /// Normalized text (templates included).
-    norm: String,
-    /// Literal paths: all components. Templated paths: the directory every instance is inside.
-    known: Vec<&'a str>,
+    norm: Cow<'a, str>,
+    /// How many bytes of `norm` are certainly known, ending at a component boundary: the whole
+    /// of a literal path; the directory every instance of a templated one is inside.
+    known: usize,
     templated: bool,
 }
 
 impl<'a> Claim<'a> {
     fn new(owner: Owner<'a>, path: &'a str) -> Self {
         let templated = path.contains('{');
+        let norm = normalize(path);
         let known = if templated {
+            // The literal text's directory, normalized as `norm` is: its first components.
             let literal = &path[..path.find('{').unwrap_or(path.len())];
-            components(&literal[..literal.rfind('/').map_or(0, |i| i + 1)])
+            let dir = components(&literal[..literal.rfind('/').map_or(0, |i| i + 1)]);
+            dir.iter().map(|c| c.len()).sum::<usize>() + dir.len().saturating_sub(1)
         } else {
-            components(path)
+            norm.len()
         };
-        Claim { owner, norm: normalize(path), known, templated }
+        Claim { owner, norm, known, templated }
+    }
+
+    /// The certainly known part of the path (see `known`).
+    fn known(&self) -> &str {
+        &self.norm[..self.known]
     }
 
     fn describe(&self) -> String {
@@ -134,11 +156,12 @@ fn relation(a: &Claim<'_>, b: &Claim<'_>) -> Option<Rel> {
     if a.norm == b.norm {
         return Some(Rel::Same);
     }
+    let (a_in_b, b_in_a) = (starts_with_components(a.known(), b.known()), starts_with_components(b.known(), a.known()));
     match (a.templated, b.templated) {
-        (false, false) if a.known.starts_with(&b.known) => Some(Rel::Inside),
-        (false, false) if b.known.starts_with(&a.known) => Some(Rel::Contains),
-        (true, false) if a.known.starts_with(&b.known) => Some(Rel::Inside),
-        (false, true) if b.known.starts_with(&a.known) => Some(Rel::Contains),
+        (false, false) if a_in_b => Some(Rel::Inside),
+        (false, false) if b_in_a => Some(Rel::Contains),
+        (true, false) if a_in_b => Some(Rel::Inside),
+        (false, true) if b_in_a => Some(Rel::Contains),
         _ => None,
     }
 }
@@ -235,22 +258,20 @@ impl<'c> ClaimIndex<'c> {
 
     /// The earliest indexed claim `c` is the same as, inside, or contains (see [`relation`]).
     fn first_clash(&self, c: &Claim<'_>) -> Option<Order> {
-        let same = self.exact.get(c.norm.as_str());
+        let same = self.exact.get(&*c.norm);
         let within = dirs(c).filter_map(|d| self.literal.get(d));
-        let containing = (!c.templated).then(|| self.inside.get(c.norm.as_str())).flatten();
+        let containing = (!c.templated).then(|| self.inside.get(&*c.norm)).flatten();
         same.into_iter().chain(within).chain(containing).copied().min()
     }
 }
 
 /// The directories a claim is certainly inside, shortest first: every proper prefix of a literal
-/// path; every prefix of a templated path's known directory, that directory included. Each is
-/// `known[..k].join("/")`, which the normalized path starts with: a slice of it.
+/// path; every prefix of a templated path's known directory, that directory included. Each is a
+/// slice of the normalized path, up to a `/` (or, for a templated path, its whole known part).
 fn dirs<'a>(c: &'a Claim<'_>) -> impl Iterator<Item = &'a str> + 'a {
-    let n = if c.templated { c.known.len() } else { c.known.len().saturating_sub(1) };
-    c.known[..n].iter().scan(0, |end, part| {
-        *end += if *end == 0 { part.len() } else { part.len() + 1 };
-        Some(&c.norm[..*end])
-    })
+    let known = c.known();
+    let whole = (c.templated && !known.is_empty()).then_some(known);
+    known.match_indices('/').map(move |(i, _)| &known[..i]).chain(whole)
 }
 
 fn overlap(source: &Source, doc: Option<&Node>, out: &Claim<'_>, other: &Claim<'_>, rel: Rel) -> Diagnostic {
@@ -334,6 +355,10 @@ mod tests {
             "a",
             "a/b/{x}",
             ".dagrun/layout",
+            "{date}.txt",
+            "out/./d/{x}.txt",
+            "out//{date}/y",
+            "a/b{x}/c",
         ];
         let claims: Vec<Claim<'_>> = paths.iter().map(|p| Claim::new(Owner::StateDir, p)).collect();
         let order = |j: usize| if j.is_multiple_of(3) { Order::Output(j) } else { Order::Other(j) };
@@ -351,6 +376,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn normal_paths_are_borrowed_and_the_rest_normalized() {
+        assert!(matches!(normalize("out/d/x.txt"), Cow::Borrowed("out/d/x.txt")));
+        for (path, normal) in [("./out//d/", "out/d"), ("out/./x", "out/x"), ("/out", "out"), (".", "")] {
+            assert!(matches!(normalize(path), Cow::Owned(n) if n == normal), "{path}");
+        }
+        let known = |p| Claim::new(Owner::StateDir, p).known().to_owned();
+        assert_eq!(known("./out//d/{date}/x.txt"), "out/d");
+        assert_eq!(known("out/d{date}.txt"), "out");
+        assert_eq!(known("{date}.txt"), "");
+        assert_eq!(known("out/./x.txt"), "out/x.txt");
+        assert!(starts_with_components("out/d/x", "out/d") && !starts_with_components("out/dx", "out/d"));
     }
 
     #[test]
