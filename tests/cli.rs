@@ -191,6 +191,27 @@ fn timeout_kills_the_task() {
     assert_eq!(done["error"], "timed out after 200ms (the task's `timeout`)");
 }
 
+/// A command that leaves a process behind holding its output pipe ends when the shell does
+/// (after a short grace for that output), with what it printed before in its log: the run does
+/// not wait for the background process, which is still running when the run has returned.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_background_process_holding_the_output_pipe_does_not_hold_the_task() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "bg", tasks: [
+        Task(name: "leaves", kind: Command(run: "echo before; (sleep 30; echo late) & echo $! > holder.pid; echo after")),
+    ])"#,
+    );
+    let (st, _, code) = s.run_json(&[]);
+    let pid = s.read("holder.pid").trim().to_owned();
+    let still_running = running(&pid);
+    let _ = Command::new("kill").arg(&pid).status();
+    assert_eq!((code, st), (0, statuses(&[("leaves", "succeeded")])));
+    assert!(still_running, "the run returned before the background process ended");
+    let log = std::fs::read_dir(s.path(".dagrun/logs")).unwrap().flatten().next().unwrap().path().join("leaves.log");
+    assert_eq!(std::fs::read_to_string(log).unwrap(), "before\nafter\n");
+}
+
 #[test]
 fn independent_tasks_run_in_parallel() {
     // Each task waits (up to 10 s) for the other to have started: only parallel execution passes.

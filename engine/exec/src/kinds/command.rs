@@ -187,39 +187,44 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
     // The command keeps our copies of the pipe's write end: drop it, so the reader sees the end.
     drop(cmd);
     let mut child = spawned.map_err(spawn_error)?;
-    let mut copy = tokio::spawn(copy_capped(reader, log, spec.log.clone()));
     let pid = child.id();
     let _record = pid.and_then(|p| crate::procs::record(&spec.procs, p));
+    // The output is copied by this attempt itself, beside the wait for the command: a task of
+    // its own would cost a hand-off between threads at every command's end.
+    let copy = copy_capped(reader, log, spec.log.clone());
+    tokio::pin!(copy);
+    let mut lost = None;
     let sleep = async {
         match spec.timeout {
             Some(t) => tokio::time::sleep(t).await,
             None => std::future::pending().await,
         }
     };
-    let status = tokio::select! {
-        status = child.wait() => {
-            let lost = finish_copy(&mut copy).await;
-            let status = status.map_err(spawn_error)?;
-            if let Some(why) = lost.filter(|_| status.success()) {
-                let message = format!("the command succeeded, but {why}");
-                return Err(TaskError::new(Failure::Spawn, message).into());
+    tokio::pin!(sleep);
+    let status = loop {
+        tokio::select! {
+            why = &mut copy, if lost.is_none() => lost = Some(why),
+            status = child.wait() => break status,
+            () = &mut sleep => {
+                process_group::kill(pid);
+                let _ = child.wait().await;
+                finish_copy(copy, lost).await;
+                let after = duration::format(spec.timeout.unwrap_or_default());
+                return Err(TaskError::new(Failure::Timeout, format!("timed out after {after} (the task's `timeout`)")).into());
             }
-            status
-        }
-        () = sleep => {
-            process_group::kill(pid);
-            let _ = child.wait().await;
-            finish_copy(&mut copy).await;
-            let after = duration::format(spec.timeout.unwrap_or_default());
-            return Err(TaskError::new(Failure::Timeout, format!("timed out after {after} (the task's `timeout`)")).into());
-        }
-        () = cancelled(cancel) => {
-            process_group::kill(pid);
-            let _ = child.wait().await;
-            copy.abort();
-            return Err(AttemptError::Cancelled);
+            () = cancelled(cancel) => {
+                process_group::kill(pid);
+                let _ = child.wait().await;
+                return Err(AttemptError::Cancelled);
+            }
         }
     };
+    let lost = finish_copy(copy, lost).await;
+    let status = status.map_err(spawn_error)?;
+    if let Some(why) = lost.filter(|_| status.success()) {
+        let message = format!("the command succeeded, but {why}");
+        return Err(TaskError::new(Failure::Spawn, message).into());
+    }
     if status.success() {
         return Ok(());
     }
@@ -256,14 +261,15 @@ async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog, path: Path
     log.take_error().map(|e| format!("its output could not be written to its log {}: {e}", path.display()))
 }
 
-/// Waits for the copy to reach the end of the pipe; a background process of the command that
-/// keeps the pipe open is not waited for beyond a short grace. Returns why output was lost.
-async fn finish_copy(copy: &mut tokio::task::JoinHandle<Option<String>>) -> Option<String> {
-    match tokio::time::timeout(Duration::from_millis(500), &mut *copy).await {
-        Ok(r) => r.ok().flatten(),
-        Err(_) => {
-            copy.abort();
-            None
-        }
+/// Waits for the copy to reach the end of the pipe (`lost`: what it returned, if it already has);
+/// a background process of the command that keeps the pipe open is not waited for beyond a
+/// short grace. Returns why output was lost.
+async fn finish_copy(
+    copy: std::pin::Pin<&mut impl std::future::Future<Output = Option<String>>>,
+    lost: Option<Option<String>>,
+) -> Option<String> {
+    match lost {
+        Some(why) => why,
+        None => tokio::time::timeout(Duration::from_millis(500), copy).await.ok().flatten(),
     }
 }
