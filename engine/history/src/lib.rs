@@ -146,8 +146,29 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Opens a dagrun SQLite database the way every one is kept: WAL, `synchronous=FULL`, a 10 s
 /// busy timeout, and its schema brought up to date: migration `n` takes `user_version` from `n`
-/// to `n + 1`, each in one transaction (the history store here, the daemon's event log).
+/// to `n + 1` (the history store here, the daemon's event log). The pending ones are applied in
+/// one transaction (one commit, so one sync of the log, where a new store has them all to
+/// apply): all of them, or none.
 pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
+    // Switching a new database to WAL while another process does the same can be refused at
+    // once, without the busy handler (SQLite's deadlock rule): such a refusal is retried here
+    // for as long as the busy timeout.
+    let started = std::time::Instant::now();
+    loop {
+        match open_db_once(path, migrations) {
+            Err(OpenError::Sql(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// One attempt of [`open_db`].
+fn open_db_once(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
     let conn = Connection::open(path).map_err(OpenError::Sql)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(OpenError::Sql)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(OpenError::Sql)?;
@@ -156,10 +177,20 @@ pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError
     if found > migrations.len() as i64 {
         return Err(OpenError::TooNew(found));
     }
-    for (from, sql) in migrations.iter().enumerate().skip(found.max(0) as usize) {
-        let tx = conn.unchecked_transaction().map_err(OpenError::Sql)?;
-        tx.execute_batch(sql).map_err(OpenError::Sql)?;
-        tx.pragma_update(None, "user_version", from as i64 + 1).map_err(OpenError::Sql)?;
+    let pending = &migrations[found.max(0) as usize..];
+    if !pending.is_empty() {
+        // Immediate: a second process opening the same new store waits here, then finds the
+        // version this one committed, instead of applying the migrations again.
+        let tx = rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Immediate)
+            .map_err(OpenError::Sql)?;
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(OpenError::Sql)?;
+        if now > migrations.len() as i64 {
+            return Err(OpenError::TooNew(now));
+        }
+        for sql in &migrations[now.max(0) as usize..] {
+            tx.execute_batch(sql).map_err(OpenError::Sql)?;
+        }
+        tx.pragma_update(None, "user_version", migrations.len() as i64).map_err(OpenError::Sql)?;
         tx.commit().map_err(OpenError::Sql)?;
     }
     Ok(conn)
@@ -323,6 +354,47 @@ mod tests {
             .collect();
         out.sort();
         out
+    }
+
+    /// The pending migrations are applied together or not at all: one that fails leaves the
+    /// store at the version it had, without what the migrations before it made.
+    #[test]
+    fn pending_migrations_apply_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sqlite");
+        drop(open_db(&path, &["CREATE TABLE a (x);"]).unwrap());
+        let bad = ["CREATE TABLE a (x);", "CREATE TABLE b (x);", "CREATE TABLE c (x); NOT SQL"];
+        assert!(matches!(open_db(&path, &bad), Err(OpenError::Sql(_))));
+        let conn = open_db(&path, &bad[..1]).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!((version, tables), (1, vec!["a".to_owned()]));
+        drop(conn);
+        let conn = open_db(&path, &bad[..2]).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 2);
+        assert!(matches!(open_db(&path, &bad[..1]), Err(OpenError::TooNew(2))));
+    }
+
+    /// Processes that open a new store at once (a run and `dagrun ui`, say) all get it whole:
+    /// the first migrates it, the others wait for it and find it current.
+    #[test]
+    fn a_new_store_opened_at_once_by_many_is_migrated_once() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(FILE_NAME);
+            let opened: Vec<_> = std::thread::scope(|s| {
+                let all: Vec<_> = (0..4).map(|_| s.spawn(|| open_db(&path, &MIGRATIONS).map(drop))).collect();
+                all.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert!(opened.iter().all(Result::is_ok), "{opened:?}");
+        }
     }
 
     #[test]
