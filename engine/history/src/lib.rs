@@ -155,22 +155,27 @@ pub fn open_db(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError
     // for as long as the busy timeout.
     let started = std::time::Instant::now();
     loop {
-        match open_db_once(path, migrations) {
+        let left = BUSY_TIMEOUT.saturating_sub(started.elapsed());
+        match open_db_once(path, migrations, left) {
             Err(OpenError::Sql(e))
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
                     && started.elapsed() < BUSY_TIMEOUT =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
+            Ok(conn) => {
+                conn.busy_timeout(BUSY_TIMEOUT).map_err(OpenError::Sql)?;
+                return Ok(conn);
+            }
             r => return r,
         }
     }
 }
 
-/// One attempt of [`open_db`].
-fn open_db_once(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
+/// One attempt of [`open_db`], waiting at most `wait` for a lock.
+fn open_db_once(path: &Path, migrations: &[&str], wait: std::time::Duration) -> Result<Connection, OpenError> {
     let conn = Connection::open(path).map_err(OpenError::Sql)?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(OpenError::Sql)?;
+    conn.busy_timeout(wait).map_err(OpenError::Sql)?;
     conn.pragma_update(None, "journal_mode", "WAL").map_err(OpenError::Sql)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(OpenError::Sql)?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(OpenError::Sql)?;
@@ -186,6 +191,11 @@ fn open_db_once(path: &Path, migrations: &[&str]) -> Result<Connection, OpenErro
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(OpenError::Sql)?;
         if now > migrations.len() as i64 {
             return Err(OpenError::TooNew(now));
+        }
+        if now == migrations.len() as i64 {
+            // Another process migrated it meanwhile: nothing to write.
+            drop(tx);
+            return Ok(conn);
         }
         for sql in &migrations[now.max(0) as usize..] {
             tx.execute_batch(sql).map_err(OpenError::Sql)?;
@@ -394,6 +404,9 @@ mod tests {
                 all.into_iter().map(|t| t.join().unwrap()).collect()
             });
             assert!(opened.iter().all(Result::is_ok), "{opened:?}");
+            let conn = open_db(&path, &MIGRATIONS).unwrap();
+            let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(version, MIGRATIONS.len() as i64);
         }
     }
 
