@@ -76,6 +76,7 @@ else
     fi
 fi
 [ -x "$dagrun" ] || die "no dagrun binary at $dagrun"
+"$root/scripts/symbol-order.sh" --check "$dagrun" || true
 dagrun=$(cd "$(dirname "$dagrun")" && pwd)/$(basename "$dagrun")
 echo "$dagrun ($commit)"
 
