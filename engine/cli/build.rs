@@ -9,8 +9,11 @@
 //!   with an older one (docs/remote-execution.md).
 //! - **Symbol ordering** (`--symbol-ordering-file=symbol-order.txt`, release builds only). The
 //!   kernel maps code in 64 KiB pieces around each page that runs: the ~2 MB of functions a run
-//!   executes, spread over 40 MB of code, cost ~9.5 MiB of its memory; side by side, ~2.2 MiB.
-//!   `scripts/symbol-order.sh` regenerates the list; `DAGRUN_BUILD_NO_SYMBOL_ORDER=1` turns it off.
+//!   executes, spread over 40 MB of code, cost 9.4 MiB of its memory; side by side, 2.6 MiB.
+//!   The list names the functions of a release build of this repository (its toolchain, lock file
+//!   and profile); `scripts/symbol-order.sh` regenerates it, `DAGRUN_BUILD_NO_SYMBOL_ORDER=1`
+//!   turns it off: needed with a linker given other than through cargo's configuration (e.g.
+//!   `cargo rustc -- -C link-arg=-fuse-ld=bfd`), which the probe cannot see.
 //!
 //! Each is used only when a probe (a tiny Rust program built with the flag through the same
 //! `rustc`, linker and flags as this build) links without a warning and runs: an older linker,
@@ -21,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const RELR: &str = "-Wl,-z,pack-relative-relocs";
+/// Tells the linker not to list the names it does not define (most, for the probe).
+const QUIET: &str = "--no-warn-symbol-ordering";
 const ORDER_FILE: &str = "symbol-order.txt";
 
 fn main() {
@@ -46,23 +51,22 @@ fn main() {
         println!("cargo:rustc-link-arg-bins={RELR}");
     }
     if let Some(order) = symbol_order() {
-        println!("cargo:rustc-link-arg-bins={order}");
-        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+        // Through `-Xlinker`, unsplit: `-Wl,` would cut a path at its commas.
+        for arg in ["-Xlinker", &order, "-Xlinker", QUIET] {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
     }
 }
 
-/// The link argument that orders the binary's functions by [`ORDER_FILE`], for a release build
+/// The linker option that orders the binary's functions by [`ORDER_FILE`], for a release build
 /// whose linker takes it. (A debug build gains nothing: its functions are not the ones listed.)
 fn symbol_order() -> Option<String> {
-    let var = |k: &str| std::env::var(k).unwrap_or_default();
-    if var("PROFILE") != "release" || std::env::var_os("DAGRUN_BUILD_NO_SYMBOL_ORDER").is_some() {
+    if std::env::var("PROFILE").ok()? != "release" || std::env::var_os("DAGRUN_BUILD_NO_SYMBOL_ORDER").is_some() {
         return None;
     }
-    let file = Path::new(&var("CARGO_MANIFEST_DIR")).join(ORDER_FILE);
-    let arg = format!("-Wl,--symbol-ordering-file={}", file.to_str()?);
-    // The probe lists none of its own symbols: a linker that takes the option only warns.
-    let quiet = "-Wl,--no-warn-symbol-ordering";
-    (file.is_file() && probe("order", &[&arg, quiet], "symbol-ordering")).then_some(arg)
+    let file = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR")?).join(ORDER_FILE);
+    let arg = format!("--symbol-ordering-file={}", file.to_str()?);
+    (file.is_file() && probe("order", &["-Xlinker", &arg, "-Xlinker", QUIET], "symbol-ordering")).then_some(arg)
 }
 
 /// Whether a program linked with `link_args` links (without a warning that mentions `warning`)
