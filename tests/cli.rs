@@ -202,14 +202,14 @@ fn a_background_process_holding_the_output_pipe_does_not_hold_the_task() {
         Task(name: "leaves", kind: Command(run: "echo before; (sleep 30; echo late) & echo $! > holder.pid; echo after")),
     ])"#,
     );
-    let (st, _, code) = s.run_json(&[]);
+    let (st, events, code) = s.run_json(&[]);
     let pid = s.read("holder.pid").trim().to_owned();
     let still_running = running(&pid);
     let _ = Command::new("kill").arg(&pid).status();
     assert_eq!((code, st), (0, statuses(&[("leaves", "succeeded")])));
     assert!(still_running, "the run returned before the background process ended");
-    let log = std::fs::read_dir(s.path(".dagrun/logs")).unwrap().flatten().next().unwrap().path().join("leaves.log");
-    assert_eq!(std::fs::read_to_string(log).unwrap(), "before\nafter\n");
+    let done = events.iter().find(|e| e["event"] == "task_finished").unwrap();
+    assert_eq!(std::fs::read_to_string(done["log"].as_str().unwrap()).unwrap(), "before\nafter\n");
 }
 
 #[test]
