@@ -111,8 +111,7 @@ impl<'a> Claim<'a> {
         let known = if templated {
             // The literal text's directory, normalized as `norm` is: its first components.
             let literal = &path[..path.find('{').unwrap_or(path.len())];
-            let dir = components(&literal[..literal.rfind('/').map_or(0, |i| i + 1)]);
-            dir.iter().map(|c| c.len()).sum::<usize>() + dir.len().saturating_sub(1)
+            normalize(&literal[..literal.rfind('/').map_or(0, |i| i + 1)]).len()
         } else {
             norm.len()
         };
