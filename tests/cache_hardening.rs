@@ -146,19 +146,79 @@ fn a_damaged_entry_leaves_the_task_explainable_once_it_ran_again() {
     }
 }
 
+/// `a` writes 5,000 bytes: too many to keep in its entry, so its output is an object.
+const LARGE: &str = r#"Workflow(name: "w", tasks: [
+    Task(name: "a", kind: Command(run: "printf '%5000s' hello > $DAGRUN_OUT_O"), outputs: {"o": "out/a.txt"}),
+])"#;
+
 #[test]
-fn a_recorded_size_that_disagrees_with_the_object_is_a_corrupt_entry() {
-    let s = Sandbox::new(TWO);
+fn a_recorded_size_that_disagrees_with_the_object_or_the_inline_bytes_is_a_corrupt_entry() {
+    for (wf, why) in [
+        (LARGE, "output `o` is recorded as 1000 bytes but its object has 5000"),
+        (TWO, "the inline bytes of output `o` are not its recorded 1000 bytes"),
+    ] {
+        let s = Sandbox::new(wf);
+        assert_eq!(s.run_json(&[]).2, 0);
+        edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
+        std::fs::remove_file(s.path("out/a.txt")).unwrap();
+        let (st, events, _) = s.run_json(&[]);
+        assert_eq!(st["a"], "succeeded");
+        let corrupt = corrupt_events(&events);
+        assert!(corrupt[0].contains(why), "{corrupt:?}");
+        edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
+        let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+        assert_eq!(verify.status.code(), Some(5), "{}", stdout(&verify));
+        assert!(stdout(&verify).contains(why), "{}", stdout(&verify));
+    }
+}
+
+/// Files under `.dagrun/objects`.
+fn objects(s: &Sandbox) -> Vec<PathBuf> {
+    let shards = std::fs::read_dir(s.path(".dagrun/objects")).unwrap();
+    shards.flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().map(|f| f.unwrap().path())).collect()
+}
+
+/// A small output is kept in its entry (no object), a large one in an object; both come back
+/// when deleted, the small one with its executable bit, and `cache gc` and `verify` keep both.
+#[test]
+fn small_outputs_live_in_their_entry_and_come_back_from_it() {
+    let wf = r#"Workflow(name: "w", tasks: [
+        Task(name: "small", kind: Command(run: "printf '#!/bin/sh\necho hi\n' > $DAGRUN_OUT_O && chmod +x $DAGRUN_OUT_O"),
+             outputs: {"o": "out/small.sh"}),
+        Task(name: "large", kind: Command(run: "printf '%5000s' x > $DAGRUN_OUT_O"), outputs: {"o": "out/large.txt"}),
+    ])"#;
+    let s = Sandbox::new(wf);
     assert_eq!(s.run_json(&[]).2, 0);
-    edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
-    std::fs::remove_file(s.path("out/a.txt")).unwrap();
-    let (st, events, _) = s.run_json(&[]);
-    assert_eq!(st["a"], "succeeded");
-    let corrupt = corrupt_events(&events);
-    assert!(corrupt[0].contains("output `o` is recorded as 1000 bytes but its object has 6"), "{corrupt:?}");
-    edit_entry(&s, "a", true, |v| v["outputs"]["o"]["size"] = 1000.into());
+    let small: Value = serde_json::from_slice(&std::fs::read(entry_file(&s, "small")).unwrap()).unwrap();
+    assert_eq!((small["version"].as_u64(), small["outputs"]["o"]["inline"].as_bool()), (Some(3), Some(true)));
+    let large: Value = serde_json::from_slice(&std::fs::read(entry_file(&s, "large")).unwrap()).unwrap();
+    assert_eq!(large["version"], 2, "an entry with nothing inline keeps the older version: {large}");
+    assert_eq!(large["outputs"]["o"].get("inline"), None);
+    let digest = large["outputs"]["o"]["digest"].as_str().unwrap();
+    assert_eq!(objects(&s).iter().map(|p| p.file_name().unwrap().to_str().unwrap()).collect::<Vec<_>>(), [digest]);
+
+    for f in ["out/small.sh", "out/large.txt"] {
+        std::fs::remove_file(s.path(f)).unwrap();
+    }
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!((code, st["small"].as_str(), st["large"].as_str()), (0, "cached", "cached"), "{st:?}");
+    assert_eq!(s.read("out/small.sh"), "#!/bin/sh\necho hi\n");
+    assert_eq!(s.read("out/large.txt").len(), 5000);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.path("out/small.sh")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111, 0o111, "restored executable: {mode:o}");
+    }
+    let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
+    assert_eq!(gc.status.code(), Some(0), "{}", stderr(&gc));
     let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
-    assert_eq!(verify.status.code(), Some(5), "{}", stdout(&verify));
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+    // Unchanged: both are quick hits (the small one needs no object to be one).
+    let (st, _, _) = s.run_json(&[]);
+    assert_eq!((st["small"].as_str(), st["large"].as_str()), ("cached", "cached"));
+    let out = std::process::Command::new(s.path("out/small.sh")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }
 
 #[test]

@@ -362,14 +362,16 @@ fn history_lists_runs_and_shows_cache_savings() {
 #[test]
 fn cache_verify_detects_corruption_and_the_task_reruns() {
     let s = pipeline();
+    // Over 4,096 bytes: `prepare`'s output is an object (a smaller one lives in its entry).
+    s.write("data/raw.csv", &"a,b\n".repeat(1500));
     assert_eq!(s.run_json(&[]).2, 0);
     let ok = s.dagrun(&["cache", "verify", "wf.ron"]);
     assert_eq!(ok.status.code(), Some(0));
     assert!(stdout(&ok).contains("no corruption found"));
 
-    // Corrupt the object holding the model.
-    let model_digest = blake3::hash(s.read("out/model.txt").as_bytes()).to_hex().to_string();
-    let obj = s.path(&format!(".dagrun/objects/{}/{}", &model_digest[..2], model_digest));
+    // Corrupt the object holding the cleaned data.
+    let clean_digest = blake3::hash(s.read("out/clean.csv").as_bytes()).to_hex().to_string();
+    let obj = s.path(&format!(".dagrun/objects/{}/{}", &clean_digest[..2], clean_digest));
     let mut perm = std::fs::metadata(&obj).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);
@@ -378,13 +380,13 @@ fn cache_verify_detects_corruption_and_the_task_reruns() {
 
     let bad = s.dagrun(&["cache", "verify", "wf.ron"]);
     assert_eq!(bad.status.code(), Some(5));
-    assert!(stdout(&bad).contains(&format!("corrupt object {model_digest}: removed")), "{}", stdout(&bad));
-    std::fs::remove_file(s.path("out/model.txt")).unwrap();
+    assert!(stdout(&bad).contains(&format!("corrupt object {clean_digest}: removed")), "{}", stdout(&bad));
+    std::fs::remove_file(s.path("out/clean.csv")).unwrap();
     let (st, _, code) = s.run_json(&[]);
     assert_eq!(code, 0);
-    assert_eq!(st["train"], "succeeded", "{st:?}");
-    assert_eq!(st["prepare"], "cached");
-    assert!(s.read("out/model.txt").starts_with("3\n"));
+    assert_eq!(st["prepare"], "succeeded", "{st:?}");
+    assert_eq!(st["features"], "cached", "the same bytes again: {st:?}");
+    assert_eq!(s.read("out/clean.csv"), "A,B\n".repeat(1500));
     assert_eq!(s.dagrun(&["cache", "verify", "wf.ron"]).status.code(), Some(0));
 }
 

@@ -9,12 +9,13 @@ mod common;
 
 use common::{Sandbox, statuses};
 
+/// `c` writes 5,000 bytes: its output is an object (smaller ones live in their entry).
 const CHAIN: &str = r#"Workflow(name: "w", tasks: [
     Task(name: "a", kind: Command(run: "cat $DAGRUN_IN_SRC > $DAGRUN_OUT_O"),
          inputs: {"src": File("in.txt")}, outputs: {"o": "out/a.txt"}),
     Task(name: "b", kind: Command(run: "cat $DAGRUN_IN_A $DAGRUN_IN_A > $DAGRUN_OUT_O"),
          inputs: {"a": Output("a", "o")}, outputs: {"o": "out/b.txt"}),
-    Task(name: "c", kind: Command(run: "echo c > $DAGRUN_OUT_O"), outputs: {"o": "out/c.txt"}),
+    Task(name: "c", kind: Command(run: "printf '%4999s\\n' c > $DAGRUN_OUT_O"), outputs: {"o": "out/c.txt"}),
 ])"#;
 
 /// Every action entry file of the sandbox's state directory.
@@ -79,7 +80,7 @@ fn an_unchanged_rerun_confirms_hits_without_reading_entries_and_sees_every_chang
     std::fs::remove_file(s.path("out/c.txt")).unwrap();
     let (st, _, _) = s.run_json(&[]);
     assert_eq!(st, statuses(&[("a", "cached"), ("b", "cached"), ("c", "cached")]));
-    assert_eq!((s.read("out/b.txt"), s.read("out/c.txt")), ("two\ntwo\n".into(), "c\n".into()));
+    assert_eq!((s.read("out/b.txt"), s.read("out/c.txt")), ("two\ntwo\n".into(), format!("{:>4999}\n", "c")));
     settle(&s);
 
     // Entries removed from the store (as `cache gc` or `cache verify` do): every task runs.
@@ -89,7 +90,7 @@ fn an_unchanged_rerun_confirms_hits_without_reading_entries_and_sees_every_chang
     settle(&s);
 
     // An object removed from the store: the hit is no longer complete, `c` runs again.
-    let c = blake3::hash(b"c\n").to_hex().to_string();
+    let c = blake3::hash(format!("{:>4999}\n", "c").as_bytes()).to_hex().to_string();
     let object = s.path(&format!(".dagrun/objects/{}/{c}", &c[..2]));
     assert!(object.is_file(), "{object:?}");
     std::fs::remove_file(&object).unwrap();

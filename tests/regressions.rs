@@ -102,11 +102,13 @@ fn a_closed_stdout_does_not_stop_the_run() {
 fn a_corrupt_object_met_during_restore_is_reported_and_the_task_reruns() {
     let s = Sandbox::new(
         r#"Workflow(name: "w", tasks: [
-            Task(name: "a", kind: Command(run: "echo hello > $DAGRUN_OUT_O"), outputs: {"o": "a.txt"}),
+            Task(name: "a", kind: Command(run: "printf '%4999s\\n' hello > $DAGRUN_OUT_O"), outputs: {"o": "a.txt"}),
         ])"#,
     );
+    // 5,000 bytes: an object (a smaller output lives in its entry).
+    let hello = format!("{:>4999}\n", "hello");
     assert_eq!(s.run_json(&[]).2, 0);
-    let hex = blake3::hash(b"hello\n").to_hex().to_string();
+    let hex = blake3::hash(hello.as_bytes()).to_hex().to_string();
     let object = s.path(&format!(".dagrun/objects/{}/{hex}", &hex[..2]));
     std::fs::write(&object, "tampered\n").unwrap();
     std::fs::remove_file(s.path("a.txt")).unwrap();
@@ -116,7 +118,7 @@ fn a_corrupt_object_met_during_restore_is_reported_and_the_task_reruns() {
     assert_eq!(corrupt.len(), 1, "{events:?}");
     assert_eq!(corrupt[0]["task"], "a");
     assert!(corrupt[0]["error"].as_str().unwrap().contains(&format!("object {hex} is corrupt")), "{corrupt:?}");
-    assert_eq!(s.read("a.txt"), "hello\n");
+    assert_eq!(s.read("a.txt"), hello);
 
     std::fs::write(&object, "tampered again\n").unwrap();
     std::fs::remove_file(s.path("a.txt")).unwrap();

@@ -2,9 +2,11 @@
 //! with a digest over their own content and checked against their key on every read.
 //!
 //! An entry is accepted only when all of these hold (see `docs/cli.md`, "Cache entries"):
-//! its `version` is [`ENTRY_VERSION`]; its `digest` is the blake3 digest of the entry's compact
-//! JSON without `digest` (fields in order, map keys sorted); its `key` is the key in its file name; its `inputs` hash to
-//! that key; and its outputs are exactly the outputs named in `inputs.outputs`, at those paths.
+//! its `version` is [`ENTRY_VERSION`] (or [`ENTRY_VERSION_PLAIN`] when nothing is inline); its
+//! `digest` is the blake3 digest of the entry's compact JSON without `digest` (fields in order,
+//! map keys sorted); its `key` is the key in its file name; its `inputs` hash to that key; its
+//! outputs are exactly the outputs named in `inputs.outputs`, at those paths; and the bytes it
+//! holds inline (`contents`) are exactly those of its `inline` outputs, each hashing to its digest.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -15,11 +17,26 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest};
+use crate::inline::Contents;
 use crate::key::KeyInputs;
 use crate::store::{Store, StoreError};
 
 /// Version of the action entry format. Version 1 entries (no `digest`) are read as misses.
-pub const ENTRY_VERSION: u32 = 2;
+/// Version 3 added outputs held inline (`contents`); an entry without any is written as
+/// [`ENTRY_VERSION_PLAIN`], so that a dagrun that predates them still reads it.
+pub const ENTRY_VERSION: u32 = 3;
+
+/// The version of an entry that holds no output inline: the format before [`ENTRY_VERSION`].
+pub const ENTRY_VERSION_PLAIN: u32 = 2;
+
+/// Outputs up to this size are kept in their cache entry (`contents`) instead of an object file
+/// of their own: one file written per task instead of two, and no object directory to create.
+pub const INLINE_MAX: u64 = 4096;
+
+/// The version an entry with these `contents` is written with.
+pub fn entry_version(contents: &Contents) -> u32 {
+    if contents.is_empty() { ENTRY_VERSION_PLAIN } else { ENTRY_VERSION }
+}
 
 /// One output file as recorded in an action entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +50,13 @@ pub struct OutputRecord {
     pub size: u64,
     /// Whether the file was executable.
     pub executable: bool,
+    /// Its bytes are in the entry's `contents` (under `digest`), not in an object file.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub inline: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Outputs of one task run, by output name (a sorted vector: most tasks have one or two, and a
@@ -68,6 +92,9 @@ pub struct ActionEntry {
     pub duration_ms: u64,
     /// When it was produced (Unix ms).
     pub created_ms: u64,
+    /// The bytes of its small outputs (those marked `inline`), by digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub contents: Contents,
     /// Digest of the entry's content without this field ([`ActionEntry::content_digest`]).
     /// Set by [`Store::put_action`]; an entry read without it is not trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +111,8 @@ struct Unsealed<'a> {
     outputs: &'a Manifest,
     duration_ms: u64,
     created_ms: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    contents: &'a Contents,
 }
 
 /// Why an entry file is not a usable cache entry.
@@ -126,6 +155,9 @@ pub enum EntryError {
     /// Its outputs disagree with the declared outputs (names or paths).
     #[error("{0}")]
     Outputs(String),
+    /// Its inline bytes disagree with its inline outputs.
+    #[error("{0}")]
+    Contents(String),
     /// A restored object's size differs from the size the entry records.
     #[error("output `{output}` is recorded as {recorded} bytes but its object has {actual}")]
     Size {
@@ -151,7 +183,14 @@ impl ActionEntry {
     /// map keys sorted (they are `BTreeMap`s), no whitespace. Streamed into the hasher from a
     /// borrowed view: no copy of the entry and no JSON tree, since every cache hit checks it.
     pub fn content_digest(&self) -> EntryDigest {
-        let view = Unsealed {
+        let mut hasher = blake3::Hasher::new();
+        serde_json::to_writer(&mut hasher, &self.unsealed()).expect("entries serialize");
+        EntryDigest(Digest(*hasher.finalize().as_bytes()))
+    }
+
+    /// The entry without `digest`, borrowed: what the digest covers.
+    fn unsealed(&self) -> Unsealed<'_> {
+        Unsealed {
             version: self.version,
             key: &self.key,
             task: &self.task,
@@ -159,10 +198,8 @@ impl ActionEntry {
             outputs: &self.outputs,
             duration_ms: self.duration_ms,
             created_ms: self.created_ms,
-        };
-        let mut hasher = blake3::Hasher::new();
-        serde_json::to_writer(&mut hasher, &view).expect("entries serialize");
-        EntryDigest(Digest(*hasher.finalize().as_bytes()))
+            contents: &self.contents,
+        }
     }
 
     /// The entry with its digest set.
@@ -178,7 +215,7 @@ impl ActionEntry {
 
     /// The version, and the recorded digest against `actual`.
     fn check_digest(&self, actual: EntryDigest) -> Result<(), EntryError> {
-        if self.version != ENTRY_VERSION {
+        if self.version != ENTRY_VERSION && self.version != ENTRY_VERSION_PLAIN {
             return Err(EntryError::Version { found: self.version });
         }
         let recorded = self.digest.ok_or(EntryError::Unsealed)?;
@@ -197,15 +234,50 @@ impl ActionEntry {
         if actual != self.key {
             return Err(EntryError::Inputs { actual });
         }
-        check_outputs(&self.outputs, &self.inputs.outputs)
+        check_outputs(&self.outputs, &self.inputs.outputs)?;
+        self.check_contents()
+    }
+
+    /// The bytes held inline are exactly those of the `inline` outputs, each of its recorded
+    /// size and hashing to its digest; an entry of the older version holds none.
+    fn check_contents(&self) -> Result<(), EntryError> {
+        let bad = |why: String| Err(EntryError::Contents(why));
+        if self.version == ENTRY_VERSION_PLAIN && (!self.contents.is_empty() || self.outputs.values().any(|o| o.inline))
+        {
+            return bad(format!("a version {ENTRY_VERSION_PLAIN} entry cannot hold outputs inline"));
+        }
+        for (name, rec) in self.outputs.iter().filter(|(_, o)| o.inline) {
+            let Some(bytes) = self.contents.get(&rec.digest) else {
+                return bad(format!("output `{name}` is marked inline but its bytes are not in the entry"));
+            };
+            if bytes.0.len() as u64 != rec.size || Digest::of(&bytes.0) != rec.digest.0 {
+                return bad(format!("the inline bytes of output `{name}` are not its recorded {} bytes", rec.size));
+            }
+        }
+        match self.contents.keys().find(|d| !self.outputs.values().any(|o| o.inline && o.digest == **d)) {
+            Some(d) => bad(format!("it holds bytes {} that no inline output names", d.0.short())),
+            None => Ok(()),
+        }
+    }
+
+    /// The bytes of output record `rec` when the entry holds them inline.
+    pub fn inline_bytes(&self, rec: &OutputRecord) -> Option<&[u8]> {
+        rec.inline.then(|| self.contents.get(&rec.digest)).flatten().map(|b| b.0.as_slice())
     }
 }
 
 /// An entry's bytes as stored (locally and remotely): sealed, compact, `digest` last, so that
 /// `written_digest` checks a read with one pass over the bytes.
 pub fn entry_bytes(entry: &ActionEntry) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(&entry.sealed()).expect("entries serialize");
-    bytes.push(b'\n');
+    // The sealed entry's JSON is the unsealed one's with `,"digest":"<hex>"` before its last
+    // `}` (the same fields in the same order, `digest` last): one serialization, no copy.
+    let mut bytes = serde_json::to_vec(&entry.unsealed()).expect("entries serialize");
+    let digest = EntryDigest(Digest(*blake3::hash(&bytes).as_bytes()));
+    debug_assert_eq!(bytes.last(), Some(&b'}'));
+    bytes.pop();
+    bytes.extend_from_slice(b",\"digest\":\"");
+    bytes.extend_from_slice(digest.0.to_hex().as_bytes());
+    bytes.extend_from_slice(b"\"}\n");
     bytes
 }
 
@@ -306,7 +378,7 @@ impl Store {
     /// Reads only: removing a bad entry is the caller's decision.
     pub fn load_action(&self, key: &ActionKey) -> Result<Option<ActionEntry>, EntryError> {
         let Some(entry) = read_entry(&self.action_path(key), key)? else { return Ok(None) };
-        Ok(entry.outputs.values().all(|o| self.has_object(&o.digest)).then_some(entry))
+        Ok(entry.outputs.values().all(|o| o.inline || self.has_object(&o.digest)).then_some(entry))
     }
 
     /// Looks up a cache entry; `None` on a miss, a missing object, or an entry that fails its checks.
@@ -350,13 +422,17 @@ pub(crate) fn sample_entry(store: &Store, file: &Path) -> ActionEntry {
         partition: None,
     };
     ActionEntry {
-        version: ENTRY_VERSION,
+        version: ENTRY_VERSION_PLAIN,
         key: inputs.key(),
         task: "t".into(),
         inputs,
-        outputs: Manifest::from([("o".into(), OutputRecord { path: "o".into(), digest, size, executable: false })]),
+        outputs: Manifest::from([(
+            "o".into(),
+            OutputRecord { path: "o".into(), digest, size, executable: false, inline: false },
+        )]),
         duration_ms: 5,
         created_ms: 1,
+        contents: Default::default(),
         digest: None,
     }
 }
@@ -385,11 +461,13 @@ mod written_tests {
             outputs: Manifest::new(),
             duration_ms: 5,
             created_ms: 7,
+            contents: Default::default(),
             digest: None,
         }
         .sealed();
         let mut bytes = serde_json::to_vec(&e).unwrap();
         bytes.push(b'\n');
+        assert_eq!(entry_bytes(&e), bytes, "written as the sealed entry serializes");
         assert_eq!(written_digest(&bytes), e.digest);
         let tampered = String::from_utf8(bytes.clone()).unwrap().replace("\"duration_ms\":5", "\"duration_ms\":6");
         assert_ne!(written_digest(tampered.as_bytes()), e.digest);

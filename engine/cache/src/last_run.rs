@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::digest::ActionKey;
-use crate::entry::{ENTRY_VERSION, parse_entry};
+use crate::entry::{ENTRY_VERSION, ENTRY_VERSION_PLAIN, parse_entry};
 use crate::key::KeyInputs;
 use crate::store::{IoContext, LAYOUT_VERSION, Store, StoreError, rename_into};
 
 // A task record tells its two forms apart by `version`.
-const _: () = assert!(LAYOUT_VERSION != ENTRY_VERSION);
+const _: () = assert!(LAYOUT_VERSION != ENTRY_VERSION && LAYOUT_VERSION != ENTRY_VERSION_PLAIN);
 
 /// A task's most recent key inputs, kept to explain the next miss.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,7 +33,8 @@ impl Store {
     }
 
     /// The key inputs of `task`'s latest run, if any. The file is either a record of its own
-    /// ([`LAYOUT_VERSION`]) or a link to the cache entry of that key ([`ENTRY_VERSION`]), which is
+    /// ([`LAYOUT_VERSION`]) or a link to the cache entry of that key ([`ENTRY_VERSION`] or
+    /// [`ENTRY_VERSION_PLAIN`]), which is
     /// checked as any entry is read: a damaged one reads as no record. (After an `ENTRY_VERSION`
     /// change, links to older entries read as no record: each task's next run links anew.)
     pub fn last_run(&self, task: &str) -> Option<LastRun> {
@@ -41,7 +42,7 @@ impl Store {
         let rec = serde_json::from_slice::<LastRun>(&bytes).ok()?;
         match rec.version {
             LAYOUT_VERSION => Some(rec),
-            ENTRY_VERSION => parse_entry(&bytes, &rec.key).ok().map(|e| LastRun {
+            ENTRY_VERSION | ENTRY_VERSION_PLAIN => parse_entry(&bytes, &rec.key).ok().map(|e| LastRun {
                 version: LAYOUT_VERSION,
                 key: e.key,
                 inputs: e.inputs,

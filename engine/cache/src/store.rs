@@ -304,9 +304,18 @@ impl Store {
     /// Copies a file into the store; returns its digest and size. A small file is hashed first,
     /// so that bytes already stored cost no write; a larger one is hashed while it is copied.
     pub fn put_file(&self, src: &Path) -> Result<(ObjectDigest, u64), StoreError> {
-        let mut input = File::open(src).at(src)?;
-        let mut head = Vec::new();
-        (&mut input).take(SMALL_OUTPUT + 1).read_to_end(&mut head).at(src)?;
+        self.put_file_after(src, File::open(src).at(src)?, Vec::new())
+    }
+
+    /// [`Store::put_file`] of the file `src` open as `input`, of which `head` was read already.
+    pub(crate) fn put_file_after(
+        &self,
+        src: &Path,
+        mut input: File,
+        mut head: Vec<u8>,
+    ) -> Result<(ObjectDigest, u64), StoreError> {
+        let have = head.len() as u64;
+        (&mut input).take((SMALL_OUTPUT + 1).saturating_sub(have)).read_to_end(&mut head).at(src)?;
         if head.len() as u64 <= SMALL_OUTPUT {
             let (digest, size) = (ObjectDigest(Digest::of(&head)), head.len() as u64);
             if !self.reuse_object(&digest, size) {
@@ -379,6 +388,11 @@ impl Store {
     /// A corrupt object is deleted and reported, so the caller can treat the entry as a miss;
     /// a size that differs from the record is reported as [`StoreError::Size`] (the entry is wrong).
     pub fn restore(&self, rec: &OutputRecord, dest: &Path) -> Result<(), StoreError> {
+        if rec.inline {
+            // Never an object to read: the caller must pass the entry's bytes.
+            let e = io::Error::other("output is held in its cache entry, not in an object");
+            return Err(StoreError::Io { path: dest.to_owned(), source: e });
+        }
         let src = self.object_path(&rec.digest);
         let dir = dest.parent().unwrap_or(Path::new("."));
         ensure_dir(dir).at(dir)?;
@@ -425,7 +439,7 @@ fn set_readonly(f: &File) -> io::Result<()> {
 }
 
 #[cfg(unix)]
-fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
+pub(crate) fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(p, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
 }
@@ -438,7 +452,7 @@ fn set_readonly(f: &File) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
+pub(crate) fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
     let mut perm = fs::metadata(p)?.permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, ENTRY_VERSION, EntryError, KeyInputs, Manifest, ObjectDigest, OutputRecord, Store,
-    StoreError, check_outputs, is_executable, now_ms, whole_lines,
+    ActionEntry, ActionKey, Contents, Digest, EntryError, KeyInputs, Manifest, ObjectDigest, OutputRecord, Store,
+    StoreError, check_outputs, entry_version, is_executable, now_ms, whole_lines,
 };
 use dagrun_plan::{Probe, instance_outputs};
 
@@ -39,7 +39,11 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
                 .roots
                 .resolve(name, &path)
                 .map_err(|e| StoreError::Io { path: path.clone(), source: std::io::Error::other(e.message) })?;
-            run.store.restore(rec, &dest).map_err(|e| match e {
+            let restored = match entry.inline_bytes(rec) {
+                Some(bytes) => run.store.restore_bytes(rec, bytes, &dest),
+                None => run.store.restore(rec, &dest),
+            };
+            restored.map_err(|e| match e {
                 StoreError::Size { recorded, actual } => {
                     bad(EntryError::Size { output: name.clone(), recorded, actual })
                 }
@@ -63,7 +67,7 @@ pub(crate) fn store_outputs(
     let instance = run.instances.nodes[i].name.as_str();
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     let cache = |e: String| TaskError::new(Failure::Cache, e);
-    let mut manifest = Manifest::new();
+    let (mut manifest, mut contents) = (Manifest::new(), Contents::new());
     for (name, path) in outputs {
         // As declared (an output resolved through a link is still recorded under its declared path).
         let rel = declared[name].clone();
@@ -79,20 +83,20 @@ pub(crate) fn store_outputs(
                 format!("output `{name}` ({rel}) is not a regular file"),
             ));
         }
-        let (digest, size) =
-            run.store.put_file(path).map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
+        let stored = run.store.put_output(path).map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
         // Under the declared path: the one a later cache hit checks.
-        run.stat.record(&run.workflow.dir.join(&rel), digest);
-        manifest.insert(name.clone(), OutputRecord { path: rel, digest, size, executable: is_executable(&meta) });
+        run.stat.record(&run.workflow.dir.join(&rel), stored.digest);
+        stored.record(&mut manifest, &mut contents, name, rel, is_executable(&meta));
     }
     let entry = ActionEntry {
-        version: ENTRY_VERSION,
+        version: entry_version(&contents),
         key: probe.key,
         task: instance.to_owned(),
         inputs: probe.resolved.inputs,
         outputs: manifest,
         duration_ms,
         created_ms: now_ms(),
+        contents,
         digest: None,
     };
     run.store.put_action(&entry).map_err(|e| cache(format!("cannot record the cache entry: {e}")))?;
@@ -135,7 +139,7 @@ pub(crate) fn last_name(run: &RunShared, instance: &str) -> String {
 /// that changed nothing (every task a hit with what the index says) leaves the file as it was.
 ///
 /// Lines: `<key hex> <name>`; or, with the outputs, `*<key hex>\t<duration ms>` then for each
-/// output `\t<output name>\t<path>\t<digest hex>\t<size>\t<x or ->`, then `\t<name>` (tab-separated
+/// output `\t<output name>\t<path>\t<digest hex>\t<size>\t<x or -><i when inline>`, then `\t<name>` (tab-separated
 /// fields, read without a JSON parser; an older dagrun skips such lines); when an output's name
 /// or path, or the instance's name, holds a tab or a line break, the line is
 /// `+<key hex>\t<duration ms>\t<outputs as compact JSON>\t<name>` instead (JSON never holds a raw
@@ -184,15 +188,18 @@ fn parse_line(l: &str) -> Option<(String, Known)> {
     Some((name.to_owned(), Known { key: ActionKey(Digest::from_hex(hex)?), outputs: None }))
 }
 
-/// `<output name> <path> <digest hex> <size> <x or ->` of a `*` line.
+/// `<output name> <path> <digest hex> <size> <x or -><i when inline>` of a `*` line.
 fn parse_output(f: &[&str]) -> Option<(String, OutputRecord)> {
-    let executable = match f[4] {
-        "x" => true,
-        "-" => false,
+    let (executable, inline) = match f[4] {
+        "x" => (true, false),
+        "-" => (false, false),
+        "xi" => (true, true),
+        "-i" => (false, true),
         _ => return None,
     };
     let digest = ObjectDigest(Digest::from_hex(f[2])?);
-    Some((f[0].to_owned(), OutputRecord { path: f[1].to_owned(), digest, size: f[3].parse().ok()?, executable }))
+    let size = f[3].parse().ok()?;
+    Some((f[0].to_owned(), OutputRecord { path: f[1].to_owned(), digest, size, executable, inline }))
 }
 
 /// One index line for `name` with its outputs (see [`LastKeys`]).
@@ -207,7 +214,8 @@ fn outputs_line(text: &mut String, name: &str, key: &ActionKey, outputs: &Manife
     let _ = write!(text, "*{}\t{duration}", key.0);
     for (n, o) in outputs.iter() {
         let x = if o.executable { "x" } else { "-" };
-        let _ = write!(text, "\t{n}\t{}\t{}\t{}\t{x}", o.path, o.digest, o.size);
+        let i = if o.inline { "i" } else { "" };
+        let _ = write!(text, "\t{n}\t{}\t{}\t{}\t{x}{i}", o.path, o.digest, o.size);
     }
     let _ = writeln!(text, "\t{name}");
 }
@@ -358,6 +366,7 @@ mod tests {
             digest: ObjectDigest(Digest::of(b"x")),
             size: 1,
             executable: false,
+            inline: false,
         };
         let outputs: Manifest = [("o".to_owned(), rec)].into();
         let keys = LastKeys::take(&store);
@@ -394,6 +403,7 @@ mod tests {
             digest: ObjectDigest(Digest::of(path.as_bytes())),
             size: 12,
             executable,
+            inline: path.ends_with(".json"),
         };
         let plain: Manifest =
             [("m".to_owned(), rec("out/m.onnx", true)), ("r".to_owned(), rec("r.json", false))].into();

@@ -89,13 +89,14 @@ fn quick_check(
 }
 
 /// Whether `outputs` agree with instance `i`'s declared outputs (as a restore checks them), each
-/// in place at its declared path with its recorded content, and its object still in the store.
+/// in place at its declared path with its recorded content, and its object still in the store
+/// (an inline output has none: its entry, confirmed apart, holds its bytes).
 fn outputs_in_place(run: &RunShared, i: usize, outputs: &Manifest) -> bool {
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     check_outputs(outputs, &declared).is_ok()
         && outputs.iter().all(|(name, rec)| {
             let path = run.workflow.dir.join(&declared[name]);
-            run.top.has_object(&run.store, &rec.digest)
+            (rec.inline || run.top.has_object(&run.store, &rec.digest))
                 && run.stat.known(&path).ok().flatten().map(|(d, _)| d) == Some(rec.digest)
         })
 }

@@ -146,7 +146,7 @@ fn the_task_receives_the_files_whose_digests_are_in_its_key() {
         .map(|&u| {
             let rel = format!("out/{}.txt", inst.nodes[u].partition.as_ref().unwrap().key);
             let digest = dagrun_cache::ObjectDigest(Digest::of(rel.as_bytes()));
-            let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false };
+            let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false, inline: false };
             [("o".to_owned(), rec)].into_iter().collect()
         })
         .collect();
@@ -165,7 +165,7 @@ fn manifests(inst: &Instances, ups: &[usize], salt: &str) -> Vec<Manifest> {
         .map(|&u| {
             let rel = format!("out/{}.txt", inst.nodes[u].partition.as_ref().unwrap().key);
             let digest = dagrun_cache::ObjectDigest(Digest::of(format!("{salt}{rel}").as_bytes()));
-            let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false };
+            let rec = dagrun_cache::OutputRecord { path: rel, digest, size: 1, executable: false, inline: false };
             [("o".to_owned(), rec)].into_iter().collect()
         })
         .collect()
@@ -266,7 +266,8 @@ fn command_env_params_and_after_upstreams_are_in_the_key() {
         let inst = expand(&wf, &crate::PartitionSelection::Latest);
         let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
         let digest = dagrun_cache::ObjectDigest(Digest::of(first_digest));
-        let rec = dagrun_cache::OutputRecord { path: "o.txt".into(), digest, size: 1, executable: false };
+        let rec =
+            dagrun_cache::OutputRecord { path: "o.txt".into(), digest, size: 1, executable: false, inline: false };
         let first: Manifest = [("o".to_owned(), rec)].into_iter().collect();
         let k = key_inputs(&ctx, &inst, 1, &HashMap::from([(0, &first)])).unwrap().inputs;
         assert_eq!(k.upstream, BTreeMap::from([("first".to_owned(), manifest_digest(&first))]));

@@ -194,7 +194,8 @@ impl RemoteCache {
     /// names, then records the entry locally. `None` when the remote has no entry.
     pub async fn pull(&self, store: &Store, key: &ActionKey) -> Result<Option<ActionEntry>, RemoteError> {
         let Some(entry) = self.entry(key).await? else { return Ok(None) };
-        for rec in entry.outputs.values() {
+        // Inline outputs travel in the entry, which was checked against them.
+        for rec in entry.outputs.values().filter(|r| !r.inline) {
             self.download(store, &rec.digest, rec.size).await?;
         }
         store.put_action(&entry)?;
@@ -202,9 +203,10 @@ impl RemoteCache {
     }
 
     /// Sends a local entry and its objects: objects first, then the entry (create-only), so a
-    /// published entry never names an object the remote lacks.
+    /// published entry never names an object the remote lacks. Inline outputs have no object:
+    /// their bytes go in the entry.
     pub async fn push(&self, store: &Store, entry: &ActionEntry) -> Result<Published, RemoteError> {
-        for rec in entry.outputs.values() {
+        for rec in entry.outputs.values().filter(|r| !r.inline) {
             self.upload(store, &rec.digest).await?;
         }
         self.publish(entry).await

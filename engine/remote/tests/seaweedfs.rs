@@ -33,7 +33,7 @@ fn local_entry(dir: &std::path::Path, content: &[u8], stamp: u64) -> (Store, Act
     };
     let outputs: Manifest = Manifest::from([(
         "model".to_owned(),
-        OutputRecord { path: "out.bin".into(), digest, size, executable: false },
+        OutputRecord { path: "out.bin".into(), digest, size, executable: false, inline: false },
     )]);
     let entry = ActionEntry {
         version: ENTRY_VERSION,
@@ -43,6 +43,7 @@ fn local_entry(dir: &std::path::Path, content: &[u8], stamp: u64) -> (Store, Act
         outputs,
         duration_ms: 1000 + stamp,
         created_ms: stamp,
+        contents: Default::default(),
         digest: None,
     }
     .sealed();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Digest, Durability, ENTRY_VERSION, Manifest, OutputRecord, Store, is_executable, now_ms,
+    ActionEntry, ActionKey, Contents, Digest, Durability, Manifest, OutputRecord, Store, entry_version, is_executable,
+    now_ms,
 };
 use dagrun_remote::{Published, RemoteCache, RemoteError, RemoteUrl};
 use dagrun_wasm::{InputMount, Limits, PluginHost, PluginRun};
@@ -159,7 +160,8 @@ async fn fetch(
     dest: &Path,
 ) -> Result<(), ExecTaskError> {
     cache.download(store, &f.digest, f.size).await?;
-    let rec = OutputRecord { path: f.path.clone(), digest: f.digest, size: f.size, executable: f.executable };
+    let rec =
+        OutputRecord { path: f.path.clone(), digest: f.digest, size: f.size, executable: f.executable, inline: false };
     store.restore(&rec, dest).map_err(|e| ExecTaskError::Local(format!("cannot put {} in place: {e}", f.path)))
 }
 
@@ -281,25 +283,25 @@ fn record(
     outputs: &BTreeMap<String, PathBuf>,
     duration_ms: u64,
 ) -> Result<ActionEntry, String> {
-    let mut manifest = Manifest::new();
+    let (mut manifest, mut contents) = (Manifest::new(), Contents::new());
     for (name, path) in outputs {
         let rel = &spec.outputs[name];
         let meta = std::fs::metadata(path)
             .ok()
             .filter(|m| m.is_file())
             .ok_or_else(|| format!("the task succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`"))?;
-        let (digest, size) = store.put_file(path).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
-        manifest
-            .insert(name.clone(), OutputRecord { path: rel.clone(), digest, size, executable: is_executable(&meta) });
+        let stored = store.put_output(path).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
+        stored.record(&mut manifest, &mut contents, name, rel.clone(), is_executable(&meta));
     }
     let entry = ActionEntry {
-        version: ENTRY_VERSION,
+        version: entry_version(&contents),
         key: spec.key,
         task: spec.instance.clone(),
         inputs: spec.key_inputs.clone(),
         outputs: manifest,
         duration_ms,
         created_ms: now_ms(),
+        contents,
         digest: None,
     };
     store.put_action(&entry).map_err(|e| format!("cannot record the entry: {e}"))?;
