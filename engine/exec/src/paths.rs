@@ -31,15 +31,16 @@ impl Roots {
     /// state directory.
     pub(crate) fn resolve(&self, name: &str, path: &Path) -> Result<PathBuf, TaskError> {
         let rel = path.strip_prefix(&self.given).ok();
-        let shown = rel.unwrap_or(path).display().to_string();
+        let shown = || rel.unwrap_or(path).display().to_string();
         // Outputs as written cannot hold `..` (validation), nor can partition keys; a path
         // handed over otherwise (a plugin's artifact placement) might.
         if rel.is_some_and(|rel| rel.components().any(|c| c == Component::ParentDir)) {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
                 format!(
-                    "output `{name}` ({shown}) leaves the workflow directory with `..`; dagrun neither deletes \
-                     nor writes there: name a path below the workflow directory"
+                    "output `{name}` ({}) leaves the workflow directory with `..`; dagrun neither deletes \
+                     nor writes there: name a path below the workflow directory",
+                    shown()
                 ),
             ));
         }
@@ -51,8 +52,9 @@ impl Roots {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
                 format!(
-                    "output `{name}` ({shown}) leads outside the workflow directory through a symbolic link (to {}); \
+                    "output `{name}` ({}) leads outside the workflow directory through a symbolic link (to {}); \
                      dagrun neither deletes nor writes there: remove the link or change the path under `outputs`",
+                    shown(),
                     real.display()
                 ),
             ));
@@ -61,8 +63,9 @@ impl Roots {
             return Err(TaskError::permanent(
                 Failure::OutputPath { output: name.to_owned() },
                 format!(
-                    "output `{name}` ({shown}) is inside the state directory {}; change the path under `outputs` \
+                    "output `{name}` ({}) is inside the state directory {}; change the path under `outputs` \
                      or use another --state-dir",
+                    shown(),
                     self.state.display()
                 ),
             ));

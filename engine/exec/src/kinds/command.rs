@@ -163,6 +163,16 @@ fn shell() -> &'static str {
     SHELL.get_or_init(|| if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" })
 }
 
+/// `/dev/null` for a command's stdin: opened once per process and duplicated for each command
+/// (a descriptor copy instead of a path look-up per command).
+fn dev_null() -> std::io::Result<Stdio> {
+    static NULL: std::sync::OnceLock<std::io::Result<std::fs::File>> = std::sync::OnceLock::new();
+    match NULL.get_or_init(|| std::fs::File::open("/dev/null")) {
+        Ok(f) => f.try_clone().map(Stdio::from),
+        Err(_) => Ok(Stdio::null()),
+    }
+}
+
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
     // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log,
@@ -178,7 +188,7 @@ pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver
         .arg(&spec.run)
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(dev_null().map_err(spawn_error)?)
         .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer)
         .kill_on_drop(true);
@@ -254,7 +264,9 @@ async fn copy_capped(reader: std::io::PipeReader, mut log: CappedLog, path: Path
         Ok(p) => p,
         Err(e) => return Some(format!("its output could not be read: {e}")),
     };
-    let mut buf = vec![0u8; 64 << 10];
+    // Not 64 KiB: glibc consolidates its free lists on every free of a chunk that large, and
+    // most commands print little or nothing.
+    let mut buf = vec![0u8; 16 << 10];
     while let Ok(n @ 1..) = pipe.read(&mut buf).await {
         log.write(&buf[..n]);
     }
