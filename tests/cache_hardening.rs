@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dagrun_cache::ActionEntry;
 use serde_json::Value;
@@ -210,13 +210,38 @@ fn small_outputs_live_in_their_entry_and_come_back_from_it() {
         let mode = std::fs::metadata(s.path("out/small.sh")).unwrap().permissions().mode();
         assert_eq!(mode & 0o111, 0o111, "restored executable: {mode:o}");
     }
+    // `cache gc` keeps the large output's object and takes an object of the small output's bytes
+    // (as an older dagrun stored it): no entry needs it. Both are past gc's grace for new objects.
+    let small_hex = small["outputs"]["o"]["digest"].as_str().unwrap();
+    let stray = s.path(&format!(".dagrun/objects/{}/{small_hex}", &small_hex[..2]));
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    std::fs::write(&stray, "#!/bin/sh\necho hi\n").unwrap();
+    let old = SystemTime::now() - Duration::from_secs(600);
+    for p in objects(&s) {
+        std::fs::File::open(&p).unwrap().set_modified(old).unwrap();
+    }
     let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
     assert_eq!(gc.status.code(), Some(0), "{}", stderr(&gc));
+    assert!(stdout(&gc).contains("1 objects"), "{}", stdout(&gc));
+    assert!(!stray.exists(), "an object no entry names is removed");
+    assert_eq!(objects(&s).len(), 1, "the large output's object is kept");
     let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
     assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
-    // Unchanged: both are quick hits (the small one needs no object to be one).
+
+    // Unchanged, past the stat cache's racy window: both are quick hits (the small one needs no
+    // object to be one), which neither read nor mark entries marked within the hour.
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(s.run_json(&[]).2, 0);
+    let marked = SystemTime::now() - Duration::from_secs(1800);
+    let entries = [entry_file(&s, "small"), entry_file(&s, "large")];
+    for p in &entries {
+        std::fs::File::open(p).unwrap().set_modified(marked).unwrap();
+    }
     let (st, _, _) = s.run_json(&[]);
     assert_eq!((st["small"].as_str(), st["large"].as_str()), ("cached", "cached"));
+    for p in &entries {
+        assert_eq!(std::fs::metadata(p).unwrap().modified().unwrap(), marked, "{p:?} was read as a full hit");
+    }
     let out = std::process::Command::new(s.path("out/small.sh")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
 }

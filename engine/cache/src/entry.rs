@@ -33,6 +33,10 @@ pub const ENTRY_VERSION_PLAIN: u32 = 2;
 /// of their own: one file written per task instead of two, and no object directory to create.
 pub const INLINE_MAX: u64 = 4096;
 
+/// At most this many bytes of outputs are kept in one entry (every full hit, and `plan` through
+/// the task record, reads it whole); further outputs of the task become objects.
+pub const INLINE_ENTRY_MAX: u64 = 64 * 1024;
+
 /// The version an entry with these `contents` is written with.
 pub fn entry_version(contents: &Contents) -> u32 {
     if contents.is_empty() { ENTRY_VERSION_PLAIN } else { ENTRY_VERSION }
@@ -122,7 +126,7 @@ pub enum EntryError {
     #[error("unreadable: {0}")]
     Unreadable(String),
     /// Written by another format version (simply a miss).
-    #[error("entry format version {found}, this dagrun uses {ENTRY_VERSION}")]
+    #[error("entry format version {found}, this dagrun uses {ENTRY_VERSION_PLAIN} and {ENTRY_VERSION}")]
     Version {
         /// The version found.
         found: u32,

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::digest::{Digest, ObjectDigest};
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{INLINE_MAX, Manifest, OutputRecord};
+use crate::entry::{INLINE_ENTRY_MAX, INLINE_MAX, Manifest, OutputRecord};
 use crate::store::{IoContext, Store, StoreError, ensure_dir, set_mode};
 
 /// Bytes held in an entry: base64 in JSON (standard alphabet, padded).
@@ -43,6 +43,11 @@ impl<'de> Deserialize<'de> for InlineBytes {
 /// The bytes of an entry's inline outputs, by their digest.
 pub type Contents = BTreeMap<ObjectDigest, InlineBytes>;
 
+/// How many more bytes an entry holding `contents` may hold inline ([`INLINE_ENTRY_MAX`]).
+pub fn inline_room(contents: &Contents) -> u64 {
+    INLINE_ENTRY_MAX.saturating_sub(contents.values().map(|b| b.0.len() as u64).sum())
+}
+
 /// An output as [`Store::put_output`] stored it.
 #[derive(Debug)]
 pub struct StoredOutput {
@@ -68,15 +73,16 @@ impl StoredOutput {
 }
 
 impl Store {
-    /// Stores a task's output file: one of up to [`INLINE_MAX`] bytes is only read and hashed
-    /// (its bytes go in the entry); a larger one is copied into an object as by
-    /// [`Store::put_file`].
-    pub fn put_output(&self, src: &Path) -> Result<StoredOutput, StoreError> {
+    /// Stores a task's output file: one of up to [`INLINE_MAX`] bytes, and no more than `room`
+    /// (what its entry may still hold: [`inline_room`]), is only read and hashed (its bytes go
+    /// in the entry); a larger one is copied into an object as by [`Store::put_file`].
+    pub fn put_output(&self, src: &Path, room: u64) -> Result<StoredOutput, StoreError> {
+        let limit = INLINE_MAX.min(room);
         let mut input = File::open(src).at(src)?;
         // One read fills it, a second finds the end (no small first read to size the buffer).
-        let mut head = Vec::with_capacity(INLINE_MAX as usize + 1);
-        (&mut input).take(INLINE_MAX + 1).read_to_end(&mut head).at(src)?;
-        if head.len() as u64 <= INLINE_MAX {
+        let mut head = Vec::with_capacity(limit as usize + 1);
+        (&mut input).take(limit + 1).read_to_end(&mut head).at(src)?;
+        if head.len() as u64 <= limit {
             let digest = ObjectDigest(Digest::of(&head));
             return Ok(StoredOutput { digest, size: head.len() as u64, inline: Some(head) });
         }
@@ -130,17 +136,25 @@ mod tests {
         let (dir, store) = store();
         let small = dir.path().join("small");
         fs::write(&small, vec![7u8; INLINE_MAX as usize]).unwrap();
-        let s = store.put_output(&small).unwrap();
+        let s = store.put_output(&small, INLINE_MAX).unwrap();
         assert_eq!((s.size, s.inline.as_deref()), (INLINE_MAX, Some(&vec![7u8; INLINE_MAX as usize][..])));
         assert_eq!(s.digest, crate::digest::hash_file(&small).unwrap().0);
         assert_eq!(objects(&store), 0, "no object for an inline output");
         let large = dir.path().join("large");
         fs::write(&large, vec![8u8; INLINE_MAX as usize + 1]).unwrap();
-        let l = store.put_output(&large).unwrap();
+        let l = store.put_output(&large, INLINE_ENTRY_MAX).unwrap();
         assert!(l.inline.is_none());
         assert_eq!(l.size, INLINE_MAX + 1);
         assert!(store.has_object(&l.digest));
         assert_eq!(fs::read(store.object_path(&l.digest)).unwrap(), fs::read(&large).unwrap());
+
+        // Past what its entry may still hold, even a small output is an object.
+        let mut full = Contents::new();
+        full.insert(l.digest, InlineBytes(vec![0; INLINE_ENTRY_MAX as usize - 100]));
+        assert_eq!(inline_room(&full), 100);
+        let s = store.put_output(&small, inline_room(&full)).unwrap();
+        assert!(s.inline.is_none() && store.has_object(&s.digest));
+        assert_eq!(fs::read(store.object_path(&s.digest)).unwrap(), fs::read(&small).unwrap());
     }
 
     #[test]
@@ -148,7 +162,7 @@ mod tests {
         let (dir, store) = store();
         let src = dir.path().join("tool.sh");
         fs::write(&src, b"#!/bin/sh\necho hi\n").unwrap();
-        let s = store.put_output(&src).unwrap();
+        let s = store.put_output(&src, INLINE_ENTRY_MAX).unwrap();
         let (mut manifest, mut contents) = (Manifest::new(), Contents::new());
         s.record(&mut manifest, &mut contents, "out", "tool.sh".into(), true);
         let rec = &manifest["out"];
@@ -174,7 +188,7 @@ mod tests {
         let mut e = crate::entry::sample_entry(store, file);
         fs::remove_file(store.object_path(&e.outputs["o"].digest)).unwrap();
         let (mut outputs, mut contents) = (Manifest::new(), Contents::new());
-        store.put_output(file).unwrap().record(&mut outputs, &mut contents, "o", "o".into(), false);
+        store.put_output(file, INLINE_ENTRY_MAX).unwrap().record(&mut outputs, &mut contents, "o", "o".into(), false);
         e.version = crate::entry::entry_version(&contents);
         (e.outputs, e.contents) = (outputs, contents);
         e

@@ -17,10 +17,10 @@ pub use dagrun_smallmap::SmallMap;
 pub use digest::{ActionKey, Digest, EntryDigest, ManifestDigest, ObjectDigest, hash_file, hash_reader};
 pub use durable::GroupCommit;
 pub use entry::{
-    ActionEntry, ENTRY_VERSION, ENTRY_VERSION_PLAIN, EntryError, INLINE_MAX, Manifest, OutputRecord, check_outputs,
-    entry_bytes, entry_version, manifest_digest, parse_entry,
+    ActionEntry, ENTRY_VERSION, ENTRY_VERSION_PLAIN, EntryError, INLINE_ENTRY_MAX, INLINE_MAX, Manifest, OutputRecord,
+    check_outputs, entry_bytes, entry_version, manifest_digest, parse_entry,
 };
-pub use inline::{Contents, InlineBytes, StoredOutput};
+pub use inline::{Contents, InlineBytes, StoredOutput, inline_room};
 pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json, canonical_json_object};
 pub use last_run::LastRun;
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};

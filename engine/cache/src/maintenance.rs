@@ -167,7 +167,8 @@ impl Store {
                     remove(&path)?;
                     report.entries_removed += 1;
                 }
-                Ok(e) => live.extend(e.outputs.values().map(|o| o.digest)),
+                // An inline output's bytes are in its entry: no object of it is live.
+                Ok(e) => live.extend(e.outputs.values().filter(|o| !o.inline).map(|o| o.digest)),
                 Err(_) => {
                     remove(&path)?;
                     report.entries_removed += 1;

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Contents, Digest, EntryError, KeyInputs, Manifest, ObjectDigest, OutputRecord, Store,
-    StoreError, check_outputs, entry_version, is_executable, now_ms, whole_lines,
+    StoreError, check_outputs, entry_version, inline_room, is_executable, now_ms, whole_lines,
 };
 use dagrun_plan::{Probe, instance_outputs};
 
@@ -83,7 +83,10 @@ pub(crate) fn store_outputs(
                 format!("output `{name}` ({rel}) is not a regular file"),
             ));
         }
-        let stored = run.store.put_output(path).map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
+        let stored = run
+            .store
+            .put_output(path, inline_room(&contents))
+            .map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
         // Under the declared path: the one a later cache hit checks.
         run.stat.record(&run.workflow.dir.join(&rel), stored.digest);
         stored.record(&mut manifest, &mut contents, name, rel, is_executable(&meta));

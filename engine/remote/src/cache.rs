@@ -75,18 +75,21 @@ impl RemoteCache {
         move |source| RemoteError::Request { url: self.conn.url.to_string(), op, source: Box::new(source) }
     }
 
-    /// The remote's entry for `key`, checked like a local one; `None` when it has none.
+    /// The remote's entry for `key`, checked like a local one; `None` when it has none, or one
+    /// of another format version (written by another dagrun: a miss, not damage).
     pub async fn entry(&self, key: &ActionKey) -> Result<Option<ActionEntry>, RemoteError> {
         let got = match self.conn.store.get(&self.action_key(key)).await {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             r => r.map_err(self.failed(format!("reading the entry for key {}", key.0.short())))?,
         };
         let bytes = got.bytes().await.map_err(self.failed(format!("reading the entry for key {}", key.0.short())))?;
-        parse_entry(&bytes, key).map(Some).map_err(|source| RemoteError::CorruptEntry {
-            url: self.conn.url.to_string(),
-            key: *key,
-            source: Box::new(source),
-        })
+        match parse_entry(&bytes, key) {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) if !e.is_corruption() => Ok(None),
+            Err(source) => {
+                Err(RemoteError::CorruptEntry { url: self.conn.url.to_string(), key: *key, source: Box::new(source) })
+            }
+        }
     }
 
     /// Publishes `entry` unless the remote has one for its key (create-only: the first writer

@@ -7,7 +7,7 @@ mod s3;
 
 use std::collections::BTreeMap;
 
-use dagrun_cache::{ActionEntry, Durability, ENTRY_VERSION, KeyInputs, Manifest, OutputRecord, Store};
+use dagrun_cache::{ActionEntry, Durability, ENTRY_VERSION_PLAIN, KeyInputs, Manifest, OutputRecord, Store};
 use dagrun_remote::{Published, RemoteCache, RemoteError, RemoteUrl, Uploaded, connect_with};
 use object_store::ObjectStoreExt;
 
@@ -36,7 +36,7 @@ fn local_entry(dir: &std::path::Path, content: &[u8], stamp: u64) -> (Store, Act
         OutputRecord { path: "out.bin".into(), digest, size, executable: false, inline: false },
     )]);
     let entry = ActionEntry {
-        version: ENTRY_VERSION,
+        version: ENTRY_VERSION_PLAIN,
         key: inputs.key(),
         task: "train".into(),
         inputs,

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use dagrun_cache::{
-    ActionEntry, ActionKey, Contents, Digest, Durability, Manifest, OutputRecord, Store, entry_version, is_executable,
-    now_ms,
+    ActionEntry, ActionKey, Contents, Digest, Durability, Manifest, OutputRecord, Store, entry_version, inline_room,
+    is_executable, now_ms,
 };
 use dagrun_remote::{Published, RemoteCache, RemoteError, RemoteUrl};
 use dagrun_wasm::{InputMount, Limits, PluginHost, PluginRun};
@@ -290,7 +290,8 @@ fn record(
             .ok()
             .filter(|m| m.is_file())
             .ok_or_else(|| format!("the task succeeded but did not write its output `{name}` ({rel}); write it, or fix the path under `outputs`"))?;
-        let stored = store.put_output(path).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
+        let stored =
+            store.put_output(path, inline_room(&contents)).map_err(|e| format!("cannot store output `{name}`: {e}"))?;
         stored.record(&mut manifest, &mut contents, name, rel.clone(), is_executable(&meta));
     }
     let entry = ActionEntry {
