@@ -260,3 +260,35 @@ fn a_huge_error_text_is_truncated_everywhere() {
         assert!(e.metadata().unwrap().len() < 200_000, "{}", e.path().display());
     }
 }
+
+/// A key look-up hashes small inputs on the async worker and leaves large ones (over 256 KiB in
+/// all) to the blocking pool: either way an input changed in place, at the same size, is seen,
+/// and an unchanged one is a hit.
+#[test]
+fn inputs_changed_in_place_are_seen_whatever_their_size() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+            Task(name: "small", kind: Command(run: "wc -c < $DAGRUN_IN_I > $DAGRUN_OUT_O; head -c 1 $DAGRUN_IN_I >> $DAGRUN_OUT_O"),
+                 inputs: {"i": File("small.txt")}, outputs: {"o": "small.out"}),
+            Task(name: "large", kind: Command(run: "wc -c < $DAGRUN_IN_I > $DAGRUN_OUT_O; head -c 1 $DAGRUN_IN_I >> $DAGRUN_OUT_O"),
+                 inputs: {"i": File("large.txt")}, outputs: {"o": "large.out"}),
+            Task(name: "after", kind: Command(run: "cat $DAGRUN_IN_S $DAGRUN_IN_L > $DAGRUN_OUT_O"),
+                 inputs: {"s": Output("small", "o"), "l": Output("large", "o")}, outputs: {"o": "after.out"}),
+        ])"#,
+    );
+    let (small, large) = (100, 1 << 20);
+    s.write("small.txt", &"a".repeat(small));
+    s.write("large.txt", &"a".repeat(large));
+    assert_eq!(s.run_json(&[]).2, 0);
+    assert_eq!(s.read("after.out"), format!("{small}\na{large}\na"));
+    for (file, task, n) in [("small.txt", "small", small), ("large.txt", "large", large)] {
+        s.write(file, &"b".repeat(n));
+        let (st, _, code) = s.run_json(&[]);
+        let other = if task == "small" { "large" } else { "small" };
+        assert_eq!((code, st[task].as_str(), st[other].as_str()), (0, "succeeded", "cached"), "{file}: {st:?}");
+        assert_eq!(st["after"], "succeeded", "{file}: {st:?}");
+        let (st, _, _) = s.run_json(&[]);
+        assert!(st.values().all(|v| v == "cached"), "{file} unchanged: {st:?}");
+    }
+    assert_eq!(s.read("after.out"), format!("{small}\nb{large}\nb"));
+}

@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -118,6 +118,23 @@ impl StatCache {
         let (digest, size) = hash_file(path).at(path)?;
         self.remember(path, &s, digest, hashed_ns);
         Ok((digest, size))
+    }
+
+    /// [`StatCache::digest`] of a file the cache vouches for, or of one whose size still fits in
+    /// `budget` (taken from it; never the whole of a large file); `None` for a file past it.
+    pub fn digest_within(&self, path: &Path, budget: &AtomicU64) -> Result<Option<(ObjectDigest, u64)>, StoreError> {
+        let meta = fs::metadata(path).at(path)?;
+        let s = stat(&meta);
+        if let Some(known) = self.lookup(path, &s) {
+            return Ok(Some(known));
+        }
+        if budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(s.size)).is_err() {
+            return Ok(None);
+        }
+        let hashed_ns = now_ns();
+        let (digest, size) = hash_file(path).at(path)?;
+        self.remember(path, &s, digest, hashed_ns);
+        Ok(Some((digest, size)))
     }
 
     /// The digest and size of `path` when the cache vouches for the file as it is now, without
@@ -318,6 +335,26 @@ mod tests {
         cache.save(&store).unwrap();
         let reloaded = StatCache::load(&store);
         assert_eq!(reloaded.digest(&f, false).unwrap().0, d2);
+    }
+
+    #[test]
+    fn digest_within_hashes_only_what_fits_in_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state"), Durability::NoFsync).unwrap();
+        let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+        fs::write(&a, "12345").unwrap();
+        fs::write(&b, "1234567").unwrap();
+        let cache = StatCache::load(&store);
+        let budget = AtomicU64::new(10);
+        let got = cache.digest_within(&a, &budget).unwrap();
+        assert_eq!(got, Some((hash_file(&a).unwrap().0, 5)));
+        assert_eq!(budget.load(Ordering::Relaxed), 5, "its size taken from the budget");
+        assert_eq!(cache.digest_within(&b, &budget).unwrap(), None, "7 bytes past the 5 left");
+        assert_eq!(budget.load(Ordering::Relaxed), 5, "nothing taken for a file past it");
+        fs::write(&a, "54321").unwrap(); // changed: hashed again, never the old digest
+        assert_eq!(cache.digest_within(&a, &budget).unwrap(), Some((hash_file(&a).unwrap().0, 5)));
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
+        assert!(cache.digest_within(&dir.path().join("gone"), &budget).is_err());
     }
 
     #[test]

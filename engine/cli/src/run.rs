@@ -375,7 +375,7 @@ fn show_plan(plan: &RunPlan, verify: bool, by_partition: bool, json: bool, state
     };
     let stat = StatCache::load(&store);
     let plugins = built_plugins(wf, &store);
-    let ctx = KeyContext { workflow: wf, stat: &stat, verify, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext { verify, ..KeyContext::new(wf, &stat, &plugins) };
     let planned = dagrun_plan::plan(&plan.instances, &plan.selection.forced, &store, &ctx);
     if exists {
         let _ = stat.save(&store);

@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{SemaphorePermit, watch};
 
-use dagrun_cache::{ActionKey, Manifest, StoreError};
-use dagrun_plan::{Probe, instance_outputs, probe};
+use dagrun_cache::{ActionKey, INLINE_ENTRY_MAX, INLINE_MAX, Manifest, StoreError};
+use dagrun_plan::{KeyContext, Probe, instance_outputs, probe};
 use dagrun_workflow::TaskKind;
 
 use crate::cancel::cancelled;
@@ -113,6 +114,29 @@ fn lookup(
     Ok((p, false))
 }
 
+/// At most this many bytes of inputs are hashed by a look-up on an async worker
+/// ([`cheap_lookup`]); more go to the blocking pool.
+const CHEAP_HASH_BYTES: u64 = 256 << 10;
+
+/// [`lookup`] where it costs little, on the async worker (a hand-off to the blocking pool and
+/// back costs more than such a look-up): inputs the stat cache vouches for, or small ones to
+/// hash ([`CHEAP_HASH_BYTES`]), and a miss, with no remote cache to ask. `None` when it is not
+/// so cheap (more to hash, a hit whose outputs to restore, a damaged entry, a remote cache, an
+/// error to report): then [`lookup`] does it all on the blocking pool.
+fn cheap_lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, forced: bool) -> Option<Probe> {
+    let task = &run.workflow.tasks[run.instances.nodes[i].task];
+    if run.remote.is_some() || run.verify || matches!(task.kind, TaskKind::Wasm(_)) {
+        return None;
+    }
+    let budget = AtomicU64::new(CHEAP_HASH_BYTES);
+    let ctx = KeyContext { hash: false, hash_budget: Some(&budget), ..run.key_context() };
+    let mut p = probe(&ctx, &run.store, &run.instances, i, &borrowed(ups)).ok()?;
+    if forced || task.kind.always_runs() {
+        p.hit = None;
+    }
+    (p.hit.is_none() && p.rejected.is_none()).then_some(p)
+}
+
 /// The upstream manifests as key resolution takes them.
 pub(crate) fn borrowed(ups: &HashMap<usize, Arc<Manifest>>) -> HashMap<usize, &Manifest> {
     ups.iter().map(|(k, v)| (*k, v.as_ref())).collect()
@@ -211,7 +235,11 @@ async fn job(
     slots: Slots<'_>,
 ) -> JobResult {
     let r = run.clone();
-    let (p, remote) = match tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await {
+    let looked = match cheap_lookup(run, i, &ups, forced) {
+        Some(p) => Ok(Ok((p, false))),
+        None => tokio::task::spawn_blocking(move || lookup(&r, i, &ups, forced)).await,
+    };
+    let (p, remote) = match looked {
         Ok(Ok(found)) => found,
         Ok(Err(e)) => return JobResult::failed(i, None, e),
         Err(e) => {
@@ -243,13 +271,18 @@ async fn job(
         Ok(done) => done,
         Err(r) => return r,
     };
-    // Stored on the blocking pool, never on this thread: the slot the attempt held woke the next
-    // job here, into the one place no other thread may take it from (tokio's LIFO slot), so
-    // this thread must be free to start that job's command at once.
-    let r = run.clone();
-    let stored = tokio::task::spawn_blocking(move || store_outputs(&r, i, &outputs, p, duration_ms))
-        .await
-        .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))));
+    // Outputs small enough to live in their entry are stored here: one small file written,
+    // cheaper than a hand-off to the blocking pool and back. Larger ones are copied there, so
+    // that this thread is free to start the next job's command at once (the slot the attempt
+    // held woke it here, into tokio's LIFO slot, where no other thread may take it from).
+    let stored = if all_inline(&outputs) {
+        store_outputs(run, i, &outputs, p, duration_ms)
+    } else {
+        let r = run.clone();
+        tokio::task::spawn_blocking(move || store_outputs(&r, i, &outputs, p, duration_ms))
+            .await
+            .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))))
+    };
     let done = match stored {
         Ok(entry) => {
             let manifest = Some(Arc::new(entry.outputs.clone()));
@@ -390,6 +423,20 @@ fn same_outputs(now: &BTreeMap<String, PathBuf>, prepared: &BTreeMap<String, Pat
             ),
         )),
     }
+}
+
+/// Whether every output is a file small enough to live in its entry (a missing one fails the
+/// store at once), so storing them writes nothing but the entry.
+fn all_inline(outputs: &BTreeMap<String, PathBuf>) -> bool {
+    let mut room = INLINE_ENTRY_MAX;
+    outputs.values().all(|p| match std::fs::metadata(p) {
+        Ok(m) if m.len() <= INLINE_MAX.min(room) => {
+            room -= m.len();
+            true
+        }
+        Ok(_) => false,
+        Err(_) => true,
+    })
 }
 
 /// The log's path, when the task wrote one (the native ONNX kinds write none).

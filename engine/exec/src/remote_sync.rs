@@ -66,8 +66,7 @@ where
     let inst = &plan.instances;
     let (plugins, _) = build_plugins(&plan.workflow, inst, store, reporter);
     let stat = StatCache::load(store);
-    let ctx =
-        KeyContext { workflow: &plan.workflow, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&plan.workflow, &stat, &plugins);
     let mut manifests: HashMap<usize, Manifest> = HashMap::new();
     for &i in inst.topo_order() {
         report.instances += 1;

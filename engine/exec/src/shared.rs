@@ -56,14 +56,7 @@ pub(crate) struct RunShared {
 
 impl RunShared {
     pub(crate) fn key_context(&self) -> KeyContext<'_> {
-        KeyContext {
-            workflow: &self.workflow,
-            stat: &self.stat,
-            verify: self.verify,
-            hash: true,
-            plugins: &self.plugins,
-            memo: None,
-        }
+        KeyContext { verify: self.verify, ..KeyContext::new(&self.workflow, &self.stat, &self.plugins) }
     }
 
     /// The engine's plugin host, created on first use.

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 
 use dagrun_cache::{
     ActionEntry, ActionKey, Change, Digest, EntryError, InputDigest, KeyInputs, KnownMemo, Manifest, ManifestDigest,
@@ -75,17 +76,27 @@ pub struct KeyContext<'a> {
     pub plugins: &'a HashMap<String, PathBuf>,
     /// With `hash` off: what the stat cache said of each file so far (see [`KnownMemo`]).
     pub memo: Option<&'a KnownMemo>,
+    /// With `hash` off: files the stat cache cannot vouch for are still hashed while their sizes
+    /// fit in this many bytes (taken from it), for a look-up that stays cheap (a run's key
+    /// look-up on its async workers); past it, such a file is the `WouldBlock` error.
+    pub hash_budget: Option<&'a AtomicU64>,
 }
 
-impl KeyContext<'_> {
+impl<'a> KeyContext<'a> {
+    /// A context that hashes what the stat cache cannot vouch for, without `verify`.
+    pub fn new(workflow: &'a Workflow, stat: &'a StatCache, plugins: &'a HashMap<String, PathBuf>) -> Self {
+        KeyContext { workflow, stat, verify: false, hash: true, plugins, memo: None, hash_budget: None }
+    }
+
     /// The digest and size of the file at `path`, through the stat cache (see [`KeyContext::hash`]).
     pub fn digest(&self, path: &Path) -> Result<(ObjectDigest, u64), StoreError> {
         if self.hash || self.verify {
             return self.stat.digest(path, self.verify);
         }
-        let known = match self.memo {
-            Some(memo) => self.stat.known_once(path, memo)?,
-            None => self.stat.known(path)?,
+        let known = match (self.hash_budget, self.memo) {
+            (Some(budget), _) => self.stat.digest_within(path, budget)?,
+            (None, Some(memo)) => self.stat.known_once(path, memo)?,
+            (None, None) => self.stat.known(path)?,
         };
         known.ok_or_else(|| StoreError::Io {
             path: path.to_owned(),

@@ -30,7 +30,7 @@ fn pinned_code_digests() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&wf, &stat, &plugins);
     let hex: Vec<String> = wf.tasks.iter().map(|t| code_digest(&ctx, t).unwrap().to_hex()).collect();
     assert_eq!(
         hex,
@@ -131,7 +131,7 @@ fn the_task_receives_the_files_whose_digests_are_in_its_key() {
     let store = Store::open(&dir.path().join(".dagrun"), Durability::NoFsync).unwrap();
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&wf, &stat, &plugins);
     let prep = inst.nodes.iter().position(|n| n.name == "prep@2025-01-03").unwrap();
     let r = key_inputs(&ctx, &inst, prep, &HashMap::new()).unwrap();
     let file = &r.files["raw"].files[0];
@@ -189,7 +189,7 @@ fn a_partitioned_instance_keys_its_partition_and_its_rendered_outputs() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&wf, &stat, &plugins);
     let at = |name: &str| inst.nodes.iter().position(|n| n.name == name).unwrap();
     let third = key_inputs(&ctx, &inst, at("prep@2025-01-03"), &HashMap::new()).unwrap().inputs;
     let fourth = key_inputs(&ctx, &inst, at("prep@2025-01-04"), &HashMap::new()).unwrap().inputs;
@@ -219,7 +219,7 @@ fn a_partitions_input_keys_each_partition_by_name_in_order() {
     let store = Store::absent(dir.path());
     let stat = StatCache::load(&store);
     let plugins = HashMap::new();
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&wf, &stat, &plugins);
     let model = inst.nodes.iter().position(|n| n.name == "model").unwrap();
     let ups: Vec<usize> = inst.upstream(model).collect();
     let ms = manifests(&inst, &ups, "");
@@ -264,7 +264,7 @@ fn command_env_params_and_after_upstreams_are_in_the_key() {
         );
         let wf = workflow(dir.path(), &src);
         let inst = expand(&wf, &crate::PartitionSelection::Latest);
-        let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+        let ctx = KeyContext::new(&wf, &stat, &plugins);
         let digest = dagrun_cache::ObjectDigest(Digest::of(first_digest));
         let rec =
             dagrun_cache::OutputRecord { path: "o.txt".into(), digest, size: 1, executable: false, inline: false };
@@ -291,7 +291,7 @@ fn params_are_keyed_as_the_canonical_json_of_what_the_task_receives() {
         params: {"b": {"z": 1, "a": [{"y": 2.5, "x": "é\"q"}]}, "a": "s", "c": [3, -1e300, true, ()]})])"#;
     let wf = workflow(dir.path(), src);
     let inst = expand(&wf, &crate::PartitionSelection::Latest);
-    let ctx = KeyContext { workflow: &wf, stat: &stat, verify: false, hash: true, plugins: &plugins, memo: None };
+    let ctx = KeyContext::new(&wf, &stat, &plugins);
     let k = key_inputs(&ctx, &inst, 0, &HashMap::new()).unwrap().inputs;
     let received = serde_json::Value::Object(crate::instance_params(&wf, &inst, 0));
     assert_eq!(k.params, Digest::of(canonical_json(&received).as_bytes()));
