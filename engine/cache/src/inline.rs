@@ -77,17 +77,34 @@ impl Store {
     /// (what its entry may still hold: [`inline_room`]), is only read and hashed (its bytes go
     /// in the entry); a larger one is copied into an object as by [`Store::put_file`].
     pub fn put_output(&self, src: &Path, room: u64) -> Result<StoredOutput, StoreError> {
+        match self.read_small(src, room)? {
+            Ok(small) => Ok(small),
+            Err((input, head)) => {
+                let (digest, size) = self.put_file_after(src, input, head)?;
+                Ok(StoredOutput { digest, size, inline: None })
+            }
+        }
+    }
+
+    /// [`Store::put_output`] of an output expected to be small: `None` (nothing written) when it
+    /// is larger than it may be inline, so that a caller which must not copy a large file (an
+    /// async worker) stores it elsewhere. Reads at most one byte past that size.
+    pub fn put_small_output(&self, src: &Path, room: u64) -> Result<Option<StoredOutput>, StoreError> {
+        Ok(self.read_small(src, room)?.ok())
+    }
+
+    /// `src`'s bytes as an inline output when they fit; else the open file and what was read.
+    fn read_small(&self, src: &Path, room: u64) -> Result<Result<StoredOutput, (File, Vec<u8>)>, StoreError> {
         let limit = INLINE_MAX.min(room);
         let mut input = File::open(src).at(src)?;
         // One read fills it, a second finds the end (no small first read to size the buffer).
         let mut head = Vec::with_capacity(limit as usize + 1);
         (&mut input).take(limit + 1).read_to_end(&mut head).at(src)?;
-        if head.len() as u64 <= limit {
-            let digest = ObjectDigest(Digest::of(&head));
-            return Ok(StoredOutput { digest, size: head.len() as u64, inline: Some(head) });
+        if head.len() as u64 > limit {
+            return Ok(Err((input, head)));
         }
-        let (digest, size) = self.put_file_after(src, input, head)?;
-        Ok(StoredOutput { digest, size, inline: None })
+        let digest = ObjectDigest(Digest::of(&head));
+        Ok(Ok(StoredOutput { digest, size: head.len() as u64, inline: Some(head) }))
     }
 
     /// Puts an inline output's `bytes` at `dest` (atomically, with the recorded mode), after
@@ -142,6 +159,8 @@ mod tests {
         assert_eq!(objects(&store), 0, "no object for an inline output");
         let large = dir.path().join("large");
         fs::write(&large, vec![8u8; INLINE_MAX as usize + 1]).unwrap();
+        assert!(store.put_small_output(&large, INLINE_ENTRY_MAX).unwrap().is_none(), "too large: nothing stored");
+        assert_eq!(objects(&store), 0);
         let l = store.put_output(&large, INLINE_ENTRY_MAX).unwrap();
         assert!(l.inline.is_none());
         assert_eq!(l.size, INLINE_MAX + 1);

@@ -25,7 +25,7 @@ pub use key::{Change, InputDigest, KEY_SCHEMA, KeyInputs, canonical_json, canoni
 pub use last_run::LastRun;
 pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcReport, VerifyReport};
 pub use pidlock::{lock_pid_file, pid_file_holder};
-pub use statcache::{KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
+pub use statcache::{FILE_COST, KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
     Durability, LAYOUT_VERSION, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
     whole_lines,

@@ -5,12 +5,13 @@
 //! clean" problem), so such files are simply hashed again next time.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::digest::{ObjectDigest, hash_file};
+use crate::digest::{ObjectDigest, hash_file, hash_reader};
 use crate::store::{IoContext, Store, StoreError};
 
 /// Version of the stat cache file (2: one line per file; 1 was a JSON object, now ignored).
@@ -22,6 +23,9 @@ const OLD_FILE_NAME: &str = "statcache.json";
 
 /// Minimum gap between a file's mtime and the moment it was hashed for the entry to be trusted.
 pub const RACY_WINDOW_NS: i64 = 100_000_000;
+
+/// What looking at one file costs a [`StatCache::digest_within`] budget, besides its bytes.
+pub const FILE_COST: u64 = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -120,19 +124,29 @@ impl StatCache {
         Ok((digest, size))
     }
 
-    /// [`StatCache::digest`] of a file the cache vouches for, or of one whose size still fits in
-    /// `budget` (taken from it; never the whole of a large file); `None` for a file past it.
+    /// [`StatCache::digest`] while it stays cheap: each file takes [`FILE_COST`] from `budget`,
+    /// and one to hash its size too. `None` (nothing taken for what did not happen) for a file
+    /// past the budget, one that is not a regular file (a FIFO could block the reader), or one
+    /// that grew while it was read (never read past its size).
     pub fn digest_within(&self, path: &Path, budget: &AtomicU64) -> Result<Option<(ObjectDigest, u64)>, StoreError> {
+        let take = |n: u64| budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(n)).is_ok();
         let meta = fs::metadata(path).at(path)?;
         let s = stat(&meta);
+        if !take(FILE_COST) {
+            return Ok(None);
+        }
         if let Some(known) = self.lookup(path, &s) {
             return Ok(Some(known));
         }
-        if budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(s.size)).is_err() {
+        if !meta.is_file() || !take(s.size) {
             return Ok(None);
         }
         let hashed_ns = now_ns();
-        let (digest, size) = hash_file(path).at(path)?;
+        let file = fs::File::open(path).at(path)?;
+        let (digest, size) = hash_reader(&mut file.take(s.size + 1)).at(path)?;
+        if size != s.size {
+            return Ok(None);
+        }
         self.remember(path, &s, digest, hashed_ns);
         Ok(Some((digest, size)))
     }
@@ -345,16 +359,21 @@ mod tests {
         fs::write(&a, "12345").unwrap();
         fs::write(&b, "1234567").unwrap();
         let cache = StatCache::load(&store);
-        let budget = AtomicU64::new(10);
+        let budget = AtomicU64::new(3 * FILE_COST + 5 + 6);
         let got = cache.digest_within(&a, &budget).unwrap();
         assert_eq!(got, Some((hash_file(&a).unwrap().0, 5)));
-        assert_eq!(budget.load(Ordering::Relaxed), 5, "its size taken from the budget");
-        assert_eq!(cache.digest_within(&b, &budget).unwrap(), None, "7 bytes past the 5 left");
-        assert_eq!(budget.load(Ordering::Relaxed), 5, "nothing taken for a file past it");
+        assert_eq!(budget.load(Ordering::Relaxed), 2 * FILE_COST + 6, "a file's cost and its size taken");
+        assert_eq!(cache.digest_within(dir.path(), &budget).unwrap(), None, "not a regular file");
+        assert_eq!(budget.load(Ordering::Relaxed), FILE_COST + 6, "only the look taken");
+        assert_eq!(cache.digest_within(&b, &budget).unwrap(), None, "7 bytes past the 6 left");
+        assert_eq!(budget.load(Ordering::Relaxed), 6, "only the look taken for a file past it");
+        assert_eq!(cache.digest_within(&a, &budget).unwrap(), None, "no look left, even for a known file");
         fs::write(&a, "54321").unwrap(); // changed: hashed again, never the old digest
-        assert_eq!(cache.digest_within(&a, &budget).unwrap(), Some((hash_file(&a).unwrap().0, 5)));
-        assert_eq!(budget.load(Ordering::Relaxed), 0);
-        assert!(cache.digest_within(&dir.path().join("gone"), &budget).is_err());
+        let more = AtomicU64::new(FILE_COST + 5);
+        assert_eq!(cache.digest_within(&a, &more).unwrap(), Some((hash_file(&a).unwrap().0, 5)));
+        assert_eq!(more.load(Ordering::Relaxed), 0);
+        assert_eq!(cache.digest_within(&a, &more).unwrap(), None, "not even a look left");
+        assert!(cache.digest_within(&dir.path().join("gone"), &AtomicU64::new(u64::MAX)).is_err());
     }
 
     #[test]

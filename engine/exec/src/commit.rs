@@ -55,15 +55,34 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
     Ok(())
 }
 
+/// Why [`store_outputs`] recorded no entry.
+#[derive(Debug)]
+pub(crate) enum NotStored {
+    /// The task fails with this.
+    Failed(TaskError),
+    /// With `small_only`: an output is larger than its entry may hold (it grew since it was
+    /// looked at). Nothing was recorded: store again, allowing copies.
+    TooLarge(Box<Probe>),
+}
+
+impl From<TaskError> for NotStored {
+    fn from(e: TaskError) -> Self {
+        NotStored::Failed(e)
+    }
+}
+
 /// Stores each declared output of instance `i` (`outputs`: name → its resolved path) and records
-/// the cache entry (objects before the entry), which it returns.
+/// the cache entry (objects before the entry), which it returns. With `small_only`, no output
+/// is copied into an object ([`NotStored::TooLarge`] instead): for a caller that must not spend
+/// long on it.
 pub(crate) fn store_outputs(
     run: &RunShared,
     i: usize,
     outputs: &BTreeMap<String, PathBuf>,
     probe: Probe,
     duration_ms: u64,
-) -> Result<ActionEntry, TaskError> {
+    small_only: bool,
+) -> Result<ActionEntry, NotStored> {
     let instance = run.instances.nodes[i].name.as_str();
     let declared = instance_outputs(&run.workflow, &run.instances, i);
     let cache = |e: String| TaskError::new(Failure::Cache, e);
@@ -78,15 +97,19 @@ pub(crate) fn store_outputs(
             )
         })?;
         if !meta.is_file() {
-            return Err(TaskError::new(
+            return Err(NotStored::Failed(TaskError::new(
                 Failure::MissingOutput { output: name.clone() },
                 format!("output `{name}` ({rel}) is not a regular file"),
-            ));
+            )));
         }
-        let stored = run
-            .store
-            .put_output(path, inline_room(&contents))
-            .map_err(|e| cache(format!("cannot store output `{name}`: {e}")))?;
+        let room = inline_room(&contents);
+        let stored = match small_only {
+            false => run.store.put_output(path, room).map(Some),
+            true => run.store.put_small_output(path, room),
+        };
+        let Some(stored) = stored.map_err(|e| cache(format!("cannot store output `{name}`: {e}")))? else {
+            return Err(NotStored::TooLarge(Box::new(probe)));
+        };
         // Under the declared path: the one a later cache hit checks.
         run.stat.record(&run.workflow.dir.join(&rel), stored.digest);
         stored.record(&mut manifest, &mut contents, name, rel, is_executable(&meta));

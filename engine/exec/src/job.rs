@@ -2,6 +2,7 @@
 //! retries, then caching. Knows nothing of kinds: [`crate::kinds`] runs the attempts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -9,12 +10,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{SemaphorePermit, watch};
 
-use dagrun_cache::{ActionKey, INLINE_ENTRY_MAX, INLINE_MAX, Manifest, StoreError};
+use dagrun_cache::{ActionEntry, ActionKey, INLINE_ENTRY_MAX, INLINE_MAX, Manifest, StoreError};
 use dagrun_plan::{KeyContext, Probe, instance_outputs, probe};
 use dagrun_workflow::TaskKind;
 
 use crate::cancel::cancelled;
-use crate::commit::{record_hit, restore_outputs, store_outputs};
+use crate::commit::{NotStored, record_hit, restore_outputs, store_outputs};
 use crate::events::{Event, TaskStatus};
 use crate::gate::Gate;
 use crate::kinds::{Attempt, Job, Kind, prepare};
@@ -114,9 +115,13 @@ fn lookup(
     Ok((p, false))
 }
 
-/// At most this many bytes of inputs are hashed by a look-up on an async worker
-/// ([`cheap_lookup`]); more go to the blocking pool.
+/// A look-up on an async worker ([`cheap_lookup`]) hashes at most this many bytes of inputs
+/// and looks at no more than this over [`dagrun_cache::FILE_COST`] files; more go to the
+/// blocking pool.
 const CHEAP_HASH_BYTES: u64 = 256 << 10;
+
+/// A key of more files than this is never serialized into an entry on an async worker.
+const CHEAP_KEY_FILES: usize = 256;
 
 /// [`lookup`] where it costs little, on the async worker (a hand-off to the blocking pool and
 /// back costs more than such a look-up): inputs the stat cache vouches for, or small ones to
@@ -130,7 +135,10 @@ fn cheap_lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, 
     }
     let budget = AtomicU64::new(CHEAP_HASH_BYTES);
     let ctx = KeyContext { hash: false, hash_budget: Some(&budget), ..run.key_context() };
-    let mut p = probe(&ctx, &run.store, &run.instances, i, &borrowed(ups)).ok()?;
+    // A panic (a poisoned lock) is left to the full look-up, where it fails only this task.
+    let probed =
+        std::panic::catch_unwind(AssertUnwindSafe(|| probe(&ctx, &run.store, &run.instances, i, &borrowed(ups))));
+    let mut p = probed.ok()?.ok()?;
     if forced || task.kind.always_runs() {
         p.hit = None;
     }
@@ -271,18 +279,7 @@ async fn job(
         Ok(done) => done,
         Err(r) => return r,
     };
-    // Outputs small enough to live in their entry are stored here: one small file written,
-    // cheaper than a hand-off to the blocking pool and back. Larger ones are copied there, so
-    // that this thread is free to start the next job's command at once (the slot the attempt
-    // held woke it here, into tokio's LIFO slot, where no other thread may take it from).
-    let stored = if all_inline(&outputs) {
-        store_outputs(run, i, &outputs, p, duration_ms)
-    } else {
-        let r = run.clone();
-        tokio::task::spawn_blocking(move || store_outputs(&r, i, &outputs, p, duration_ms))
-            .await
-            .unwrap_or_else(|e| Err(TaskError::new(Failure::Cache, format!("internal error while caching: {e}"))))
-    };
+    let stored = store(run, i, outputs, p, duration_ms).await;
     let done = match stored {
         Ok(entry) => {
             let manifest = Some(Arc::new(entry.outputs.clone()));
@@ -293,6 +290,45 @@ async fn job(
         Err(e) => JobResult::failed(i, key, e),
     };
     JobResult { attempts, log: written(&log), ..done }
+}
+
+/// Stores a job's outputs ([`store_outputs`]). Outputs that all live in their entry, with a key
+/// of few files, are stored on this thread: a few small reads and one small entry file written
+/// (or, when the disk is behind, synced), cheaper than a hand-off to the blocking pool and back.
+/// Larger ones are copied there, so that this thread is free to start the next job's command at
+/// once (the slot the attempt held woke it here, into tokio's LIFO slot, where no other thread
+/// may take it from); so is an output that outgrew its check meanwhile.
+async fn store(
+    run: &Arc<RunShared>,
+    i: usize,
+    outputs: BTreeMap<String, PathBuf>,
+    p: Probe,
+    duration_ms: u64,
+) -> Result<ActionEntry, TaskError> {
+    let internal = |e: String| TaskError::new(Failure::Cache, format!("internal error while caching: {e}"));
+    let p = if all_inline(&outputs) && key_files(&p) <= CHEAP_KEY_FILES {
+        let here = std::panic::catch_unwind(AssertUnwindSafe(|| store_outputs(run, i, &outputs, p, duration_ms, true)));
+        match here {
+            Ok(Ok(entry)) => return Ok(entry),
+            Ok(Err(NotStored::Failed(e))) => return Err(e),
+            Ok(Err(NotStored::TooLarge(p))) => *p,
+            Err(_) => return Err(internal("a panic".into())),
+        }
+    } else {
+        p
+    };
+    let r = run.clone();
+    match tokio::task::spawn_blocking(move || store_outputs(&r, i, &outputs, p, duration_ms, false)).await {
+        Ok(Ok(entry)) => Ok(entry),
+        Ok(Err(NotStored::Failed(e))) => Err(e),
+        Ok(Err(NotStored::TooLarge(_))) => Err(internal("an output too large where any size is stored".into())),
+        Err(e) => Err(internal(e.to_string())),
+    }
+}
+
+/// The files behind a probe's key (a glob's matches each count).
+fn key_files(p: &Probe) -> usize {
+    p.resolved.files.values().map(|r| r.files.len()).sum()
 }
 
 /// Attempts with retries and backoff until one succeeds: its summary, how long that attempt

@@ -70,15 +70,17 @@ pub struct KeyContext<'a> {
     /// Re-hash every file, ignoring the stat cache.
     pub verify: bool,
     /// Hash files the stat cache cannot vouch for. `false` for a cheap look (the run's quick
-    /// hits): such a file is then an error of kind [`std::io::ErrorKind::WouldBlock`] instead.
+    /// hits; with `hash_budget`, its key look-ups on async workers): such a file (past the
+    /// budget) is then an error of kind [`std::io::ErrorKind::WouldBlock`] instead.
     pub hash: bool,
     /// Built plugin crates: the `plugin` path as written → the .wasm it built.
     pub plugins: &'a HashMap<String, PathBuf>,
-    /// With `hash` off: what the stat cache said of each file so far (see [`KnownMemo`]).
+    /// With `hash` off and no `hash_budget`: what the stat cache said of each file so far (see
+    /// [`KnownMemo`]).
     pub memo: Option<&'a KnownMemo>,
-    /// With `hash` off: files the stat cache cannot vouch for are still hashed while their sizes
-    /// fit in this many bytes (taken from it), for a look-up that stays cheap (a run's key
-    /// look-up on its async workers); past it, such a file is the `WouldBlock` error.
+    /// With `hash` off: files are still looked at, and hashed, while the budget lasts (see
+    /// [`StatCache::digest_within`]), for a look-up that stays cheap (a run's key look-ups on
+    /// its async workers); past it, the `WouldBlock` error. `memo` is not used then.
     pub hash_budget: Option<&'a AtomicU64>,
 }
 
