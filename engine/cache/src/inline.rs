@@ -2,7 +2,7 @@
 //! place from the entry's bytes.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 
@@ -10,7 +10,7 @@ use crate::digest::{Digest, ObjectDigest};
 use serde::{Deserialize, Serialize};
 
 use crate::entry::{INLINE_ENTRY_MAX, INLINE_MAX, Manifest, OutputRecord};
-use crate::store::{IoContext, Store, StoreError, ensure_dir, set_mode};
+use crate::store::{IoContext, Store, StoreError};
 
 /// Bytes held in an entry: base64 in JSON (standard alphabet, padded).
 #[derive(Clone, PartialEq, Eq)]
@@ -117,23 +117,14 @@ impl Store {
         if actual != rec.digest {
             return Err(StoreError::Corrupt { digest: rec.digest, actual });
         }
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        ensure_dir(dir).at(dir)?;
-        let tmp = Self::temp_path_in(dir, "restore");
-        let result = (|| {
-            File::create(&tmp).and_then(|mut f| f.write_all(bytes)).at(&tmp)?;
-            set_mode(&tmp, rec.executable).at(&tmp)?;
-            fs::rename(&tmp, dest).at(dest)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        Self::put_in_place(dest, rec.executable, |tmp| File::create(tmp).and_then(|mut f| f.write_all(bytes)).at(tmp))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::store::Durability;
 

@@ -394,12 +394,9 @@ impl Store {
             return Err(StoreError::Io { path: dest.to_owned(), source: e });
         }
         let src = self.object_path(&rec.digest);
-        let dir = dest.parent().unwrap_or(Path::new("."));
-        ensure_dir(dir).at(dir)?;
-        let tmp = Self::temp_path_in(dir, "restore");
-        let result = (|| {
+        Self::put_in_place(dest, rec.executable, |tmp| {
             let mut input = File::open(&src).at(&src)?;
-            let mut out = File::create(&tmp).at(&tmp)?;
+            let mut out = File::create(tmp).at(tmp)?;
             let (actual, size) = hash_reader(&mut TeeReader { inner: &mut input, out: &mut out }).at(&src)?;
             if actual != rec.digest {
                 let _ = fs::remove_file(&src);
@@ -408,8 +405,24 @@ impl Store {
             if size != rec.size {
                 return Err(StoreError::Size { recorded: rec.size, actual: size });
             }
-            drop(out);
-            set_mode(&tmp, rec.executable).at(&tmp)?;
+            Ok(())
+        })
+    }
+
+    /// Puts a restored output at `dest` atomically: `write` fills a temp file beside it (its
+    /// directory made first), which gets the recorded mode and is renamed over `dest`; on any
+    /// error the temp file is removed and `dest` is left as it was.
+    pub(crate) fn put_in_place(
+        dest: &Path,
+        executable: bool,
+        write: impl FnOnce(&Path) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        ensure_dir(dir).at(dir)?;
+        let tmp = Self::temp_path_in(dir, "restore");
+        let result = (|| {
+            write(&tmp)?;
+            set_mode(&tmp, executable).at(&tmp)?;
             fs::rename(&tmp, dest).at(dest)
         })();
         if result.is_err() {
@@ -439,7 +452,7 @@ fn set_readonly(f: &File) -> io::Result<()> {
 }
 
 #[cfg(unix)]
-pub(crate) fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
+fn set_mode(p: &Path, executable: bool) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(p, fs::Permissions::from_mode(if executable { 0o755 } else { 0o644 }))
 }
@@ -452,7 +465,7 @@ fn set_readonly(f: &File) -> io::Result<()> {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
+fn set_mode(p: &Path, _executable: bool) -> io::Result<()> {
     let mut perm = fs::metadata(p)?.permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);

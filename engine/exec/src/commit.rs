@@ -60,8 +60,8 @@ pub(crate) fn restore_outputs(run: &RunShared, i: usize, entry: &ActionEntry) ->
 pub(crate) enum NotStored {
     /// The task fails with this.
     Failed(TaskError),
-    /// With `small_only`: an output is larger than its entry may hold (it grew since it was
-    /// looked at). Nothing was recorded: store again, allowing copies.
+    /// With `small_only`: an output is larger than its entry may hold. Nothing was recorded:
+    /// store again, allowing copies.
     TooLarge(Box<Probe>),
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{SemaphorePermit, watch};
 
-use dagrun_cache::{ActionEntry, ActionKey, INLINE_ENTRY_MAX, INLINE_MAX, Manifest, StoreError};
+use dagrun_cache::{ActionEntry, ActionKey, Manifest, StoreError};
 use dagrun_plan::{KeyContext, Probe, instance_outputs, probe};
 use dagrun_workflow::TaskKind;
 
@@ -88,7 +88,7 @@ fn lookup(
     }
     let mut p = probe(&run.key_context(), &run.store, &run.instances, i, &borrowed(ups))
         .map_err(|e| TaskError::permanent(Failure::Input, e.to_string()))?;
-    let runs_anyway = forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs();
+    let runs_anyway = runs_anyway(run, i, forced);
     if runs_anyway {
         p.hit = None;
     }
@@ -139,10 +139,15 @@ fn cheap_lookup(run: &RunShared, i: usize, ups: &HashMap<usize, Arc<Manifest>>, 
     let probed =
         std::panic::catch_unwind(AssertUnwindSafe(|| probe(&ctx, &run.store, &run.instances, i, &borrowed(ups))));
     let mut p = probed.ok()?.ok()?;
-    if forced || task.kind.always_runs() {
+    if runs_anyway(run, i, forced) {
         p.hit = None;
     }
     (p.hit.is_none() && p.rejected.is_none()).then_some(p)
+}
+
+/// Whether instance `i` runs even on a hit: forced, or of a kind that always runs.
+fn runs_anyway(run: &RunShared, i: usize, forced: bool) -> bool {
+    forced || run.workflow.tasks[run.instances.nodes[i].task].kind.always_runs()
 }
 
 /// The upstream manifests as key resolution takes them.
@@ -297,7 +302,8 @@ async fn job(
 /// (or, when the disk is behind, synced), cheaper than a hand-off to the blocking pool and back.
 /// Larger ones are copied there, so that this thread is free to start the next job's command at
 /// once (the slot the attempt held woke it here, into tokio's LIFO slot, where no other thread
-/// may take it from); so is an output that outgrew its check meanwhile.
+/// may take it from): the store here stops at the first output too large to live in its entry,
+/// having read at most one byte past that size.
 async fn store(
     run: &Arc<RunShared>,
     i: usize,
@@ -306,7 +312,7 @@ async fn store(
     duration_ms: u64,
 ) -> Result<ActionEntry, TaskError> {
     let internal = |e: String| TaskError::new(Failure::Cache, format!("internal error while caching: {e}"));
-    let p = if all_inline(&outputs) && key_files(&p) <= CHEAP_KEY_FILES {
+    let p = if key_files(&p) <= CHEAP_KEY_FILES {
         let here = std::panic::catch_unwind(AssertUnwindSafe(|| store_outputs(run, i, &outputs, p, duration_ms, true)));
         match here {
             Ok(Ok(entry)) => return Ok(entry),
@@ -459,20 +465,6 @@ fn same_outputs(now: &BTreeMap<String, PathBuf>, prepared: &BTreeMap<String, Pat
             ),
         )),
     }
-}
-
-/// Whether every output is a file small enough to live in its entry (a missing one fails the
-/// store at once), so storing them writes nothing but the entry.
-fn all_inline(outputs: &BTreeMap<String, PathBuf>) -> bool {
-    let mut room = INLINE_ENTRY_MAX;
-    outputs.values().all(|p| match std::fs::metadata(p) {
-        Ok(m) if m.len() <= INLINE_MAX.min(room) => {
-            room -= m.len();
-            true
-        }
-        Ok(_) => false,
-        Err(_) => true,
-    })
 }
 
 /// The log's path, when the task wrote one (the native ONNX kinds write none).
