@@ -190,7 +190,8 @@ mod tests {
         assert!(matches!(store.restore_bytes(rec, b"#!/bin/sh\necho HI\n", &other), Err(StoreError::Corrupt { .. })));
         assert!(matches!(store.restore_bytes(rec, b"short", &other), Err(StoreError::Size { .. })));
         assert!(!other.exists(), "nothing written for bytes that disagree");
-        assert!(store.restore(rec, &other).is_err(), "an inline output has no object to restore from");
+        let no_object = store.restore(rec, &other).unwrap_err().to_string();
+        assert_eq!(no_object, format!("{}: output is held in its cache entry, not in an object", other.display()));
     }
 
     /// `file`'s bytes as the inline output `o` of a sample entry (whose object is removed).
@@ -239,6 +240,13 @@ mod tests {
         assert!(why.contains("its bytes are not in the entry"), "{why}");
         let why = refused(&|b| b.version = ENTRY_VERSION_PLAIN);
         assert!(why.contains("version 2 entry cannot hold outputs inline"), "{why}");
+        // Another version altogether: a miss that names both versions this dagrun reads.
+        let mut newer = e.clone();
+        newer.version = 7;
+        store.put_action(&newer).unwrap();
+        let err = store.load_action(&e.key).unwrap_err();
+        assert!(!err.is_corruption());
+        assert_eq!(err.to_string(), "entry format version 7, this dagrun uses 2 and 3");
         let stray = crate::digest::ObjectDigest(Digest::of(b"stray"));
         let why = refused(&|b| drop(b.contents.insert(stray, InlineBytes(b"stray".to_vec()))));
         assert!(why.contains("that no inline output names"), "{why}");

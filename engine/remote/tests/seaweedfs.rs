@@ -142,3 +142,42 @@ async fn wrong_credentials_a_missing_bucket_and_a_stopped_server_are_errors_that
     server.restart();
     assert_eq!(r.entry(&entry.key).await.unwrap(), None);
 }
+
+/// A small output travels inside its entry: pushing sends no object, pulling records the entry
+/// with its bytes and no object. An entry of another format version is a miss, not damage.
+#[tokio::test]
+async fn inline_outputs_travel_in_the_entry_and_another_version_is_a_miss() {
+    let Some(server) = s3::Seaweed::start("remote inline", &["cache-i"]) else { return };
+    let r = remote(&server, "s3://cache-i/team");
+    let a = tempfile::tempdir().unwrap();
+    let (store_a, object_entry) = local_entry(a.path(), b"{\"auc\": 0.91}", 3);
+    std::fs::remove_file(store_a.object_path(&object_entry.outputs["model"].digest)).unwrap();
+    let (mut outputs, mut contents) = (Manifest::new(), dagrun_cache::Contents::new());
+    let stored = store_a.put_output(&a.path().join("out.bin"), dagrun_cache::INLINE_ENTRY_MAX).unwrap();
+    stored.record(&mut outputs, &mut contents, "model", "out.bin".into(), false);
+    let entry =
+        ActionEntry { version: dagrun_cache::entry_version(&contents), outputs, contents, ..object_entry.clone() }
+            .sealed();
+    assert_eq!(entry.version, dagrun_cache::ENTRY_VERSION);
+    store_a.put_action(&entry).unwrap();
+    assert_eq!(r.push(&store_a, &entry).await.unwrap(), Published::Created);
+    let digest = entry.outputs["model"].digest;
+    assert!(!r.has_object(&digest).await.unwrap(), "no object sent for an inline output");
+
+    let c = tempfile::tempdir().unwrap();
+    let store_c = Store::open(&c.path().join("state"), Durability::NoFsync).unwrap();
+    let pulled = r.pull(&store_c, &entry.key).await.unwrap().unwrap();
+    assert_eq!(pulled, entry);
+    assert_eq!(pulled.inline_bytes(&pulled.outputs["model"]), Some(&b"{\"auc\": 0.91}"[..]));
+    assert!(!store_c.has_object(&digest));
+    assert_eq!(store_c.get_action(&entry.key).as_ref(), Some(&entry));
+
+    // Published by a dagrun of another entry format: read as none, never reported corrupt.
+    let other = tempfile::tempdir().unwrap();
+    let (_, mut newer) = local_entry(other.path(), b"newer", 4);
+    newer.version = 9;
+    let newer = newer.sealed();
+    let r2 = remote(&server, "s3://cache-i/other");
+    assert_eq!(r2.publish(&newer).await.unwrap(), Published::Created);
+    assert_eq!(r2.entry(&newer.key).await.unwrap(), None);
+}
