@@ -203,3 +203,53 @@ fn kill_minus_nine_during_output_restore_never_corrupts_the_cache() {
     }
     assert!(partial >= 3, "only {partial} of 8 kills landed before the restore finished (DAGRUN_CRASH_SEED={seed})");
 }
+
+/// The files under `dir`, recursively.
+#[cfg(target_os = "linux")]
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().map(Result::unwrap) {
+        let p = e.path();
+        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+    }
+    out.sort();
+    out
+}
+
+/// A power loss right after a run, as the next boot sees it: entry files cut short or gone, and
+/// the run's journal written in another boot. The next run replays the journal before anything
+/// else: every entry is back, every task a cache hit, and the journal is removed.
+#[cfg(target_os = "linux")]
+#[test]
+fn after_a_power_loss_the_runs_journal_brings_its_cache_entries_back() {
+    let s = workflow();
+    assert_eq!(s.run_json(&[]).2, 0);
+    let expected = outputs(&s);
+    let journals = files_under(&s.path(".dagrun/journal"));
+    assert_eq!(journals.len(), 1, "one journal per run: {journals:?}");
+    let entries = files_under(&s.path(".dagrun/actions"));
+    assert_eq!(entries.len(), 13);
+    for (i, e) in entries.iter().enumerate() {
+        if i % 2 == 0 {
+            std::fs::remove_file(e).unwrap();
+        } else {
+            let bytes = std::fs::read(e).unwrap();
+            std::fs::write(e, &bytes[..bytes.len() / 2]).unwrap();
+        }
+    }
+    let name = journals[0].file_name().unwrap().to_str().unwrap();
+    let (_, rest) = name.split_once('.').unwrap();
+    std::fs::rename(&journals[0], journals[0].with_file_name(format!("another-boot.{rest}"))).unwrap();
+
+    let (st, _, code) = s.run_json(&[]);
+    assert_eq!(code, 0, "{st:?}");
+    assert!(st.len() == 13 && st.values().all(|v| v == "cached"), "{st:?}");
+    assert_eq!(outputs(&s), expected);
+    assert_eq!(files_under(&s.path(".dagrun/actions")).len(), 13);
+    assert!(
+        files_under(&s.path(".dagrun/journal")).is_empty(),
+        "the replayed journal is removed; a run of hits writes none"
+    );
+    let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stdout(&verify));
+}

@@ -1,18 +1,23 @@
 //! Group commits: during a run, the fsyncs that make objects and cache entries survive a power
 //! loss are made by a background thread instead of on each task's path, and the run waits for
-//! them before it ends ([`crate::Store::group_commit`]).
+//! them before it ends ([`crate::Store::group_commit`]). Where this boot has an id (Linux), cache
+//! entries are not left to that thread: each is appended to the group's journal, and the group
+//! ends with one `fdatasync` of it (see `journal.rs`).
 //!
 //! Why this is safe: a file is renamed into place complete (written in `tmp/` first), so a
 //! crash of dagrun (`kill -9`) sees exactly what an inline fsync would have left; only a power
-//! loss before the group is flushed can leave an entry or object incomplete or missing, and
-//! neither is ever used: an entry's digest is checked when it is read, every object's hash and
-//! size while it is restored, and a mismatch is a miss (see docs/cli.md, "How it is written").
+//! loss can leave an entry or object incomplete or missing (an object before its group is
+//! flushed; a journaled entry until the kernel writes it back, after which the journal brings
+//! it back), and neither is ever used: an entry's digest is checked when it is read, every
+//! object's hash and size while it is restored, and a mismatch is a miss (see docs/cli.md, "How
+//! it is written").
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::journal;
 use crate::store::StoreError;
 
 /// Files queued beyond this are synced by the writer itself, so that a slow disk bounds the
@@ -27,11 +32,24 @@ const GATHER: Duration = Duration::from_millis(25);
 #[derive(Debug)]
 pub(crate) struct Syncer {
     shared: Arc<Shared>,
+    /// The state directory.
+    root: PathBuf,
+}
+
+/// The entry journal while group commits are open: created by the first entry, closed when
+/// the last group ends.
+#[derive(Debug, Default)]
+struct Journal {
+    writer: Option<journal::Writer>,
+    /// Creating or appending failed: until the groups end, entries are synced as files again.
+    broken: bool,
 }
 
 #[derive(Debug, Default)]
 struct Shared {
     queue: Mutex<Queue>,
+    /// The entry journal of the open group commits. Taken before `queue` when both are.
+    journal: Mutex<Journal>,
     /// Signalled when work is queued or the syncer is closed.
     work: Condvar,
     /// Signalled when the queue is empty and nothing is being synced.
@@ -49,6 +67,9 @@ struct Queue {
     busy: bool,
     /// The first failure since the last group ended.
     error: Option<StoreError>,
+    /// Journals whose files are to be written back by a `syncfs`, then removed (see
+    /// [`Syncer::settle`]).
+    settle: Vec<PathBuf>,
     /// Group commits open.
     groups: usize,
     closed: bool,
@@ -79,9 +100,10 @@ impl<'a> GroupCommit<'a> {
 
     fn end(&mut self) -> Result<(), StoreError> {
         let Some(s) = self.syncer.take() else { return Ok(()) };
-        s.shared.lock().groups -= 1;
+        let journaled = s.end_group();
         s.shared.work.notify_one();
-        s.wait()
+        let queued = s.wait();
+        journaled.and(queued)
     }
 }
 
@@ -99,11 +121,60 @@ impl Syncer {
         let worker = shared.clone();
         let root = Root::open(root);
         // No thread, no group commit: every write is then synced inline.
+        let path = root.path.clone();
         let spawned = std::thread::Builder::new().name("dagrun-sync".into()).spawn(move || worker.run(root));
         if spawned.is_err() {
             shared.lock().closed = true;
         }
-        Syncer { shared }
+        Syncer { shared, root: path }
+    }
+
+    /// Appends a cache entry's bytes (its file already renamed into place) to the group's
+    /// journal. `false` when it was not: no boot id, no open group, or the journal failed; the
+    /// caller then syncs the file as any other.
+    pub(crate) fn journal(&self, entry: &[u8]) -> bool {
+        let Some(boot) = crate::boot::boot_id() else { return false };
+        // Under the journal's lock, which the end of a group takes too: an entry is either
+        // appended before the last group syncs the journal, or not journaled at all.
+        let mut j = self.shared.journal();
+        if j.broken || !self.grouped() {
+            return false;
+        }
+        if j.writer.is_none() {
+            match journal::Writer::create(&self.root, boot) {
+                Ok(w) => j.writer = Some(w),
+                Err(_) => j.broken = true,
+            }
+        }
+        let appended = j.writer.as_mut().is_some_and(|w| w.append(entry).is_ok());
+        // A failed append may leave part of a line: the next entry would be lost with it.
+        j.broken |= !appended;
+        appended
+    }
+
+    /// Ends a group: makes the journal durable and, when it was the last group, closes it.
+    fn end_group(&self) -> Result<(), StoreError> {
+        let mut j = self.shared.journal();
+        let last = {
+            let mut q = self.shared.lock();
+            q.groups -= 1;
+            q.groups == 0
+        };
+        let synced = j.writer.as_mut().map_or(Ok(()), |w| w.sync(&self.root));
+        if last {
+            *j = Journal::default();
+        }
+        synced
+    }
+
+    /// Removes `journals` (of this boot) once a `syncfs` made in the background has written back
+    /// the files they hold, so they are not needed after a power loss. Not waited for by a group.
+    pub(crate) fn settle(&self, journals: Vec<PathBuf>) {
+        if journals.is_empty() {
+            return;
+        }
+        self.shared.lock().settle.extend(journals);
+        self.shared.work.notify_one();
     }
 
     /// Whether a group commit is open (writes then leave their fsyncs to this thread).
@@ -154,6 +225,20 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn journal(&self) -> MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Settles journals (see [`Syncer::settle`]), never the one being written. Its errors are
+    /// not a group's: the journals are then left for a later run.
+    fn settle(&self, root: &Path, journals: Vec<PathBuf>) {
+        if journals.is_empty() {
+            return;
+        }
+        let live = self.journal().writer.as_ref().map(|w| w.path().to_owned());
+        let _ = journal::settle(root, &journals, live.as_deref());
+    }
+
     /// The thread: while a group is open it lets files gather (up to [`MAX_QUEUED`]); then it
     /// makes them all durable at once ([`sync_batch`]).
     fn run(&self, root: Root) {
@@ -165,6 +250,9 @@ impl Shared {
                         break;
                     }
                     let Some(first) = q.first else {
+                        if !q.settle.is_empty() {
+                            break;
+                        }
                         q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
                         continue;
                     };
@@ -175,13 +263,16 @@ impl Shared {
                     q = self.work.wait_timeout(q, left).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 q.first = None;
-                if q.files.is_empty() {
+                if q.files.is_empty() && q.settle.is_empty() {
                     return;
                 }
-                q.busy = true;
-                std::mem::take(&mut q.files)
+                // A group waits for its files, not for journals being settled.
+                q.busy = !q.files.is_empty();
+                (std::mem::take(&mut q.files), std::mem::take(&mut q.settle))
             };
-            let error = sync_batch(&root, files);
+            let (files, settle) = files;
+            let error = if files.is_empty() { None } else { sync_batch(&root, files) };
+            self.settle(&root.path, settle);
             let mut q = self.lock();
             q.busy = false;
             if q.error.is_none() {
@@ -260,6 +351,9 @@ fn sync_batch(root: &Root, files: Vec<(File, PathBuf)>) -> Option<StoreError> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_os = "linux")]
+    use std::time::Duration;
+
     use crate::store::{Durability, Store};
 
     #[test]
@@ -286,6 +380,105 @@ mod tests {
         for d in digests {
             assert_eq!(crate::digest::hash_file(&store.object_path(&d)).unwrap().0, d);
         }
+    }
+
+    /// A cache entry for one output holding `text`, under a key of its own.
+    #[cfg(target_os = "linux")]
+    fn entry(store: &Store, dir: &std::path::Path, text: &str) -> crate::entry::ActionEntry {
+        let file = dir.join("o.txt");
+        std::fs::write(&file, text).unwrap();
+        let mut e = crate::entry::sample_entry(store, &file);
+        e.inputs.code = crate::digest::Digest::of(text.as_bytes());
+        e.key = e.inputs.key();
+        e
+    }
+
+    #[cfg(target_os = "linux")]
+    fn journals(store: &Store) -> Vec<std::path::PathBuf> {
+        let dir = store.root().join(crate::journal::DIR);
+        let mut v: Vec<_> = std::fs::read_dir(dir).map_or(vec![], |d| d.map(|e| e.unwrap().path()).collect());
+        v.sort();
+        v
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_groups_entries_are_journaled_and_each_group_has_a_journal_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let group = store.group_commit();
+        let entries: Vec<_> = (0..3).map(|i| entry(&store, dir.path(), &format!("out {i}"))).collect();
+        for e in &entries {
+            store.put_action(e).unwrap();
+            assert_eq!(store.load_action(&e.key).unwrap().map(|e| e.key), Some(e.key), "in place at once");
+        }
+        group.finish().unwrap();
+        let [journal] = &journals(&store)[..] else { panic!("one journal: {:?}", journals(&store)) };
+        let name = journal.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(crate::boot::boot_id().unwrap()), "{name}");
+        let mut want = b"dagrun entry journal 1\n".to_vec();
+        for e in &entries {
+            want.extend(crate::entry::entry_bytes(e));
+        }
+        assert_eq!(std::fs::read(journal).unwrap(), want);
+        // Outside a group an entry is synced by itself; the next group starts a new journal.
+        store.put_action(&entry(&store, dir.path(), "alone")).unwrap();
+        assert_eq!(journals(&store).len(), 1);
+        let group = store.group_commit();
+        store.put_action(&entry(&store, dir.path(), "later")).unwrap();
+        group.finish().unwrap();
+        assert_eq!(journals(&store).len(), 2);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_entry_is_journaled_only_inside_a_group_and_when_a_journal_can_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let group = store.group_commit();
+        let syncer = store.syncer.get().unwrap();
+        let line = crate::entry::entry_bytes(&entry(&store, dir.path(), "x"));
+        assert!(syncer.journal(&line));
+        group.finish().unwrap();
+        assert!(!syncer.journal(&line), "the group has ended");
+        // Where the journals go is taken: no journal can be created, and the entries are then
+        // synced as files (still in place, no journal).
+        for j in journals(&store) {
+            std::fs::remove_file(j).unwrap();
+        }
+        std::fs::remove_dir(store.root().join(crate::journal::DIR)).unwrap();
+        std::fs::write(store.root().join(crate::journal::DIR), "").unwrap();
+        let group = store.group_commit();
+        assert!(!syncer.journal(&line));
+        let e = entry(&store, dir.path(), "y");
+        store.put_action(&e).unwrap();
+        group.finish().unwrap();
+        assert_eq!(store.load_action(&e.key).unwrap().map(|e| e.key), Some(e.key));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_journal_of_this_boot_is_settled_by_a_later_run_once_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let group = store.group_commit();
+        store.put_action(&entry(&store, dir.path(), "x")).unwrap();
+        group.finish().unwrap();
+        let [journal] = &journals(&store)[..] else { panic!("one journal") };
+        // A run soon after keeps it.
+        drop(store.lock().unwrap());
+        store.group_commit().finish().unwrap();
+        assert!(journal.exists());
+        let old = std::time::SystemTime::now() - crate::journal::SETTLE_AFTER - Duration::from_secs(2);
+        std::fs::File::options().write(true).open(journal).unwrap().set_modified(old).unwrap();
+        drop(store.lock().unwrap());
+        store.group_commit().finish().unwrap();
+        // Removed by the thread after its `syncfs`, which the group does not wait for.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while journal.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!journal.exists(), "settled");
     }
 
     #[test]

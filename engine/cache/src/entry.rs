@@ -392,7 +392,7 @@ impl Store {
 
     /// Records a cache entry (sealed with its digest). Call only after every output object was stored.
     pub fn put_action(&self, entry: &ActionEntry) -> Result<(), StoreError> {
-        self.write_atomic(&self.action_path(&entry.key), &entry_bytes(entry))
+        self.write_entry(&self.action_path(&entry.key), &entry_bytes(entry))
     }
 
     /// Marks an entry as used now (its mtime drives `cache gc --max-age`).

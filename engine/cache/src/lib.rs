@@ -1,9 +1,11 @@
 //! Content-addressed cache: typed digests, the cache-key contract, the object store and stat cache.
 
+mod boot;
 mod digest;
 mod durable;
 mod entry;
 mod inline;
+mod journal;
 mod key;
 mod last_run;
 mod maintenance;

@@ -157,7 +157,9 @@ impl Store {
     /// Removes entries unused for longer than `max_age` (and entries failing their checks), then
     /// every object no entry refers to, then stale temp files, then old run records and logs.
     /// Takes the caller's [`RunLock`]: nothing runs meanwhile.
-    pub fn gc(&self, _lock: &RunLock, opts: GcOptions) -> Result<GcReport, StoreError> {
+    pub fn gc(&self, lock: &RunLock, opts: GcOptions) -> Result<GcReport, StoreError> {
+        // Best effort: a journal kept could only bring back, after a power loss, what is removed.
+        let _ = self.settle_journals_now(lock);
         let mut report = GcReport::default();
         let now = SystemTime::now();
         let mut live: HashSet<ObjectDigest> = HashSet::new();
@@ -231,7 +233,8 @@ impl Store {
 
     /// Re-hashes every object, then checks every entry (its own checks, its objects' presence
     /// and sizes); removes what is corrupt so it becomes a miss. Takes the caller's [`RunLock`].
-    pub fn verify(&self, _lock: &RunLock) -> Result<VerifyReport, StoreError> {
+    pub fn verify(&self, lock: &RunLock) -> Result<VerifyReport, StoreError> {
+        let _ = self.settle_journals_now(lock);
         let mut report = VerifyReport::default();
         for path in fanout_files(&self.root().join("objects"))? {
             let Some(expected) = path.file_name().and_then(|n| n.to_str()).and_then(Digest::from_hex) else {

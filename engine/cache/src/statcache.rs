@@ -2,7 +2,9 @@
 //!
 //! An entry is trusted only if the file was hashed at least [`RACY_WINDOW_NS`] after its last
 //! modification; otherwise a write in the same timestamp tick could go unnoticed (git's "racy
-//! clean" problem), so such files are simply hashed again next time.
+//! clean" problem), so such files are simply hashed again next time. Nor is any entry trusted
+//! after the machine restarted: a power loss may have left a file's size and times written but
+//! not its bytes (the file records the boot it was written in).
 
 use std::fs;
 use std::io::Read;
@@ -14,8 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::digest::{ObjectDigest, hash_file, hash_reader};
 use crate::store::{IoContext, Store, StoreError};
 
-/// Version of the stat cache file (2: one line per file; 1 was a JSON object, now ignored).
-pub const STAT_CACHE_VERSION: u32 = 2;
+/// Version of the stat cache file (3: the header names the boot; 2 did not; 1 was a JSON
+/// object). Another version is ignored.
+pub const STAT_CACHE_VERSION: u32 = 3;
 
 /// The stat cache file in the state directory, and the JSON file of version 1 it replaces.
 const FILE_NAME: &str = "statcache.idx";
@@ -107,7 +110,7 @@ impl StatCache {
     /// The stat cache of `store` from the bytes of its file, as [`StatCache::load`] reads them
     /// (`None`: no file).
     pub fn from_bytes(store: &Store, bytes: Option<&[u8]>) -> StatCache {
-        let entries = bytes.and_then(decode).unwrap_or_default();
+        let entries = bytes.and_then(|b| decode(b, this_boot())).unwrap_or_default();
         StatCache { file: StatCache::path(store), entries: RwLock::new(entries), dirty: AtomicBool::new(false) }
     }
 
@@ -196,7 +199,7 @@ impl StatCache {
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
-        let bytes = encode(&self.entries.read().expect("stat cache lock"));
+        let bytes = encode(&self.entries.read().expect("stat cache lock"), this_boot());
         store.write_atomic_cheap(&self.file, &bytes)?;
         // A version 1 file left by an older dagrun is never read again.
         let _ = fs::remove_file(store.root().join(OLD_FILE_NAME));
@@ -204,17 +207,22 @@ impl StatCache {
     }
 }
 
-/// The file's first line.
-fn header() -> String {
-    format!("dagrun stat cache {STAT_CACHE_VERSION}\n")
+/// This boot's id, or `-` where there is none (then the cache is trusted across restarts).
+fn this_boot() -> &'static str {
+    crate::boot::boot_id().unwrap_or("-")
+}
+
+/// The file's first line, for a cache written in the boot `boot`.
+fn header(boot: &str) -> String {
+    format!("dagrun stat cache {STAT_CACHE_VERSION} {boot}\n")
 }
 
 /// One line per file: size, mtime, ctime, inode, when it was hashed (nanoseconds), its digest
 /// and its path (its bytes, last: it may hold tabs), separated by tabs. A path with a newline
 /// is left out (its file is simply hashed again next time).
-fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
+fn encode(entries: &foldhash::HashMap<PathBuf, Entry>, boot: &str) -> Vec<u8> {
     use std::io::Write;
-    let mut out = header().into_bytes();
+    let mut out = header(boot).into_bytes();
     out.reserve(entries.len() * 180);
     for (path, e) in entries {
         let Some(path) = path_bytes(path).filter(|p| !p.contains(&b'\n')) else { continue };
@@ -226,11 +234,12 @@ fn encode(entries: &foldhash::HashMap<PathBuf, Entry>) -> Vec<u8> {
     out
 }
 
-/// The entries of a file [`encode`] wrote; `None` for another version (or no header). A line
+/// The entries of a file [`encode`] wrote in the boot `boot`; `None` for another boot, another
+/// version, or no header. A line
 /// that does not read is left out, and so is a last line without its newline (a file cut short
 /// could otherwise end in a shorter path).
-fn decode(bytes: &[u8]) -> Option<foldhash::HashMap<PathBuf, Entry>> {
-    let rest = bytes.strip_prefix(header().as_bytes())?;
+fn decode(bytes: &[u8], boot: &str) -> Option<foldhash::HashMap<PathBuf, Entry>> {
+    let rest = bytes.strip_prefix(header(boot).as_bytes())?;
     let lines = crate::store::whole_lines(rest).split(|&b| b == b'\n').filter(|l| !l.is_empty());
     Some(lines.filter_map(decode_line).collect())
 }
@@ -290,18 +299,38 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let bytes = encode(&entries);
-        let back = decode(&bytes).unwrap();
+        let bytes = encode(&entries, "b1");
+        let back = decode(&bytes, "b1").unwrap();
         assert_eq!(back.len(), 2, "a path with a newline is left out");
         assert_eq!(back[Path::new("/w/out/a.txt")], entry(1));
         assert_eq!(back[Path::new("/w/with\ttab and space")], entry(2));
         let mut damaged = bytes.clone();
         damaged.extend_from_slice(b"1\t2\tnot a number\t4\t5\tab\t/w/x\n1\t2\t3\n");
-        assert_eq!(decode(&damaged).unwrap().len(), 2, "lines that do not read are left out");
+        assert_eq!(decode(&damaged, "b1").unwrap().len(), 2, "lines that do not read are left out");
         let cut = &bytes[..bytes.len() - 3];
-        assert_eq!(decode(cut).unwrap().len(), 1, "a last line cut short is left out");
-        assert_eq!(decode(br#"{"version":1,"entries":{}}"#), None, "version 1 (JSON)");
-        assert_eq!(decode(b"dagrun stat cache 3\n"), None, "another version");
+        assert_eq!(decode(cut, "b1").unwrap().len(), 1, "a last line cut short is left out");
+        assert_eq!(decode(&bytes, "b2"), None, "written before the machine restarted");
+        assert_eq!(decode(br#"{"version":1,"entries":{}}"#, "b1"), None, "version 1 (JSON)");
+        assert_eq!(decode(b"dagrun stat cache 2\n", "b1"), None, "version 2");
+        assert_eq!(decode(b"dagrun stat cache 4 b1\n", "b1"), None, "another version");
+    }
+
+    #[test]
+    fn a_cache_saved_before_the_machine_restarted_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state"), Durability::NoFsync).unwrap();
+        let f = dir.path().join("a.txt");
+        fs::write(&f, "one").unwrap();
+        let cache = StatCache::load(&store);
+        cache.digest(&f, false).unwrap();
+        cache.save(&store).unwrap();
+        let bytes = fs::read(StatCache::path(&store)).unwrap();
+        assert_eq!(StatCache::load(&store).entries.read().unwrap().len(), 1);
+        let header = header(this_boot());
+        assert!(bytes.starts_with(header.as_bytes()));
+        let mut restarted = header.replace(this_boot(), "another-boot").into_bytes();
+        restarted.extend_from_slice(&bytes[header.len()..]);
+        assert!(StatCache::from_bytes(&store, Some(&restarted)).entries.read().unwrap().is_empty());
     }
 
     #[test]

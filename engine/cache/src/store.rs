@@ -7,19 +7,20 @@
 //! tasks/<workflow>.<task>.json  the key inputs of a task's latest run (for `plan` explanations):
 //!                            a hard link to its cache entry, or a record of its own (`last_run.rs`)
 //! tmp/                       temp files; renamed into place when complete
+//! journal/<boot>.<pid>.<ns>.jsonl  the entries of a run, synced once at its end (`journal.rs`)
 //! lock                       flock'ed by `run`, `backfill`, `cache gc`, `cache verify`
 //! ```
 //! Every file is written to `tmp/` and renamed (then, with [`Durability::Fsync`], the file is
 //! fsynced before and its directory after the rename, or both after it by the background thread
-//! of a group commit: see `durable.rs`), so a crash at any moment leaves either the old state or
-//! the new one. An action entry is written only after all its objects exist. A task record that
+//! of a group commit: see `durable.rs`; a cache entry is then also appended to the group's
+//! journal), so a crash at any moment leaves either the old state or the new one. An action entry is written only after all its objects exist. A task record that
 //! is a hard link to an entry is linked in place when new, or linked in `tmp/` and renamed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::digest::{ActionKey, Digest, ObjectDigest, hash_reader};
@@ -116,6 +117,8 @@ pub struct Store {
     durability: Durability,
     /// The group commits' background fsyncs (started by the first [`Store::group_commit`]).
     pub(crate) syncer: OnceLock<Syncer>,
+    /// Journals found by [`Store::lock`] that the next group commit settles.
+    pub(crate) settle: Mutex<Vec<PathBuf>>,
 }
 
 /// Outputs up to this size are hashed in memory before anything is written, so that one whose
@@ -145,6 +148,12 @@ impl Store {
             Ok(s) => return Err(StoreError::Version { path: root.to_owned(), found: s.trim().to_owned() }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 store.write_atomic(&layout, format!("{LAYOUT_VERSION}\n").as_bytes())?;
+                // A new state directory: its own name, in its parent, must last too (the rest
+                // of it is synced as it is written).
+                if let Some(parent) = root.parent().filter(|_| durability == Durability::Fsync) {
+                    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                    sync_dir(parent).at(parent)?;
+                }
             }
             Err(e) => return Err(e).at(&layout),
         }
@@ -153,10 +162,14 @@ impl Store {
 
     /// Takes the lock of the state directory (one `run`, `backfill`, `cache gc` or `cache verify`
     /// at a time; released when the returned guard is dropped or the process dies).
+    /// Journals a power loss left are replayed first (see `journal.rs`).
     pub fn lock(&self) -> Result<RunLock, StoreError> {
         let path = self.root.join("lock");
         match lock_pid_file(&path).at(&path)? {
-            Ok(file) => Ok(RunLock { _file: file }),
+            Ok(file) => {
+                self.recover_journals();
+                Ok(RunLock { _file: file })
+            }
             Err(pid) => Err(StoreError::Busy { path: self.root.clone(), pid }),
         }
     }
@@ -179,16 +192,21 @@ impl Store {
     }
 
     fn new(root: &Path, durability: Durability) -> Store {
-        Store { root: root.to_owned(), durability, syncer: OnceLock::new() }
+        Store { root: root.to_owned(), durability, syncer: OnceLock::new(), settle: Mutex::default() }
     }
 
     /// Opens a group commit: until it ends, objects and cache entries are renamed into place
     /// as soon as they are written and fsynced (with [`Durability::Fsync`]) by a background
     /// thread; [`GroupCommit::finish`] waits for those fsyncs. A run holds one while its tasks
     /// run, so that no task waits for the disk. See the `durable` module for why it is safe.
+    /// Cache entries are journaled instead (see `journal.rs`), and journals that [`Store::lock`]
+    /// found settled are removed in the background.
     pub fn group_commit(&self) -> GroupCommit<'_> {
         let syncer =
             (self.durability == Durability::Fsync).then(|| self.syncer.get_or_init(|| Syncer::start(&self.root)));
+        if let Some(s) = syncer {
+            s.settle(std::mem::take(&mut *self.settle.lock().unwrap_or_else(|e| e.into_inner())));
+        }
         GroupCommit::open(syncer)
     }
 
@@ -214,13 +232,19 @@ impl Store {
 
     /// Writes `bytes` to `path` atomically (temp file in `tmp/`, fsync per durability, rename).
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        self.write_atomic_as(path, bytes, self.durability)
+        self.write_atomic_as(path, bytes, self.durability, false)
+    }
+
+    /// [`Store::write_atomic`] of a cache entry (its bytes): in a group commit, appended to the
+    /// group's journal instead of being synced as a file.
+    pub(crate) fn write_entry(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        self.write_atomic_as(path, bytes, self.durability, true)
     }
 
     /// Like [`Store::write_atomic`], for records whose loss costs nothing but a re-run or an
     /// explanation (run history, last keys): never fsynced, still atomic.
     pub fn write_atomic_cheap(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        self.write_atomic_as(path, bytes, Durability::NoFsync)
+        self.write_atomic_as(path, bytes, Durability::NoFsync, false)
     }
 
     /// [`Store::write_atomic_cheap`] of what `write` writes, through a buffer (a large record is
@@ -235,7 +259,7 @@ impl Store {
             let mut w = std::io::BufWriter::with_capacity(64 * 1024, File::create(&tmp).at(&tmp)?);
             write(&mut w).at(&tmp)?;
             let f = w.into_inner().map_err(|e| e.into_error()).at(&tmp)?;
-            self.place(f, &tmp, path, Durability::NoFsync)
+            self.place(f, &tmp, path, Durability::NoFsync, None)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -243,12 +267,18 @@ impl Store {
         result
     }
 
-    fn write_atomic_as(&self, path: &Path, bytes: &[u8], durability: Durability) -> Result<(), StoreError> {
+    fn write_atomic_as(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        durability: Durability,
+        entry: bool,
+    ) -> Result<(), StoreError> {
         let tmp = self.temp_path();
         let result = (|| {
             let mut f = File::create(&tmp).at(&tmp)?;
             f.write_all(bytes).at(&tmp)?;
-            self.place(f, &tmp, path, durability)
+            self.place(f, &tmp, path, durability, entry.then_some(bytes))
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -258,14 +288,25 @@ impl Store {
 
     /// Moves the complete temp file `tmp` (open as `file`) to `dest`. With fsync, the data is
     /// synced before the rename and the directory after it; in a group commit, both are left to
-    /// its thread (the rename comes first: a killed dagrun sees the same either way).
-    fn place(&self, file: File, tmp: &Path, dest: &Path, durability: Durability) -> Result<(), StoreError> {
+    /// its thread (the rename comes first: a killed dagrun sees the same either way), or, for a
+    /// cache entry (`journal`: its bytes), to the group's journal.
+    fn place(
+        &self,
+        file: File,
+        tmp: &Path,
+        dest: &Path,
+        durability: Durability,
+        journal: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
         if durability == Durability::NoFsync || self.durability == Durability::NoFsync {
             drop(file);
             return rename_into(tmp, dest);
         }
         if let Some(syncer) = self.syncer.get().filter(|s| s.grouped()) {
             rename_into(tmp, dest)?;
+            if journal.is_some_and(|bytes| syncer.journal(bytes)) {
+                return Ok(());
+            }
             return match syncer.push(file, dest) {
                 None => Ok(()),
                 Some(file) => {
@@ -333,7 +374,7 @@ impl Store {
                 fs::remove_file(&tmp).at(&tmp)?;
             } else {
                 set_readonly(&out).at(&tmp)?;
-                self.place(out, &tmp, &self.object_path(&digest), self.durability)?;
+                self.place(out, &tmp, &self.object_path(&digest), self.durability, None)?;
             }
             Ok((digest, size))
         })();
@@ -347,12 +388,22 @@ impl Store {
     /// that `cache gc` (which spares young objects) cannot take it between now and the entry
     /// that will refer to it. One of another size (cut short by a power loss) is replaced.
     fn reuse_object(&self, digest: &ObjectDigest, size: u64) -> bool {
-        let Ok(f) = File::open(self.object_path(digest)) else { return false };
+        let path = self.object_path(digest);
+        let Ok(f) = File::open(&path) else { return false };
         if !f.metadata().is_ok_and(|m| m.is_file() && m.len() == size) {
             return false;
         }
         // Best effort: only the owner may set the time of a file it cannot write.
         let _ = f.set_modified(SystemTime::now());
+        // In a group, synced with what the group wrote: a run killed earlier in this boot may
+        // have left it unsynced, and the entry about to name it is journaled (so no `syncfs` of
+        // the group would otherwise cover it).
+        if self.durability == Durability::Fsync
+            && let Some(syncer) = self.syncer.get().filter(|s| s.grouped())
+            && let Some(f) = syncer.push(f, &path)
+        {
+            let _ = f.sync_data();
+        }
         true
     }
 
@@ -367,7 +418,7 @@ impl Store {
             let mut out = File::create(&tmp).at(&tmp)?;
             write(&mut out)?;
             set_readonly(&out).at(&tmp)?;
-            self.place(out, &tmp, &self.object_path(digest), self.durability)
+            self.place(out, &tmp, &self.object_path(digest), self.durability, None)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -616,7 +667,7 @@ impl ObjectWriter<'_> {
             return fs::remove_file(&self.tmp).at(&self.tmp);
         }
         set_readonly(&file).at(&self.tmp)?;
-        let placed = self.store.place(file, &self.tmp, &dest, self.store.durability);
+        let placed = self.store.place(file, &self.tmp, &dest, self.store.durability, None);
         if placed.is_err() {
             let _ = fs::remove_file(&self.tmp);
         }
