@@ -7,8 +7,8 @@
 //! Why this is safe: a file is renamed into place complete (written in `tmp/` first), so a
 //! crash of dagrun (`kill -9`) sees exactly what an inline fsync would have left; only a power
 //! loss can leave an entry or object incomplete or missing (an object before its group is
-//! flushed; a journaled entry until the kernel writes it back, after which the journal brings
-//! it back), and neither is ever used: an entry's digest is checked when it is read, every
+//! flushed; a journaled entry before the kernel writes it back, which the journal then brings
+//! back), and neither is ever used: an entry's digest is checked when it is read, every
 //! object's hash and size while it is restored, and a mismatch is a miss (see docs/cli.md, "How
 //! it is written").
 
@@ -229,14 +229,15 @@ impl Shared {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Settles journals (see [`Syncer::settle`]), never the one being written. Its errors are
-    /// not a group's: the journals are then left for a later run.
-    fn settle(&self, root: &Path, journals: Vec<PathBuf>) {
+    /// Settles journals (see [`Syncer::settle`]), never the one being written; `synced`: a
+    /// `syncfs` of the state directory's filesystem just succeeded. Its errors are not a
+    /// group's: the journals are then left for a later run.
+    fn settle(&self, root: &Path, journals: Vec<PathBuf>, synced: bool) {
         if journals.is_empty() {
             return;
         }
         let live = self.journal().writer.as_ref().map(|w| w.path().to_owned());
-        let _ = journal::settle(root, &journals, live.as_deref());
+        let _ = journal::settle(root, &journals, live.as_deref(), synced);
     }
 
     /// The thread: while a group is open it lets files gather (up to [`MAX_QUEUED`]); then it
@@ -263,6 +264,10 @@ impl Shared {
                     q = self.work.wait_timeout(q, left).unwrap_or_else(|e| e.into_inner()).0;
                 }
                 q.first = None;
+                if q.closed {
+                    // Settling is never urgent: not started when the store is being dropped.
+                    q.settle.clear();
+                }
                 if q.files.is_empty() && q.settle.is_empty() {
                     return;
                 }
@@ -271,15 +276,21 @@ impl Shared {
                 (std::mem::take(&mut q.files), std::mem::take(&mut q.settle))
             };
             let (files, settle) = files;
-            let error = if files.is_empty() { None } else { sync_batch(&root, files) };
-            self.settle(&root.path, settle);
-            let mut q = self.lock();
-            q.busy = false;
-            if q.error.is_none() {
-                q.error = error;
-            }
-            if q.files.is_empty() {
-                self.idle.notify_all();
+            let batch = !files.is_empty();
+            let error = if batch { sync_batch(&root, files) } else { None };
+            {
+                let mut q = self.lock();
+                q.busy = false;
+                let synced = batch && error.is_none() && root.dir.is_some();
+                if q.error.is_none() {
+                    q.error = error;
+                }
+                if q.files.is_empty() {
+                    self.idle.notify_all();
+                }
+                drop(q);
+                // After the group's wait is released: a group never waits for settling.
+                self.settle(&root.path, settle, synced);
             }
         }
     }

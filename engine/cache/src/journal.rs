@@ -45,8 +45,6 @@ pub(crate) struct Writer {
     unsynced: bool,
     /// The file's name is not durable yet.
     fresh: bool,
-    /// `journal/` was created for it (so the state directory's entry for it is not durable yet).
-    made_dir: bool,
 }
 
 impl Writer {
@@ -56,16 +54,16 @@ impl Writer {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let path = dir.join(format!("{boot}.{}.{nanos}.jsonl", std::process::id()));
         let open = || File::options().append(true).create_new(true).open(&path);
-        let (mut file, made_dir) = match open() {
+        let mut file = match open() {
             // The first journal of this state directory.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 fs::create_dir_all(&dir)?;
-                (open()?, true)
+                open()?
             }
-            r => (r?, false),
+            r => r?,
         };
         file.write_all(HEADER)?;
-        Ok(Writer { file, path, unsynced: true, fresh: true, made_dir })
+        Ok(Writer { file, path, unsynced: true, fresh: true })
     }
 
     /// Where it is.
@@ -81,7 +79,8 @@ impl Writer {
     }
 
     /// Makes everything appended so far durable: the bytes, and the first time the file's name
-    /// (its directory; and the state directory when that directory is new).
+    /// (its directory, and the state directory's entry for that directory, which a run killed
+    /// earlier may have made without syncing it).
     pub(crate) fn sync(&mut self, root: &Path) -> Result<(), StoreError> {
         if self.unsynced {
             self.file.sync_data().at(&self.path)?;
@@ -90,9 +89,7 @@ impl Writer {
         if self.fresh {
             let dir = root.join(DIR);
             sync_dir(&dir).at(&dir)?;
-            if self.made_dir {
-                sync_dir(root).at(root)?;
-            }
+            sync_dir(root).at(root)?;
             self.fresh = false;
         }
         Ok(())
@@ -147,6 +144,17 @@ fn written_ns(name: &str) -> u128 {
     name.strip_suffix(".jsonl").and_then(|n| n.rsplit('.').next()).and_then(|ns| ns.parse().ok()).unwrap_or(0)
 }
 
+#[cfg(unix)]
+fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    matches!((fs::metadata(a), fs::metadata(b)), (Ok(x), Ok(y)) if x.dev() == y.dev())
+}
+
+#[cfg(not(unix))]
+fn same_filesystem(_a: &Path, _b: &Path) -> bool {
+    false
+}
+
 /// Writes back every file the journals of the state directory `root` cover: a `syncfs` of its
 /// filesystem, and of `actions/`'s when that is another (a mount inside it). Linux only.
 pub(crate) fn sync_entries(root: &Path) -> io::Result<()> {
@@ -168,10 +176,13 @@ pub(crate) fn sync_entries(root: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes `journals` once [`sync_entries`] has written back what they cover; never `live`
-/// (one being written).
-pub(crate) fn settle(root: &Path, journals: &[PathBuf], live: Option<&Path>) -> io::Result<()> {
-    sync_entries(root)?;
+/// Removes `journals` once [`sync_entries`] has written back what they cover (`synced`: a
+/// `syncfs` of `root`'s filesystem just did, which is enough when `actions/` is on it); never
+/// `live` (one being written).
+pub(crate) fn settle(root: &Path, journals: &[PathBuf], live: Option<&Path>, synced: bool) -> io::Result<()> {
+    if !(synced && same_filesystem(root, &root.join("actions"))) {
+        sync_entries(root)?;
+    }
     for path in journals.iter().filter(|p| Some(p.as_path()) != live) {
         let _ = fs::remove_file(path);
     }
@@ -199,7 +210,7 @@ impl Store {
         if all.is_empty() {
             return Ok(());
         }
-        settle(self.root(), &all, None).at(self.root())
+        settle(self.root(), &all, None, false).at(self.root())
     }
 }
 

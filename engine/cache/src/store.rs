@@ -13,8 +13,9 @@
 //! Every file is written to `tmp/` and renamed (then, with [`Durability::Fsync`], the file is
 //! fsynced before and its directory after the rename, or both after it by the background thread
 //! of a group commit: see `durable.rs`; a cache entry is then also appended to the group's
-//! journal), so a crash at any moment leaves either the old state or the new one. An action entry is written only after all its objects exist. A task record that
-//! is a hard link to an entry is linked in place when new, or linked in `tmp/` and renamed.
+//! journal), so a crash at any moment leaves either the old state or the new one. An action
+//! entry is written only after all its objects exist. A task record that is a hard link to an
+//! entry is linked in place when new, or linked in `tmp/` and renamed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -147,13 +148,12 @@ impl Store {
             Ok(s) if s.trim() == LAYOUT_VERSION.to_string() => {}
             Ok(s) => return Err(StoreError::Version { path: root.to_owned(), found: s.trim().to_owned() }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                store.write_atomic(&layout, format!("{LAYOUT_VERSION}\n").as_bytes())?;
                 // A new state directory: its own name, in its parent, must last too (the rest
-                // of it is synced as it is written).
+                // of it is synced as it is written). Best effort: a parent may not be readable.
                 if let Some(parent) = root.parent().filter(|_| durability == Durability::Fsync) {
-                    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
-                    sync_dir(parent).at(parent)?;
+                    let _ = sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent });
                 }
+                store.write_atomic(&layout, format!("{LAYOUT_VERSION}\n").as_bytes())?;
             }
             Err(e) => return Err(e).at(&layout),
         }
