@@ -64,9 +64,13 @@ fn symbol_order() -> Option<String> {
     if std::env::var("PROFILE").ok()? != "release" || std::env::var_os("DAGRUN_BUILD_NO_SYMBOL_ORDER").is_some() {
         return None;
     }
-    let file = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR")?).join(ORDER_FILE);
+    let source = Path::new(&std::env::var_os("CARGO_MANIFEST_DIR")?).join(ORDER_FILE);
+    // Linked from a copy in OUT_DIR, which lives as long as this script's output: a target
+    // directory shared by several checkouts (a worktree since removed) may reuse that output.
+    let file = PathBuf::from(std::env::var_os("OUT_DIR")?).join(ORDER_FILE);
+    std::fs::copy(&source, &file).ok()?;
     let arg = format!("--symbol-ordering-file={}", file.to_str()?);
-    (file.is_file() && probe("order", &["-Xlinker", &arg, "-Xlinker", QUIET], "symbol-ordering")).then_some(arg)
+    probe("order", &["-Xlinker", &arg, "-Xlinker", QUIET], "symbol-ordering").then_some(arg)
 }
 
 /// Whether a program linked with `link_args` links (without a warning that mentions `warning`)
