@@ -73,6 +73,9 @@ struct Queue {
     /// Group commits open.
     groups: usize,
     closed: bool,
+    /// Every file ever queued, for tests (the queue itself empties as the thread goes).
+    #[cfg(test)]
+    queued: Vec<PathBuf>,
 }
 
 /// A group commit ([`crate::Store::group_commit`]), ended by [`GroupCommit::finish`] or, without
@@ -194,6 +197,8 @@ impl Syncer {
         if was_empty {
             q.first = Some(Instant::now());
         }
+        #[cfg(test)]
+        q.queued.push(path.to_owned());
         q.files.push((file, path.to_owned()));
         // The thread only has something to decide when a batch starts or is full.
         if was_empty || q.files.len() >= MAX_QUEUED {
@@ -465,6 +470,21 @@ mod tests {
         store.put_action(&e).unwrap();
         group.finish().unwrap();
         assert_eq!(store.load_action(&e.key).unwrap().map(|e| e.key), Some(e.key));
+    }
+
+    #[test]
+    fn in_a_group_a_reused_object_is_synced_with_the_groups_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
+        let src = dir.path().join("out.txt");
+        std::fs::write(&src, "the same bytes\n").unwrap();
+        // Stored (and synced by itself) outside a group, as by a run killed before its batch.
+        let (digest, _) = store.put_file(&src).unwrap();
+        let group = store.group_commit();
+        assert_eq!(store.put_file(&src).unwrap().0, digest, "reused");
+        let queued = store.syncer.get().unwrap().shared.lock().queued.clone();
+        assert_eq!(queued, vec![store.object_path(&digest)]);
+        group.finish().unwrap();
     }
 
     #[cfg(target_os = "linux")]
