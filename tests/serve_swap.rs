@@ -251,11 +251,13 @@ fn sigterm_answers_the_requests_in_flight_and_exits_0() {
 
     // A load of concurrent requests, each client until its first connection error.
     let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client = reqwest::Client::new();
     let url = serve.url("/predict/churn");
     let tasks: Vec<_> = (0..16)
         .map(|t| {
-            let (client, url, answered) = (client.clone(), url.clone(), answered.clone());
+            // A client (and connection pool) per task, each request bounded: one shared pool
+            // once left a task waiting forever on a connection that had died with the server.
+            let client = reqwest::Client::builder().timeout(WAIT).build().unwrap();
+            let (url, answered) = (url.clone(), answered.clone());
             let body = records(rows.iter().cycle().skip(t).take(1 + t % 5));
             rt.spawn(async move {
                 let mut statuses = Vec::new();
@@ -267,7 +269,10 @@ fn sigterm_answers_the_requests_in_flight_and_exits_0() {
                             statuses.push((status, ok));
                             answered.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(e) => return (statuses, Some(e.to_string())),
+                        Err(e) => {
+                            assert!(!e.is_timeout(), "a request got no answer for {WAIT:?}: {e}");
+                            return (statuses, Some(e.to_string()));
+                        }
                     }
                 }
                 (statuses, None)
