@@ -370,6 +370,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     use std::time::Duration;
 
+    #[cfg(target_os = "linux")]
+    use crate::entry::sample_entry_of as entry;
     use crate::store::{Durability, Store};
 
     #[test]
@@ -396,17 +398,6 @@ mod tests {
         for d in digests {
             assert_eq!(crate::digest::hash_file(&store.object_path(&d)).unwrap().0, d);
         }
-    }
-
-    /// A cache entry for one output holding `text`, under a key of its own.
-    #[cfg(target_os = "linux")]
-    fn entry(store: &Store, dir: &std::path::Path, text: &str) -> crate::entry::ActionEntry {
-        let file = dir.join("o.txt");
-        std::fs::write(&file, text).unwrap();
-        let mut e = crate::entry::sample_entry(store, &file);
-        e.inputs.code = crate::digest::Digest::of(text.as_bytes());
-        e.key = e.inputs.key();
-        e
     }
 
     #[cfg(target_os = "linux")]

@@ -441,6 +441,18 @@ pub(crate) fn sample_entry(store: &Store, file: &Path) -> ActionEntry {
     }
 }
 
+/// [`sample_entry`] for one output holding `text` (written to `dir/o.txt`), under a key of its
+/// own, for tests.
+#[cfg(test)]
+pub(crate) fn sample_entry_of(store: &Store, dir: &Path, text: &str) -> ActionEntry {
+    let file = dir.join("o.txt");
+    fs::write(&file, text).unwrap();
+    let mut e = sample_entry(store, &file);
+    e.inputs.code = Digest::of(text.as_bytes());
+    e.key = e.inputs.key();
+    e
+}
+
 #[cfg(test)]
 mod written_tests {
     use super::*;

@@ -144,25 +144,17 @@ fn written_ns(name: &str) -> u128 {
     name.strip_suffix(".jsonl").and_then(|n| n.rsplit('.').next()).and_then(|ns| ns.parse().ok()).unwrap_or(0)
 }
 
-#[cfg(unix)]
-fn same_filesystem(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    matches!((fs::metadata(a), fs::metadata(b)), (Ok(x), Ok(y)) if x.dev() == y.dev())
-}
-
-#[cfg(not(unix))]
-fn same_filesystem(_a: &Path, _b: &Path) -> bool {
-    false
-}
-
 /// Writes back every file the journals of the state directory `root` cover: a `syncfs` of its
-/// filesystem, and of `actions/`'s when that is another (a mount inside it). Linux only.
-pub(crate) fn sync_entries(root: &Path) -> io::Result<()> {
+/// filesystem (unless `root_synced`: one just succeeded), and of `actions/`'s when that is
+/// another (a mount inside it). Linux only: elsewhere an error.
+pub(crate) fn sync_entries(root: &Path, root_synced: bool) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;
         let dir = File::open(root)?;
-        rustix::fs::syncfs(&dir)?;
+        if !root_synced {
+            rustix::fs::syncfs(&dir)?;
+        }
         let actions = File::open(root.join("actions"))?;
         if actions.metadata()?.dev() != dir.metadata()?.dev() {
             rustix::fs::syncfs(&actions)?;
@@ -171,18 +163,15 @@ pub(crate) fn sync_entries(root: &Path) -> io::Result<()> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = root;
+        let _ = (root, root_synced);
         Err(io::ErrorKind::Unsupported.into())
     }
 }
 
 /// Removes `journals` once [`sync_entries`] has written back what they cover (`synced`: a
-/// `syncfs` of `root`'s filesystem just did, which is enough when `actions/` is on it); never
-/// `live` (one being written).
+/// `syncfs` of `root`'s filesystem just succeeded); never `live` (one being written).
 pub(crate) fn settle(root: &Path, journals: &[PathBuf], live: Option<&Path>, synced: bool) -> io::Result<()> {
-    if !(synced && same_filesystem(root, &root.join("actions"))) {
-        sync_entries(root)?;
-    }
+    sync_entries(root, synced)?;
     for path in journals.iter().filter(|p| Some(p.as_path()) != live) {
         let _ = fs::remove_file(path);
     }
@@ -238,7 +227,7 @@ pub(crate) fn replay(store: &Store, path: &Path) -> Result<usize, StoreError> {
         }
     }
     if linux {
-        sync_entries(store.root()).at(store.root())?;
+        sync_entries(store.root(), false).at(store.root())?;
     }
     fs::remove_file(path).at(path)?;
     Ok(restored)
@@ -256,23 +245,13 @@ fn key_of(line: &[u8]) -> Option<ActionKey> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::entry::{ActionEntry, entry_bytes, sample_entry};
+    use crate::entry::{ActionEntry, entry_bytes, sample_entry_of as entry};
     use crate::store::Durability;
 
     fn setup() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s"), Durability::Fsync).unwrap();
         (dir, store)
-    }
-
-    /// An entry for one output holding `text` (its object stored), under a key of its own.
-    fn entry(dir: &Path, store: &Store, text: &str) -> ActionEntry {
-        let file = dir.join("o.txt");
-        fs::write(&file, text).unwrap();
-        let mut e = sample_entry(store, &file);
-        e.inputs.code = crate::digest::Digest::of(text.as_bytes());
-        e.key = e.inputs.key();
-        e
     }
 
     fn ino(p: &Path) -> u64 {
@@ -322,9 +301,9 @@ mod tests {
     #[test]
     fn replay_restores_entries_lost_or_damaged_and_keeps_those_that_read_back() {
         let (dir, store) = setup();
-        let lost = entry(dir.path(), &store, "lost");
-        let torn = entry(dir.path(), &store, "torn");
-        let kept = entry(dir.path(), &store, "kept");
+        let lost = entry(&store, dir.path(), "lost");
+        let torn = entry(&store, dir.path(), "torn");
+        let kept = entry(&store, dir.path(), "kept");
         for e in [&lost, &torn, &kept] {
             store.put_action(e).unwrap();
         }
@@ -360,7 +339,7 @@ mod tests {
         let count = || fs::read_dir(store.root().join(DIR)).map_or(0, |d| d.count());
         for gc in [true, false] {
             let group = store.group_commit();
-            store.put_action(&entry(dir.path(), &store, &format!("{gc}"))).unwrap();
+            store.put_action(&entry(&store, dir.path(), &format!("{gc}"))).unwrap();
             group.finish().unwrap();
             assert_eq!(count(), 1);
             let lock = store.lock().unwrap();
@@ -375,7 +354,7 @@ mod tests {
     #[test]
     fn a_journal_of_another_format_is_removed_without_replay() {
         let (dir, store) = setup();
-        let e = entry(dir.path(), &store, "x");
+        let e = entry(&store, dir.path(), "x");
         let path = store.root().join(DIR).join("b.1.2.jsonl");
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut bytes = b"dagrun entry journal 9\n".to_vec();
