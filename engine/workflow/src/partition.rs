@@ -90,12 +90,27 @@ impl Partition {
     }
 }
 
-/// Replaces `{name}` for every known variable; unknown `{...}` are left as written.
+/// Replaces `{name}` for every known variable; unknown `{...}` are left as written. One pass:
+/// a value is never itself rendered (it runs for every path of every instance).
 pub fn render(template: &str, vars: &BTreeMap<&'static str, String>) -> String {
-    let mut out = template.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name = after.find('}').map(|end| &after[..end]);
+        match name.and_then(|n| Some((n, vars.get(n)?))) {
+            Some((n, value)) => {
+                out.push_str(value);
+                rest = &after[n.len() + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -335,6 +350,9 @@ mod tests {
         assert_eq!(s.find("2025-03-04").unwrap().key, "2025-03-04");
         let vars = jan[1].vars(&s);
         assert_eq!(render("data/{year}/{month}/{date}.csv", &vars), "data/2025/01/2025-01-31.csv");
+        assert_eq!(render("{{date}}/{nope}/{year", &vars), "{2025-01-31}/{nope}/{year");
+        assert_eq!(render("{date}{date}", &vars), "2025-01-312025-01-31");
+        assert_eq!(render("", &vars), "");
     }
 
     #[test]
