@@ -4,6 +4,10 @@
 //! Up to twice `-j` jobs are in flight, so that look-ups and output storing overlap commands.
 //! Without turns, the job whose look-up happened to end first would run first, and a
 //! `backfill --reverse -j 1` could start with the second-newest partition.
+//!
+//! A job passes its turn on as soon as it is in the semaphore's queue (which is fair), not once
+//! it has a slot: the job its turn wakes then runs at once, instead of waiting on a thread that
+//! a command's start blocks until the command is `exec`ed (see `crate::job::Slots`).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -50,6 +54,12 @@ impl Gate {
     /// A slot, in the order jobs ask (the semaphore is fair).
     pub(crate) async fn slot(&self) -> SemaphorePermit<'_> {
         self.slots.acquire().await.expect("the run's semaphore is never closed")
+    }
+
+    /// The ticket whose turn it is.
+    #[cfg(test)]
+    pub(crate) fn next_turn(&self) -> u64 {
+        self.turns.lock().expect("turns lock").next
     }
 
     /// `ticket` is done with its turn: the next one's comes once all earlier ones are done.

@@ -214,14 +214,22 @@ impl<'a> Slots<'a> {
                 () = gate.turn(ticket) => {}
             }
         }
-        let slot = tokio::select! {
-            biased;
-            () = cancelled(&mut self.cancel) => None,
-            permit = gate.slot() => Some(permit),
-        };
-        if let Some(ticket) = self.ticket.take_if(|_| slot.is_some()) {
+        // In the semaphore's queue first (it is fair: no later ticket can pass), then the turn
+        // is passed, before the slot is free: the job woken by it then runs now, not once this
+        // one has started its command (a spawn blocks its thread until the command is `exec`ed).
+        let mut slot = std::pin::pin!(gate.slot());
+        let now = std::future::poll_fn(|cx| std::task::Poll::Ready(slot.as_mut().poll(cx))).await;
+        if let Some(ticket) = self.ticket.take() {
             gate.pass(ticket);
         }
+        let slot = match now {
+            std::task::Poll::Ready(permit) => Some(permit),
+            std::task::Poll::Pending => tokio::select! {
+                biased;
+                () = cancelled(&mut self.cancel) => None,
+                permit = slot => Some(permit),
+            },
+        };
         if slot.is_some() && self.first.is_none() {
             *self.first = Some((Instant::now(), crate::when::now_ms() as u64));
         }
@@ -353,6 +361,15 @@ async fn attempts(
     let task = &run.workflow.tasks[node.task];
     let mut number = 0;
     loop {
+        // Outputs are removed, and a first attempt set up, before it waits for its slot: once a
+        // slot is free, little is left before the start. (A retry is set up once it has its
+        // slot, so that a cancel while it waits keeps the failed attempt's log.)
+        for path in outputs.values() {
+            let _ = std::fs::remove_file(path);
+        }
+        if number == 0 {
+            kind.ready();
+        }
         let Some(slot) = slots.take().await else {
             // Cancelled before this attempt started: the earlier ones (if any) and their log.
             return Err(JobResult {
@@ -370,11 +387,10 @@ async fn attempts(
         {
             return Err(JobResult { attempts: 0, ..JobResult::failed(i, key, e) });
         }
-        for path in outputs.values() {
-            let _ = std::fs::remove_file(path);
-            if let Some(parent) = path.parent() {
-                let _ = dagrun_cache::ensure_dir(parent);
-            }
+        // Their directories are made once the task starts (not while it queues: another task
+        // may still make one of them a link, which the check above then catches).
+        for dir in outputs.values().filter_map(|p| p.parent()) {
+            let _ = dagrun_cache::ensure_dir(dir);
         }
         run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
         let attempt_started = Instant::now();
@@ -383,6 +399,8 @@ async fn attempts(
         let interrupted = || end(JobResult::skipped(i, "interrupted".into()));
         let outcome = kind.attempt(attempt).await;
         drop(slot);
+        // The job the freed slot woke (often on this thread) starts its command first.
+        tokio::task::yield_now().await;
         let error = match outcome {
             Ok(summary) => return Ok((summary, attempt_started.elapsed().as_millis() as u64, number)),
             Err(AttemptError::Cancelled) => return Err(interrupted()),
@@ -487,5 +505,35 @@ mod tests {
         assert_eq!(backoff(b, 1), Duration::from_millis(100));
         assert_eq!(backoff(b, 3), Duration::from_millis(400));
         assert_eq!(backoff(b, 40), Duration::from_secs(600));
+    }
+
+    /// Ticket 2 asks for its slot before ticket 1, while ticket 0 holds the only one: both
+    /// queue, and pass their turns on while they wait (so that no job is woken only once another
+    /// has started its command), yet ticket 1 still gets the slot before ticket 2.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queued_jobs_pass_their_turns_on_and_keep_their_order() {
+        let gate = Arc::new(Gate::new(1));
+        let (_tx, cancel) = watch::channel(false);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let take = |ticket: u64, delay: u64| {
+            let (gate, order, cancel) = (gate.clone(), order.clone(), cancel.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                let mut first = None;
+                let mut slots = Slots { gate: &gate, ticket: Some(ticket), first: &mut first, cancel };
+                let slot = slots.take().await.expect("not cancelled");
+                order.lock().unwrap().push(ticket);
+                tokio::time::sleep(Duration::from_millis(if ticket == 0 { 300 } else { 10 })).await;
+                drop(slot);
+            })
+        };
+        let jobs = [take(0, 0), take(2, 20), take(1, 60)];
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(*order.lock().unwrap(), [0], "ticket 0 still holds the slot");
+        assert_eq!(gate.next_turn(), 3, "tickets 1 and 2 passed their turns while they queued");
+        for j in jobs {
+            j.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2]);
     }
 }
