@@ -57,45 +57,37 @@ impl Store {
     /// (no entry, a file system without hard links, or a replaced record that does not read
     /// back, as when it links a damaged entry) it is a record of its own.
     pub fn set_last_run(&self, task: &str, key: ActionKey, inputs: &KeyInputs) -> Result<(), StoreError> {
+        let path = self.last_path(task);
+        let entry = self.action_path(&key);
+        // A task's first record: one link to an entry that was just written or checked, with
+        // nothing to read first or to replace.
+        let first = fs::hard_link(&entry, &path);
+        if first.is_ok() {
+            return Ok(());
+        }
         if self.last_run(task).is_some_and(|l| l.key == key) {
             return Ok(());
         }
-        let path = self.last_path(task);
-        match self.link_entry(&key, &path) {
-            // A first record links an entry that was just written or checked.
-            Ok(Linked::First) => return Ok(()),
-            Ok(Linked::Replaced) if self.last_run(task).is_some_and(|l| l.key == key) => return Ok(()),
-            _ => {}
+        // Over an older record (only if there is one: the first link failed for another reason
+        // otherwise, which linking again would not mend).
+        let exists = first.is_err_and(|e| e.kind() == io::ErrorKind::AlreadyExists);
+        if exists && self.replace_link(&entry, &path).is_ok() && self.last_run(task).is_some_and(|l| l.key == key) {
+            return Ok(());
         }
         let rec = LastRun { version: LAYOUT_VERSION, key, inputs: inputs.clone() };
         self.write_atomic_cheap(&path, &serde_json::to_vec(&rec).expect("serializes"))
     }
 
-    /// Makes `dest` a hard link to the entry under `key`, replacing what is there atomically.
-    fn link_entry(&self, key: &ActionKey, dest: &Path) -> Result<Linked, StoreError> {
-        let entry = self.action_path(key);
-        // A task's first record: one link, nothing to replace.
-        match fs::hard_link(&entry, dest) {
-            Ok(()) => return Ok(Linked::First),
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e).at(&entry),
-            Err(_) => {}
-        }
+    /// Makes `dest` a hard link to `entry`, replacing what is there atomically.
+    fn replace_link(&self, entry: &Path, dest: &Path) -> Result<(), StoreError> {
         let tmp = self.temp_path();
-        fs::hard_link(&entry, &tmp).at(&entry)?;
+        fs::hard_link(entry, &tmp).at(entry)?;
         let placed = rename_into(&tmp, dest);
         // Also after a success: renaming onto another link to the same file (a record that links
         // this entry but read as damaged) leaves `tmp` in place.
         let _ = fs::remove_file(&tmp);
-        placed.map(|()| Linked::Replaced)
+        placed
     }
-}
-
-/// How [`Store::link_entry`] placed its link.
-enum Linked {
-    /// Where there was no record.
-    First,
-    /// Over an older record.
-    Replaced,
 }
 
 #[cfg(all(test, unix))]
