@@ -362,7 +362,19 @@ impl Engine {
             remote,
             registries: Arc::new(registries),
         });
-        let record = schedule(run.clone(), record, &plan.selection.forced, jobs, opts.reverse, cancel).await;
+        // On the runtime's worker threads, not the caller's: a job's end wakes the scheduler
+        // there, with no hand-off to and from the caller's thread at every task (see
+        // docs/benchmarks.md). Dropping this future still drops the scheduler.
+        let (forced, reverse, on_worker) = (plan.selection.forced.clone(), opts.reverse, cancel.clone());
+        let mut scheduler = AbortOnDrop(tokio::spawn(schedule(run.clone(), record, forced, jobs, reverse, on_worker)));
+        let record = match (&mut scheduler.0).await {
+            Ok(record) => record,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                // Only a runtime shutting down cancels it, and then nothing awaits this.
+                Err(e) => panic!("the run's scheduler was cancelled: {e}"),
+            },
+        };
         if let Some(remote) = &run.remote {
             remote.finish(|| cancel.is_abandoned()).await;
         }
@@ -397,9 +409,19 @@ fn remove_staging(store: &Store, run_id: &str) {
     }
 }
 
+/// A spawned task aborted when this is dropped (a future awaiting it was dropped).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn open_existing_opens_what_a_run_left_and_nothing_less() {
@@ -412,5 +434,33 @@ mod tests {
         std::fs::remove_dir(state.join("tmp")).unwrap();
         assert!(Engine::open_existing(&state, Durability::NoFsync).is_none());
         assert!(!state.join("tmp").exists(), "left for the run to make");
+    }
+
+    struct Quiet;
+    impl Reporter for Quiet {
+        fn report(&self, _: &Event) {}
+    }
+
+    /// The scheduler runs as a task of its own: dropping the run's future (a caller giving up
+    /// on it) must still drop it, and with it the running command, as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_a_run_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.ron");
+        let run = r#"touch started; sleep 1; touch finished; echo done > o.txt"#;
+        let text = format!(
+            r#"Workflow(name: "d", tasks: [Task(name: "a", kind: Command(run: "{run}"), outputs: {{"o": "o.txt"}})])"#
+        );
+        std::fs::write(&path, text).unwrap();
+        let plan = prepare(&path, &RunRequest::new(0)).unwrap();
+        let engine = Engine::open(&dir.path().join(".dagrun"), Durability::NoFsync).unwrap();
+        let (cancel, opts) = (Cancel::new(), RunOptions::new(1));
+        let started = dir.path().join("started");
+        tokio::select! {
+            r = engine.run(&plan, &opts, Arc::new(Quiet), &cancel) => panic!("the run ended: {r:?}"),
+            () = async { while !started.exists() { tokio::time::sleep(Duration::from_millis(10)).await } } => {}
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!dir.path().join("finished").exists(), "the command was killed with its run");
     }
 }

@@ -27,11 +27,12 @@ use crate::shared::RunShared;
 pub(crate) async fn schedule(
     run: Arc<RunShared>,
     record: RunRecord,
-    forced: &[bool],
+    forced: Vec<bool>,
     jobs: usize,
     reverse: bool,
-    cancel: &Cancel,
+    cancel: Cancel,
 ) -> Result<RunRecord, StoreError> {
+    let (forced, cancel) = (&forced[..], &cancel);
     let started = Instant::now();
     // Objects and entries are fsynced in the background while tasks run (a task never waits for
     // the disk); the run waits for those fsyncs before it ends.
