@@ -223,6 +223,8 @@ impl<'a> Slots<'a> {
             gate.pass(ticket);
         }
         let slot = match now {
+            // Cancelled meanwhile (a retry takes no turn first): the slot goes back at once.
+            std::task::Poll::Ready(_) if *self.cancel.borrow() => None,
             std::task::Poll::Ready(permit) => Some(permit),
             std::task::Poll::Pending => tokio::select! {
                 biased;
@@ -361,15 +363,6 @@ async fn attempts(
     let task = &run.workflow.tasks[node.task];
     let mut number = 0;
     loop {
-        // Outputs are removed, and a first attempt set up, before it waits for its slot: once a
-        // slot is free, little is left before the start. (A retry is set up once it has its
-        // slot, so that a cancel while it waits keeps the failed attempt's log.)
-        for path in outputs.values() {
-            let _ = std::fs::remove_file(path);
-        }
-        if number == 0 {
-            kind.ready();
-        }
         let Some(slot) = slots.take().await else {
             // Cancelled before this attempt started: the earlier ones (if any) and their log.
             return Err(JobResult {
@@ -387,10 +380,11 @@ async fn attempts(
         {
             return Err(JobResult { attempts: 0, ..JobResult::failed(i, key, e) });
         }
-        // Their directories are made once the task starts (not while it queues: another task
-        // may still make one of them a link, which the check above then catches).
-        for dir in outputs.values().filter_map(|p| p.parent()) {
-            let _ = dagrun_cache::ensure_dir(dir);
+        for path in outputs.values() {
+            let _ = std::fs::remove_file(path);
+            if let Some(parent) = path.parent() {
+                let _ = dagrun_cache::ensure_dir(parent);
+            }
         }
         run.reporter.report(&Event::TaskStarted { task: node.name.clone(), attempt: number });
         let attempt_started = Instant::now();
@@ -515,23 +509,37 @@ mod tests {
         let gate = Arc::new(Gate::new(1));
         let (_tx, cancel) = watch::channel(false);
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let take = |ticket: u64, delay: u64| {
-            let (gate, order, cancel) = (gate.clone(), order.clone(), cancel.clone());
+        let release = Arc::new(tokio::sync::Notify::new());
+        let take = |ticket: u64| {
+            let (gate, order, cancel, release) = (gate.clone(), order.clone(), cancel.clone(), release.clone());
             tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(delay)).await;
                 let mut first = None;
                 let mut slots = Slots { gate: &gate, ticket: Some(ticket), first: &mut first, cancel };
                 let slot = slots.take().await.expect("not cancelled");
                 order.lock().unwrap().push(ticket);
-                tokio::time::sleep(Duration::from_millis(if ticket == 0 { 300 } else { 10 })).await;
+                if ticket == 0 {
+                    release.notified().await;
+                }
                 drop(slot);
             })
         };
-        let jobs = [take(0, 0), take(2, 20), take(1, 60)];
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(*order.lock().unwrap(), [0], "ticket 0 still holds the slot");
+        // Until `cond` holds (or a generous time passed: a busy machine is slow, never wrong).
+        let until = |cond: &dyn Fn() -> bool| {
+            let end = std::time::Instant::now() + Duration::from_secs(10);
+            while !cond() && std::time::Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let zero = take(0);
+        until(&|| *order.lock().unwrap() == [0]);
+        let two = take(2);
+        std::thread::sleep(Duration::from_millis(20));
+        let one = take(1);
+        until(&|| gate.next_turn() == 3);
         assert_eq!(gate.next_turn(), 3, "tickets 1 and 2 passed their turns while they queued");
-        for j in jobs {
+        assert_eq!(*order.lock().unwrap(), [0], "ticket 0 still holds the slot");
+        release.notify_one();
+        for j in [zero, two, one] {
             j.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), [0, 1, 2]);

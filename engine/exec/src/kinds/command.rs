@@ -43,8 +43,6 @@ pub(crate) struct CommandSpec {
 #[derive(Debug)]
 pub(crate) struct CommandKind {
     spec: CommandSpec,
-    /// The next attempt, set up before it had a slot ([`Kind::ready`]).
-    next: std::sync::Mutex<Option<std::io::Result<SetUp>>>,
 }
 
 impl CommandKind {
@@ -60,26 +58,13 @@ impl CommandKind {
                 timeout: job.task().timeout,
                 procs: run.store.root().join("procs"),
             },
-            next: std::sync::Mutex::new(None),
         }
-    }
-
-    fn take_next(&self) -> Option<std::io::Result<SetUp>> {
-        self.next.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
 impl Kind for CommandKind {
-    fn ready(&self) {
-        let set_up = set_up(&self.spec);
-        *self.next.lock().unwrap_or_else(|e| e.into_inner()) = Some(set_up);
-    }
-
     fn attempt<'a>(&'a self, a: Attempt<'a>) -> AttemptFuture<'a> {
-        Box::pin(async move {
-            let set_up = self.take_next().unwrap_or_else(|| set_up(&self.spec)).map_err(spawn_error)?;
-            run_set_up(&self.spec, set_up, a.cancel).await.map(|()| None)
-        })
+        Box::pin(async move { run_attempt(&self.spec, a.cancel).await.map(|()| None) })
     }
 }
 
@@ -190,48 +175,24 @@ fn dev_null() -> std::io::Result<Stdio> {
 
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
 pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
-    run_set_up(spec, set_up(spec).map_err(spawn_error)?, cancel).await
-}
-
-/// An attempt ready to start: what can be done before it has a slot, so that the path from a
-/// freed slot to the next command's start is the spawn alone.
-#[derive(Debug)]
-pub(crate) struct SetUp {
-    cmd: Command,
-    reader: std::io::PipeReader,
-    log: CappedLog,
-}
-
-/// Sets an attempt up: the log (its directory made, an older log removed), the pipe, and the
-/// command with its environment.
-fn set_up(spec: &CommandSpec) -> std::io::Result<SetUp> {
     // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log,
     // which is only created when the command prints something. Its directory is made now, so an
     // unwritable state directory fails the task before the command runs.
     if let Some(dir) = spec.log.parent() {
-        dagrun_cache::ensure_dir(dir)?;
+        dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
     }
-    let (reader, writer) = std::io::pipe()?;
-    let log = CappedLog::on_first_write(&spec.log, spec.log_bytes)?;
+    let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
+    let log = CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?;
     let mut cmd = Command::new(shell());
     cmd.arg("-c")
         .arg(&spec.run)
         .current_dir(&spec.cwd)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(dev_null()?)
-        .stdout(writer.try_clone()?)
+        .stdin(dev_null().map_err(spawn_error)?)
+        .stdout(writer.try_clone().map_err(spawn_error)?)
         .stderr(writer)
         .kill_on_drop(true);
     process_group::configure(&mut cmd);
-    Ok(SetUp { cmd, reader, log })
-}
-
-/// Starts a set-up attempt and waits for it (see [`run_attempt`]).
-async fn run_set_up(
-    spec: &CommandSpec,
-    SetUp { mut cmd, reader, log }: SetUp,
-    cancel: &mut watch::Receiver<bool>,
-) -> Result<(), AttemptError> {
     let spawned = cmd.spawn();
     // The command keeps our copies of the pipe's write end: drop it, so the reader sees the end.
     drop(cmd);

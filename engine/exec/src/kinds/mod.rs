@@ -90,10 +90,6 @@ pub(crate) type AttemptFuture<'a> =
 
 /// One task kind, prepared for one instance.
 pub(crate) trait Kind: Send + Sync {
-    /// Sets the next attempt up before it waits for its slot (nothing by default): what a kind
-    /// does here is off the path from a freed slot to its start.
-    fn ready(&self) {}
-
     /// Runs one attempt. On success every declared output is at its path.
     fn attempt<'a>(&'a self, a: Attempt<'a>) -> AttemptFuture<'a>;
 }
