@@ -501,6 +501,21 @@ mod tests {
         assert_eq!(backoff(b, 40), Duration::from_secs(600));
     }
 
+    /// A retry (no turn to wait for) asking once the run was cancelled gets no slot, even a free
+    /// one, and gives it back.
+    #[tokio::test]
+    async fn a_cancelled_run_takes_no_free_slot() {
+        let gate = Gate::new(1);
+        let (tx, cancel) = watch::channel(false);
+        tx.send(true).unwrap();
+        let mut first = None;
+        let mut slots = Slots { gate: &gate, ticket: None, first: &mut first, cancel };
+        assert!(slots.take().await.is_none());
+        drop(slots);
+        assert!(first.is_none(), "the attempt never started");
+        let _free = gate.slot().await;
+    }
+
     /// Ticket 2 asks for its slot before ticket 1, while ticket 0 holds the only one: both
     /// queue, and pass their turns on while they wait (so that no job is woken only once another
     /// has started its command), yet ticket 1 still gets the slot before ticket 2.
