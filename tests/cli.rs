@@ -371,7 +371,7 @@ fn cache_verify_detects_corruption_and_the_task_reruns() {
 
     // Corrupt the object holding the cleaned data.
     let clean_digest = blake3::hash(s.read("out/clean.csv").as_bytes()).to_hex().to_string();
-    let obj = s.path(&format!(".dagrun/objects/{}/{}", &clean_digest[..2], clean_digest));
+    let obj = s.object(&clean_digest);
     let mut perm = std::fs::metadata(&obj).unwrap().permissions();
     #[allow(clippy::permissions_set_readonly_false)]
     perm.set_readonly(false);

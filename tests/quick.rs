@@ -91,7 +91,7 @@ fn an_unchanged_rerun_confirms_hits_without_reading_entries_and_sees_every_chang
 
     // An object removed from the store: the hit is no longer complete, `c` runs again.
     let c = blake3::hash(format!("{:>4999}\n", "c").as_bytes()).to_hex().to_string();
-    let object = s.path(&format!(".dagrun/objects/{}/{c}", &c[..2]));
+    let object = s.object(&c);
     assert!(object.is_file(), "{object:?}");
     std::fs::remove_file(&object).unwrap();
     let (st, _, _) = s.run_json(&[]);

@@ -109,7 +109,7 @@ fn a_corrupt_object_met_during_restore_is_reported_and_the_task_reruns() {
     let hello = format!("{:>4999}\n", "hello");
     assert_eq!(s.run_json(&[]).2, 0);
     let hex = blake3::hash(hello.as_bytes()).to_hex().to_string();
-    let object = s.path(&format!(".dagrun/objects/{}/{hex}", &hex[..2]));
+    let object = s.object(&hex);
     std::fs::write(&object, "tampered\n").unwrap();
     std::fs::remove_file(s.path("a.txt")).unwrap();
     let (st, events, code) = s.run_json(&[]);

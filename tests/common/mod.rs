@@ -28,6 +28,12 @@ impl Sandbox {
         self.dir.path().join(p)
     }
 
+    /// The object file of the content digest `hex` in the sandbox's state directory (sharded by
+    /// its first hex digit, as a new state directory is).
+    pub fn object(&self, hex: &str) -> PathBuf {
+        self.path(&format!(".dagrun/objects/{}/{hex}", &hex[..1]))
+    }
+
     pub fn write(&self, p: &str, content: &str) {
         let path = self.path(p);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -1,4 +1,4 @@
-//! Action entries (`actions/<xx>/<key>.json`): what a task with a given key produced, sealed
+//! Action entries (`actions/<x>/<key>.json`): what a task with a given key produced, sealed
 //! with a digest over their own content and checked against their key on every read.
 //!
 //! An entry is accepted only when all of these hold (see `docs/cli.md`, "Cache entries"):
@@ -374,7 +374,7 @@ pub fn parse_entry(bytes: &[u8], key: &ActionKey) -> Result<ActionEntry, EntryEr
 impl Store {
     pub(crate) fn action_path(&self, key: &ActionKey) -> PathBuf {
         let hex = key.0.to_hex();
-        self.root().join("actions").join(&hex[..2]).join(format!("{hex}.json"))
+        self.root().join("actions").join(self.shards().dir(&hex)).join(format!("{hex}.json"))
     }
 
     /// Looks up and checks a cache entry: `Ok(None)` on a miss (no entry, or one of its objects

@@ -29,7 +29,7 @@ pub use maintenance::{BadEntry, DEFAULT_KEEP_RUNS, EntrySummary, GcOptions, GcRe
 pub use pidlock::{lock_pid_file, pid_file_holder};
 pub use statcache::{FILE_COST, KnownMemo, RACY_WINDOW_NS, STAT_CACHE_VERSION, StatCache};
 pub use store::{
-    Durability, LAYOUT_VERSION, ObjectWriter, RunLock, Store, StoreError, ensure_dir, is_executable, now_ms,
-    whole_lines,
+    Durability, LAYOUT, LAYOUT_VERSION, ObjectWriter, RunLock, Shards, Store, StoreError, ensure_dir, is_executable,
+    now_ms, whole_lines,
 };
 pub use top_dirs::TopDirs;

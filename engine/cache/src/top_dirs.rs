@@ -38,7 +38,7 @@ impl TopDirs {
         let hex = d.0.to_hex();
         #[cfg(unix)]
         if let Some(dir) = &self.objects {
-            return regular_file_mtime(dir, &format!("{}/{}", &hex[..2], hex.as_str())).is_some();
+            return regular_file_mtime(dir, &format!("{}/{}", store.shards().dir(&hex), hex.as_str())).is_some();
         }
         store.has_object(d)
     }
@@ -61,7 +61,7 @@ impl TopDirs {
         let hex = key.0.to_hex();
         #[cfg(unix)]
         if let Some(dir) = &self.actions {
-            let mtime = regular_file_mtime(dir, &format!("{}/{}.json", &hex[..2], hex.as_str()))?;
+            let mtime = regular_file_mtime(dir, &format!("{}/{}.json", store.shards().dir(&hex), hex.as_str()))?;
             return Some(SystemTime::now().duration_since(mtime).unwrap_or(Duration::MAX));
         }
         let meta = std::fs::metadata(store.action_path(key)).ok().filter(|m| m.is_file())?;
@@ -104,8 +104,7 @@ mod tests {
         assert!(top.entry_age(&store, &entry.key).is_some_and(|a| a < Duration::from_secs(60)));
         assert_eq!(top.entry_age(&store, &ActionKey(Digest::of(b"none"))), None);
         // A directory where an object should be is not an object.
-        let hex = other.0.to_hex();
-        std::fs::create_dir_all(dir.path().join("objects").join(&hex[..2]).join(hex.as_str())).unwrap();
+        std::fs::create_dir_all(store.object_path(&other)).unwrap();
         assert!(!top.has_object(&store, &other) && !store.has_object(&other));
         std::fs::remove_file(store.object_path(&d)).unwrap();
         assert!(!top.has_object(&store, &d));
