@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use dagrun_cache::{Durability, Store, StoreError, now_ms};
 use dagrun_plan::{Force, Instances, PartitionError, PartitionSelection, Selection, Shard, TaskGraph, UnknownTask};
@@ -344,6 +345,7 @@ impl Engine {
             top: dagrun_cache::TopDirs::open(store),
             reporter,
             logs: store.root().join("logs").join(&run_id),
+            logs_made: AtomicBool::new(false),
             run_id,
             verify: opts.verify,
             plugins,

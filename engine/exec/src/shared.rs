@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -31,6 +32,8 @@ pub(crate) struct RunShared {
     pub verify: bool,
     /// `<state>/logs/<run id>/`.
     pub logs: PathBuf,
+    /// [`RunShared::logs`] exists (made by the first command that needed it).
+    pub logs_made: AtomicBool,
     /// Built plugin crates: `plugin` spec → .wasm path.
     pub plugins: HashMap<String, PathBuf>,
     /// Plugin crates that failed to build: `plugin` spec → the build error.
@@ -55,6 +58,17 @@ pub(crate) struct RunShared {
 }
 
 impl RunShared {
+    /// Whether the run's log directory exists, making it the first time (`false` when it cannot
+    /// be made: each command then tries again, and fails with why).
+    pub(crate) fn logs_ready(&self) -> bool {
+        if self.logs_made.load(Ordering::Relaxed) {
+            return true;
+        }
+        let made = dagrun_cache::ensure_dir(&self.logs).is_ok();
+        self.logs_made.store(made, Ordering::Relaxed);
+        made
+    }
+
     pub(crate) fn key_context(&self) -> KeyContext<'_> {
         KeyContext { verify: self.verify, ..KeyContext::new(&self.workflow, &self.stat, &self.plugins) }
     }

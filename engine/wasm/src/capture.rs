@@ -91,7 +91,13 @@ impl CappedLog {
             }
             _ => {}
         }
-        Ok(CappedLog { sink: Sink::Lazy(path.to_owned()), written: 0, cap, dropped: 0 })
+        Ok(CappedLog::on_first_write_new(path, cap))
+    }
+
+    /// [`CappedLog::on_first_write`] where no file can be yet (a first attempt's log, in its
+    /// run's own directory): nothing is removed.
+    pub fn on_first_write_new(path: &Path, cap: u64) -> CappedLog {
+        CappedLog { sink: Sink::Lazy(path.to_owned()), written: 0, cap, dropped: 0 }
     }
 
     /// The open file, creating a lazy log now; `None` once creating it failed.
@@ -275,6 +281,12 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), format!("first atte{}", log_marker(10)));
         let _retry = CappedLog::on_first_write(&path, 10).unwrap();
         assert!(!path.exists(), "a retry that prints nothing leaves no log of the attempt before it");
+        fs::write(&path, "kept").unwrap();
+        let mut new = CappedLog::on_first_write_new(&path, 10);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "kept", "a log known to be new removes nothing");
+        new.write(b"x");
+        drop(new);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "x");
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl CommandKind {
 
 impl Kind for CommandKind {
     fn attempt<'a>(&'a self, a: Attempt<'a>) -> AttemptFuture<'a> {
-        Box::pin(async move { run_attempt(&self.spec, a.cancel).await.map(|()| None) })
+        // A first attempt's log cannot exist yet: the run's log directory is its own.
+        let fresh = a.number == 1 && a.run.logs_ready();
+        Box::pin(async move { run_attempt(&self.spec, fresh, a.cancel).await.map(|()| None) })
     }
 }
 
@@ -174,15 +176,25 @@ fn dev_null() -> std::io::Result<Stdio> {
 }
 
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
-pub(crate) async fn run_attempt(spec: &CommandSpec, cancel: &mut watch::Receiver<bool>) -> Result<(), AttemptError> {
+/// `fresh`: the log's directory exists and holds no log of this task yet.
+pub(crate) async fn run_attempt(
+    spec: &CommandSpec,
+    fresh: bool,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<(), AttemptError> {
     // stdout and stderr share one pipe (their order is kept) read by dagrun into the capped log,
     // which is only created when the command prints something. Its directory is made now, so an
-    // unwritable state directory fails the task before the command runs.
-    if let Some(dir) = spec.log.parent() {
-        dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
-    }
+    // unwritable state directory fails the task before the command runs; an earlier attempt's
+    // log is removed.
+    let log = if fresh {
+        CappedLog::on_first_write_new(&spec.log, spec.log_bytes)
+    } else {
+        if let Some(dir) = spec.log.parent() {
+            dagrun_cache::ensure_dir(dir).map_err(spawn_error)?;
+        }
+        CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?
+    };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
-    let log = CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?;
     let mut cmd = Command::new(shell());
     cmd.arg("-c")
         .arg(&spec.run)

@@ -199,7 +199,7 @@ async fn command(
         timeout: spec.timeout_ms.map(Duration::from_millis),
         procs: root.join("procs"),
     };
-    run_attempt(&cmd, &mut cancel).await.map_err(attempt_message)
+    run_attempt(&cmd, false, &mut cancel).await.map_err(attempt_message)
 }
 
 /// Runs a plugin in the same sandbox as a local run, then copies its artifacts to the outputs.
