@@ -25,6 +25,7 @@ mod remote_exec;
 mod remote_sync;
 mod scheduler;
 mod shared;
+mod spawn;
 mod when;
 
 pub use cancel::Cancel;

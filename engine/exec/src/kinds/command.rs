@@ -1,6 +1,7 @@
 //! The `Command` kind: `sh -c` with `DAGRUN_*` variables, output captured to a log, timeout and
 //! cancellation (the whole process group is killed), and orphans of a killed run reaped.
 
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::cancel::cancelled;
 use crate::kinds::{Attempt, AttemptFuture, Job, Kind};
 use crate::outcome::{AttemptError, Failure, TaskError};
 use crate::process::group as process_group;
+use crate::spawn::{self, Spawn};
 
 /// Everything one attempt needs (also what `dagrun exec-task` runs on a remote node).
 #[derive(Debug, Clone)]
@@ -165,14 +167,68 @@ fn shell() -> &'static str {
     SHELL.get_or_init(|| if Path::new("/bin/sh").exists() { "/bin/sh" } else { "sh" })
 }
 
-/// `/dev/null` for a command's stdin: opened once per process and duplicated for each command
-/// (a descriptor copy instead of a path look-up per command).
-fn dev_null() -> std::io::Result<Stdio> {
+/// `/dev/null` for a command's stdin: opened once per process (a descriptor instead of a path
+/// look-up per command).
+fn dev_null() -> Option<&'static std::fs::File> {
     static NULL: std::sync::OnceLock<std::io::Result<std::fs::File>> = std::sync::OnceLock::new();
-    match NULL.get_or_init(|| std::fs::File::open("/dev/null")) {
-        Ok(f) => f.try_clone().map(Stdio::from),
-        Err(_) => Ok(Stdio::null()),
+    NULL.get_or_init(|| std::fs::File::open("/dev/null")).as_ref().ok()
+}
+
+/// A started command: by [`spawn::spawn`], or by tokio where that cannot (not Linux, no pidfds,
+/// no `/dev/null` open).
+enum Running {
+    Own(spawn::Child),
+    Tokio(tokio::process::Child),
+}
+
+impl Running {
+    fn id(&self) -> Option<u32> {
+        match self {
+            Running::Own(c) => Some(c.id()),
+            Running::Tokio(c) => c.id(),
+        }
     }
+
+    async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Running::Own(c) => c.wait().await,
+            Running::Tokio(c) => c.wait().await,
+        }
+    }
+}
+
+/// Starts the shell with the command, its output into `out` (the pipe's write end, closed here
+/// once the command has its own copy), in its own process group.
+fn start(spec: &CommandSpec, out: std::io::PipeWriter) -> std::io::Result<Running> {
+    let null = dev_null();
+    if let Some(null) = null {
+        let s = Spawn {
+            program: shell(),
+            script: &spec.run,
+            cwd: &spec.cwd,
+            vars: &spec.env,
+            stdin: null.as_fd(),
+            out: out.as_fd(),
+        };
+        if let Some(child) = spawn::spawn(&s)? {
+            return Ok(Running::Own(child));
+        }
+    }
+    let stdin = match null {
+        Some(f) => Stdio::from(f.try_clone()?),
+        None => Stdio::null(),
+    };
+    let mut cmd = Command::new(shell());
+    cmd.arg("-c")
+        .arg(&spec.run)
+        .current_dir(&spec.cwd)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(stdin)
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .kill_on_drop(true);
+    process_group::configure(&mut cmd);
+    cmd.spawn().map(Running::Tokio)
 }
 
 /// Runs the command once. Its whole process group is killed on timeout or cancellation.
@@ -195,20 +251,8 @@ pub(crate) async fn run_attempt(
         CappedLog::on_first_write(&spec.log, spec.log_bytes).map_err(spawn_error)?
     };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
-    let mut cmd = Command::new(shell());
-    cmd.arg("-c")
-        .arg(&spec.run)
-        .current_dir(&spec.cwd)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(dev_null().map_err(spawn_error)?)
-        .stdout(writer.try_clone().map_err(spawn_error)?)
-        .stderr(writer)
-        .kill_on_drop(true);
-    process_group::configure(&mut cmd);
-    let spawned = cmd.spawn();
-    // The command keeps our copies of the pipe's write end: drop it, so the reader sees the end.
-    drop(cmd);
-    let mut child = spawned.map_err(spawn_error)?;
+    // Our copies of the pipe's write end are closed once it started, so the reader sees the end.
+    let mut child = start(spec, writer).map_err(spawn_error)?;
     let pid = child.id();
     let _record = pid.and_then(|p| crate::procs::record(&spec.procs, p));
     // The output is copied by this attempt itself, beside the wait for the command: a task of
