@@ -290,3 +290,35 @@ fn gc_prunes_old_run_records_and_their_logs() {
     let last = s.dagrun(&["show", "last", "wf.ron"]);
     assert_eq!(last.status.code(), Some(0), "the newest run is kept: {}", stderr(&last));
 }
+
+/// A state directory made before layout 1.1 (its `layout` says `1`) keeps two hex digits per
+/// shard directory: runs store and hit there, and `cache verify` and `cache gc` find everything.
+#[test]
+fn a_layout_1_state_directory_keeps_its_two_digit_shards() {
+    let s = Sandbox::new(
+        r#"Workflow(name: "w", tasks: [
+        Task(name: "big", kind: Command(run: "printf '%5000s' x > $DAGRUN_OUT_O"), outputs: {"o": "out/big.txt"}),
+        Task(name: "small", kind: Command(run: "echo hi > $DAGRUN_OUT_O"), outputs: {"o": "out/small.txt"}),
+    ])"#,
+    );
+    s.write(".dagrun/layout", "1\n");
+    let ran = common::statuses(&[("big", "succeeded"), ("small", "succeeded")]);
+    let hit = common::statuses(&[("big", "cached"), ("small", "cached")]);
+    let (st, events, code) = s.run_json(&[]);
+    assert_eq!((code, st), (0, ran), "{events:?}");
+    let hex = blake3::hash(format!("{:>5000}", "x").as_bytes()).to_hex().to_string();
+    assert!(s.path(&format!(".dagrun/objects/{}/{hex}", &hex[..2])).is_file());
+    let shards = |dir: &str| -> Vec<usize> {
+        let dirs = std::fs::read_dir(s.path(dir)).unwrap();
+        dirs.map(|d| d.unwrap().file_name().len()).collect()
+    };
+    assert_eq!(shards(".dagrun/actions"), [2, 2]);
+    assert_eq!(s.read(".dagrun/layout"), "1\n");
+    assert_eq!(s.run_json(&[]).0, hit);
+    let verify = s.dagrun(&["cache", "verify", "wf.ron"]);
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    assert!(stdout(&verify).contains("no corruption found"), "{}", stdout(&verify));
+    let gc = s.dagrun(&["cache", "gc", "wf.ron"]);
+    assert_eq!(gc.status.code(), Some(0), "{}", stderr(&gc));
+    assert_eq!(s.run_json(&[]).0, hit);
+}

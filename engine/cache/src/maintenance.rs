@@ -67,7 +67,7 @@ pub struct GcReport {
 /// An entry `cache verify` removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BadEntry {
-    /// Its file name under `actions/xx/`.
+    /// Its file name under its shard directory of `actions/`.
     pub file: String,
     /// What was wrong.
     pub error: String,
@@ -99,7 +99,8 @@ impl VerifyReport {
     }
 }
 
-/// Files under `dir/xx/`: the two-level fan-out used by objects and actions.
+/// Files under `dir/<shard>/`: the fan-out used by objects and actions (one or two hex digits,
+/// see [`crate::Shards`]).
 fn fanout_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
     let shards = match fs::read_dir(dir) {

@@ -20,7 +20,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -153,8 +153,9 @@ pub enum Durability {
 pub struct Store {
     root: PathBuf,
     durability: Durability,
-    /// Where objects and entries go (from the `layout` file).
-    shards: Shards,
+    /// Where objects and entries go: [`Shards::One`] when set (from the `layout` file, read again
+    /// by [`Store::lock`]).
+    one_digit: AtomicBool,
     /// The group commits' background fsyncs (started by the first [`Store::group_commit`]).
     pub(crate) syncer: OnceLock<Syncer>,
     /// Journals found by [`Store::lock`] that the next group commit settles.
@@ -211,6 +212,7 @@ impl Store {
         let path = self.root.join("lock");
         match lock_pid_file(&path).at(&path)? {
             Ok(file) => {
+                self.reload_layout()?;
                 self.recover_journals();
                 Ok(RunLock { _file: file })
             }
@@ -235,12 +237,32 @@ impl Store {
     }
 
     fn new(root: &Path, durability: Durability, shards: Shards) -> Store {
-        Store { root: root.to_owned(), durability, shards, syncer: OnceLock::new(), settle: Mutex::default() }
+        let one_digit = AtomicBool::new(shards == Shards::One);
+        Store { root: root.to_owned(), durability, one_digit, syncer: OnceLock::new(), settle: Mutex::default() }
     }
 
     /// Where its objects and entries go.
     pub fn shards(&self) -> Shards {
-        self.shards
+        if self.one_digit.load(Ordering::Relaxed) { Shards::One } else { Shards::Two }
+    }
+
+    /// Reads the `layout` file again, under the lock: a long-lived process (the daemon) may
+    /// find the directory removed and made again by another dagrun since it opened it. Where
+    /// the file is missing, it is written with the layout in use.
+    fn reload_layout(&self) -> Result<(), StoreError> {
+        let layout = self.root.join("layout");
+        let shards = match fs::read_to_string(&layout) {
+            Ok(text) => Store::shards_of(&self.root, &text)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let shards = self.shards();
+                let text = if shards == Shards::One { LAYOUT } else { "1" };
+                self.write_atomic(&layout, format!("{text}\n").as_bytes())?;
+                shards
+            }
+            Err(e) => return Err(e).at(&layout),
+        };
+        self.one_digit.store(shards == Shards::One, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Opens a group commit: until it ends, objects and cache entries are renamed into place
@@ -382,7 +404,7 @@ impl Store {
     /// Path of an object.
     pub fn object_path(&self, d: &ObjectDigest) -> PathBuf {
         let hex = d.0.to_hex();
-        self.root.join("objects").join(self.shards.dir(&hex)).join(hex.as_str())
+        self.root.join("objects").join(self.shards().dir(&hex)).join(hex.as_str())
     }
 
     /// Whether an object is present.
@@ -693,6 +715,27 @@ mod tests {
             )
         );
         assert_eq!(Store::open(dir.path(), Durability::NoFsync).unwrap_err().to_string(), refused);
+    }
+
+    /// A store opened on a directory that is then removed and made again by another dagrun
+    /// (with the other layout) follows the new one from its next lock; a `layout` file removed
+    /// is written again.
+    #[test]
+    fn the_lock_reads_the_layout_again() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("layout"), "1\n").unwrap();
+        let old = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        assert_eq!(old.shards(), Shards::Two);
+        fs::remove_dir_all(dir.path()).unwrap();
+        let new = Store::open(dir.path(), Durability::NoFsync).unwrap();
+        assert_eq!(new.shards(), Shards::One);
+        drop(old.lock().unwrap());
+        assert_eq!(old.shards(), Shards::One);
+        fs::remove_file(dir.path().join("layout")).unwrap();
+        drop(old.lock().unwrap());
+        assert_eq!(fs::read_to_string(dir.path().join("layout")).unwrap(), "1.1\n");
+        fs::write(dir.path().join("layout"), "9\n").unwrap();
+        assert!(matches!(old.lock(), Err(StoreError::Version { .. })));
     }
 
     /// Threads renaming into one missing directory at once: each one's rename lands, however
