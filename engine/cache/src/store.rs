@@ -53,10 +53,14 @@ pub enum Shards {
 impl Shards {
     /// The layout a `layout` file's text names, if this dagrun reads it.
     fn of_layout(text: &str) -> Option<Shards> {
-        match text.trim() {
-            LAYOUT => Some(Shards::One),
-            "1" => Some(Shards::Two),
-            _ => None,
+        [Shards::One, Shards::Two].into_iter().find(|s| s.layout() == text.trim())
+    }
+
+    /// What a `layout` file says for it.
+    fn layout(self) -> &'static str {
+        match self {
+            Shards::One => LAYOUT,
+            Shards::Two => "1",
         }
     }
 
@@ -192,7 +196,7 @@ impl Store {
                     let _ = sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent });
                 }
                 let store = Store::new(root, durability, Shards::One);
-                store.write_atomic(&layout, format!("{LAYOUT}\n").as_bytes())?;
+                store.write_layout()?;
                 Ok(store)
             }
             Err(e) => Err(e).at(&layout),
@@ -246,6 +250,11 @@ impl Store {
         if self.one_digit.load(Ordering::Relaxed) { Shards::One } else { Shards::Two }
     }
 
+    /// Writes the `layout` file for the layout in use.
+    fn write_layout(&self) -> Result<(), StoreError> {
+        self.write_atomic(&self.root.join("layout"), format!("{}\n", self.shards().layout()).as_bytes())
+    }
+
     /// Reads the `layout` file again, under the lock: a long-lived process (the daemon) may
     /// find the directory removed and made again by another dagrun since it opened it. Where
     /// the file is missing, it is written with the layout in use.
@@ -254,10 +263,8 @@ impl Store {
         let shards = match fs::read_to_string(&layout) {
             Ok(text) => Store::shards_of(&self.root, &text)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let shards = self.shards();
-                let text = if shards == Shards::One { LAYOUT } else { "1" };
-                self.write_atomic(&layout, format!("{text}\n").as_bytes())?;
-                shards
+                self.write_layout()?;
+                self.shards()
             }
             Err(e) => return Err(e).at(&layout),
         };

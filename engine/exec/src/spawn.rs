@@ -42,18 +42,41 @@ mod linux {
 
     use super::Spawn;
 
-    /// The environment dagrun was started with, as `KEY=VALUE` strings with their key's length,
-    /// the last of each name (read once: nothing in dagrun changes its own environment).
-    fn inherited() -> &'static [(usize, CString)] {
-        static ENV: OnceLock<Vec<(usize, CString)>> = OnceLock::new();
-        ENV.get_or_init(|| {
-            let mut env: Vec<(usize, CString)> = Vec::new();
-            for (k, v) in std::env::vars_os() {
-                let Ok(entry) = CString::new([k.as_bytes(), b"=", v.as_bytes()].concat()) else { continue };
-                env.retain(|(n, e)| e.as_bytes()[..*n] != *k.as_bytes());
-                env.push((k.len(), entry));
+    /// One environment entry, `KEY=VALUE`.
+    #[derive(Debug)]
+    struct Var {
+        entry: CString,
+        /// The length of its key.
+        key: usize,
+    }
+
+    impl Var {
+        fn key(&self) -> &[u8] {
+            &self.entry.as_bytes()[..self.key]
+        }
+    }
+
+    /// `vars` as entries: the last of each name, in the order of those.
+    fn last_of_each<'a>(vars: impl DoubleEndedIterator<Item = (&'a [u8], &'a [u8])>) -> io::Result<Vec<Var>> {
+        let mut out: Vec<Var> = Vec::new();
+        for (k, v) in vars.rev() {
+            if !out.iter().any(|o| o.key() == k) {
+                out.push(Var { entry: cstring(&[k, b"=", v].concat())?, key: k.len() });
             }
-            env
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The environment dagrun was started with (read once: nothing in dagrun changes its own
+    /// environment).
+    fn inherited() -> &'static [Var] {
+        static ENV: OnceLock<Vec<Var>> = OnceLock::new();
+        ENV.get_or_init(|| {
+            let env: Vec<_> = std::env::vars_os().collect();
+            let vars = env.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+            // (An environment string cannot hold a NUL byte: C ends it with one.)
+            last_of_each(vars.filter(|(k, v)| !k.contains(&0) && !v.contains(&0))).unwrap_or_default()
         })
     }
 
@@ -104,24 +127,16 @@ mod linux {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command or its environment"))
     }
 
-    /// The task's own variables as `KEY=VALUE` strings: the last of each name.
-    fn own_vars(vars: &[(String, String)]) -> io::Result<Vec<(usize, CString)>> {
-        let mut own: Vec<(usize, CString)> = Vec::with_capacity(vars.len());
-        for (k, v) in vars.iter().rev() {
-            if !own.iter().any(|(n, e)| e.as_bytes()[..*n] == *k.as_bytes()) {
-                own.push((k.len(), cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat())?));
-            }
-        }
-        own.reverse();
-        Ok(own)
+    /// The task's own variables: the last of each name.
+    fn own_vars(vars: &[(String, String)]) -> io::Result<Vec<Var>> {
+        last_of_each(vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())))
     }
 
     /// The child's `envp` (null-terminated): the inherited environment without the names `own`
     /// sets, then `own`. It points into `own` and the inherited strings.
-    fn envp(own: &[(usize, CString)]) -> Vec<*mut libc::c_char> {
-        let set = |(n, e): &(usize, CString)| own.iter().any(|(m, o)| o.as_bytes()[..*m] == e.as_bytes()[..*n]);
-        let inherited = inherited().iter().filter(|e| !set(e));
-        let mut envp: Vec<*mut libc::c_char> = inherited.chain(own).map(|(_, e)| e.as_ptr().cast_mut()).collect();
+    fn envp(own: &[Var]) -> Vec<*mut libc::c_char> {
+        let inherited = inherited().iter().filter(|e| !own.iter().any(|o| o.key() == e.key()));
+        let mut envp: Vec<*mut libc::c_char> = inherited.chain(own).map(|v| v.entry.as_ptr().cast_mut()).collect();
         envp.push(std::ptr::null_mut());
         envp
     }
@@ -294,6 +309,12 @@ mod linux {
             (status, out, child.id())
         }
 
+        /// Starts `script` with `program` in `cwd`, its stdin and output `/dev/null`.
+        fn spawn_quiet(program: &str, script: &str, cwd: &Path) -> io::Result<Option<Child>> {
+            let null = std::fs::File::open("/dev/null").unwrap();
+            spawn(&Spawn { program, script, cwd, vars: &[], stdin: null.as_fd(), out: null.as_fd() })
+        }
+
         #[tokio::test]
         async fn the_shell_runs_in_its_directory_with_its_variables_in_a_group_of_its_own() {
             let dir = tempfile::tempdir().unwrap();
@@ -321,32 +342,14 @@ mod linux {
             let dir = tempfile::tempdir().unwrap();
             let (status, _, _) = run("kill -9 $$", dir.path(), &[]).await;
             assert_eq!((status.code(), status.signal()), (None, Some(9)));
-            let null = std::fs::File::open("/dev/null").unwrap();
-            let s = Spawn {
-                program: "/no/such/sh",
-                script: "true",
-                cwd: dir.path(),
-                vars: &[],
-                stdin: null.as_fd(),
-                out: null.as_fd(),
-            };
-            assert_eq!(spawn(&s).unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert_eq!(spawn_quiet("/no/such/sh", "true", dir.path()).unwrap_err().kind(), io::ErrorKind::NotFound);
         }
 
         /// Dropped unwaited (a run dropped mid-command): the whole group is killed and reaped.
         #[tokio::test]
         async fn a_child_dropped_unwaited_is_killed_with_its_group() {
             let dir = tempfile::tempdir().unwrap();
-            let null = std::fs::File::open("/dev/null").unwrap();
-            let s = Spawn {
-                program: "/bin/sh",
-                script: "sleep 30 & echo $! > bg; wait",
-                cwd: dir.path(),
-                vars: &[],
-                stdin: null.as_fd(),
-                out: null.as_fd(),
-            };
-            let child = spawn(&s).unwrap().unwrap();
+            let child = spawn_quiet("/bin/sh", "sleep 30 & echo $! > bg; wait", dir.path()).unwrap().unwrap();
             let pid = child.id();
             let bg = dir.path().join("bg");
             let start = Instant::now();
