@@ -393,7 +393,11 @@ mod linux {
             assert_eq!(values(&name), ["ours"]);
             assert_eq!(env.len(), inherited().len() + 1);
             let nul = [("X".to_owned(), "a\0b".to_owned())];
-            assert_eq!(own_vars(&nul).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+            let e = own_vars(&nul).unwrap_err();
+            assert_eq!(
+                (e.kind(), e.to_string()),
+                (io::ErrorKind::InvalidInput, "a NUL byte in the command or its environment".into())
+            );
         }
     }
 }
